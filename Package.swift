@@ -1,0 +1,53 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+let package = Package(
+    name: "gocker",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "gocker", targets: ["gocker"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
+    targets: [
+        // The C core: clone, namespaces, mounts, pivot_root and execve in the child.
+        .target(
+            name: "CGockerCore",
+            path: "csrc",
+            cSettings: [.define("_GNU_SOURCE"), .unsafeFlags(["-O2"])]
+        ),
+        // OCI types, errors, system-call wrappers, ids and names, the state and image stores.
+        .target(
+            name: "GockerCore",
+            dependencies: ["CGockerCore"]
+        ),
+        // Resource-controller plugins (memory, cpuset, cpu, pids, ...). See plugins/README.md.
+        .target(
+            name: "GockerControllers",
+            dependencies: ["GockerCore"],
+            path: "plugins",
+            exclude: ["README.md"]
+        ),
+        // create/start/kill/delete, rootfs and overlay, the docker-like run.
+        .target(
+            name: "GockerRuntime",
+            dependencies: ["GockerCore", "GockerControllers", "CGockerCore"]
+        ),
+        // Argument definitions of both front doors.
+        .target(
+            name: "GockerCLI",
+            dependencies: [
+                "GockerRuntime",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .executableTarget(
+            name: "gocker",
+            dependencies: ["GockerCLI"]
+        ),
+        .testTarget(name: "GockerCoreTests", dependencies: ["GockerCore"]),
+        .testTarget(name: "GockerCLITests", dependencies: ["GockerCLI"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["GockerCore", "gocker"]),
+    ]
+)

@@ -1,0 +1,91 @@
+import ArgumentParser
+import Glibc
+import GockerCore
+import GockerRuntime
+
+/// The entry point of the gocker binary. Invoked through a link named
+/// `gocker-oci`, it behaves as `gocker oci` (the name podman and containerd
+/// are given as a runc-compatible runtime).
+public enum GockerMain {
+    public static func main() -> Never {
+        var args = Array(CommandLine.arguments.dropFirst())
+        let invokedAs = CommandLine.arguments.first.map { $0.split(separator: "/").last.map(String.init) ?? $0 } ?? ""
+        if invokedAs == "gocker-oci" { args.insert("oci", at: 0) }
+        exit(run(args))
+    }
+
+    /// Parses and runs one command line; returns the exit status.
+    public static func run(_ args: [String]) -> Int32 {
+        var command: any ParsableCommand
+        do {
+            command = try Gocker.parseAsRoot(args)
+        } catch {
+            let code = Gocker.exitCode(for: error)
+            if code == .success {
+                print(Gocker.fullMessage(for: error))
+                return 0
+            }
+            report(Gocker.message(for: error))
+            return 125
+        }
+        do {
+            try command.run()
+            return 0
+        } catch let e as ContainerExit {
+            return e.status
+        } catch let e as GockerError {
+            report(e.description)
+            return e.exitStatus
+        } catch let e as ExitCode {
+            return e.rawValue
+        } catch {
+            report("\(error)")
+            return 125
+        }
+    }
+
+    /// One line on stderr.
+    static func report(_ message: String) {
+        var line = message.split(separator: "\n").first.map(String.init) ?? message
+        if line.hasPrefix("Error: ") { line.removeFirst(7) }
+        let text = "gocker: error: \(line)\n"
+        _ = text.withCString { write(2, $0, strlen($0)) }
+    }
+}
+
+/// Ends gocker with a container's own exit status.
+struct ContainerExit: Error {
+    let status: Int32
+}
+
+struct Gocker: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "gocker",
+        abstract: "A daemonless Linux container runtime.",
+        discussion: """
+            Containers run from images with namespaces, cgroups and an overlay root \
+            filesystem, without a daemon. `gocker oci` speaks the OCI runtime command \
+            line, for podman and containerd.
+            """,
+        version: "0.1.0",
+        groupedSubcommands: [
+            CommandGroup(name: "Containers", subcommands: [Run.self, Remove.self]),
+            CommandGroup(name: "OCI runtime", subcommands: [OCI.self]),
+        ]
+    )
+
+    @OptionGroup var global: GlobalOptions
+}
+
+/// The two roots, as in docker and runc.
+struct GlobalOptions: ParsableArguments {
+    @Option(name: .customLong("data-root"), help: ArgumentHelp(
+        "Where images, containers' layers and logs live (env GOCKER_DATA_ROOT).", valueName: "dir"))
+    var dataRoot: String = Engine.defaultDataRoot
+
+    @Option(name: .customLong("root"), help: ArgumentHelp(
+        "Where the runtime state of live containers lives (env GOCKER_STATE_ROOT).", valueName: "dir"))
+    var stateRoot: String = StateStore.defaultRoot
+
+    var engine: Engine { Engine(dataRoot: dataRoot, stateRoot: stateRoot) }
+}

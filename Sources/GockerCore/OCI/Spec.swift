@@ -1,0 +1,165 @@
+/// The OCI runtime-spec configuration (config.json), as far as gocker reads
+/// it. Unknown fields are ignored on decoding; optional ones are left out on
+/// encoding.
+public struct Spec: Codable, Sendable, Equatable {
+    public var ociVersion: String
+    public var process: Process?
+    public var root: Root?
+    public var hostname: String?
+    public var mounts: [Mount]?
+    public var annotations: [String: String]?
+    public var linux: Linux?
+
+    public init(ociVersion: String = Spec.version, process: Process? = nil, root: Root? = nil,
+                hostname: String? = nil, mounts: [Mount]? = nil,
+                annotations: [String: String]? = nil, linux: Linux? = nil) {
+        self.ociVersion = ociVersion
+        self.process = process
+        self.root = root
+        self.hostname = hostname
+        self.mounts = mounts
+        self.annotations = annotations
+        self.linux = linux
+    }
+
+    public static let version = "1.0.2"
+
+    public struct Process: Codable, Sendable, Equatable {
+        public var terminal: Bool?
+        public var user: User
+        public var args: [String]?
+        public var env: [String]?
+        public var cwd: String
+        public var noNewPrivileges: Bool?
+
+        public init(terminal: Bool? = nil, user: User = User(), args: [String]?, env: [String]?,
+                    cwd: String = "/", noNewPrivileges: Bool? = nil) {
+            self.terminal = terminal
+            self.user = user
+            self.args = args
+            self.env = env
+            self.cwd = cwd
+            self.noNewPrivileges = noNewPrivileges
+        }
+    }
+
+    public struct User: Codable, Sendable, Equatable {
+        public var uid: UInt32
+        public var gid: UInt32
+        public var umask: UInt32?
+        public var additionalGids: [UInt32]?
+
+        public init(uid: UInt32 = 0, gid: UInt32 = 0, umask: UInt32? = nil, additionalGids: [UInt32]? = nil) {
+            self.uid = uid
+            self.gid = gid
+            self.umask = umask
+            self.additionalGids = additionalGids
+        }
+    }
+
+    public struct Root: Codable, Sendable, Equatable {
+        public var path: String
+        public var readonly: Bool?
+
+        public init(path: String, readonly: Bool? = nil) {
+            self.path = path
+            self.readonly = readonly
+        }
+    }
+
+    public struct Mount: Codable, Sendable, Equatable {
+        public var destination: String
+        public var type: String?
+        public var source: String?
+        public var options: [String]?
+
+        public init(destination: String, type: String? = nil, source: String? = nil, options: [String]? = nil) {
+            self.destination = destination
+            self.type = type
+            self.source = source
+            self.options = options
+        }
+    }
+
+    public struct Linux: Codable, Sendable, Equatable {
+        public var namespaces: [Namespace]?
+        public var devices: [Device]?
+        public var cgroupsPath: String?
+        public var rootfsPropagation: String?
+        public var maskedPaths: [String]?
+        public var readonlyPaths: [String]?
+
+        public init(namespaces: [Namespace]? = nil, devices: [Device]? = nil, cgroupsPath: String? = nil,
+                    rootfsPropagation: String? = nil, maskedPaths: [String]? = nil, readonlyPaths: [String]? = nil) {
+            self.namespaces = namespaces
+            self.devices = devices
+            self.cgroupsPath = cgroupsPath
+            self.rootfsPropagation = rootfsPropagation
+            self.maskedPaths = maskedPaths
+            self.readonlyPaths = readonlyPaths
+        }
+    }
+
+    public struct Namespace: Codable, Sendable, Equatable {
+        public var type: String
+        public var path: String?
+
+        public init(type: String, path: String? = nil) {
+            self.type = type
+            self.path = path
+        }
+    }
+
+    public struct Device: Codable, Sendable, Equatable {
+        public var type: String
+        public var path: String
+        public var major: Int64
+        public var minor: Int64
+        public var fileMode: UInt32?
+        public var uid: UInt32?
+        public var gid: UInt32?
+
+        public init(type: String, path: String, major: Int64, minor: Int64, fileMode: UInt32? = nil,
+                    uid: UInt32? = nil, gid: UInt32? = nil) {
+            self.type = type
+            self.path = path
+            self.major = major
+            self.minor = minor
+            self.fileMode = fileMode
+            self.uid = uid
+            self.gid = gid
+        }
+    }
+}
+
+/// The state of a container as `state` prints it (runtime-spec "State").
+public struct OCIState: Codable, Sendable, Equatable {
+    public var ociVersion: String
+    public var id: String
+    public var status: ContainerStatus
+    public var pid: Int32
+    public var bundle: String
+    public var rootfs: String?
+    public var created: String?
+    public var owner: String?
+    public var annotations: [String: String]?
+
+    public init(ociVersion: String = Spec.version, id: String, status: ContainerStatus, pid: Int32,
+                bundle: String, rootfs: String? = nil, created: String? = nil, owner: String? = "",
+                annotations: [String: String]? = nil) {
+        self.ociVersion = ociVersion
+        self.id = id
+        self.status = status
+        self.pid = pid
+        self.bundle = bundle
+        self.rootfs = rootfs
+        self.created = created
+        self.owner = owner
+        self.annotations = annotations
+    }
+}
+
+/// The OCI lifecycle.
+public enum ContainerStatus: String, Codable, Sendable {
+    case creating, created, running, stopped, paused
+}

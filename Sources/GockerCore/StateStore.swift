@@ -1,0 +1,121 @@
+import Glibc
+
+/// What gocker keeps about a live container under the state root
+/// (`--root`, default /run/gocker), one directory per id, as runc does.
+public struct RuntimeState: Codable, Sendable, Equatable {
+    public var id: String
+    public var pid: Int32
+    /// The start time of `pid` (clock ticks since boot): a pid reused by
+    /// another process does not pass for the container.
+    public var pidStartTime: UInt64
+    /// The last status gocker recorded: created or running.
+    public var status: ContainerStatus
+    public var bundle: String
+    public var rootfs: String
+    public var created: String
+    public var annotations: [String: String]?
+
+    public init(id: String, pid: Int32, pidStartTime: UInt64, status: ContainerStatus, bundle: String,
+                rootfs: String, created: String, annotations: [String: String]?) {
+        self.id = id
+        self.pid = pid
+        self.pidStartTime = pidStartTime
+        self.status = status
+        self.bundle = bundle
+        self.rootfs = rootfs
+        self.created = created
+        self.annotations = annotations
+    }
+}
+
+/// The state root: `<root>/<id>/state.json`, `<root>/<id>/exec.fifo`.
+/// Every change to one container happens under an flock of its directory,
+/// and state files are replaced atomically.
+public struct StateStore: Sendable {
+    public let root: String
+
+    public init(root: String) { self.root = root }
+
+    public static var defaultRoot: String { Sys.env("GOCKER_STATE_ROOT") ?? "/run/gocker" }
+
+    public func directory(_ id: String) -> String { "\(root)/\(id)" }
+    public func statePath(_ id: String) -> String { "\(root)/\(id)/state.json" }
+    public func fifoPath(_ id: String) -> String { "\(root)/\(id)/exec.fifo" }
+
+    /// Makes the container's directory, refusing an id in use, and returns
+    /// it locked.
+    public func reserve(_ id: String) throws(GockerError) -> Lock {
+        try Identifier.validateContainerID(id)
+        do {
+            try Sys.mkdirAll(root, mode: 0o711)
+            try Sys.check("mkdir", path: directory(id)) { mkdir(directory(id), 0o711) }
+        } catch {
+            if error.errno == EEXIST {
+                throw GockerError(.alreadyExists, "container with id \"\(id)\" already exists")
+            }
+            throw GockerError(.system, "create state directory of \(id)", cause: error)
+        }
+        return try lock(id)
+    }
+
+    /// Locks an existing container's directory.
+    public func lock(_ id: String) throws(GockerError) -> Lock {
+        try Identifier.validateContainerID(id)
+        let fd = Glibc.open(directory(id), O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if fd < 0 {
+            if errno == ENOENT { throw GockerError(.notFound, "container \"\(id)\" does not exist") }
+            throw GockerError(.system, "open", cause: SystemCallError("open", path: directory(id), errno: errno))
+        }
+        do {
+            try Sys.check("flock", path: directory(id)) { flock(fd, LOCK_EX) }
+        } catch {
+            Sys.close(fd)
+            throw GockerError(.system, "lock container \(id)", cause: error)
+        }
+        // Deleted while we waited for the lock?
+        if !Sys.exists(directory(id)) {
+            Sys.close(fd)
+            throw GockerError(.notFound, "container \"\(id)\" does not exist")
+        }
+        return Lock(fd: fd)
+    }
+
+    public func load(_ id: String) throws(GockerError) -> RuntimeState {
+        try Identifier.validateContainerID(id)
+        do {
+            return try JSON.decodeFile(RuntimeState.self, path: statePath(id))
+        } catch where error.code == .notFound {
+            throw GockerError(.notFound, "container \"\(id)\" does not exist")
+        }
+    }
+
+    public func save(_ state: RuntimeState) throws(GockerError) {
+        do {
+            try Sys.writeFileAtomic(statePath(state.id), JSON.encode(state), mode: 0o600)
+        } catch {
+            throw GockerError(.system, "save state of \(state.id)", cause: error)
+        }
+    }
+
+    /// Removes the container's directory and everything in it.
+    public func remove(_ id: String) throws(GockerError) {
+        do { try Sys.removeAll(directory(id)) } catch {
+            throw GockerError(.system, "remove state of \(id)", cause: error)
+        }
+    }
+
+    /// Ids of every container with a state directory.
+    public func ids() -> [String] {
+        ((try? Sys.listDirectory(root)) ?? []).filter { Sys.isDirectory(directory($0)) }.sorted()
+    }
+
+    /// An flock held until `release()` or the end of the process.
+    public final class Lock {
+        private var fd: Int32
+        init(fd: Int32) { self.fd = fd }
+        public func release() {
+            if fd >= 0 { Sys.close(fd); fd = -1 }
+        }
+        deinit { release() }
+    }
+}

@@ -1,0 +1,183 @@
+import FoundationEssentials
+import Glibc
+
+/// Thin wrappers over the system calls gocker makes from Swift: each retries
+/// EINTR and throws a SystemCallError naming the call and the path.
+public enum Sys {
+    @discardableResult
+    public static func check<T: BinaryInteger>(
+        _ call: String, path: String? = nil, _ body: () -> T
+    ) throws(SystemCallError) -> T {
+        while true {
+            let r = body()
+            if r >= 0 { return r }
+            let e = Glibc.errno
+            if e != EINTR { throw SystemCallError(call, path: path, errno: e) }
+        }
+    }
+
+    public static func open(_ path: String, _ flags: Int32, _ mode: mode_t = 0o644) throws(SystemCallError) -> Int32 {
+        try check("open", path: path) { Glibc.open(path, flags | O_CLOEXEC, mode) }
+    }
+
+    public static func close(_ fd: Int32) { _ = Glibc.close(fd) }
+
+    /// Reads a whole file.
+    public static func readFile(_ path: String) throws(SystemCallError) -> [UInt8] {
+        let fd = try open(path, O_RDONLY)
+        defer { close(fd) }
+        var out: [UInt8] = []
+        var buf = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = try check("read", path: path) {
+                buf.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+            }
+            if n == 0 { return out }
+            out.append(contentsOf: buf[0..<n])
+        }
+    }
+
+    public static func readText(_ path: String) throws(SystemCallError) -> String {
+        String(decoding: try readFile(path), as: UTF8.self)
+    }
+
+    public static func writeAll(_ fd: Int32, _ bytes: some Collection<UInt8>, path: String) throws(SystemCallError) {
+        let array = Array(bytes)
+        var off = 0
+        while off < array.count {
+            let n = try check("write", path: path) {
+                array.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + off, $0.count - off) }
+            }
+            off += n
+        }
+    }
+
+    /// Writes a file whole: to a temporary name beside it, then rename(2), so
+    /// that a reader sees the old content or the new, never a part.
+    public static func writeFileAtomic(_ path: String, _ bytes: some Collection<UInt8>, mode: mode_t = 0o644) throws(SystemCallError) {
+        let tmp = "\(path).tmp-\(getpid())"
+        let fd = try open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW, mode)
+        do {
+            try writeAll(fd, bytes, path: tmp)
+            close(fd)
+            try check("rename", path: path) { Glibc.rename(tmp, path) }
+        } catch {
+            close(fd)
+            _ = unlink(tmp)
+            throw error
+        }
+    }
+
+    /// Creates a file that must not exist yet, with the given content.
+    public static func writeFileExclusive(_ path: String, _ bytes: some Collection<UInt8>, mode: mode_t = 0o644) throws(SystemCallError) {
+        let fd = try open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, mode)
+        defer { close(fd) }
+        try writeAll(fd, bytes, path: path)
+    }
+
+    /// mkdir -p.
+    public static func mkdirAll(_ path: String, mode: mode_t = 0o755) throws(SystemCallError) {
+        var current = path.hasPrefix("/") ? "" : "."
+        for part in path.split(separator: "/") {
+            current += "/" + part
+            if mkdir(current, mode) < 0 {
+                let e = Glibc.errno
+                if e != EEXIST { throw SystemCallError("mkdir", path: current, errno: e) }
+            }
+        }
+        var st = stat()
+        if stat(path, &st) < 0 { throw SystemCallError("stat", path: path, errno: Glibc.errno) }
+        if st.st_mode & S_IFMT != S_IFDIR { throw SystemCallError("mkdir", path: path, errno: ENOTDIR) }
+    }
+
+    /// rm -rf: removes `path` and everything below it, never following a
+    /// symlink; a missing path is not an error.
+    public static func removeAll(_ path: String) throws(SystemCallError) {
+        var st = stat()
+        if lstat(path, &st) < 0 {
+            if Glibc.errno == ENOENT { return }
+            throw SystemCallError("lstat", path: path, errno: Glibc.errno)
+        }
+        if st.st_mode & S_IFMT == S_IFDIR {
+            // Overlay work directories hold a mode-000 "work" entry; root can
+            // still remove it, but make sure we can list what we delete.
+            if st.st_mode & 0o700 != 0o700 { _ = chmod(path, 0o700) }
+            for name in try listDirectory(path) {
+                try removeAll(path + "/" + name)
+            }
+            try check("rmdir", path: path) { rmdir(path) }
+        } else {
+            try check("unlink", path: path) { unlink(path) }
+        }
+    }
+
+    /// The names in a directory, without "." and "..".
+    public static func listDirectory(_ path: String) throws(SystemCallError) -> [String] {
+        guard let dir = opendir(path) else { throw SystemCallError("opendir", path: path, errno: Glibc.errno) }
+        defer { closedir(dir) }
+        var names: [String] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(cString: raw.bindMemory(to: CChar.self).baseAddress!)
+            }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names
+    }
+
+    public static func exists(_ path: String) -> Bool {
+        var st = stat()
+        return lstat(path, &st) == 0
+    }
+
+    public static func isDirectory(_ path: String) -> Bool {
+        var st = stat()
+        return stat(path, &st) == 0 && st.st_mode & S_IFMT == S_IFDIR
+    }
+
+    /// An exclusive flock(2) on `path` (created if missing), held until
+    /// the returned descriptor is closed.
+    public static func lock(_ path: String) throws(SystemCallError) -> Int32 {
+        let fd = try open(path, O_RDWR | O_CREAT, 0o600)
+        do {
+            try check("flock", path: path) { flock(fd, LOCK_EX) }
+        } catch {
+            close(fd)
+            throw error
+        }
+        return fd
+    }
+
+    /// Random bytes from the kernel.
+    public static func randomBytes(_ count: Int) -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: count)
+        let fd = Glibc.open("/dev/urandom", O_RDONLY | O_CLOEXEC)
+        precondition(fd >= 0, "cannot open /dev/urandom")
+        defer { close(fd) }
+        var got = 0
+        while got < count {
+            let n = out.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress! + got, count - got) }
+            if n > 0 { got += n } else if n < 0 && Glibc.errno != EINTR { preconditionFailure("read /dev/urandom") }
+        }
+        return out
+    }
+
+    /// The environment variable, or nil.
+    public static func env(_ name: String) -> String? {
+        guard let v = getenv(name) else { return nil }
+        return String(cString: v)
+    }
+}
+
+extension Array where Element == UInt8 {
+    public var hex: String {
+        let digits = Array("0123456789abcdef".utf8)
+        var s = [UInt8]()
+        s.reserveCapacity(count * 2)
+        for b in self {
+            s.append(digits[Int(b >> 4)])
+            s.append(digits[Int(b & 15)])
+        }
+        return String(decoding: s, as: UTF8.self)
+    }
+}

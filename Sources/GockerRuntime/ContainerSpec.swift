@@ -1,0 +1,144 @@
+import GockerCore
+
+/// What `gocker run` was asked for, before anything exists on disk.
+public struct RunRequest: Sendable, Equatable {
+    public var image: String
+    public var command: [String] = []
+    public var name: String?
+    public var autoRemove = false
+    public var env: [String] = []
+    public var envFiles: [String] = []
+    public var workdir: String?
+    public var hostname: String?
+    /// nil: the image's; "": none.
+    public var entrypoint: String?
+    public var network: NetworkMode = .none
+    public var interactive = false
+
+    public init(image: String) { self.image = image }
+}
+
+/// How a container is networked: `none` is a network namespace of its own
+/// holding only `lo`; `host` shares the host's.
+public enum NetworkMode: String, Sendable, Equatable, CaseIterable {
+    case none, host
+
+    public init(parsing text: String) throws(GockerError) {
+        guard let mode = NetworkMode(rawValue: text) else {
+            throw GockerError(.invalidArgument, "network \"\(text)\" not found (available: none, host)")
+        }
+        self = mode
+    }
+}
+
+/// Turns a run request and its image into an OCI config: the same config
+/// `gocker oci create` would read from a bundle.
+public enum ContainerSpec {
+    /// The process's command line, as docker forms it from the image's
+    /// Entrypoint and Cmd and the request's `--entrypoint` and arguments.
+    public static func commandLine(request: RunRequest, image: ImageConfig) throws(GockerError) -> [String] {
+        let entrypoint: [String]
+        var cmd: [String]
+        if let e = request.entrypoint {
+            entrypoint = e.isEmpty ? [] : [e]
+            cmd = request.command
+        } else {
+            entrypoint = image.Entrypoint ?? []
+            cmd = request.command.isEmpty ? (image.Cmd ?? []) : request.command
+        }
+        if request.entrypoint != nil && request.command.isEmpty && entrypoint.isEmpty { cmd = image.Cmd ?? [] }
+        let args = entrypoint + cmd
+        guard let first = args.first, !first.isEmpty else {
+            throw GockerError(.invalidArgument, "no command specified")
+        }
+        return args
+    }
+
+    /// The environment: the image's, HOSTNAME, then the request's (a later
+    /// entry replaces an earlier one of the same name), then HOME if unset.
+    public static func environment(image: [String], hostname: String, request: [String]) -> [String] {
+        var order: [String] = []
+        var values: [String: String] = [:]
+        func add(_ entry: String) {
+            let key = entry.split(separator: "=", maxSplits: 1).first.map(String.init) ?? entry
+            if values[key] == nil { order.append(key) }
+            values[key] = entry
+        }
+        image.forEach(add)
+        add("HOSTNAME=\(hostname)")
+        request.forEach(add)
+        if values["HOME"] == nil { add("HOME=/root") }
+        return order.map { values[$0]! }
+    }
+
+    /// `-e NAME=VALUE` as given; `-e NAME` takes the value from gocker's own
+    /// environment and is dropped when that has none.
+    public static func resolveEnv(_ entries: [String], lookup: (String) -> String? = Sys.env) throws(GockerError) -> [String] {
+        var out: [String] = []
+        for e in entries {
+            if e.hasPrefix("=") || e.isEmpty { throw GockerError(.invalidArgument, "invalid environment variable: \"\(e)\"") }
+            if e.contains("=") {
+                out.append(e)
+            } else if let v = lookup(e) {
+                out.append("\(e)=\(v)")
+            }
+        }
+        return out
+    }
+
+    /// The lines of an `--env-file`: NAME=VALUE or NAME; # comments and
+    /// blank lines are skipped.
+    public static func parseEnvFile(_ text: String, lookup: (String) -> String? = Sys.env) throws(GockerError) -> [String] {
+        var entries: [String] = []
+        for raw in text.split(separator: "\n", omittingEmptySubsequences: false) {
+            var line = Substring(raw)
+            while let f = line.first, f == " " || f == "\t" { line = line.dropFirst() }
+            if line.hasSuffix("\r") { line = line.dropLast() }
+            if line.isEmpty || line.hasPrefix("#") { continue }
+            let name = line.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)[0]
+            if name.contains(" ") || name.contains("\t") {
+                throw GockerError(.invalidArgument, "invalid environment variable \"\(name)\": contains whitespace")
+            }
+            entries.append(String(line))
+        }
+        return try resolveEnv(entries, lookup: lookup)
+    }
+
+    /// The mounts every docker-like container gets, in runc's order, plus
+    /// the bind-mounted /etc/hostname, /etc/hosts and /etc/resolv.conf.
+    public static func defaultMounts(containerDir: String) -> [Spec.Mount] {
+        [
+            Spec.Mount(destination: "/proc", type: "proc", source: "proc", options: ["nosuid", "noexec", "nodev"]),
+            Spec.Mount(destination: "/dev", type: "tmpfs", source: "tmpfs",
+                       options: ["nosuid", "strictatime", "mode=755", "size=65536k"]),
+            Spec.Mount(destination: "/dev/pts", type: "devpts", source: "devpts",
+                       options: ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]),
+            Spec.Mount(destination: "/dev/shm", type: "tmpfs", source: "shm",
+                       options: ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]),
+            Spec.Mount(destination: "/dev/mqueue", type: "mqueue", source: "mqueue", options: ["nosuid", "noexec", "nodev"]),
+            Spec.Mount(destination: "/sys", type: "sysfs", source: "sysfs", options: ["nosuid", "noexec", "nodev", "ro"]),
+            Spec.Mount(destination: "/etc/resolv.conf", type: "bind", source: containerDir + "/resolv.conf",
+                       options: ["rbind", "rprivate"]),
+            Spec.Mount(destination: "/etc/hostname", type: "bind", source: containerDir + "/hostname",
+                       options: ["rbind", "rprivate"]),
+            Spec.Mount(destination: "/etc/hosts", type: "bind", source: containerDir + "/hosts",
+                       options: ["rbind", "rprivate"]),
+        ]
+    }
+
+    /// The OCI config of a docker-like container.
+    public static func build(request: RunRequest, image: ImageRecord, layerPaths: [String], containerDir: String,
+                             hostname: String, env: [String], args: [String]) -> Spec {
+        var namespaces = ["pid", "ipc", "uts", "mount"].map { Spec.Namespace(type: $0) }
+        if request.network == .none { namespaces.append(Spec.Namespace(type: "network")) }
+        let lower = layerPaths.reversed().joined(separator: ":")
+        let overlay = "lowerdir=\(lower),upperdir=\(containerDir)/upper,workdir=\(containerDir)/work"
+        return Spec(
+            process: Spec.Process(args: args, env: env, cwd: request.workdir ?? image.config.WorkingDir.flatMap { $0.isEmpty ? nil : $0 } ?? "/"),
+            root: Spec.Root(path: "rootfs"),
+            hostname: hostname,
+            mounts: defaultMounts(containerDir: containerDir),
+            annotations: [LaunchPlan.overlayAnnotation: overlay],
+            linux: Spec.Linux(namespaces: namespaces, rootfsPropagation: "rprivate"))
+    }
+}

@@ -1,0 +1,216 @@
+import Glibc
+import GockerCore
+
+/// What gocker keeps about a docker-like container under the data root:
+/// `<data-root>/containers/<id>/container.json`, beside its bundle.
+public struct ContainerRecord: Codable, Sendable, Equatable {
+    public var id: String
+    public var name: String
+    public var image: String
+    public var imageID: String
+    public var args: [String]
+    public var created: String
+    public var hostname: String
+    public var network: String
+    public var autoRemove: Bool
+    public var exitCode: Int32?
+    public var finished: String?
+}
+
+/// The docker-like front: containers made from images, with names, under
+/// a data root, started through the OCI runtime.
+public struct Engine: Sendable {
+    public let dataRoot: String
+    public let runtime: Runtime
+    public let images: ImageStore
+
+    public init(dataRoot: String, stateRoot: String) {
+        self.dataRoot = dataRoot
+        self.runtime = Runtime(stateRoot: stateRoot)
+        self.images = ImageStore(dataRoot: dataRoot)
+    }
+
+    public static var defaultDataRoot: String { Sys.env("GOCKER_DATA_ROOT") ?? "/var/lib/gocker" }
+
+    public func containerDir(_ id: String) -> String { "\(dataRoot)/containers/\(id)" }
+    func namePath(_ name: String) -> String { "\(dataRoot)/names/\(name)" }
+
+    /// `gocker run` in the foreground: returns the container's exit status.
+    public func run(_ request: RunRequest) throws(GockerError) -> Int32 {
+        // Everything that can be refused is refused before anything is made.
+        if let w = request.workdir, !w.hasPrefix("/") {
+            throw GockerError(.invalidArgument, "the working directory '\(w)' is invalid, it needs to be an absolute path")
+        }
+        if let name = request.name { try Identifier.validateName(name) }
+        if let h = request.hostname { try Self.validateHostname(h) }
+        var userEnv: [String] = []
+        for file in request.envFiles {
+            let text = try performing("read env file \(file)", code: .invalidArgument) { () throws(SystemCallError) in
+                try Sys.readText(file)
+            }
+            userEnv += try ContainerSpec.parseEnvFile(text)
+        }
+        userEnv += try ContainerSpec.resolveEnv(request.env)
+        let (image, _) = try images.resolve(request.image)
+        let args = try ContainerSpec.commandLine(request: request, image: image.config)
+
+        let id = Identifier.newContainerID()
+        let hostname = request.hostname ?? (request.network == .host ? Self.hostHostname() : String(id.prefix(12)))
+        let env = ContainerSpec.environment(image: image.config.Env ?? [], hostname: hostname, request: userEnv)
+        let name = try reserveName(request.name, id: id)
+        let dir = containerDir(id)
+        do throws(GockerError) {
+            let spec = ContainerSpec.build(
+                request: request, image: image, layerPaths: image.layers.map(images.layerPath),
+                containerDir: dir, hostname: hostname, env: env, args: args)
+            var record = ContainerRecord(
+                id: id, name: name, image: request.image, imageID: image.id, args: args, created: Timestamp.now(),
+                hostname: hostname, network: request.network.rawValue, autoRemove: request.autoRemove)
+            try writeBundle(dir: dir, spec: spec, record: record, hostname: hostname, network: request.network)
+            if !request.interactive { try Self.detachStdin() }
+            let status = try runtime.runForeground(id: id, bundle: dir)
+            if request.autoRemove {
+                try remove(id: id, name: name)
+            } else {
+                record.exitCode = status
+                record.finished = Timestamp.now()
+                try saveRecord(record)
+            }
+            return status
+        } catch {
+            try? remove(id: id, name: name)
+            throw error
+        }
+    }
+
+    /// The bundle of a docker-like container: config.json, an empty rootfs
+    /// (the overlay's mount point), the overlay's upper and work
+    /// directories, and the files bind-mounted over /etc/hostname,
+    /// /etc/hosts and /etc/resolv.conf.
+    func writeBundle(dir: String, spec: Spec, record: ContainerRecord, hostname: String,
+                     network: NetworkMode) throws(GockerError) {
+        try performing("create container \(record.id)") { () throws(SystemCallError) in
+            try Sys.mkdirAll(dataRoot + "/containers", mode: 0o711)
+            try Sys.check("mkdir", path: dir) { mkdir(dir, 0o711) }
+            for sub in ["rootfs", "upper", "work"] { try Sys.mkdirAll("\(dir)/\(sub)") }
+            try Sys.writeFileAtomic("\(dir)/hostname", Array("\(hostname)\n".utf8))
+            let hosts: [UInt8]
+            if network == .host, let h = try? Sys.readFile("/etc/hosts") {
+                hosts = h
+            } else {
+                hosts = Array("""
+                    127.0.0.1\tlocalhost
+                    ::1\tlocalhost ip6-localhost ip6-loopback
+                    fe00::0\tip6-localnet
+                    ff00::0\tip6-mcastprefix
+                    ff02::1\tip6-allnodes
+                    ff02::2\tip6-allrouters
+
+                    """.utf8)
+            }
+            try Sys.writeFileAtomic("\(dir)/hosts", hosts)
+            try Sys.writeFileAtomic("\(dir)/resolv.conf", (try? Sys.readFile("/etc/resolv.conf")) ?? [])
+            try Sys.writeFileAtomic("\(dir)/config.json", JSON.encode(spec, pretty: true))
+        }
+        try saveRecord(record)
+    }
+
+    func saveRecord(_ record: ContainerRecord) throws(GockerError) {
+        try performing("save container \(record.id)") { () throws(SystemCallError) in
+            try Sys.writeFileAtomic(containerDir(record.id) + "/container.json", JSON.encode(record, pretty: true))
+        }
+    }
+
+    /// Claims a name (the given one, or a random free one) for `id`. The
+    /// claim is a file created with O_EXCL, so two gocker processes cannot
+    /// both win the same name.
+    func reserveName(_ requested: String?, id: String) throws(GockerError) -> String {
+        try performing("create \(dataRoot)/names") { () throws(SystemCallError) in
+            try Sys.mkdirAll(dataRoot + "/names", mode: 0o700)
+        }
+        for attempt in 0..<64 {
+            let name = requested ?? (attempt < 32 ? Identifier.randomName() : "\(Identifier.randomName())_\(attempt)")
+            do {
+                try Sys.writeFileExclusive(namePath(name), Array(id.utf8), mode: 0o600)
+                return name
+            } catch where error.errno == EEXIST {
+                if requested != nil {
+                    let owner = (try? Sys.readText(namePath(name))) ?? "?"
+                    throw GockerError(.alreadyExists,
+                        "Conflict. The container name \"/\(name)\" is already in use by container \"\(owner)\". You have to remove (or rename) that container to be able to reuse that name.")
+                }
+            } catch {
+                throw GockerError(.system, "reserve name \(name)", cause: error)
+            }
+        }
+        throw GockerError(.system, "could not find a free container name")
+    }
+
+    /// Finds a container by full id, unique id prefix or name.
+    public func lookup(_ ref: String) throws(GockerError) -> ContainerRecord {
+        if Sys.exists(containerDir(ref) + "/container.json") { return try load(ref) }
+        if (try? Identifier.validateName(ref)) != nil, let id = try? Sys.readText(namePath(ref)) {
+            return try load(id)
+        }
+        let ids = ((try? Sys.listDirectory(dataRoot + "/containers")) ?? []).filter { $0.hasPrefix(ref) }
+        if ids.count == 1 && !ref.isEmpty { return try load(ids[0]) }
+        if ids.count > 1 { throw GockerError(.invalidArgument, "multiple containers match \"\(ref)\"") }
+        throw GockerError(.notFound, "No such container: \(ref)")
+    }
+
+    func load(_ id: String) throws(GockerError) -> ContainerRecord {
+        try JSON.decodeFile(ContainerRecord.self, path: containerDir(id) + "/container.json")
+    }
+
+    /// `gocker rm`: removes a container that is not running (with `force`,
+    /// kills it first).
+    public func remove(_ ref: String, force: Bool) throws(GockerError) {
+        let record = try lookup(ref)
+        if let state = try? runtime.state(id: record.id), state.status != .stopped {
+            guard force else {
+                throw GockerError(.invalidState,
+                    "cannot remove container \(record.name): container is \(state.status.rawValue): stop the container before removing or force remove")
+            }
+        }
+        try runtime.delete(id: record.id, force: true)
+        try remove(id: record.id, name: record.name)
+    }
+
+    /// Deletes the container's directory and name; the runtime state must
+    /// already be gone.
+    func remove(id: String, name: String) throws(GockerError) {
+        try performing("remove container \(id)") { () throws(SystemCallError) in
+            try Sys.removeAll(containerDir(id))
+            if (try? Sys.readText(namePath(name))) == id { try Sys.removeAll(namePath(name)) }
+        }
+    }
+
+    /// The docker rule for hostnames: RFC 1123 labels, at most 63 characters each.
+    static func validateHostname(_ h: String) throws(GockerError) {
+        let labels = h.split(separator: ".", omittingEmptySubsequences: false)
+        let ok = !h.isEmpty && h.utf8.count <= 253 && labels.allSatisfy { l in
+            !l.isEmpty && l.utf8.count <= 63 && l.first != "-" && l.last != "-"
+                && l.utf8.allSatisfy { c in
+                    (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a) || c == UInt8(ascii: "-")
+                }
+        }
+        if !ok { throw GockerError(.invalidArgument, "invalid hostname format: \(h)") }
+    }
+
+    static func hostHostname() -> String {
+        var buf = [CChar](repeating: 0, count: 256)
+        gethostname(&buf, buf.count - 1)
+        return String(cString: buf)
+    }
+
+    /// Without -i, the container's standard input is /dev/null, as in docker.
+    static func detachStdin() throws(GockerError) {
+        try performing("open /dev/null") { () throws(SystemCallError) in
+            let fd = try Sys.open("/dev/null", O_RDONLY)
+            if fd != 0 {
+                try Sys.check("dup2", path: "/dev/null") { dup2(fd, 0) }
+                Sys.close(fd)
+            }
+        }
+    }
+}

@@ -1,0 +1,148 @@
+import CGockerCore
+import Glibc
+import GockerCore
+
+/// Everything the C core needs to start a container's first process, worked
+/// out from an OCI config and its bundle. Building it is a pure function, so
+/// that what a config means can be tested without root.
+public struct LaunchPlan: Equatable, Sendable {
+    public struct Join: Equatable, Sendable {
+        public var path: String
+        public var type: Int32
+    }
+
+    public struct PlannedMount: Equatable, Sendable {
+        public var destination: String
+        public var type: String
+        public var source: String
+        public var options: MountOptions
+    }
+
+    public var cloneFlags: Int32 = 0
+    public var joins: [Join] = []
+    public var hostname: String?
+    public var rootPropagation: UInt = UInt(MS_PRIVATE | MS_REC)
+    public var rootfs: String
+    public var rootReadonly = false
+    public var overlay: String?
+    public var mounts: [PlannedMount] = []
+    public var devices: [Spec.Device] = []
+    public var devSymlinks = false
+    public var args: [String]
+    public var env: [String]
+    public var cwd: String
+    public var user: Spec.User
+
+    /// The annotation with which `gocker run` asks for an overlay to be
+    /// mounted on the bundle's root inside the container's mount namespace
+    /// (its value is overlayfs's mount data). Mounted there, the overlay
+    /// disappears with the container and never shows on the host.
+    public static let overlayAnnotation = "io.gocker.rootfs.overlay"
+
+    /// The devices every container gets, as in runc and docker.
+    public static let defaultDevices: [Spec.Device] = [
+        Spec.Device(type: "c", path: "/dev/null", major: 1, minor: 3, fileMode: 0o666, uid: 0, gid: 0),
+        Spec.Device(type: "c", path: "/dev/zero", major: 1, minor: 5, fileMode: 0o666, uid: 0, gid: 0),
+        Spec.Device(type: "c", path: "/dev/full", major: 1, minor: 7, fileMode: 0o666, uid: 0, gid: 0),
+        Spec.Device(type: "c", path: "/dev/random", major: 1, minor: 8, fileMode: 0o666, uid: 0, gid: 0),
+        Spec.Device(type: "c", path: "/dev/urandom", major: 1, minor: 9, fileMode: 0o666, uid: 0, gid: 0),
+        Spec.Device(type: "c", path: "/dev/tty", major: 5, minor: 0, fileMode: 0o666, uid: 0, gid: 0),
+    ]
+
+    static let namespaceFlags: [String: Int32] = [
+        "pid": GK_CLONE_NEWPID, "network": GK_CLONE_NEWNET, "mount": GK_CLONE_NEWNS, "ipc": GK_CLONE_NEWIPC,
+        "uts": GK_CLONE_NEWUTS, "cgroup": GK_CLONE_NEWCGROUP,
+    ]
+
+    public init(spec: Spec, bundle: String) throws(GockerError) {
+        guard let process = spec.process else { throw GockerError(.invalidConfig, "config has no process") }
+        guard let args = process.args, !args.isEmpty, !args[0].isEmpty else {
+            throw GockerError(.invalidConfig, "process.args must name a command")
+        }
+        guard process.cwd.hasPrefix("/") else {
+            throw GockerError(.invalidConfig, "process.cwd \"\(process.cwd)\" is not an absolute path")
+        }
+        if process.terminal == true {
+            throw GockerError(.invalidConfig, "process.terminal is not supported yet")
+        }
+        guard let root = spec.root, !root.path.isEmpty else { throw GockerError(.invalidConfig, "config has no root.path") }
+
+        self.args = args
+        self.env = process.env ?? []
+        self.cwd = process.cwd
+        self.user = process.user
+        self.rootfs = Self.absolute(root.path, in: bundle)
+        self.rootReadonly = root.readonly ?? false
+        self.overlay = spec.annotations?[Self.overlayAnnotation]
+
+        var seen = Set<String>()
+        for ns in spec.linux?.namespaces ?? [] {
+            guard seen.insert(ns.type).inserted else {
+                throw GockerError(.invalidConfig, "namespace \"\(ns.type)\" is listed twice")
+            }
+            if ns.type == "user" || ns.type == "time" {
+                throw GockerError(.invalidConfig, "\(ns.type) namespaces are not supported yet")
+            }
+            guard let flag = Self.namespaceFlags[ns.type] else {
+                throw GockerError(.invalidConfig, "unknown namespace type \"\(ns.type)\"")
+            }
+            if let path = ns.path, !path.isEmpty {
+                if ns.type == "pid" || ns.type == "mount" {
+                    throw GockerError(.invalidConfig, "joining an existing \(ns.type) namespace is not supported yet")
+                }
+                joins.append(Join(path: path, type: flag))
+            } else {
+                cloneFlags |= flag
+            }
+        }
+        guard cloneFlags & GK_CLONE_NEWNS != 0 else {
+            throw GockerError(.invalidConfig, "a container needs its own mount namespace")
+        }
+        if let hostname = spec.hostname, !hostname.isEmpty {
+            guard cloneFlags & GK_CLONE_NEWUTS != 0 else {
+                throw GockerError(.invalidConfig, "cannot set hostname without a private UTS namespace")
+            }
+            self.hostname = hostname
+        }
+        if let name = spec.linux?.rootfsPropagation, !name.isEmpty {
+            rootPropagation = try MountOptions.propagation(named: name)
+        }
+
+        var createsDev = false
+        for m in spec.mounts ?? [] {
+            var destination = m.destination
+            if !destination.hasPrefix("/") { destination = "/" + destination }
+            let options = MountOptions(type: m.type, options: m.options ?? [])
+            var source = m.source ?? ""
+            if options.isBind {
+                guard !source.isEmpty else {
+                    throw GockerError(.invalidConfig, "bind mount on \(destination) has no source")
+                }
+                source = Self.absolute(source, in: bundle)
+            } else if (m.type ?? "").isEmpty {
+                throw GockerError(.invalidConfig, "mount on \(destination) has no type")
+            }
+            if destination == "/dev" && !options.isBind { createsDev = true }
+            mounts.append(PlannedMount(destination: destination, type: m.type ?? "bind", source: source, options: options))
+        }
+        let configured = spec.linux?.devices ?? []
+        if createsDev {
+            devices = Self.defaultDevices.filter { d in !configured.contains { $0.path == d.path } } + configured
+            devSymlinks = true
+        } else {
+            devices = configured
+        }
+        for d in devices where d.type != "c" && d.type != "u" && d.type != "b" && d.type != "p" {
+            throw GockerError(.invalidConfig, "device \(d.path) has unknown type \"\(d.type)\"")
+        }
+    }
+
+    /// The container's PATH, for looking the command up.
+    public var searchPath: String? {
+        env.last { $0.hasPrefix("PATH=") }.map { String($0.dropFirst(5)) }
+    }
+
+    static func absolute(_ path: String, in bundle: String) -> String {
+        path.hasPrefix("/") ? path : (bundle == "/" ? "/" + path : bundle + "/" + path)
+    }
+}

@@ -1,0 +1,58 @@
+import Glibc
+import GockerCore
+
+/// An OCI mount's `options` turned into what mount(2) takes.
+public struct MountOptions: Equatable, Sendable {
+    public var flags: UInt = 0
+    public var propagation: UInt = 0
+    public var isBind = false
+    public var recursive = false
+    /// Options the kernel takes as data ("mode=755,size=65536k").
+    public var data: [String] = []
+
+    private static let setting: [String: UInt] = [
+        "ro": UInt(MS_RDONLY), "nosuid": UInt(MS_NOSUID), "nodev": UInt(MS_NODEV),
+        "noexec": UInt(MS_NOEXEC), "sync": UInt(MS_SYNCHRONOUS), "dirsync": UInt(MS_DIRSYNC),
+        "mand": UInt(MS_MANDLOCK), "noatime": UInt(MS_NOATIME), "nodiratime": UInt(MS_NODIRATIME),
+        "relatime": UInt(MS_RELATIME), "strictatime": UInt(MS_STRICTATIME), "remount": UInt(MS_REMOUNT),
+    ]
+    private static let clearing: [String: UInt] = [
+        "rw": UInt(MS_RDONLY), "suid": UInt(MS_NOSUID), "dev": UInt(MS_NODEV), "exec": UInt(MS_NOEXEC),
+        "async": UInt(MS_SYNCHRONOUS), "nomand": UInt(MS_MANDLOCK), "atime": UInt(MS_NOATIME),
+        "diratime": UInt(MS_NODIRATIME), "norelatime": UInt(MS_RELATIME), "nostrictatime": UInt(MS_STRICTATIME),
+    ]
+    private static let propagations: [String: UInt] = [
+        "private": UInt(MS_PRIVATE), "rprivate": UInt(MS_PRIVATE | MS_REC),
+        "shared": UInt(MS_SHARED), "rshared": UInt(MS_SHARED | MS_REC),
+        "slave": UInt(MS_SLAVE), "rslave": UInt(MS_SLAVE | MS_REC),
+        "unbindable": UInt(MS_UNBINDABLE), "runbindable": UInt(MS_UNBINDABLE | MS_REC),
+    ]
+
+    public init(type: String?, options: [String]) {
+        isBind = type == "bind"
+        for option in options {
+            if let f = Self.setting[option] {
+                flags |= f
+            } else if let f = Self.clearing[option] {
+                flags &= ~f
+            } else if let p = Self.propagations[option] {
+                propagation = p
+            } else if option == "bind" {
+                isBind = true
+            } else if option == "rbind" {
+                isBind = true
+                recursive = true
+            } else {
+                data.append(option)
+            }
+        }
+    }
+
+    /// The propagation named by `linux.rootfsPropagation`.
+    public static func propagation(named name: String) throws(GockerError) -> UInt {
+        guard let p = propagations[name] else {
+            throw GockerError(.invalidConfig, "unknown rootfsPropagation \"\(name)\"")
+        }
+        return p
+    }
+}

@@ -1,0 +1,292 @@
+import CGockerCore
+import Glibc
+import GockerCore
+
+/// The OCI lifecycle of containers under one state root: create, start,
+/// state, kill, delete. `gocker oci` and the docker-like `gocker run` both
+/// start containers through here.
+public struct Runtime: Sendable {
+    public let store: StateStore
+
+    public init(stateRoot: String) {
+        self.store = StateStore(root: stateRoot)
+    }
+
+    // MARK: create
+
+    /// Creates the container `id` from the bundle: namespaces, root
+    /// filesystem and mounts are set up and its first process waits for
+    /// `start` before it runs the command.
+    @discardableResult
+    public func create(id: String, bundle: String, pidFile: String? = nil) throws(GockerError) -> RuntimeState {
+        try Identifier.validateContainerID(id)
+        let bundle = try Self.realPath(bundle, what: "bundle")
+        let spec = try JSON.decodeFile(Spec.self, path: bundle + "/config.json")
+        let plan = try LaunchPlan(spec: spec, bundle: bundle)
+        guard Sys.isDirectory(plan.rootfs) else {
+            throw GockerError(.invalidConfig, "root filesystem \(plan.rootfs) is not a directory")
+        }
+
+        let lock = try store.reserve(id)
+        defer { lock.release() }
+        var pid: pid_t = 0
+        do throws(GockerError) {
+            let fifo = store.fifoPath(id)
+            let fifoFD = try performing("create exec fifo of \(id)") { () throws(SystemCallError) in
+                try Sys.check("mkfifo", path: fifo) { mkfifo(fifo, 0o622) }
+                return try Sys.open(fifo, GK_O_PATH)
+            }
+            defer { Sys.close(fifoFD) }
+            pid = try spawn(id: id, plan: plan, fifoFD: fifoFD)
+            let state = RuntimeState(
+                id: id, pid: pid, pidStartTime: UInt64(gk_process_start_time(pid)), status: .created,
+                bundle: bundle, rootfs: plan.rootfs, created: Timestamp.now(), annotations: spec.annotations)
+            try store.save(state)
+            if let pidFile {
+                try performing("write pid file") { () throws(SystemCallError) in
+                    try Sys.writeFileAtomic(pidFile, Array("\(pid)".utf8))
+                }
+            }
+            return state
+        } catch {
+            if pid > 0 {
+                Glibc.kill(pid, SIGKILL)
+                var status: Int32 = 0
+                _ = waitpid(pid, &status, 0)
+            }
+            try? store.remove(id)
+            throw error
+        }
+    }
+
+    private func spawn(id: String, plan: LaunchPlan, fifoFD: Int32) throws(GockerError) -> pid_t {
+        let arena = CArena()
+        var joinFDs: [Int32] = []
+        defer { for fd in joinFDs { Sys.close(fd) } }
+        var joins: [gk_ns_join] = []
+        for j in plan.joins {
+            do {
+                let fd = try Sys.open(j.path, O_RDONLY)
+                joinFDs.append(fd)
+                joins.append(gk_ns_join(fd: fd, nstype: j.type))
+            } catch {
+                throw GockerError(.invalidConfig, "open namespace", cause: error)
+            }
+        }
+        let mounts: [gk_mount] = plan.mounts.map { m in
+            gk_mount(
+                kind: Int32(m.options.isBind ? GK_MOUNT_BIND.rawValue : GK_MOUNT_FS.rawValue),
+                source: arena.string(m.source), target: arena.string(m.destination),
+                fstype: arena.string(m.type),
+                data: m.options.data.isEmpty ? nil : arena.string(m.options.data.joined(separator: ",")),
+                flags: m.options.flags, propagation: m.options.propagation,
+                recursive: m.options.recursive ? 1 : 0, source_is_dir: 0)
+        }
+        let devices: [gk_device] = plan.devices.map { d in
+            let type: mode_t = d.type == "b" ? S_IFBLK : (d.type == "p" ? S_IFIFO : S_IFCHR)
+            return gk_device(
+                path: arena.string(d.path), mode: type | mode_t(d.fileMode ?? 0o666),
+                major: UInt32(truncatingIfNeeded: d.major), minor: UInt32(truncatingIfNeeded: d.minor),
+                uid: d.uid ?? 0, gid: d.gid ?? 0)
+        }
+        let groups = plan.user.additionalGids ?? []
+        var flags: UInt32 = 0
+        if plan.cloneFlags & GK_CLONE_NEWNET != 0 { flags |= UInt32(GK_SPAWN_LOOPBACK_UP) }
+        if plan.devSymlinks { flags |= UInt32(GK_SPAWN_DEV_SYMLINKS) }
+        if plan.rootReadonly { flags |= UInt32(GK_SPAWN_ROOT_READONLY) }
+
+        var spec = gk_spawn(
+            clone_flags: UInt(plan.cloneFlags), joins: arena.array(joins), njoins: joins.count,
+            hostname: arena.optionalString(plan.hostname), root_propagation: plan.rootPropagation,
+            rootfs: arena.string(plan.rootfs), overlay_data: arena.optionalString(plan.overlay),
+            mounts: arena.array(mounts), nmounts: mounts.count,
+            devices: arena.array(devices), ndevices: devices.count,
+            argv: arena.stringArray(plan.args), envp: arena.stringArray(plan.env),
+            path: arena.optionalString(plan.searchPath), cwd: arena.string(plan.cwd),
+            uid: plan.user.uid, gid: plan.user.gid, groups: arena.array(groups), ngroups: groups.count,
+            flags: flags, exec_fifo_fd: fifoFD)
+        var pid: pid_t = 0
+        var msg = gk_msg()
+        let r = gk_spawn(&spec, nil, nil, &pid, &msg)
+        withExtendedLifetime(arena) {}
+        if r < 0 {
+            if msg.type == Int32(GK_MSG_ERROR.rawValue) {
+                throw GockerError(.containerSetup, "create container \(id): \(Self.text(of: msg)): \(errnoText(msg.err))")
+            }
+            throw GockerError(.system, "create container \(id)", cause: SystemCallError("clone", errno: -r))
+        }
+        return pid
+    }
+
+    static func text(of msg: gk_msg) -> String {
+        withUnsafeBytes(of: msg.text) { raw in
+            String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+        }
+    }
+
+    // MARK: start
+
+    /// Lets a created container run its command. Returns once the command
+    /// has been exec'd, or throws with the reason it could not be.
+    @discardableResult
+    public func start(id: String) throws(GockerError) -> RuntimeState {
+        let lock = try store.lock(id)
+        defer { lock.release() }
+        var state = try store.load(id)
+        let status = self.status(of: state)
+        guard status == .created else {
+            throw GockerError(.invalidState, "cannot start a container that is \(status.rawValue)")
+        }
+        let fifo = store.fifoPath(id)
+        var msg = gk_msg()
+        let r = gk_start_wait(fifo, state.pid, &msg)
+        _ = unlink(fifo)
+        if r == -EIO {
+            let command = Self.text(of: msg).dropFirst("exec ".count)
+            let e = msg.err
+            if e == ENOENT || e == ENOTDIR {
+                let what = command.contains("/") ? "no such file or directory" : "executable file not found in $PATH"
+                throw GockerError(.commandNotFound, "exec: \"\(command)\": \(what)")
+            }
+            throw GockerError(.commandNotExecutable, "exec: \"\(command)\": \(errnoText(e))")
+        }
+        if r == -ESRCH {
+            throw GockerError(.invalidState, "container \(id) exited before it could start")
+        }
+        if r < 0 {
+            throw GockerError(.system, "start container \(id)", cause: SystemCallError("open", path: fifo, errno: -r))
+        }
+        state.status = .running
+        try store.save(state)
+        return state
+    }
+
+    // MARK: state
+
+    /// The container's status now, from its recorded state and its process.
+    public func status(of state: RuntimeState) -> ContainerStatus {
+        guard state.pid > 0, UInt64(gk_process_start_time(state.pid)) == state.pidStartTime else { return .stopped }
+        if state.status == .created && Sys.exists(store.fifoPath(state.id)) { return .created }
+        return .running
+    }
+
+    public func state(id: String) throws(GockerError) -> OCIState {
+        let s = try store.load(id)
+        let status = self.status(of: s)
+        return OCIState(id: s.id, status: status, pid: status == .stopped ? 0 : s.pid, bundle: s.bundle,
+                        rootfs: s.rootfs, created: s.created, owner: "", annotations: s.annotations)
+    }
+
+    // MARK: kill
+
+    /// Sends `signal` to the container's first process, or with `all` to
+    /// every process of the container.
+    public func kill(id: String, signal: Int32, all: Bool = false) throws(GockerError) {
+        let s = try store.load(id)
+        guard status(of: s) != .stopped else {
+            throw GockerError(.invalidState, "container \(id) is not running")
+        }
+        let targets = all ? processes(of: s) : [s.pid]
+        for pid in targets {
+            if Glibc.kill(pid, signal) < 0 && errno != ESRCH {
+                throw GockerError(.system, "kill container \(id)", cause: SystemCallError("kill", data: "\(pid)", errno: errno))
+            }
+        }
+    }
+
+    /// The container's processes on the host: those in its PID namespace.
+    public func processes(of s: RuntimeState) -> [pid_t] {
+        guard let ns = Self.pidNamespace(of: s.pid) else { return [s.pid] }
+        if ns == Self.pidNamespace(of: getpid()) { return [s.pid] }
+        var out: [pid_t] = []
+        for name in (try? Sys.listDirectory("/proc")) ?? [] {
+            guard let pid = pid_t(name) else { continue }
+            if Self.pidNamespace(of: pid) == ns { out.append(pid) }
+        }
+        return out
+    }
+
+    static func pidNamespace(of pid: pid_t) -> String? {
+        var buf = [CChar](repeating: 0, count: 64)
+        let n = readlink("/proc/\(pid)/ns/pid", &buf, buf.count - 1)
+        guard n > 0 else { return nil }
+        return String(decoding: buf[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    // MARK: delete
+
+    /// Removes the container's state. A created container is killed first;
+    /// a running one only with `force`.
+    public func delete(id: String, force: Bool = false) throws(GockerError) {
+        let lock: StateStore.Lock
+        do { lock = try store.lock(id) } catch where error.code == .notFound && force {
+            return
+        }
+        defer { lock.release() }
+        guard let s = try? store.load(id) else {
+            // A directory without a state file: a create that died half-way.
+            try store.remove(id)
+            return
+        }
+        let status = self.status(of: s)
+        if status == .running && !force {
+            throw GockerError(.invalidState, "cannot delete container \(id) that is not stopped: running")
+        }
+        if status != .stopped {
+            for pid in processes(of: s) { _ = Glibc.kill(pid, SIGKILL) }
+            waitUntilGone(s)
+        }
+        try store.remove(id)
+    }
+
+    /// Waits (up to 10 s) until the container's first process is gone,
+    /// reaping it if it is our child.
+    func waitUntilGone(_ s: RuntimeState) {
+        for _ in 0..<10_000 {
+            var status: Int32 = 0
+            _ = waitpid(s.pid, &status, WNOHANG)
+            if UInt64(gk_process_start_time(s.pid)) != s.pidStartTime { return }
+            var ts = timespec(tv_sec: 0, tv_nsec: 1_000_000)
+            nanosleep(&ts, nil)
+        }
+    }
+
+    // MARK: run in the foreground
+
+    /// create + start + wait: the container's exit status as a shell reports
+    /// it (128+N for a signal). Signals sent to gocker go to the container.
+    /// The state is deleted when the container ends.
+    public func runForeground(id: String, bundle: String, pidFile: String? = nil,
+                              afterCreate: (RuntimeState) throws(GockerError) -> Void = { _ in }) throws(GockerError) -> Int32 {
+        _ = gk_forward_block()
+        let state = try create(id: id, bundle: bundle, pidFile: pidFile)
+        do {
+            try afterCreate(state)
+            try start(id: id)
+        } catch {
+            try? delete(id: id, force: true)
+            throw error
+        }
+        let status = gk_wait_forward(state.pid)
+        try? delete(id: id, force: true)
+        if status < 0 {
+            throw GockerError(.system, "wait for container \(id)", cause: SystemCallError("waitpid", errno: -status))
+        }
+        return Self.exitCode(status)
+    }
+
+    /// A wait status as the shell reports it: the exit code, or 128+N for a signal.
+    public static func exitCode(_ status: Int32) -> Int32 {
+        let sig = status & 0x7f
+        if sig == 0 { return (status >> 8) & 0xff }
+        return 128 + sig
+    }
+
+    static func realPath(_ path: String, what: String) throws(GockerError) -> String {
+        guard let p = realpath(path, nil) else {
+            throw GockerError(.notFound, "\(what) \(path)", cause: SystemCallError("realpath", path: path, errno: errno))
+        }
+        defer { free(p) }
+        return String(cString: p)
+    }
+}

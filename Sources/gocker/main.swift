@@ -1,0 +1,2 @@
+import GockerCLI
+GockerMain.main()

@@ -1,0 +1,218 @@
+/*
+ * gocker's C core: everything a container's first process does between
+ * clone() and execve(), without any Swift runtime code.
+ *
+ * The Swift parent packs what the child needs into one flat `gk_spawn`
+ * (strings, arrays, numbers; nothing the child has to allocate) and calls
+ * gk_spawn(). The child only makes async-signal-safe system calls and always
+ * leaves with _exit().
+ *
+ * Two channels connect the parent and the child.
+ *
+ * 1. The sync socket: a SOCK_SEQPACKET socketpair, close-on-exec. Every
+ *    message is one `gk_msg` record.
+ *
+ *      parent                               child
+ *      ------                               -----
+ *      clone()  ---------------------------> resets signal handlers,
+ *                                            PR_SET_PDEATHSIG(SIGKILL)
+ *      (puts the child in its cgroups)
+ *      GK_MSG_GO  -------------------------> setns, hostname, root filesystem,
+ *                                            pivot_root, mounts, devices, lo,
+ *                                            cwd, credentials
+ *                 <------------------------- GK_MSG_ERROR {stage, errno, text}
+ *                                            and _exit(GK_EXIT_SETUP), or
+ *                 <------------------------- GK_MSG_READY: the container is
+ *                                            "created"; the child clears its
+ *                                            parent-death signal so that the
+ *                                            parent may now exit.
+ *
+ * 2. The exec FIFO, a named pipe in the container's state directory. The
+ *    parent hands the child an O_PATH descriptor of it. After READY the child
+ *    opens it for writing, which blocks until some process (the `start` of
+ *    the same or a later gocker invocation) opens it for reading. The child
+ *    then looks the command up and calls execve():
+ *
+ *      - execve() succeeds: the write end closes on exec and the reader sees
+ *        end of file with no data: the container is "running".
+ *      - execve() fails: the child writes one `gk_msg` of type GK_MSG_ERROR
+ *        (stage GK_STAGE_EXEC) into the FIFO and exits with 127 (not found)
+ *        or 126 (found but not executable).
+ */
+#ifndef GOCKER_CORE_H
+#define GOCKER_CORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- the sync records -------------------------------------------------- */
+
+enum gk_msg_type {
+    GK_MSG_GO = 1,
+    GK_MSG_READY = 2,
+    GK_MSG_ERROR = 3,
+};
+
+/* Where in the child a failure happened. */
+enum gk_stage {
+    GK_STAGE_NONE = 0,
+    GK_STAGE_SYNC,
+    GK_STAGE_SETNS,
+    GK_STAGE_HOSTNAME,
+    GK_STAGE_PROPAGATION,
+    GK_STAGE_ROOTFS,
+    GK_STAGE_BIND_SOURCE,
+    GK_STAGE_PIVOT_ROOT,
+    GK_STAGE_MOUNT,
+    GK_STAGE_DEVICES,
+    GK_STAGE_LOOPBACK,
+    GK_STAGE_READONLY_ROOT,
+    GK_STAGE_CWD,
+    GK_STAGE_CREDENTIALS,
+    GK_STAGE_START_WAIT,
+    GK_STAGE_EXEC,
+};
+
+#define GK_MSG_TEXT 200
+
+struct gk_msg {
+    int32_t type;   /* enum gk_msg_type */
+    int32_t stage;  /* enum gk_stage */
+    int32_t err;    /* errno, positive */
+    int32_t pad;
+    char text[GK_MSG_TEXT]; /* what was being done, to what; NUL-terminated */
+};
+
+/* Exit codes of a child that failed before or at execve. */
+#define GK_EXIT_SETUP 125
+#define GK_EXIT_NOT_EXECUTABLE 126
+#define GK_EXIT_NOT_FOUND 127
+
+/* ---- the spawn description --------------------------------------------- */
+
+/* The namespace flags of clone(2), for callers that cannot see <sched.h>'s
+ * _GNU_SOURCE part (Swift's Glibc module). */
+#define GK_CLONE_NEWNS 0x00020000
+#define GK_CLONE_NEWCGROUP 0x02000000
+#define GK_CLONE_NEWUTS 0x04000000
+#define GK_CLONE_NEWIPC 0x08000000
+#define GK_CLONE_NEWUSER 0x10000000
+#define GK_CLONE_NEWPID 0x20000000
+#define GK_CLONE_NEWNET 0x40000000
+#define GK_O_PATH 010000000
+
+enum gk_mount_kind {
+    GK_MOUNT_FS = 0,   /* a filesystem: mount(source, target, fstype, flags, data) */
+    GK_MOUNT_BIND = 1, /* a bind of a host path, cloned before pivot_root */
+};
+
+struct gk_mount {
+    int kind;                  /* enum gk_mount_kind */
+    const char *source;        /* host path for binds, else the fs source */
+    const char *target;        /* absolute path inside the container */
+    const char *fstype;        /* GK_MOUNT_FS only */
+    const char *data;          /* fs options, or NULL */
+    unsigned long flags;       /* MS_* */
+    unsigned long propagation; /* MS_PRIVATE, MS_SHARED, ... | MS_REC, or 0 */
+    int recursive;             /* rbind */
+    int source_is_dir;         /* set by the child: creates a dir or a file as target */
+};
+
+struct gk_device {
+    const char *path; /* absolute path inside the container */
+    mode_t mode;      /* S_IFCHR or S_IFBLK | permission bits */
+    unsigned int major, minor;
+    uid_t uid;
+    gid_t gid;
+};
+
+/* setns targets: descriptors opened by the parent, or -1. */
+struct gk_ns_join {
+    int fd;
+    int nstype; /* CLONE_NEW* */
+};
+
+#define GK_SPAWN_LOOPBACK_UP 0x1    /* bring lo up (a new network namespace) */
+#define GK_SPAWN_DEV_SYMLINKS 0x2   /* /dev/fd, stdin, stdout, stderr, ptmx links */
+#define GK_SPAWN_ROOT_READONLY 0x4  /* remount / read-only after the mounts */
+
+struct gk_spawn {
+    unsigned long clone_flags; /* CLONE_NEW* for the namespaces to create */
+    const struct gk_ns_join *joins;
+    size_t njoins;
+
+    const char *hostname;   /* NULL: leave as is */
+    unsigned long root_propagation; /* MS_PRIVATE|MS_REC by default */
+
+    const char *rootfs;       /* absolute host path of the root directory */
+    const char *overlay_data; /* non-NULL: mount an overlay at rootfs with these options */
+
+    const struct gk_mount *mounts;
+    size_t nmounts;
+    const struct gk_device *devices;
+    size_t ndevices;
+
+    const char *const *argv; /* argv[0] is looked up in path when it has no '/' */
+    const char *const *envp;
+    const char *path;        /* PATH for the lookup (the container's), or NULL */
+    const char *cwd;
+
+    uid_t uid;
+    gid_t gid;
+    const gid_t *groups;
+    size_t ngroups;
+
+    unsigned int flags; /* GK_SPAWN_* */
+    int exec_fifo_fd;   /* O_PATH descriptor of the exec FIFO */
+};
+
+/*
+ * Clones the container's first process and lets it run up to READY.
+ * On success returns 0, stores the child's pid (as seen from the caller) in
+ * *pid and leaves the child waiting on the exec FIFO. On failure returns
+ * -errno; if the child reported the failure, *err holds its record
+ * (err->type == GK_MSG_ERROR) and the child has been reaped.
+ *
+ * Before GO is sent, `before_go(pid, ctx)` is called in the parent if not
+ * NULL; a non-zero return kills the child and is returned as the result.
+ */
+typedef int (*gk_before_go_fn)(pid_t pid, void *ctx);
+int gk_spawn(const struct gk_spawn *spec, gk_before_go_fn before_go, void *ctx,
+             pid_t *pid, struct gk_msg *err);
+
+/*
+ * The `start` side of the exec FIFO. Opens `fifo_path` for reading and
+ * waits until the process `pid` has either exec'd (returns 0) or reported
+ * a failure (returns -EIO with *err filled in), or died (returns -ESRCH).
+ */
+int gk_start_wait(const char *fifo_path, pid_t pid, struct gk_msg *err);
+
+/*
+ * Signals forwarded to a foreground container's PID 1 by gk_wait_forward.
+ * gk_forward_block() blocks them (and SIGCHLD) in the calling thread; call
+ * it before any thread is created and before gk_spawn so that none is lost.
+ */
+int gk_forward_block(void);
+
+/*
+ * Waits for `pid` to end, forwarding INT, TERM, HUP, QUIT, USR1, USR2 and
+ * WINCH to it. Returns the wait status (as waitpid) or -errno.
+ */
+int gk_wait_forward(pid_t pid);
+
+/* The start time of a process in clock ticks since boot (field 22 of
+ * /proc/PID/stat), or 0 if it does not exist. Guards against pid reuse. */
+unsigned long long gk_process_start_time(pid_t pid);
+
+/* The stage's name, for messages ("mount", "pivot_root", ...). */
+const char *gk_stage_name(int stage);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,466 @@
+/*
+ * The container's first process, from clone() to execve().
+ *
+ * Everything after clone() in the child runs in a copy of a multithreaded
+ * parent: only async-signal-safe calls, no malloc, no stdio, raw system
+ * calls where glibc would consult its thread list (set*id). The message
+ * sequence is documented in include/gocker_core.h.
+ */
+#include "gocker_core.h"
+#include "internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <net/if.h>
+#include <sched.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#ifndef OPEN_TREE_CLONE
+#define OPEN_TREE_CLONE 1
+#endif
+#ifndef OPEN_TREE_CLOEXEC
+#define OPEN_TREE_CLOEXEC O_CLOEXEC
+#endif
+#ifndef MOVE_MOUNT_F_EMPTY_PATH
+#define MOVE_MOUNT_F_EMPTY_PATH 0x00000004
+#endif
+#ifndef CLOSE_RANGE_CLOEXEC
+#define CLOSE_RANGE_CLOEXEC (1U << 2)
+#endif
+
+/* The most mounts one container may ask for; bounds the child's stack use. */
+#define GK_MAX_MOUNTS 512
+
+/* ---- reporting from the child ------------------------------------------ */
+
+/* Sends an error record on `fd` and leaves. `what` and `path` may be NULL. */
+static void __attribute__((noreturn))
+child_fail(int fd, int stage, int err, const char *what, const char *path, int code)
+{
+    struct gk_msg m;
+    memset(&m, 0, sizeof m);
+    m.type = GK_MSG_ERROR;
+    m.stage = stage;
+    m.err = err;
+    size_t n = 0;
+    n = gk_strlcat(m.text, n, sizeof m.text, what ? what : gk_stage_name(stage));
+    if (path) {
+        n = gk_strlcat(m.text, n, sizeof m.text, " ");
+        n = gk_strlcat(m.text, n, sizeof m.text, path);
+    }
+    (void)gk_send_all(fd, &m, sizeof m);
+    _exit(code);
+}
+
+/* ---- small filesystem helpers (child side, async-signal-safe) ---------- */
+
+/* mkdir -p of `path` (absolute); mode for new directories. */
+static int mkdir_all(const char *path, mode_t mode)
+{
+    char buf[PATH_MAX];
+    size_t len = strlen(path);
+    if (len == 0 || len >= sizeof buf)
+        return -ENAMETOOLONG;
+    memcpy(buf, path, len + 1);
+    for (size_t i = 1; i <= len; i++) {
+        if (buf[i] != '/' && buf[i] != '\0')
+            continue;
+        char saved = buf[i];
+        buf[i] = '\0';
+        if (mkdir(buf, mode) < 0 && errno != EEXIST)
+            return -errno;
+        buf[i] = saved;
+    }
+    struct stat st;
+    if (stat(path, &st) < 0)
+        return -errno;
+    return S_ISDIR(st.st_mode) ? 0 : -ENOTDIR;
+}
+
+/* mkdir -p of the directory that holds `path`. */
+static int mkdir_parent(const char *path)
+{
+    char parent[PATH_MAX];
+    size_t len = strlen(path);
+    if (len >= sizeof parent)
+        return -ENAMETOOLONG;
+    memcpy(parent, path, len + 1);
+    char *slash = strrchr(parent, '/');
+    if (!slash || slash == parent)
+        return 0;
+    *slash = '\0';
+    return mkdir_all(parent, 0755);
+}
+
+/* Makes sure `path` exists as a directory or, for file binds, as a file. */
+static int make_target(const char *path, int as_dir)
+{
+    if (as_dir)
+        return mkdir_all(path, 0755);
+    int r = mkdir_parent(path);
+    if (r < 0)
+        return r;
+    int fd = open(path, O_CREAT | O_WRONLY | O_CLOEXEC | O_NOCTTY, 0644);
+    if (fd < 0) {
+        if (errno == EISDIR)
+            return -EISDIR;
+        return -errno;
+    }
+    close(fd);
+    return 0;
+}
+
+/* ---- the child's stages ------------------------------------------------- */
+
+/* Closes every descriptor above 2 except those in `keep`: the child must not
+ * hold the parent's files (an flock held by a copied descriptor would outlive
+ * the parent's release of it). */
+static void close_other_fds(int *keep, size_t n)
+{
+    for (size_t i = 1; i < n; i++) /* insertion sort: n is small */
+        for (size_t j = i; j > 0 && keep[j - 1] > keep[j]; j--) {
+            int t = keep[j];
+            keep[j] = keep[j - 1];
+            keep[j - 1] = t;
+        }
+    unsigned int next = 3;
+    for (size_t i = 0; i < n; i++) {
+        if (keep[i] < (int)next)
+            continue;
+        if ((unsigned int)keep[i] > next)
+            (void)syscall(SYS_close_range, next, (unsigned int)keep[i] - 1, 0);
+        next = (unsigned int)keep[i] + 1;
+    }
+    (void)syscall(SYS_close_range, next, ~0U, 0);
+}
+
+static void reset_signals(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = SIG_DFL;
+    sigemptyset(&sa.sa_mask);
+    for (int sig = 1; sig < NSIG; sig++) {
+        if (sig == SIGKILL || sig == SIGSTOP)
+            continue;
+        (void)sigaction(sig, &sa, NULL);
+    }
+}
+
+static int loopback_up(void)
+{
+    int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (s < 0)
+        return -errno;
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof ifr);
+    memcpy(ifr.ifr_name, "lo", 3);
+    int r = 0;
+    if (ioctl(s, SIOCGIFFLAGS, &ifr) < 0) {
+        r = -errno;
+    } else {
+        ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
+        if (ioctl(s, SIOCSIFFLAGS, &ifr) < 0)
+            r = -errno;
+    }
+    close(s);
+    return r;
+}
+
+static void make_devices(int sync, const struct gk_spawn *s)
+{
+    mode_t old = umask(0);
+    for (size_t i = 0; i < s->ndevices; i++) {
+        const struct gk_device *d = &s->devices[i];
+        int r = mkdir_parent(d->path);
+        if (r < 0)
+            child_fail(sync, GK_STAGE_DEVICES, -r, "create directory for", d->path, GK_EXIT_SETUP);
+        if (mknod(d->path, d->mode, makedev(d->major, d->minor)) < 0 && errno != EEXIST)
+            child_fail(sync, GK_STAGE_DEVICES, errno, "mknod", d->path, GK_EXIT_SETUP);
+        if (chown(d->path, d->uid, d->gid) < 0)
+            child_fail(sync, GK_STAGE_DEVICES, errno, "chown", d->path, GK_EXIT_SETUP);
+    }
+    umask(old);
+    if (s->flags & GK_SPAWN_DEV_SYMLINKS) {
+        static const char *const links[][2] = {
+            {"/proc/self/fd", "/dev/fd"},     {"/proc/self/fd/0", "/dev/stdin"},
+            {"/proc/self/fd/1", "/dev/stdout"}, {"/proc/self/fd/2", "/dev/stderr"},
+            {"pts/ptmx", "/dev/ptmx"},        {"/proc/kcore", "/dev/core"},
+        };
+        for (size_t i = 0; i < sizeof links / sizeof links[0]; i++)
+            if (symlink(links[i][0], links[i][1]) < 0 && errno != EEXIST)
+                child_fail(sync, GK_STAGE_DEVICES, errno, "symlink", links[i][1], GK_EXIT_SETUP);
+    }
+}
+
+/* Looks `argv[0]` up in `path` like execvp, with the container's PATH, and
+ * execs it. Returns the errno of the most telling failure. */
+static int exec_lookup(const struct gk_spawn *s)
+{
+    const char *file = s->argv[0];
+    char *const *argv = (char *const *)s->argv;
+    char *const *envp = (char *const *)s->envp;
+    if (file[0] == '\0')
+        return ENOENT;
+    if (strchr(file, '/')) {
+        execve(file, argv, envp);
+        return errno;
+    }
+    const char *path = s->path && s->path[0] ? s->path
+                                             : "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+    size_t flen = strlen(file);
+    int seen_eacces = 0, last = ENOENT;
+    for (const char *p = path;; p++) {
+        const char *start = p;
+        while (*p && *p != ':')
+            p++;
+        size_t dlen = (size_t)(p - start);
+        char buf[PATH_MAX];
+        if (dlen + 1 + flen + 1 <= sizeof buf) {
+            size_t n = 0;
+            if (dlen == 0) {
+                buf[n++] = '.';
+            } else {
+                memcpy(buf, start, dlen);
+                n = dlen;
+            }
+            buf[n++] = '/';
+            memcpy(buf + n, file, flen + 1);
+            execve(buf, argv, envp);
+            switch (errno) {
+            case EACCES:
+                seen_eacces = 1;
+                break;
+            case ENOENT:
+            case ENOTDIR:
+            case ESTALE:
+            case ENODEV:
+            case ETIMEDOUT:
+                break;
+            default:
+                last = errno;
+                return last;
+            }
+        }
+        if (*p == '\0')
+            break;
+    }
+    return seen_eacces ? EACCES : last;
+}
+
+static void __attribute__((noreturn)) child_main(const struct gk_spawn *s, int sync)
+{
+    struct gk_msg m;
+    int r;
+
+    reset_signals();
+    (void)prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+
+    if (s->njoins > 64)
+        child_fail(sync, GK_STAGE_SETNS, E2BIG, "too many namespaces to join", NULL, GK_EXIT_SETUP);
+    int keep[2 + s->njoins];
+    keep[0] = sync;
+    keep[1] = s->exec_fifo_fd;
+    for (size_t i = 0; i < s->njoins; i++)
+        keep[2 + i] = s->joins[i].fd;
+    close_other_fds(keep, 2 + s->njoins);
+
+    /* Wait until the parent has placed us (cgroups); end of file means the
+     * parent is gone. */
+    if (gk_recv_msg(sync, &m) < 0 || m.type != GK_MSG_GO)
+        _exit(GK_EXIT_SETUP);
+
+    for (size_t i = 0; i < s->njoins; i++)
+        if (setns(s->joins[i].fd, s->joins[i].nstype) < 0)
+            child_fail(sync, GK_STAGE_SETNS, errno, "setns", NULL, GK_EXIT_SETUP);
+
+    if (s->hostname && sethostname(s->hostname, strlen(s->hostname)) < 0)
+        child_fail(sync, GK_STAGE_HOSTNAME, errno, "sethostname", s->hostname, GK_EXIT_SETUP);
+
+    if (mount(NULL, "/", NULL, s->root_propagation ? s->root_propagation : (MS_REC | MS_PRIVATE), NULL) < 0)
+        child_fail(sync, GK_STAGE_PROPAGATION, errno, "make / private", NULL, GK_EXIT_SETUP);
+
+    if (s->overlay_data) {
+        if (mount("overlay", s->rootfs, "overlay", 0, s->overlay_data) < 0)
+            child_fail(sync, GK_STAGE_ROOTFS, errno, "mount overlay on", s->rootfs, GK_EXIT_SETUP);
+    } else if (mount(s->rootfs, s->rootfs, NULL, MS_BIND | MS_REC, NULL) < 0) {
+        child_fail(sync, GK_STAGE_ROOTFS, errno, "bind root", s->rootfs, GK_EXIT_SETUP);
+    }
+
+    /* Host paths to bind are cloned now, while the host's tree is visible;
+     * their targets are resolved after pivot_root, inside the container's
+     * root, so that no symlink in the image can point a mount outside it. */
+    if (s->nmounts > GK_MAX_MOUNTS)
+        child_fail(sync, GK_STAGE_MOUNT, E2BIG, "too many mounts", NULL, GK_EXIT_SETUP);
+    int bind_fd[s->nmounts ? s->nmounts : 1];
+    int bind_dir[s->nmounts ? s->nmounts : 1];
+    for (size_t i = 0; i < s->nmounts; i++) {
+        const struct gk_mount *mt = &s->mounts[i];
+        bind_fd[i] = -1;
+        bind_dir[i] = 1;
+        if (mt->kind != GK_MOUNT_BIND)
+            continue;
+        unsigned int fl = OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | (mt->recursive ? AT_RECURSIVE : 0);
+        bind_fd[i] = (int)syscall(SYS_open_tree, AT_FDCWD, mt->source, fl);
+        if (bind_fd[i] < 0)
+            child_fail(sync, GK_STAGE_BIND_SOURCE, errno, "bind source", mt->source, GK_EXIT_SETUP);
+        struct stat st;
+        if (fstat(bind_fd[i], &st) < 0)
+            child_fail(sync, GK_STAGE_BIND_SOURCE, errno, "stat bind source", mt->source, GK_EXIT_SETUP);
+        bind_dir[i] = S_ISDIR(st.st_mode);
+    }
+
+    if (chdir(s->rootfs) < 0)
+        child_fail(sync, GK_STAGE_PIVOT_ROOT, errno, "chdir", s->rootfs, GK_EXIT_SETUP);
+    if (syscall(SYS_pivot_root, ".", ".") < 0)
+        child_fail(sync, GK_STAGE_PIVOT_ROOT, errno, "pivot_root", s->rootfs, GK_EXIT_SETUP);
+    /* The old root now sits on top of the new one: keep its unmount from
+     * propagating anywhere, then detach it. */
+    if (mount(NULL, ".", NULL, MS_SLAVE | MS_REC, NULL) < 0)
+        child_fail(sync, GK_STAGE_PIVOT_ROOT, errno, "make old root slave", NULL, GK_EXIT_SETUP);
+    if (umount2(".", MNT_DETACH) < 0)
+        child_fail(sync, GK_STAGE_PIVOT_ROOT, errno, "detach old root", NULL, GK_EXIT_SETUP);
+    if (chdir("/") < 0)
+        child_fail(sync, GK_STAGE_PIVOT_ROOT, errno, "chdir", "/", GK_EXIT_SETUP);
+
+    for (size_t i = 0; i < s->nmounts; i++) {
+        const struct gk_mount *mt = &s->mounts[i];
+        r = make_target(mt->target, bind_dir[i]);
+        if (r < 0)
+            child_fail(sync, GK_STAGE_MOUNT, -r, "create mount point", mt->target, GK_EXIT_SETUP);
+        if (mt->kind == GK_MOUNT_BIND) {
+            if (syscall(SYS_move_mount, bind_fd[i], "", AT_FDCWD, mt->target, MOVE_MOUNT_F_EMPTY_PATH) < 0)
+                child_fail(sync, GK_STAGE_MOUNT, errno, "bind mount on", mt->target, GK_EXIT_SETUP);
+            close(bind_fd[i]);
+            unsigned long extra = mt->flags & (MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC |
+                                               MS_NOATIME | MS_NODIRATIME | MS_RELATIME | MS_STRICTATIME);
+            if (extra && mount(NULL, mt->target, NULL, MS_BIND | MS_REMOUNT | extra, NULL) < 0)
+                child_fail(sync, GK_STAGE_MOUNT, errno, "remount bind", mt->target, GK_EXIT_SETUP);
+        } else if (mount(mt->source, mt->target, mt->fstype, mt->flags, mt->data) < 0) {
+            child_fail(sync, GK_STAGE_MOUNT, errno, mt->fstype, mt->target, GK_EXIT_SETUP);
+        }
+        if (mt->propagation && mount(NULL, mt->target, NULL, mt->propagation, NULL) < 0)
+            child_fail(sync, GK_STAGE_MOUNT, errno, "set propagation of", mt->target, GK_EXIT_SETUP);
+    }
+
+    make_devices(sync, s);
+
+    if ((s->flags & GK_SPAWN_LOOPBACK_UP) && (r = loopback_up()) < 0)
+        child_fail(sync, GK_STAGE_LOOPBACK, -r, "bring up", "lo", GK_EXIT_SETUP);
+
+    if ((s->flags & GK_SPAWN_ROOT_READONLY) &&
+        mount(NULL, "/", NULL, MS_BIND | MS_REMOUNT | MS_RDONLY, NULL) < 0)
+        child_fail(sync, GK_STAGE_READONLY_ROOT, errno, "remount / read-only", NULL, GK_EXIT_SETUP);
+
+    if (s->cwd) {
+        if ((r = mkdir_all(s->cwd, 0755)) < 0)
+            child_fail(sync, GK_STAGE_CWD, -r, "working directory", s->cwd, GK_EXIT_SETUP);
+        if (chdir(s->cwd) < 0)
+            child_fail(sync, GK_STAGE_CWD, errno, "chdir to", s->cwd, GK_EXIT_SETUP);
+    }
+
+    /* Raw system calls: glibc's wrappers would try to signal the parent's
+     * threads, which do not exist in this copy. */
+    if (syscall(SYS_setgroups, s->ngroups, s->groups) < 0)
+        child_fail(sync, GK_STAGE_CREDENTIALS, errno, "setgroups", NULL, GK_EXIT_SETUP);
+    if (syscall(SYS_setresgid, s->gid, s->gid, s->gid) < 0)
+        child_fail(sync, GK_STAGE_CREDENTIALS, errno, "setgid", NULL, GK_EXIT_SETUP);
+    if (syscall(SYS_setresuid, s->uid, s->uid, s->uid) < 0)
+        child_fail(sync, GK_STAGE_CREDENTIALS, errno, "setuid", NULL, GK_EXIT_SETUP);
+
+    /* Created: from here on the parent may go away. */
+    (void)prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0);
+    memset(&m, 0, sizeof m);
+    m.type = GK_MSG_READY;
+    if (gk_send_all(sync, &m, sizeof m) < 0)
+        _exit(GK_EXIT_SETUP);
+
+    /* Wait for `start`: opening the FIFO for writing blocks until a reader
+     * opens it. The O_PATH descriptor is reopened through this container's
+     * /proc, as the FIFO's host path is no longer reachable. */
+    char fdpath[48];
+    size_t n = gk_strlcat(fdpath, 0, sizeof fdpath, "/proc/self/fd/");
+    gk_utoa(fdpath + n, sizeof fdpath - n, (unsigned long)s->exec_fifo_fd);
+    int fifo = open(fdpath, O_WRONLY | O_CLOEXEC);
+    if (fifo < 0)
+        child_fail(sync, GK_STAGE_START_WAIT, errno, "open exec fifo", fdpath, GK_EXIT_SETUP);
+    close(s->exec_fifo_fd);
+
+    /* Nothing but stdio and the reporting FIFO crosses into the command. */
+    (void)syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+
+    int err = exec_lookup(s);
+    int code = (err == ENOENT || err == ENOTDIR) ? GK_EXIT_NOT_FOUND : GK_EXIT_NOT_EXECUTABLE;
+    child_fail(fifo, GK_STAGE_EXEC, err, "exec", s->argv[0], code);
+}
+
+/* ---- the parent side ---------------------------------------------------- */
+
+int gk_spawn(const struct gk_spawn *spec, gk_before_go_fn before_go, void *ctx,
+             pid_t *pid_out, struct gk_msg *err)
+{
+    int sv[2];
+    memset(err, 0, sizeof *err);
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+        return -errno;
+
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    long pid = syscall(SYS_clone, (unsigned long)(spec->clone_flags | SIGCHLD), NULL, NULL, NULL, 0);
+    if (pid == 0) {
+        close(sv[0]);
+        child_main(spec, sv[1]);
+    }
+    int clone_errno = errno;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    close(sv[1]);
+    if (pid < 0) {
+        close(sv[0]);
+        return -clone_errno;
+    }
+
+    int ret = 0;
+    if (before_go && (ret = before_go((pid_t)pid, ctx)) != 0)
+        goto kill_child;
+
+    struct gk_msg m;
+    memset(&m, 0, sizeof m);
+    m.type = GK_MSG_GO;
+    if ((ret = gk_send_all(sv[0], &m, sizeof m)) < 0)
+        goto kill_child;
+
+    ret = gk_recv_msg(sv[0], &m);
+    if (ret == 0 && m.type == GK_MSG_READY) {
+        close(sv[0]);
+        *pid_out = (pid_t)pid;
+        return 0;
+    }
+    if (ret == 0 && m.type == GK_MSG_ERROR) {
+        *err = m;
+        ret = -(m.err ? m.err : EIO);
+    } else if (ret == 0) {
+        ret = -EPROTO;
+    }
+
+kill_child:
+    close(sv[0]);
+    kill((pid_t)pid, SIGKILL);
+    while (waitpid((pid_t)pid, NULL, 0) < 0 && errno == EINTR)
+        ;
+    return ret;
+}

@@ -1,0 +1,87 @@
+#include "internal.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+size_t gk_strlcat(char *dst, size_t len, size_t size, const char *src)
+{
+    if (size == 0)
+        return 0;
+    while (*src && len + 1 < size)
+        dst[len++] = *src++;
+    dst[len] = '\0';
+    return len;
+}
+
+void gk_utoa(char *dst, size_t size, unsigned long v)
+{
+    char tmp[24];
+    size_t n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v && n < sizeof tmp);
+    size_t i = 0;
+    while (n > 0 && i + 1 < size)
+        dst[i++] = tmp[--n];
+    if (size)
+        dst[i] = '\0';
+}
+
+int gk_send_all(int fd, const void *buf, size_t len)
+{
+    for (;;) {
+        ssize_t n = send(fd, buf, len, MSG_NOSIGNAL);
+        if (n >= 0)
+            return 0;
+        if (errno == ENOTSOCK) {
+            /* The exec FIFO: a plain write of one record (atomic, < PIPE_BUF). */
+            n = write(fd, buf, len);
+            if (n == (ssize_t)len)
+                return 0;
+            if (n >= 0)
+                return -EIO;
+        }
+        if (errno != EINTR)
+            return -errno;
+    }
+}
+
+int gk_recv_msg(int fd, struct gk_msg *m)
+{
+    for (;;) {
+        ssize_t n = read(fd, m, sizeof *m);
+        if (n == (ssize_t)sizeof *m)
+            return 0;
+        if (n == 0)
+            return -EPIPE;
+        if (n > 0)
+            return -EPROTO;
+        if (errno != EINTR)
+            return -errno;
+    }
+}
+
+const char *gk_stage_name(int stage)
+{
+    switch (stage) {
+    case GK_STAGE_SYNC: return "sync";
+    case GK_STAGE_SETNS: return "join namespace";
+    case GK_STAGE_HOSTNAME: return "set hostname";
+    case GK_STAGE_PROPAGATION: return "mount propagation";
+    case GK_STAGE_ROOTFS: return "root filesystem";
+    case GK_STAGE_BIND_SOURCE: return "bind source";
+    case GK_STAGE_PIVOT_ROOT: return "pivot_root";
+    case GK_STAGE_MOUNT: return "mount";
+    case GK_STAGE_DEVICES: return "devices";
+    case GK_STAGE_LOOPBACK: return "loopback";
+    case GK_STAGE_READONLY_ROOT: return "read-only root";
+    case GK_STAGE_CWD: return "working directory";
+    case GK_STAGE_CREDENTIALS: return "credentials";
+    case GK_STAGE_START_WAIT: return "wait for start";
+    case GK_STAGE_EXEC: return "exec";
+    default: return "setup";
+    }
+}

@@ -1,0 +1,142 @@
+/* The parent's side after READY: starting through the exec FIFO, waiting for
+ * a foreground container while forwarding signals, and process identity. */
+#include "gocker_core.h"
+#include "internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+/* Reads the state letter and start time of `pid` from /proc/PID/stat.
+ * Returns 0, or -errno (-ENOENT when there is no such process). */
+static int proc_stat(pid_t pid, char *state, unsigned long long *start)
+{
+    char path[48];
+    size_t n = gk_strlcat(path, 0, sizeof path, "/proc/");
+    gk_utoa(path + n, sizeof path - n, (unsigned long)pid);
+    n = strlen(path);
+    gk_strlcat(path, n, sizeof path, "/stat");
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    char buf[1024];
+    ssize_t len = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (len <= 0)
+        return -EIO;
+    buf[len] = '\0';
+    /* The command name may hold spaces and parentheses: parse after the last ')'. */
+    char *p = strrchr(buf, ')');
+    if (!p || p[1] != ' ')
+        return -EIO;
+    p += 2;
+    *state = *p;
+    /* Field 3 is the state; the start time is field 22. */
+    for (int field = 3; field < 22; field++) {
+        p = strchr(p, ' ');
+        if (!p)
+            return -EIO;
+        p++;
+    }
+    unsigned long long v = 0;
+    while (*p >= '0' && *p <= '9')
+        v = v * 10 + (unsigned long long)(*p++ - '0');
+    *start = v;
+    return 0;
+}
+
+unsigned long long gk_process_start_time(pid_t pid)
+{
+    char state;
+    unsigned long long start;
+    if (proc_stat(pid, &state, &start) < 0 || state == 'Z' || state == 'X')
+        return 0;
+    return start;
+}
+
+int gk_start_wait(const char *fifo_path, pid_t pid, struct gk_msg *err)
+{
+    memset(err, 0, sizeof *err);
+    /* Non-blocking, so that a container that died before reaching its open
+     * cannot leave us waiting forever. */
+    int fd = open(fifo_path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    int ret;
+    for (;;) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        int r = poll(&p, 1, 50);
+        if (r < 0 && errno != EINTR) {
+            ret = -errno;
+            break;
+        }
+        if (r > 0 && (p.revents & POLLIN)) {
+            ssize_t n = read(fd, err, sizeof *err);
+            if (n == (ssize_t)sizeof *err && err->type == GK_MSG_ERROR) {
+                ret = -EIO;
+                break;
+            }
+            if (n == 0) {
+                ret = 0;
+                break;
+            }
+            if (n < 0 && (errno == EAGAIN || errno == EINTR))
+                continue;
+            ret = -EPROTO;
+            break;
+        }
+        if (r > 0 && (p.revents & (POLLHUP | POLLERR))) {
+            ret = 0; /* the write end closed on exec, with nothing said */
+            break;
+        }
+        if (r == 0 && gk_process_start_time(pid) == 0) {
+            ret = -ESRCH;
+            break;
+        }
+    }
+    close(fd);
+    return ret;
+}
+
+static void forward_set(sigset_t *set)
+{
+    sigemptyset(set);
+    static const int sigs[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH, SIGCHLD};
+    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
+        sigaddset(set, sigs[i]);
+}
+
+int gk_forward_block(void)
+{
+    sigset_t set;
+    forward_set(&set);
+    int r = pthread_sigmask(SIG_BLOCK, &set, NULL);
+    return r ? -r : 0;
+}
+
+int gk_wait_forward(pid_t pid)
+{
+    sigset_t set;
+    forward_set(&set);
+    for (;;) {
+        int status;
+        pid_t w = waitpid(pid, &status, WNOHANG);
+        if (w == pid)
+            return status;
+        if (w < 0 && errno != EINTR)
+            return -errno;
+        siginfo_t info;
+        int sig = sigwaitinfo(&set, &info);
+        if (sig < 0) {
+            if (errno == EINTR)
+                continue;
+            return -errno;
+        }
+        if (sig != SIGCHLD)
+            (void)kill(pid, sig);
+    }
+}
