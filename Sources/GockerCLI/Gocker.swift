@@ -28,6 +28,9 @@ public enum GockerMain {
             report(Gocker.message(for: error))
             return 125
         }
+        // The OCI front door fails like runc (exit 1); the docker-like one
+        // like docker (125).
+        let ownFailure: Int32 = command is any OCICommand ? 1 : 125
         do {
             try command.run()
             return 0
@@ -35,12 +38,16 @@ public enum GockerMain {
             return e.status
         } catch let e as GockerError {
             report(e.description)
-            return e.exitStatus
+            return e.exitStatus == 125 ? ownFailure : e.exitStatus
         } catch let e as ExitCode {
             return e.rawValue
         } catch {
-            report("\(error)")
-            return 125
+            if Gocker.exitCode(for: error) == .success {
+                print(Gocker.fullMessage(for: error))
+                return 0
+            }
+            report(Gocker.message(for: error))
+            return ownFailure
         }
     }
 

@@ -15,6 +15,9 @@ struct OCI: ParsableCommand {
     @OptionGroup var global: OCIGlobalOptions
 }
 
+/// A verb of the OCI front door: it fails with exit status 1, as runc does.
+protocol OCICommand: ParsableCommand {}
+
 /// The options runc takes before the verb.
 struct OCIGlobalOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Root directory for storage of container state (env GOCKER_STATE_ROOT).", valueName: "dir"))
@@ -35,7 +38,7 @@ struct OCIGlobalOptions: ParsableArguments {
     var runtime: Runtime { Runtime(stateRoot: root) }
 }
 
-struct OCICreate: ParsableCommand {
+struct OCICreate: OCICommand {
     static let configuration = CommandConfiguration(
         commandName: "create", abstract: "Create a container from a bundle; `start` runs its process.")
 
@@ -55,7 +58,7 @@ struct OCICreate: ParsableCommand {
     }
 }
 
-struct OCIStart: ParsableCommand {
+struct OCIStart: OCICommand {
     static let configuration = CommandConfiguration(
         commandName: "start", abstract: "Run the process of a created container.")
 
@@ -69,7 +72,7 @@ struct OCIStart: ParsableCommand {
     }
 }
 
-struct OCIState: ParsableCommand {
+struct OCIState: OCICommand {
     static let configuration = CommandConfiguration(
         commandName: "state", abstract: "Print a container's state as JSON.")
 
@@ -84,7 +87,7 @@ struct OCIState: ParsableCommand {
     }
 }
 
-struct OCIKill: ParsableCommand {
+struct OCIKill: OCICommand {
     static let configuration = CommandConfiguration(
         commandName: "kill", abstract: "Send a signal (default TERM) to a container's process.")
 
@@ -104,7 +107,7 @@ struct OCIKill: ParsableCommand {
     }
 }
 
-struct OCIDelete: ParsableCommand {
+struct OCIDelete: OCICommand {
     static let configuration = CommandConfiguration(
         commandName: "delete", abstract: "Delete a container's state and whatever it holds.")
 
@@ -121,7 +124,7 @@ struct OCIDelete: ParsableCommand {
     }
 }
 
-struct OCIRun: ParsableCommand {
+struct OCIRun: OCICommand {
     static let configuration = CommandConfiguration(
         commandName: "run", abstract: "Create and start a container from a bundle and wait for it.")
 

@@ -1,0 +1,136 @@
+import Foundation
+import Testing
+
+/// One gocker installation for one test: its own data root and state root
+/// in a temporary directory, the built `gocker` binary, and a check that
+/// nothing is left behind.
+final class Sandbox {
+    let dir: String
+    let dataRoot: String
+    let stateRoot: String
+
+    /// The `gocker` built beside this test bundle.
+    static let binary: String = {
+        let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? ""
+        var dir = (exe as NSString).deletingLastPathComponent
+        // The test runner may live inside the .xctest bundle.
+        while !dir.isEmpty && dir != "/" && !FileManager.default.isExecutableFile(atPath: dir + "/gocker") {
+            dir = (dir as NSString).deletingLastPathComponent
+        }
+        return dir + "/gocker"
+    }()
+
+    init() throws {
+        var template = Array("/tmp/gocker-test-XXXXXX".utf8CString)
+        guard let p = mkdtemp(&template) else { throw POSIXError(.EIO) }
+        dir = String(cString: p)
+        dataRoot = dir + "/data"
+        stateRoot = dir + "/state"
+    }
+
+    deinit {
+        // Whatever a failing test left: its processes, then its files.
+        for pid in processesRootedHere() { kill(pid, SIGKILL) }
+        for _ in 0..<100 where !processesRootedHere().isEmpty { usleep(20_000) }
+        try? FileManager.default.removeItem(atPath: dir)
+    }
+
+    struct Result {
+        var status: Int32
+        var stdout: String
+        var stderr: String
+    }
+
+    var environment: [String: String] {
+        var env = ProcessInfo.processInfo.environment
+        env["GOCKER_DATA_ROOT"] = dataRoot
+        env["GOCKER_STATE_ROOT"] = stateRoot
+        return env
+    }
+
+    /// Runs gocker to completion.
+    @discardableResult
+    func gocker(_ args: [String], binary: String = Sandbox.binary) throws -> Result {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: binary)
+        p.arguments = args
+        p.environment = environment
+        // Output goes to files: no pipe can fill up and stall the child.
+        let base = dir + "/run-\(UUID().uuidString)"
+        FileManager.default.createFile(atPath: base + ".out", contents: nil)
+        FileManager.default.createFile(atPath: base + ".err", contents: nil)
+        p.standardOutput = FileHandle(forWritingAtPath: base + ".out")
+        p.standardError = FileHandle(forWritingAtPath: base + ".err")
+        p.standardInput = FileHandle.nullDevice
+        try p.run()
+        p.waitUntilExit()
+        let outData = FileManager.default.contents(atPath: base + ".out") ?? Data()
+        let errData = FileManager.default.contents(atPath: base + ".err") ?? Data()
+        let status = p.terminationReason == .uncaughtSignal ? 128 + p.terminationStatus : p.terminationStatus
+        return Result(status: status, stdout: String(decoding: outData, as: UTF8.self),
+                      stderr: String(decoding: errData, as: UTF8.self))
+    }
+
+    /// Starts gocker in the background with its output going to files in the sandbox.
+    func start(_ args: [String]) throws -> (Process, outFile: String) {
+        let outFile = dir + "/bg-\(UUID().uuidString).out"
+        FileManager.default.createFile(atPath: outFile, contents: nil)
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: Sandbox.binary)
+        p.arguments = args
+        p.environment = environment
+        FileManager.default.createFile(atPath: outFile + ".err", contents: nil)
+        p.standardOutput = FileHandle(forWritingAtPath: outFile)
+        p.standardError = FileHandle(forWritingAtPath: outFile + ".err")
+        p.standardInput = FileHandle.nullDevice
+        try p.run()
+        return (p, outFile)
+    }
+
+    /// Polls until `condition` holds, for up to `seconds`.
+    func waitFor(_ seconds: Double = 10, _ condition: () -> Bool) -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            if condition() { return true }
+            usleep(20_000)
+        }
+        return condition()
+    }
+
+    func contents(_ path: String) -> String {
+        (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
+    }
+
+    func list(_ path: String) -> [String] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []).sorted()
+    }
+
+    /// Host processes whose root directory lies under this sandbox.
+    func processesRootedHere() -> [pid_t] {
+        list("/proc").compactMap { name -> pid_t? in
+            guard let pid = pid_t(name),
+                  let root = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(name)/root")
+            else { return nil }
+            return root.hasPrefix(dir) ? pid : nil
+        }
+    }
+
+    /// Mounts on the host that mention this sandbox.
+    func hostMountsHere() -> [String] {
+        contents("/proc/self/mountinfo").split(separator: "\n").map(String.init).filter { $0.contains(dir) }
+    }
+
+    /// Asserts that no container of this sandbox left anything: container
+    /// directories, names, runtime state, mounts or processes.
+    func expectNothingLeft(sourceLocation: SourceLocation = #_sourceLocation) {
+        #expect(list(dataRoot + "/containers") == [], "container directories left", sourceLocation: sourceLocation)
+        #expect(list(dataRoot + "/names") == [], "names left", sourceLocation: sourceLocation)
+        #expect(list(stateRoot) == [], "runtime state left", sourceLocation: sourceLocation)
+        #expect(hostMountsHere() == [], "mounts left", sourceLocation: sourceLocation)
+        #expect(processesRootedHere() == [], "processes left", sourceLocation: sourceLocation)
+    }
+}
+
+/// The integration tests start real containers: they need root. Under CI
+/// they always run (and fail if not root) rather than skip.
+let canRunContainers = getuid() == 0 || ProcessInfo.processInfo.environment["CI"] == "true"

@@ -1,0 +1,122 @@
+import Foundation
+import Testing
+
+/// `gocker oci` on a hand-written bundle: the OCI lifecycle and state JSON.
+@Suite(.enabled(if: canRunContainers, "starts real containers: needs root"))
+struct OCITests {
+    /// A bundle whose rootfs is a copy of the built-in busybox image.
+    func makeBundle(_ box: Sandbox, args: [String], extraMounts: String = "") throws -> String {
+        // Build the image through gocker, then copy its layer as a plain rootfs.
+        #expect(try box.gocker(["run", "--rm", "busybox", "true"]).status == 0)
+        let layerDir = box.dataRoot + "/image/layers"
+        let layer = try #require(box.list(layerDir).first)
+        let bundle = box.dir + "/bundle"
+        try FileManager.default.createDirectory(atPath: bundle, withIntermediateDirectories: true)
+        let cp = Process()
+        cp.executableURL = URL(fileURLWithPath: "/bin/cp")
+        cp.arguments = ["-a", "\(layerDir)/\(layer)", bundle + "/rootfs"]
+        try cp.run()
+        cp.waitUntilExit()
+        let argsJSON = String(decoding: try JSONSerialization.data(withJSONObject: args), as: UTF8.self)
+        let config = """
+            {"ociVersion": "1.0.2",
+             "process": {"user": {"uid": 0, "gid": 0}, "args": \(argsJSON), "env": ["PATH=/bin:/usr/bin"], "cwd": "/"},
+             "root": {"path": "rootfs"},
+             "hostname": "ocibox",
+             "mounts": [{"destination": "/proc", "type": "proc", "source": "proc"},
+                        {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "mode=755"]}\(extraMounts)],
+             "linux": {"namespaces": [{"type": "pid"}, {"type": "mount"}, {"type": "uts"}, {"type": "ipc"}, {"type": "network"}]}}
+            """
+        try config.write(toFile: bundle + "/config.json", atomically: true, encoding: .utf8)
+        return bundle
+    }
+
+    func state(_ box: Sandbox, _ id: String) throws -> [String: Any] {
+        let r = try box.gocker(["oci", "state", id])
+        #expect(r.status == 0, "\(r.stderr)")
+        return try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
+    }
+
+    @Test func createStartStateDelete() throws {
+        let box = try Sandbox()
+        let marker = box.dir + "/marker"
+        let bundle = try makeBundle(box, args: ["sh", "-c", "hostname > /out/host; echo $$ >> /out/host; sleep 0.3"],
+                                    extraMounts: #", {"destination": "/out", "type": "bind", "source": "\#(box.dir)", "options": ["rbind"]}"#)
+        let pidFile = box.dir + "/pid"
+        let c = try box.gocker(["oci", "create", "--bundle", bundle, "--pid-file", pidFile, "c1"])
+        #expect(c.status == 0, "\(c.stderr)")
+        #expect(c.stdout.isEmpty)
+        var s = try state(box, "c1")
+        #expect(s["ociVersion"] as? String == "1.0.2")
+        #expect(s["id"] as? String == "c1")
+        #expect(s["status"] as? String == "created")
+        #expect(s["bundle"] as? String == bundle)
+        let pid = try #require(s["pid"] as? Int)
+        #expect(pid > 0)
+        #expect(box.contents(pidFile) == "\(pid)")
+        // Created: the process exists, but has not run the command yet.
+        #expect(FileManager.default.fileExists(atPath: "/proc/\(pid)"))
+        #expect(!FileManager.default.fileExists(atPath: box.dir + "/host"))
+
+        let st = try box.gocker(["oci", "start", "c1"])
+        #expect(st.status == 0, "\(st.stderr)")
+        s = try state(box, "c1")
+        #expect(s["status"] as? String == "running")
+        #expect(box.waitFor { box.contents(box.dir + "/host") == "ocibox\n1\n" }, "\(box.contents(box.dir + "/host"))")
+        #expect(box.waitFor { (try? state(box, "c1"))?["status"] as? String == "stopped" })
+
+        let d = try box.gocker(["oci", "delete", "c1"])
+        #expect(d.status == 0, "\(d.stderr)")
+        #expect(try box.gocker(["oci", "state", "c1"]).status == 1)
+        _ = marker
+        try? FileManager.default.removeItem(atPath: bundle + "/rootfs")
+        box.expectNothingLeft()
+    }
+
+    @Test func deleteRefusesARunningContainerUnlessForced() throws {
+        let box = try Sandbox()
+        let bundle = try makeBundle(box, args: ["sleep", "100"])
+        #expect(try box.gocker(["oci", "run", "--detach", "--bundle", bundle, "c2"]).status == 0)
+        #expect(try state(box, "c2")["status"] as? String == "running")
+        let refused = try box.gocker(["oci", "delete", "c2"])
+        #expect(refused.status == 1 && refused.stderr.contains("not stopped"))
+        let k = try box.gocker(["oci", "kill", "c2", "KILL"])
+        #expect(k.status == 0, "\(k.stderr)")
+        #expect(box.waitFor { (try? state(box, "c2"))?["status"] as? String == "stopped" })
+        #expect(try box.gocker(["oci", "delete", "c2"]).status == 0)
+        #expect(try box.gocker(["oci", "run", "-d", "--bundle", bundle, "c3"]).status == 0)
+        #expect(try box.gocker(["oci", "delete", "--force", "c3"]).status == 0)
+        #expect(try box.gocker(["oci", "delete", "--force", "never-was"]).status == 0)
+        box.expectNothingLeft()
+    }
+
+    @Test func runInTheForegroundAndTheGockerOciName() throws {
+        let box = try Sandbox()
+        let bundle = try makeBundle(box, args: ["sh", "-c", "echo hello from $(hostname); exit 5"])
+        let link = box.dir + "/gocker-oci"
+        try FileManager.default.createSymbolicLink(atPath: link, withDestinationPath: Sandbox.binary)
+        let r = try box.gocker(["run", "--bundle", bundle, "fg"], binary: link)
+        #expect(r.stdout == "hello from ocibox\n")
+        #expect(r.status == 5)
+        #expect(box.list(box.stateRoot) == [])
+        let dup1 = try box.gocker(["oci", "create", "--bundle", bundle, "dup"])
+        #expect(dup1.status == 0)
+        let dup2 = try box.gocker(["oci", "create", "--bundle", bundle, "dup"])
+        #expect(dup2.status == 1 && dup2.stderr.contains("already exists"))
+        #expect(try box.gocker(["oci", "delete", "dup"]).status == 0)
+        box.expectNothingLeft()
+    }
+
+    @Test func aBrokenConfigIsRefusedWithNothingLeft() throws {
+        let box = try Sandbox()
+        let bundle = try makeBundle(box, args: ["true"])
+        try #"{"ociVersion": "1.0.2", "process": {"args": [], "cwd": "/", "user": {"uid": 0, "gid": 0}}, "root": {"path": "rootfs"}}"#
+            .write(toFile: bundle + "/config.json", atomically: true, encoding: .utf8)
+        let r = try box.gocker(["oci", "create", "--bundle", bundle, "broken"])
+        #expect(r.status == 1)
+        #expect(r.stderr.contains("process.args"))
+        let bad = try box.gocker(["oci", "create", "--bundle", bundle, "../escape"])
+        #expect(bad.status == 1 && bad.stderr.contains("invalid container id"))
+        box.expectNothingLeft()
+    }
+}

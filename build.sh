@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# gocker's one build helper. Run as root on Debian 12.
+#
+#   ./build.sh demo    install what is missing, build the static release binary,
+#                      run a first container from the built-in busybox image
+#   ./build.sh test    install what is missing, run the whole test suite
+#   ./build.sh deps    only install the Debian packages gocker needs
+#   ./build.sh release only build .build/release/gocker (fully static) and its gocker-oci link
+set -euo pipefail
+cd "$(dirname "$0")"
+
+# Debian packages: busybox-static is the built-in image's source.
+PACKAGES=(busybox-static)
+
+deps() {
+    local missing=()
+    for p in "${PACKAGES[@]}"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+    done
+    if [ ${#missing[@]} -gt 0 ]; then
+        echo "installing: ${missing[*]}" >&2
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    fi
+}
+
+release() {
+    swift build -c release --static-swift-stdlib -Xswiftc -static-executable "$@"
+    ln -sf gocker .build/release/gocker-oci
+}
+
+case "${1:-}" in
+deps) deps ;;
+release) shift; deps; release "$@" ;;
+demo)
+    deps
+    release
+    echo "+ gocker run --rm busybox sh -c 'echo hello from \$(hostname), I am PID \$\$; ls /'" >&2
+    exec .build/release/gocker run --rm busybox sh -c 'echo hello from $(hostname), I am PID $$; ls /'
+    ;;
+test)
+    shift
+    deps
+    exec swift test "$@"
+    ;;
+*)
+    sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'
+    exit 2
+    ;;
+esac
