@@ -47,6 +47,7 @@ let package = Package(
             dependencies: ["GockerCLI"]
         ),
         .testTarget(name: "GockerCoreTests", dependencies: ["GockerCore"]),
+        .testTarget(name: "GockerRuntimeTests", dependencies: ["GockerRuntime", "CGockerCore"]),
         .testTarget(name: "GockerCLITests", dependencies: ["GockerCLI"]),
         .testTarget(name: "IntegrationTests", dependencies: ["GockerCore", "gocker"]),
     ]

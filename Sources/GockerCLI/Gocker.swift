@@ -80,8 +80,6 @@ struct Gocker: ParsableCommand {
             CommandGroup(name: "OCI runtime", subcommands: [OCI.self]),
         ]
     )
-
-    @OptionGroup var global: GlobalOptions
 }
 
 /// The two roots, as in docker and runc.

@@ -27,6 +27,13 @@ public struct ImageRecord: Codable, Sendable, Equatable {
     public var created: String
 
     public var shortID: String { String(id.prefix(12)) }
+
+    public init(id: String, layers: [String], config: ImageConfig, created: String) {
+        self.id = id
+        self.layers = layers
+        self.config = config
+        self.created = created
+    }
 }
 
 /// A `name[:tag]` image reference.
@@ -41,8 +48,16 @@ public struct ImageReference: Hashable, Sendable, CustomStringConvertible {
             name = String(text[..<colon])
             tag = String(text[text.index(after: colon)...])
         }
-        let nameOK = !name.isEmpty && name.utf8.count <= 255 && !name.hasPrefix("/") && !name.hasSuffix("/")
-            && !name.contains("//") && name.utf8.allSatisfy { c in
+        // A registry host may carry a port ("localhost:5000/app").
+        let path = name.contains("/") ? String(name.drop { $0 != "/" }) : name
+        let host = name.contains("/") ? String(name.prefix { $0 != "/" }) : ""
+        let hostOK = host.split(separator: ":", omittingEmptySubsequences: false).count <= 2
+            && host.utf8.allSatisfy { c in
+                (c >= 0x61 && c <= 0x7a) || (c >= 0x30 && c <= 0x39) || c == UInt8(ascii: ".")
+                    || c == UInt8(ascii: "-") || c == UInt8(ascii: ":")
+            }
+        let nameOK = hostOK && !name.isEmpty && name.utf8.count <= 255 && !name.hasPrefix("/") && !name.hasSuffix("/")
+            && !name.contains("//") && path.utf8.allSatisfy { c in
                 (c >= 0x61 && c <= 0x7a) || (c >= 0x30 && c <= 0x39) || c == UInt8(ascii: ".")
                     || c == UInt8(ascii: "_") || c == UInt8(ascii: "-") || c == UInt8(ascii: "/")
             }

@@ -90,10 +90,10 @@ public enum ContainerSpec {
     /// blank lines are skipped.
     public static func parseEnvFile(_ text: String, lookup: (String) -> String? = Sys.env) throws(GockerError) -> [String] {
         var entries: [String] = []
-        for raw in text.split(separator: "\n", omittingEmptySubsequences: false) {
+        // "\r\n" is one Character in Swift: split on both line ends.
+        for raw in text.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" }) {
             var line = Substring(raw)
             while let f = line.first, f == " " || f == "\t" { line = line.dropFirst() }
-            if line.hasSuffix("\r") { line = line.dropLast() }
             if line.isEmpty || line.hasPrefix("#") { continue }
             let name = line.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)[0]
             if name.contains(" ") || name.contains("\t") {

@@ -1,0 +1,53 @@
+import GockerRuntime
+import Testing
+@testable import GockerCLI
+
+struct RunArgumentTests {
+    @Test func dockerFlagsAndTheCommandAfterTheImage() throws {
+        let run = try Run.parse(["--rm", "-e", "A=1", "--env", "B=2", "-w", "/tmp", "-h", "box", "--name", "web",
+                                 "--network", "host", "-i", "busybox", "sh", "-c", "echo -e $A", "--rm"])
+        let r = try run.request()
+        #expect(r.autoRemove)
+        #expect(r.env == ["A=1", "B=2"])
+        #expect(r.workdir == "/tmp")
+        #expect(r.hostname == "box")
+        #expect(r.name == "web")
+        #expect(r.network == .host)
+        #expect(r.interactive)
+        #expect(r.image == "busybox")
+        // Everything after the image belongs to the command, flags included.
+        #expect(r.command == ["sh", "-c", "echo -e $A", "--rm"])
+    }
+
+    @Test func defaults() throws {
+        let r = try Run.parse(["busybox"]).request()
+        #expect(!r.autoRemove && r.command == [] && r.network == .none && r.entrypoint == nil)
+    }
+
+    @Test func badInput() {
+        #expect(throws: (any Error).self) { try Run.parse([]) }
+        #expect(throws: (any Error).self) { try Run.parse(["--no-such-flag", "busybox"]) }
+        #expect(throws: (any Error).self) { try Run.parse(["--network", "bridge0", "busybox"]).request() }
+    }
+
+    @Test func exitStatusesOfTheFrontDoors() {
+        // Bad flags: 125 for the docker-like CLI, 1 for the OCI one (runc's).
+        #expect(GockerMain.run(["run", "--no-such-flag", "busybox"]) == 125)
+        #expect(GockerMain.run(["oci", "kill", "--root", "/nonexistent-gocker-root", "c", "NOSIG"]) == 1)
+        #expect(GockerMain.run(["--help"]) == 0)
+    }
+}
+
+struct OCIArgumentTests {
+    @Test func globalOptionsBeforeTheVerb() throws {
+        let parsed = try Gocker.parseAsRoot(["oci", "--root", "/r", "create", "--bundle", "/b", "--pid-file", "/p", "id1"])
+        let create = try #require(parsed as? OCICreate)
+        #expect(create.global.root == "/r")
+        #expect(create.bundle == "/b" && create.pidFile == "/p" && create.id == "id1")
+    }
+
+    @Test func killTakesIDThenSignal() throws {
+        let kill = try #require(try Gocker.parseAsRoot(["oci", "kill", "--all", "c1", "KILL"]) as? OCIKill)
+        #expect(kill.all && kill.id == "c1" && kill.signal == "KILL")
+    }
+}

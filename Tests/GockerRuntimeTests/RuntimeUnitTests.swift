@@ -1,0 +1,136 @@
+import CGockerCore
+import Glibc
+import GockerCore
+import Testing
+@testable import GockerRuntime
+
+struct MountOptionsTests {
+    @Test func flagsPropagationAndData() {
+        let o = MountOptions(type: "tmpfs", options: ["nosuid", "nodev", "ro", "rw", "rprivate", "mode=755", "size=64k"])
+        #expect(o.flags == UInt(MS_NOSUID | MS_NODEV))
+        #expect(o.propagation == UInt(MS_PRIVATE | MS_REC))
+        #expect(o.data == ["mode=755", "size=64k"])
+        #expect(!o.isBind)
+    }
+
+    @Test func binds() {
+        #expect(MountOptions(type: "bind", options: []).isBind)
+        let r = MountOptions(type: "none", options: ["rbind", "ro"])
+        #expect(r.isBind && r.recursive && r.flags == UInt(MS_RDONLY))
+    }
+}
+
+struct LaunchPlanTests {
+    func spec(namespaces: [String] = ["pid", "mount", "uts", "ipc", "network"], args: [String] = ["sh"]) -> Spec {
+        Spec(process: Spec.Process(args: args, env: ["A=1", "PATH=/bin"], cwd: "/work"),
+             root: Spec.Root(path: "rootfs", readonly: true), hostname: "h",
+             mounts: [Spec.Mount(destination: "/proc", type: "proc", source: "proc"),
+                      Spec.Mount(destination: "dev", type: "tmpfs", source: "tmpfs", options: ["mode=755"]),
+                      Spec.Mount(destination: "/data", type: "bind", source: "data", options: ["rbind", "ro"])],
+             linux: Spec.Linux(namespaces: namespaces.map { Spec.Namespace(type: $0) },
+                               devices: [Spec.Device(type: "c", path: "/dev/null", major: 1, minor: 3, fileMode: 0o600)]))
+    }
+
+    @Test func aFullConfig() throws {
+        let plan = try LaunchPlan(spec: spec(), bundle: "/b")
+        #expect(plan.cloneFlags == GK_CLONE_NEWPID | GK_CLONE_NEWNS | GK_CLONE_NEWUTS | GK_CLONE_NEWIPC | GK_CLONE_NEWNET)
+        #expect(plan.rootfs == "/b/rootfs")
+        #expect(plan.rootReadonly)
+        #expect(plan.hostname == "h")
+        #expect(plan.searchPath == "/bin")
+        #expect(plan.mounts.map(\.destination) == ["/proc", "/dev", "/data"])
+        #expect(plan.mounts[2].source == "/b/data" && plan.mounts[2].options.isBind)
+        // A tmpfs /dev gets the default devices; the config's own /dev/null wins.
+        #expect(plan.devSymlinks)
+        #expect(Set(plan.devices.map(\.path)) == Set(LaunchPlan.defaultDevices.map(\.path)))
+        #expect(plan.devices.first { $0.path == "/dev/null" }?.fileMode == 0o600)
+    }
+
+    @Test func refusals() {
+        #expect(throws: GockerError.self) { try LaunchPlan(spec: spec(args: []), bundle: "/b") }
+        #expect(throws: GockerError.self) { try LaunchPlan(spec: spec(namespaces: ["pid"]), bundle: "/b") }
+        #expect(throws: GockerError.self) { try LaunchPlan(spec: spec(namespaces: ["mount", "user"]), bundle: "/b") }
+        #expect(throws: GockerError.self) { try LaunchPlan(spec: spec(namespaces: ["mount", "mount"]), bundle: "/b") }
+        // A hostname needs its own UTS namespace.
+        #expect(throws: GockerError.self) { try LaunchPlan(spec: spec(namespaces: ["mount"]), bundle: "/b") }
+        var relativeCwd = spec()
+        relativeCwd.process?.cwd = "tmp"
+        #expect(throws: GockerError.self) { try LaunchPlan(spec: relativeCwd, bundle: "/b") }
+    }
+}
+
+struct ContainerSpecTests {
+    let image = ImageConfig(Cmd: ["sh"], Entrypoint: nil, Env: ["PATH=/bin"])
+
+    @Test func commandLines() throws {
+        var r = RunRequest(image: "busybox")
+        #expect(try ContainerSpec.commandLine(request: r, image: image) == ["sh"])
+        r.command = ["ls", "-l"]
+        #expect(try ContainerSpec.commandLine(request: r, image: image) == ["ls", "-l"])
+        r.entrypoint = "echo"
+        #expect(try ContainerSpec.commandLine(request: r, image: image) == ["echo", "ls", "-l"])
+        let withEntrypoint = ImageConfig(Cmd: ["--help"], Entrypoint: ["app"])
+        #expect(try ContainerSpec.commandLine(request: RunRequest(image: "x"), image: withEntrypoint) == ["app", "--help"])
+        #expect(throws: GockerError.self) { try ContainerSpec.commandLine(request: RunRequest(image: "x"), image: ImageConfig()) }
+    }
+
+    @Test func environmentOrderAndOverrides() {
+        let env = ContainerSpec.environment(image: ["PATH=/bin", "A=image"], hostname: "h", request: ["A=user", "B=2"])
+        #expect(env == ["PATH=/bin", "A=user", "HOSTNAME=h", "B=2", "HOME=/root"])
+        #expect(ContainerSpec.environment(image: [], hostname: "h", request: ["HOME=/x"]) == ["HOSTNAME=h", "HOME=/x"])
+    }
+
+    @Test func envFlagsAndFiles() throws {
+        let lookup: (String) -> String? = { $0 == "FROM_HOST" ? "v" : nil }
+        #expect(try ContainerSpec.resolveEnv(["A=1", "FROM_HOST", "MISSING"], lookup: lookup) == ["A=1", "FROM_HOST=v"])
+        #expect(throws: GockerError.self) { try ContainerSpec.resolveEnv(["=x"], lookup: lookup) }
+        let file = "# comment\nA=1\n\n  B=two words\r\nFROM_HOST\n"
+        #expect(try ContainerSpec.parseEnvFile(file, lookup: lookup) == ["A=1", "B=two words", "FROM_HOST=v"])
+        #expect(throws: GockerError.self) { try ContainerSpec.parseEnvFile("BAD NAME=1", lookup: lookup) }
+    }
+
+    @Test func specOfADockerLikeContainer() throws {
+        let record = ImageRecord(id: "i", layers: ["l1", "l2"], config: image, created: "")
+        var r = RunRequest(image: "busybox")
+        r.workdir = "/tmp"
+        let spec = ContainerSpec.build(request: r, image: record, layerPaths: ["/d/l1", "/d/l2"], containerDir: "/c",
+                                       hostname: "h", env: ["PATH=/bin"], args: ["sh"])
+        // Top layer first in lowerdir.
+        #expect(spec.annotations?[LaunchPlan.overlayAnnotation] == "lowerdir=/d/l2:/d/l1,upperdir=/c/upper,workdir=/c/work")
+        #expect(spec.linux?.namespaces?.map { $0.type } == ["pid", "ipc", "uts", "mount", "network"])
+        #expect(spec.process?.cwd == "/tmp")
+        // What run builds is a config the OCI path accepts.
+        let plan = try LaunchPlan(spec: spec, bundle: "/c")
+        #expect(plan.rootfs == "/c/rootfs")
+        #expect(plan.mounts.filter { $0.options.isBind }.map { $0.destination } == ["/etc/resolv.conf", "/etc/hostname", "/etc/hosts"])
+        r.network = .host
+        let host = ContainerSpec.build(request: r, image: record, layerPaths: [], containerDir: "/c", hostname: "h",
+                                       env: [], args: ["sh"])
+        #expect(host.linux?.namespaces?.contains { $0.type == "network" } == false)
+    }
+
+    @Test func networkModes() throws {
+        #expect(try NetworkMode(parsing: "none") == .none)
+        #expect(try NetworkMode(parsing: "host") == .host)
+        #expect(throws: GockerError.self) { try NetworkMode(parsing: "bridge") }
+    }
+}
+
+struct SignalTests {
+    @Test func namesAndNumbers() throws {
+        #expect(try Signals.parse("TERM") == SIGTERM)
+        #expect(try Signals.parse("SIGKILL") == SIGKILL)
+        #expect(try Signals.parse("hup") == SIGHUP)
+        #expect(try Signals.parse("9") == 9)
+        #expect(try Signals.parse("RTMIN+2") == 36)
+        for bad in ["0", "65", "NOPE", "", "RTMIN+99"] {
+            #expect(throws: GockerError.self) { try Signals.parse(bad) }
+        }
+    }
+
+    @Test func exitCodes() {
+        #expect(Runtime.exitCode(7 << 8) == 7)
+        #expect(Runtime.exitCode(9) == 137)
+        #expect(Runtime.exitCode(0) == 0)
+    }
+}
