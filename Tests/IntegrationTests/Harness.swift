@@ -105,13 +105,18 @@ final class Sandbox {
         ((try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []).sorted()
     }
 
-    /// Host processes whose root directory lies under this sandbox.
+    /// Host processes whose root directory lies under this sandbox: the
+    /// mount at "/" in their own mount table is an overlay of this sandbox's
+    /// layers or a bind of a directory in it. (/proc/PID/root cannot tell:
+    /// after pivot_root it reads "/".)
     func processesRootedHere() -> [pid_t] {
         list("/proc").compactMap { name -> pid_t? in
-            guard let pid = pid_t(name),
-                  let root = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(name)/root")
-            else { return nil }
-            return root.hasPrefix(dir) ? pid : nil
+            guard let pid = pid_t(name), pid != getpid() else { return nil }
+            let rootMount = contents("/proc/\(name)/mountinfo").split(separator: "\n").first { line in
+                let fields = line.split(separator: " ")
+                return fields.count > 4 && fields[4] == "/"
+            }
+            return rootMount?.contains(dir) == true ? pid : nil
         }
     }
 

@@ -203,3 +203,22 @@ struct RunTests {
         box.expectNothingLeft()
     }
 }
+
+/// The harness's own leak check must see a live container, or its "nothing
+/// left" verdicts mean nothing.
+@Suite(.enabled(if: canRunContainers, "starts real containers: needs root"))
+struct HarnessTests {
+    @Test func seesARunningContainersProcessesAndState() throws {
+        let box = try Sandbox()
+        let (p, out) = try box.start(["run", "--rm", "busybox", "sh", "-c", "echo ready; sleep 100"])
+        #expect(box.waitFor { box.contents(out).contains("ready") })
+        #expect(!box.processesRootedHere().isEmpty)
+        #expect(!box.list(box.stateRoot).isEmpty)
+        #expect(!box.list(box.dataRoot + "/containers").isEmpty)
+        kill(p.processIdentifier, SIGKILL)  // gocker itself: the container lives on
+        p.waitUntilExit()
+        #expect(!box.processesRootedHere().isEmpty)
+        for pid in box.processesRootedHere() { kill(pid, SIGKILL) }
+        #expect(box.waitFor { box.processesRootedHere().isEmpty })
+    }
+}
