@@ -18,4 +18,50 @@ int gk_send_all(int fd, const void *buf, size_t len);
 /* Receives one gk_msg; 0, -EPIPE at end of file, or -errno. */
 int gk_recv_msg(int fd, struct gk_msg *m);
 
+/* ---- the container's user (user.c) ---- */
+
+#include <sys/types.h>
+
+#define GK_MAX_GROUPS 64
+
+struct gk_user {
+    uid_t uid;
+    gid_t gid;
+    gid_t groups[GK_MAX_GROUPS];
+    size_t ngroups;
+    char home[256];
+};
+
+/* Resolves "user[:group]" (names or ids; NULL: keep u->uid/gid/groups and
+ * only find HOME) in the container's /etc/passwd and /etc/group. On failure
+ * returns -errno with `err` saying what was missing. */
+int gk_resolve_user(const char *spec, const char *const *group_add, size_t ngroup_add,
+                    struct gk_user *u, char *err, size_t errsize);
+
+/* ---- the child's other stages (security.c, terminal.c, init.c) ---- */
+
+/* Applies rlimits, capabilities and credentials, in the order the kernel
+ * needs: bounding set and keep-caps as root, then set*id, then capset. */
+int gk_apply_rlimits(const struct gk_spawn *s, char *what, size_t size);
+int gk_drop_bounding(const struct gk_spawn *s);
+int gk_set_credentials(const struct gk_user *u, char *what, size_t size);
+int gk_set_caps(const struct gk_spawn *s);
+
+/* Masks and read-only paths; -errno with `what` naming the path. */
+int gk_mask_paths(const struct gk_spawn *s, char *what, size_t size);
+
+/* Opens a pty pair from the container's /dev/ptmx; 0 or -errno. */
+int gk_open_pty(int *master, int *slave);
+/* Sends `fd` on the sync socket as a GK_MSG_TERMINAL record. */
+int gk_send_fd(int sock, int fd);
+/* Makes `slave` the controlling terminal and stdio of a new session. */
+int gk_take_terminal(int slave);
+
+/* Forks: returns in the child (the command's process); the parent becomes
+ * the container's init and never returns. */
+void gk_become_init(int fifo_fd, int slave_fd);
+
+/* Receives one gk_msg and, if it carries one, a descriptor (else *fd = -1). */
+int gk_recv_fd(int sock, struct gk_msg *m, int *fd);
+
 #endif

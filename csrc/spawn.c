@@ -356,6 +356,21 @@ static void __attribute__((noreturn)) child_main(const struct gk_spawn *s, int s
 
     make_devices(sync, s);
 
+    char what[GK_MSG_TEXT];
+    what[0] = '\0';
+    if ((r = gk_mask_paths(s, what, sizeof what)) < 0)
+        child_fail(sync, GK_STAGE_MASKED_PATHS, -r, "mask", what, GK_EXIT_SETUP);
+
+    int slave = -1;
+    if (s->flags & GK_SPAWN_TERMINAL) {
+        int master;
+        if ((r = gk_open_pty(&master, &slave)) < 0)
+            child_fail(sync, GK_STAGE_TERMINAL, -r, "open pty", "/dev/ptmx", GK_EXIT_SETUP);
+        if ((r = gk_send_fd(sync, master)) < 0)
+            child_fail(sync, GK_STAGE_TERMINAL, -r, "send pty master", NULL, GK_EXIT_SETUP);
+        close(master);
+    }
+
     if ((s->flags & GK_SPAWN_LOOPBACK_UP) && (r = loopback_up()) < 0)
         child_fail(sync, GK_STAGE_LOOPBACK, -r, "bring up", "lo", GK_EXIT_SETUP);
 
@@ -370,14 +385,42 @@ static void __attribute__((noreturn)) child_main(const struct gk_spawn *s, int s
             child_fail(sync, GK_STAGE_CWD, errno, "chdir to", s->cwd, GK_EXIT_SETUP);
     }
 
-    /* Raw system calls: glibc's wrappers would try to signal the parent's
-     * threads, which do not exist in this copy. */
-    if (syscall(SYS_setgroups, s->ngroups, s->groups) < 0)
-        child_fail(sync, GK_STAGE_CREDENTIALS, errno, "setgroups", NULL, GK_EXIT_SETUP);
-    if (syscall(SYS_setresgid, s->gid, s->gid, s->gid) < 0)
-        child_fail(sync, GK_STAGE_CREDENTIALS, errno, "setgid", NULL, GK_EXIT_SETUP);
-    if (syscall(SYS_setresuid, s->uid, s->uid, s->uid) < 0)
-        child_fail(sync, GK_STAGE_CREDENTIALS, errno, "setuid", NULL, GK_EXIT_SETUP);
+    /* The user, from the container's own /etc/passwd and /etc/group. */
+    static struct gk_user user;
+    user.uid = s->uid;
+    user.gid = s->gid;
+    user.ngroups = 0;
+    for (size_t i = 0; i < s->ngroups && i < GK_MAX_GROUPS; i++)
+        user.groups[user.ngroups++] = s->groups[i];
+    if ((r = gk_resolve_user(s->user, s->group_add, s->ngroup_add, &user, what, sizeof what)) < 0)
+        child_fail(sync, GK_STAGE_USER, -r, what, NULL, GK_EXIT_SETUP);
+    if (slave >= 0 && fchown(slave, user.uid, (gid_t)-1) < 0)
+        child_fail(sync, GK_STAGE_TERMINAL, errno, "chown pty", NULL, GK_EXIT_SETUP);
+    if (s->env_spare_slot) {
+        int has_home = 0;
+        size_t n = 0;
+        for (; s->envp[n]; n++)
+            if (strncmp(s->envp[n], "HOME=", 5) == 0)
+                has_home = 1;
+        if (!has_home) {
+            static char home[sizeof user.home + 8];
+            size_t l = gk_strlcat(home, 0, sizeof home, "HOME=");
+            gk_strlcat(home, l, sizeof home, user.home);
+            ((const char **)s->envp)[n] = home; /* the spare slot; our copy of the parent's memory */
+        }
+    }
+
+    what[0] = '\0';
+    if ((r = gk_apply_rlimits(s, what, sizeof what)) < 0)
+        child_fail(sync, GK_STAGE_RLIMITS, -r, what, NULL, GK_EXIT_SETUP);
+    if ((r = gk_drop_bounding(s)) < 0)
+        child_fail(sync, GK_STAGE_CAPABILITIES, -r, "drop capabilities from the bounding set", NULL, GK_EXIT_SETUP);
+    if ((r = gk_set_credentials(&user, what, sizeof what)) < 0)
+        child_fail(sync, GK_STAGE_CREDENTIALS, -r, what, NULL, GK_EXIT_SETUP);
+    if ((r = gk_set_caps(s)) < 0)
+        child_fail(sync, GK_STAGE_CAPABILITIES, -r, "set capabilities", NULL, GK_EXIT_SETUP);
+    if ((s->flags & GK_SPAWN_NO_NEW_PRIVS) && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+        child_fail(sync, GK_STAGE_CAPABILITIES, errno, "set no_new_privs", NULL, GK_EXIT_SETUP);
 
     /* Created: from here on the parent may go away. */
     (void)prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0);
@@ -397,6 +440,11 @@ static void __attribute__((noreturn)) child_main(const struct gk_spawn *s, int s
         child_fail(sync, GK_STAGE_START_WAIT, errno, "open exec fifo", fdpath, GK_EXIT_SETUP);
     close(s->exec_fifo_fd);
 
+    if (s->flags & GK_SPAWN_INIT)
+        gk_become_init(fifo, slave); /* returns in the command's process */
+    if (slave >= 0 && (r = gk_take_terminal(slave)) < 0)
+        child_fail(fifo, GK_STAGE_TERMINAL, -r, "set controlling terminal", NULL, GK_EXIT_SETUP);
+
     /* Nothing but stdio and the reporting FIFO crosses into the command. */
     (void)syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC);
     sigset_t none;
@@ -411,10 +459,11 @@ static void __attribute__((noreturn)) child_main(const struct gk_spawn *s, int s
 /* ---- the parent side ---------------------------------------------------- */
 
 int gk_spawn(const struct gk_spawn *spec, gk_before_go_fn before_go, void *ctx,
-             pid_t *pid_out, struct gk_msg *err)
+             pid_t *pid_out, int *terminal_fd, struct gk_msg *err)
 {
     int sv[2];
     memset(err, 0, sizeof *err);
+    *terminal_fd = -1;
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
         return -errno;
 
@@ -444,7 +493,14 @@ int gk_spawn(const struct gk_spawn *spec, gk_before_go_fn before_go, void *ctx,
     if ((ret = gk_send_all(sv[0], &m, sizeof m)) < 0)
         goto kill_child;
 
-    ret = gk_recv_msg(sv[0], &m);
+    int fd = -1;
+    ret = gk_recv_fd(sv[0], &m, &fd);
+    if (ret == 0 && m.type == GK_MSG_TERMINAL && fd >= 0) {
+        *terminal_fd = fd;
+        ret = gk_recv_fd(sv[0], &m, &fd);
+    }
+    if (ret == 0 && fd >= 0 && m.type != GK_MSG_TERMINAL)
+        close(fd);
     if (ret == 0 && m.type == GK_MSG_READY) {
         close(sv[0]);
         *pid_out = (pid_t)pid;
@@ -459,6 +515,10 @@ int gk_spawn(const struct gk_spawn *spec, gk_before_go_fn before_go, void *ctx,
 
 kill_child:
     close(sv[0]);
+    if (*terminal_fd >= 0) {
+        close(*terminal_fd);
+        *terminal_fd = -1;
+    }
     kill((pid_t)pid, SIGKILL);
     while (waitpid((pid_t)pid, NULL, 0) < 0 && errno == EINTR)
         ;

@@ -80,6 +80,12 @@ const char *gk_stage_name(int stage)
     case GK_STAGE_READONLY_ROOT: return "read-only root";
     case GK_STAGE_CWD: return "working directory";
     case GK_STAGE_CREDENTIALS: return "credentials";
+    case GK_STAGE_USER: return "user";
+    case GK_STAGE_CAPABILITIES: return "capabilities";
+    case GK_STAGE_RLIMITS: return "rlimits";
+    case GK_STAGE_MASKED_PATHS: return "masked paths";
+    case GK_STAGE_TERMINAL: return "terminal";
+    case GK_STAGE_INIT: return "init";
     case GK_STAGE_START_WAIT: return "wait for start";
     case GK_STAGE_EXEC: return "exec";
     default: return "setup";

@@ -43,6 +43,36 @@ struct Run: ParsableCommand {
     @Flag(name: [.short, .customLong("interactive")], help: "Keep STDIN open.")
     var interactive = false
 
+    @Flag(name: [.short, .customLong("tty")], help: "Allocate a terminal inside the container.")
+    var tty = false
+
+    @Option(name: [.short, .customLong("user")], help: ArgumentHelp("User (name or uid) and group (name or gid), from the container's /etc/passwd and /etc/group.", valueName: "user[:group]"))
+    var user: String?
+
+    @Option(name: .customLong("group-add"), help: ArgumentHelp("Add a supplementary group (name or gid).", valueName: "group"))
+    var groupAdd: [String] = []
+
+    @Option(name: .customLong("cap-add"), help: ArgumentHelp("Add a Linux capability (ALL for all).", valueName: "cap"))
+    var capAdd: [String] = []
+
+    @Option(name: .customLong("cap-drop"), help: ArgumentHelp("Drop a Linux capability (ALL for all).", valueName: "cap"))
+    var capDrop: [String] = []
+
+    @Flag(help: "Give the container every capability, no masked or read-only paths, a writable /sys.")
+    var privileged = false
+
+    @Flag(name: .customLong("read-only"), help: "Mount the container's root filesystem read-only.")
+    var readOnly = false
+
+    @Option(name: .customLong("security-opt"), help: ArgumentHelp("Security options: no-new-privileges[:true|false].", valueName: "option"))
+    var securityOpt: [String] = []
+
+    @Option(help: ArgumentHelp("Set a resource limit: name=soft[:hard], e.g. nofile=1024:2048.", valueName: "ulimit"))
+    var ulimit: [String] = []
+
+    @Flag(name: .customLong("init"), help: "Run a tiny init as PID 1 that forwards signals and reaps zombies.")
+    var initProcess = false
+
     @Argument(help: ArgumentHelp("The image: name[:tag] or id.", valueName: "image"))
     var image: String
 
@@ -61,6 +91,16 @@ struct Run: ParsableCommand {
         r.entrypoint = entrypoint
         r.network = try NetworkMode(parsing: network)
         r.interactive = interactive
+        r.tty = tty
+        r.user = user
+        r.groupAdd = groupAdd
+        r.capAdd = capAdd
+        r.capDrop = capDrop
+        r.privileged = privileged
+        r.readOnly = readOnly
+        r.securityOpts = securityOpt
+        r.ulimits = ulimit
+        r.initProcess = initProcess
         return r
     }
 

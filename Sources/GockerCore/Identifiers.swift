@@ -69,3 +69,12 @@ public enum Timestamp {
             + String(repeating: "0", count: 9 - ns.count) + ns + "Z"
     }
 }
+
+extension StringProtocol {
+    /// Without leading and trailing spaces, tabs and line ends.
+    public var trimmed: String {
+        let isSpace: (Character) -> Bool = { $0 == " " || $0 == "\t" || $0 == "\n" || $0 == "\r\n" || $0 == "\r" }
+        guard let first = firstIndex(where: { !isSpace($0) }), let last = lastIndex(where: { !isSpace($0) }) else { return "" }
+        return String(self[first...last])
+    }
+}

@@ -14,6 +14,17 @@ public struct RunRequest: Sendable, Equatable {
     public var entrypoint: String?
     public var network: NetworkMode = .none
     public var interactive = false
+    public var tty = false
+    /// `-u user[:group]`: nil for the image's.
+    public var user: String?
+    public var groupAdd: [String] = []
+    public var capAdd: [String] = []
+    public var capDrop: [String] = []
+    public var privileged = false
+    public var readOnly = false
+    public var securityOpts: [String] = []
+    public var ulimits: [String] = []
+    public var initProcess = false
 
     public init(image: String) { self.image = image }
 }
@@ -55,7 +66,9 @@ public enum ContainerSpec {
     }
 
     /// The environment: the image's, HOSTNAME, then the request's (a later
-    /// entry replaces an earlier one of the same name), then HOME if unset.
+    /// entry replaces an earlier one of the same name). HOME, when none of
+    /// these sets it, is added inside the container from the user's entry
+    /// in its /etc/passwd.
     public static func environment(image: [String], hostname: String, request: [String]) -> [String] {
         var order: [String] = []
         var values: [String: String] = [:]
@@ -67,7 +80,6 @@ public enum ContainerSpec {
         image.forEach(add)
         add("HOSTNAME=\(hostname)")
         request.forEach(add)
-        if values["HOME"] == nil { add("HOME=/root") }
         return order.map { values[$0]! }
     }
 
@@ -126,19 +138,52 @@ public enum ContainerSpec {
         ]
     }
 
-    /// The OCI config of a docker-like container.
+    /// `--security-opt`: only no-new-privileges[:true|false] so far.
+    public static func noNewPrivileges(_ opts: [String]) throws(GockerError) -> Bool {
+        var nnp = false
+        for o in opts {
+            switch o {
+            case "no-new-privileges", "no-new-privileges:true", "no-new-privileges=true": nnp = true
+            case "no-new-privileges:false", "no-new-privileges=false": nnp = false
+            default: throw GockerError(.invalidArgument, "unsupported security option: \"\(o)\"")
+            }
+        }
+        return nnp
+    }
+
+    /// The OCI config of a docker-like container. `request` has been
+    /// validated (its ulimits, capabilities and security options parse).
     public static func build(request: RunRequest, image: ImageRecord, layerPaths: [String], containerDir: String,
-                             hostname: String, env: [String], args: [String]) -> Spec {
+                             hostname: String, env: [String], args: [String]) throws(GockerError) -> Spec {
         var namespaces = ["pid", "ipc", "uts", "mount"].map { Spec.Namespace(type: $0) }
         if request.network == .none { namespaces.append(Spec.Namespace(type: "network")) }
         let lower = layerPaths.reversed().joined(separator: ":")
         let overlay = "lowerdir=\(lower),upperdir=\(containerDir)/upper,workdir=\(containerDir)/work"
+        var annotations = [LaunchPlan.overlayAnnotation: overlay]
+        let imageUser = image.config.User.flatMap { $0.isEmpty ? nil : $0 }
+        annotations[LaunchPlan.userAnnotation] = request.user ?? imageUser ?? "0"
+        if !request.groupAdd.isEmpty { annotations[LaunchPlan.groupAddAnnotation] = request.groupAdd.joined(separator: ",") }
+        if request.initProcess { annotations[LaunchPlan.initAnnotation] = "true" }
+        let caps = try Capabilities.set(add: request.capAdd, drop: request.capDrop, privileged: request.privileged)
+        var mounts = defaultMounts(containerDir: containerDir)
+        if request.privileged, let sys = mounts.firstIndex(where: { $0.destination == "/sys" }) {
+            mounts[sys].options = ["nosuid", "noexec", "nodev", "rw"]
+        }
+        let process = Spec.Process(
+            terminal: request.tty, args: args, env: env,
+            cwd: request.workdir ?? image.config.WorkingDir.flatMap { $0.isEmpty ? nil : $0 } ?? "/",
+            capabilities: Spec.Capabilities(bounding: caps, effective: caps, inheritable: [], permitted: caps, ambient: []),
+            rlimits: try request.ulimits.map { u throws(GockerError) in try Ulimits.parse(u) },
+            noNewPrivileges: try noNewPrivileges(request.securityOpts))
         return Spec(
-            process: Spec.Process(args: args, env: env, cwd: request.workdir ?? image.config.WorkingDir.flatMap { $0.isEmpty ? nil : $0 } ?? "/"),
-            root: Spec.Root(path: "rootfs"),
+            process: process,
+            root: Spec.Root(path: "rootfs", readonly: request.readOnly),
             hostname: hostname,
-            mounts: defaultMounts(containerDir: containerDir),
-            annotations: [LaunchPlan.overlayAnnotation: overlay],
-            linux: Spec.Linux(namespaces: namespaces, rootfsPropagation: "rprivate"))
+            mounts: mounts,
+            annotations: annotations,
+            linux: Spec.Linux(
+                namespaces: namespaces, rootfsPropagation: "rprivate",
+                maskedPaths: request.privileged ? [] : DefaultPaths.masked,
+                readonlyPaths: request.privileged ? [] : DefaultPaths.readonly))
     }
 }

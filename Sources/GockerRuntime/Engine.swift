@@ -51,6 +51,12 @@ public struct Engine: Sendable {
             userEnv += try ContainerSpec.parseEnvFile(text)
         }
         userEnv += try ContainerSpec.resolveEnv(request.env)
+        try Ulimits.checkAgainstHost(try request.ulimits.map { u throws(GockerError) in try Ulimits.parse(u) })
+        _ = try Capabilities.set(add: request.capAdd, drop: request.capDrop, privileged: request.privileged)
+        _ = try ContainerSpec.noNewPrivileges(request.securityOpts)
+        if let u = request.user, u.isEmpty || u.hasPrefix(":") || u.hasSuffix(":") || u.contains(",") {
+            throw GockerError(.invalidArgument, "invalid user \"\(u)\": expected user[:group]")
+        }
         let (image, _) = try images.resolve(request.image)
         let args = try ContainerSpec.commandLine(request: request, image: image.config)
 
@@ -60,7 +66,7 @@ public struct Engine: Sendable {
         let name = try reserveName(request.name, id: id)
         let dir = containerDir(id)
         do throws(GockerError) {
-            let spec = ContainerSpec.build(
+            let spec = try ContainerSpec.build(
                 request: request, image: image, layerPaths: image.layers.map(images.layerPath),
                 containerDir: dir, hostname: hostname, env: env, args: args)
             var record = ContainerRecord(
@@ -68,7 +74,14 @@ public struct Engine: Sendable {
                 hostname: hostname, network: request.network.rawValue, autoRemove: request.autoRemove)
             try writeBundle(dir: dir, spec: spec, record: record, hostname: hostname, network: request.network)
             if !request.interactive { try Self.detachStdin() }
-            let status = try runtime.runForeground(id: id, bundle: dir)
+            var terminal: Runtime.TerminalIO?
+            if request.tty {
+                // docker: raw mode and input only with -i as well.
+                let input: Int32? = request.interactive ? 0 : nil
+                terminal = Runtime.TerminalIO(input: input, rawMode: input != nil && isatty(0) == 1 ? 0 : nil)
+                terminal?.windowSize = isatty(1) == 1 ? 1 : 0
+            }
+            let status = try runtime.runForeground(id: id, bundle: dir, terminal: terminal)
             if request.autoRemove {
                 try remove(id: id, name: name)
             } else {

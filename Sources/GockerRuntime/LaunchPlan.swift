@@ -5,7 +5,7 @@ import GockerCore
 /// Everything the C core needs to start a container's first process, worked
 /// out from an OCI config and its bundle. Building it is a pure function, so
 /// that what a config means can be tested without root.
-public struct LaunchPlan: Equatable, Sendable {
+public struct LaunchPlan: Sendable {
     public struct Join: Equatable, Sendable {
         public var path: String
         public var type: Int32
@@ -32,12 +32,29 @@ public struct LaunchPlan: Equatable, Sendable {
     public var env: [String]
     public var cwd: String
     public var user: Spec.User
+    /// "user[:group]" to resolve inside the container (docker's `-u`).
+    public var userName: String?
+    public var groupAdd: [String] = []
+    public var terminal = false
+    public var initProcess = false
+    public var noNewPrivileges = false
+    /// nil: capabilities are left as they are.
+    public var capabilities: gk_caps?
+    public var rlimits: [gk_rlimit] = []
+    public var maskedPaths: [String] = []
+    public var readonlyPaths: [String] = []
 
     /// The annotation with which `gocker run` asks for an overlay to be
     /// mounted on the bundle's root inside the container's mount namespace
     /// (its value is overlayfs's mount data). Mounted there, the overlay
     /// disappears with the container and never shows on the host.
     public static let overlayAnnotation = "io.gocker.rootfs.overlay"
+    /// docker's `-u user[:group]`, names resolved in the container's files.
+    public static let userAnnotation = "io.gocker.user"
+    /// docker's `--group-add`, comma-separated names or ids.
+    public static let groupAddAnnotation = "io.gocker.group-add"
+    /// docker's `--init`: "true" puts a tiny init as PID 1.
+    public static let initAnnotation = "io.gocker.init"
 
     /// The devices every container gets, as in runc and docker.
     public static let defaultDevices: [Spec.Device] = [
@@ -62,15 +79,32 @@ public struct LaunchPlan: Equatable, Sendable {
         guard process.cwd.hasPrefix("/") else {
             throw GockerError(.invalidConfig, "process.cwd \"\(process.cwd)\" is not an absolute path")
         }
-        if process.terminal == true {
-            throw GockerError(.invalidConfig, "process.terminal is not supported yet")
-        }
         guard let root = spec.root, !root.path.isEmpty else { throw GockerError(.invalidConfig, "config has no root.path") }
 
         self.args = args
         self.env = process.env ?? []
         self.cwd = process.cwd
         self.user = process.user
+        self.terminal = process.terminal ?? false
+        self.noNewPrivileges = process.noNewPrivileges ?? false
+        let annotations = spec.annotations ?? [:]
+        self.userName = annotations[Self.userAnnotation].flatMap { $0.isEmpty ? nil : $0 }
+        self.groupAdd = annotations[Self.groupAddAnnotation].map { $0.split(separator: ",").map(String.init) } ?? []
+        self.initProcess = annotations[Self.initAnnotation] == "true"
+        if let c = process.capabilities {
+            capabilities = gk_caps(
+                bounding: try Capabilities.mask(c.bounding), effective: try Capabilities.mask(c.effective),
+                permitted: try Capabilities.mask(c.permitted), inheritable: try Capabilities.mask(c.inheritable),
+                ambient: try Capabilities.mask(c.ambient))
+        }
+        for r in process.rlimits ?? [] {
+            rlimits.append(gk_rlimit(resource: try Ulimits.resource(r.type), soft: r.soft, hard: r.hard))
+        }
+        self.maskedPaths = spec.linux?.maskedPaths ?? []
+        self.readonlyPaths = spec.linux?.readonlyPaths ?? []
+        for p in maskedPaths + readonlyPaths where !p.hasPrefix("/") {
+            throw GockerError(.invalidConfig, "masked or read-only path \"\(p)\" is not absolute")
+        }
         self.rootfs = Self.absolute(root.path, in: bundle)
         self.rootReadonly = root.readonly ?? false
         self.overlay = spec.annotations?[Self.overlayAnnotation]

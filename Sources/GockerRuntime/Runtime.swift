@@ -19,10 +19,22 @@ public struct Runtime: Sendable {
     /// `start` before it runs the command.
     @discardableResult
     public func create(id: String, bundle: String, pidFile: String? = nil) throws(GockerError) -> RuntimeState {
+        let (state, terminal) = try create(id: id, bundle: bundle, pidFile: pidFile, allowTerminal: false)
+        if let terminal { Sys.close(terminal) }
+        return state
+    }
+
+    /// create, also for a config that asks for a terminal: the pty master
+    /// comes back to the caller, who relays it.
+    func create(id: String, bundle: String, pidFile: String?,
+                allowTerminal: Bool) throws(GockerError) -> (RuntimeState, terminal: Int32?) {
         try Identifier.validateContainerID(id)
         let bundle = try Self.realPath(bundle, what: "bundle")
         let spec = try JSON.decodeFile(Spec.self, path: bundle + "/config.json")
         let plan = try LaunchPlan(spec: spec, bundle: bundle)
+        if plan.terminal && !allowTerminal {
+            throw GockerError(.invalidConfig, "process.terminal needs a console socket, which is not supported yet")
+        }
         guard Sys.isDirectory(plan.rootfs) else {
             throw GockerError(.invalidConfig, "root filesystem \(plan.rootfs) is not a directory")
         }
@@ -30,6 +42,7 @@ public struct Runtime: Sendable {
         let lock = try store.reserve(id)
         defer { lock.release() }
         var pid: pid_t = 0
+        var terminal: Int32 = -1
         do throws(GockerError) {
             let fifo = store.fifoPath(id)
             let fifoFD = try performing("create exec fifo of \(id)") { () throws(SystemCallError) in
@@ -37,7 +50,7 @@ public struct Runtime: Sendable {
                 return try Sys.open(fifo, GK_O_PATH)
             }
             defer { Sys.close(fifoFD) }
-            pid = try spawn(id: id, plan: plan, fifoFD: fifoFD)
+            (pid, terminal) = try spawn(id: id, plan: plan, fifoFD: fifoFD)
             let state = RuntimeState(
                 id: id, pid: pid, pidStartTime: UInt64(gk_process_start_time(pid)), status: .created,
                 bundle: bundle, rootfs: plan.rootfs, created: Timestamp.now(), annotations: spec.annotations)
@@ -47,8 +60,9 @@ public struct Runtime: Sendable {
                     try Sys.writeFileAtomic(pidFile, Array("\(pid)".utf8))
                 }
             }
-            return state
+            return (state, terminal >= 0 ? terminal : nil)
         } catch {
+            if terminal >= 0 { Sys.close(terminal) }
             if pid > 0 {
                 Glibc.kill(pid, SIGKILL)
                 var status: Int32 = 0
@@ -59,7 +73,7 @@ public struct Runtime: Sendable {
         }
     }
 
-    private func spawn(id: String, plan: LaunchPlan, fifoFD: Int32) throws(GockerError) -> pid_t {
+    private func spawn(id: String, plan: LaunchPlan, fifoFD: Int32) throws(GockerError) -> (pid_t, terminal: Int32) {
         let arena = CArena()
         var joinFDs: [Int32] = []
         defer { for fd in joinFDs { Sys.close(fd) } }
@@ -94,6 +108,13 @@ public struct Runtime: Sendable {
         if plan.cloneFlags & GK_CLONE_NEWNET != 0 { flags |= UInt32(GK_SPAWN_LOOPBACK_UP) }
         if plan.devSymlinks { flags |= UInt32(GK_SPAWN_DEV_SYMLINKS) }
         if plan.rootReadonly { flags |= UInt32(GK_SPAWN_ROOT_READONLY) }
+        if plan.terminal { flags |= UInt32(GK_SPAWN_TERMINAL) }
+        if plan.capabilities != nil { flags |= UInt32(GK_SPAWN_SET_CAPS) }
+        if plan.noNewPrivileges { flags |= UInt32(GK_SPAWN_NO_NEW_PRIVS) }
+        if plan.initProcess { flags |= UInt32(GK_SPAWN_INIT) }
+        // One spare NULL slot at the end of envp: the child may add HOME.
+        let envp = arena.stringArray(plan.env + [""])
+        UnsafeMutablePointer(mutating: envp)[plan.env.count] = nil
 
         var spec = gk_spawn(
             clone_flags: UInt(plan.cloneFlags), joins: arena.array(joins), njoins: joins.count,
@@ -101,21 +122,32 @@ public struct Runtime: Sendable {
             rootfs: arena.string(plan.rootfs), overlay_data: arena.optionalString(plan.overlay),
             mounts: arena.array(mounts), nmounts: mounts.count,
             devices: arena.array(devices), ndevices: devices.count,
-            argv: arena.stringArray(plan.args), envp: arena.stringArray(plan.env),
+            argv: arena.stringArray(plan.args), envp: envp,
             path: arena.optionalString(plan.searchPath), cwd: arena.string(plan.cwd),
             uid: plan.user.uid, gid: plan.user.gid, groups: arena.array(groups), ngroups: groups.count,
+            user: arena.optionalString(plan.userName),
+            group_add: arena.stringArray(plan.groupAdd), ngroup_add: plan.groupAdd.count,
+            env_spare_slot: 1,
+            caps: plan.capabilities ?? gk_caps(),
+            rlimits: arena.array(plan.rlimits), nrlimits: plan.rlimits.count,
+            masked_paths: arena.stringArray(plan.maskedPaths), nmasked: plan.maskedPaths.count,
+            readonly_paths: arena.stringArray(plan.readonlyPaths), nreadonly: plan.readonlyPaths.count,
             flags: flags, exec_fifo_fd: fifoFD)
         var pid: pid_t = 0
+        var terminal: Int32 = -1
         var msg = gk_msg()
-        let r = gk_spawn(&spec, nil, nil, &pid, &msg)
+        let r = gk_spawn(&spec, nil, nil, &pid, &terminal, &msg)
         withExtendedLifetime(arena) {}
         if r < 0 {
             if msg.type == Int32(GK_MSG_ERROR.rawValue) {
-                throw GockerError(.containerSetup, "create container \(id): \(Self.text(of: msg)): \(errnoText(msg.err))")
+                // A missing user or group says so itself; other stages add errno.
+                let detail = msg.stage == Int32(GK_STAGE_USER.rawValue) && msg.err == ENOENT
+                    ? Self.text(of: msg) : "\(Self.text(of: msg)): \(errnoText(msg.err))"
+                throw GockerError(.containerSetup, "create container \(id): \(detail)")
             }
             throw GockerError(.system, "create container \(id)", cause: SystemCallError("clone", errno: -r))
         }
-        return pid
+        return (pid, terminal)
     }
 
     static func text(of msg: gk_msg) -> String {
@@ -253,21 +285,46 @@ public struct Runtime: Sendable {
 
     // MARK: run in the foreground
 
+    /// How a foreground container's terminal is wired, when it has one.
+    public struct TerminalIO: Sendable {
+        /// Copied to the container's terminal (nil: nothing is).
+        public var input: Int32?
+        public var output: Int32 = 1
+        /// Whose window size the container's terminal takes, also on SIGWINCH.
+        public var windowSize: Int32 = 1
+        /// Put this terminal in raw mode while the container runs.
+        public var rawMode: Int32?
+
+        public init(input: Int32?, rawMode: Int32?) {
+            self.input = input
+            self.rawMode = rawMode
+        }
+    }
+
     /// create + start + wait: the container's exit status as a shell reports
     /// it (128+N for a signal). Signals sent to gocker go to the container.
     /// The state is deleted when the container ends.
     public func runForeground(id: String, bundle: String, pidFile: String? = nil,
-                              afterCreate: (RuntimeState) throws(GockerError) -> Void = { _ in }) throws(GockerError) -> Int32 {
+                              terminal io: TerminalIO? = nil) throws(GockerError) -> Int32 {
         _ = gk_forward_block()
-        let state = try create(id: id, bundle: bundle, pidFile: pidFile)
+        let (state, terminal) = try create(id: id, bundle: bundle, pidFile: pidFile, allowTerminal: io != nil)
+        defer { if let terminal { Sys.close(terminal) } }
         do {
-            try afterCreate(state)
             try start(id: id)
         } catch {
             try? delete(id: id, force: true)
             throw error
         }
-        let status = gk_wait_forward(state.pid)
+        let status: Int32
+        if let terminal, let io {
+            _ = gk_copy_winsize(io.windowSize, terminal)
+            var saved = [UInt8](repeating: 0, count: gk_termios_size())
+            let raw = io.rawMode.map { fd in gk_term_raw(fd, &saved) == 0 } ?? false
+            status = gk_relay_wait(state.pid, terminal, io.input ?? -1, io.output, io.windowSize)
+            if raw, let fd = io.rawMode { _ = gk_term_restore(fd, saved) }
+        } else {
+            status = gk_wait_forward(state.pid)
+        }
         try? delete(id: id, force: true)
         if status < 0 {
             throw GockerError(.system, "wait for container \(id)", cause: SystemCallError("waitpid", errno: -status))

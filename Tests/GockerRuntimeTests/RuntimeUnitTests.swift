@@ -76,7 +76,7 @@ struct ContainerSpecTests {
 
     @Test func environmentOrderAndOverrides() {
         let env = ContainerSpec.environment(image: ["PATH=/bin", "A=image"], hostname: "h", request: ["A=user", "B=2"])
-        #expect(env == ["PATH=/bin", "A=user", "HOSTNAME=h", "B=2", "HOME=/root"])
+        #expect(env == ["PATH=/bin", "A=user", "HOSTNAME=h", "B=2"])
         #expect(ContainerSpec.environment(image: [], hostname: "h", request: ["HOME=/x"]) == ["HOSTNAME=h", "HOME=/x"])
     }
 
@@ -93,7 +93,7 @@ struct ContainerSpecTests {
         let record = ImageRecord(id: "i", layers: ["l1", "l2"], config: image, created: "")
         var r = RunRequest(image: "busybox")
         r.workdir = "/tmp"
-        let spec = ContainerSpec.build(request: r, image: record, layerPaths: ["/d/l1", "/d/l2"], containerDir: "/c",
+        let spec = try ContainerSpec.build(request: r, image: record, layerPaths: ["/d/l1", "/d/l2"], containerDir: "/c",
                                        hostname: "h", env: ["PATH=/bin"], args: ["sh"])
         // Top layer first in lowerdir.
         #expect(spec.annotations?[LaunchPlan.overlayAnnotation] == "lowerdir=/d/l2:/d/l1,upperdir=/c/upper,workdir=/c/work")
@@ -104,9 +104,70 @@ struct ContainerSpecTests {
         #expect(plan.rootfs == "/c/rootfs")
         #expect(plan.mounts.filter { $0.options.isBind }.map { $0.destination } == ["/etc/resolv.conf", "/etc/hostname", "/etc/hosts"])
         r.network = .host
-        let host = ContainerSpec.build(request: r, image: record, layerPaths: [], containerDir: "/c", hostname: "h",
+        let host = try ContainerSpec.build(request: r, image: record, layerPaths: [], containerDir: "/c", hostname: "h",
                                        env: [], args: ["sh"])
         #expect(host.linux?.namespaces?.contains { $0.type == "network" } == false)
+    }
+
+    @Test func defencesByDefaultAndWithPrivileged() throws {
+        let record = ImageRecord(id: "i", layers: [], config: ImageConfig(Cmd: ["sh"], User: "nobody"), created: "")
+        var r = RunRequest(image: "busybox")
+        let spec = try ContainerSpec.build(request: r, image: record, layerPaths: [], containerDir: "/c",
+                                           hostname: "h", env: [], args: ["sh"])
+        #expect(spec.process?.capabilities?.effective?.count == Capabilities.dockerDefault.count)
+        #expect(spec.process?.capabilities?.inheritable == [])
+        #expect(spec.linux?.maskedPaths == DefaultPaths.masked)
+        #expect(spec.linux?.readonlyPaths == DefaultPaths.readonly)
+        #expect(spec.annotations?[LaunchPlan.userAnnotation] == "nobody", "the image's User")
+        #expect(spec.root?.readonly == false)
+        let plan = try LaunchPlan(spec: spec, bundle: "/c")
+        #expect(plan.capabilities?.effective == 0xa80425fb, "docker's default set")
+        #expect(plan.userName == "nobody" && !plan.initProcess && !plan.terminal)
+
+        r.privileged = true
+        r.readOnly = true
+        r.user = "0:0"
+        r.initProcess = true
+        r.tty = true
+        r.securityOpts = ["no-new-privileges"]
+        r.ulimits = ["nofile=10:20"]
+        r.groupAdd = ["tty", "7"]
+        let p = try ContainerSpec.build(request: r, image: record, layerPaths: [], containerDir: "/c",
+                                        hostname: "h", env: [], args: ["sh"])
+        #expect(p.linux?.maskedPaths == [] && p.linux?.readonlyPaths == [])
+        #expect(p.mounts?.first { $0.destination == "/sys" }?.options?.contains("ro") == false)
+        #expect(p.root?.readonly == true)
+        #expect(p.process?.noNewPrivileges == true)
+        #expect(p.process?.rlimits == [Spec.Rlimit(type: "RLIMIT_NOFILE", hard: 20, soft: 10)])
+        let pp = try LaunchPlan(spec: p, bundle: "/c")
+        #expect(pp.userName == "0:0" && pp.groupAdd == ["tty", "7"] && pp.initProcess && pp.terminal)
+        #expect(pp.rlimits.count == 1 && pp.rlimits[0].resource == 7)
+    }
+}
+
+struct CapabilityTests {
+    @Test func dockerRules() throws {
+        #expect(try Capabilities.set(add: [], drop: [], privileged: false).count == 14)
+        #expect(try Capabilities.set(add: ["NET_BIND_SERVICE"], drop: ["ALL"], privileged: false) == ["CAP_NET_BIND_SERVICE"])
+        #expect(try Capabilities.set(add: ["sys_admin"], drop: ["cap_chown"], privileged: false).contains("CAP_SYS_ADMIN"))
+        #expect(try !Capabilities.set(add: [], drop: ["CHOWN"], privileged: false).contains("CAP_CHOWN"))
+        #expect(throws: GockerError.self) { try Capabilities.set(add: ["NOT_A_CAP"], drop: [], privileged: false) }
+        #expect(throws: GockerError.self) { try Capabilities.mask(["CAP_NOPE"]) }
+        #expect(try Capabilities.mask(["CAP_CHOWN", "CAP_KILL"]) == 0b100001)
+    }
+
+    @Test func ulimits() throws {
+        #expect(try Ulimits.parse("nofile=1024:2048") == Spec.Rlimit(type: "RLIMIT_NOFILE", hard: 2048, soft: 1024))
+        #expect(try Ulimits.parse("core=-1") == Spec.Rlimit(type: "RLIMIT_CORE", hard: UInt64.max, soft: UInt64.max))
+        for bad in ["nofile", "nofile=", "bogus=1", "nofile=2:1", "nofile=a", "nofile=1:2:3"] {
+            #expect(throws: GockerError.self) { try Ulimits.parse(bad) }
+        }
+    }
+
+    @Test func securityOptions() throws {
+        #expect(try ContainerSpec.noNewPrivileges(["no-new-privileges"]))
+        #expect(try !ContainerSpec.noNewPrivileges(["no-new-privileges:false"]))
+        #expect(throws: GockerError.self) { try ContainerSpec.noNewPrivileges(["seccomp=unconfined"]) }
     }
 
     @Test func networkModes() throws {

@@ -18,14 +18,19 @@
  *                                            PR_SET_PDEATHSIG(SIGKILL)
  *      (puts the child in its cgroups)
  *      GK_MSG_GO  -------------------------> setns, hostname, root filesystem,
- *                                            pivot_root, mounts, devices, lo,
- *                                            cwd, credentials
+ *                                            pivot_root, mounts, devices, masked
+ *                                            and read-only paths, lo, cwd, user
+ *                 <------------------------- GK_MSG_TERMINAL with the pty master
+ *                                            as SCM_RIGHTS (only with a terminal)
  *                 <------------------------- GK_MSG_ERROR {stage, errno, text}
  *                                            and _exit(GK_EXIT_SETUP), or
  *                 <------------------------- GK_MSG_READY: the container is
  *                                            "created"; the child clears its
  *                                            parent-death signal so that the
- *                                            parent may now exit.
+ *                                            parent may now exit. Credentials,
+ *                                            capabilities and rlimits are set
+ *                                            before READY, so that a failure
+ *                                            there is still reported here.
  *
  * 2. The exec FIFO, a named pipe in the container's state directory. The
  *    parent hands the child an O_PATH descriptor of it. After READY the child
@@ -56,6 +61,7 @@ enum gk_msg_type {
     GK_MSG_GO = 1,
     GK_MSG_READY = 2,
     GK_MSG_ERROR = 3,
+    GK_MSG_TERMINAL = 4, /* carries the pty master as SCM_RIGHTS */
 };
 
 /* Where in the child a failure happened. */
@@ -74,6 +80,12 @@ enum gk_stage {
     GK_STAGE_READONLY_ROOT,
     GK_STAGE_CWD,
     GK_STAGE_CREDENTIALS,
+    GK_STAGE_USER,
+    GK_STAGE_CAPABILITIES,
+    GK_STAGE_RLIMITS,
+    GK_STAGE_MASKED_PATHS,
+    GK_STAGE_TERMINAL,
+    GK_STAGE_INIT,
     GK_STAGE_START_WAIT,
     GK_STAGE_EXEC,
 };
@@ -140,6 +152,20 @@ struct gk_ns_join {
 #define GK_SPAWN_LOOPBACK_UP 0x1    /* bring lo up (a new network namespace) */
 #define GK_SPAWN_DEV_SYMLINKS 0x2   /* /dev/fd, stdin, stdout, stderr, ptmx links */
 #define GK_SPAWN_ROOT_READONLY 0x4  /* remount / read-only after the mounts */
+#define GK_SPAWN_TERMINAL 0x8       /* a pty from the container's devpts as stdio */
+#define GK_SPAWN_SET_CAPS 0x10      /* apply the capability sets below */
+#define GK_SPAWN_NO_NEW_PRIVS 0x20  /* PR_SET_NO_NEW_PRIVS before exec */
+#define GK_SPAWN_INIT 0x40          /* PID 1 is a tiny init that runs the command */
+
+/* Capability sets, one bit per CAP_* number. */
+struct gk_caps {
+    uint64_t bounding, effective, permitted, inheritable, ambient;
+};
+
+struct gk_rlimit {
+    int resource; /* RLIMIT_* */
+    uint64_t soft, hard;
+};
 
 struct gk_spawn {
     unsigned long clone_flags; /* CLONE_NEW* for the namespaces to create */
@@ -166,6 +192,23 @@ struct gk_spawn {
     gid_t gid;
     const gid_t *groups;
     size_t ngroups;
+    /* Non-NULL: "user[:group]" (names or ids) resolved in the container's own
+     * /etc/passwd and /etc/group after pivot_root; replaces uid, gid and
+     * groups, adding the groups that list the user. */
+    const char *user;
+    const char *const *group_add; /* more groups: names or ids */
+    size_t ngroup_add;
+    /* envp has one spare NULL slot at its end: without a HOME entry the
+     * child adds HOME from the user's passwd entry ("/" if none). */
+    int env_spare_slot;
+
+    struct gk_caps caps; /* with GK_SPAWN_SET_CAPS */
+    const struct gk_rlimit *rlimits;
+    size_t nrlimits;
+    const char *const *masked_paths; /* /dev/null (files) or an empty read-only tmpfs (dirs) over each */
+    size_t nmasked;
+    const char *const *readonly_paths; /* bound read-only onto themselves */
+    size_t nreadonly;
 
     unsigned int flags; /* GK_SPAWN_* */
     int exec_fifo_fd;   /* O_PATH descriptor of the exec FIFO */
@@ -174,7 +217,8 @@ struct gk_spawn {
 /*
  * Clones the container's first process and lets it run up to READY.
  * On success returns 0, stores the child's pid (as seen from the caller) in
- * *pid and leaves the child waiting on the exec FIFO. On failure returns
+ * *pid and leaves the child waiting on the exec FIFO. With GK_SPAWN_TERMINAL
+ * the pty master the child sent is stored in *terminal_fd (else -1). On failure returns
  * -errno; if the child reported the failure, *err holds its record
  * (err->type == GK_MSG_ERROR) and the child has been reaped.
  *
@@ -183,7 +227,7 @@ struct gk_spawn {
  */
 typedef int (*gk_before_go_fn)(pid_t pid, void *ctx);
 int gk_spawn(const struct gk_spawn *spec, gk_before_go_fn before_go, void *ctx,
-             pid_t *pid, struct gk_msg *err);
+             pid_t *pid, int *terminal_fd, struct gk_msg *err);
 
 /*
  * The `start` side of the exec FIFO. Opens `fifo_path` for reading and
@@ -204,6 +248,24 @@ int gk_forward_block(void);
  * WINCH to it. Returns the wait status (as waitpid) or -errno.
  */
 int gk_wait_forward(pid_t pid);
+
+/*
+ * Like gk_wait_forward, with a terminal: copies `in_fd` (or nothing if -1)
+ * to the pty master and the master to `out_fd`, and on SIGWINCH copies the
+ * window size of `winsize_fd` to the master instead of forwarding it.
+ * Returns the wait status once the process has ended and its output is
+ * drained.
+ */
+int gk_relay_wait(pid_t pid, int master, int in_fd, int out_fd, int winsize_fd);
+
+/* Puts the terminal `fd` in raw mode, saving its mode in `saved` (a buffer
+ * of gk_termios_size() bytes); gk_term_restore puts it back. */
+size_t gk_termios_size(void);
+int gk_term_raw(int fd, void *saved);
+int gk_term_restore(int fd, const void *saved);
+
+/* Copies the window size of terminal `from` to terminal `to`. */
+int gk_copy_winsize(int from, int to);
 
 /* The start time of a process in clock ticks since boot (field 22 of
  * /proc/PID/stat), or 0 if it does not exist. Guards against pid reuse. */

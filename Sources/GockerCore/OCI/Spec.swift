@@ -30,16 +30,51 @@ public struct Spec: Codable, Sendable, Equatable {
         public var args: [String]?
         public var env: [String]?
         public var cwd: String
+        public var capabilities: Capabilities?
+        public var rlimits: [Rlimit]?
         public var noNewPrivileges: Bool?
 
         public init(terminal: Bool? = nil, user: User = User(), args: [String]?, env: [String]?,
-                    cwd: String = "/", noNewPrivileges: Bool? = nil) {
+                    cwd: String = "/", capabilities: Capabilities? = nil, rlimits: [Rlimit]? = nil,
+                    noNewPrivileges: Bool? = nil) {
             self.terminal = terminal
             self.user = user
             self.args = args
             self.env = env
             self.cwd = cwd
+            self.capabilities = capabilities
+            self.rlimits = rlimits
             self.noNewPrivileges = noNewPrivileges
+        }
+    }
+
+    /// Capability names ("CAP_CHOWN") in each set.
+    public struct Capabilities: Codable, Sendable, Equatable {
+        public var bounding: [String]?
+        public var effective: [String]?
+        public var inheritable: [String]?
+        public var permitted: [String]?
+        public var ambient: [String]?
+
+        public init(bounding: [String]? = nil, effective: [String]? = nil, inheritable: [String]? = nil,
+                    permitted: [String]? = nil, ambient: [String]? = nil) {
+            self.bounding = bounding
+            self.effective = effective
+            self.inheritable = inheritable
+            self.permitted = permitted
+            self.ambient = ambient
+        }
+    }
+
+    public struct Rlimit: Codable, Sendable, Equatable {
+        public var type: String
+        public var hard: UInt64
+        public var soft: UInt64
+
+        public init(type: String, hard: UInt64, soft: UInt64) {
+            self.type = type
+            self.hard = hard
+            self.soft = soft
         }
     }
 

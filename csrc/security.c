@@ -1,0 +1,135 @@
+/* The container's defences, applied in the child: rlimits, the capability
+ * sets, credentials, masked and read-only paths. Raw system calls where
+ * glibc would consult its (copied, meaningless) thread list. */
+#include "gocker_core.h"
+#include "internal.h"
+
+#include <errno.h>
+#include <linux/capability.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#ifndef PR_CAP_AMBIENT
+#define PR_CAP_AMBIENT 47
+#define PR_CAP_AMBIENT_RAISE 2
+#define PR_CAP_AMBIENT_CLEAR_ALL 4
+#endif
+
+int gk_apply_rlimits(const struct gk_spawn *s, char *what, size_t size)
+{
+    for (size_t i = 0; i < s->nrlimits; i++) {
+        struct rlimit64 rl = {.rlim_cur = s->rlimits[i].soft, .rlim_max = s->rlimits[i].hard};
+        if (syscall(SYS_prlimit64, 0, s->rlimits[i].resource, &rl, NULL) < 0) {
+            char num[24];
+            gk_utoa(num, sizeof num, (unsigned long)s->rlimits[i].resource);
+            size_t n = gk_strlcat(what, 0, size, "setrlimit ");
+            gk_strlcat(what, n, size, num);
+            return -errno;
+        }
+    }
+    return 0;
+}
+
+/* The highest capability number this kernel knows. */
+static int last_cap(void)
+{
+    int last = CAP_LAST_CAP;
+    while (prctl(PR_CAPBSET_READ, last + 1, 0, 0, 0) >= 0)
+        last++;
+    return last;
+}
+
+int gk_drop_bounding(const struct gk_spawn *s)
+{
+    if (!(s->flags & GK_SPAWN_SET_CAPS))
+        return 0;
+    int last = last_cap();
+    for (int c = 0; c <= last && c < 64; c++) {
+        if (s->caps.bounding & (1ULL << c))
+            continue;
+        if (prctl(PR_CAPBSET_DROP, c, 0, 0, 0) < 0 && errno != EINVAL)
+            return -errno;
+    }
+    /* Keep the permitted set across the change of uid; capset trims it. */
+    if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0)
+        return -errno;
+    return 0;
+}
+
+int gk_set_credentials(const struct gk_user *u, char *what, size_t size)
+{
+    if (syscall(SYS_setgroups, u->ngroups, u->groups) < 0) {
+        gk_strlcat(what, 0, size, "setgroups");
+        return -errno;
+    }
+    if (syscall(SYS_setresgid, u->gid, u->gid, u->gid) < 0) {
+        gk_strlcat(what, 0, size, "setgid");
+        return -errno;
+    }
+    if (syscall(SYS_setresuid, u->uid, u->uid, u->uid) < 0) {
+        gk_strlcat(what, 0, size, "setuid");
+        return -errno;
+    }
+    return 0;
+}
+
+int gk_set_caps(const struct gk_spawn *s)
+{
+    if (!(s->flags & GK_SPAWN_SET_CAPS))
+        return 0;
+    struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0};
+    struct __user_cap_data_struct data[2];
+    memset(data, 0, sizeof data);
+    for (int i = 0; i < 2; i++) {
+        data[i].effective = (uint32_t)(s->caps.effective >> (32 * i));
+        data[i].permitted = (uint32_t)(s->caps.permitted >> (32 * i));
+        data[i].inheritable = (uint32_t)(s->caps.inheritable >> (32 * i));
+    }
+    if (syscall(SYS_capset, &hdr, data) < 0)
+        return -errno;
+    (void)prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
+    for (int c = 0; c < 64; c++)
+        if ((s->caps.ambient & (1ULL << c)) && prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, c, 0, 0) < 0)
+            return -errno;
+    (void)prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0);
+    return 0;
+}
+
+int gk_mask_paths(const struct gk_spawn *s, char *what, size_t size)
+{
+    for (size_t i = 0; i < s->nmasked; i++) {
+        const char *p = s->masked_paths[i];
+        struct stat st;
+        if (stat(p, &st) < 0) {
+            if (errno == ENOENT)
+                continue;
+            gk_strlcat(what, 0, size, p);
+            return -errno;
+        }
+        int r = S_ISDIR(st.st_mode) ? mount("tmpfs", p, "tmpfs", MS_RDONLY, "size=0")
+                                    : mount("/dev/null", p, NULL, MS_BIND, NULL);
+        if (r < 0) {
+            gk_strlcat(what, 0, size, p);
+            return -errno;
+        }
+    }
+    for (size_t i = 0; i < s->nreadonly; i++) {
+        const char *p = s->readonly_paths[i];
+        if (mount(p, p, NULL, MS_BIND | MS_REC, NULL) < 0) {
+            if (errno == ENOENT)
+                continue;
+            gk_strlcat(what, 0, size, p);
+            return -errno;
+        }
+        if (mount(NULL, p, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0) {
+            gk_strlcat(what, 0, size, p);
+            return -errno;
+        }
+    }
+    return 0;
+}

@@ -1,0 +1,225 @@
+/* Terminals: the child opens a pty from the container's own devpts instance
+ * and sends the master to the parent; the parent relays it to its own
+ * terminal. */
+#include "gocker_core.h"
+#include "internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <termios.h>
+#include <unistd.h>
+
+/* ---- child side (async-signal-safe) ---- */
+
+int gk_open_pty(int *master, int *slave)
+{
+    int m = open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (m < 0)
+        return -errno;
+    int unlock = 0;
+    unsigned int n;
+    if (ioctl(m, TIOCSPTLCK, &unlock) < 0 || ioctl(m, TIOCGPTN, &n) < 0) {
+        int e = errno;
+        close(m);
+        return -e;
+    }
+    char path[32];
+    size_t l = gk_strlcat(path, 0, sizeof path, "/dev/pts/");
+    gk_utoa(path + l, sizeof path - l, n);
+    int s = open(path, O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (s < 0) {
+        int e = errno;
+        close(m);
+        return -e;
+    }
+    *master = m;
+    *slave = s;
+    return 0;
+}
+
+int gk_send_fd(int sock, int fd)
+{
+    struct gk_msg m;
+    memset(&m, 0, sizeof m);
+    m.type = GK_MSG_TERMINAL;
+    struct iovec iov = {.iov_base = &m, .iov_len = sizeof m};
+    union {
+        char buf[CMSG_SPACE(sizeof(int))];
+        struct cmsghdr align;
+    } u;
+    memset(&u, 0, sizeof u);
+    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof u.buf};
+    struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(c), &fd, sizeof fd);
+    while (sendmsg(sock, &msg, MSG_NOSIGNAL) < 0)
+        if (errno != EINTR)
+            return -errno;
+    return 0;
+}
+
+int gk_take_terminal(int slave)
+{
+    if (setsid() < 0 || ioctl(slave, TIOCSCTTY, 0) < 0)
+        return -errno;
+    for (int fd = 0; fd < 3; fd++)
+        if (dup2(slave, fd) < 0)
+            return -errno;
+    if (slave > 2)
+        close(slave);
+    return 0;
+}
+
+/* ---- parent side ---- */
+
+int gk_recv_fd(int sock, struct gk_msg *m, int *fd)
+{
+    struct iovec iov = {.iov_base = m, .iov_len = sizeof *m};
+    union {
+        char buf[CMSG_SPACE(sizeof(int))];
+        struct cmsghdr align;
+    } u;
+    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof u.buf};
+    ssize_t n;
+    while ((n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC)) < 0)
+        if (errno != EINTR)
+            return -errno;
+    if (n == 0)
+        return -EPIPE;
+    if (n != (ssize_t)sizeof *m)
+        return -EPROTO;
+    *fd = -1;
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c))
+        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
+            memcpy(fd, CMSG_DATA(c), sizeof *fd);
+    return 0;
+}
+
+size_t gk_termios_size(void) { return sizeof(struct termios); }
+
+int gk_term_raw(int fd, void *saved)
+{
+    struct termios t;
+    if (tcgetattr(fd, &t) < 0)
+        return -errno;
+    memcpy(saved, &t, sizeof t);
+    cfmakeraw(&t);
+    /* Keep output processing off but let the host still see our writes. */
+    if (tcsetattr(fd, TCSANOW, &t) < 0)
+        return -errno;
+    return 0;
+}
+
+int gk_term_restore(int fd, const void *saved)
+{
+    struct termios t;
+    memcpy(&t, saved, sizeof t);
+    return tcsetattr(fd, TCSANOW, &t) < 0 ? -errno : 0;
+}
+
+int gk_copy_winsize(int from, int to)
+{
+    struct winsize ws;
+    if (ioctl(from, TIOCGWINSZ, &ws) < 0)
+        return -errno;
+    return ioctl(to, TIOCSWINSZ, &ws) < 0 ? -errno : 0;
+}
+
+static int write_all(int fd, const char *buf, size_t len)
+{
+    while (len > 0) {
+        ssize_t n = write(fd, buf, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return -errno;
+        buf += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+int gk_relay_wait(pid_t pid, int master, int in_fd, int out_fd, int winsize_fd)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    static const int sigs[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH, SIGCHLD};
+    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
+        sigaddset(&set, sigs[i]);
+    int sfd = signalfd(-1, &set, SFD_CLOEXEC);
+    if (sfd < 0)
+        return -errno;
+    char buf[16384];
+    int status = -1, exited = 0, master_open = 1;
+    for (;;) {
+        if (!exited) {
+            int st;
+            pid_t w = waitpid(pid, &st, WNOHANG);
+            if (w == pid) {
+                status = st;
+                exited = 1;
+            }
+        }
+        if (exited) {
+            /* Drain what the container wrote before it ended. */
+            int fl = fcntl(master, F_GETFL);
+            fcntl(master, F_SETFL, fl | O_NONBLOCK);
+            ssize_t n;
+            while (master_open && (n = read(master, buf, sizeof buf)) > 0)
+                (void)write_all(out_fd, buf, (size_t)n);
+            break;
+        }
+        struct pollfd p[3] = {
+            {.fd = sfd, .events = POLLIN},
+            {.fd = master_open ? master : -1, .events = POLLIN},
+            {.fd = in_fd, .events = POLLIN},
+        };
+        if (poll(p, 3, -1) < 0) {
+            if (errno == EINTR)
+                continue;
+            break;
+        }
+        if (p[0].revents & POLLIN) {
+            struct signalfd_siginfo si;
+            if (read(sfd, &si, sizeof si) == (ssize_t)sizeof si) {
+                if (si.ssi_signo == SIGWINCH)
+                    (void)gk_copy_winsize(winsize_fd, master);
+                else if (si.ssi_signo != SIGCHLD)
+                    (void)kill(pid, (int)si.ssi_signo);
+            }
+        }
+        if (p[1].revents & (POLLIN | POLLHUP | POLLERR)) {
+            ssize_t n = read(master, buf, sizeof buf);
+            if (n > 0)
+                (void)write_all(out_fd, buf, (size_t)n);
+            else if (n == 0 || (errno != EINTR && errno != EAGAIN))
+                master_open = 0; /* EIO: every slave is closed */
+        }
+        if (p[2].revents & (POLLIN | POLLHUP | POLLERR)) {
+            ssize_t n = read(in_fd, buf, sizeof buf);
+            if (n > 0)
+                (void)write_all(master, buf, (size_t)n);
+            else if (n == 0 || (errno != EINTR && errno != EAGAIN))
+                in_fd = -1;
+        }
+        if (!master_open) {
+            /* The command closed its terminal: wait for it to end. */
+            int st;
+            while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+                ;
+            status = st;
+            break;
+        }
+    }
+    close(sfd);
+    return status;
+}
