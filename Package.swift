@@ -22,17 +22,28 @@ let package = Package(
             name: "GockerCore",
             dependencies: ["CGockerCore"]
         ),
+        // The system's libcgroup (Debian libcgroup-dev).
+        .systemLibrary(
+            name: "CLibcgroup",
+            pkgConfig: "libcgroup",
+            providers: [.apt(["libcgroup-dev"])]
+        ),
+        // The controller protocol, the registry, the driver and the backends.
+        .target(
+            name: "GockerCgroups",
+            dependencies: ["GockerCore", "CLibcgroup", "CGockerCore"]
+        ),
         // Resource-controller plugins (memory, cpuset, cpu, pids, ...). See plugins/README.md.
         .target(
             name: "GockerControllers",
-            dependencies: ["GockerCore"],
+            dependencies: ["GockerCore", "GockerCgroups"],
             path: "plugins",
             exclude: ["README.md"]
         ),
         // create/start/kill/delete, rootfs and overlay, the docker-like run.
         .target(
             name: "GockerRuntime",
-            dependencies: ["GockerCore", "GockerControllers", "CGockerCore"]
+            dependencies: ["GockerCore", "GockerCgroups", "GockerControllers", "CGockerCore"]
         ),
         // Argument definitions of both front doors.
         .target(

@@ -91,3 +91,13 @@ const char *gk_stage_name(int stage)
     default: return "setup";
     }
 }
+
+#include <sys/vfs.h>
+
+long gk_fs_type(const char *path)
+{
+    struct statfs fs;
+    if (statfs(path, &fs) < 0)
+        return -errno;
+    return (long)fs.f_type;
+}

@@ -73,6 +73,36 @@ struct Run: ParsableCommand {
     @Flag(name: .customLong("init"), help: "Run a tiny init as PID 1 that forwards signals and reaps zombies.")
     var initProcess = false
 
+    @Option(name: [.short, .customLong("memory")], help: ArgumentHelp("Memory limit (b, k, m, g; at least 6m).", valueName: "bytes"))
+    var memory: String?
+
+    @Option(name: .customLong("memory-reservation"), help: ArgumentHelp("Memory soft limit.", valueName: "bytes"))
+    var memoryReservation: String?
+
+    @Option(name: .customLong("memory-swap"), help: ArgumentHelp("Memory plus swap limit (-1: unlimited swap; default: twice --memory).", valueName: "bytes"))
+    var memorySwap: String?
+
+    @Option(name: [.customLong("cpuset-cpus"), .customLong("cpuset")], help: ArgumentHelp("CPUs the container may run on (0-3, 0,1).", valueName: "list"))
+    var cpusetCpus: String?
+
+    @Option(name: .customLong("cpuset-mems"), help: ArgumentHelp("Memory nodes the container may use (0-3, 0,1).", valueName: "list"))
+    var cpusetMems: String?
+
+    @Option(name: [.customShort("c"), .customLong("cpu-shares"), .customLong("cpushare")], help: ArgumentHelp("Relative CPU weight, 2 to 262144 (0: unset).", valueName: "shares"))
+    var cpuShares: Int64?
+
+    @Option(help: ArgumentHelp("Number of CPUs (decimal, e.g. 0.5).", valueName: "number"))
+    var cpus: String?
+
+    @Option(name: .customLong("pids-limit"), help: ArgumentHelp("Most processes at once (-1: unlimited).", valueName: "n"))
+    var pidsLimit: Int64?
+
+    @Option(help: ArgumentHelp("Add a host device: /dev/HOST[:/dev/CONTAINER[:rwm]].", valueName: "device"))
+    var device: [String] = []
+
+    @Option(name: .customLong("cgroup-backend"), help: ArgumentHelp("libcgroup (default) or cgroupfs (env GOCKER_CGROUP_BACKEND).", valueName: "backend"))
+    var cgroupBackend: String?
+
     @Argument(help: ArgumentHelp("The image: name[:tag] or id.", valueName: "image"))
     var image: String
 
@@ -101,6 +131,16 @@ struct Run: ParsableCommand {
         r.securityOpts = securityOpt
         r.ulimits = ulimit
         r.initProcess = initProcess
+        r.resources.memory = memory
+        r.resources.memoryReservation = memoryReservation
+        r.resources.memorySwap = memorySwap
+        r.resources.cpusetCpus = cpusetCpus
+        r.resources.cpusetMems = cpusetMems
+        r.resources.cpuShares = cpuShares
+        r.resources.cpus = cpus
+        r.resources.pidsLimit = pidsLimit
+        r.resources.devices = device
+        r.cgroupBackend = cgroupBackend
         return r
     }
 

@@ -35,7 +35,10 @@ struct OCIGlobalOptions: ParsableArguments {
     @Flag(name: .customLong("systemd-cgroup"), help: "Accepted for compatibility; gocker manages cgroupfs itself.")
     var systemdCgroup = false
 
-    var runtime: Runtime { Runtime(stateRoot: root) }
+    @Option(name: .customLong("cgroup-backend"), help: ArgumentHelp("libcgroup (default) or cgroupfs (env GOCKER_CGROUP_BACKEND).", valueName: "backend"))
+    var cgroupBackend: String?
+
+    var runtime: Runtime { Runtime(stateRoot: root, cgroupBackend: cgroupBackend) }
 }
 
 struct OCICreate: OCICommand {
@@ -152,7 +155,7 @@ struct OCIRun: OCICommand {
             }
             return
         }
-        let status = try runtime.runForeground(id: id, bundle: bundle, pidFile: pidFile)
-        if status != 0 { throw ContainerExit(status: status) }
+        let exit = try runtime.runForeground(id: id, bundle: bundle, pidFile: pidFile)
+        if exit.status != 0 { throw ContainerExit(status: exit.status) }
     }
 }

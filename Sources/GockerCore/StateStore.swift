@@ -14,9 +14,12 @@ public struct RuntimeState: Codable, Sendable, Equatable {
     public var rootfs: String
     public var created: String
     public var annotations: [String: String]?
+    /// The groups made for the container, and by which backend.
+    public var cgroups: CgroupRecord?
 
     public init(id: String, pid: Int32, pidStartTime: UInt64, status: ContainerStatus, bundle: String,
-                rootfs: String, created: String, annotations: [String: String]?) {
+                rootfs: String, created: String, annotations: [String: String]?, cgroups: CgroupRecord? = nil) {
+        self.cgroups = cgroups
         self.id = id
         self.pid = pid
         self.pidStartTime = pidStartTime

@@ -25,6 +25,9 @@ public struct RunRequest: Sendable, Equatable {
     public var securityOpts: [String] = []
     public var ulimits: [String] = []
     public var initProcess = false
+    public var resources = ResourceFlags()
+    /// nil: GOCKER_CGROUP_BACKEND, else libcgroup.
+    public var cgroupBackend: String?
 
     public init(image: String) { self.image = image }
 }
@@ -182,7 +185,10 @@ public enum ContainerSpec {
             mounts: mounts,
             annotations: annotations,
             linux: Spec.Linux(
-                namespaces: namespaces, rootfsPropagation: "rprivate",
+                namespaces: namespaces,
+                devices: request.privileged ? nil : try request.resources.parsedDevices().map(\.node),
+                resources: try request.resources.resources(privileged: request.privileged),
+                rootfsPropagation: "rprivate",
                 maskedPaths: request.privileged ? [] : DefaultPaths.masked,
                 readonlyPaths: request.privileged ? [] : DefaultPaths.readonly))
     }

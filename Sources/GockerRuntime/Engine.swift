@@ -15,6 +15,7 @@ public struct ContainerRecord: Codable, Sendable, Equatable {
     public var autoRemove: Bool
     public var exitCode: Int32?
     public var finished: String?
+    public var oomKilled: Bool?
 }
 
 /// The docker-like front: containers made from images, with names, under
@@ -54,6 +55,8 @@ public struct Engine: Sendable {
         try Ulimits.checkAgainstHost(try request.ulimits.map { u throws(GockerError) in try Ulimits.parse(u) })
         _ = try Capabilities.set(add: request.capAdd, drop: request.capDrop, privileged: request.privileged)
         _ = try ContainerSpec.noNewPrivileges(request.securityOpts)
+        _ = try request.resources.resources(privileged: request.privileged)
+        if let backend = request.cgroupBackend { try Runtime.validateBackend(backend) }
         if let u = request.user, u.isEmpty || u.hasPrefix(":") || u.hasSuffix(":") || u.contains(",") {
             throw GockerError(.invalidArgument, "invalid user \"\(u)\": expected user[:group]")
         }
@@ -81,7 +84,13 @@ public struct Engine: Sendable {
                 terminal = Runtime.TerminalIO(input: input, rawMode: input != nil && isatty(0) == 1 ? 0 : nil)
                 terminal?.windowSize = isatty(1) == 1 ? 1 : 0
             }
-            let status = try runtime.runForeground(id: id, bundle: dir, terminal: terminal)
+            let runtime = Runtime(stateRoot: runtime.store.root, cgroupBackend: request.cgroupBackend)
+            let exit = try runtime.runForeground(id: id, bundle: dir, terminal: terminal)
+            let status = exit.status
+            if exit.oomKilled {
+                Runtime.warn("container \(name) was OOM-killed: it ran out of its memory limit")
+            }
+            record.oomKilled = exit.oomKilled
             if request.autoRemove {
                 try remove(id: id, name: name)
             } else {

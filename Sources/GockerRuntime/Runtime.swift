@@ -1,5 +1,7 @@
 import CGockerCore
 import Glibc
+import GockerCgroups
+import GockerControllers
 import GockerCore
 
 /// The OCI lifecycle of containers under one state root: create, start,
@@ -7,9 +9,48 @@ import GockerCore
 /// start containers through here.
 public struct Runtime: Sendable {
     public let store: StateStore
+    /// The cgroup backend new containers get: "libcgroup" (the default) or
+    /// "cgroupfs".
+    public let cgroupBackend: String
 
-    public init(stateRoot: String) {
+    public init(stateRoot: String, cgroupBackend: String? = nil) {
         self.store = StateStore(root: stateRoot)
+        self.cgroupBackend = cgroupBackend ?? Sys.env("GOCKER_CGROUP_BACKEND") ?? "libcgroup"
+    }
+
+    public static func validateBackend(_ name: String) throws(GockerError) {
+        guard name == "libcgroup" || name == "cgroupfs" else {
+            throw GockerError(.invalidArgument, "invalid cgroup backend \"\(name)\": expected libcgroup or cgroupfs")
+        }
+    }
+
+    /// The driver for new containers. When libcgroup cannot initialise, the
+    /// whole container falls back to cgroupfs, and says so.
+    func newDriver() throws(GockerError) -> CgroupDriver {
+        try Self.validateBackend(cgroupBackend)
+        let version = CgroupDriver.detectVersion()
+        let backend: any CgroupBackend
+        do {
+            backend = try CgroupDriver.hostBackend(named: cgroupBackend, version: version)
+        } catch where cgroupBackend == "libcgroup" {
+            Self.warn("\(error.description); using the cgroupfs backend")
+            backend = try CgroupDriver.hostBackend(named: "cgroupfs", version: version)
+        }
+        return CgroupDriver(backend: backend, registry: BuiltinControllers.registry)
+    }
+
+    /// The driver for groups a container already has, with the backend that
+    /// made them (or cgroupfs, which removes the same files, if that one
+    /// cannot start any more).
+    func driver(for record: CgroupRecord) -> CgroupDriver {
+        let backend = (try? CgroupDriver.hostBackend(named: record.backend, version: record.version))
+            ?? (try! CgroupDriver.hostBackend(named: "cgroupfs", version: record.version))
+        return CgroupDriver(backend: backend, registry: BuiltinControllers.registry)
+    }
+
+    static func warn(_ line: String) {
+        let text = "gocker: warning: \(line)\n"
+        _ = text.withCString { write(2, $0, strlen($0)) }
     }
 
     // MARK: create
@@ -39,21 +80,33 @@ public struct Runtime: Sendable {
             throw GockerError(.invalidConfig, "root filesystem \(plan.rootfs) is not a directory")
         }
 
+        let cgroupPath = try spec.linux?.cgroupsPath.map { p throws(GockerError) in try CgroupDriver.validatePath(p) }
+            ?? "gocker/\(id)"
+        let driver = try newDriver()
+        let resources = spec.linux?.resources ?? Spec.Resources()
+        _ = try driver.settings(for: resources)  // refuse what the host cannot do before anything is made
+
         let lock = try store.reserve(id)
         defer { lock.release() }
         var pid: pid_t = 0
         var terminal: Int32 = -1
+        var cgroups: CgroupRecord?
         do throws(GockerError) {
+            cgroups = try driver.create(path: cgroupPath, resources: resources)
             let fifo = store.fifoPath(id)
             let fifoFD = try performing("create exec fifo of \(id)") { () throws(SystemCallError) in
                 try Sys.check("mkfifo", path: fifo) { mkfifo(fifo, 0o622) }
                 return try Sys.open(fifo, GK_O_PATH)
             }
             defer { Sys.close(fifoFD) }
-            (pid, terminal) = try spawn(id: id, plan: plan, fifoFD: fifoFD)
+            let record = cgroups!
+            (pid, terminal) = try spawn(id: id, plan: plan, fifoFD: fifoFD) { pid throws(GockerError) in
+                try driver.attach(record, pid: pid)
+            }
             let state = RuntimeState(
                 id: id, pid: pid, pidStartTime: UInt64(gk_process_start_time(pid)), status: .created,
-                bundle: bundle, rootfs: plan.rootfs, created: Timestamp.now(), annotations: spec.annotations)
+                bundle: bundle, rootfs: plan.rootfs, created: Timestamp.now(), annotations: spec.annotations,
+                cgroups: record)
             try store.save(state)
             if let pidFile {
                 try performing("write pid file") { () throws(SystemCallError) in
@@ -68,12 +121,22 @@ public struct Runtime: Sendable {
                 var status: Int32 = 0
                 _ = waitpid(pid, &status, 0)
             }
+            if let cgroups { try? driver.destroy(cgroups) }
             try? store.remove(id)
             throw error
         }
     }
 
-    private func spawn(id: String, plan: LaunchPlan, fifoFD: Int32) throws(GockerError) -> (pid_t, terminal: Int32) {
+    /// Runs `beforeGo` in the parent once the child exists and before it
+    /// does anything (its cgroups are joined there).
+    final class GoHook {
+        let body: (pid_t) throws(GockerError) -> Void
+        var error: GockerError?
+        init(_ body: @escaping (pid_t) throws(GockerError) -> Void) { self.body = body }
+    }
+
+    private func spawn(id: String, plan: LaunchPlan, fifoFD: Int32,
+                       beforeGo: @escaping (pid_t) throws(GockerError) -> Void) throws(GockerError) -> (pid_t, terminal: Int32) {
         let arena = CArena()
         var joinFDs: [Int32] = []
         defer { for fd in joinFDs { Sys.close(fd) } }
@@ -136,8 +199,19 @@ public struct Runtime: Sendable {
         var pid: pid_t = 0
         var terminal: Int32 = -1
         var msg = gk_msg()
-        let r = gk_spawn(&spec, nil, nil, &pid, &terminal, &msg)
+        let hook = GoHook(beforeGo)
+        let ctx = Unmanaged.passRetained(hook)
+        let r = gk_spawn(&spec, { pid, ctx in
+            let hook = Unmanaged<GoHook>.fromOpaque(ctx!).takeUnretainedValue()
+            do throws(GockerError) { try hook.body(pid) } catch {
+                hook.error = error
+                return -EIO
+            }
+            return 0
+        }, ctx.toOpaque(), &pid, &terminal, &msg)
+        ctx.release()
         withExtendedLifetime(arena) {}
+        if let error = hook.error { throw error }
         if r < 0 {
             if msg.type == Int32(GK_MSG_ERROR.rawValue) {
                 // A missing user or group says so itself; other stages add errno.
@@ -226,8 +300,13 @@ public struct Runtime: Sendable {
         }
     }
 
-    /// The container's processes on the host: those in its PID namespace.
+    /// The container's processes on the host: those in its cgroups, or
+    /// without cgroups those in its PID namespace.
     public func processes(of s: RuntimeState) -> [pid_t] {
+        if let record = s.cgroups {
+            let procs = driver(for: record).processes(record)
+            return procs.isEmpty && status(of: s) != .stopped ? [s.pid] : procs
+        }
         guard let ns = Self.pidNamespace(of: s.pid) else { return [s.pid] }
         if ns == Self.pidNamespace(of: getpid()) { return [s.pid] }
         var out: [pid_t] = []
@@ -268,6 +347,11 @@ public struct Runtime: Sendable {
             for pid in processes(of: s) { _ = Glibc.kill(pid, SIGKILL) }
             waitUntilGone(s)
         }
+        if let record = s.cgroups {
+            let driver = driver(for: record)
+            for pid in driver.processes(record) { _ = Glibc.kill(pid, SIGKILL) }
+            try driver.destroy(record)
+        }
         try store.remove(id)
     }
 
@@ -301,11 +385,18 @@ public struct Runtime: Sendable {
         }
     }
 
-    /// create + start + wait: the container's exit status as a shell reports
-    /// it (128+N for a signal). Signals sent to gocker go to the container.
-    /// The state is deleted when the container ends.
+    /// How a foreground container ended.
+    public struct Exit: Sendable, Equatable {
+        /// As a shell reports it: the exit code, or 128+N for signal N.
+        public var status: Int32
+        /// Killed by its memory limit.
+        public var oomKilled: Bool
+    }
+
+    /// create + start + wait: how the container ended. Signals sent to
+    /// gocker go to the container. The state is deleted when it ends.
     public func runForeground(id: String, bundle: String, pidFile: String? = nil,
-                              terminal io: TerminalIO? = nil) throws(GockerError) -> Int32 {
+                              terminal io: TerminalIO? = nil) throws(GockerError) -> Exit {
         _ = gk_forward_block()
         let (state, terminal) = try create(id: id, bundle: bundle, pidFile: pidFile, allowTerminal: io != nil)
         defer { if let terminal { Sys.close(terminal) } }
@@ -325,11 +416,12 @@ public struct Runtime: Sendable {
         } else {
             status = gk_wait_forward(state.pid)
         }
+        let oom = state.cgroups.map { (driver(for: $0).stats($0)["memory.oom_kill"] ?? 0) > 0 } ?? false
         try? delete(id: id, force: true)
         if status < 0 {
             throw GockerError(.system, "wait for container \(id)", cause: SystemCallError("waitpid", errno: -status))
         }
-        return Self.exitCode(status)
+        return Exit(status: Self.exitCode(status), oomKilled: oom)
     }
 
     /// A wait status as the shell reports it: the exit code, or 128+N for a signal.

@@ -271,6 +271,10 @@ int gk_copy_winsize(int from, int to);
  * /proc/PID/stat), or 0 if it does not exist. Guards against pid reuse. */
 unsigned long long gk_process_start_time(pid_t pid);
 
+/* The filesystem type (statfs f_type) of `path`, or -errno: tells cgroup v2
+ * (0x63677270) from v1. Swift's Glibc module has no statfs. */
+long gk_fs_type(const char *path);
+
 /* The stage's name, for messages ("mount", "pivot_root", ...). */
 const char *gk_stage_name(int stage);
 

@@ -119,19 +119,93 @@ public struct Spec: Codable, Sendable, Equatable {
     public struct Linux: Codable, Sendable, Equatable {
         public var namespaces: [Namespace]?
         public var devices: [Device]?
+        public var resources: Resources?
         public var cgroupsPath: String?
         public var rootfsPropagation: String?
         public var maskedPaths: [String]?
         public var readonlyPaths: [String]?
 
-        public init(namespaces: [Namespace]? = nil, devices: [Device]? = nil, cgroupsPath: String? = nil,
-                    rootfsPropagation: String? = nil, maskedPaths: [String]? = nil, readonlyPaths: [String]? = nil) {
+        public init(namespaces: [Namespace]? = nil, devices: [Device]? = nil, resources: Resources? = nil,
+                    cgroupsPath: String? = nil, rootfsPropagation: String? = nil, maskedPaths: [String]? = nil,
+                    readonlyPaths: [String]? = nil) {
             self.namespaces = namespaces
             self.devices = devices
+            self.resources = resources
             self.cgroupsPath = cgroupsPath
             self.rootfsPropagation = rootfsPropagation
             self.maskedPaths = maskedPaths
             self.readonlyPaths = readonlyPaths
+        }
+    }
+
+    /// `linux.resources`: what the cgroup controllers are asked to enforce.
+    public struct Resources: Codable, Sendable, Equatable {
+        public var memory: Memory?
+        public var cpu: CPU?
+        public var pids: Pids?
+        public var devices: [DeviceRule]?
+
+        public init(memory: Memory? = nil, cpu: CPU? = nil, pids: Pids? = nil, devices: [DeviceRule]? = nil) {
+            self.memory = memory
+            self.cpu = cpu
+            self.pids = pids
+            self.devices = devices
+        }
+
+        public struct Memory: Codable, Sendable, Equatable {
+            /// Bytes; -1 for no limit.
+            public var limit: Int64?
+            public var reservation: Int64?
+            /// Memory plus swap, bytes; -1 for no limit.
+            public var swap: Int64?
+
+            public init(limit: Int64? = nil, reservation: Int64? = nil, swap: Int64? = nil) {
+                self.limit = limit
+                self.reservation = reservation
+                self.swap = swap
+            }
+        }
+
+        public struct CPU: Codable, Sendable, Equatable {
+            public var shares: UInt64?
+            public var quota: Int64?
+            public var period: UInt64?
+            public var cpus: String?
+            public var mems: String?
+
+            public init(shares: UInt64? = nil, quota: Int64? = nil, period: UInt64? = nil, cpus: String? = nil,
+                        mems: String? = nil) {
+                self.shares = shares
+                self.quota = quota
+                self.period = period
+                self.cpus = cpus
+                self.mems = mems
+            }
+        }
+
+        public struct Pids: Codable, Sendable, Equatable {
+            /// -1 (or 0) for no limit.
+            public var limit: Int64
+            public init(limit: Int64) { self.limit = limit }
+        }
+
+        public struct DeviceRule: Codable, Sendable, Equatable {
+            public var allow: Bool
+            /// "a" (all), "c" or "b"; nil means all.
+            public var type: String?
+            /// nil means any (*).
+            public var major: Int64?
+            public var minor: Int64?
+            /// Some of "rwm"; nil means all.
+            public var access: String?
+
+            public init(allow: Bool, type: String? = nil, major: Int64? = nil, minor: Int64? = nil, access: String? = nil) {
+                self.allow = allow
+                self.type = type
+                self.major = major
+                self.minor = minor
+                self.access = access
+            }
         }
     }
 

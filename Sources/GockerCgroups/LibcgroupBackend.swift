@@ -1,0 +1,140 @@
+import CLibcgroup
+import Glibc
+import GockerCore
+import Synchronization
+
+/// The backend over the system's libcgroup. libcgroup finds the hierarchies
+/// itself (from /proc/mounts), so it always works on the real host.
+///
+/// libcgroup's quirks handled here: every kernel error comes back as
+/// ECGOTHER (the real errno is in cgroup_get_last_errno); creation stops at
+/// the first failure without undoing what it made (the driver removes what
+/// was made); ownership is left alone (ignore_ownership=1) since gocker runs
+/// as root and chowning every file doubles the cost.
+public final class LibcgroupBackend: CgroupBackend, @unchecked Sendable {
+    public let name = "libcgroup"
+    public let version: CgroupVersion
+    /// How many libcgroup calls this backend made (reported by `--timings`
+    /// and checked by the tests: the backend really goes through libcgroup).
+    public var calls: Int { callCount.load(ordering: .relaxed) }
+    private let callCount = Atomic<Int>(0)
+
+    private static let initialised: Int32 = cgroup_init()
+
+    /// Fails when libcgroup cannot initialise (no cgroup mounts it understands).
+    public init(version: CgroupVersion) throws(GockerError) {
+        self.version = version
+        let r = Self.initialised
+        if r != 0 {
+            throw GockerError(.system, "libcgroup cannot initialise: \(Self.describe(r))")
+        }
+    }
+
+    static func describe(_ code: Int32) -> String {
+        if code == Int32(ECGOTHER) { return errnoText(cgroup_get_last_errno()) }
+        return String(cString: cgroup_strerror(code))
+    }
+
+    @discardableResult
+    private func counted<T>(_ body: () -> T) -> T {
+        callCount.add(1, ordering: .relaxed)
+        return body()
+    }
+
+    /// A libcgroup group with one controller, freed after `body`.
+    private func withGroup<T>(_ controller: String, _ path: String,
+                              _ body: (OpaquePointer, OpaquePointer) throws(GockerError) -> T) throws(GockerError) -> T {
+        guard let cg = counted({ cgroup_new_cgroup(path.isEmpty ? "/" : path) }) else {
+            throw GockerError(.system, "libcgroup: cgroup_new_cgroup \(path) failed")
+        }
+        var group: OpaquePointer? = cg
+        defer { counted { cgroup_free(&group) } }
+        guard let ctrl = counted({ cgroup_add_controller(cg, controller) }) else {
+            throw GockerError(.system, "libcgroup: cgroup_add_controller \(controller) failed")
+        }
+        return try body(cg, ctrl)
+    }
+
+    private func check(_ r: Int32, _ what: String) throws(GockerError) {
+        if r != 0 { throw GockerError(.system, "\(what): \(Self.describe(r))") }
+    }
+
+    public func mountPoint(_ controller: String) -> String? {
+        var mp: UnsafeMutablePointer<CChar>?
+        guard counted({ cgroup_get_subsys_mount_point(controller, &mp) }) == 0, let mp else { return nil }
+        defer { free(mp) }
+        return String(cString: mp)
+    }
+
+    public func offers(_ controller: String) -> Bool { mountPoint(controller) != nil }
+
+    public func exists(_ controller: String, path: String) -> Bool {
+        guard let mp = mountPoint(controller) else { return false }
+        return Sys.isDirectory(path.isEmpty ? mp : "\(mp)/\(path)")
+    }
+
+    public func create(_ controller: String, path: String, settings: [CgroupSetting]) throws(GockerError) {
+        // libcgroup holds one value per file name in a group: a file written
+        // again (devices.allow) starts a new round, so the order stays.
+        var rounds: [[CgroupSetting]] = [[]]
+        for s in settings {
+            if rounds[rounds.count - 1].contains(where: { $0.file == s.file }) { rounds.append([]) }
+            rounds[rounds.count - 1].append(s)
+        }
+        for (n, round) in rounds.enumerated() {
+            try withGroup(controller, path) { (cg, ctrl) throws(GockerError) in
+                for s in round {
+                    try check(counted { cgroup_add_value_string(ctrl, s.file, s.value) },
+                              "libcgroup: set \(s.file) of \(controller):/\(path) to \"\(s.value)\"")
+                }
+                if n == 0 {
+                    try check(counted { cgroup_create_cgroup(cg, 1) },
+                              "libcgroup: create \(controller):/\(path) with \(round)")
+                } else {
+                    try check(counted { cgroup_modify_cgroup(cg) }, "libcgroup: write \(round) to \(controller):/\(path)")
+                }
+            }
+        }
+    }
+
+    /// Reads one file under the mount point libcgroup reports.
+    /// (cgroup_get_cgroup would read every file of every controller of the
+    /// group, and refuses the root group.)
+    public func read(_ controller: String, path: String, file: String) throws(GockerError) -> String {
+        guard let mp = mountPoint(controller) else {
+            throw GockerError(.notFound, "the host offers no \(controller) cgroup controller")
+        }
+        return try CgroupFiles.read(path.isEmpty ? mp : "\(mp)/\(path)", file)
+    }
+
+    public func attach(_ controller: String, path: String, pid: Int32) throws(GockerError) {
+        try withGroup(controller, path) { (cg, _) throws(GockerError) in
+            try check(counted { cgroup_attach_task_pid(cg, pid) }, "libcgroup: attach \(pid) to \(controller):/\(path)")
+        }
+    }
+
+    public func processes(_ controller: String, path: String) -> [Int32] {
+        var pids: UnsafeMutablePointer<pid_t>?
+        var size: Int32 = 0
+        let r = path.withCString { p in
+            controller.withCString { c in
+                counted { cgroup_get_procs(UnsafeMutablePointer(mutating: p), UnsafeMutablePointer(mutating: c), &pids, &size) }
+            }
+        }
+        guard r == 0, let pids else { return [] }
+        defer { free(pids) }
+        return (0..<Int(size)).map { pids[$0] }
+    }
+
+    public func destroy(_ controller: String, path: String) throws(GockerError) {
+        guard exists(controller, path: path) else { return }
+        // libcgroup's delete moves leftover tasks to the parent, then rmdirs.
+        for attempt in 0..<200 {
+            let r = try withGroup(controller, path) { (cg, _) throws(GockerError) in counted { cgroup_delete_cgroup(cg, 1) } }
+            if r == 0 || !exists(controller, path: path) { return }
+            if attempt == 199 { try check(r, "libcgroup: delete \(controller):/\(path)") }
+            var ts = timespec(tv_sec: 0, tv_nsec: 5_000_000)
+            nanosleep(&ts, nil)
+        }
+    }
+}

@@ -1,0 +1,62 @@
+import GockerCgroups
+import GockerCore
+
+/// cpu: relative shares (weight on v2) and a quota per period (`--cpus`).
+public struct CPUController: ResourceController {
+    public let name = "cpu"
+
+    public init() {}
+
+    public func isRequested(by r: Spec.Resources) -> Bool {
+        guard let c = r.cpu else { return false }
+        return (c.shares ?? 0) != 0 || c.quota != nil || c.period != nil
+    }
+
+    /// cgroup v2 weight from v1 shares, as Debian's runc 1.1 and crun 1.8 map it.
+    public static func weight(shares: UInt64) -> UInt64 {
+        1 + ((shares - 2) * 9999) / 262_142
+    }
+
+    public func settings(for r: Spec.Resources, version: CgroupVersion) throws(GockerError) -> [CgroupSetting] {
+        guard let c = r.cpu else { return [] }
+        var out: [CgroupSetting] = []
+        if let shares = c.shares, shares != 0 {
+            guard (2...262_144).contains(shares) else {
+                throw GockerError(.invalidConfig, "cpu shares \(shares) out of range 2..262144")
+            }
+            out.append(version == .v1 ? CgroupSetting("cpu.shares", "\(shares)")
+                                      : CgroupSetting("cpu.weight", "\(Self.weight(shares: shares))"))
+        }
+        if c.quota != nil || c.period != nil {
+            let period = c.period ?? 100_000
+            guard (1000...1_000_000).contains(period) else {
+                throw GockerError(.invalidConfig, "cpu period \(period) out of range 1000..1000000")
+            }
+            let quota = c.quota ?? -1
+            switch version {
+            case .v1:
+                out.append(CgroupSetting("cpu.cfs_period_us", "\(period)"))
+                out.append(CgroupSetting("cpu.cfs_quota_us", "\(quota)"))
+            case .v2:
+                out.append(CgroupSetting("cpu.max", "\(quota < 0 ? "max" : "\(quota)") \(period)"))
+            }
+        }
+        return out
+    }
+}
+
+/// cpuacct (v1 only): no settings; the group's cpu usage for `stats`.
+public struct CPUAcctController: ResourceController {
+    public let name = "cpuacct"
+    public let v2Name: String? = nil
+
+    public init() {}
+
+    public func isRequested(by r: Spec.Resources) -> Bool { false }
+    public func settings(for r: Spec.Resources, version: CgroupVersion) throws(GockerError) -> [CgroupSetting] { [] }
+
+    public func stats(path: String, backend: any CgroupBackend) -> [String: UInt64] {
+        guard let v = (try? backend.read(name, path: path, file: "cpuacct.usage")).flatMap({ UInt64($0.trimmed) }) else { return [:] }
+        return ["cpu.usage_ns": v]
+    }
+}

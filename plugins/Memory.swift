@@ -1,0 +1,62 @@
+import GockerCgroups
+import GockerCore
+
+/// memory: limit, reservation (soft limit), memory+swap; OOM kills reported.
+public struct MemoryController: ResourceController {
+    public let name = "memory"
+
+    public init() {}
+
+    public func isRequested(by r: Spec.Resources) -> Bool {
+        guard let m = r.memory else { return false }
+        return m.limit != nil || m.reservation != nil || m.swap != nil
+    }
+
+    public func settings(for r: Spec.Resources, version: CgroupVersion) throws(GockerError) -> [CgroupSetting] {
+        guard let m = r.memory else { return [] }
+        if let limit = m.limit, limit >= 0, let swap = m.swap, swap >= 0, swap < limit {
+            throw GockerError(.invalidConfig, "memory+swap limit \(swap) is below the memory limit \(limit)")
+        }
+        func v1(_ v: Int64) -> String { v < 0 ? "-1" : "\(v)" }
+        func v2(_ v: Int64) -> String { v < 0 ? "max" : "\(v)" }
+        var out: [CgroupSetting] = []
+        switch version {
+        case .v1:
+            // The limit before memory+swap: the kernel keeps memsw >= limit.
+            if let limit = m.limit { out.append(CgroupSetting("memory.limit_in_bytes", v1(limit))) }
+            if let swap = m.swap { out.append(CgroupSetting("memory.memsw.limit_in_bytes", v1(swap))) }
+            if let res = m.reservation { out.append(CgroupSetting("memory.soft_limit_in_bytes", v1(res))) }
+        case .v2:
+            if let limit = m.limit { out.append(CgroupSetting("memory.max", v2(limit))) }
+            if let swap = m.swap {
+                // v2 limits swap alone: memory+swap minus memory.
+                let value = swap < 0 || (m.limit ?? -1) < 0 ? "max" : "\(swap - m.limit!)"
+                out.append(CgroupSetting("memory.swap.max", value))
+            }
+            if let res = m.reservation { out.append(CgroupSetting("memory.low", v2(res))) }
+        }
+        return out
+    }
+
+    public func stats(path: String, backend: any CgroupBackend) -> [String: UInt64] {
+        var out: [String: UInt64] = [:]
+        func value(_ file: String) -> UInt64? {
+            (try? backend.read(name, path: path, file: file)).flatMap { UInt64($0.trimmed) }
+        }
+        func field(_ file: String, _ key: String) -> UInt64? {
+            ((try? backend.read(name, path: path, file: file)) ?? "").split(separator: "\n")
+                .first { $0.hasPrefix(key + " ") }.flatMap { UInt64($0.dropFirst(key.count + 1).trimmed) }
+        }
+        switch backend.version {
+        case .v1:
+            out["memory.usage"] = value("memory.usage_in_bytes")
+            out["memory.limit"] = value("memory.limit_in_bytes")
+            out["memory.oom_kill"] = field("memory.oom_control", "oom_kill")
+        case .v2:
+            out["memory.usage"] = value("memory.current")
+            out["memory.limit"] = value("memory.max")
+            out["memory.oom_kill"] = field("memory.events", "oom_kill")
+        }
+        return out
+    }
+}
