@@ -59,7 +59,8 @@ let package = Package(
         ),
         .testTarget(name: "GockerCoreTests", dependencies: ["GockerCore"]),
         .testTarget(name: "GockerRuntimeTests", dependencies: ["GockerRuntime", "CGockerCore"]),
+        .testTarget(name: "GockerCgroupsTests", dependencies: ["GockerCgroups", "GockerControllers"]),
         .testTarget(name: "GockerCLITests", dependencies: ["GockerCLI"]),
-        .testTarget(name: "IntegrationTests", dependencies: ["GockerCore", "gocker"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["GockerCore", "GockerCgroups", "gocker"]),
     ]
 )

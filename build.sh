@@ -9,8 +9,9 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-# Debian packages: busybox-static is the built-in image's source.
-PACKAGES=(busybox-static)
+# Debian packages: busybox-static is the built-in image's source; libcgroup-dev the
+# cgroup backend's library.
+PACKAGES=(busybox-static libcgroup-dev pkg-config)
 
 deps() {
     local missing=()

@@ -103,6 +103,9 @@ struct Run: ParsableCommand {
     @Option(name: .customLong("cgroup-backend"), help: ArgumentHelp("libcgroup (default) or cgroupfs (env GOCKER_CGROUP_BACKEND).", valueName: "backend"))
     var cgroupBackend: String?
 
+    @Option(name: .customLong("cgroup-parent"), help: ArgumentHelp("Parent of the container's cgroups (env GOCKER_CGROUP_PARENT; default gocker).", valueName: "path"))
+    var cgroupParent: String?
+
     @Argument(help: ArgumentHelp("The image: name[:tag] or id.", valueName: "image"))
     var image: String
 
@@ -141,6 +144,7 @@ struct Run: ParsableCommand {
         r.resources.pidsLimit = pidsLimit
         r.resources.devices = device
         r.cgroupBackend = cgroupBackend
+        r.cgroupParent = cgroupParent
         return r
     }
 

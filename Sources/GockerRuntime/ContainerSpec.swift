@@ -28,6 +28,8 @@ public struct RunRequest: Sendable, Equatable {
     public var resources = ResourceFlags()
     /// nil: GOCKER_CGROUP_BACKEND, else libcgroup.
     public var cgroupBackend: String?
+    /// nil: GOCKER_CGROUP_PARENT, else "gocker".
+    public var cgroupParent: String?
 
     public init(image: String) { self.image = image }
 }

@@ -1,4 +1,5 @@
 import Glibc
+import GockerCgroups
 import GockerCore
 
 /// What gocker keeps about a docker-like container under the data root:
@@ -57,6 +58,7 @@ public struct Engine: Sendable {
         _ = try ContainerSpec.noNewPrivileges(request.securityOpts)
         _ = try request.resources.resources(privileged: request.privileged)
         if let backend = request.cgroupBackend { try Runtime.validateBackend(backend) }
+        if let parent = request.cgroupParent { _ = try CgroupDriver.validatePath(parent) }
         if let u = request.user, u.isEmpty || u.hasPrefix(":") || u.hasSuffix(":") || u.contains(",") {
             throw GockerError(.invalidArgument, "invalid user \"\(u)\": expected user[:group]")
         }
@@ -84,7 +86,8 @@ public struct Engine: Sendable {
                 terminal = Runtime.TerminalIO(input: input, rawMode: input != nil && isatty(0) == 1 ? 0 : nil)
                 terminal?.windowSize = isatty(1) == 1 ? 1 : 0
             }
-            let runtime = Runtime(stateRoot: runtime.store.root, cgroupBackend: request.cgroupBackend)
+            let runtime = Runtime(stateRoot: runtime.store.root, cgroupBackend: request.cgroupBackend,
+                                  cgroupParent: request.cgroupParent)
             let exit = try runtime.runForeground(id: id, bundle: dir, terminal: terminal)
             let status = exit.status
             if exit.oomKilled {

@@ -12,10 +12,15 @@ public struct Runtime: Sendable {
     /// The cgroup backend new containers get: "libcgroup" (the default) or
     /// "cgroupfs".
     public let cgroupBackend: String
+    /// Where containers' groups go when their config names no cgroupsPath:
+    /// `<hierarchy>/<parent>/<id>` (docker's --cgroup-parent; env
+    /// GOCKER_CGROUP_PARENT; default "gocker").
+    public let cgroupParent: String
 
-    public init(stateRoot: String, cgroupBackend: String? = nil) {
+    public init(stateRoot: String, cgroupBackend: String? = nil, cgroupParent: String? = nil) {
         self.store = StateStore(root: stateRoot)
         self.cgroupBackend = cgroupBackend ?? Sys.env("GOCKER_CGROUP_BACKEND") ?? "libcgroup"
+        self.cgroupParent = cgroupParent ?? Sys.env("GOCKER_CGROUP_PARENT") ?? "gocker"
     }
 
     public static func validateBackend(_ name: String) throws(GockerError) {
@@ -80,8 +85,12 @@ public struct Runtime: Sendable {
             throw GockerError(.invalidConfig, "root filesystem \(plan.rootfs) is not a directory")
         }
 
-        let cgroupPath = try spec.linux?.cgroupsPath.map { p throws(GockerError) in try CgroupDriver.validatePath(p) }
-            ?? "gocker/\(id)"
+        let cgroupPath: String
+        if let p = spec.linux?.cgroupsPath {
+            cgroupPath = try CgroupDriver.validatePath(p)
+        } else {
+            cgroupPath = "\(try CgroupDriver.validatePath(cgroupParent))/\(id)"
+        }
         let driver = try newDriver()
         let resources = spec.linux?.resources ?? Spec.Resources()
         _ = try driver.settings(for: resources)  // refuse what the host cannot do before anything is made

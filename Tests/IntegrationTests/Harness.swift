@@ -28,10 +28,31 @@ final class Sandbox {
         stateRoot = dir + "/state"
     }
 
+    /// This sandbox's containers' groups go under this parent in every
+    /// hierarchy (GOCKER_CGROUP_PARENT), so that what they leave can be seen.
+    var cgroupParent: String { "gocker-test/" + (dir as NSString).lastPathComponent }
+
+    /// The hierarchies' directories for this sandbox's cgroup parent.
+    var cgroupParentDirs: [String] {
+        list("/sys/fs/cgroup").map { "/sys/fs/cgroup/\($0)/\(cgroupParent)" }
+    }
+
+    /// Groups left under this sandbox's parent.
+    func cgroupsLeft() -> [String] {
+        cgroupParentDirs.flatMap { d in
+            ((try? FileManager.default.contentsOfDirectory(atPath: d)) ?? []).filter {
+                var isDir: ObjCBool = false
+                return FileManager.default.fileExists(atPath: "\(d)/\($0)", isDirectory: &isDir) && isDir.boolValue
+            }.map { "\(d)/\($0)" }
+        }
+    }
+
     deinit {
-        // Whatever a failing test left: its processes, then its files.
+        // Whatever a failing test left: its processes, then its groups and files.
         for pid in processesRootedHere() { kill(pid, SIGKILL) }
         for _ in 0..<100 where !processesRootedHere().isEmpty { usleep(20_000) }
+        for group in cgroupsLeft() { rmdir(group) }
+        for d in cgroupParentDirs { rmdir(d) }
         try? FileManager.default.removeItem(atPath: dir)
     }
 
@@ -45,6 +66,7 @@ final class Sandbox {
         var env = ProcessInfo.processInfo.environment
         env["GOCKER_DATA_ROOT"] = dataRoot
         env["GOCKER_STATE_ROOT"] = stateRoot
+        env["GOCKER_CGROUP_PARENT"] = cgroupParent
         return env
     }
 
@@ -133,6 +155,7 @@ final class Sandbox {
         #expect(list(stateRoot) == [], "runtime state left", sourceLocation: sourceLocation)
         #expect(hostMountsHere() == [], "mounts left", sourceLocation: sourceLocation)
         #expect(processesRootedHere() == [], "processes left", sourceLocation: sourceLocation)
+        #expect(cgroupsLeft() == [], "cgroups left", sourceLocation: sourceLocation)
     }
 }
 

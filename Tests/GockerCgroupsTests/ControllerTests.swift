@@ -1,0 +1,103 @@
+import Glibc
+import GockerCgroups
+import GockerControllers
+import GockerCore
+import Testing
+
+/// Golden values, written from docker's and the kernel's documented
+/// meanings, not from this code's output.
+struct ControllerSettingsTests {
+    func res(memory: Spec.Resources.Memory? = nil, cpu: Spec.Resources.CPU? = nil, pids: Int64? = nil) -> Spec.Resources {
+        Spec.Resources(memory: memory, cpu: cpu, pids: pids.map { Spec.Resources.Pids(limit: $0) })
+    }
+
+    @Test func memory() throws {
+        let m = MemoryController()
+        let r = res(memory: .init(limit: 67_108_864))
+        #expect(try m.settings(for: r, version: .v1) == [CgroupSetting("memory.limit_in_bytes", "67108864")])
+        #expect(try m.settings(for: r, version: .v2) == [CgroupSetting("memory.max", "67108864")])
+        let swap = res(memory: .init(limit: 67_108_864, swap: 134_217_728))
+        #expect(try m.settings(for: swap, version: .v1) == [
+            CgroupSetting("memory.limit_in_bytes", "67108864"), CgroupSetting("memory.memsw.limit_in_bytes", "134217728")])
+        #expect(try m.settings(for: swap, version: .v2) == [
+            CgroupSetting("memory.max", "67108864"), CgroupSetting("memory.swap.max", "67108864")])
+        let unlimitedSwap = res(memory: .init(limit: 67_108_864, swap: -1))
+        #expect(try m.settings(for: unlimitedSwap, version: .v2).last == CgroupSetting("memory.swap.max", "max"))
+        #expect(try m.settings(for: unlimitedSwap, version: .v1).last == CgroupSetting("memory.memsw.limit_in_bytes", "-1"))
+        let reservation = res(memory: .init(reservation: 33_554_432))
+        #expect(try m.settings(for: reservation, version: .v1) == [CgroupSetting("memory.soft_limit_in_bytes", "33554432")])
+        #expect(try m.settings(for: reservation, version: .v2) == [CgroupSetting("memory.low", "33554432")])
+        #expect(throws: GockerError.self) { try m.settings(for: res(memory: .init(limit: 100, swap: 50)), version: .v1) }
+        #expect(!m.isRequested(by: res()) && m.isRequested(by: r))
+    }
+
+    @Test(arguments: [(UInt64(512), "20"), (1024, "39"), (2, "1"), (262_144, "10000")])
+    func cpuShares(shares: UInt64, weight: String) throws {
+        let c = CPUController()
+        let r = res(cpu: .init(shares: shares))
+        #expect(try c.settings(for: r, version: .v1) == [CgroupSetting("cpu.shares", "\(shares)")])
+        #expect(try c.settings(for: r, version: .v2) == [CgroupSetting("cpu.weight", weight)])
+    }
+
+    @Test func cpuQuota() throws {
+        let c = CPUController()
+        let r = res(cpu: .init(quota: 50_000, period: 100_000))
+        #expect(try c.settings(for: r, version: .v1) == [
+            CgroupSetting("cpu.cfs_period_us", "100000"), CgroupSetting("cpu.cfs_quota_us", "50000")])
+        #expect(try c.settings(for: r, version: .v2) == [CgroupSetting("cpu.max", "50000 100000")])
+        #expect(throws: GockerError.self) { try c.settings(for: res(cpu: .init(shares: 1)), version: .v1) }
+        #expect(!c.isRequested(by: res(cpu: .init(shares: 0))), "0 shares means unset")
+    }
+
+    @Test func pids() throws {
+        let p = PidsController()
+        #expect(try p.settings(for: res(pids: 50), version: .v1) == [CgroupSetting("pids.max", "50")])
+        #expect(try p.settings(for: res(pids: 50), version: .v2) == [CgroupSetting("pids.max", "50")])
+        #expect(try p.settings(for: res(pids: -1), version: .v1) == [CgroupSetting("pids.max", "max")])
+    }
+
+    @Test func cpuset() throws {
+        let c = CpusetController()
+        let r = res(cpu: .init(cpus: "0-1,3", mems: "0"))
+        #expect(try c.settings(for: r, version: .v1) == [CgroupSetting("cpuset.cpus", "0-1,3"), CgroupSetting("cpuset.mems", "0")])
+        #expect(try c.settings(for: r, version: .v2) == [CgroupSetting("cpuset.cpus", "0-1,3"), CgroupSetting("cpuset.mems", "0")])
+        for bad in ["", "a", "1-", "3-1", "1,,2"] {
+            #expect(throws: GockerError.self) { try c.settings(for: res(cpu: .init(cpus: bad)), version: .v1) }
+        }
+    }
+
+    @Test func devices() throws {
+        let d = DevicesController()
+        let r = Spec.Resources(devices: [
+            .init(allow: false, access: "rwm"), .init(allow: true, type: "c", major: 1, minor: 3, access: "rwm"),
+            .init(allow: true, type: "c", major: 136, access: "rw"), .init(allow: true, type: "b", access: "m"),
+        ])
+        #expect(try d.settings(for: r, version: .v1) == [
+            CgroupSetting("devices.deny", "a *:* rwm"), CgroupSetting("devices.allow", "c 1:3 rwm"),
+            CgroupSetting("devices.allow", "c 136:* rw"), CgroupSetting("devices.allow", "b *:* m"),
+        ])
+        #expect(throws: GockerError.self) { try d.settings(for: Spec.Resources(devices: [.init(allow: true, type: "x")]), version: .v1) }
+        #expect(throws: GockerError.self) { try d.settings(for: Spec.Resources(devices: [.init(allow: true, access: "q")]), version: .v1) }
+    }
+}
+
+struct RegistryTests {
+    struct Fake: ResourceController {
+        let name: String
+        func isRequested(by r: Spec.Resources) -> Bool { false }
+        func settings(for r: Spec.Resources, version: CgroupVersion) throws(GockerError) -> [CgroupSetting] { [] }
+    }
+
+    @Test func builtinsInOrderCpusetFirst() {
+        let names = BuiltinControllers.registry.names
+        #expect(names.first == "cpuset")
+        #expect(Set(names).isSuperset(of: ["memory", "cpu", "cpuacct", "pids", "devices", "freezer"]))
+    }
+
+    @Test func registerRefusesADuplicate() throws {
+        var r = BuiltinControllers.registry
+        #expect(throws: GockerError.self) { try r.register(Fake(name: "memory")) }
+        try r.register(Fake(name: "hugetlb"))
+        #expect(r.names.last == "hugetlb")
+    }
+}

@@ -1,0 +1,141 @@
+import Foundation
+import GockerCgroups
+import GockerCore
+import Testing
+
+/// Resource limits through both backends, seen from inside the container
+/// and from the host's cgroup files.
+@Suite(.enabled(if: canRunContainers, "starts real containers: needs root"))
+struct CgroupTests {
+    static let backends = ["libcgroup", "cgroupfs"]
+
+    /// The container's state file, once it is running.
+    func runningState(_ box: Sandbox) -> [String: Any]? {
+        guard let id = box.list(box.stateRoot).first,
+              let data = FileManager.default.contents(atPath: "\(box.stateRoot)/\(id)/state.json"),
+              let obj = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+              obj["status"] as? String == "running" else { return nil }
+        return obj
+    }
+
+    @Test(arguments: backends)
+    func limitsAreInTheFilesWhileRunningAndGoneAfter(backend: String) throws {
+        let box = try Sandbox()
+        let (p, out) = try box.start(["run", "--rm", "--cgroup-backend", backend, "-m", "64m", "--memory-swap", "128m",
+                                      "--cpuset-cpus", "0", "--cpu-shares", "512", "--cpus", "0.5", "--pids-limit", "50",
+                                      "busybox", "sh", "-c", "grep Cpus_allowed_list /proc/self/status; echo ready; sleep 30"])
+        #expect(box.waitFor { box.contents(out).contains("ready") })
+        let state = try #require(runningState(box))
+        let cgroups = try #require(state["cgroups"] as? [String: Any])
+        #expect(cgroups["backend"] as? String == backend)
+        let path = try #require(cgroups["path"] as? String)
+        #expect(path == "\(box.cgroupParent)/\(state["id"] as? String ?? "")")
+        func file(_ controller: String, _ name: String) -> String {
+            box.contents("/sys/fs/cgroup/\(controller)/\(path)/\(name)").trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        #expect(file("memory", "memory.limit_in_bytes") == "67108864")
+        #expect(file("memory", "memory.memsw.limit_in_bytes") == "134217728")
+        #expect(file("cpu", "cpu.shares") == "512")
+        #expect(file("cpu", "cpu.cfs_quota_us") == "50000")
+        #expect(file("cpu", "cpu.cfs_period_us") == "100000")
+        #expect(file("pids", "pids.max") == "50")
+        #expect(file("cpuset", "cpuset.cpus") == "0")
+        #expect(file("devices", "devices.list").contains("c 1:3 rwm"))
+        #expect(!file("devices", "devices.list").contains("a *:*"))
+        // Every controller the host offers has a group with the container in it.
+        let pid = try #require(state["pid"] as? Int)
+        for c in ["memory", "cpu", "cpuacct", "cpuset", "pids", "devices", "freezer"] {
+            #expect(file(c, "cgroup.procs").split(separator: "\n").contains("\(pid)"), "\(c)")
+        }
+        #expect(box.contents(out).contains("Cpus_allowed_list:\t0\n"))
+        kill(p.processIdentifier, SIGTERM)  // forwarded; sh as PID 1 ignores it, so:
+        kill(pid_t(pid), SIGKILL)
+        p.waitUntilExit()
+        #expect(p.terminationStatus == 137)
+        for c in ["memory", "cpu", "pids", "cpuset"] {
+            #expect(!FileManager.default.fileExists(atPath: "/sys/fs/cgroup/\(c)/\(path)"))
+        }
+        box.expectNothingLeft()
+    }
+
+    @Test(arguments: backends)
+    func pidsLimitStopsAForkLoop(backend: String) throws {
+        let box = try Sandbox()
+        let r = try box.gocker(["run", "--rm", "--cgroup-backend", backend, "--pids-limit", "10", "busybox", "sh", "-c",
+                                // The forking shell dies at the limit; its sleeps stay, PID 1 counts them.
+                                "sh -c 'for i in $(seq 1 30); do sleep 10 & done' 2>/dev/null; set -- /proc/[0-9]*; echo $#"])
+        let count = Int(r.stdout.trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1
+        #expect(count > 1 && count <= 10, "\(r.stdout)\(r.stderr)")
+        box.expectNothingLeft()
+    }
+
+    @Test(arguments: backends)
+    func memoryLimitOOMKills(backend: String) throws {
+        let box = try Sandbox()
+        let r = try box.gocker(["run", "--rm", "--cgroup-backend", backend, "-m", "16m", "busybox", "sh", "-c",
+                                "x=$(head -c 64m /dev/zero | tr '\\0' a); echo survived"])
+        #expect(r.status == 137, "\(r.stdout)\(r.stderr)")
+        #expect(r.stderr.contains("OOM-killed"))
+        #expect(!r.stdout.contains("survived"))
+        box.expectNothingLeft()
+    }
+
+    @Test(arguments: backends)
+    func devicesControllerDeniesABlockDevice(backend: String) throws {
+        let box = try Sandbox()
+        let r = try box.gocker(["run", "--rm", "--cgroup-backend", backend, "busybox", "sh", "-c",
+                                "mknod /tmp/disk b 8 0 && echo made; head -c 1 /tmp/disk > /dev/null && echo read; echo x > /dev/null && echo null-ok"])
+        #expect(r.stdout.contains("made"), "mknod is allowed: \(r.stderr)")
+        #expect(!r.stdout.contains("read\n"))
+        #expect(r.stderr.contains("Operation not permitted"))
+        #expect(r.stdout.contains("null-ok"))
+        let privileged = try box.gocker(["run", "--rm", "--cgroup-backend", backend, "--privileged", "busybox", "sh", "-c",
+                                         "mknod /tmp/null c 1 3 && echo x > /tmp/null && echo ok"])
+        #expect(privileged.stdout == "ok\n", "\(privileged.stderr)")
+        box.expectNothingLeft()
+    }
+
+    @Test(arguments: [
+        (["-m", "12zz"], "--memory"), (["-m", "1m"], "--memory"), (["--memory-swap", "64m"], "--memory-swap"),
+        (["-m", "64m", "--memory-swap", "32m"], "--memory-swap"), (["--memory-reservation", "x"], "--memory-reservation"),
+        (["--cpuset-cpus", "0-"], "--cpuset-cpus"), (["--cpuset-cpus", "999"], "--cpuset-cpus"),
+        (["--cpuset-mems", "77"], "--cpuset-mems"), (["--cpu-shares", "1"], "--cpu-shares"),
+        (["--cpu-shares", "300000"], "--cpu-shares"), (["--cpus", "abc"], "--cpus"), (["--cpus", "999"], "--cpus"),
+        (["--pids-limit", "many"], "pids-limit"), (["--device", "/etc/passwd"], "--device"),
+        (["--device", "/no/such/dev"], "--device"), (["--cgroup-backend", "systemd"], "cgroup backend"),
+    ])
+    func badValuesAreRefusedWithNothingMade(flags: [String], named: String) throws {
+        let box = try Sandbox()
+        let r = try box.gocker(["run", "--rm"] + flags + ["busybox", "true"])
+        #expect(r.status == 125, "\(r.stderr)")
+        #expect(r.stderr.contains(named), "\(r.stderr)")
+        #expect(r.stderr.split(separator: "\n").count == 1)
+        box.expectNothingLeft()
+    }
+
+    @Test func theLibcgroupBackendGoesThroughLibcgroup() throws {
+        let backend = try LibcgroupBackend(version: CgroupDriver.detectVersion())
+        let path = "gocker-test/libcgroup-\(getpid())"
+        let before = backend.calls
+        try backend.create("pids", path: path, settings: [CgroupSetting("pids.max", "7")])
+        defer { try? backend.destroy("pids", path: path); rmdir("/sys/fs/cgroup/pids/gocker-test") }
+        #expect(backend.calls > before)
+        let mount = try #require(backend.mountPoint("pids"))
+        #expect((try? String(contentsOfFile: "\(mount)/\(path)/pids.max", encoding: .utf8)) == "7\n")
+        try backend.destroy("pids", path: path)
+        #expect(!FileManager.default.fileExists(atPath: "\(mount)/\(path)"))
+    }
+
+    @Test func oomAndBackendAreRecordedForANamedContainer() throws {
+        let box = try Sandbox()
+        let r = try box.gocker(["run", "--name", "hog", "--cgroup-backend", "cgroupfs", "-m", "8m", "busybox", "sh", "-c",
+                                "x=$(head -c 32m /dev/zero | tr '\\0' a)"])
+        #expect(r.status == 137)
+        let id = try #require(box.list(box.dataRoot + "/containers").first)
+        let record = box.contents("\(box.dataRoot)/containers/\(id)/container.json")
+        #expect(record.contains("\"oomKilled\" : true"), "\(record)")
+        #expect(box.cgroupsLeft() == [], "the groups go when the container ends")
+        #expect(try box.gocker(["rm", "hog"]).status == 0)
+        box.expectNothingLeft()
+    }
+}
