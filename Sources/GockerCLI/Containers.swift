@@ -180,3 +180,43 @@ struct Remove: ParsableCommand {
         if failed != nil { throw ExitCode(1) }
     }
 }
+
+struct Stats: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Show running containers' resource usage, from their cgroups.")
+
+    @OptionGroup var global: GlobalOptions
+
+    @Flag(name: .customLong("no-stream"), help: "Print one sample and exit (the only mode so far).")
+    var noStream = false
+
+    @Option(help: ArgumentHelp("Output format: table (default) or json (one object per line).", valueName: "format"))
+    var format: String = "table"
+
+    func run() throws {
+        guard format == "table" || format == "json" else {
+            throw GockerError(.invalidArgument, "invalid argument \"\(format)\" for --format: expected table or json")
+        }
+        let rows = global.engine.stats()
+        if format == "json" {
+            for r in rows { print(String(decoding: JSON.encode(r), as: UTF8.self)) }
+            return
+        }
+        let header = ["CONTAINER ID", "NAME", "CPU %", "MEM USAGE / LIMIT", "MEM %", "PIDS"]
+        let table = [header] + rows.map { [$0.ID, $0.Name, $0.CPUPerc, $0.MemUsage, $0.MemPerc, $0.PIDs] }
+        print(Table.render(table), terminator: "")
+    }
+}
+
+/// Columns padded to their widest cell, three spaces apart, as docker prints them.
+enum Table {
+    static func render(_ rows: [[String]]) -> String {
+        guard let width = rows.first?.count else { return "" }
+        let widths = (0..<width).map { c in rows.map { $0[c].count }.max() ?? 0 }
+        return rows.map { row in
+            row.enumerated().map { c, cell in
+                c == width - 1 ? cell : cell + String(repeating: " ", count: widths[c] - cell.count + 3)
+            }.joined()
+        }.joined(separator: "\n") + "\n"
+    }
+}

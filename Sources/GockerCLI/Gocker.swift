@@ -76,7 +76,7 @@ struct Gocker: ParsableCommand {
             """,
         version: "0.1.0",
         groupedSubcommands: [
-            CommandGroup(name: "Containers", subcommands: [Run.self, Remove.self]),
+            CommandGroup(name: "Containers", subcommands: [Run.self, Remove.self, Stats.self]),
             CommandGroup(name: "OCI runtime", subcommands: [OCI.self]),
         ]
     )

@@ -91,7 +91,8 @@ public enum Sys {
     }
 
     /// rm -rf: removes `path` and everything below it, never following a
-    /// symlink; a missing path is not an error.
+    /// symlink; what is already gone (a missing path, or entries another
+    /// gocker removes at the same time) is not an error.
     public static func removeAll(_ path: String) throws(SystemCallError) {
         var st = stat()
         if lstat(path, &st) < 0 {
@@ -102,12 +103,12 @@ public enum Sys {
             // Overlay work directories hold a mode-000 "work" entry; root can
             // still remove it, but make sure we can list what we delete.
             if st.st_mode & 0o700 != 0o700 { _ = chmod(path, 0o700) }
-            for name in try listDirectory(path) {
-                try removeAll(path + "/" + name)
-            }
-            try check("rmdir", path: path) { rmdir(path) }
-        } else {
-            try check("unlink", path: path) { unlink(path) }
+            let names: [String]
+            do { names = try listDirectory(path) } catch where error.errno == ENOENT { return }
+            for name in names { try removeAll(path + "/" + name) }
+            if rmdir(path) < 0 && Glibc.errno != ENOENT { throw SystemCallError("rmdir", path: path, errno: Glibc.errno) }
+        } else if unlink(path) < 0 && Glibc.errno != ENOENT {
+            throw SystemCallError("unlink", path: path, errno: Glibc.errno)
         }
     }
 

@@ -1,3 +1,4 @@
+import CGockerCore
 import Glibc
 import GockerCgroups
 import GockerCore
@@ -17,6 +18,10 @@ public struct ContainerRecord: Codable, Sendable, Equatable {
     public var exitCode: Int32?
     public var finished: String?
     public var oomKilled: Bool?
+    /// The gocker process that waits for the container (pid and start
+    /// time): when it is gone, a later gocker cleans up after it.
+    public var ownerPid: Int32?
+    public var ownerStart: UInt64?
 }
 
 /// The docker-like front: containers made from images, with names, under
@@ -76,7 +81,8 @@ public struct Engine: Sendable {
                 containerDir: dir, hostname: hostname, env: env, args: args)
             var record = ContainerRecord(
                 id: id, name: name, image: request.image, imageID: image.id, args: args, created: Timestamp.now(),
-                hostname: hostname, network: request.network.rawValue, autoRemove: request.autoRemove)
+                hostname: hostname, network: request.network.rawValue, autoRemove: request.autoRemove,
+                ownerPid: getpid(), ownerStart: UInt64(gk_process_start_time(getpid())))
             try writeBundle(dir: dir, spec: spec, record: record, hostname: hostname, network: request.network)
             if !request.interactive { try Self.detachStdin() }
             var terminal: Runtime.TerminalIO?
@@ -99,6 +105,8 @@ public struct Engine: Sendable {
             } else {
                 record.exitCode = status
                 record.finished = Timestamp.now()
+                record.ownerPid = nil
+                record.ownerStart = nil
                 try saveRecord(record)
             }
             return status
@@ -187,9 +195,39 @@ public struct Engine: Sendable {
         try JSON.decodeFile(ContainerRecord.self, path: containerDir(id) + "/container.json")
     }
 
+    /// Every container record, oldest first.
+    public func records() -> [ContainerRecord] {
+        ((try? Sys.listDirectory(dataRoot + "/containers")) ?? []).compactMap { try? load($0) }
+            .sorted { $0.created < $1.created }
+    }
+
+    /// Cleans up after gocker processes that died (SIGKILLed) while their
+    /// container ran: once such a container has stopped, its groups and
+    /// runtime state are removed, and with --rm the container itself.
+    public func reapOrphans() {
+        for var record in records() {
+            guard let owner = record.ownerPid, UInt64(gk_process_start_time(owner)) != record.ownerStart else { continue }
+            if let state = try? runtime.store.load(record.id) {
+                guard runtime.status(of: state) == .stopped else { continue }
+                try? runtime.delete(id: record.id, force: true)
+            } else if runtime.store.ids().contains(record.id) {
+                try? runtime.delete(id: record.id, force: true)
+            }
+            if record.autoRemove {
+                try? remove(id: record.id, name: record.name)
+            } else {
+                record.ownerPid = nil
+                record.ownerStart = nil
+                record.finished = record.finished ?? Timestamp.now()
+                try? saveRecord(record)
+            }
+        }
+    }
+
     /// `gocker rm`: removes a container that is not running (with `force`,
     /// kills it first).
     public func remove(_ ref: String, force: Bool) throws(GockerError) {
+        reapOrphans()
         let record = try lookup(ref)
         if let state = try? runtime.state(id: record.id), state.status != .stopped {
             guard force else {

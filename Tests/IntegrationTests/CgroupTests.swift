@@ -138,4 +138,39 @@ struct CgroupTests {
         #expect(try box.gocker(["rm", "hog"]).status == 0)
         box.expectNothingLeft()
     }
+
+    @Test func statsReadsTheGroups() throws {
+        let box = try Sandbox()
+        let (p, out) = try box.start(["run", "--rm", "--name", "stat1", "-m", "64m", "busybox", "sh", "-c", "echo ready; sleep 30; true"])
+        #expect(box.waitFor { box.contents(out).contains("ready") })
+        let r = try box.gocker(["stats", "--no-stream", "--format", "json"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let row = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: String])
+        #expect(row["Name"] == "stat1")
+        #expect(row["MemUsage"]?.hasSuffix(" / 64MiB") == true, "\(row)")
+        #expect(row["PIDs"] == "2", "sh and sleep: \(row)")
+        let table = try box.gocker(["stats", "--no-stream"])
+        #expect(table.stdout.hasPrefix("CONTAINER ID   NAME "))
+        #expect(table.stdout.contains("stat1"))
+        #expect(try box.gocker(["rm", "-f", "stat1"]).status == 0)
+        p.waitUntilExit()
+        box.expectNothingLeft()
+    }
+
+    @Test func aLaterGockerCleansUpAfterAKilledOne() throws {
+        let box = try Sandbox()
+        let (p, out) = try box.start(["run", "--rm", "-m", "32m", "busybox", "sh", "-c", "echo ready; sleep 30"])
+        #expect(box.waitFor { box.contents(out).contains("ready") })
+        let state = try #require(runningState(box))
+        kill(p.processIdentifier, SIGKILL)
+        p.waitUntilExit()
+        // The container outlives its gocker; then it ends too.
+        #expect(!box.processesRootedHere().isEmpty)
+        kill(pid_t(state["pid"] as? Int ?? 0), SIGKILL)
+        #expect(box.waitFor { box.processesRootedHere().isEmpty })
+        #expect(!box.cgroupsLeft().isEmpty, "nobody has cleaned up yet")
+        // Any gocker that looks at containers cleans up after the dead one.
+        #expect(try box.gocker(["stats", "--no-stream"]).status == 0)
+        box.expectNothingLeft()
+    }
 }

@@ -1,0 +1,77 @@
+import CGockerCore
+import Glibc
+import GockerCgroups
+import GockerCore
+
+/// One line of `gocker stats`, with docker's JSON field names.
+public struct ContainerStats: Codable, Sendable, Equatable {
+    public var ID: String
+    public var Name: String
+    public var CPUPerc: String
+    public var MemUsage: String
+    public var MemPerc: String
+    public var PIDs: String
+}
+
+extension Engine {
+    /// Running containers' usage, read from their cgroups: memory and pids
+    /// now, CPU over `interval` seconds (as a share of one CPU, times 100).
+    public func stats(interval: Double = 0.5) -> [ContainerStats] {
+        reapOrphans()
+        var live: [(ContainerRecord, CgroupDriver, CgroupRecord)] = []
+        for record in records() {
+            guard let state = try? runtime.store.load(record.id), runtime.status(of: state) == .running,
+                  let groups = state.cgroups else { continue }
+            live.append((record, runtime.driver(for: groups), groups))
+        }
+        let before = live.map { $0.1.stats($0.2)["cpu.usage_ns"] ?? 0 }
+        if !live.isEmpty {
+            var ts = timespec(tv_sec: Int(interval), tv_nsec: Int((interval - Double(Int(interval))) * 1e9))
+            nanosleep(&ts, nil)
+        }
+        let hostMemory = Self.hostMemory()
+        return live.enumerated().map { i, entry in
+            let (record, driver, groups) = entry
+            let now = driver.stats(groups)
+            let cpuDelta = Double((now["cpu.usage_ns"] ?? 0) &- before[i])
+            let cpu = interval > 0 ? cpuDelta / (interval * 1e9) * 100 : 0
+            let usage = now["memory.usage"] ?? 0
+            var limit = now["memory.limit"] ?? hostMemory
+            if limit == 0 || limit > hostMemory { limit = hostMemory }
+            return ContainerStats(
+                ID: String(record.id.prefix(12)), Name: record.name,
+                CPUPerc: Self.percent(cpu), MemUsage: "\(Self.binary(usage)) / \(Self.binary(limit))",
+                MemPerc: Self.percent(limit > 0 ? Double(usage) / Double(limit) * 100 : 0),
+                PIDs: "\(now["pids.current"] ?? 0)")
+        }
+    }
+
+    static func percent(_ v: Double) -> String {
+        let hundredths = Int((v * 100).rounded())
+        let frac = hundredths % 100
+        return "\(hundredths / 100).\(frac < 10 ? "0" : "")\(frac)%"
+    }
+
+    /// Sizes as docker's stats prints them: four significant digits and a
+    /// binary unit (1.5MiB, 64MiB, 23.45GiB).
+    public static func binary(_ bytes: UInt64) -> String {
+        let units = ["B", "KiB", "MiB", "GiB", "TiB"]
+        var v = Double(bytes)
+        var u = 0
+        while v >= 1024 && u < units.count - 1 {
+            v /= 1024
+            u += 1
+        }
+        let scale = pow(10, Double(v >= 100 ? 1 : v >= 10 ? 2 : 3))
+        var text = String((v * scale).rounded() / scale)
+        if text.hasSuffix(".0") { text.removeLast(2) }
+        return text + units[u]
+    }
+
+    static func hostMemory() -> UInt64 {
+        let info = (try? Sys.readText("/proc/meminfo")) ?? ""
+        guard let line = info.split(separator: "\n").first(where: { $0.hasPrefix("MemTotal:") }),
+              let kb = UInt64(line.dropFirst(9).trimmed.split(separator: " ").first ?? "") else { return 0 }
+        return kb * 1024
+    }
+}
