@@ -9,8 +9,9 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-# Debian packages: busybox-static is the built-in image's source.
-PACKAGES=(busybox-static)
+# Debian packages: busybox-static is the built-in image's source; zlib and
+# liblzma read gzip and xz image tarballs (`gocker import`).
+PACKAGES=(busybox-static zlib1g-dev liblzma-dev)
 
 deps() {
     local missing=()
