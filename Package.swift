@@ -17,10 +17,22 @@ let package = Package(
             path: "csrc",
             cSettings: [.define("_GNU_SOURCE"), .unsafeFlags(["-O2"])]
         ),
+        // zlib and liblzma, to read gzip and xz image tarballs. (The tar format
+        // itself is read by gocker: see Sources/GockerCore/Archive.)
+        .systemLibrary(
+            name: "CZlib",
+            pkgConfig: "zlib",
+            providers: [.apt(["zlib1g-dev"])]
+        ),
+        .systemLibrary(
+            name: "CLzma",
+            pkgConfig: "liblzma",
+            providers: [.apt(["liblzma-dev"])]
+        ),
         // OCI types, errors, system-call wrappers, ids and names, the state and image stores.
         .target(
             name: "GockerCore",
-            dependencies: ["CGockerCore"]
+            dependencies: ["CGockerCore", "CZlib", "CLzma"]
         ),
         // The system's libcgroup (Debian libcgroup-dev).
         .systemLibrary(

@@ -9,9 +9,10 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-# Debian packages: busybox-static is the built-in image's source; libcgroup-dev the
-# cgroup backend's library.
-PACKAGES=(busybox-static libcgroup-dev pkg-config)
+# Debian packages: busybox-static is the built-in image's source; libcgroup-dev
+# the cgroup backend's library; zlib and liblzma read gzip and xz image
+# tarballs (`gocker import`).
+PACKAGES=(busybox-static libcgroup-dev pkg-config zlib1g-dev liblzma-dev)
 
 deps() {
     local missing=()

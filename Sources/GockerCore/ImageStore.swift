@@ -1,3 +1,4 @@
+import FoundationEssentials
 import Glibc
 
 /// An image's run configuration, with docker's field names.
@@ -22,17 +23,32 @@ public struct ImageConfig: Codable, Sendable, Equatable {
 public struct ImageRecord: Codable, Sendable, Equatable {
     /// sha256 of the encoded config and layer list, 64 hex digits.
     public var id: String
+    /// Layer ids, bottom first: an imported layer's id is the sha256 of its
+    /// uncompressed tar stream (docker's diff id).
     public var layers: [String]
     public var config: ImageConfig
     public var created: String
+    /// The bytes of its layers' files, counted when it was recorded.
+    public var size: Int64?
+    /// `gocker import -m`.
+    public var comment: String?
 
     public var shortID: String { String(id.prefix(12)) }
 
-    public init(id: String, layers: [String], config: ImageConfig, created: String) {
+    public init(id: String, layers: [String], config: ImageConfig, created: String,
+                size: Int64? = nil, comment: String? = nil) {
         self.id = id
         self.layers = layers
         self.config = config
         self.created = created
+        self.size = size
+        self.comment = comment
+    }
+
+    /// Whether `other` is built on this image: this image's layers are a
+    /// proper prefix of its layers.
+    public func isParent(of other: ImageRecord) -> Bool {
+        other.layers.count > layers.count && other.layers.starts(with: layers)
     }
 }
 
@@ -97,16 +113,40 @@ public struct ImageStore: Sendable {
         try JSON.decodeFile(ImageRecord.self, path: imagePath(id))
     }
 
-    /// Finds an image by `name[:tag]` or by a unique prefix of its id; the
-    /// built-in `busybox:latest` is made on first use.
+    /// Finds an image by `name[:tag]` or by a unique prefix of its id (a
+    /// tag wins over an id prefix, as in docker); the built-in
+    /// `busybox:latest` is made on first use.
     public func resolve(_ text: String) throws(GockerError) -> (ImageRecord, ImageReference?) {
-        if let byID = try findByID(text) { return (byID, nil) }
+        if let found = try lookup(text) { return found }
         let ref = try ImageReference(parsing: text)
-        if let id = try repositories()[ref.description] { return (try image(id: id), ref) }
         if ref == BuiltinBusybox.reference {
             return (try BuiltinBusybox.ensure(in: self), ref)
         }
         throw GockerError(.notFound, "unable to find image '\(ref)' locally")
+    }
+
+    /// An image by tag (returned with it) or by id prefix, or nil.
+    public func lookup(_ text: String) throws(GockerError) -> (ImageRecord, ImageReference?)? {
+        if let ref = try? ImageReference(parsing: text), let id = try repositories()[ref.description] {
+            return (try image(id: id), ref)
+        }
+        return try findByID(text).map { ($0, nil) }
+    }
+
+    /// Every image, newest first.
+    public func images() throws(GockerError) -> [ImageRecord] {
+        var out: [ImageRecord] = []
+        for name in (try? Sys.listDirectory(root + "/images")) ?? [] where name.hasSuffix(".json") {
+            out.append(try image(id: String(name.dropLast(5))))
+        }
+        return out.sorted { $0.created != $1.created ? $0.created > $1.created : $0.id < $1.id }
+    }
+
+    /// The tags of each image id, sorted.
+    public func tagsByImage() throws(GockerError) -> [String: [String]] {
+        var out: [String: [String]] = [:]
+        for (tag, id) in try repositories() { out[id, default: []].append(tag) }
+        return out.mapValues { $0.sorted() }
     }
 
     private func findByID(_ text: String) throws(GockerError) -> ImageRecord? {
@@ -133,20 +173,225 @@ public struct ImageStore: Sendable {
         return try body()
     }
 
-    /// Records an image and tags it; the caller holds the lock.
-    public func add(layers: [String], config: ImageConfig, tag: ImageReference) throws(GockerError) -> ImageRecord {
+    /// Records an image (its id derived from its layers and config, so the
+    /// same content is one image) and tags it; the caller holds the lock.
+    @discardableResult
+    public func add(layers: [String], config: ImageConfig, tag: ImageReference?, comment: String? = nil) throws(GockerError) -> ImageRecord {
         struct Identity: Encodable { let layers: [String]; let config: ImageConfig }
         let id = SHA256.hash(JSON.encode(Identity(layers: layers, config: config))).hex
-        let record = ImageRecord(id: id, layers: layers, config: config, created: Timestamp.now())
+        if Sys.exists(imagePath(id)) {
+            let existing = try image(id: id)
+            if let tag { try setTag(tag, to: id) }
+            return existing
+        }
+        let size = layers.reduce(Int64(0)) { $0 + Self.treeSize(layerPath($1)) }
+        let record = ImageRecord(id: id, layers: layers, config: config, created: Timestamp.now(),
+                                 size: size, comment: comment)
+        try performing("record image \(tag?.description ?? String(id.prefix(12)))") { () throws(SystemCallError) in
+            try Sys.writeFileAtomic(imagePath(id), JSON.encode(record))
+        }
+        if let tag { try setTag(tag, to: id) }
+        return record
+    }
+
+    /// Points `tag` at an image (moving it from another); the caller holds the lock.
+    public func setTag(_ tag: ImageReference, to id: String) throws(GockerError) {
         var repos = try repositories()
-        try performing("record image \(tag)") { () throws(SystemCallError) in
-            if !Sys.exists(imagePath(id)) {
-                try Sys.writeFileAtomic(imagePath(id), JSON.encode(record))
-            }
-            repos[tag.description] = id
+        repos[tag.description] = id
+        try saveRepositories(repos)
+    }
+
+    func saveRepositories(_ repos: [String: String]) throws(GockerError) {
+        try performing("write \(repositoriesPath)") { () throws(SystemCallError) in
             try Sys.writeFileAtomic(repositoriesPath, JSON.encode(repos))
         }
-        return record
+    }
+
+    /// `gocker tag SOURCE TARGET`.
+    public func tag(_ source: String, as target: String) throws(GockerError) {
+        let ref = try ImageReference(parsing: target)
+        let (image, _) = try resolve(source)
+        try locked { () throws(GockerError) in try setTag(ref, to: image.id) }
+    }
+
+    /// What containers hold: the images they were made from (with whether
+    /// they run) and the layers their root filesystems are stacked from.
+    public struct ContainerUsage: Sendable {
+        public struct User: Sendable {
+            public var id: String
+            public var imageID: String
+            public var running: Bool
+            public init(id: String, imageID: String, running: Bool) {
+                self.id = id
+                self.imageID = imageID
+                self.running = running
+            }
+        }
+        public var containers: [User]
+        public var layers: Set<String>
+        public init(containers: [User] = [], layers: Set<String> = []) {
+            self.containers = containers
+            self.layers = layers
+        }
+    }
+
+    /// `gocker rmi` of one image, as docker does it: a tag of an image with
+    /// other tags is only untagged; otherwise the image goes with all its
+    /// tags. Refused: an image with several tags named by id (unless
+    /// `force`), an image a stopped container uses (unless `force`), one a
+    /// running container uses, one another image is built on. Returns
+    /// docker's lines ("Untagged: ...", "Deleted: sha256:..."). Layers are
+    /// left for `removeUnusedLayers`.
+    public func remove(_ text: String, force: Bool, usage: ContainerUsage) throws(GockerError) -> [String] {
+        try locked { () throws(GockerError) -> [String] in
+            guard let (image, ref) = try lookup(text) else {
+                let shown = (try? ImageReference(parsing: text))?.description ?? text
+                throw GockerError(.notFound, "No such image: \(shown)")
+            }
+            var repos = try repositories()
+            let tags = repos.filter { $0.value == image.id }.keys.sorted()
+            if let ref, tags.count > 1 {
+                repos[ref.description] = nil
+                try saveRepositories(repos)
+                return ["Untagged: \(ref)"]
+            }
+            if ref == nil && tags.count > 1 && !force {
+                throw GockerError(.invalidState,
+                    "conflict: unable to delete \(image.shortID) (must be forced) - image is referenced in multiple repositories")
+            }
+            if try images().contains(where: image.isParent(of:)) {
+                throw GockerError(.invalidState,
+                    "conflict: unable to delete \(image.shortID) (cannot be forced) - image has dependent child images")
+            }
+            let users = usage.containers.filter { $0.imageID == image.id }
+            if let running = users.first(where: \.running) {
+                throw GockerError(.invalidState,
+                    "conflict: unable to delete \(image.shortID) (cannot be forced) - image is being used by running container \(running.id.prefix(12))")
+            }
+            if let user = users.first, !force {
+                if let ref {
+                    throw GockerError(.invalidState,
+                        "conflict: unable to remove repository reference \"\(text)\" (must force) - container \(user.id.prefix(12)) is using its referenced image \(image.shortID)")
+                }
+                throw GockerError(.invalidState,
+                    "conflict: unable to delete \(image.shortID) (must be forced) - image is being used by stopped container \(user.id.prefix(12))")
+            }
+            for tag in tags { repos[tag] = nil }
+            try saveRepositories(repos)
+            try performing("remove image \(image.shortID)") { () throws(SystemCallError) in
+                try Sys.removeAll(imagePath(image.id))
+            }
+            return tags.map { "Untagged: \($0)" } + ["Deleted: sha256:\(image.id)"]
+        }
+    }
+
+    /// Deletes every layer no image and no container uses any more (an
+    /// import still in progress, `.tmp-*`, is left alone). Returns their ids.
+    @discardableResult
+    public func removeUnusedLayers(heldByContainers: Set<String>) throws(GockerError) -> [String] {
+        try locked { () throws(GockerError) -> [String] in
+            var used = heldByContainers
+            for image in try images() { used.formUnion(image.layers) }
+            var removed: [String] = []
+            for name in (try? Sys.listDirectory(root + "/layers")) ?? [] where !name.hasPrefix(".") && !used.contains(name) {
+                try performing("remove layer \(name)") { () throws(SystemCallError) in
+                    try Sys.removeAll(layerPath(name))
+                }
+                removed.append(name)
+            }
+            return removed.sorted()
+        }
+    }
+
+    /// The bytes of the files under `path` (each hard-linked file once),
+    /// symlinks counted by their length, as docker sizes a layer.
+    public static func treeSize(_ path: String) -> Int64 {
+        var seen = Set<[UInt64]>()
+        func walk(_ path: String) -> Int64 {
+            var st = stat()
+            guard lstat(path, &st) == 0 else { return 0 }
+            switch st.st_mode & S_IFMT {
+            case S_IFDIR:
+                return ((try? Sys.listDirectory(path)) ?? []).reduce(0) { $0 + walk(path + "/" + $1) }
+            case S_IFREG, S_IFLNK:
+                if st.st_nlink > 1 && !seen.insert([UInt64(st.st_dev), UInt64(st.st_ino)]).inserted { return 0 }
+                return Int64(st.st_size)
+            default:
+                return 0
+            }
+        }
+        return walk(path)
+    }
+}
+
+/// docker's human-readable sizes and durations (github.com/docker/go-units).
+public enum HumanUnits {
+    /// "4.3MB": decimal units, three significant digits (HumanSizeWithPrecision(size, 3)).
+    public static func size(_ bytes: Int64) -> String {
+        let units = ["B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"]
+        var value = Double(bytes)
+        var i = 0
+        while value >= 1000 && i < units.count - 1 {
+            value /= 1000
+            i += 1
+        }
+        return format3g(value) + units[i]
+    }
+
+    /// C's "%.3g".
+    static func format3g(_ value: Double) -> String {
+        var buf = [CChar](repeating: 0, count: 64)
+        _ = withVaList([value]) { vsnprintf(&buf, buf.count, "%.3g", $0) }
+        return String(decoding: buf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    /// "2 minutes", "About an hour", "3 days" (HumanDuration).
+    public static func duration(seconds: Double) -> String {
+        let s = Int(seconds)
+        if s < 1 { return "Less than a second" }
+        if s == 1 { return "1 second" }
+        if s < 60 { return "\(s) seconds" }
+        let minutes = s / 60
+        if minutes == 1 { return "About a minute" }
+        if minutes < 60 { return "\(minutes) minutes" }
+        let hours = Int((seconds / 3600).rounded())
+        if hours == 1 { return "About an hour" }
+        if hours < 48 { return "\(hours) hours" }
+        if hours < 24 * 7 * 2 { return "\(hours / 24) days" }
+        if hours < 24 * 30 * 2 { return "\(hours / 24 / 7) weeks" }
+        if hours < 24 * 365 * 2 { return "\(hours / 24 / 30) months" }
+        return "\(Int(seconds / 3600) / 24 / 365) years"
+    }
+}
+
+extension Timestamp {
+    /// Seconds since the epoch of an RFC 3339 UTC timestamp as `now()` writes it.
+    public static func parse(_ text: String) -> Double? {
+        let b = Array(text.utf8)
+        guard b.count >= 20 else { return nil }
+        func num(_ r: Range<Int>) -> Int32? { Int32(String(decoding: b[r], as: UTF8.self)) }
+        guard let y = num(0..<4), let mo = num(5..<7), let d = num(8..<10),
+              let h = num(11..<13), let mi = num(14..<16), let s = num(17..<19) else { return nil }
+        var t = tm()
+        t.tm_year = y - 1900
+        t.tm_mon = mo - 1
+        t.tm_mday = d
+        t.tm_hour = h
+        t.tm_min = mi
+        t.tm_sec = s
+        var seconds = Double(timegm(&t))
+        if b[19] == UInt8(ascii: "."), let end = b[20...].firstIndex(where: { $0 < 0x30 || $0 > 0x39 }),
+           let frac = Double("0." + String(decoding: b[20..<end], as: UTF8.self)) {
+            seconds += frac
+        }
+        return seconds
+    }
+
+    /// Now, in seconds since the epoch.
+    public static func nowSeconds() -> Double {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
     }
 }
 
@@ -211,5 +456,181 @@ public enum BuiltinBusybox {
             throw GockerError(.system, "build the busybox image", cause: error)
         }
         return id
+    }
+}
+
+// MARK: - Listing and inspecting, in docker's formats
+
+extension ImageStore {
+    /// One row of `gocker images`: one per tag, `<none>` for an untagged image.
+    public struct Row: Sendable {
+        public var repository: String
+        public var tag: String
+        public var image: ImageRecord
+    }
+
+    /// The rows of `gocker images [REPOSITORY[:TAG]]`, newest image first.
+    public func rows(matching filter: String? = nil) throws(GockerError) -> [Row] {
+        var wanted: (name: String, tag: String?)?
+        if let filter {
+            let ref = try ImageReference(parsing: filter)
+            wanted = (ref.name, filter.hasSuffix(":" + ref.tag) ? ref.tag : nil)
+        }
+        let tags = try tagsByImage()
+        var rows: [Row] = []
+        for image in try images() {
+            let names = tags[image.id] ?? []
+            if names.isEmpty {
+                if wanted == nil { rows.append(Row(repository: "<none>", tag: "<none>", image: image)) }
+                continue
+            }
+            for name in names {
+                guard let ref = try? ImageReference(parsing: name) else { continue }
+                if let wanted, wanted.name != ref.name || (wanted.tag != nil && wanted.tag != ref.tag) { continue }
+                rows.append(Row(repository: ref.name, tag: ref.tag, image: image))
+            }
+        }
+        return rows
+    }
+
+    /// The table docker prints (its tabwriter: cells padded by 3, at least 10 wide).
+    public static func table(_ rows: [Row], now: Double = Timestamp.nowSeconds()) -> String {
+        var cells = [["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"]]
+        for r in rows {
+            cells.append([r.repository, r.tag, r.image.shortID, createdSince(r.image, now: now),
+                          HumanUnits.size(r.image.size ?? 0)])
+        }
+        var widths = [Int](repeating: 0, count: 5)
+        for row in cells {
+            for (i, c) in row.enumerated() { widths[i] = max(widths[i], max(10, c.count + 3)) }
+        }
+        return cells.map { row in
+            row.enumerated().map { i, c in
+                i == row.count - 1 ? c : c + String(repeating: " ", count: widths[i] - c.count)
+            }.joined()
+        }.joined(separator: "\n") + "\n"
+    }
+
+    static func createdSince(_ image: ImageRecord, now: Double) -> String {
+        guard let t = Timestamp.parse(image.created) else { return "N/A" }
+        return HumanUnits.duration(seconds: now - t) + " ago"
+    }
+
+    /// `gocker images --format json`: one object per row, docker's fields.
+    public static func jsonLines(_ rows: [Row], now: Double = Timestamp.nowSeconds()) -> String {
+        struct Line: Encodable {
+            let Containers = "N/A"
+            let CreatedAt: String
+            let CreatedSince: String
+            let Digest = "<none>"
+            let ID: String
+            let Repository: String
+            let SharedSize = "N/A"
+            let Size: String
+            let Tag: String
+            let UniqueSize = "N/A"
+            let VirtualSize: String
+        }
+        return rows.map { r in
+            let size = HumanUnits.size(r.image.size ?? 0)
+            let created = Timestamp.parse(r.image.created).map { t -> String in
+                let s = Timestamp.format(seconds: Int(t), nanoseconds: 0)  // 2006-01-02T15:04:05.000000000Z
+                return s.prefix(10) + " " + s.dropFirst(11).prefix(8) + " +0000 UTC"
+            } ?? r.image.created
+            let line = Line(CreatedAt: created, CreatedSince: createdSince(r.image, now: now), ID: r.image.shortID,
+                            Repository: r.repository, Size: size, Tag: r.tag, VirtualSize: size)
+            return String(decoding: JSON.encode(line), as: UTF8.self) + "\n"
+        }.joined()
+    }
+
+    /// `gocker image inspect`: docker's fields, in docker's order.
+    public struct Inspection: Encodable, Sendable {
+        public var Id: String
+        public var RepoTags: [String]
+        public var RepoDigests: [String] = []
+        public var Parent = ""
+        public var Comment: String
+        public var Created: String
+        public var Config: InspectedConfig
+        public var Architecture = "amd64"
+        public var Os = "linux"
+        public var Size: Int64
+        public var RootFS: RootFS
+
+        public struct RootFS: Encodable, Sendable {
+            public var `Type` = "layers"
+            public var Layers: [String]
+        }
+
+        /// The config with docker's nulls for what is not set.
+        public struct InspectedConfig: Encodable, Sendable {
+            let config: ImageConfig
+            enum Keys: String, CodingKey { case Cmd, Entrypoint, Env, WorkingDir, User }
+            public func encode(to encoder: any Encoder) throws {
+                var c = encoder.container(keyedBy: Keys.self)
+                try c.encode(config.User ?? "", forKey: .User)
+                try c.encode(config.Env, forKey: .Env)
+                try c.encode(config.Cmd, forKey: .Cmd)
+                try c.encode(config.WorkingDir ?? "", forKey: .WorkingDir)
+                try c.encode(config.Entrypoint, forKey: .Entrypoint)
+            }
+        }
+    }
+
+    public func inspect(_ image: ImageRecord) throws(GockerError) -> Inspection {
+        Inspection(
+            Id: "sha256:" + image.id, RepoTags: try tagsByImage()[image.id] ?? [], Comment: image.comment ?? "",
+            Created: image.created, Config: .init(config: image.config), Size: image.size ?? 0,
+            RootFS: .init(Layers: image.layers.map { "sha256:" + $0 }))
+    }
+
+    /// A JSON array, indented as docker prints it (4 spaces, `"key": value`,
+    /// `[]` when empty); keys sorted.
+    public static func inspectJSON(_ items: [Inspection]) -> String {
+        indent(JSON.encode(items)) + "\n"
+    }
+
+    /// Re-indents compact JSON.
+    static func indent(_ compact: [UInt8]) -> String {
+        var out: [UInt8] = []
+        var depth = 0
+        var inString = false
+        var escaped = false
+        func newline() {
+            out.append(0x0a)
+            out += [UInt8](repeating: 0x20, count: 4 * depth)
+        }
+        for (i, c) in compact.enumerated() {
+            if inString {
+                out.append(c)
+                if escaped { escaped = false } else if c == UInt8(ascii: "\\") { escaped = true } else if c == UInt8(ascii: "\"") { inString = false }
+                continue
+            }
+            switch c {
+            case UInt8(ascii: "\""):
+                inString = true
+                out.append(c)
+            case UInt8(ascii: "{"), UInt8(ascii: "["):
+                out.append(c)
+                let closer = c == UInt8(ascii: "{") ? UInt8(ascii: "}") : UInt8(ascii: "]")
+                if i + 1 < compact.count && compact[i + 1] == closer { continue }
+                depth += 1
+                newline()
+            case UInt8(ascii: "}"), UInt8(ascii: "]"):
+                let opener = c == UInt8(ascii: "}") ? UInt8(ascii: "{") : UInt8(ascii: "[")
+                if i > 0 && compact[i - 1] == opener { out.append(c); continue }
+                depth -= 1
+                newline()
+                out.append(c)
+            case UInt8(ascii: ","):
+                out.append(c)
+                newline()
+            case UInt8(ascii: ":"):
+                out += [c, 0x20]
+            default:
+                out.append(c)
+            }
+        }
+        return String(decoding: out, as: UTF8.self)
     }
 }

@@ -1,0 +1,176 @@
+import FoundationEssentials
+import Glibc
+
+extension ImageStore {
+    /// `gocker import`: a root filesystem tarball (plain, gzip or xz, as
+    /// `docker export` writes it) becomes a one-layer image. The layer is
+    /// extracted into `layers/.tmp-<random>` and renamed to its id, the
+    /// sha256 of the uncompressed stream, once complete; a layer already
+    /// there with that id is shared instead. On any failure nothing is left:
+    /// no layer, temporary directory, image or tag.
+    public func importArchive(from input: FileSource, tag: ImageReference?, config: ImageConfig = ImageConfig(),
+                              comment: String? = nil) throws(GockerError) -> ImageRecord {
+        let source = try input.decompressed()
+        try performing("import: create \(root)/layers") { () throws(SystemCallError) in
+            try Sys.mkdirAll(root + "/layers", mode: 0o700)
+            try Sys.mkdirAll(root + "/images", mode: 0o700)
+        }
+        let tmp = root + "/layers/.tmp-\(Sys.randomBytes(8).hex)"
+        try performing("import: create \(tmp)") { () throws(SystemCallError) in
+            try Sys.check("mkdir", path: tmp) { mkdir(tmp, 0o700) }
+        }
+        let layerID: String
+        do throws(GockerError) {
+            let reader = TarReader(source)
+            let writer = try LayerWriter(directory: tmp)
+            while let entry = try reader.next() {
+                try writer.write(entry, from: reader)
+            }
+            try writer.finish()
+            layerID = try reader.finish().hex
+        } catch {
+            try? Sys.removeAll(tmp)
+            throw error
+        }
+        return try locked { () throws(GockerError) -> ImageRecord in
+            let final = layerPath(layerID)
+            let isNew = !Sys.exists(final)
+            do throws(GockerError) {
+                try performing("import: store layer \(layerID)") { () throws(SystemCallError) in
+                    if isNew {
+                        try Sys.check("rename", path: final) { rename(tmp, final) }
+                    } else {
+                        try Sys.removeAll(tmp)
+                    }
+                }
+                return try add(layers: [layerID], config: config, tag: tag, comment: comment)
+            } catch {
+                try? Sys.removeAll(tmp)
+                if isNew { try? Sys.removeAll(final) }
+                throw error
+            }
+        }
+    }
+}
+
+/// A progress line on standard error while a large archive is read, only
+/// when standard error is a terminal.
+public final class ImportProgress {
+    private let total: UInt64?
+    private var lastShown: Double = 0
+    private var shown = false
+    /// Below this, an import is quick enough to need no progress.
+    static let threshold: UInt64 = 8 << 20
+
+    public init(total: UInt64?) { self.total = total }
+
+    public static var wanted: Bool { isatty(2) == 1 }
+
+    public func update(_ done: UInt64) {
+        guard done >= Self.threshold || (total ?? 0) >= Self.threshold else { return }
+        let now = Timestamp.nowSeconds()
+        guard now - lastShown >= 0.1 || done == total else { return }
+        lastShown = now
+        shown = true
+        var line = "\rImporting \(HumanUnits.size(Int64(done)))"
+        if let total, total > 0 {
+            line += " / \(HumanUnits.size(Int64(total))) (\(done * 100 / total)%)"
+        }
+        Self.write(line + "\u{1B}[K")
+    }
+
+    /// Clears the line.
+    public func end() {
+        if shown { Self.write("\r\u{1B}[K") }
+    }
+
+    private static func write(_ s: String) {
+        _ = s.withCString { Glibc.write(2, $0, strlen($0)) }
+    }
+}
+
+extension ImageConfig {
+    /// Applies one `gocker import --change` instruction, in Dockerfile
+    /// syntax: CMD, ENTRYPOINT (JSON array or shell form), ENV (KEY=VALUE...
+    /// or KEY VALUE), WORKDIR, USER.
+    public mutating func apply(change: String) throws(GockerError) {
+        let text = change.drop { $0 == " " || $0 == "\t" }
+        let instruction = String(text.prefix { $0 != " " && $0 != "\t" })
+        let rest = String(text.dropFirst(instruction.count).drop { $0 == " " || $0 == "\t" })
+        func bad(_ why: String) -> GockerError {
+            GockerError(.invalidArgument, "import: change \"\(change)\": \(why)")
+        }
+        switch instruction.uppercased() {
+        case "CMD": Cmd = try Self.command(rest, bad)
+        case "ENTRYPOINT": Entrypoint = try Self.command(rest, bad)
+        case "ENV":
+            let words = try Self.words(rest, bad)
+            guard let first = words.first else { throw bad("ENV needs a name and a value") }
+            var pairs: [(String, String)] = []
+            if first.contains("=") {
+                for w in words {
+                    guard let eq = w.firstIndex(of: "="), eq != w.startIndex else { throw bad("\"\(w)\" is not NAME=VALUE") }
+                    pairs.append((String(w[..<eq]), String(w[w.index(after: eq)...])))
+                }
+            } else {
+                guard words.count >= 2 else { throw bad("ENV needs a name and a value") }
+                pairs.append((first, words.dropFirst().joined(separator: " ")))
+            }
+            var env = Env ?? []
+            for (name, value) in pairs {
+                env.removeAll { $0.hasPrefix(name + "=") }
+                env.append("\(name)=\(value)")
+            }
+            Env = env
+        case "WORKDIR":
+            guard !rest.isEmpty else { throw bad("WORKDIR needs a path") }
+            // A relative WORKDIR continues the previous one, as in a Dockerfile.
+            let base = WorkingDir ?? "/"
+            WorkingDir = rest.hasPrefix("/") ? rest : base + (base.hasSuffix("/") ? "" : "/") + rest
+        case "USER":
+            guard !rest.isEmpty else { throw bad("USER needs a user") }
+            User = rest
+        default:
+            throw bad("only CMD, ENTRYPOINT, ENV, WORKDIR and USER can be changed")
+        }
+    }
+
+    /// A JSON array (exec form) or a shell command line (run by /bin/sh -c).
+    static func command(_ text: String, _ bad: (String) -> GockerError) throws(GockerError) -> [String] {
+        if text.hasPrefix("[") {
+            guard let args = try? JSONDecoder().decode([String].self, from: Data(text.utf8)) else {
+                throw bad("not a JSON array of strings")
+            }
+            return args
+        }
+        guard !text.isEmpty else { throw bad("no command") }
+        return ["/bin/sh", "-c", text]
+    }
+
+    /// Words split at blanks, with "double" and 'single' quotes and backslash escapes.
+    static func words(_ text: String, _ bad: (String) -> GockerError) throws(GockerError) -> [String] {
+        var words: [String] = []
+        var current = ""
+        var inWord = false
+        var quote: Character?
+        var escaped = false
+        for c in text {
+            if escaped { current.append(c); escaped = false; continue }
+            if c == "\\" && quote != "'" { escaped = true; inWord = true; continue }
+            if let q = quote {
+                if c == q { quote = nil } else { current.append(c) }
+                continue
+            }
+            if c == "\"" || c == "'" { quote = c; inWord = true; continue }
+            if c == " " || c == "\t" {
+                if inWord { words.append(current); current = ""; inWord = false }
+                continue
+            }
+            current.append(c)
+            inWord = true
+        }
+        if quote != nil || escaped { throw bad("unterminated quote or escape") }
+        if inWord { words.append(current) }
+        return words
+    }
+}

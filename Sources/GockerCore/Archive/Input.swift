@@ -1,0 +1,226 @@
+import CLzma
+import CZlib
+import Glibc
+
+/// A stream of bytes: a file, or the decompressed content of one.
+public protocol ByteSource: AnyObject {
+    /// Reads up to `buffer.count` bytes; 0 means the end of the input.
+    func read(into buffer: UnsafeMutableRawBufferPointer) throws(GockerError) -> Int
+}
+
+/// How an image tarball is compressed, told by its first bytes (never by
+/// its file name).
+public enum Compression: String, Sendable {
+    case none, gzip, xz
+
+    /// The compression of an input that starts with `magic` (its first bytes,
+    /// at least six when the input is that long).
+    public static func detect(_ magic: [UInt8]) throws(GockerError) -> Compression {
+        func starts(_ p: [UInt8]) -> Bool { magic.count >= p.count && Array(magic.prefix(p.count)) == p }
+        if starts([0x1f, 0x8b]) { return .gzip }
+        if starts([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]) { return .xz }
+        if starts([0x42, 0x5a, 0x68]) {
+            throw GockerError(.invalidArgument, "import: bzip2-compressed archives are not supported (use gzip, xz or none)")
+        }
+        if starts([0x28, 0xb5, 0x2f, 0xfd]) {
+            throw GockerError(.invalidArgument, "import: zstd-compressed archives are not supported (use gzip, xz or none)")
+        }
+        return .none
+    }
+}
+
+/// A file descriptor read from the start (a file, or standard input), with
+/// its first bytes available to look at before they are consumed.
+public final class FileSource: ByteSource {
+    let fd: Int32
+    let name: String
+    private let owned: Bool
+    private var peeked: [UInt8] = []
+    /// Bytes handed out so far.
+    public private(set) var consumed: UInt64 = 0
+    /// Called after each read with the bytes consumed so far.
+    public var onRead: ((UInt64) -> Void)?
+
+    /// Opens `path` for reading; "-" means standard input.
+    public init(path: String) throws(GockerError) {
+        if path == "-" {
+            fd = 0
+            name = "standard input"
+            owned = false
+        } else {
+            fd = try performing("import: open \(path)", code: .invalidArgument) { () throws(SystemCallError) in
+                try Sys.open(path, O_RDONLY)
+            }
+            name = path
+            owned = true
+            var st = stat()
+            if fstat(fd, &st) == 0 && st.st_mode & S_IFMT == S_IFDIR {
+                Glibc.close(fd)
+                throw GockerError(.invalidArgument, "import: \(path) is a directory, not an archive")
+            }
+        }
+    }
+
+    deinit { if owned { Sys.close(fd) } }
+
+    /// The size of a regular file, or nil (a pipe, a terminal).
+    public var size: UInt64? {
+        var st = stat()
+        guard fstat(fd, &st) == 0, st.st_mode & S_IFMT == S_IFREG else { return nil }
+        return UInt64(st.st_size)
+    }
+
+    /// The first `count` bytes (fewer if the input is shorter), left unread.
+    public func peek(_ count: Int) throws(GockerError) -> [UInt8] {
+        var chunk = [UInt8](repeating: 0, count: count)
+        while peeked.count < count {
+            let n = try rawRead(&chunk, max: count - peeked.count)
+            if n == 0 { break }
+            peeked += chunk[0..<n]
+        }
+        return peeked
+    }
+
+    public func read(into buffer: UnsafeMutableRawBufferPointer) throws(GockerError) -> Int {
+        guard buffer.count > 0 else { return 0 }
+        var n: Int
+        if !peeked.isEmpty {
+            n = min(buffer.count, peeked.count)
+            peeked.withUnsafeBytes { buffer.baseAddress!.copyMemory(from: $0.baseAddress!, byteCount: n) }
+            peeked.removeFirst(n)
+        } else {
+            n = try performing("import: read \(name)", code: .invalidArgument) { () throws(SystemCallError) in
+                try Sys.check("read", path: name) { Glibc.read(fd, buffer.baseAddress, buffer.count) }
+            }
+        }
+        consumed += UInt64(n)
+        onRead?(consumed)
+        return n
+    }
+
+    private func rawRead(_ buffer: inout [UInt8], max: Int) throws(GockerError) -> Int {
+        try performing("import: read \(name)", code: .invalidArgument) { () throws(SystemCallError) in
+            try Sys.check("read", path: name) { buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, max) } }
+        }
+    }
+
+    /// This input, decompressed as its first bytes say.
+    public func decompressed() throws(GockerError) -> any ByteSource {
+        switch try Compression.detect(try peek(6)) {
+        case .none: return self
+        case .gzip: return try GzipSource(self)
+        case .xz: return try XZSource(self)
+        }
+    }
+}
+
+/// gzip through zlib, one member after another (as gzip -d does).
+final class GzipSource: ByteSource {
+    private var stream = z_stream()
+    private let inner: any ByteSource
+    private let input: UnsafeMutableRawBufferPointer
+    private var innerEnded = false
+    private var memberEnded = false
+
+    init(_ inner: any ByteSource) throws(GockerError) {
+        self.inner = inner
+        input = .allocate(byteCount: 1 << 16, alignment: 16)
+        // 15 + 32: the largest window, and a gzip header expected.
+        guard inflateInit2_(&stream, 15 + 32, zlibVersion(), Int32(MemoryLayout<z_stream>.size)) == Z_OK else {
+            input.deallocate()
+            throw GockerError(.system, "import: initialise zlib")
+        }
+    }
+
+    deinit {
+        inflateEnd(&stream)
+        input.deallocate()
+    }
+
+    func read(into buffer: UnsafeMutableRawBufferPointer) throws(GockerError) -> Int {
+        guard let out = buffer.baseAddress, buffer.count > 0 else { return 0 }
+        let want = uInt(min(buffer.count, 1 << 30))
+        stream.next_out = out.assumingMemoryBound(to: Bytef.self)
+        stream.avail_out = want
+        while stream.avail_out == want {
+            if stream.avail_in == 0 {
+                if innerEnded {
+                    if memberEnded { return 0 }
+                    throw GockerError(.invalidArgument, "import: gzip: unexpected end of data")
+                }
+                let n = try inner.read(into: input)
+                if n == 0 { innerEnded = true; continue }
+                stream.next_in = input.baseAddress!.assumingMemoryBound(to: Bytef.self)
+                stream.avail_in = uInt(n)
+            }
+            if memberEnded {
+                inflateReset(&stream)
+                memberEnded = false
+            }
+            switch inflate(&stream, Z_NO_FLUSH) {
+            case Z_OK, Z_BUF_ERROR: break
+            case Z_STREAM_END: memberEnded = true
+            default:
+                let why = stream.msg.map { String(cString: $0) } ?? "invalid data"
+                throw GockerError(.invalidArgument, "import: gzip: \(why)")
+            }
+        }
+        return Int(want - stream.avail_out)
+    }
+}
+
+/// xz through liblzma, concatenated streams included (as xz -d does).
+final class XZSource: ByteSource {
+    private var stream = lzma_stream()
+    private let inner: any ByteSource
+    private let input: UnsafeMutableRawBufferPointer
+    private var innerEnded = false
+    private var ended = false
+
+    init(_ inner: any ByteSource) throws(GockerError) {
+        self.inner = inner
+        input = .allocate(byteCount: 1 << 16, alignment: 16)
+        // LZMA_CONCATENATED (0x08; its UINT32_C() definition does not reach Swift).
+        let concatenated: UInt32 = 0x08
+        guard lzma_stream_decoder(&stream, UInt64.max, concatenated) == LZMA_OK else {
+            input.deallocate()
+            throw GockerError(.system, "import: initialise liblzma")
+        }
+    }
+
+    deinit {
+        lzma_end(&stream)
+        input.deallocate()
+    }
+
+    func read(into buffer: UnsafeMutableRawBufferPointer) throws(GockerError) -> Int {
+        guard let out = buffer.baseAddress, buffer.count > 0, !ended else { return 0 }
+        stream.next_out = out.assumingMemoryBound(to: UInt8.self)
+        stream.avail_out = buffer.count
+        while stream.avail_out == buffer.count {
+            if stream.avail_in == 0 && !innerEnded {
+                let n = try inner.read(into: input)
+                if n == 0 {
+                    innerEnded = true
+                } else {
+                    stream.next_in = UnsafePointer(input.baseAddress!.assumingMemoryBound(to: UInt8.self))
+                    stream.avail_in = n
+                }
+            }
+            let r = lzma_code(&stream, innerEnded ? LZMA_FINISH : LZMA_RUN)
+            if r == LZMA_STREAM_END { ended = true; break }
+            if r == LZMA_OK { continue }
+            let why: String
+            switch r {
+            case LZMA_BUF_ERROR: why = "unexpected end of data"
+            case LZMA_FORMAT_ERROR: why = "not an xz stream"
+            case LZMA_DATA_ERROR: why = "corrupt data"
+            case LZMA_MEM_ERROR: why = "out of memory"
+            case LZMA_OPTIONS_ERROR: why = "unsupported options"
+            default: why = "error \(r.rawValue)"
+            }
+            throw GockerError(.invalidArgument, "import: xz: \(why)")
+        }
+        return buffer.count - stream.avail_out
+    }
+}

@@ -1,0 +1,49 @@
+import Glibc
+import GockerCore
+
+/// The image commands that need to know about containers.
+extension Engine {
+    /// What the containers under the data root hold: the image each was
+    /// made from (and whether it runs), and the layers its overlay's
+    /// lowerdir names in its bundle's config.json. A container keeps its
+    /// layers after `rmi -f` removed its image, as in docker; they go with
+    /// the next `rmi` after the container is removed.
+    public func containerUsage() -> ImageStore.ContainerUsage {
+        var usage = ImageStore.ContainerUsage()
+        let layersDir = images.layerPath("")
+        for id in (try? Sys.listDirectory(dataRoot + "/containers")) ?? [] {
+            if let record = try? load(id) {
+                let running = (try? runtime.state(id: id)).map { $0.status != .stopped } ?? false
+                usage.containers.append(.init(id: record.id, imageID: record.imageID, running: running))
+            }
+            guard let spec = try? JSON.decodeFile(Spec.self, path: containerDir(id) + "/config.json"),
+                  let overlay = spec.annotations?[LaunchPlan.overlayAnnotation] else { continue }
+            for option in overlay.split(separator: ",") where option.hasPrefix("lowerdir=") {
+                for path in option.dropFirst("lowerdir=".count).split(separator: ":") where path.hasPrefix(layersDir) {
+                    usage.layers.insert(String(path.dropFirst(layersDir.count)))
+                }
+            }
+        }
+        return usage
+    }
+
+    /// `gocker rmi`: each image in turn (see `ImageStore.remove`), then the
+    /// layers nothing uses any more. `output` gets docker's lines; a failure
+    /// is reported through `failed` and the others go on.
+    public func removeImages(_ refs: [String], force: Bool, output: (String) -> Void,
+                             failed: (GockerError) -> Void) {
+        let usage = containerUsage()
+        for ref in refs {
+            do {
+                for line in try images.remove(ref, force: force, usage: usage) { output(line) }
+            } catch {
+                failed(error)
+            }
+        }
+        do {
+            try images.removeUnusedLayers(heldByContainers: usage.layers)
+        } catch {
+            failed(error)
+        }
+    }
+}
