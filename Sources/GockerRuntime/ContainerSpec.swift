@@ -82,11 +82,15 @@ public enum ContainerSpec {
             if values[key] == nil { order.append(key) }
             values[key] = entry
         }
+        // docker: an image without PATH gets the usual one.
+        if !image.contains(where: { $0.hasPrefix("PATH=") }) { add("PATH=\(defaultPath)") }
         image.forEach(add)
         add("HOSTNAME=\(hostname)")
         request.forEach(add)
         return order.map { values[$0]! }
     }
+
+    public static let defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
     /// `-e NAME=VALUE` as given; `-e NAME` takes the value from gocker's own
     /// environment and is dropped when that has none.
