@@ -43,6 +43,15 @@ struct Run: ParsableCommand {
     @Flag(name: [.short, .customLong("interactive")], help: "Keep STDIN open.")
     var interactive = false
 
+    @Flag(name: [.short, .customLong("detach")], help: "Run in the background under a monitor and print the container's id.")
+    var detach = false
+
+    @Option(help: ArgumentHelp("Restart policy: no, on-failure[:N], always, unless-stopped.", valueName: "policy"))
+    var restart: String = "no"
+
+    @Option(name: .customLong("log-opt"), help: ArgumentHelp("Log option: max-size=SIZE (default 10m; 0: unbounded).", valueName: "option"))
+    var logOpt: [String] = []
+
     @Flag(name: [.short, .customLong("tty")], help: "Allocate a terminal inside the container.")
     var tty = false
 
@@ -145,11 +154,30 @@ struct Run: ParsableCommand {
         r.resources.devices = device
         r.cgroupBackend = cgroupBackend
         r.cgroupParent = cgroupParent
+        r.detach = detach
+        r.restart = restart
+        for opt in logOpt {
+            guard opt.hasPrefix("max-size=") else {
+                throw GockerError(.invalidArgument, "invalid argument \"\(opt)\" for --log-opt: only max-size=SIZE is supported")
+            }
+            r.logMaxSize = UInt64(try ResourceFlags.parseSize(String(opt.dropFirst(9)), flag: "--log-opt max-size"))
+        }
         return r
     }
 
     func run() throws {
-        let status = try global.engine.run(try request())
+        let request = try request()
+        let engine = global.engine
+        if request.detach {
+            var record = try engine.create(request)
+            do { try engine.startDetached(&record) } catch {
+                try? engine.remove(record.id, force: true)
+                throw error
+            }
+            print(record.id)
+            return
+        }
+        let status = try engine.run(request)
         if status != 0 { throw ContainerExit(status: status) }
     }
 }

@@ -75,8 +75,12 @@ struct Gocker: ParsableCommand {
             line, for podman and containerd.
             """,
         version: "0.1.0",
+        subcommands: [MonitorStart.self, MonitorExited.self],
         groupedSubcommands: [
-            CommandGroup(name: "Containers", subcommands: [Run.self, Remove.self, Stats.self]),
+            CommandGroup(name: "Containers", subcommands: [
+                Run.self, Create.self, Start.self, Stop.self, Restart.self, Kill.self, Wait.self, Remove.self,
+                PS.self, Logs.self, Inspect.self, Stats.self, ContainerCommand.self,
+            ]),
             CommandGroup(name: "Images", subcommands: [Images.self, RemoveImages.self, Tag.self, Import.self, ImageCommand.self]),
             CommandGroup(name: "OCI runtime", subcommands: [OCI.self]),
         ]

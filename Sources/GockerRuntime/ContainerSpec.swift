@@ -30,6 +30,12 @@ public struct RunRequest: Sendable, Equatable {
     public var cgroupBackend: String?
     /// nil: GOCKER_CGROUP_PARENT, else "gocker".
     public var cgroupParent: String?
+    /// `-d`: start under a monitor and return.
+    public var detach = false
+    /// `--restart`: no, on-failure[:N], always, unless-stopped.
+    public var restart = "no"
+    /// `--log-opt max-size=`: bytes, 0 for no bound.
+    public var logMaxSize: UInt64 = 10 * 1024 * 1024
 
     public init(image: String) { self.image = image }
 }

@@ -22,6 +22,18 @@ public struct ContainerRecord: Codable, Sendable, Equatable {
     /// time): when it is gone, a later gocker cleans up after it.
     public var ownerPid: Int32?
     public var ownerStart: UInt64?
+    /// When the container last started, and how often it was restarted.
+    public var started: String?
+    public var restartCount: Int?
+    /// no, on-failure[:N], always, unless-stopped.
+    public var restartPolicy: String?
+    /// Set by stop and kill: no restart after this exit.
+    public var stopRequested: Bool?
+    public var cgroupBackend: String?
+    public var cgroupParent: String?
+    /// Bytes the log may grow to before it is rotated (0: no bound).
+    public var logMaxSize: UInt64?
+    public var command: String { args.joined(separator: " ") }
 }
 
 /// The docker-like front: containers made from images, with names, under
@@ -43,7 +55,51 @@ public struct Engine: Sendable {
     func namePath(_ name: String) -> String { "\(dataRoot)/names/\(name)" }
 
     /// `gocker run` in the foreground: returns the container's exit status.
+    /// (`run -d` is `create` and `startDetached`.)
     public func run(_ request: RunRequest) throws(GockerError) -> Int32 {
+        var record = try create(request)
+        do throws(GockerError) {
+            if !request.interactive { try Self.detachStdin() }
+            var terminal: Runtime.TerminalIO?
+            if request.tty {
+                // docker: raw mode and input only with -i as well.
+                let input: Int32? = request.interactive ? 0 : nil
+                terminal = Runtime.TerminalIO(input: input, rawMode: input != nil && isatty(0) == 1 ? 0 : nil)
+                terminal?.windowSize = isatty(1) == 1 ? 1 : 0
+            }
+            record.ownerPid = getpid()
+            record.ownerStart = UInt64(gk_process_start_time(getpid()))
+            record.started = Timestamp.now()
+            try saveRecord(record)
+            let exit = try runtime(for: record).runForeground(id: record.id, bundle: containerDir(record.id), terminal: terminal)
+            if exit.oomKilled {
+                Runtime.warn("container \(record.name) was OOM-killed: it ran out of its memory limit")
+            }
+            if record.autoRemove {
+                try remove(id: record.id, name: record.name)
+            } else {
+                record.exitCode = exit.status
+                record.oomKilled = exit.oomKilled
+                record.finished = Timestamp.now()
+                record.ownerPid = nil
+                record.ownerStart = nil
+                try saveRecord(record)
+            }
+            return exit.status
+        } catch {
+            try? remove(id: record.id, name: record.name)
+            throw error
+        }
+    }
+
+    /// The runtime a container's own settings ask for.
+    func runtime(for record: ContainerRecord) -> Runtime {
+        Runtime(stateRoot: runtime.store.root, cgroupBackend: record.cgroupBackend, cgroupParent: record.cgroupParent)
+    }
+
+    /// `gocker create` (and the first half of `run`): everything is checked,
+    /// then the container's record and bundle are written; nothing runs yet.
+    public func create(_ request: RunRequest) throws(GockerError) -> ContainerRecord {
         // Everything that can be refused is refused before anything is made.
         if let w = request.workdir, !w.hasPrefix("/") {
             throw GockerError(.invalidArgument, "the working directory '\(w)' is invalid, it needs to be an absolute path")
@@ -67,6 +123,10 @@ public struct Engine: Sendable {
         if let u = request.user, u.isEmpty || u.hasPrefix(":") || u.hasSuffix(":") || u.contains(",") {
             throw GockerError(.invalidArgument, "invalid user \"\(u)\": expected user[:group]")
         }
+        let policy = try RestartPolicy(parsing: request.restart)
+        if request.autoRemove && policy.kind != .no {
+            throw GockerError(.invalidArgument, "conflicting options: --restart \(request.restart) and --rm")
+        }
         let (image, _) = try images.resolve(request.image)
         let args = try ContainerSpec.commandLine(request: request, image: image.config)
 
@@ -79,37 +139,13 @@ public struct Engine: Sendable {
             let spec = try ContainerSpec.build(
                 request: request, image: image, layerPaths: image.layers.map(images.layerPath),
                 containerDir: dir, hostname: hostname, env: env, args: args)
-            var record = ContainerRecord(
+            let record = ContainerRecord(
                 id: id, name: name, image: request.image, imageID: image.id, args: args, created: Timestamp.now(),
                 hostname: hostname, network: request.network.rawValue, autoRemove: request.autoRemove,
-                ownerPid: getpid(), ownerStart: UInt64(gk_process_start_time(getpid())))
+                restartPolicy: request.restart, cgroupBackend: request.cgroupBackend, cgroupParent: request.cgroupParent,
+                logMaxSize: request.logMaxSize)
             try writeBundle(dir: dir, spec: spec, record: record, hostname: hostname, network: request.network)
-            if !request.interactive { try Self.detachStdin() }
-            var terminal: Runtime.TerminalIO?
-            if request.tty {
-                // docker: raw mode and input only with -i as well.
-                let input: Int32? = request.interactive ? 0 : nil
-                terminal = Runtime.TerminalIO(input: input, rawMode: input != nil && isatty(0) == 1 ? 0 : nil)
-                terminal?.windowSize = isatty(1) == 1 ? 1 : 0
-            }
-            let runtime = Runtime(stateRoot: runtime.store.root, cgroupBackend: request.cgroupBackend,
-                                  cgroupParent: request.cgroupParent)
-            let exit = try runtime.runForeground(id: id, bundle: dir, terminal: terminal)
-            let status = exit.status
-            if exit.oomKilled {
-                Runtime.warn("container \(name) was OOM-killed: it ran out of its memory limit")
-            }
-            record.oomKilled = exit.oomKilled
-            if request.autoRemove {
-                try remove(id: id, name: name)
-            } else {
-                record.exitCode = status
-                record.finished = Timestamp.now()
-                record.ownerPid = nil
-                record.ownerStart = nil
-                try saveRecord(record)
-            }
-            return status
+            return record
         } catch {
             try? remove(id: id, name: name)
             throw error

@@ -271,6 +271,10 @@ int gk_copy_winsize(int from, int to);
  * /proc/PID/stat), or 0 if it does not exist. Guards against pid reuse. */
 unsigned long long gk_process_start_time(pid_t pid);
 
+/* The exit status with which the monitor's "exited" command asks for the
+ * container to be started again (see monitor.c). */
+#define GK_MONITOR_RESTART 3
+
 /* The filesystem type (statfs f_type) of `path`, or -errno: tells cgroup v2
  * (0x63677270) from v1. Swift's Glibc module has no statfs. */
 long gk_fs_type(const char *path);

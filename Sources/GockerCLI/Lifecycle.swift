@@ -1,0 +1,300 @@
+import ArgumentParser
+import Glibc
+import GockerCore
+import GockerRuntime
+
+struct Create: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Create a new container without starting it (`run`'s options).",
+        usage: "gocker create [OPTIONS] IMAGE [COMMAND] [ARG...]", helpNames: [.long])
+
+    @OptionGroup var options: Run
+
+    func run() throws {
+        let record = try options.global.engine.create(try options.request())
+        print(record.id)
+    }
+}
+
+struct Start: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Start one or more stopped containers.")
+
+    @OptionGroup var global: GlobalOptions
+
+    @Flag(name: [.short, .customLong("attach")], help: "Follow the container's output and end with its exit status.")
+    var attach = false
+
+    @Argument(help: ArgumentHelp("Containers: names, ids or id prefixes.", valueName: "container"))
+    var containers: [String]
+
+    func run() throws {
+        let engine = global.engine
+        for ref in containers {
+            var record = try engine.lookup(ref)
+            if engine.state(of: record) != .running {
+                let logStart = engine.logSize(record.id)
+                try engine.startDetached(&record)
+                if attach {
+                    try engine.followLogs(record.id, from: logStart)
+                    let code = try engine.wait(record.id)
+                    if code != 0 { throw ContainerExit(status: code) }
+                    return
+                }
+            }
+            if !attach { print(ref) }
+        }
+    }
+}
+
+struct Stop: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Stop running containers: SIGTERM, then SIGKILL after a grace period.")
+
+    @OptionGroup var global: GlobalOptions
+
+    @Option(name: [.short, .customLong("time")], help: ArgumentHelp("Seconds to wait before killing.", valueName: "seconds"))
+    var time: Int = 10
+
+    @Argument(help: ArgumentHelp("Containers.", valueName: "container"))
+    var containers: [String]
+
+    func run() throws {
+        try eachContainer(containers) { ref throws(GockerError) in try global.engine.stop(ref, timeout: max(time, 0)) }
+    }
+}
+
+struct Restart: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Restart one or more containers.")
+
+    @OptionGroup var global: GlobalOptions
+
+    @Option(name: [.short, .customLong("time")], help: ArgumentHelp("Seconds to wait before killing.", valueName: "seconds"))
+    var time: Int = 10
+
+    @Argument(help: ArgumentHelp("Containers.", valueName: "container"))
+    var containers: [String]
+
+    func run() throws {
+        let engine = global.engine
+        try eachContainer(containers) { ref throws(GockerError) in
+            try engine.stop(ref, timeout: max(time, 0))
+            var record = try engine.lookup(ref)
+            try engine.startDetached(&record)
+        }
+    }
+}
+
+struct Kill: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Send a signal (default KILL) to running containers.")
+
+    @OptionGroup var global: GlobalOptions
+
+    @Option(name: [.short, .customLong("signal")], help: ArgumentHelp("The signal: a name or a number.", valueName: "signal"))
+    var signal: String = "KILL"
+
+    @Argument(help: ArgumentHelp("Containers.", valueName: "container"))
+    var containers: [String]
+
+    func run() throws {
+        let sig = try Signals.parse(signal)
+        try eachContainer(containers) { ref throws(GockerError) in try global.engine.kill(ref, signal: sig) }
+    }
+}
+
+struct Wait: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Block until containers stop, then print their exit codes.")
+
+    @OptionGroup var global: GlobalOptions
+
+    @Argument(help: ArgumentHelp("Containers.", valueName: "container"))
+    var containers: [String]
+
+    func run() throws {
+        try eachContainer(containers, echo: false) { ref throws(GockerError) in print(try global.engine.wait(ref)) }
+    }
+}
+
+/// Runs `body` for each container, printing its name like docker, going on
+/// after a failure and exiting 1 if any failed.
+func eachContainer(_ refs: [String], echo: Bool = true, _ body: (String) throws(GockerError) -> Void) throws {
+    var failed = false
+    for ref in refs {
+        do {
+            try body(ref)
+            if echo { print(ref) }
+        } catch {
+            GockerMain.report(error.description)
+            failed = true
+        }
+    }
+    if failed { throw ExitCode(1) }
+}
+
+struct PS: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "ps", abstract: "List containers.")
+
+    @OptionGroup var global: GlobalOptions
+
+    @Flag(name: [.short, .customLong("all")], help: "Show all containers (default: only running ones).")
+    var all = false
+
+    @Flag(name: [.short, .customLong("quiet")], help: "Only show ids.")
+    var quiet = false
+
+    @Option(name: [.customShort("n"), .customLong("last")], help: ArgumentHelp("Show the n last created containers (all states).", valueName: "n"))
+    var last: Int?
+
+    @Flag(name: [.customShort("l"), .customLong("latest")], help: "Show the last created container (all states).")
+    var latest = false
+
+    @Flag(name: .customLong("no-trunc"), help: "Do not truncate ids and commands.")
+    var noTrunc = false
+
+    @Option(name: [.short, .customLong("filter")], help: ArgumentHelp("Filter: name=, status=, id=.", valueName: "filter"))
+    var filter: [String] = []
+
+    @Option(help: ArgumentHelp("json, or a template such as '{{.ID}} {{.Names}}'.", valueName: "format"))
+    var format: String?
+
+    func run() throws {
+        let engine = global.engine
+        engine.reapOrphans()
+        var rows = try engine.listContainers(all: all || last != nil || latest, filters: filter)
+        if latest { rows = Array(rows.suffix(1)) }
+        if let last { rows = Array(rows.suffix(max(last, 0))) }
+        rows.reverse()  // newest first, as docker
+        if !noTrunc {
+            for i in rows.indices {
+                rows[i].ID = String(rows[i].ID.prefix(12))
+                if rows[i].Command.count > 22 { rows[i].Command = String(rows[i].Command.prefix(19)) + "..." }
+            }
+        }
+        if quiet {
+            for r in rows { print(r.ID) }
+        } else if format == "json" {
+            for r in rows { print(String(decoding: JSON.encode(r), as: UTF8.self)) }
+        } else if let format {
+            for r in rows { print(r.render(template: format)) }
+        } else {
+            let header = ["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"]
+            print(Table.render([header] + rows.map {
+                [$0.ID, $0.Image, "\"\($0.Command)\"", $0.RunningFor, $0.Status, $0.Ports, $0.Names]
+            }), terminator: "")
+        }
+    }
+}
+
+struct Logs: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Show a container's output.")
+
+    @OptionGroup var global: GlobalOptions
+
+    @Flag(name: [.short, .customLong("follow")], help: "Keep following new output until the container stops.")
+    var follow = false
+
+    @Option(name: [.customShort("n"), .customLong("tail")], help: ArgumentHelp("Lines from the end (default: all).", valueName: "n"))
+    var tail: String = "all"
+
+    @Flag(name: [.short, .customLong("timestamps")], help: "Show timestamps.")
+    var timestamps = false
+
+    @Option(help: ArgumentHelp("Only output since this time (RFC 3339, or a duration such as 10m).", valueName: "time"))
+    var since: String?
+
+    @Option(help: ArgumentHelp("Only output before this time (RFC 3339, or a duration such as 10m).", valueName: "time"))
+    var until: String?
+
+    @Argument(help: ArgumentHelp("The container.", valueName: "container"))
+    var container: String
+
+    func run() throws {
+        let engine = global.engine
+        let record = try engine.lookup(container)
+        var options = LogOptions()
+        options.timestamps = timestamps
+        if tail != "all" {
+            guard let n = Int(tail), n >= 0 else {
+                throw GockerError(.invalidArgument, "invalid argument \"\(tail)\" for --tail: a number or all")
+            }
+            options.tail = n
+        }
+        options.since = try since.map { s throws(GockerError) in try LogOptions.time(s, flag: "--since") }
+        options.until = try until.map { s throws(GockerError) in try LogOptions.time(s, flag: "--until") }
+        let end = try engine.printLogs(record.id, options)
+        if follow { try engine.followLogs(record.id, from: end, options) }
+    }
+}
+
+struct Inspect: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Show containers in detail, as JSON.")
+
+    @OptionGroup var global: GlobalOptions
+
+    @Argument(help: ArgumentHelp("Containers.", valueName: "container"))
+    var containers: [String]
+
+    func run() throws {
+        let engine = global.engine
+        var out: [ContainerDetails] = []
+        var failed = false
+        for ref in containers {
+            do { out.append(try engine.inspect(ref)) } catch {
+                GockerMain.report(error.description)
+                failed = true
+            }
+        }
+        print(String(decoding: JSON.encode(out, pretty: true), as: UTF8.self))
+        if failed { throw ExitCode(1) }
+    }
+}
+
+struct ContainerCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "container", abstract: "Manage containers.",
+        subcommands: [Prune.self])
+
+    struct Prune: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Remove all stopped containers.")
+
+        @OptionGroup var global: GlobalOptions
+
+        @Flag(name: [.short, .customLong("force")], help: "Do not prompt for confirmation.")
+        var force = false
+
+        func run() throws {
+            let removed = global.engine.prune()
+            if !removed.isEmpty { print("Deleted Containers:") }
+            for id in removed { print(id) }
+        }
+    }
+}
+
+/// The monitor's two calls back into gocker (not for people).
+struct MonitorStart: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "__start", shouldDisplay: false)
+
+    @OptionGroup var global: GlobalOptions
+
+    @Option(name: .customLong("report-fd")) var reportFD: Int32 = -1
+
+    @Argument var id: String
+
+    func run() throws {
+        let code = global.engine.startUnderMonitor(id: id, reportFD: reportFD)
+        if code != 0 { throw ExitCode(code) }
+    }
+}
+
+struct MonitorExited: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "__exited", shouldDisplay: false)
+
+    @OptionGroup var global: GlobalOptions
+
+    @Argument var id: String
+    @Argument var status: Int32
+
+    func run() throws {
+        let code = global.engine.containerExited(id: id, waitStatus: status)
+        if code != 0 { throw ExitCode(code) }
+    }
+}

@@ -1,0 +1,243 @@
+import Glibc
+import GockerCore
+
+/// One row of `ps`, with docker's field names (also its --format json).
+public struct ContainerRow: Codable, Sendable, Equatable {
+    public var ID: String
+    public var Image: String
+    public var Command: String
+    public var CreatedAt: String
+    public var RunningFor: String
+    public var Status: String
+    public var State: String
+    public var Ports: String
+    public var Names: String
+
+    /// A `{{.Field}}` template, the subset of docker's Go templates that
+    /// people use with ps: fields, text and \t.
+    public func render(template: String) -> String {
+        let fields: [String: String] = [
+            "ID": ID, "Image": Image, "Command": "\"\(Command)\"", "CreatedAt": CreatedAt, "RunningFor": RunningFor,
+            "Status": Status, "State": State, "Ports": Ports, "Names": Names,
+        ]
+        var text = Substring(template)
+        if text.hasPrefix("table ") { text = text.dropFirst(6) }
+        var out = ""
+        while !text.isEmpty {
+            if text.hasPrefix("\\t") {
+                out += "\t"
+                text = text.dropFirst(2)
+            } else if text.hasPrefix("{{"), let close = text.firstRange(of: "}}") {
+                let name = text[text.index(text.startIndex, offsetBy: 2)..<close.lowerBound].trimmed
+                out += fields[String(name.drop { $0 == "." })] ?? ""
+                text = text[close.upperBound...]
+            } else {
+                out.append(text.removeFirst())
+            }
+        }
+        return out
+    }
+}
+
+/// `inspect`: a container's config, state, mounts and cgroups.
+public struct ContainerDetails: Codable, Sendable {
+    public struct State: Codable, Sendable {
+        public var Status: String
+        public var Running: Bool
+        public var Pid: Int32
+        public var ExitCode: Int32
+        public var OOMKilled: Bool
+        public var StartedAt: String
+        public var FinishedAt: String
+        public var RestartCount: Int
+    }
+    public var Id: String
+    public var Name: String
+    public var Created: String
+    public var Path: String
+    public var Args: [String]
+    public var Image: String
+    public var ImageName: String
+    public var State: State
+    public var HostConfig: [String: String]
+    public var Config: Spec?
+    public var Mounts: [Spec.Mount]
+    public var Cgroups: CgroupRecord?
+    public var LogPath: String
+}
+
+/// Which lines `logs` prints.
+public struct LogOptions: Sendable {
+    public var tail: Int?
+    public var timestamps = false
+    public var since: Double?
+    public var until: Double?
+
+    public init() {}
+
+    /// RFC 3339, seconds since the epoch, or a duration back from now (10s, 5m, 2h).
+    public static func time(_ text: String, flag: String) throws(GockerError) -> Double {
+        if let t = Timestamp.parse(text) { return t }
+        if let seconds = Double(text) { return seconds }
+        let units: [Character: Double] = ["s": 1, "m": 60, "h": 3600]
+        if let u = text.last, let mult = units[u], let n = Double(text.dropLast()) {
+            return Timestamp.nowSeconds() - n * mult
+        }
+        throw GockerError(.invalidArgument, "invalid argument \"\(text)\" for \(flag): a time (RFC 3339) or a duration (10m)")
+    }
+}
+
+extension Engine {
+    // MARK: ps
+
+    public func listContainers(all: Bool, filters: [String]) throws(GockerError) -> [ContainerRow] {
+        var want: [(String, String)] = []
+        for f in filters {
+            let kv = f.split(separator: "=", maxSplits: 1).map(String.init)
+            guard kv.count == 2, ["name", "status", "id"].contains(kv[0]) else {
+                throw GockerError(.invalidArgument, "invalid filter \"\(f)\": expected name=, status= or id=")
+            }
+            want.append((kv[0], kv[1]))
+        }
+        let now = Timestamp.nowSeconds()
+        var rows: [ContainerRow] = []
+        for r in records() {
+            let state = state(of: r)
+            if !all && state != .running && state != .restarting && want.allSatisfy({ $0.0 != "status" }) { continue }
+            let ok = want.allSatisfy { key, value in
+                switch key {
+                case "name": return r.name.contains(value)
+                case "id": return r.id.hasPrefix(value)
+                default: return state.rawValue == value
+                }
+            }
+            if !ok { continue }
+            rows.append(ContainerRow(
+                ID: r.id, Image: r.image, Command: r.command, CreatedAt: r.created,
+                RunningFor: since(r.created, now: now), Status: statusText(r, state, now: now), State: state.rawValue,
+                Ports: "", Names: r.name))
+        }
+        return rows
+    }
+
+    func since(_ time: String?, now: Double) -> String {
+        guard let time, let t = Timestamp.parse(time) else { return "" }
+        return HumanUnits.duration(seconds: now - t) + " ago"
+    }
+
+    func statusText(_ r: ContainerRecord, _ state: DockerState, now: Double) -> String {
+        switch state {
+        case .created: return "Created"
+        case .running:
+            let t = r.started.flatMap(Timestamp.parse) ?? now
+            return "Up " + HumanUnits.duration(seconds: now - t)
+        case .restarting: return "Restarting (\(r.exitCode ?? 0)) " + since(r.finished, now: now)
+        case .exited:
+            guard let code = r.exitCode else { return "Exited (unknown)" }
+            return "Exited (\(code)) " + since(r.finished, now: now)
+        }
+    }
+
+    // MARK: inspect
+
+    public func inspect(_ ref: String) throws(GockerError) -> ContainerDetails {
+        let r = try lookup(ref)
+        let state = state(of: r)
+        let spec = try? JSON.decodeFile(Spec.self, path: containerDir(r.id) + "/config.json")
+        let runtimeState = try? runtime.store.load(r.id)
+        return ContainerDetails(
+            Id: r.id, Name: "/" + r.name, Created: r.created, Path: r.args.first ?? "", Args: Array(r.args.dropFirst()),
+            Image: "sha256:" + r.imageID, ImageName: r.image,
+            State: .init(Status: state.rawValue, Running: state == .running, Pid: pid(of: r) ?? 0,
+                         ExitCode: r.exitCode ?? 0, OOMKilled: r.oomKilled ?? false,
+                         StartedAt: r.started ?? "0001-01-01T00:00:00Z", FinishedAt: r.finished ?? "0001-01-01T00:00:00Z",
+                         RestartCount: r.restartCount ?? 0),
+            HostConfig: ["NetworkMode": r.network, "RestartPolicy": r.restartPolicy ?? "no",
+                         "AutoRemove": r.autoRemove ? "true" : "false"],
+            Config: spec, Mounts: spec?.mounts ?? [], Cgroups: runtimeState?.cgroups,
+            LogPath: logPath(r.id))
+    }
+
+    // MARK: prune
+
+    /// Removes every container that is not running; their ids.
+    public func prune() -> [String] {
+        reapOrphans()
+        var removed: [String] = []
+        for r in records() where state(of: r) == .exited || state(of: r) == .created {
+            if (try? remove(r.id, force: false)) != nil { removed.append(r.id) }
+        }
+        return removed
+    }
+
+    // MARK: logs
+
+    public func logSize(_ id: String) -> Int {
+        var st = stat()
+        return stat(logPath(id), &st) == 0 ? Int(st.st_size) : 0
+    }
+
+    struct LogLine: Decodable {
+        let log: String
+        let stream: String
+        let time: String
+    }
+
+    /// Prints the log (both files, oldest first) as `options` asks; returns
+    /// the size of the current file, where following goes on.
+    @discardableResult
+    public func printLogs(_ id: String, _ options: LogOptions) throws(GockerError) -> Int {
+        let path = logPath(id)
+        let current = (try? Sys.readFile(path)) ?? []
+        let text = ((try? Sys.readFile(path + ".1")) ?? []) + current
+        var lines = text.split(separator: UInt8(ascii: "\n")).compactMap { line -> LogLine? in
+            try? JSON.decode(LogLine.self, from: Array(line), what: "log line")
+        }
+        if options.since != nil || options.until != nil {
+            lines = lines.filter { l in
+                let t = Timestamp.parse(l.time) ?? 0
+                return (options.since.map { t >= $0 } ?? true) && (options.until.map { t <= $0 } ?? true)
+            }
+        }
+        if let n = options.tail { lines = Array(lines.suffix(n)) }
+        for l in lines { emit(l, options) }
+        return current.count
+    }
+
+    func emit(_ l: LogLine, _ options: LogOptions) {
+        let text = (options.timestamps ? l.time + " " : "") + l.log
+        _ = text.withCString { write(l.stream == "stderr" ? 2 : 1, $0, strlen($0)) }
+    }
+
+    /// Prints what the log gains from `offset` on, until the container has
+    /// stopped and everything is printed.
+    public func followLogs(_ id: String, from offset: Int, _ options: LogOptions = LogOptions()) throws(GockerError) {
+        var offset = offset
+        var pending: [UInt8] = []
+        while true {
+            let size = logSize(id)
+            if size < offset { offset = 0 }  // rotated
+            if size > offset, let fd = Optional(Glibc.open(logPath(id), O_RDONLY | O_CLOEXEC)), fd >= 0 {
+                var buf = [UInt8](repeating: 0, count: size - offset)
+                let n = buf.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, off_t(offset)) }
+                Sys.close(fd)
+                if n > 0 {
+                    offset += n
+                    pending += buf[0..<n]
+                    while let nl = pending.firstIndex(of: UInt8(ascii: "\n")) {
+                        if let l = try? JSON.decode(LogLine.self, from: Array(pending[..<nl]), what: "log line") {
+                            if options.until.map({ (Timestamp.parse(l.time) ?? 0) <= $0 }) ?? true { emit(l, options) }
+                        }
+                        pending.removeFirst(nl + 1)
+                    }
+                    continue
+                }
+            }
+            guard let r = try? load(id) else { return }
+            let s = state(of: r)
+            if s == .exited || s == .created { if logSize(id) == offset { return } else { continue } }
+            var ts = timespec(tv_sec: 0, tv_nsec: 50_000_000)
+            nanosleep(&ts, nil)
+        }
+    }
+}
