@@ -31,6 +31,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -200,6 +201,11 @@ static int monitor_main(int argc, char **argv)
     exited_argv[nexited] = status_text;
     exited_argv[nexited + 1] = NULL;
 
+    /* Hold nothing of whoever started us but the report pipe: a descriptor
+     * kept open here would tell its owner that gocker is still running. */
+    if (report > 3)
+        syscall(SYS_close_range, 3, (unsigned int)report - 1, 0);
+    syscall(SYS_close_range, report >= 3 ? (unsigned int)report + 1 : 3, ~0U, 0);
     setsid();
     prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
     prctl(PR_SET_NAME, "gocker-monitor", 0, 0, 0);

@@ -264,14 +264,29 @@ public struct Engine: Sendable {
     /// kills it first).
     public func remove(_ ref: String, force: Bool) throws(GockerError) {
         reapOrphans()
-        let record = try lookup(ref)
+        var record = try lookup(ref)
         if let state = try? runtime.state(id: record.id), state.status != .stopped {
             guard force else {
                 throw GockerError(.invalidState,
                     "cannot remove container \(record.name): container is \(state.status.rawValue): stop the container before removing or force remove")
             }
         }
+        // A monitor must not restart the container, and must be done with
+        // its record, before the container's directory goes.
+        let monitor = record.ownerPid.flatMap { pid in
+            UInt64(gk_process_start_time(pid)) == record.ownerStart ? pid : nil
+        }
+        if monitor != nil {
+            record.stopRequested = true
+            try? saveRecord(record)
+        }
         try runtime.delete(id: record.id, force: true)
+        if let monitor {
+            for _ in 0..<1000 where UInt64(gk_process_start_time(monitor)) == record.ownerStart {
+                var ts = timespec(tv_sec: 0, tv_nsec: 10_000_000)
+                nanosleep(&ts, nil)
+            }
+        }
         try remove(id: record.id, name: record.name)
     }
 

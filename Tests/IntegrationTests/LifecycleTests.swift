@@ -1,0 +1,180 @@
+import Foundation
+import Testing
+
+/// Detached containers through their whole life, each step checked by its effect.
+@Suite(.enabled(if: canRunContainers, "starts real containers: needs root"))
+struct LifecycleTests {
+    func ps(_ box: Sandbox, _ extra: [String] = []) throws -> [[String: String]] {
+        let r = try box.gocker(["ps", "--format", "json"] + extra)
+        #expect(r.status == 0, "\(r.stderr)")
+        return r.stdout.split(separator: "\n").compactMap {
+            try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: String]
+        }
+    }
+
+    @Test func theTour() throws {
+        let box = try Sandbox()
+        let run = try box.gocker(["run", "-d", "--name", "web", "busybox", "sh", "-c",
+                                  "i=0; while true; do echo tick$i; i=$((i+1)); sleep 0.1; done"])
+        #expect(run.status == 0, "\(run.stderr)")
+        let id = run.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(id.count == 64 && id.allSatisfy(\.isHexDigit))
+
+        var rows = try ps(box)
+        #expect(rows.count == 1)
+        #expect(rows.first?["Names"] == "web" && rows.first?["ID"] == String(id.prefix(12)))
+        #expect(rows.first?["Status"]?.hasPrefix("Up ") == true)
+        let table = try box.gocker(["ps"])
+        #expect(table.stdout.hasPrefix("CONTAINER ID   IMAGE     COMMAND"))
+
+        // Logs: present and in order, with -t and --tail.
+        #expect(box.waitFor { (try? box.gocker(["logs", "web"]))?.stdout.contains("tick5\n") == true })
+        let logs = try box.gocker(["logs", "web"]).stdout.split(separator: "\n")
+        #expect(Array(logs.prefix(6)) == ["tick0", "tick1", "tick2", "tick3", "tick4", "tick5"])
+        let tail = try box.gocker(["logs", "--tail", "2", "-t", "web"]).stdout.split(separator: "\n")
+        #expect(tail.count == 2 && tail.allSatisfy { $0.contains("Z tick") })
+
+        // stop: sh as PID 1 ignores TERM, so it is killed after the grace time.
+        let stop = try box.gocker(["stop", "-t", "1", "web"])
+        #expect(stop.status == 0 && stop.stdout == "web\n", "\(stop.stderr)")
+        rows = try ps(box, ["-a"])
+        #expect(rows.first?["Status"]?.hasPrefix("Exited (137)") == true, "\(rows)")
+        #expect(try ps(box).isEmpty, "ps without -a shows running ones only")
+        #expect(try ps(box, ["-f", "status=exited"]).count == 1)
+
+        // start again; the container keeps its files.
+        #expect(try box.gocker(["start", "web"]).status == 0)
+        #expect(try box.gocker(["ps", "-q"]).stdout == String(id.prefix(12)) + "\n")
+
+        let inspect = try box.gocker(["inspect", "web"])
+        let details = try #require(try JSONSerialization.jsonObject(with: Data(inspect.stdout.utf8)) as? [[String: Any]])
+        let state = try #require(details.first?["State"] as? [String: Any])
+        #expect(state["Running"] as? Bool == true)
+        #expect((state["Pid"] as? Int ?? 0) > 0)
+        #expect(details.first?["Cgroups"] != nil)
+
+        #expect(try box.gocker(["kill", "-s", "KILL", "web"]).status == 0)
+        #expect(try box.gocker(["wait", "web"]).stdout == "137\n")
+        #expect(try box.gocker(["rm", "web"]).status == 0)
+        box.expectNothingLeft()
+    }
+
+    @Test func stopGivesTheTrapsOwnExitCodeAndRestartKeepsFiles() throws {
+        let box = try Sandbox()
+        let script = "trap 'exit 42' TERM; [ -e /kept ] && echo found-kept; touch /kept; while true; do sleep 0.1; done"
+        #expect(try box.gocker(["run", "-d", "--name", "trapper", "busybox", "sh", "-c", script]).status == 0)
+        #expect(box.waitFor { box.contents("\(box.dataRoot)/containers/\(box.list(box.dataRoot + "/containers")[0])/upper/kept") == "" && FileManager.default.fileExists(atPath: "\(box.dataRoot)/containers/\(box.list(box.dataRoot + "/containers")[0])/upper/kept") })
+        #expect(try box.gocker(["stop", "-t", "10", "trapper"]).status == 0)
+        #expect(try ps(box, ["-a"]).first?["Status"]?.hasPrefix("Exited (42)") == true)
+        #expect(try box.gocker(["restart", "trapper"]).status == 0)
+        #expect(box.waitFor { (try? box.gocker(["logs", "trapper"]))?.stdout.contains("found-kept") == true })
+        #expect(try box.gocker(["rm", "-f", "trapper"]).status == 0)
+        box.expectNothingLeft()
+    }
+
+    @Test func createThenStartAttached() throws {
+        let box = try Sandbox()
+        let c = try box.gocker(["create", "--name", "later", "busybox", "sh", "-c", "echo hi; exit 3"])
+        #expect(c.status == 0, "\(c.stderr)")
+        #expect(try ps(box, ["-a"]).first?["Status"] == "Created")
+        let s = try box.gocker(["start", "-a", "later"])
+        #expect(s.stdout == "hi\n")
+        #expect(s.status == 3)
+        #expect(try box.gocker(["container", "prune", "-f"]).stdout.contains("Deleted Containers"))
+        box.expectNothingLeft()
+    }
+
+    @Test func detachedRmLeavesNothingAfterExit() throws {
+        let box = try Sandbox()
+        #expect(try box.gocker(["run", "-d", "--rm", "busybox", "sh", "-c", "sleep 0.3"]).status == 0)
+        #expect(box.waitFor { box.list(box.dataRoot + "/containers").isEmpty && box.list(box.stateRoot).isEmpty })
+        #expect(box.waitFor { box.processesRootedHere().isEmpty })
+        box.expectNothingLeft()
+    }
+
+    @Test func onFailureRestartsExactlyThreeTimes() throws {
+        let box = try Sandbox()
+        #expect(try box.gocker(["run", "-d", "--name", "flaky", "--restart", "on-failure:3", "busybox",
+                                "sh", "-c", "echo attempt; exit 1"]).status == 0)
+        #expect(box.waitFor(15) { try! ps(box, ["-a"]).first?["Status"]?.hasPrefix("Exited (1)") == true })
+        usleep(1_500_000)  // a fourth restart would come within the back-off
+        let attempts = try box.gocker(["logs", "flaky"]).stdout.split(separator: "\n").filter { $0 == "attempt" }
+        #expect(attempts.count == 4, "one run and three restarts")
+        let details = try box.gocker(["inspect", "flaky"]).stdout
+        #expect(details.contains("\"RestartCount\" : 3"))
+        #expect(try box.gocker(["rm", "flaky"]).status == 0)
+        box.expectNothingLeft()
+    }
+
+    @Test func badInputAndNoOps() throws {
+        let box = try Sandbox()
+        #expect(try box.gocker(["logs", "nosuch"]).status != 0)
+        #expect(try box.gocker(["stop", "nosuch"]).stderr.contains("No such container"))
+        #expect(try box.gocker(["run", "-d", "--restart", "sometimes", "busybox", "true"]).status == 125)
+        #expect(try box.gocker(["run", "-d", "--rm", "--restart", "always", "busybox", "true"]).status == 125)
+        #expect(try box.gocker(["run", "-d", "--name", "x1", "busybox", "sleep", "30"]).status == 0)
+        #expect(try box.gocker(["start", "x1"]).status == 0, "starting a running container is no error")
+        let rm = try box.gocker(["rm", "x1"])
+        #expect(rm.status != 0 && rm.stderr.contains("stop the container"))
+        #expect(try box.gocker(["stop", "-t", "0", "x1"]).status == 0)
+        #expect(try box.gocker(["stop", "x1"]).status == 0, "stopping a stopped container is no error")
+        #expect(try box.gocker(["run", "-d", "nosuchcmd"]).status == 125)
+        let missing = try box.gocker(["run", "-d", "busybox", "nosuchcmd"])
+        #expect(missing.status == 127 && missing.stderr.contains("nosuchcmd"), "\(missing.stderr)")
+        #expect(try box.gocker(["rm", "-f", "x1"]).status == 0)
+        box.expectNothingLeft()
+    }
+
+    @Test func crashRecovery() throws {
+        let box = try Sandbox()
+        let id = try box.gocker(["run", "-d", "--name", "orphan", "busybox", "sleep", "60"]).stdout
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        let record = box.contents("\(box.dataRoot)/containers/\(id)/container.json")
+        let monitor = try #require(record.split(separator: "\n").first { $0.contains("ownerPid") }
+            .flatMap { Int32($0.filter(\.isNumber)) })
+        kill(monitor, SIGKILL)
+        usleep(200_000)
+        #expect(try ps(box).first?["Status"]?.hasPrefix("Up") == true, "the container lives on")
+        #expect(try box.gocker(["rm", "-f", "orphan"]).status == 0)
+        box.expectNothingLeft()
+
+        // The gocker of an attached container.
+        let (p, out) = try box.start(["run", "--name", "attached", "busybox", "sh", "-c", "echo ready; sleep 60"])
+        #expect(box.waitFor { box.contents(out).contains("ready") })
+        kill(p.processIdentifier, SIGKILL)
+        p.waitUntilExit()
+        #expect(try ps(box).first?["Names"] == "attached")
+        #expect(try box.gocker(["rm", "-f", "attached"]).status == 0)
+        box.expectNothingLeft()
+    }
+
+    @Test func concurrentDetachedContainers() throws {
+        let box = try Sandbox()
+        let starts = try (0..<20).map { _ in try box.start(["run", "-d", "busybox", "sleep", "30"]) }
+        for (p, _) in starts { p.waitUntilExit(); #expect(p.terminationStatus == 0) }
+        let ids = starts.map { box.contents($0.outFile).trimmingCharacters(in: .whitespacesAndNewlines) }
+        #expect(Set(ids).count == 20 && ids.allSatisfy { $0.count == 64 })
+        let rows = try ps(box)
+        #expect(rows.count == 20)
+        #expect(Set(rows.compactMap { $0["Names"] }).count == 20)
+        let removals = try ids.map { try box.start(["rm", "-f", $0]) }
+        for (p, _) in removals { p.waitUntilExit(); #expect(p.terminationStatus == 0) }
+        #expect(box.waitFor { box.processesRootedHere().isEmpty })
+        box.expectNothingLeft()
+    }
+
+    @Test func monitorMemoryIsReported() throws {
+        let box = try Sandbox()
+        let id = try box.gocker(["run", "-d", "busybox", "sleep", "30"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let record = box.contents("\(box.dataRoot)/containers/\(id)/container.json")
+        let monitor = try #require(record.split(separator: "\n").first { $0.contains("ownerPid") }
+            .flatMap { Int32($0.filter(\.isNumber)) })
+        let status = box.contents("/proc/\(monitor)/status")
+        let rss = status.split(separator: "\n").filter { $0.hasPrefix("VmRSS") || $0.hasPrefix("RssAnon") }
+        #expect(rss.count == 2)
+        print("monitor memory: \(rss.joined(separator: ", "))")
+        let rm = try box.gocker(["rm", "-f", id])
+        #expect(rm.status == 0, "\(rm.stderr)")
+        box.expectNothingLeft()
+    }
+}
