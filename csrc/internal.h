@@ -61,6 +61,30 @@ int gk_take_terminal(int slave);
  * the container's init and never returns. */
 void gk_become_init(int fifo_fd, int slave_fd);
 
+/* ---- the container log (log.c) ---- */
+
+#define GK_LOG_LINE_MAX 16384
+
+struct gk_log {
+    const char *path;
+    unsigned long long max; /* rotate past this many bytes; 0: never */
+    int fd;
+    unsigned long long size;
+};
+
+/* One of the container's output streams, read line by line. */
+struct gk_log_stream {
+    int fd;
+    const char *name;  /* "stdout" or "stderr" */
+    int copy_to;       /* also copy what is read here, or -1 */
+    char buf[GK_LOG_LINE_MAX];
+    size_t len;
+};
+
+void gk_log_open(struct gk_log *l);
+/* Reads what is there and logs each complete line; 0 at end of file. */
+int gk_log_read(struct gk_log_stream *s, struct gk_log *l);
+
 /* Receives one gk_msg and, if it carries one, a descriptor (else *fd = -1). */
 int gk_recv_fd(int sock, struct gk_msg *m, int *fd);
 

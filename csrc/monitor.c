@@ -36,117 +36,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#define LINE_MAX_BYTES 16384
-
-struct stream {
-    int fd;
-    const char *name;
-    char buf[LINE_MAX_BYTES];
-    size_t len;
-};
-
-struct log {
-    const char *path;
-    unsigned long long max;
-    int fd;
-    unsigned long long size;
-};
-
-static void log_open(struct log *l)
-{
-    l->fd = open(l->path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
-    struct stat st;
-    l->size = (l->fd >= 0 && fstat(l->fd, &st) == 0) ? (unsigned long long)st.st_size : 0;
-}
-
-/* Appends one json-file line for `text` (without its newline, `nl` says
- * whether it had one). */
-static void log_line(struct log *l, const char *stream, const char *text, size_t len, int nl)
-{
-    static char out[LINE_MAX_BYTES * 6 + 128];
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    struct tm tm;
-    gmtime_r(&ts.tv_sec, &tm);
-    size_t n = (size_t)snprintf(out, 64, "{\"log\":\"");
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)text[i];
-        if (c == '"' || c == '\\') {
-            out[n++] = '\\';
-            out[n++] = (char)c;
-        } else if (c == '\n') {
-            out[n++] = '\\';
-            out[n++] = 'n';
-        } else if (c == '\r') {
-            out[n++] = '\\';
-            out[n++] = 'r';
-        } else if (c == '\t') {
-            out[n++] = '\\';
-            out[n++] = 't';
-        } else if (c < 0x20) {
-            n += (size_t)snprintf(out + n, 8, "\\u%04x", c);
-        } else {
-            out[n++] = (char)c;
-        }
-    }
-    if (nl) {
-        out[n++] = '\\';
-        out[n++] = 'n';
-    }
-    n += (size_t)snprintf(out + n, 128, "\",\"stream\":\"%s\",\"time\":\"%04d-%02d-%02dT%02d:%02d:%02d.%09ldZ\"}\n",
-                          stream, tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                          ts.tv_nsec);
-    if (l->max && l->size + n > l->max && l->size > 0) {
-        /* Rotate: keep one previous file, as docker's max-file=2. */
-        char old[4096];
-        snprintf(old, sizeof old, "%s.1", l->path);
-        close(l->fd);
-        rename(l->path, old);
-        log_open(l);
-    }
-    if (l->fd >= 0) {
-        size_t off = 0;
-        while (off < n) {
-            ssize_t w = write(l->fd, out + off, n - off);
-            if (w < 0 && errno == EINTR)
-                continue;
-            if (w <= 0)
-                break;
-            off += (size_t)w;
-        }
-        l->size += n;
-    }
-}
-
-/* Reads what is there; writes each complete line. Returns 0 at end of file. */
-static int stream_read(struct stream *s, struct log *l)
-{
-    ssize_t r = read(s->fd, s->buf + s->len, sizeof s->buf - s->len);
-    if (r < 0)
-        return errno == EINTR || errno == EAGAIN ? 1 : 0;
-    if (r == 0) {
-        if (s->len)
-            log_line(l, s->name, s->buf, s->len, 0);
-        s->len = 0;
-        return 0;
-    }
-    s->len += (size_t)r;
-    size_t start = 0;
-    for (size_t i = 0; i < s->len; i++) {
-        if (s->buf[i] == '\n') {
-            log_line(l, s->name, s->buf + start, i - start, 1);
-            start = i + 1;
-        }
-    }
-    if (start == 0 && s->len == sizeof s->buf) {
-        log_line(l, s->name, s->buf, s->len, 0); /* a line longer than the buffer: split it */
-        start = s->len;
-    }
-    memmove(s->buf, s->buf + start, s->len - start);
-    s->len -= start;
-    return 1;
-}
-
 static pid_t run(char **argv, int out, int err, int keep_fd)
 {
     pid_t pid = fork();
@@ -178,7 +67,7 @@ static int monitor_main(int argc, char **argv)
 {
     if (argc < 7)
         return 2;
-    struct log l = {.path = argv[1], .max = strtoull(argv[2], NULL, 10)};
+    struct gk_log l = {.path = argv[1], .max = strtoull(argv[2], NULL, 10)};
     int report = atoi(argv[3]);
     char **start = NULL, **exited = NULL;
     int exited_at = -1;
@@ -211,7 +100,7 @@ static int monitor_main(int argc, char **argv)
     prctl(PR_SET_NAME, "gocker-monitor", 0, 0, 0);
     signal(SIGPIPE, SIG_IGN);
     signal(SIGHUP, SIG_IGN);
-    log_open(&l);
+    gk_log_open(&l);
 
     for (;;) {
         int o[2], e[2];
@@ -224,14 +113,14 @@ static int monitor_main(int argc, char **argv)
             close(report); /* only the first start reports to the gocker that asked */
             report = -1;
         }
-        struct stream s[2] = {{.fd = o[0], .name = "stdout"}, {.fd = e[0], .name = "stderr"}};
+        struct gk_log_stream s[2] = {{.fd = o[0], .name = "stdout", .copy_to = -1}, {.fd = e[0], .name = "stderr", .copy_to = -1}};
         int open_streams = 2, start_status = -1, container_status = -1;
         int starter_done = 0, container_done = 0;
         while (!(starter_done && (container_done || start_status != 0) && open_streams == 0)) {
             struct pollfd p[2] = {{.fd = s[0].fd, .events = POLLIN}, {.fd = s[1].fd, .events = POLLIN}};
             int r = poll(p, 2, open_streams ? 200 : 50);
             for (int i = 0; i < 2 && r > 0; i++) {
-                if (s[i].fd >= 0 && (p[i].revents & (POLLIN | POLLHUP | POLLERR)) && !stream_read(&s[i], &l)) {
+                if (s[i].fd >= 0 && (p[i].revents & (POLLIN | POLLHUP | POLLERR)) && !gk_log_read(&s[i], &l)) {
                     close(s[i].fd);
                     s[i].fd = -1;
                     open_streams--;

@@ -269,12 +269,16 @@ static void __attribute__((noreturn)) child_main(const struct gk_spawn *s, int s
 
     if (s->njoins > 64)
         child_fail(sync, GK_STAGE_SETNS, E2BIG, "too many namespaces to join", NULL, GK_EXIT_SETUP);
-    int keep[2 + s->njoins];
-    keep[0] = sync;
-    keep[1] = s->exec_fifo_fd;
+    int keep[5 + s->njoins];
+    size_t nkeep = 0;
+    keep[nkeep++] = sync;
+    keep[nkeep++] = s->exec_fifo_fd;
+    for (int i = 0; i < 3; i++)
+        if (s->stdio[i] > 2)
+            keep[nkeep++] = s->stdio[i];
     for (size_t i = 0; i < s->njoins; i++)
-        keep[2 + i] = s->joins[i].fd;
-    close_other_fds(keep, 2 + s->njoins);
+        keep[nkeep++] = s->joins[i].fd;
+    close_other_fds(keep, nkeep);
 
     /* Wait until the parent has placed us (cgroups); end of file means the
      * parent is gone. */
@@ -444,6 +448,9 @@ static void __attribute__((noreturn)) child_main(const struct gk_spawn *s, int s
         gk_become_init(fifo, slave); /* returns in the command's process */
     if (slave >= 0 && (r = gk_take_terminal(slave)) < 0)
         child_fail(fifo, GK_STAGE_TERMINAL, -r, "set controlling terminal", NULL, GK_EXIT_SETUP);
+    for (int i = 0; i < 3; i++)
+        if (s->stdio[i] >= 0 && s->stdio[i] != i && dup2(s->stdio[i], i) < 0)
+            child_fail(fifo, GK_STAGE_EXEC, errno, "set up stdio", NULL, GK_EXIT_SETUP);
 
     /* Nothing but stdio and the reporting FIFO crosses into the command. */
     (void)syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC);

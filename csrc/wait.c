@@ -8,6 +8,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/signalfd.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -139,4 +140,69 @@ int gk_wait_forward(pid_t pid)
         if (sig != SIGCHLD)
             (void)kill(pid, sig);
     }
+}
+
+int gk_wait_logged(pid_t pid, int out_r, int err_r, int out_fd, int err_fd, const char *log_path,
+                   unsigned long long log_max)
+{
+    sigset_t set;
+    forward_set(&set);
+    int sfd = signalfd(-1, &set, SFD_CLOEXEC);
+    if (sfd < 0)
+        return -errno;
+    static struct gk_log_stream streams[2];
+    struct gk_log log = {.path = log_path, .max = log_max};
+    gk_log_open(&log);
+    streams[0].fd = out_r;
+    streams[0].name = "stdout";
+    streams[0].copy_to = out_fd;
+    streams[0].len = 0;
+    streams[1].fd = err_r;
+    streams[1].name = "stderr";
+    streams[1].copy_to = err_fd;
+    streams[1].len = 0;
+    int open_streams = 2, status = -1, exited = 0;
+    while (!exited || open_streams > 0) {
+        struct pollfd p[3] = {
+            {.fd = sfd, .events = POLLIN},
+            {.fd = streams[0].fd, .events = POLLIN},
+            {.fd = streams[1].fd, .events = POLLIN},
+        };
+        if (poll(p, 3, exited ? 100 : -1) < 0 && errno != EINTR)
+            break;
+        if (p[0].revents & POLLIN) {
+            struct signalfd_siginfo si;
+            if (read(sfd, &si, sizeof si) == (ssize_t)sizeof si && si.ssi_signo != SIGCHLD)
+                (void)kill(pid, (int)si.ssi_signo);
+        }
+        for (int i = 0; i < 2; i++) {
+            if (streams[i].fd >= 0 && (p[i + 1].revents & (POLLIN | POLLHUP | POLLERR)) &&
+                !gk_log_read(&streams[i], &log)) {
+                close(streams[i].fd);
+                streams[i].fd = -1;
+                open_streams--;
+            }
+        }
+        if (!exited) {
+            int st;
+            if (waitpid(pid, &st, WNOHANG) == pid) {
+                status = st;
+                exited = 1;
+            }
+        } else if (open_streams > 0) {
+            /* Ended, but something in it still holds the pipes: stop after what is there. */
+            int any = 0;
+            for (int i = 0; i < 2; i++)
+                any |= streams[i].fd >= 0 && (p[i + 1].revents & POLLIN);
+            if (!any)
+                break;
+        }
+    }
+    for (int i = 0; i < 2; i++)
+        if (streams[i].fd >= 0)
+            close(streams[i].fd);
+    if (log.fd >= 0)
+        close(log.fd);
+    close(sfd);
+    return status;
 }

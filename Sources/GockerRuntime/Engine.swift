@@ -71,7 +71,9 @@ public struct Engine: Sendable {
             record.ownerStart = UInt64(gk_process_start_time(getpid()))
             record.started = Timestamp.now()
             try saveRecord(record)
-            let exit = try runtime(for: record).runForeground(id: record.id, bundle: containerDir(record.id), terminal: terminal)
+            let exit = try runtime(for: record).runForeground(
+                id: record.id, bundle: containerDir(record.id), terminal: terminal,
+                log: (logPath(record.id), record.logMaxSize ?? 0))
             if exit.oomKilled {
                 Runtime.warn("container \(record.name) was OOM-killed: it ran out of its memory limit")
             }

@@ -72,8 +72,8 @@ public struct Runtime: Sendable {
 
     /// create, also for a config that asks for a terminal: the pty master
     /// comes back to the caller, who relays it.
-    func create(id: String, bundle: String, pidFile: String?,
-                allowTerminal: Bool) throws(GockerError) -> (RuntimeState, terminal: Int32?) {
+    func create(id: String, bundle: String, pidFile: String?, allowTerminal: Bool,
+                stdio: [Int32] = [-1, -1, -1]) throws(GockerError) -> (RuntimeState, terminal: Int32?) {
         try Identifier.validateContainerID(id)
         let bundle = try Self.realPath(bundle, what: "bundle")
         let spec = try JSON.decodeFile(Spec.self, path: bundle + "/config.json")
@@ -109,7 +109,7 @@ public struct Runtime: Sendable {
             }
             defer { Sys.close(fifoFD) }
             let record = cgroups!
-            (pid, terminal) = try spawn(id: id, plan: plan, fifoFD: fifoFD) { pid throws(GockerError) in
+            (pid, terminal) = try spawn(id: id, plan: plan, fifoFD: fifoFD, stdio: stdio) { pid throws(GockerError) in
                 try driver.attach(record, pid: pid)
             }
             let state = RuntimeState(
@@ -144,7 +144,7 @@ public struct Runtime: Sendable {
         init(_ body: @escaping (pid_t) throws(GockerError) -> Void) { self.body = body }
     }
 
-    private func spawn(id: String, plan: LaunchPlan, fifoFD: Int32,
+    private func spawn(id: String, plan: LaunchPlan, fifoFD: Int32, stdio: [Int32],
                        beforeGo: @escaping (pid_t) throws(GockerError) -> Void) throws(GockerError) -> (pid_t, terminal: Int32) {
         let arena = CArena()
         var joinFDs: [Int32] = []
@@ -204,7 +204,7 @@ public struct Runtime: Sendable {
             rlimits: arena.array(plan.rlimits), nrlimits: plan.rlimits.count,
             masked_paths: arena.stringArray(plan.maskedPaths), nmasked: plan.maskedPaths.count,
             readonly_paths: arena.stringArray(plan.readonlyPaths), nreadonly: plan.readonlyPaths.count,
-            flags: flags, exec_fifo_fd: fifoFD)
+            flags: flags, exec_fifo_fd: fifoFD, stdio: (stdio[0], stdio[1], stdio[2]))
         var pid: pid_t = 0
         var terminal: Int32 = -1
         var msg = gk_msg()
@@ -404,14 +404,47 @@ public struct Runtime: Sendable {
 
     /// create + start + wait: how the container ended. Signals sent to
     /// gocker go to the container. The state is deleted when it ends.
+    /// With `log`, the container's stdout and stderr pass through gocker,
+    /// which also keeps them in that log file (docker's json-file lines,
+    /// rotated past `maxSize` bytes).
     public func runForeground(id: String, bundle: String, pidFile: String? = nil,
-                              terminal io: TerminalIO? = nil) throws(GockerError) -> Exit {
+                              terminal io: TerminalIO? = nil,
+                              log: (path: String, maxSize: UInt64)? = nil) throws(GockerError) -> Exit {
         _ = gk_forward_block()
-        let (state, terminal) = try create(id: id, bundle: bundle, pidFile: pidFile, allowTerminal: io != nil)
+        // Pipes for the container's stdout and stderr when they are logged.
+        var pipes: [Int32] = []
+        if log != nil && io == nil {
+            for _ in 0..<2 {
+                var fds: [Int32] = [0, 0]
+                guard pipe(&fds) == 0 else {
+                    for fd in pipes { Sys.close(fd) }
+                    throw GockerError(.system, "create output pipes", cause: SystemCallError("pipe", errno: errno))
+                }
+                for fd in fds { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+                pipes += fds
+            }
+        }
+        let stdio: [Int32] = pipes.isEmpty ? [-1, -1, -1] : [-1, pipes[1], pipes[3]]
+        let created: (RuntimeState, terminal: Int32?)
+        do {
+            created = try create(id: id, bundle: bundle, pidFile: pidFile, allowTerminal: io != nil, stdio: stdio)
+        } catch {
+            for fd in pipes { Sys.close(fd) }
+            throw error
+        }
+        let (state, terminal) = created
+        if !pipes.isEmpty {
+            Sys.close(pipes[1])
+            Sys.close(pipes[3])
+        }
         defer { if let terminal { Sys.close(terminal) } }
         do {
             try start(id: id)
         } catch {
+            if !pipes.isEmpty {
+                Sys.close(pipes[0])
+                Sys.close(pipes[2])
+            }
             try? delete(id: id, force: true)
             throw error
         }
@@ -422,6 +455,9 @@ public struct Runtime: Sendable {
             let raw = io.rawMode.map { fd in gk_term_raw(fd, &saved) == 0 } ?? false
             status = gk_relay_wait(state.pid, terminal, io.input ?? -1, io.output, io.windowSize)
             if raw, let fd = io.rawMode { _ = gk_term_restore(fd, saved) }
+        } else if let log, !pipes.isEmpty {
+            // gk_wait_logged closes the read ends.
+            status = gk_wait_logged(state.pid, pipes[0], pipes[2], 1, 2, log.path, log.maxSize)
         } else {
             status = gk_wait_forward(state.pid)
         }

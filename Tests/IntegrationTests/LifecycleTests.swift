@@ -84,6 +84,34 @@ struct LifecycleTests {
         box.expectNothingLeft()
     }
 
+    @Test func attachedContainersAreLoggedToo() throws {
+        let box = try Sandbox()
+        let r = try box.gocker(["run", "--name", "att", "busybox", "sh", "-c", "echo out1; echo err1 >&2; echo out2"])
+        #expect(r.stdout == "out1\nout2\n" && r.stderr == "err1\n", "still printed where gocker prints")
+        let logs = try box.gocker(["logs", "att"])
+        #expect(logs.stdout == "out1\nout2\n")
+        #expect(logs.stderr == "err1\n")
+        let id = try #require(box.list(box.dataRoot + "/containers").first)
+        let lines = box.contents("\(box.dataRoot)/containers/\(id)/container.log").split(separator: "\n")
+        #expect(lines.count == 3 && lines.allSatisfy { $0.hasPrefix("{\"log\":\"") && $0.contains("\"time\":\"") })
+        #expect(try box.gocker(["rm", "att"]).status == 0)
+        box.expectNothingLeft()
+    }
+
+    @Test func theLogIsBounded() throws {
+        let box = try Sandbox()
+        let r = try box.gocker(["run", "--name", "chatty", "--log-opt", "max-size=4k", "busybox", "sh", "-c",
+                                "i=0; while [ $i -lt 400 ]; do echo line$i; i=$((i+1)); done"])
+        #expect(r.status == 0)
+        let id = try #require(box.list(box.dataRoot + "/containers").first)
+        let dir = "\(box.dataRoot)/containers/\(id)"
+        let size = { (p: String) in (try? FileManager.default.attributesOfItem(atPath: p)[.size] as? Int) ?? 0 }
+        #expect(size(dir + "/container.log") <= 4096 && size(dir + "/container.log.1") <= 4096)
+        #expect(try box.gocker(["logs", "--tail", "1", "chatty"]).stdout == "line399\n")
+        #expect(try box.gocker(["rm", "chatty"]).status == 0)
+        box.expectNothingLeft()
+    }
+
     @Test func detachedRmLeavesNothingAfterExit() throws {
         let box = try Sandbox()
         #expect(try box.gocker(["run", "-d", "--rm", "busybox", "sh", "-c", "sleep 0.3"]).status == 0)

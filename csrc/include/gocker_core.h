@@ -212,6 +212,7 @@ struct gk_spawn {
 
     unsigned int flags; /* GK_SPAWN_* */
     int exec_fifo_fd;   /* O_PATH descriptor of the exec FIFO */
+    int stdio[3];       /* the command's stdin, stdout, stderr, or -1 to inherit */
 };
 
 /*
@@ -248,6 +249,15 @@ int gk_forward_block(void);
  * WINCH to it. Returns the wait status (as waitpid) or -errno.
  */
 int gk_wait_forward(pid_t pid);
+
+/*
+ * Like gk_wait_forward, for a container whose stdout and stderr are the
+ * write ends of the pipes `out_r` and `err_r`: what comes through is copied
+ * to `out_fd` and `err_fd` and kept in the container log at `log_path`
+ * (docker's json-file lines, rotated past `log_max` bytes).
+ */
+int gk_wait_logged(pid_t pid, int out_r, int err_r, int out_fd, int err_fd, const char *log_path,
+                   unsigned long long log_max);
 
 /*
  * Like gk_wait_forward, with a terminal: copies `in_fd` (or nothing if -1)
