@@ -225,7 +225,10 @@ public struct Engine: Sendable {
         }
         let ids = ((try? Sys.listDirectory(dataRoot + "/containers")) ?? []).filter { $0.hasPrefix(ref) }
         if ids.count == 1 && !ref.isEmpty { return try load(ids[0]) }
-        if ids.count > 1 { throw GockerError(.invalidArgument, "multiple containers match \"\(ref)\"") }
+        if ids.count > 1 {
+            throw GockerError(.invalidArgument,
+                "multiple containers match \"\(ref)\": \(ids.map { String($0.prefix(12)) }.sorted().joined(separator: ", "))")
+        }
         throw GockerError(.notFound, "No such container: \(ref)")
     }
 
