@@ -232,19 +232,6 @@ struct Stats: ParsableCommand {
         }
         let header = ["CONTAINER ID", "NAME", "CPU %", "MEM USAGE / LIMIT", "MEM %", "PIDS"]
         let table = [header] + rows.map { [$0.ID, $0.Name, $0.CPUPerc, $0.MemUsage, $0.MemPerc, $0.PIDs] }
-        print(Table.render(table), terminator: "")
-    }
-}
-
-/// Columns padded to their widest cell, three spaces apart, as docker prints them.
-enum Table {
-    static func render(_ rows: [[String]]) -> String {
-        guard let width = rows.first?.count else { return "" }
-        let widths = (0..<width).map { c in rows.map { $0[c].count }.max() ?? 0 }
-        return rows.map { row in
-            row.enumerated().map { c, cell in
-                c == width - 1 ? cell : cell + String(repeating: " ", count: widths[c] - cell.count + 3)
-            }.joined()
-        }.joined(separator: "\n") + "\n"
+        print(TextTable.render(table), terminator: "")
     }
 }

@@ -177,7 +177,7 @@ struct PS: ParsableCommand {
             for r in rows { print(r.render(template: format)) }
         } else {
             let header = ["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"]
-            print(Table.render([header] + rows.map {
+            print(TextTable.render([header] + rows.map {
                 [$0.ID, $0.Image, "\"\($0.Command)\"", $0.RunningFor, $0.Status, $0.Ports, $0.Names]
             }), terminator: "")
         }

@@ -325,6 +325,23 @@ public struct ImageStore: Sendable {
 }
 
 /// docker's human-readable sizes and durations (github.com/docker/go-units).
+/// Columns as docker prints them (its tabwriter: each cell padded by 3, a
+/// column at least 10 wide; the last column as it is).
+public enum TextTable {
+    public static func render(_ rows: [[String]]) -> String {
+        guard let columns = rows.first?.count else { return "" }
+        var widths = [Int](repeating: 0, count: columns)
+        for row in rows {
+            for (i, c) in row.enumerated() { widths[i] = max(widths[i], max(10, c.count + 3)) }
+        }
+        return rows.map { row in
+            row.enumerated().map { i, c in
+                i == row.count - 1 ? c : c + String(repeating: " ", count: widths[i] - c.count)
+            }.joined()
+        }.joined(separator: "\n") + "\n"
+    }
+}
+
 public enum HumanUnits {
     /// "4.3MB": decimal units, three significant digits (HumanSizeWithPrecision(size, 3)).
     public static func size(_ bytes: Int64) -> String {
@@ -500,15 +517,7 @@ extension ImageStore {
             cells.append([r.repository, r.tag, r.image.shortID, createdSince(r.image, now: now),
                           HumanUnits.size(r.image.size ?? 0)])
         }
-        var widths = [Int](repeating: 0, count: 5)
-        for row in cells {
-            for (i, c) in row.enumerated() { widths[i] = max(widths[i], max(10, c.count + 3)) }
-        }
-        return cells.map { row in
-            row.enumerated().map { i, c in
-                i == row.count - 1 ? c : c + String(repeating: " ", count: widths[i] - c.count)
-            }.joined()
-        }.joined(separator: "\n") + "\n"
+        return TextTable.render(cells)
     }
 
     static func createdSince(_ image: ImageRecord, now: Double) -> String {
