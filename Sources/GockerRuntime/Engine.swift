@@ -68,6 +68,7 @@ public struct Engine: Sendable {
             throw GockerError(.invalidArgument, "invalid user \"\(u)\": expected user[:group]")
         }
         let (image, _) = try images.resolve(request.image)
+        gk_mark(GK_MARK_IMAGE)
         let args = try ContainerSpec.commandLine(request: request, image: image.config)
 
         let id = Identifier.newContainerID()
@@ -84,6 +85,7 @@ public struct Engine: Sendable {
                 hostname: hostname, network: request.network.rawValue, autoRemove: request.autoRemove,
                 ownerPid: getpid(), ownerStart: UInt64(gk_process_start_time(getpid())))
             try writeBundle(dir: dir, spec: spec, record: record, hostname: hostname, network: request.network)
+            gk_mark(GK_MARK_BUNDLE)
             if !request.interactive { try Self.detachStdin() }
             var terminal: Runtime.TerminalIO?
             if request.tty {
