@@ -80,7 +80,7 @@ struct Gocker: ParsableCommand {
             """,
         version: "0.1.0",
         groupedSubcommands: [
-            CommandGroup(name: "Containers", subcommands: [Run.self, Remove.self, Stats.self]),
+            CommandGroup(name: "Containers", subcommands: [Run.self, Remove.self, Stats.self, Bench.self]),
             CommandGroup(name: "Images", subcommands: [Images.self, RemoveImages.self, Tag.self, Import.self, ImageCommand.self]),
             CommandGroup(name: "OCI runtime", subcommands: [OCI.self]),
         ]
