@@ -20,8 +20,8 @@ extension BenchResult {
             <rect width="100%" height="100%" fill="#ffffff"/>
 
             """
-        let mode = parallel == 1 ? "sequential" : "\(parallel) at a time"
-        s += text(x: 16, y: 26, "Container start latency of `true`: \(count) \(mode) starts per row", size: 17, weight: "bold")
+        let mode = parallel == 1 ? "one at a time" : "\(parallel) at a time"
+        s += text(x: 16, y: 26, "Container start latency of `true`: \(count) starts per row, \(mode)", size: 17, weight: "bold")
         let date = String(machine.date.prefix(16).map { $0 == "T" ? " " : $0 })
         s += text(x: 16, y: 48, "gocker bench · Linux \(machine.kernel) · \(machine.cpus) CPUs · \(date) UTC · spawn to reap, removal included",
                   size: 12, color: "#555555")

@@ -198,8 +198,8 @@ extension BenchResult {
     /// What `gocker bench` prints on stdout.
     public func table() -> String {
         let fixed = Timings.fixed
-        let mode = parallel == 1 ? "sequential" : "\(parallel) at a time"
-        var out = "gocker bench: \(count) \(mode) starts of `true` per row, interleaved"
+        let mode = parallel == 1 ? "one at a time" : "\(parallel) at a time"
+        var out = "gocker bench: \(count) starts of `true` per row, \(mode), rows interleaved"
         out += warmup > 0 ? " (after \(warmup) warm-up)" : ""
         out += "; Linux \(machine.kernel), \(machine.cpus) CPUs, \(machine.date.prefix(19))Z\n"
         out += "latency in ms, from spawn of the command to its reap, the container's removal included\n\n"
