@@ -6,6 +6,9 @@
 #   ./build.sh test    install what is missing, run the whole test suite
 #   ./build.sh deps    only install the Debian packages gocker needs
 #   ./build.sh release only build .build/release/gocker (fully static) and its gocker-oci link
+#   ./build.sh bench   build the release binary and time container starts (`gocker bench
+#                      --matrix`) with runc and crun too when installed; writes the chart
+#                      to .ci/bench.svg and every sample to .build/bench.json
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -40,13 +43,24 @@ demo)
     echo "+ gocker run --rm busybox sh -c 'echo hello from \$(hostname), I am PID \$\$; ls /'" >&2
     exec .build/release/gocker run --rm busybox sh -c 'echo hello from $(hostname), I am PID $$; ls /'
     ;;
+bench)
+    shift
+    deps
+    release
+    runtimes=()
+    for r in runc crun; do
+        if command -v "$r" >/dev/null; then runtimes+=(--runtime "$r"); fi
+    done
+    echo "+ gocker bench --matrix ${runtimes[*]} --json .build/bench.json --svg .ci/bench.svg $*" >&2
+    exec .build/release/gocker bench --matrix "${runtimes[@]}" --json .build/bench.json --svg .ci/bench.svg "$@"
+    ;;
 test)
     shift
     deps
     exec swift test "$@"
     ;;
 *)
-    sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'
     exit 2
     ;;
 esac

@@ -7,6 +7,7 @@
  * sequence is documented in include/gocker_core.h.
  */
 #include "gocker_core.h"
+#include "gocker_timings.h"
 #include "internal.h"
 
 #include <errno.h>
@@ -284,6 +285,7 @@ static void __attribute__((noreturn)) child_main(const struct gk_spawn *s, int s
      * parent is gone. */
     if (gk_recv_msg(sync, &m) < 0 || m.type != GK_MSG_GO)
         _exit(GK_EXIT_SETUP);
+    gk_mark(GK_MARK_GO);
 
     for (size_t i = 0; i < s->njoins; i++)
         if (setns(s->joins[i].fd, s->joins[i].nstype) < 0)
@@ -337,6 +339,7 @@ static void __attribute__((noreturn)) child_main(const struct gk_spawn *s, int s
         child_fail(sync, GK_STAGE_PIVOT_ROOT, errno, "detach old root", NULL, GK_EXIT_SETUP);
     if (chdir("/") < 0)
         child_fail(sync, GK_STAGE_PIVOT_ROOT, errno, "chdir", "/", GK_EXIT_SETUP);
+    gk_mark(GK_MARK_PIVOTED);
 
     for (size_t i = 0; i < s->nmounts; i++) {
         const struct gk_mount *mt = &s->mounts[i];
@@ -427,6 +430,7 @@ static void __attribute__((noreturn)) child_main(const struct gk_spawn *s, int s
         child_fail(sync, GK_STAGE_CAPABILITIES, errno, "set no_new_privs", NULL, GK_EXIT_SETUP);
 
     /* Created: from here on the parent may go away. */
+    gk_mark(GK_MARK_READY);
     (void)prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0);
     memset(&m, 0, sizeof m);
     m.type = GK_MSG_READY;
@@ -458,6 +462,7 @@ static void __attribute__((noreturn)) child_main(const struct gk_spawn *s, int s
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
 
+    gk_mark(GK_MARK_EXEC);
     int err = exec_lookup(s);
     int code = (err == ENOENT || err == ENOTDIR) ? GK_EXIT_NOT_FOUND : GK_EXIT_NOT_EXECUTABLE;
     child_fail(fifo, GK_STAGE_EXEC, err, "exec", s->argv[0], code);
@@ -477,8 +482,10 @@ int gk_spawn(const struct gk_spawn *spec, gk_before_go_fn before_go, void *ctx,
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
+    gk_mark(GK_MARK_CLONE);
     long pid = syscall(SYS_clone, (unsigned long)(spec->clone_flags | SIGCHLD), NULL, NULL, NULL, 0);
     if (pid == 0) {
+        gk_mark(GK_MARK_CHILD);
         close(sv[0]);
         child_main(spec, sv[1]);
     }

@@ -115,6 +115,9 @@ struct Run: ParsableCommand {
     @Option(name: .customLong("cgroup-parent"), help: ArgumentHelp("Parent of the container's cgroups (env GOCKER_CGROUP_PARENT; default gocker).", valueName: "path"))
     var cgroupParent: String?
 
+    @Flag(help: "Print how long each phase of the start took, on stderr after the run.")
+    var timings = false
+
     @Argument(help: ArgumentHelp("The image: name[:tag] or id.", valueName: "image"))
     var image: String
 
@@ -166,6 +169,7 @@ struct Run: ParsableCommand {
     }
 
     func run() throws {
+        if timings { Timings.printOnExit() }
         let request = try request()
         let engine = global.engine
         if request.detach {

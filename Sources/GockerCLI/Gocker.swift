@@ -8,10 +8,13 @@ import GockerRuntime
 /// are given as a runc-compatible runtime).
 public enum GockerMain {
     public static func main() -> Never {
+        Timings.begin()
         var args = Array(CommandLine.arguments.dropFirst())
         let invokedAs = CommandLine.arguments.first.map { $0.split(separator: "/").last.map(String.init) ?? $0 } ?? ""
         if invokedAs == "gocker-oci" { args.insert("oci", at: 0) }
-        exit(run(args))
+        let status = run(args)
+        Timings.finish()
+        exit(status)
     }
 
     /// Parses and runs one command line; returns the exit status.
@@ -19,6 +22,7 @@ public enum GockerMain {
         var command: any ParsableCommand
         do {
             command = try Gocker.parseAsRoot(args)
+            Timings.commandParsed()
         } catch {
             let code = Gocker.exitCode(for: error)
             if code == .success {
@@ -79,7 +83,7 @@ struct Gocker: ParsableCommand {
         groupedSubcommands: [
             CommandGroup(name: "Containers", subcommands: [
                 Run.self, Create.self, Start.self, Stop.self, Restart.self, Kill.self, Wait.self, Remove.self,
-                PS.self, Logs.self, Inspect.self, Stats.self, ContainerCommand.self,
+                PS.self, Logs.self, Inspect.self, Stats.self, ContainerCommand.self, Bench.self,
             ]),
             CommandGroup(name: "Images", subcommands: [Images.self, RemoveImages.self, Tag.self, Import.self, ImageCommand.self]),
             CommandGroup(name: "OCI runtime", subcommands: [OCI.self]),

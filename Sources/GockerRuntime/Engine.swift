@@ -130,6 +130,7 @@ public struct Engine: Sendable {
             throw GockerError(.invalidArgument, "conflicting options: --restart \(request.restart) and --rm")
         }
         let (image, _) = try images.resolve(request.image)
+        gk_mark(GK_MARK_IMAGE)
         let args = try ContainerSpec.commandLine(request: request, image: image.config)
 
         let id = Identifier.newContainerID()
@@ -147,6 +148,7 @@ public struct Engine: Sendable {
                 restartPolicy: request.restart, cgroupBackend: request.cgroupBackend, cgroupParent: request.cgroupParent,
                 logMaxSize: request.logMaxSize)
             try writeBundle(dir: dir, spec: spec, record: record, hostname: hostname, network: request.network)
+            gk_mark(GK_MARK_BUNDLE)
             return record
         } catch {
             try? remove(id: id, name: name)

@@ -91,6 +91,7 @@ public struct Runtime: Sendable {
         } else {
             cgroupPath = "\(try CgroupDriver.validatePath(cgroupParent))/\(id)"
         }
+        gk_mark(GK_MARK_CONFIG)
         let driver = try newDriver()
         let resources = spec.linux?.resources ?? Spec.Resources()
         _ = try driver.settings(for: resources)  // refuse what the host cannot do before anything is made
@@ -448,6 +449,7 @@ public struct Runtime: Sendable {
             try? delete(id: id, force: true)
             throw error
         }
+        gk_mark(GK_MARK_STARTED)
         let status: Int32
         if let terminal, let io {
             _ = gk_copy_winsize(io.windowSize, terminal)
@@ -461,6 +463,7 @@ public struct Runtime: Sendable {
         } else {
             status = gk_wait_forward(state.pid)
         }
+        gk_mark(GK_MARK_EXITED)
         let oom = state.cgroups.map { (driver(for: $0).stats($0)["memory.oom_kill"] ?? 0) > 0 } ?? false
         try? delete(id: id, force: true)
         if status < 0 {

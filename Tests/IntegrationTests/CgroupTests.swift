@@ -50,7 +50,7 @@ struct CgroupTests {
         #expect(box.contents(out).contains("Cpus_allowed_list:\t0\n"))
         kill(p.processIdentifier, SIGTERM)  // forwarded; sh as PID 1 ignores it, so:
         kill(pid_t(pid), SIGKILL)
-        p.waitUntilExit()
+        box.finish(p)
         #expect(p.terminationStatus == 137)
         for c in ["memory", "cpu", "pids", "cpuset"] {
             #expect(!FileManager.default.fileExists(atPath: "/sys/fs/cgroup/\(c)/\(path)"))
@@ -153,7 +153,7 @@ struct CgroupTests {
         #expect(table.stdout.hasPrefix("CONTAINER ID   NAME "))
         #expect(table.stdout.contains("stat1"))
         #expect(try box.gocker(["rm", "-f", "stat1"]).status == 0)
-        p.waitUntilExit()
+        box.finish(p)
         box.expectNothingLeft()
     }
 
@@ -163,11 +163,16 @@ struct CgroupTests {
         #expect(box.waitFor { box.contents(out).contains("ready") })
         let state = try #require(runningState(box))
         kill(p.processIdentifier, SIGKILL)
-        p.waitUntilExit()
+        box.finish(p)
         // The container outlives its gocker; then it ends too.
         #expect(!box.processesRootedHere().isEmpty)
-        kill(pid_t(state["pid"] as? Int ?? 0), SIGKILL)
-        #expect(box.waitFor { box.processesRootedHere().isEmpty })
+        let pid = pid_t(state["pid"] as? Int ?? 0)
+        kill(pid, SIGKILL)
+        // Gone for good: no /proc entry, or only a zombie's.
+        #expect(box.waitFor {
+            let stat = box.contents("/proc/\(pid)/stat")
+            return stat.isEmpty || stat.split(separator: ")").last?.dropFirst().first == "Z"
+        })
         #expect(!box.cgroupsLeft().isEmpty, "nobody has cleaned up yet")
         // Any gocker that looks at containers cleans up after the dead one.
         #expect(try box.gocker(["stats", "--no-stream"]).status == 0)

@@ -112,7 +112,7 @@ struct DefenceTests {
         let (p, out) = try box.start(["run", "--rm", "--init", "busybox", "sh", "-c", script])
         #expect(box.waitFor { box.contents(out).contains("ready") })
         kill(p.processIdentifier, SIGTERM)
-        p.waitUntilExit()
+        box.finish(p)
         #expect(box.contents(out).contains("trapped-TERM"))
         #expect(p.terminationStatus == 3)
         box.expectNothingLeft()

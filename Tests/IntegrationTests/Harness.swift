@@ -109,6 +109,14 @@ final class Sandbox {
         return (p, outFile)
     }
 
+    /// The terminal test's ^C and ^D, or a stuck container, must never hang
+    /// the suite: a helper that waits for a background gocker at most
+    /// `seconds`, then kills it.
+    func finish(_ p: Process, within seconds: Double = 20) {
+        if !waitFor(seconds, { !p.isRunning }) { kill(p.processIdentifier, SIGKILL) }
+        p.waitUntilExit()
+    }
+
     /// Polls until `condition` holds, for up to `seconds`.
     func waitFor(_ seconds: Double = 10, _ condition: () -> Bool) -> Bool {
         let deadline = Date().addingTimeInterval(seconds)

@@ -170,7 +170,7 @@ struct LifecycleTests {
         let (p, out) = try box.start(["run", "--name", "attached", "busybox", "sh", "-c", "echo ready; sleep 60"])
         #expect(box.waitFor { box.contents(out).contains("ready") })
         kill(p.processIdentifier, SIGKILL)
-        p.waitUntilExit()
+        box.finish(p)
         #expect(try ps(box).first?["Names"] == "attached")
         #expect(try box.gocker(["rm", "-f", "attached"]).status == 0)
         box.expectNothingLeft()
@@ -179,14 +179,14 @@ struct LifecycleTests {
     @Test func concurrentDetachedContainers() throws {
         let box = try Sandbox()
         let starts = try (0..<20).map { _ in try box.start(["run", "-d", "busybox", "sleep", "30"]) }
-        for (p, _) in starts { p.waitUntilExit(); #expect(p.terminationStatus == 0) }
+        for (p, _) in starts { box.finish(p); #expect(p.terminationStatus == 0) }
         let ids = starts.map { box.contents($0.outFile).trimmingCharacters(in: .whitespacesAndNewlines) }
         #expect(Set(ids).count == 20 && ids.allSatisfy { $0.count == 64 })
         let rows = try ps(box)
         #expect(rows.count == 20)
         #expect(Set(rows.compactMap { $0["Names"] }).count == 20)
         let removals = try ids.map { try box.start(["rm", "-f", $0]) }
-        for (p, _) in removals { p.waitUntilExit(); #expect(p.terminationStatus == 0) }
+        for (p, _) in removals { box.finish(p); #expect(p.terminationStatus == 0) }
         #expect(box.waitFor { box.processesRootedHere().isEmpty })
         box.expectNothingLeft()
     }

@@ -149,7 +149,7 @@ struct RunTests {
         })
         #expect(pid > 0)
         kill(pid, SIGKILL)
-        p.waitUntilExit()
+        box.finish(p)
         #expect(p.terminationStatus == 137)
         box.expectNothingLeft()
     }
@@ -160,7 +160,7 @@ struct RunTests {
         let (p, out) = try box.start(["run", "--rm", "busybox", "sh", "-c", script])
         #expect(box.waitFor { box.contents(out).contains("ready") })
         kill(p.processIdentifier, SIGTERM)
-        p.waitUntilExit()
+        box.finish(p)
         #expect(box.contents(out).contains("trapped-TERM"))
         #expect(p.terminationStatus == 3)
         box.expectNothingLeft()
@@ -197,7 +197,7 @@ struct RunTests {
     @Test func concurrentFirstRunsBuildTheImageOnce() throws {
         let box = try Sandbox()
         let runs = try (0..<3).map { _ in try box.start(["run", "--rm", "busybox", "true"]) }
-        for (p, _) in runs { p.waitUntilExit(); #expect(p.terminationStatus == 0) }
+        for (p, _) in runs { box.finish(p); #expect(p.terminationStatus == 0) }
         #expect(box.list(box.dataRoot + "/image/layers").count == 1)
         #expect(box.list(box.dataRoot + "/image/images").count == 1)
         box.expectNothingLeft()
@@ -216,7 +216,7 @@ struct HarnessTests {
         #expect(!box.list(box.stateRoot).isEmpty)
         #expect(!box.list(box.dataRoot + "/containers").isEmpty)
         kill(p.processIdentifier, SIGKILL)  // gocker itself: the container lives on
-        p.waitUntilExit()
+        box.finish(p)
         #expect(!box.processesRootedHere().isEmpty)
         for pid in box.processesRootedHere() { kill(pid, SIGKILL) }
         #expect(box.waitFor { box.processesRootedHere().isEmpty })

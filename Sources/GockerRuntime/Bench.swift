@@ -1,0 +1,398 @@
+import Glibc
+import GockerCgroups
+import GockerCore
+
+/// `gocker bench`: container start latency, measured from outside. Every
+/// start is an external process timed from posix_spawn to waitpid, the
+/// container's removal included, so that gocker's docker-like `run --rm`,
+/// `gocker oci run` on a bundle and any runc-compatible runtime on the same
+/// bundle are measured alike. Rows take turns (A B C A B C), so that drift
+/// on a noisy machine hits them all.
+public struct Bench: Sendable {
+    /// What a row starts.
+    public enum Target: Sendable, Equatable {
+        /// `gocker run --rm FLAGS busybox true`
+        case run(flags: [String])
+        /// `gocker oci run --bundle B ID`
+        case oci
+        /// `NAME --root DIR run --bundle B ID`: runc, crun or any
+        /// runc-compatible binary, by name (found in $PATH) or path.
+        case runtime(String)
+    }
+
+    public struct Row: Sendable, Equatable {
+        public var runtime: String
+        public var name: String
+        public var target: Target
+        /// Memory, CPU and pids limits (`limitFlags`; in a bundle the
+        /// resources they make).
+        public var limits: Bool
+    }
+
+    /// The limits of the "limits" rows, as docker's flags.
+    public static let limitFlags = ["-m", "64m", "--cpus", "0.5", "--pids-limit", "100"]
+
+    /// The rows: gocker's `run --rm`, `gocker oci run` and each runtime;
+    /// with `matrix` also the cgroupfs backend, limits, and the host network.
+    public static func rows(runtimes: [String], matrix: Bool) -> [Row] {
+        var rows = [Row(runtime: "gocker", name: "gocker run --rm", target: .run(flags: []), limits: false)]
+        if matrix {
+            rows.append(Row(runtime: "gocker", name: "gocker run --rm cgroupfs",
+                            target: .run(flags: ["--cgroup-backend=cgroupfs"]), limits: false))
+            rows.append(Row(runtime: "gocker", name: "gocker run --rm limits", target: .run(flags: limitFlags), limits: true))
+            rows.append(Row(runtime: "gocker", name: "gocker run --rm cgroupfs limits",
+                            target: .run(flags: ["--cgroup-backend=cgroupfs"] + limitFlags), limits: true))
+            rows.append(Row(runtime: "gocker", name: "gocker run --rm --network host",
+                            target: .run(flags: ["--network", "host"]), limits: false))
+        }
+        let bundleTargets: [(String, Target)] = [("gocker oci", .oci)] + runtimes.map { ($0, .runtime($0)) }
+        for (runtime, target) in bundleTargets {
+            rows.append(Row(runtime: runtime, name: "\(runtime) run", target: target, limits: false))
+            if matrix {
+                rows.append(Row(runtime: runtime, name: "\(runtime) run limits", target: target, limits: true))
+            }
+        }
+        return rows
+    }
+
+    public struct Options: Sendable {
+        public var count = 100
+        public var warmup = 1
+        /// Starts at a time, per row.
+        public var parallel = 1
+        public var runtimes: [String] = []
+        public var matrix = false
+        public var dataRoot: String
+        public var stateRoot: String
+        /// The gocker binary under test (default: this one).
+        public var gocker: String
+
+        public init(dataRoot: String, stateRoot: String, gocker: String) {
+            self.dataRoot = dataRoot
+            self.stateRoot = stateRoot
+            self.gocker = gocker
+        }
+    }
+
+    public let options: Options
+
+    public init(_ options: Options) { self.options = options }
+
+    /// The binary this process runs.
+    public static func selfPath() -> String {
+        var buf = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+        let n = readlink("/proc/self/exe", &buf, buf.count - 1)
+        return n > 0 ? String(decoding: buf[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self) : "/proc/self/exe"
+    }
+
+    // MARK: running
+
+    /// A row while it runs.
+    final class RowRun {
+        let row: Row
+        let index: Int
+        /// The executable (nil: not found, see `setupError`).
+        var path: String?
+        var setupError: String?
+        /// One bundle per slot (parallel starts need cgroups of their own).
+        var bundles: [String] = []
+        var cgroupPaths: [String] = []
+        var runtimeRoot: String?
+        var env: [String] = []
+        var samples: [BenchSample] = []
+        var measured = 0
+        var warmed = 0
+        var failed = false
+        var wallNs: UInt64 = 0
+        var phaseSums: [String: Double] = [:]
+        var timedStarts = 0
+
+        init(row: Row, index: Int) {
+            self.row = row
+            self.index = index
+        }
+
+        var isGocker: Bool {
+            if case .runtime = row.target { return false }
+            return true
+        }
+
+        /// The command of one start.
+        func command(gocker: String, id: String, slot: Int) -> [String] {
+            switch row.target {
+            case .run(let flags): return [gocker, "run", "--rm"] + flags + ["busybox", "true"]
+            case .oci: return [gocker, "oci", "run", "--bundle", bundles[slot], id]
+            case .runtime(let name): return [name, "--root", runtimeRoot!, "run", "--bundle", bundles[slot], id]
+            }
+        }
+
+        /// How to remove what a failed start may have left.
+        func cleanupCommand(gocker: String, id: String) -> [String]? {
+            switch row.target {
+            case .run: return nil  // `run --rm` removes its container itself, also on failure
+            case .oci: return [gocker, "oci", "delete", "--force", id]
+            case .runtime(let name): return [name, "--root", runtimeRoot!, "delete", "--force", id]
+            }
+        }
+    }
+
+    /// One start in flight.
+    struct InFlight {
+        let row: RowRun
+        let slot: Int
+        let id: String
+        let warmup: Bool
+        let index: Int
+        let start: UInt64
+    }
+
+    /// Runs the bench. A signal (INT, TERM, HUP) ends it after the starts in
+    /// flight, with what was measured until then; everything it made (the
+    /// scratch directory, containers of failed starts) is removed in any case.
+    public func run(progress: (String) -> Void = { _ in }) throws(GockerError) -> BenchResult {
+        let oldMask = BenchProcess.blockStopSignals()
+        defer { BenchProcess.restoreSignals(oldMask) }
+        let scratch = try makeScratch()
+        var runs: [RowRun] = []
+        defer { cleanUp(scratch: scratch, runs: runs) }
+
+        let engine = Engine(dataRoot: options.dataRoot, stateRoot: options.stateRoot)
+        let (image, _) = try engine.images.resolve("busybox")
+        try prepareRootfs(scratch: scratch, layers: image.layers.map(engine.images.layerPath))
+        let etc = try prepareEtc(scratch: scratch)
+        let baseEnv = BenchProcess.environment().filter { e in
+            !["GOCKER_DATA_ROOT=", "GOCKER_STATE_ROOT=", Timings.fileVariable + "="].contains { e.hasPrefix($0) }
+        } + ["GOCKER_DATA_ROOT=\(options.dataRoot)", "GOCKER_STATE_ROOT=\(options.stateRoot)"]
+        let cgroupParent = try CgroupDriver.validatePath(Runtime(stateRoot: options.stateRoot).cgroupParent)
+
+        for (i, row) in Self.rows(runtimes: options.runtimes, matrix: options.matrix).enumerated() {
+            let r = RowRun(row: row, index: i)
+            runs.append(r)
+            r.env = baseEnv
+            switch row.target {
+            case .run, .oci:
+                r.path = options.gocker
+            case .runtime(let name):
+                r.path = BenchProcess.lookup(name)
+                if r.path == nil { r.setupError = "\(name): executable file not found in $PATH" }
+                r.runtimeRoot = "\(scratch)/root-\(i)"
+                try performing("create \(r.runtimeRoot!)") { () throws(SystemCallError) in
+                    try Sys.mkdirAll(r.runtimeRoot!, mode: 0o700)
+                }
+            }
+            if case .run = row.target { continue }
+            for slot in 0..<options.parallel {
+                let cgroupsPath = "/\(cgroupParent)/gocker-bench-\(getpid())-\(i)-\(slot)"
+                let bundle = "\(scratch)/bundle-\(i)-\(slot)"
+                let spec = try bundleSpec(image: image, etc: etc, rootfs: scratch + "/rootfs",
+                                          cgroupsPath: cgroupsPath, limits: row.limits)
+                try performing("write bundle \(bundle)") { () throws(SystemCallError) in
+                    try Sys.mkdirAll(bundle, mode: 0o700)
+                    try Sys.writeFileAtomic(bundle + "/config.json", JSON.encode(spec, pretty: true))
+                }
+                r.bundles.append(bundle)
+                r.cgroupPaths.append(cgroupsPath)
+            }
+        }
+
+        var interruptedBy: Int32?
+        let total = options.warmup + options.count
+        progress("gocker bench: \(runs.count) rows, \(options.warmup) warm-up + \(options.count) starts each, \(options.parallel) at a time")
+        rounds: while true {
+            var any = false
+            for r in runs where !r.failed && r.warmed + r.measured < total {
+                any = true
+                let warm = r.warmed < options.warmup
+                let k = warm ? min(options.parallel, options.warmup - r.warmed)
+                             : min(options.parallel, options.count - r.measured)
+                wave(r, size: k, warmup: warm, scratch: scratch)
+                if let s = BenchProcess.pendingStopSignal() {
+                    interruptedBy = s
+                    break rounds
+                }
+            }
+            if !any { break }
+        }
+        return result(runs, interruptedBy: interruptedBy)
+    }
+
+    /// `size` starts of one row at once, each timed from its spawn to its reap.
+    func wave(_ r: RowRun, size: Int, warmup: Bool, scratch: String) {
+        var prepared: [(BenchProcess.Prepared?, String, [String])] = []
+        // gocker's rows write their phases to a pipe (descriptor 3), not to
+        // a file: no disk work is added to the starts being timed.
+        var pipes: [(read: Int32, write: Int32)?] = []
+        defer { for p in pipes { if let p { Sys.close(p.read); Sys.close(p.write) } } }
+        for slot in 0..<size {
+            let index = warmup ? r.warmed + slot : r.measured + slot
+            let id = "gocker-bench-\(getpid())-\(r.index)-\(warmup ? "w" : "")\(index)"
+            let argv = r.command(gocker: options.gocker, id: id, slot: slot)
+            var env = r.env
+            let pipe = r.isGocker ? BenchProcess.timingsPipe() : nil
+            pipes.append(pipe)
+            if pipe != nil { env.append("\(Timings.fileVariable)=/dev/fd/3") }
+            let p = r.path.map {
+                BenchProcess.Prepared(path: $0, argv: argv, env: env, stderrPath: "\(scratch)/stderr-\(slot)", fd3: pipe?.write)
+            }
+            prepared.append((p, id, argv))
+        }
+        var inFlight: [pid_t: InFlight] = [:]
+        var done: [(InFlight, ms: Double?, ok: Bool, error: String?)] = []
+        let waveStart = BenchProcess.now()
+        for (slot, (p, id, _)) in prepared.enumerated() {
+            let index = warmup ? r.warmed + slot : r.measured + slot
+            let start = BenchProcess.now()
+            let flight = InFlight(row: r, slot: slot, id: id, warmup: warmup, index: index, start: start)
+            guard let p else {
+                done.append((flight, nil, false, r.setupError))
+                continue
+            }
+            let (pid, e) = p.spawn()
+            if let w = pipes[slot]?.write {
+                Sys.close(w)
+                pipes[slot]?.write = -1
+            }
+            if e != 0 {
+                let ms = Double(BenchProcess.now() - start) / 1e6
+                done.append((flight, ms, false, "exec \(p.path): \(errnoText(e))"))
+            } else {
+                inFlight[pid] = flight
+            }
+        }
+        var waveEnd = BenchProcess.now()
+        while !inFlight.isEmpty, let (pid, status, at) = BenchProcess.waitAny() {
+            guard let flight = inFlight.removeValue(forKey: pid) else { continue }
+            waveEnd = at
+            let ms = Double(at - flight.start) / 1e6
+            if status == 0 {
+                done.append((flight, ms, true, nil))
+            } else {
+                let code = Runtime.exitCode(status)
+                let line = BenchProcess.firstLine(of: "\(scratch)/stderr-\(flight.slot)")
+                let what = status & 0x7f != 0 ? "killed by signal \(status & 0x7f)" : "exit status \(code)"
+                done.append((flight, ms, false, line ?? what))
+            }
+        }
+        if !warmup { r.wallNs += waveEnd - waveStart }
+
+        for (flight, ms, ok, error) in done.sorted(by: { $0.0.slot < $1.0.slot }) {
+            r.samples.append(BenchSample(runtime: r.row.runtime, row: r.row.name, index: flight.index,
+                                         warmup: flight.warmup, ms: ms, ok: ok, error: error))
+            if ok && !warmup, let pipe = pipes[flight.slot],
+               let line = try? JSON.decode(Timings.Line.self, from: BenchProcess.drain(pipe.read), what: "timings") {
+                for p in line.phases { r.phaseSums[p.name, default: 0] += p.ms }
+                r.timedStarts += 1
+            }
+            if !ok, let cleanup = r.cleanupCommand(gocker: options.gocker, id: flight.id), let path = r.path {
+                BenchProcess.runQuietly(path: path, argv: cleanup, env: r.env)
+            }
+        }
+        if warmup { r.warmed += size } else { r.measured += size }
+        // A row whose first start fails is not tried again: a missing
+        // binary or a host it refuses fails the same way every time.
+        if let first = r.samples.first, !first.ok, r.samples.allSatisfy({ !$0.ok }) { r.failed = true }
+    }
+
+    func result(_ runs: [RowRun], interruptedBy: Int32?) -> BenchResult {
+        var summary: [BenchSummary] = []
+        for r in runs {
+            let measured = r.samples.filter { !$0.warmup }
+            let okMs = measured.filter(\.ok).compactMap(\.ms)
+            let stats = BenchStats(okMs)
+            let error = r.samples.first { !$0.ok }?.error ?? (r.failed ? "failed" : nil)
+            let phases = Timings.phaseNames.compactMap { name -> BenchSummary.PhaseSum? in
+                guard let total = r.phaseSums[name], r.timedStarts > 0 else { return nil }
+                return BenchSummary.PhaseSum(name: name, total: total, mean: total / Double(r.timedStarts))
+            }
+            let throughput = r.wallNs > 0 && !okMs.isEmpty ? Double(okMs.count) / (Double(r.wallNs) / 1e9) : nil
+            let firstCommand = r.command(gocker: options.gocker, id: "gocker-bench-\(getpid())-\(r.index)-0", slot: 0)
+            summary.append(BenchSummary(
+                runtime: r.row.runtime, row: r.row.name, command: firstCommand, n: okMs.count,
+                failedStarts: r.samples.filter { !$0.ok }.count, failed: stats == nil, error: error, stats: stats,
+                ratio: nil, throughput: throughput, phases: phases))
+        }
+        if let base = summary.first?.stats?.p50, base > 0 {
+            for i in summary.indices { summary[i].ratio = summary[i].stats.map { $0.p50 / base } }
+        }
+        return BenchResult(machine: BenchResult.machineNow(), gocker: options.gocker, count: options.count,
+                           warmup: options.warmup, parallel: options.parallel, interruptedBy: interruptedBy,
+                           summary: summary, samples: runs.flatMap(\.samples))
+    }
+
+    // MARK: the bundle
+
+    /// The scratch directory: `<data-root>/tmp/bench-XXXXXX`.
+    func makeScratch() throws(GockerError) -> String {
+        let parent = options.dataRoot + "/tmp"
+        try performing("create \(parent)") { () throws(SystemCallError) in try Sys.mkdirAll(parent, mode: 0o700) }
+        var template = Array("\(parent)/bench-XXXXXX".utf8CString)
+        guard let p = mkdtemp(&template) else {
+            throw GockerError(.system, "create the bench's scratch directory",
+                              cause: SystemCallError("mkdtemp", path: parent, errno: errno))
+        }
+        return String(cString: p)
+    }
+
+    /// The image's layers copied, in order, to `<scratch>/rootfs`: a plain
+    /// root filesystem every runtime can use.
+    func prepareRootfs(scratch: String, layers: [String]) throws(GockerError) {
+        let rootfs = scratch + "/rootfs"
+        try performing("create \(rootfs)") { () throws(SystemCallError) in try Sys.mkdirAll(rootfs) }
+        for layer in layers {
+            _ = try Sys.output(of: ["/bin/cp", "-a", layer + "/.", rootfs + "/"])
+        }
+    }
+
+    /// /etc/hostname, /etc/hosts and /etc/resolv.conf to bind into the
+    /// containers, as `gocker run` writes them for a container.
+    func prepareEtc(scratch: String) throws(GockerError) -> String {
+        let etc = scratch + "/etc"
+        try performing("create \(etc)") { () throws(SystemCallError) in
+            try Sys.mkdirAll(etc)
+            try Sys.writeFileAtomic(etc + "/hostname", Array("bench\n".utf8))
+            try Sys.writeFileAtomic(etc + "/hosts", Array("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n".utf8))
+            try Sys.writeFileAtomic(etc + "/resolv.conf", (try? Sys.readFile("/etc/resolv.conf")) ?? [])
+        }
+        return etc
+    }
+
+    /// The OCI config of the bundle rows: the one `gocker run --rm busybox
+    /// true` makes (namespaces, mounts, capabilities, masked paths, device
+    /// rules, resources), with a plain root directory instead of gocker's
+    /// overlay, none of gocker's annotations, and an explicit cgroupsPath,
+    /// so that every runtime is asked for exactly the same.
+    func bundleSpec(image: ImageRecord, etc: String, rootfs: String, cgroupsPath: String,
+                    limits: Bool) throws(GockerError) -> Spec {
+        var request = RunRequest(image: "busybox")
+        request.command = ["true"]
+        request.autoRemove = true
+        if limits {
+            request.resources.memory = "64m"
+            request.resources.cpus = "0.5"
+            request.resources.pidsLimit = 100
+        }
+        let env = ContainerSpec.environment(image: image.config.Env ?? [], hostname: "bench", request: [])
+        var spec = try ContainerSpec.build(request: request, image: image, layerPaths: [], containerDir: etc,
+                                           hostname: "bench", env: env, args: ["true"])
+        spec.root = Spec.Root(path: rootfs, readonly: false)
+        spec.annotations = nil
+        spec.linux?.cgroupsPath = cgroupsPath
+        return spec
+    }
+
+    // MARK: cleaning up
+
+    /// Removes what the bench made: containers a failed start may have left
+    /// (their runtimes' `delete --force`, already run after each failure),
+    /// any group left at the bundles' cgroupsPaths, and the scratch directory.
+    func cleanUp(scratch: String, runs: [RowRun]) {
+        let hierarchies = (try? Sys.listDirectory("/sys/fs/cgroup")) ?? []
+        for r in runs {
+            for path in r.cgroupPaths {
+                for h in hierarchies { _ = rmdir("/sys/fs/cgroup/\(h)\(path)") }
+            }
+        }
+        try? Sys.removeAll(scratch)
+        _ = rmdir(options.dataRoot + "/tmp")  // only when empty
+    }
+}

@@ -1,0 +1,144 @@
+import CGockerCore
+import Glibc
+import GockerCore
+
+/// The phases of one gocker invocation that starts a container, from the C
+/// core's monotonic marks (csrc/include/gocker_timings.h): `gocker run
+/// --timings` prints them on stderr after the run; with GOCKER_TIMINGS_FILE
+/// set, gocker appends them as one JSON line to that file (which is how
+/// `gocker bench` collects them from every start it times).
+public enum Timings {
+    public struct Phase: Codable, Sendable, Equatable {
+        public var name: String
+        public var ms: Double
+
+        public init(name: String, ms: Double) {
+            self.name = name
+            self.ms = ms
+        }
+    }
+
+    /// One invocation's phases, as written to GOCKER_TIMINGS_FILE.
+    public struct Line: Codable, Sendable, Equatable {
+        public var phases: [Phase]
+        public var total: Double
+    }
+
+    public static let fileVariable = "GOCKER_TIMINGS_FILE"
+
+    /// The phase that ends at each mark: the time since the previous mark
+    /// that was reached belongs to it. Marks a command does not pass (the
+    /// image of `gocker oci run`) are skipped, their time going to the next.
+    static let phaseEndingAt: [(mark: gk_timing_mark, phase: String)] = [
+        (GK_MARK_PARSED, "arguments"),
+        (GK_MARK_IMAGE, "image"),
+        (GK_MARK_BUNDLE, "config and bundle"),
+        (GK_MARK_CONFIG, "config and bundle"),
+        (GK_MARK_CLONE, "cgroups"),
+        (GK_MARK_CHILD, "clone and namespaces"),
+        (GK_MARK_GO, "cgroups"),
+        (GK_MARK_PIVOTED, "rootfs and pivot_root"),
+        (GK_MARK_READY, "mounts, devices, user"),
+        (GK_MARK_EXEC, "state and start"),
+        (GK_MARK_STARTED, "exec"),
+        (GK_MARK_EXITED, "run and wait"),
+        (GK_MARK_END, "teardown"),
+    ]
+
+    /// Every phase name, in the order a start passes them.
+    public static let phaseNames: [String] = phaseEndingAt.reduce(into: []) { names, p in
+        if !names.contains(p.phase) { names.append(p.phase) }
+    }
+
+    /// The phases of a list of marks (nanoseconds by gk_timing_mark, 0 when
+    /// not reached), each summed over its segments, in the order of
+    /// `phaseNames`; a phase without any segment is left out.
+    public static func phases(marks: [UInt64]) -> Line {
+        var sums: [String: UInt64] = [:]
+        var previous = marks.indices.contains(Int(GK_MARK_START.rawValue)) ? marks[Int(GK_MARK_START.rawValue)] : 0
+        var first = previous
+        for (mark, phase) in phaseEndingAt {
+            let i = Int(mark.rawValue)
+            guard i < marks.count, marks[i] != 0 else { continue }
+            if previous != 0 && marks[i] >= previous {
+                sums[phase, default: 0] += marks[i] - previous
+            }
+            if first == 0 { first = marks[i] }
+            previous = marks[i]
+        }
+        let phases = phaseNames.compactMap { name in sums[name].map { Phase(name: name, ms: Double($0) / 1e6) } }
+        let total = previous >= first ? Double(previous - first) / 1e6 : 0
+        return Line(phases: phases, total: total)
+    }
+
+    /// This process's marks so far.
+    public static func currentMarks() -> [UInt64] {
+        (0..<GK_MARK_COUNT.rawValue).map { gk_mark_ns(gk_timing_mark(rawValue: $0)) }
+    }
+
+    /// Set by `--timings`: print the phases on stderr at exit.
+    nonisolated(unsafe) static var printAtExit = false
+    nonisolated(unsafe) static var file: String?
+
+    /// At the top of main: the first mark; GOCKER_TIMINGS_FILE turns the
+    /// child's marks on.
+    public static func begin() {
+        gk_mark(GK_MARK_START)
+        if let f = Sys.env(fileVariable), !f.isEmpty {
+            file = f
+            _ = gk_timings_share()
+        }
+    }
+
+    /// After the command line is parsed.
+    public static func commandParsed() { gk_mark(GK_MARK_PARSED) }
+
+    /// `--timings`: the phases go to stderr once the command is done.
+    public static func printOnExit() {
+        printAtExit = true
+        _ = gk_timings_share()
+    }
+
+    /// At the end of main: the last mark, then the report asked for.
+    public static func finish() {
+        guard printAtExit || file != nil else { return }
+        gk_mark(GK_MARK_END)
+        let line = phases(marks: currentMarks())
+        guard line.phases.count > 1 else { return }  // no container was started
+        if printAtExit {
+            let text = render(line)
+            _ = text.withCString { write(2, $0, strlen($0)) }
+        }
+        if let file {
+            let fd = Glibc.open(file, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
+            if fd >= 0 {
+                try? Sys.writeAll(fd, Array(json(line).utf8), path: file)
+                Sys.close(fd)
+            }
+        }
+    }
+
+    /// One line per phase, milliseconds with three decimals, then the total.
+    public static func render(_ line: Line) -> String {
+        let width = max(22, (line.phases.map(\.name.count).max() ?? 0) + 2)
+        func row(_ name: String, _ ms: Double) -> String {
+            let value = fixed(ms, 3)
+            return name + String(repeating: " ", count: max(1, width - name.count + 10 - value.count)) + value + " ms\n"
+        }
+        return line.phases.map { row($0.name, $0.ms) }.joined() + row("total", line.total)
+    }
+
+    /// The JSON line, written by hand: the names are fixed ASCII, and no
+    /// encoder is set up at the end of a timed start.
+    static func json(_ line: Line) -> String {
+        let phases = line.phases.map { #"{"name":"\#($0.name)","ms":\#(fixed($0.ms, 6))}"# }.joined(separator: ",")
+        return #"{"phases":[\#(phases)],"total":\#(fixed(line.total, 6))}"# + "\n"
+    }
+
+    /// C's "%.Nf".
+    public static func fixed(_ value: Double, _ decimals: Int) -> String {
+        var buf = [CChar](repeating: 0, count: 64)
+        _ = withVaList([Int32(decimals), value]) { vsnprintf(&buf, buf.count, "%.*f", $0) }
+        return String(decoding: buf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+}

@@ -1,0 +1,104 @@
+import FoundationEssentials
+import GockerCore
+import Testing
+@testable import GockerRuntime
+
+struct BenchPlanTests {
+    @Test func defaultRows() {
+        let rows = Bench.rows(runtimes: ["runc", "/opt/crun"], matrix: false)
+        #expect(rows.map(\.name) == ["gocker run --rm", "gocker oci run", "runc run", "/opt/crun run"])
+        #expect(rows[0].target == .run(flags: []))
+        #expect(rows[1].target == .oci)
+        #expect(rows[3].target == .runtime("/opt/crun") && rows[3].runtime == "/opt/crun")
+        #expect(rows.allSatisfy { !$0.limits })
+    }
+
+    @Test func theMatrix() {
+        let rows = Bench.rows(runtimes: ["runc"], matrix: true)
+        #expect(rows.map(\.name) == [
+            "gocker run --rm", "gocker run --rm cgroupfs", "gocker run --rm limits", "gocker run --rm cgroupfs limits",
+            "gocker run --rm --network host", "gocker oci run", "gocker oci run limits", "runc run", "runc run limits",
+        ])
+        #expect(rows[3].target == .run(flags: ["--cgroup-backend=cgroupfs"] + Bench.limitFlags))
+        #expect(rows.filter(\.limits).count == 4)
+    }
+
+    @Test func percentilesInterpolate() throws {
+        let s = try #require(BenchStats((1...100).map(Double.init).reversed()))
+        #expect(s.min == 1 && s.max == 100 && s.total == 5050 && s.mean == 50.5)
+        #expect(s.p50 == 50.5)
+        #expect(abs(s.p99 - 99.01) < 1e-9)
+        #expect(BenchStats([]) == nil)
+        #expect(BenchStats([7])?.p99 == 7)
+    }
+
+    @Test func theBundleIsWhatRunAsksFor() throws {
+        let bench = Bench(Bench.Options(dataRoot: "/d", stateRoot: "/s", gocker: "/g"))
+        let image = ImageRecord(id: "x", layers: [], config: ImageConfig(Env: ["PATH=/bin"]), created: "")
+        let spec = try bench.bundleSpec(image: image, etc: "/b/etc", rootfs: "/b/rootfs", cgroupsPath: "/p/c1", limits: true)
+        #expect(spec.root == Spec.Root(path: "/b/rootfs", readonly: false))
+        #expect(spec.annotations == nil)
+        #expect(spec.linux?.cgroupsPath == "/p/c1")
+        #expect(spec.process?.args == ["true"])
+        #expect(spec.linux?.resources?.memory?.limit == 64 << 20)
+        #expect(spec.linux?.resources?.pids?.limit == 100)
+        #expect(spec.linux?.namespaces?.map(\.type).sorted() == ["ipc", "mount", "network", "pid", "uts"])
+        #expect(spec.mounts?.contains { $0.destination == "/etc/hosts" && $0.source == "/b/etc/hosts" } == true)
+    }
+}
+
+struct BenchReportTests {
+    func result() -> BenchResult {
+        let ok = BenchStats([10, 11, 12, 30])!
+        return BenchResult(
+            machine: .init(kernel: "6.1.0-test", cpus: 2, date: "2026-01-02T03:04:05.6Z"), gocker: "/g",
+            count: 4, warmup: 1, parallel: 1, interruptedBy: nil,
+            summary: [
+                BenchSummary(runtime: "gocker", row: "gocker run --rm", command: ["/g"], n: 4, failedStarts: 0,
+                             failed: false, error: nil, stats: ok, ratio: 1, throughput: 80,
+                             phases: [.init(name: "exec", total: 4, mean: 1)]),
+                BenchSummary(runtime: "crun", row: "crun run", command: ["crun"], n: 0, failedStarts: 1,
+                             failed: true, error: "cgroups in hybrid mode <not> supported & more", stats: nil,
+                             ratio: nil, throughput: nil, phases: []),
+            ],
+            samples: [BenchSample(runtime: "crun", row: "crun run", index: 0, warmup: true, ms: nil, ok: false, error: "x")])
+    }
+
+    @Test func theTable() {
+        let t = result().table()
+        #expect(t.contains("Linux 6.1.0-test, 2 CPUs"))
+        let lines = t.split(separator: "\n")
+        let header = try! #require(lines.first { $0.hasPrefix("runtime/row") })
+        for column in ["n", "p50", "p90", "p99", "min", "max", "total", "starts/s", "ratio"] {
+            #expect(header.split(separator: " ").contains(Substring(column)))
+        }
+        #expect(lines.contains { $0.hasPrefix("gocker run --rm") && $0.contains("11.50") && $0.hasSuffix("1.00x") })
+        #expect(lines.contains { $0.hasPrefix("crun run") && $0.contains("failed: cgroups in hybrid mode") })
+        #expect(lines.contains { $0.hasPrefix("exec") && $0.hasSuffix("1.000") })
+    }
+
+    @Test func everyFieldInTheJSONNullsIncluded() throws {
+        let text = String(decoding: JSON.encode(result()), as: UTF8.self)
+        #expect(text.contains(#""ms":null"#))
+        #expect(text.contains(#""p50":null"#))
+        #expect(text.contains(#""ratio":null"#))
+        let back = try JSON.decode(BenchResult.self, from: Array(text.utf8), what: "bench")
+        #expect(back == result())
+    }
+
+    @Test func theChart() {
+        let svg = result().svg()
+        #expect(svg.hasPrefix("<svg ") && svg.hasSuffix("</svg>\n"))
+        #expect(svg.contains("Linux 6.1.0-test · 2 CPUs · 2026-01-02 03:04 UTC"))
+        #expect(svg.contains("&lt;not&gt; supported &amp; more"))
+        #expect(!svg.contains("<not>"))
+        #expect(svg.contains("milliseconds"))
+    }
+
+    @Test func niceAxis() {
+        #expect(BenchResult.niceStep(3.3) == 5)
+        #expect(BenchResult.niceStep(0.7) == 1)
+        #expect(BenchResult.niceStep(12) == 20)
+        #expect(BenchResult.niceCeiling(21, margin: 1) == 25)
+    }
+}

@@ -1,0 +1,54 @@
+import CGockerCore
+import FoundationEssentials
+import GockerCore
+import Testing
+@testable import GockerRuntime
+
+struct TimingsTests {
+    /// Marks 1 ms apart, in the order a `gocker run` passes them.
+    func marks(skipping skipped: Set<UInt32> = []) -> [UInt64] {
+        (0..<GK_MARK_COUNT.rawValue).map { skipped.contains($0) ? 0 : 1_000_000_000 + UInt64($0) * 1_000_000 }
+    }
+
+    @Test func everyPhaseOfARunAndTheTotal() {
+        let line = Timings.phases(marks: marks())
+        #expect(line.phases.map(\.name) == Timings.phaseNames)
+        // Two segments each: config and bundle (BUNDLE, CONFIG), cgroups (CLONE, GO).
+        let ms = Dictionary(uniqueKeysWithValues: line.phases.map { ($0.name, $0.ms) })
+        #expect(ms["arguments"] == 1 && ms["image"] == 1 && ms["teardown"] == 1)
+        #expect(ms["config and bundle"] == 2 && ms["cgroups"] == 2)
+        #expect(line.total == Double(GK_MARK_END.rawValue))
+        #expect(line.phases.reduce(0) { $0 + $1.ms } == line.total)
+    }
+
+    @Test func aMarkNotReachedGivesItsTimeToTheNext() {
+        // `gocker oci run`: no image, no bundle of its own.
+        let line = Timings.phases(marks: marks(skipping: [GK_MARK_IMAGE.rawValue, GK_MARK_BUNDLE.rawValue]))
+        #expect(!line.phases.contains { $0.name == "image" })
+        #expect(line.phases.first { $0.name == "config and bundle" }?.ms == 3)
+        #expect(line.total == Double(GK_MARK_END.rawValue))
+    }
+
+    @Test func renderedOneLinePerPhaseThenTheTotal() {
+        let text = Timings.render(Timings.Line(phases: [.init(name: "arguments", ms: 0.4123), .init(name: "exec", ms: 12)],
+                                               total: 12.4123))
+        let lines = text.split(separator: "\n")
+        #expect(lines.count == 3)
+        #expect(lines[0].hasPrefix("arguments ") && lines[0].hasSuffix(" 0.412 ms"))
+        #expect(lines[1].hasSuffix(" 12.000 ms"))
+        #expect(lines[2].hasPrefix("total ") && lines[2].hasSuffix(" 12.412 ms"))
+        #expect(Set(lines.map(\.count)).count == 1, "aligned")
+    }
+
+    @Test func theJSONLineDecodes() throws {
+        let line = Timings.Line(phases: [.init(name: "rootfs and pivot_root", ms: 0.25)], total: 1.5)
+        let text = Timings.json(line)
+        #expect(text.hasSuffix("}\n") && text.filter { $0 == "\n" }.count == 1)
+        #expect(try JSON.decode(Timings.Line.self, from: Array(text.utf8), what: "line") == line)
+    }
+
+    @Test func fixedDecimals() {
+        #expect(Timings.fixed(1.23456, 3) == "1.235")
+        #expect(Timings.fixed(2, 0) == "2")
+    }
+}

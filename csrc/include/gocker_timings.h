@@ -1,0 +1,60 @@
+/*
+ * Monotonic timestamps of one container start, for `gocker run --timings`
+ * and `gocker bench`.
+ *
+ * A mark is one clock_gettime(CLOCK_MONOTONIC) stored at a fixed slot:
+ * nothing is allocated and nothing is written anywhere else, so marks are
+ * always on, at the cost of a clock read each.
+ *
+ * The container's first process leaves some marks too (GK_MARK_CHILD to
+ * GK_MARK_EXEC). It runs in a copy of the parent's memory, so before clone
+ * gk_timings_share() moves the marks to one page mapped
+ * MAP_SHARED|MAP_ANONYMOUS, which the child inherits; the child then only
+ * calls clock_gettime (async-signal-safe) and stores into that page. Without
+ * gk_timings_share() (timings off) the child's marks land in its own copy
+ * and are lost, which costs it the clock reads alone. execve drops the page.
+ *
+ * The marks, in the order a foreground start passes them: a phase is the
+ * time between one mark that was reached and the next.
+ */
+#ifndef GOCKER_TIMINGS_H
+#define GOCKER_TIMINGS_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+enum gk_timing_mark {
+    GK_MARK_START = 0, /* main() entered */
+    GK_MARK_PARSED,    /* command line parsed */
+    GK_MARK_IMAGE,     /* run: request checked, image found (or built) */
+    GK_MARK_BUNDLE,    /* run: OCI config and bundle written */
+    GK_MARK_CONFIG,    /* create: config read, launch plan made; cgroups next */
+    GK_MARK_CLONE,     /* parent: groups made, spawn description packed; clone next */
+    GK_MARK_CHILD,     /* child: first instruction after clone */
+    GK_MARK_GO,        /* child: GO received (the parent put it in its groups) */
+    GK_MARK_PIVOTED,   /* child: root filesystem mounted, pivot_root done */
+    GK_MARK_READY,     /* child: mounts, devices, user, capabilities done; READY next */
+    GK_MARK_EXEC,      /* child: `start` opened the exec FIFO; execve next */
+    GK_MARK_STARTED,   /* parent: start saw the exec */
+    GK_MARK_EXITED,    /* parent: the container's process reaped */
+    GK_MARK_END,       /* parent: about to exit */
+    GK_MARK_COUNT
+};
+
+/* Stores the monotonic clock in `mark`'s slot. Async-signal-safe. */
+void gk_mark(enum gk_timing_mark mark);
+
+/* Maps the shared page and moves the marks there, so that the container's
+ * first process can report its own. Call before gk_spawn. 0 or -errno. */
+int gk_timings_share(void);
+
+/* The mark in nanoseconds of CLOCK_MONOTONIC, or 0 if it was not reached. */
+uint64_t gk_mark_ns(enum gk_timing_mark mark);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
