@@ -91,7 +91,12 @@ struct TerminalTests {
         #expect(pty.expect("\nafter-interrupt\r\n", after: mark), "\(pty.output)")
         #expect(p.isRunning)
 
-        // ^D ends the shell, and gocker with its status.
+        // ^D on an empty line ends the shell, and gocker with its status:
+        // first make sure the shell is idle at its prompt.
+        mark = pty.output.endIndex
+        pty.send("echo idle-now\n")
+        #expect(pty.expect("\nidle-now\r\n", after: mark), "\(pty.output)")
+        #expect(pty.expect("# ", after: pty.output.range(of: "\nidle-now\r\n", range: mark..<pty.output.endIndex)?.upperBound))
         pty.send("\u{04}")
         let deadline = Date().addingTimeInterval(10)
         while p.isRunning && Date() < deadline { usleep(20_000) }
