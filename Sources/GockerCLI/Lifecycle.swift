@@ -46,10 +46,8 @@ struct Start: ParsableCommand {
     }
 }
 
-struct Stop: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        abstract: "Stop running containers: SIGTERM, then SIGKILL after a grace period.")
-
+/// What `stop` and `restart` take.
+struct StopArguments: ParsableArguments {
     @OptionGroup var global: GlobalOptions
 
     @Option(name: [.short, .customLong("time")], help: ArgumentHelp("Seconds to wait before killing.", valueName: "seconds"))
@@ -57,27 +55,31 @@ struct Stop: ParsableCommand {
 
     @Argument(help: ArgumentHelp("Containers.", valueName: "container"))
     var containers: [String]
+}
+
+struct Stop: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Stop running containers: SIGTERM, then SIGKILL after a grace period.")
+
+    @OptionGroup var arguments: StopArguments
 
     func run() throws {
-        try eachContainer(containers) { ref throws(GockerError) in try global.engine.stop(ref, timeout: max(time, 0)) }
+        let engine = arguments.global.engine
+        try eachContainer(arguments.containers) { ref throws(GockerError) in
+            try engine.stop(ref, timeout: max(arguments.time, 0))
+        }
     }
 }
 
 struct Restart: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Restart one or more containers.")
 
-    @OptionGroup var global: GlobalOptions
-
-    @Option(name: [.short, .customLong("time")], help: ArgumentHelp("Seconds to wait before killing.", valueName: "seconds"))
-    var time: Int = 10
-
-    @Argument(help: ArgumentHelp("Containers.", valueName: "container"))
-    var containers: [String]
+    @OptionGroup var arguments: StopArguments
 
     func run() throws {
-        let engine = global.engine
-        try eachContainer(containers) { ref throws(GockerError) in
-            try engine.stop(ref, timeout: max(time, 0))
+        let engine = arguments.global.engine
+        try eachContainer(arguments.containers) { ref throws(GockerError) in
+            try engine.stop(ref, timeout: max(arguments.time, 0))
             var record = try engine.lookup(ref)
             try engine.startDetached(&record)
         }

@@ -117,6 +117,18 @@ final class Sandbox {
         p.waitUntilExit()
     }
 
+    /// Runs a container whose PID 1 traps TERM, sends TERM to gocker, and
+    /// checks that the trap ran: gocker passed the signal on.
+    func expectTERMReachesTheContainer(_ runFlags: [String], sourceLocation: SourceLocation = #_sourceLocation) throws {
+        let script = "trap 'echo trapped-TERM; exit 3' TERM; echo ready; while true; do sleep 0.1; done"
+        let (p, out) = try start(["run", "--rm"] + runFlags + ["busybox", "sh", "-c", script])
+        #expect(waitFor { self.contents(out).contains("ready") }, sourceLocation: sourceLocation)
+        kill(p.processIdentifier, SIGTERM)
+        finish(p)
+        #expect(contents(out).contains("trapped-TERM"), sourceLocation: sourceLocation)
+        #expect(p.terminationStatus == 3, sourceLocation: sourceLocation)
+    }
+
     /// Polls until `condition` holds, for up to `seconds`.
     func waitFor(_ seconds: Double = 10, _ condition: () -> Bool) -> Bool {
         let deadline = Date().addingTimeInterval(seconds)
