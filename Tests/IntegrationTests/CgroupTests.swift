@@ -115,10 +115,10 @@ struct CgroupTests {
 
     @Test func theLibcgroupBackendGoesThroughLibcgroup() throws {
         let backend = try LibcgroupBackend(version: CgroupDriver.detectVersion())
-        let path = "gocker-test/libcgroup-\(getpid())"
+        let path = "gocker-test-libcgroup-\(getpid())"
         let before = backend.calls
         try backend.create("pids", path: path, settings: [CgroupSetting("pids.max", "7")])
-        defer { try? backend.destroy("pids", path: path); rmdir("/sys/fs/cgroup/pids/gocker-test") }
+        defer { try? backend.destroy("pids", path: path) }
         #expect(backend.calls > before)
         let mount = try #require(backend.mountPoint("pids"))
         #expect((try? String(contentsOfFile: "\(mount)/\(path)/pids.max", encoding: .utf8)) == "7\n")

@@ -30,7 +30,9 @@ final class Sandbox {
 
     /// This sandbox's containers' groups go under this parent in every
     /// hierarchy (GOCKER_CGROUP_PARENT), so that what they leave can be seen.
-    var cgroupParent: String { "gocker-test/" + (dir as NSString).lastPathComponent }
+    /// A top-level group of its own ("gocker-test-XXXXXX"), removed on deinit,
+    /// so that no test leaves a shared parent behind.
+    var cgroupParent: String { (dir as NSString).lastPathComponent }
 
     /// The hierarchies' directories for this sandbox's cgroup parent.
     var cgroupParentDirs: [String] {
