@@ -143,7 +143,8 @@ static int monitor_main(int argc, char **argv)
         }
         if (start_status != 0)
             return 1; /* the start failed and said so to whoever asked */
-        snprintf(status_text, sizeof status_text, "%d", container_status < 0 ? 0 : container_status);
+        /* -1: the container ended unseen (its status cannot be known). */
+        snprintf(status_text, sizeof status_text, "%d", container_status);
         pid_t hook = run(exited_argv, -1, -1, -1);
         int hs = wait_for(hook);
         if (!(WIFEXITED(hs) && WEXITSTATUS(hs) == GK_MONITOR_RESTART))

@@ -294,7 +294,11 @@ static void __attribute__((noreturn)) child_main(const struct gk_spawn *s, int s
     if (s->hostname && sethostname(s->hostname, strlen(s->hostname)) < 0)
         child_fail(sync, GK_STAGE_HOSTNAME, errno, "sethostname", s->hostname, GK_EXIT_SETUP);
 
-    if (mount(NULL, "/", NULL, s->root_propagation ? s->root_propagation : (MS_REC | MS_PRIVATE), NULL) < 0)
+    /* Private first, whatever the config asks: a mount made below here must
+     * never propagate to the host, and pivot_root refuses a shared parent.
+     * The propagation the config asks for is applied to the new root after
+     * pivot_root. */
+    if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
         child_fail(sync, GK_STAGE_PROPAGATION, errno, "make / private", NULL, GK_EXIT_SETUP);
 
     if (s->overlay_data) {
@@ -362,6 +366,10 @@ static void __attribute__((noreturn)) child_main(const struct gk_spawn *s, int s
     }
 
     make_devices(sync, s);
+
+    if (s->root_propagation && s->root_propagation != (MS_REC | MS_PRIVATE) &&
+        mount(NULL, "/", NULL, s->root_propagation, NULL) < 0)
+        child_fail(sync, GK_STAGE_PROPAGATION, errno, "set propagation of", "/", GK_EXIT_SETUP);
 
     char what[GK_MSG_TEXT];
     what[0] = '\0';

@@ -293,6 +293,11 @@ public struct Engine: Sendable {
                 var ts = timespec(tv_sec: 0, tv_nsec: 10_000_000)
                 nanosleep(&ts, nil)
             }
+            // Still there after 10 s: it goes, and whatever it started with it.
+            if UInt64(gk_process_start_time(monitor)) == record.ownerStart {
+                _ = Glibc.kill(monitor, SIGKILL)
+                try runtime.delete(id: record.id, force: true)
+            }
         }
         try remove(id: record.id, name: record.name)
     }

@@ -97,6 +97,10 @@ extension Engine {
         }
         do throws(GockerError) {
             var record = try load(id)
+            // stop or rm came while the monitor waited to restart it.
+            if record.stopRequested == true {
+                throw GockerError(.invalidState, "container \(record.name) was stopped")
+            }
             let runtime = runtime(for: record)
             try? runtime.delete(id: id, force: true)  // what a previous run left
             try runtime.create(id: id, bundle: containerDir(id))
@@ -120,24 +124,33 @@ extension Engine {
     /// removes its runtime state and groups, and says whether to restart
     /// (GK_MONITOR_RESTART) or stop.
     public func containerExited(id: String, waitStatus: Int32) -> Int32 {
-        guard var record = try? load(id) else { return 0 }
+        // The runtime state and groups go first, whatever happened to the record.
         var oom = false
         if let state = try? runtime.store.load(id), let groups = state.cgroups {
             oom = (runtime.driver(for: groups).stats(groups)["memory.oom_kill"] ?? 0) > 0
         }
         try? runtime.delete(id: id, force: true)
-        record.exitCode = Runtime.exitCode(waitStatus)
+        guard var record = try? load(id) else { return 0 }
+        // A negative status: the monitor could not see how it ended.
+        record.exitCode = waitStatus < 0 ? nil : Runtime.exitCode(waitStatus)
         record.finished = Timestamp.now()
         record.oomKilled = oom
         let policy = (try? RestartPolicy(parsing: record.restartPolicy ?? "no")) ?? (try! RestartPolicy(parsing: "no"))
-        if policy.restarts(exitCode: record.exitCode!, restarts: record.restartCount ?? 0, stopped: record.stopRequested == true) {
+        if let code = record.exitCode,
+           policy.restarts(exitCode: code, restarts: record.restartCount ?? 0, stopped: record.stopRequested == true) {
             record.restartCount = (record.restartCount ?? 0) + 1
             try? saveRecord(record)
             // docker's back-off: 100 ms, doubling, at most 6.4 s.
             let delay = 100_000_000 << min(record.restartCount! - 1, 6)
             var ts = timespec(tv_sec: delay / 1_000_000_000, tv_nsec: delay % 1_000_000_000)
             nanosleep(&ts, nil)
-            return Int32(GK_MONITOR_RESTART)
+            // stop or rm may have come meanwhile; then __start refuses too.
+            if let now = try? load(id), now.stopRequested != true { return Int32(GK_MONITOR_RESTART) }
+            guard var now = try? load(id) else { return 0 }
+            now.ownerPid = nil
+            now.ownerStart = nil
+            try? saveRecord(now)
+            return 0
         }
         record.ownerPid = nil
         record.ownerStart = nil

@@ -134,6 +134,16 @@ struct LifecycleTests {
         box.expectNothingLeft()
     }
 
+    @Test func rmDuringTheRestartBackOffEndsIt() throws {
+        let box = try Sandbox()
+        #expect(try box.gocker(["run", "-d", "--name", "looper", "--restart", "always", "busybox", "false"]).status == 0)
+        #expect(box.waitFor { (try? box.gocker(["inspect", "looper"]))?.stdout.contains("\"RestartCount\" : 2") == true })
+        #expect(try box.gocker(["rm", "-f", "looper"]).status == 0)
+        usleep(500_000)
+        #expect(box.waitFor { box.processesRootedHere().isEmpty })
+        box.expectNothingLeft()
+    }
+
     @Test func badInputAndNoOps() throws {
         let box = try Sandbox()
         #expect(try box.gocker(["logs", "nosuch"]).status != 0)

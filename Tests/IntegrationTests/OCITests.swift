@@ -5,7 +5,7 @@ import Testing
 @Suite(.enabled(if: canRunContainers, "starts real containers: needs root"))
 struct OCITests {
     /// A bundle whose rootfs is a copy of the built-in busybox image.
-    func makeBundle(_ box: Sandbox, args: [String], extraMounts: String = "") throws -> String {
+    func makeBundle(_ box: Sandbox, args: [String], extraMounts: String = "", propagation: String = "rprivate") throws -> String {
         // Build the image through gocker, then copy its layer as a plain rootfs.
         #expect(try box.gocker(["run", "--rm", "busybox", "true"]).status == 0)
         let layerDir = box.dataRoot + "/image/layers"
@@ -25,7 +25,8 @@ struct OCITests {
              "hostname": "ocibox",
              "mounts": [{"destination": "/proc", "type": "proc", "source": "proc"},
                         {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "mode=755"]}\(extraMounts)],
-             "linux": {"namespaces": [{"type": "pid"}, {"type": "mount"}, {"type": "uts"}, {"type": "ipc"}, {"type": "network"}]}}
+             "linux": {"rootfsPropagation": "\(propagation)",
+                       "namespaces": [{"type": "pid"}, {"type": "mount"}, {"type": "uts"}, {"type": "ipc"}, {"type": "network"}]}}
             """
         try config.write(toFile: bundle + "/config.json", atomically: true, encoding: .utf8)
         return bundle
@@ -104,6 +105,17 @@ struct OCITests {
         let dup2 = try box.gocker(["oci", "create", "--bundle", bundle, "dup"])
         #expect(dup2.status == 1 && dup2.stderr.contains("already exists"))
         #expect(try box.gocker(["oci", "delete", "dup"]).status == 0)
+        box.expectNothingLeft()
+    }
+
+    @Test(arguments: ["rshared", "shared", "rslave", "private"])
+    func rootPropagationNeverLeaksAMountToTheHost(propagation: String) throws {
+        let box = try Sandbox()
+        let bundle = try makeBundle(box, args: ["sh", "-c", "grep -E '^([^ ]+ ){4}/ ' /proc/self/mountinfo"], propagation: propagation)
+        let r = try box.gocker(["oci", "run", "--bundle", bundle, "prop"])
+        #expect(r.status == 0, "\(r.stderr)")
+        if propagation.hasSuffix("shared") { #expect(r.stdout.contains("shared:"), "\(r.stdout)") }
+        #expect(box.hostMountsHere() == [], "nothing of the container shows on the host")
         box.expectNothingLeft()
     }
 
