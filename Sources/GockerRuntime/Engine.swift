@@ -117,9 +117,6 @@ public struct Engine: Sendable {
         }
         userEnv += try ContainerSpec.resolveEnv(request.env)
         try Ulimits.checkAgainstHost(try request.ulimits.map { u throws(GockerError) in try Ulimits.parse(u) })
-        _ = try Capabilities.set(add: request.capAdd, drop: request.capDrop, privileged: request.privileged)
-        _ = try ContainerSpec.noNewPrivileges(request.securityOpts)
-        _ = try request.resources.resources(privileged: request.privileged)
         if let backend = request.cgroupBackend { try Runtime.validateBackend(backend) }
         if let parent = request.cgroupParent { _ = try CgroupDriver.validatePath(parent) }
         if let u = request.user, u.isEmpty || u.hasPrefix(":") || u.hasSuffix(":") || u.contains(",") {
@@ -136,12 +133,13 @@ public struct Engine: Sendable {
         let id = Identifier.newContainerID()
         let hostname = request.hostname ?? (request.network == .host ? Self.hostHostname() : String(id.prefix(12)))
         let env = ContainerSpec.environment(image: image.config.Env ?? [], hostname: hostname, request: userEnv)
-        let name = try reserveName(request.name, id: id)
         let dir = containerDir(id)
+        // Capabilities, security options and resources are checked here, still before anything is made.
+        let spec = try ContainerSpec.build(
+            request: request, image: image, layerPaths: image.layers.map(images.layerPath),
+            containerDir: dir, hostname: hostname, env: env, args: args)
+        let name = try reserveName(request.name, id: id)
         do throws(GockerError) {
-            let spec = try ContainerSpec.build(
-                request: request, image: image, layerPaths: image.layers.map(images.layerPath),
-                containerDir: dir, hostname: hostname, env: env, args: args)
             let record = ContainerRecord(
                 id: id, name: name, image: request.image, imageID: image.id, args: args, created: Timestamp.now(),
                 hostname: hostname, network: request.network.rawValue, autoRemove: request.autoRemove,

@@ -94,7 +94,6 @@ public struct Runtime: Sendable {
         gk_mark(GK_MARK_CONFIG)
         let driver = try newDriver()
         let resources = spec.linux?.resources ?? Spec.Resources()
-        _ = try driver.settings(for: resources)  // refuse what the host cannot do before anything is made
 
         let lock = try store.reserve(id)
         defer { lock.release() }
