@@ -14,8 +14,9 @@ cd "$(dirname "$0")"
 
 # Debian packages: busybox-static is the built-in image's source; libcgroup-dev
 # the cgroup backend's library; zlib and liblzma read gzip and xz image
-# tarballs (`gocker import`).
-PACKAGES=(busybox-static libcgroup-dev pkg-config zlib1g-dev liblzma-dev)
+# tarballs (`gocker import`); procps the host's ps for `gocker top CONTAINER
+# OPTIONS`.
+PACKAGES=(busybox-static libcgroup-dev pkg-config zlib1g-dev liblzma-dev procps)
 
 deps() {
     local missing=()

@@ -12,6 +12,7 @@
 #include <sys/ioctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <termios.h>
 #include <unistd.h>
@@ -44,12 +45,10 @@ int gk_open_pty(int *master, int *slave)
     return 0;
 }
 
-int gk_send_fd(int sock, int fd)
+/* Sends `len` bytes of `data` with `fd` attached as SCM_RIGHTS. */
+static int send_with_fd(int sock, void *data, size_t len, int fd)
 {
-    struct gk_msg m;
-    memset(&m, 0, sizeof m);
-    m.type = GK_MSG_TERMINAL;
-    struct iovec iov = {.iov_base = &m, .iov_len = sizeof m};
+    struct iovec iov = {.iov_base = data, .iov_len = len};
     union {
         char buf[CMSG_SPACE(sizeof(int))];
         struct cmsghdr align;
@@ -65,6 +64,14 @@ int gk_send_fd(int sock, int fd)
         if (errno != EINTR)
             return -errno;
     return 0;
+}
+
+int gk_send_fd(int sock, int fd)
+{
+    struct gk_msg m;
+    memset(&m, 0, sizeof m);
+    m.type = GK_MSG_TERMINAL;
+    return send_with_fd(sock, &m, sizeof m, fd);
 }
 
 int gk_take_terminal(int slave)
@@ -222,4 +229,33 @@ int gk_relay_wait(pid_t pid, int master, int in_fd, int out_fd, int winsize_fd)
     }
     close(sfd);
     return status;
+}
+
+int gk_send_console(const char *socket_path, int master)
+{
+    struct sockaddr_un addr;
+    memset(&addr, 0, sizeof addr);
+    addr.sun_family = AF_UNIX;
+    size_t len = strlen(socket_path);
+    if (len >= sizeof addr.sun_path)
+        return -ENAMETOOLONG;
+    memcpy(addr.sun_path, socket_path, len + 1);
+    int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (s < 0)
+        return -errno;
+    if (connect(s, (struct sockaddr *)&addr, sizeof addr) < 0) {
+        int e = errno;
+        close(s);
+        return -e;
+    }
+    /* The payload is the terminal's name, as runc sends it. */
+    char name[32] = "/dev/pts/";
+    unsigned int n = 0;
+    if (ioctl(master, TIOCGPTN, &n) == 0)
+        gk_utoa(name + 9, sizeof name - 9, n);
+    else
+        memcpy(name, "/dev/ptmx", 10);
+    int r = send_with_fd(s, name, strlen(name), master);
+    close(s);
+    return r;
 }

@@ -45,4 +45,11 @@ public struct FreezerController: ResourceController {
 
     public func isRequested(by r: Spec.Resources) -> Bool { false }
     public func settings(for r: Spec.Resources, version: CgroupVersion) throws(GockerError) -> [CgroupSetting] { [] }
+
+    /// "freezer.frozen": 1 while the group is frozen or freezing.
+    public func stats(path: String, backend: any CgroupBackend) -> [String: UInt64] {
+        let file = backend.version == .v1 ? "freezer.state" : "cgroup.freeze"
+        guard let state = try? backend.read(name, path: path, file: file).trimmed else { return [:] }
+        return ["freezer.frozen": state == "FROZEN" || state == "FREEZING" || state == "1" ? 1 : 0]
+    }
 }

@@ -9,7 +9,7 @@ struct OCI: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "oci",
         abstract: "The OCI runtime interface (runc-compatible); also reached as `gocker-oci`.",
-        subcommands: [OCICreate.self, OCIStart.self, OCIState.self, OCIKill.self, OCIDelete.self, OCIRun.self]
+        subcommands: [OCICreate.self, OCIStart.self, OCIState.self, OCIKill.self, OCIDelete.self, OCIRun.self, OCIExec.self]
     )
 
     @OptionGroup var global: OCIGlobalOptions

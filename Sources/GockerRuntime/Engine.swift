@@ -60,13 +60,7 @@ public struct Engine: Sendable {
         var record = try create(request)
         do throws(GockerError) {
             if !request.interactive { try Self.detachStdin() }
-            var terminal: Runtime.TerminalIO?
-            if request.tty {
-                // docker: raw mode and input only with -i as well.
-                let input: Int32? = request.interactive ? 0 : nil
-                terminal = Runtime.TerminalIO(input: input, rawMode: input != nil && isatty(0) == 1 ? 0 : nil)
-                terminal?.windowSize = isatty(1) == 1 ? 1 : 0
-            }
+            let terminal = request.tty ? Runtime.TerminalIO.standard(interactive: request.interactive) : nil
             record.ownerPid = getpid()
             record.ownerStart = UInt64(gk_process_start_time(getpid()))
             record.started = Timestamp.now()
@@ -103,19 +97,10 @@ public struct Engine: Sendable {
     /// then the container's record and bundle are written; nothing runs yet.
     public func create(_ request: RunRequest) throws(GockerError) -> ContainerRecord {
         // Everything that can be refused is refused before anything is made.
-        if let w = request.workdir, !w.hasPrefix("/") {
-            throw GockerError(.invalidArgument, "the working directory '\(w)' is invalid, it needs to be an absolute path")
-        }
+        try ContainerSpec.validateWorkdir(request.workdir)
         if let name = request.name { try Identifier.validateName(name) }
         if let h = request.hostname { try Self.validateHostname(h) }
-        var userEnv: [String] = []
-        for file in request.envFiles {
-            let text = try performing("read env file \(file)", code: .invalidArgument) { () throws(SystemCallError) in
-                try Sys.readText(file)
-            }
-            userEnv += try ContainerSpec.parseEnvFile(text)
-        }
-        userEnv += try ContainerSpec.resolveEnv(request.env)
+        let userEnv = try ContainerSpec.userEnvironment(env: request.env, envFiles: request.envFiles)
         try Ulimits.checkAgainstHost(try request.ulimits.map { u throws(GockerError) in try Ulimits.parse(u) })
         if let backend = request.cgroupBackend { try Runtime.validateBackend(backend) }
         if let parent = request.cgroupParent { _ = try CgroupDriver.validatePath(parent) }
