@@ -83,7 +83,7 @@ struct Gocker: ParsableCommand {
         groupedSubcommands: [
             CommandGroup(name: "Containers", subcommands: [
                 Run.self, Create.self, Start.self, Stop.self, Restart.self, Kill.self, Wait.self, Remove.self,
-                Exec.self, Top.self, PS.self, Logs.self, Inspect.self, Stats.self, ContainerCommand.self, Bench.self,
+                Exec.self, Top.self, Pause.self, Unpause.self, PS.self, Logs.self, Inspect.self, Stats.self, ContainerCommand.self, Bench.self,
             ]),
             CommandGroup(name: "Images", subcommands: [Images.self, RemoveImages.self, Tag.self, Import.self, ImageCommand.self]),
             CommandGroup(name: "OCI runtime", subcommands: [OCI.self]),

@@ -9,7 +9,7 @@ struct OCI: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "oci",
         abstract: "The OCI runtime interface (runc-compatible); also reached as `gocker-oci`.",
-        subcommands: [OCICreate.self, OCIStart.self, OCIState.self, OCIKill.self, OCIDelete.self, OCIRun.self, OCIExec.self]
+        subcommands: [OCICreate.self, OCIStart.self, OCIState.self, OCIKill.self, OCIDelete.self, OCIRun.self, OCIExec.self, OCIPause.self, OCIResume.self]
     )
 
     @OptionGroup var global: OCIGlobalOptions
@@ -158,4 +158,28 @@ struct OCIRun: OCICommand {
         let exit = try runtime.runForeground(id: id, bundle: bundle, pidFile: pidFile)
         if exit.status != 0 { throw ContainerExit(status: exit.status) }
     }
+}
+
+struct OCIPause: OCICommand {
+    static let configuration = CommandConfiguration(
+        commandName: "pause", abstract: "Freeze every process of the container.")
+
+    @OptionGroup var global: OCIGlobalOptions
+
+    @Argument(help: ArgumentHelp("The container's id.", valueName: "container-id"))
+    var id: String
+
+    func run() throws { try global.runtime.pause(id: id) }
+}
+
+struct OCIResume: OCICommand {
+    static let configuration = CommandConfiguration(
+        commandName: "resume", abstract: "Thaw the processes of a paused container.")
+
+    @OptionGroup var global: OCIGlobalOptions
+
+    @Argument(help: ArgumentHelp("The container's id.", valueName: "container-id"))
+    var id: String
+
+    func run() throws { try global.runtime.resume(id: id) }
 }

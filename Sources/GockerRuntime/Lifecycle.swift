@@ -38,7 +38,7 @@ public struct RestartPolicy: Sendable, Equatable {
 
 /// A container's status as `ps` shows it.
 public enum DockerState: String, Sendable {
-    case created, running, restarting, exited
+    case created, running, paused, restarting, exited
 }
 
 extension Engine {
@@ -168,7 +168,8 @@ extension Engine {
     public func state(of record: ContainerRecord) -> DockerState {
         if let s = try? runtime.store.load(record.id) {
             switch runtime.status(of: s) {
-            case .running, .created, .paused: return .running
+            case .running, .created: return .running
+            case .paused: return .paused
             default: break
             }
         }
@@ -197,9 +198,11 @@ extension Engine {
         try saveRecord(record)
         guard let pid = pid(of: record) else { return }
         _ = Glibc.kill(pid, SIGTERM)
+        let state = try? runtime.store.load(record.id)
+        if let state { runtime.thawIfPaused(state) }
         if !waitUntilStopped(record, seconds: Double(timeout)) {
-            if let s = try? runtime.store.load(record.id) {
-                for p in runtime.processes(of: s) { _ = Glibc.kill(p, SIGKILL) }
+            if let state {
+                for p in runtime.processes(of: state) { _ = Glibc.kill(p, SIGKILL) }
             }
             _ = waitUntilStopped(record, seconds: 10)
         }
@@ -220,6 +223,7 @@ extension Engine {
         if Glibc.kill(pid, signal) < 0 {
             throw GockerError(.system, "kill container \(record.name)", cause: SystemCallError("kill", errno: errno))
         }
+        if signal == SIGKILL, let s = try? runtime.store.load(record.id) { runtime.thawIfPaused(s) }
     }
 
     /// Waits until the container's process is gone.

@@ -310,6 +310,7 @@ public struct Runtime: Sendable {
                 throw GockerError(.system, "kill container \(id)", cause: SystemCallError("kill", data: "\(pid)", errno: errno))
             }
         }
+        if signal == SIGKILL { thawIfPaused(s) }
     }
 
     /// The container's processes on the host: those in its cgroups, or
@@ -352,11 +353,12 @@ public struct Runtime: Sendable {
             return
         }
         let status = self.status(of: s)
-        if status == .running && !force {
-            throw GockerError(.invalidState, "cannot delete container \(id) that is not stopped: running")
+        if (status == .running || status == .paused) && !force {
+            throw GockerError(.invalidState, "cannot delete container \(id) that is not stopped: \(status.rawValue)")
         }
         if status != .stopped {
             for pid in processes(of: s) { _ = Glibc.kill(pid, SIGKILL) }
+            thawIfPaused(s)
             waitUntilGone(s)
         }
         if let record = s.cgroups {

@@ -116,13 +116,11 @@ struct ExecTests {
         let unknown = try exec(box, ["nosuch", "true"])
         #expect(unknown.status == 125 && unknown.stderr == "gocker: error: No such container: nosuch\n", "\(unknown.stderr)")
 
-        // Paused: its freezer group is frozen.
-        let id = try box.gocker(["ps", "-q", "--no-trunc"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
-        let freezer = "/sys/fs/cgroup/freezer/\(box.cgroupParent)/\(id)/freezer.state"
-        try "FROZEN".write(toFile: freezer, atomically: false, encoding: .utf8)
+        #expect(try box.gocker(["pause", "web"]).status == 0)
         let paused = try exec(box, ["web", "true"])
-        try "THAWED".write(toFile: freezer, atomically: false, encoding: .utf8)
         #expect(paused.status == 125 && paused.stderr.contains("paused"), "\(paused.stderr)")
+        #expect(try box.gocker(["unpause", "web"]).status == 0)
+        #expect(try exec(box, ["web", "true"]).status == 0)
 
         #expect(try box.gocker(["stop", "-t", "0", "web"]).status == 0)
         let stopped = try exec(box, ["web", "true"])

@@ -116,6 +116,14 @@ struct OCIExecTests {
         let unknown = try box.gocker(["oci", "exec", "nope", "true"])
         #expect(unknown.status == 1 && unknown.stderr.contains("does not exist"), "\(unknown.stderr)")
 
+        // pause and resume, as podman calls them; no exec while paused.
+        #expect(try box.gocker(["oci", "pause", "x1"]).status == 0)
+        #expect(try OCITests().state(box, "x1")["status"] as? String == "paused")
+        let whilePaused = try box.gocker(["oci", "exec", "x1", "true"])
+        #expect(whilePaused.status == 1 && whilePaused.stderr.contains("paused"), "\(whilePaused.stderr)")
+        #expect(try box.gocker(["oci", "resume", "x1"]).status == 0)
+        #expect(try OCITests().state(box, "x1")["status"] as? String == "running")
+
         // Deleting the container ends its exec'd processes too.
         #expect(try box.gocker(["oci", "delete", "--force", "x1"]).status == 0)
         #expect(box.waitFor(5) { kill(execPid, 0) != 0 })
