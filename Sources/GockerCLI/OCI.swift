@@ -53,11 +53,14 @@ struct OCICreate: OCICommand {
     @Option(name: .customLong("pid-file"), help: ArgumentHelp("Write the container's pid here.", valueName: "file"))
     var pidFile: String?
 
+    @Option(name: .customLong("console-socket"), help: ArgumentHelp("Send the pty master to this unix socket (a config with process.terminal).", valueName: "path"))
+    var consoleSocket: String?
+
     @Argument(help: ArgumentHelp("The container's id.", valueName: "container-id"))
     var id: String
 
     func run() throws {
-        try global.runtime.create(id: id, bundle: bundle, pidFile: pidFile)
+        try global.runtime.create(id: id, bundle: bundle, pidFile: pidFile, consoleSocket: consoleSocket)
     }
 }
 
@@ -142,20 +145,27 @@ struct OCIRun: OCICommand {
     @Flag(name: [.short, .customLong("detach")], help: "Return once the container runs, without waiting.")
     var detach = false
 
+    @Option(name: .customLong("console-socket"), help: ArgumentHelp("Send the pty master to this unix socket (a config with process.terminal).", valueName: "path"))
+    var consoleSocket: String?
+
     @Argument(help: ArgumentHelp("The container's id.", valueName: "container-id"))
     var id: String
 
     func run() throws {
         let runtime = global.runtime
         if detach {
-            try runtime.create(id: id, bundle: bundle, pidFile: pidFile)
+            try runtime.create(id: id, bundle: bundle, pidFile: pidFile, consoleSocket: consoleSocket)
             do { try runtime.start(id: id) } catch {
                 try? runtime.delete(id: id, force: true)
                 throw error
             }
             return
         }
-        let exit = try runtime.runForeground(id: id, bundle: bundle, pidFile: pidFile)
+        // A config with process.terminal gets gocker's own terminal, or the
+        // console socket's.
+        var io = Runtime.TerminalIO.standard(interactive: true)
+        io.consoleSocket = consoleSocket
+        let exit = try runtime.runForeground(id: id, bundle: bundle, pidFile: pidFile, terminal: io)
         if exit.status != 0 { throw ContainerExit(status: exit.status) }
     }
 }

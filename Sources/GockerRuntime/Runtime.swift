@@ -63,11 +63,32 @@ public struct Runtime: Sendable {
     /// Creates the container `id` from the bundle: namespaces, root
     /// filesystem and mounts are set up and its first process waits for
     /// `start` before it runs the command.
+    /// A config that asks for a terminal needs `consoleSocket`: the pty
+    /// master is sent there (runc's protocol), as containerd and podman expect.
     @discardableResult
-    public func create(id: String, bundle: String, pidFile: String? = nil) throws(GockerError) -> RuntimeState {
-        let (state, terminal) = try create(id: id, bundle: bundle, pidFile: pidFile, allowTerminal: false)
-        if let terminal { Sys.close(terminal) }
+    public func create(id: String, bundle: String, pidFile: String? = nil,
+                       consoleSocket: String? = nil) throws(GockerError) -> RuntimeState {
+        let (state, terminal) = try create(id: id, bundle: bundle, pidFile: pidFile, allowTerminal: consoleSocket != nil)
+        guard let terminal else {
+            if consoleSocket != nil {
+                try? delete(id: id, force: true)
+                throw GockerError(.invalidConfig, "--console-socket was given but the config's process.terminal is false")
+            }
+            return state
+        }
+        try sendConsole(id: id, terminal, to: consoleSocket!)
         return state
+    }
+
+    /// Sends the pty master of the created container `id` to the console
+    /// socket and closes it; on failure deletes the container.
+    func sendConsole(id: String, _ terminal: Int32, to socket: String) throws(GockerError) {
+        let r = gk_send_console(socket, terminal)
+        Sys.close(terminal)
+        if r < 0 {
+            try? delete(id: id, force: true)
+            throw GockerError(.system, "send the terminal of \(id)", cause: SystemCallError("connect", path: socket, errno: -r))
+        }
     }
 
     /// create, also for a config that asks for a terminal: the pty master
@@ -79,7 +100,7 @@ public struct Runtime: Sendable {
         let spec = try JSON.decodeFile(Spec.self, path: bundle + "/config.json")
         let plan = try LaunchPlan(spec: spec, bundle: bundle)
         if plan.process.terminal && !allowTerminal {
-            throw GockerError(.invalidConfig, "process.terminal needs a console socket, which is not supported yet")
+            throw GockerError(.invalidConfig, "process.terminal needs --console-socket")
         }
         guard Sys.isDirectory(plan.rootfs) else {
             throw GockerError(.invalidConfig, "root filesystem \(plan.rootfs) is not a directory")
@@ -392,6 +413,9 @@ public struct Runtime: Sendable {
         public var windowSize: Int32 = 1
         /// Put this terminal in raw mode while the container runs.
         public var rawMode: Int32?
+        /// Send the pty master to this unix socket instead (runc's
+        /// --console-socket); the caller only waits.
+        public var consoleSocket: String?
 
         public init(input: Int32?, rawMode: Int32?) {
             self.input = input
@@ -446,10 +470,14 @@ public struct Runtime: Sendable {
             for fd in pipes { Sys.close(fd) }
             throw error
         }
-        let (state, terminal) = created
+        var (state, terminal) = created
         if !pipes.isEmpty {
             Sys.close(pipes[1])
             Sys.close(pipes[3])
+        }
+        if let t = terminal, let socket = io?.consoleSocket {
+            terminal = nil
+            try sendConsole(id: id, t, to: socket)
         }
         defer { if let terminal { Sys.close(terminal) } }
         do {

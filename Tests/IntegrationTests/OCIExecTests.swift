@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 
-/// `gocker oci exec` as containerd and podman call it.
+/// `gocker oci exec` and console sockets, as containerd and podman use them.
 @Suite(.enabled(if: canRunContainers, "starts real containers: needs root"))
 struct OCIExecTests {
     /// Listens on a unix socket, as containerd does for --console-socket.
@@ -100,16 +100,7 @@ struct OCIExecTests {
         let (master, name) = try console.receive()
         defer { close(master) }
         #expect(name.hasPrefix("/dev/pts/"))
-        var buf = [UInt8](repeating: 0, count: 256)
-        var text = ""
-        #expect(box.waitFor {
-            var p = pollfd(fd: master, events: Int16(POLLIN), revents: 0)
-            if poll(&p, 1, 100) > 0 {
-                let n = read(master, &buf, buf.count)
-                if n > 0 { text += String(decoding: buf[0..<n], as: UTF8.self) }
-            }
-            return text.contains("/dev/pts/")
-        }, "\(text)")
+        #expect(readPTY(master, until: "/dev/pts/", box).contains("/dev/pts/"))
 
         let refused = try box.gocker(["oci", "exec", "--tty", "--detach", "x1", "true"])
         #expect(refused.status == 1 && refused.stderr.contains("console-socket"), "\(refused.stderr)")
@@ -127,6 +118,51 @@ struct OCIExecTests {
         // Deleting the container ends its exec'd processes too.
         #expect(try box.gocker(["oci", "delete", "--force", "x1"]).status == 0)
         #expect(box.waitFor(5) { kill(execPid, 0) != 0 })
+    }
+
+    /// Reads the pty master until `text` shows, for up to 10 s.
+    func readPTY(_ master: Int32, until text: String, _ box: Sandbox) -> String {
+        var buf = [UInt8](repeating: 0, count: 256)
+        var out = ""
+        _ = box.waitFor {
+            var p = pollfd(fd: master, events: Int16(POLLIN), revents: 0)
+            if poll(&p, 1, 100) > 0 {
+                let n = Glibc.read(master, &buf, buf.count)
+                if n > 0 { out += String(decoding: buf[0..<n], as: UTF8.self) }
+            }
+            return out.contains(text)
+        }
+        return out
+    }
+
+    @Test func createWithTerminalSendsThePtyToTheConsoleSocket() throws {
+        let box = try Sandbox()
+        let devpts = #", {"destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": ["newinstance", "ptmxmode=0666", "mode=0620"]}"#
+        let bundle = try OCITests().makeBundle(box, args: ["sh", "-c", "tty; stty size; read line; echo got-$line"], extraMounts: devpts)
+        defer {
+            _ = try? box.gocker(["oci", "delete", "--force", "t1"])
+            try? FileManager.default.removeItem(atPath: bundle + "/rootfs")
+            box.expectNothingLeft()
+        }
+        let config = box.contents(bundle + "/config.json").replacingOccurrences(of: #""cwd": "/"}"#, with: #""cwd": "/", "terminal": true}"#)
+        try config.write(toFile: bundle + "/config.json", atomically: true, encoding: .utf8)
+
+        let refused = try box.gocker(["oci", "create", "--bundle", bundle, "t1"])
+        #expect(refused.status == 1 && refused.stderr.contains("--console-socket"), "\(refused.stderr)")
+        #expect(box.list(box.stateRoot) == [] && box.cgroupsLeft() == [])
+
+        let console = try ConsoleSocket(path: box.dir + "/console.sock")
+        let c = try box.gocker(["oci", "create", "--bundle", bundle, "--console-socket", console.path, "t1"])
+        #expect(c.status == 0, "\(c.stderr)")
+        let (master, _) = try console.receive()
+        defer { close(master) }
+        var ws = winsize(ws_row: 21, ws_col: 77, ws_xpixel: 0, ws_ypixel: 0)
+        _ = ioctl(master, UInt(TIOCSWINSZ), &ws)
+        #expect(try box.gocker(["oci", "start", "t1"]).status == 0)
+        #expect(readPTY(master, until: "21 77", box).contains("/dev/pts/0"))
+        _ = "hello\n".withCString { write(master, $0, 6) }
+        #expect(readPTY(master, until: "got-hello", box).contains("got-hello"))
+        #expect(box.waitFor { (try? OCITests().state(box, "t1"))?["status"] as? String == "stopped" })
     }
 
     func link(_ path: String) -> String {
