@@ -155,7 +155,22 @@ static int write_all(int fd, const char *buf, size_t len)
     return 0;
 }
 
-int gk_relay_wait(pid_t pid, int master, int in_fd, int out_fd, int winsize_fd)
+/* Copies what the master has to `out_fd`, and logs it when `l` is set.
+ * Returns 0 once every slave is closed. */
+static int relay_out(int master, int out_fd, struct gk_log_stream *s, struct gk_log *l, char *buf, size_t size)
+{
+    if (l)
+        return gk_log_read(s, l); /* s reads the master and copies to out_fd */
+    ssize_t n = read(master, buf, size);
+    if (n > 0) {
+        (void)write_all(out_fd, buf, (size_t)n);
+        return 1;
+    }
+    return n < 0 && (errno == EINTR || errno == EAGAIN);
+}
+
+int gk_relay_wait(pid_t pid, int master, int in_fd, int out_fd, int winsize_fd, const char *log_path,
+                  unsigned long long log_max)
 {
     sigset_t set;
     sigemptyset(&set);
@@ -165,6 +180,14 @@ int gk_relay_wait(pid_t pid, int master, int in_fd, int out_fd, int winsize_fd)
     int sfd = signalfd(-1, &set, SFD_CLOEXEC);
     if (sfd < 0)
         return -errno;
+    static struct gk_log_stream stream;
+    struct gk_log log = {.path = log_path, .max = log_max, .fd = -1};
+    struct gk_log *l = NULL;
+    if (log_path) {
+        gk_log_open(&log);
+        stream = (struct gk_log_stream){.fd = master, .name = "stdout", .copy_to = out_fd};
+        l = &log;
+    }
     char buf[16384];
     int status = -1, exited = 0, master_open = 1;
     for (;;) {
@@ -178,11 +201,9 @@ int gk_relay_wait(pid_t pid, int master, int in_fd, int out_fd, int winsize_fd)
         }
         if (exited) {
             /* Drain what the container wrote before it ended. */
-            int fl = fcntl(master, F_GETFL);
-            fcntl(master, F_SETFL, fl | O_NONBLOCK);
-            ssize_t n;
-            while (master_open && (n = read(master, buf, sizeof buf)) > 0)
-                (void)write_all(out_fd, buf, (size_t)n);
+            struct pollfd q = {.fd = master, .events = POLLIN};
+            while (master_open && poll(&q, 1, 0) > 0 && (q.revents & POLLIN))
+                master_open = relay_out(master, out_fd, &stream, l, buf, sizeof buf);
             break;
         }
         struct pollfd p[3] = {
@@ -204,13 +225,8 @@ int gk_relay_wait(pid_t pid, int master, int in_fd, int out_fd, int winsize_fd)
                     (void)kill(pid, (int)si.ssi_signo);
             }
         }
-        if (p[1].revents & (POLLIN | POLLHUP | POLLERR)) {
-            ssize_t n = read(master, buf, sizeof buf);
-            if (n > 0)
-                (void)write_all(out_fd, buf, (size_t)n);
-            else if (n == 0 || (errno != EINTR && errno != EAGAIN))
-                master_open = 0; /* EIO: every slave is closed */
-        }
+        if (p[1].revents & (POLLIN | POLLHUP | POLLERR))
+            master_open = relay_out(master, out_fd, &stream, l, buf, sizeof buf); /* 0 on EIO: every slave is closed */
         if (p[2].revents & (POLLIN | POLLHUP | POLLERR)) {
             ssize_t n = read(in_fd, buf, sizeof buf);
             if (n > 0)
@@ -226,6 +242,11 @@ int gk_relay_wait(pid_t pid, int master, int in_fd, int out_fd, int winsize_fd)
             status = st;
             break;
         }
+    }
+    if (l) {
+        gk_log_flush(&stream, l);
+        if (log.fd >= 0)
+            close(log.fd);
     }
     close(sfd);
     return status;

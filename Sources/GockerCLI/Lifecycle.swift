@@ -278,11 +278,12 @@ struct MonitorStart: ParsableCommand {
     @OptionGroup var global: GlobalOptions
 
     @Option(name: .customLong("report-fd")) var reportFD: Int32 = -1
+    @Option(name: .customLong("console-fd")) var consoleFD: Int32 = -1
 
     @Argument var id: String
 
     func run() throws {
-        let code = global.engine.startUnderMonitor(id: id, reportFD: reportFD)
+        let code = global.engine.startUnderMonitor(id: id, reportFD: reportFD, consoleFD: consoleFD)
         if code != 0 { throw ExitCode(code) }
     }
 }

@@ -55,7 +55,10 @@ extension Engine {
         let (readEnd, writeEnd) = (fds[0], fds[1])
         defer { Sys.close(readEnd) }
         let roots = ["--data-root", dataRoot, "--root", runtime.store.root]
-        let argv = ["gocker-monitor", logPath(record.id), "\(record.logMaxSize ?? 0)", "\(writeEnd)",
+        // With a terminal the monitor holds the pty master (see monitor.c).
+        let spec = try? JSON.decodeFile(Spec.self, path: containerDir(record.id) + "/config.json")
+        let terminal = spec?.process?.terminal == true ? "tty" : "-"
+        let argv = ["gocker-monitor", logPath(record.id), "\(record.logMaxSize ?? 0)", "\(writeEnd)", terminal,
                     "--start", "gocker", "__start"] + roots + ["--report-fd", "\(writeEnd)", record.id]
             + ["--exited", "gocker", "__exited"] + roots + [record.id]
         record.stopRequested = nil
@@ -90,7 +93,8 @@ extension Engine {
 
     /// The monitor's start command: create and start the container, report
     /// on `reportFD`, and leave (the container stays with the monitor).
-    public func startUnderMonitor(id: String, reportFD: Int32) -> Int32 {
+    /// With a terminal, the pty master goes to the monitor on `consoleFD`.
+    public func startUnderMonitor(id: String, reportFD: Int32, consoleFD: Int32 = -1) -> Int32 {
         func report(_ line: String) {
             guard reportFD >= 0 else { return }
             _ = (line + "\n").withCString { write(reportFD, $0, strlen($0)) }
@@ -103,7 +107,16 @@ extension Engine {
             }
             let runtime = runtime(for: record)
             try? runtime.delete(id: id, force: true)  // what a previous run left
-            try runtime.create(id: id, bundle: containerDir(id))
+            let (_, terminal) = try runtime.create(id: id, bundle: containerDir(id), pidFile: nil,
+                                                   allowTerminal: consoleFD >= 0)
+            if let terminal {
+                let r = gk_send_fd(consoleFD, terminal)
+                Sys.close(terminal)
+                if r < 0 {
+                    try? runtime.delete(id: id, force: true)
+                    throw GockerError(.system, "pass the terminal to the monitor", cause: SystemCallError("sendmsg", errno: -r))
+                }
+            }
             do { try runtime.start(id: id) } catch {
                 try? runtime.delete(id: id, force: true)
                 throw error

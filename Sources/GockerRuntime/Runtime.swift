@@ -496,7 +496,7 @@ public struct Runtime: Sendable {
             // gk_wait_logged closes the read ends.
             status = gk_wait_logged(state.pid, pipes[0], pipes[2], 1, 2, log.path, log.maxSize)
         } else {
-            status = Self.waitAttached(pid: state.pid, terminal: terminal, io: io)
+            status = Self.waitAttached(pid: state.pid, terminal: terminal, io: io, log: log)
         }
         gk_mark(GK_MARK_EXITED)
         let oom = state.cgroups.map { (driver(for: $0).stats($0)["memory.oom_kill"] ?? 0) > 0 } ?? false
@@ -510,12 +510,14 @@ public struct Runtime: Sendable {
     /// Waits for our child `pid` in the foreground: its terminal relayed
     /// to `io`, or else signals sent to gocker forwarded to it. Returns the
     /// wait status or -errno.
-    public static func waitAttached(pid: pid_t, terminal: Int32?, io: TerminalIO?) -> Int32 {
+    /// With `log`, a terminal's output is also kept in that log.
+    public static func waitAttached(pid: pid_t, terminal: Int32?, io: TerminalIO?,
+                                    log: (path: String, maxSize: UInt64)? = nil) -> Int32 {
         guard let terminal, let io else { return gk_wait_forward(pid) }
         _ = gk_copy_winsize(io.windowSize, terminal)
         var saved = [UInt8](repeating: 0, count: gk_termios_size())
         let raw = io.rawMode.map { fd in gk_term_raw(fd, &saved) == 0 } ?? false
-        let status = gk_relay_wait(pid, terminal, io.input ?? -1, io.output, io.windowSize)
+        let status = gk_relay_wait(pid, terminal, io.input ?? -1, io.output, io.windowSize, log?.path, log?.maxSize ?? 0)
         if raw, let fd = io.rawMode { _ = gk_term_restore(fd, saved) }
         return status
     }

@@ -289,15 +289,21 @@ int gk_wait_logged(pid_t pid, int out_r, int err_r, int out_fd, int err_fd, cons
  * to the pty master and the master to `out_fd`, and on SIGWINCH copies the
  * window size of `winsize_fd` to the master instead of forwarding it.
  * Returns the wait status once the process has ended and its output is
- * drained.
+ * drained. With `log_path`, what the terminal prints is also kept there
+ * as the container's stdout (json-file lines, rotated past `log_max`).
  */
-int gk_relay_wait(pid_t pid, int master, int in_fd, int out_fd, int winsize_fd);
+int gk_relay_wait(pid_t pid, int master, int in_fd, int out_fd, int winsize_fd, const char *log_path,
+                  unsigned long long log_max);
 
 /* Puts the terminal `fd` in raw mode, saving its mode in `saved` (a buffer
  * of gk_termios_size() bytes); gk_term_restore puts it back. */
 size_t gk_termios_size(void);
 int gk_term_raw(int fd, void *saved);
 int gk_term_restore(int fd, const void *saved);
+
+/* Sends `fd` on the SOCK_SEQPACKET socket `sock` as one GK_MSG_TERMINAL
+ * record (the sync socket, and the monitor's console socketpair). */
+int gk_send_fd(int sock, int fd);
 
 /* Connects to the unix socket at `socket_path` and sends the pty `master`
  * there as SCM_RIGHTS (runc's --console-socket protocol). 0 or -errno. */
