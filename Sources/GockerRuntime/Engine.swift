@@ -61,10 +61,11 @@ public struct Engine: Sendable {
         do throws(GockerError) {
             if !request.interactive { try Self.detachStdin() }
             let terminal = request.tty ? Runtime.TerminalIO.standard(interactive: request.interactive) : nil
-            record.ownerPid = getpid()
-            record.ownerStart = UInt64(gk_process_start_time(getpid()))
-            record.started = Timestamp.now()
-            try saveRecord(record)
+            record = try updateRecord(record.id) { r in
+                r.ownerPid = getpid()
+                r.ownerStart = UInt64(gk_process_start_time(getpid()))
+                r.started = Timestamp.now()
+            }
             let exit = try runtime(for: record).runForeground(
                 id: record.id, bundle: containerDir(record.id), terminal: terminal,
                 log: (logPath(record.id), record.logMaxSize ?? 0))
@@ -74,12 +75,13 @@ public struct Engine: Sendable {
             if record.autoRemove {
                 try remove(id: record.id, name: record.name)
             } else {
-                record.exitCode = exit.status
-                record.oomKilled = exit.oomKilled
-                record.finished = Timestamp.now()
-                record.ownerPid = nil
-                record.ownerStart = nil
-                try saveRecord(record)
+                try updateRecord(record.id) { r in
+                    r.exitCode = exit.status
+                    r.oomKilled = exit.oomKilled
+                    r.finished = Timestamp.now()
+                    r.ownerPid = nil
+                    r.ownerStart = nil
+                }
             }
             return exit.status
         } catch {
@@ -177,6 +179,22 @@ public struct Engine: Sendable {
         }
     }
 
+    /// Reads the record of `id` afresh, lets `change` modify it and saves
+    /// it, under the record's flock: two gocker processes changing one
+    /// record (a `stop` and the monitor's exit hook) never lose each
+    /// other's fields.
+    @discardableResult
+    func updateRecord(_ id: String, _ change: (inout ContainerRecord) throws(GockerError) -> Void) throws(GockerError) -> ContainerRecord {
+        let fd = try performing("lock container \(id)") { () throws(SystemCallError) in
+            try Sys.lock(containerDir(id) + "/record.lock")
+        }
+        defer { Sys.close(fd) }
+        var record = try load(id)
+        try change(&record)
+        try saveRecord(record)
+        return record
+    }
+
     /// Claims a name (the given one, or a random free one) for `id`. The
     /// claim is a file created with O_EXCL, so two gocker processes cannot
     /// both win the same name.
@@ -231,7 +249,7 @@ public struct Engine: Sendable {
     /// container ran: once such a container has stopped, its groups and
     /// runtime state are removed, and with --rm the container itself.
     public func reapOrphans() {
-        for var record in records() {
+        for record in records() {
             guard let owner = record.ownerPid, UInt64(gk_process_start_time(owner)) != record.ownerStart else { continue }
             if let state = try? runtime.store.load(record.id) {
                 guard runtime.status(of: state) == .stopped else { continue }
@@ -242,10 +260,11 @@ public struct Engine: Sendable {
             if record.autoRemove {
                 try? remove(id: record.id, name: record.name)
             } else {
-                record.ownerPid = nil
-                record.ownerStart = nil
-                record.finished = record.finished ?? Timestamp.now()
-                try? saveRecord(record)
+                _ = try? updateRecord(record.id) { r in
+                    r.ownerPid = nil
+                    r.ownerStart = nil
+                    r.finished = r.finished ?? Timestamp.now()
+                }
             }
         }
     }
@@ -254,7 +273,7 @@ public struct Engine: Sendable {
     /// kills it first).
     public func remove(_ ref: String, force: Bool) throws(GockerError) {
         reapOrphans()
-        var record = try lookup(ref)
+        let record = try lookup(ref)
         if let state = try? runtime.state(id: record.id), state.status != .stopped {
             guard force else {
                 throw GockerError(.invalidState,
@@ -267,8 +286,7 @@ public struct Engine: Sendable {
             UInt64(gk_process_start_time(pid)) == record.ownerStart ? pid : nil
         }
         if monitor != nil {
-            record.stopRequested = true
-            try? saveRecord(record)
+            _ = try? updateRecord(record.id) { $0.stopRequested = true }
         }
         try runtime.delete(id: record.id, force: true)
         if let monitor {
