@@ -332,20 +332,25 @@ static void __attribute__((noreturn)) exec_command(int report, const struct gk_s
     child_fail(report, GK_STAGE_EXEC, err, "exec", s->argv[0], code);
 }
 
-static void __attribute__((noreturn)) child_main(const struct gk_spawn *s, int sync)
+/* What every child does first: signals reset, parent-death signal, no
+ * core dumps or ptrace from the container until execve (whose /proc/PID/exe
+ * is still gocker's binary), nothing of the parent's descriptors but those
+ * it needs; then wait for GO (the parent has put it in its cgroups; end of
+ * file: the parent is gone) and join the namespaces, in order. */
+static void child_prologue(const struct gk_spawn *s, int sync, int extra_fd)
 {
     struct gk_msg m;
-    int r;
 
     reset_signals();
     (void)prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
-
+    (void)prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
     if (s->njoins > 64)
         child_fail(sync, GK_STAGE_SETNS, E2BIG, "too many namespaces to join", NULL, GK_EXIT_SETUP);
     int keep[5 + s->njoins];
     size_t nkeep = 0;
     keep[nkeep++] = sync;
-    keep[nkeep++] = s->exec_fifo_fd;
+    if (extra_fd >= 0)
+        keep[nkeep++] = extra_fd;
     for (int i = 0; i < 3; i++)
         if (s->stdio[i] > 2)
             keep[nkeep++] = s->stdio[i];
@@ -353,15 +358,23 @@ static void __attribute__((noreturn)) child_main(const struct gk_spawn *s, int s
         keep[nkeep++] = s->joins[i].fd;
     close_other_fds(keep, nkeep);
 
-    /* Wait until the parent has placed us (cgroups); end of file means the
-     * parent is gone. */
     if (gk_recv_msg(sync, &m) < 0 || m.type != GK_MSG_GO)
         _exit(GK_EXIT_SETUP);
     gk_mark(GK_MARK_GO);
 
-    for (size_t i = 0; i < s->njoins; i++)
+    for (size_t i = 0; i < s->njoins; i++) {
         if (setns(s->joins[i].fd, s->joins[i].nstype) < 0)
             child_fail(sync, GK_STAGE_SETNS, errno, "setns", NULL, GK_EXIT_SETUP);
+        close(s->joins[i].fd);
+    }
+}
+
+static void __attribute__((noreturn)) child_main(const struct gk_spawn *s, int sync)
+{
+    struct gk_msg m;
+    int r;
+
+    child_prologue(s, sync, s->exec_fifo_fd);
 
     if (s->hostname && sethostname(s->hostname, strlen(s->hostname)) < 0)
         child_fail(sync, GK_STAGE_HOSTNAME, errno, "sethostname", s->hostname, GK_EXIT_SETUP);
@@ -500,8 +513,17 @@ static void __attribute__((noreturn)) child_main(const struct gk_spawn *s, int s
 
 /* ---- the parent side ---------------------------------------------------- */
 
-int gk_spawn(const struct gk_spawn *spec, gk_before_go_fn before_go, void *ctx,
-             pid_t *pid_out, int *terminal_fd, struct gk_msg *err)
+typedef void (*child_fn)(const struct gk_spawn *, int);
+
+/*
+ * The parent side of gk_spawn and gk_exec: clones `child` with `flags` (in
+ * the PID namespace `pid_ns_fd` when >= 0), lets before_go place it, sends
+ * GO and reads the reply: a TERMINAL record first when there is a terminal,
+ * then READY (`want_ready`) or, for exec, end of file once execve closed the
+ * socket. Anything else kills and reaps the child.
+ */
+static int launch(const struct gk_spawn *spec, unsigned long flags, child_fn child, int pid_ns_fd, int want_ready,
+                  gk_before_go_fn before_go, void *ctx, pid_t *pid_out, int *terminal_fd, struct gk_msg *err)
 {
     int sv[2];
     memset(err, 0, sizeof *err);
@@ -509,28 +531,48 @@ int gk_spawn(const struct gk_spawn *spec, gk_before_go_fn before_go, void *ctx,
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
         return -errno;
 
+    /* The PID namespace is entered for this thread's children only: join
+     * it, clone, and put pid_for_children back as it was. */
+    int own_pid_ns = -1;
+    if (pid_ns_fd >= 0) {
+        own_pid_ns = open("/proc/thread-self/ns/pid_for_children", O_RDONLY | O_CLOEXEC);
+        if (own_pid_ns < 0 || setns(pid_ns_fd, CLONE_NEWPID) < 0) {
+            int e = errno;
+            if (own_pid_ns >= 0)
+                close(own_pid_ns);
+            close(sv[0]);
+            close(sv[1]);
+            return -e;
+        }
+    }
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
     gk_mark(GK_MARK_CLONE);
-    long pid = syscall(SYS_clone, (unsigned long)(spec->clone_flags | SIGCHLD), NULL, NULL, NULL, 0);
+    long pid = syscall(SYS_clone, flags | SIGCHLD, NULL, NULL, NULL, 0);
     if (pid == 0) {
         gk_mark(GK_MARK_CHILD);
         close(sv[0]);
-        child_main(spec, sv[1]);
+        child(spec, sv[1]);
     }
     int clone_errno = errno;
     pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (own_pid_ns >= 0) {
+        /* Every later child of this thread would land in the container. */
+        if (setns(own_pid_ns, CLONE_NEWPID) < 0)
+            abort();
+        close(own_pid_ns);
+    }
     close(sv[1]);
     if (pid < 0) {
         close(sv[0]);
-        return -clone_errno;
+        /* A PID namespace whose init has gone takes no new members. */
+        return clone_errno == ENOMEM && pid_ns_fd >= 0 ? -ESRCH : -clone_errno;
     }
 
     int ret = 0;
     if (before_go && (ret = before_go((pid_t)pid, ctx)) != 0)
         goto kill_child;
-
     struct gk_msg m;
     memset(&m, 0, sizeof m);
     m.type = GK_MSG_GO;
@@ -543,9 +585,9 @@ int gk_spawn(const struct gk_spawn *spec, gk_before_go_fn before_go, void *ctx,
         *terminal_fd = fd;
         ret = gk_recv_fd(sv[0], &m, &fd);
     }
-    if (ret == 0 && fd >= 0 && m.type != GK_MSG_TERMINAL)
+    if (ret == 0 && fd >= 0)
         close(fd);
-    if (ret == 0 && m.type == GK_MSG_READY) {
+    if (want_ready ? (ret == 0 && m.type == GK_MSG_READY) : ret == -EPIPE) {
         close(sv[0]);
         *pid_out = (pid_t)pid;
         return 0;
@@ -553,7 +595,7 @@ int gk_spawn(const struct gk_spawn *spec, gk_before_go_fn before_go, void *ctx,
     if (ret == 0 && m.type == GK_MSG_ERROR) {
         *err = m;
         ret = -(m.err ? m.err : EIO);
-    } else if (ret == 0) {
+    } else if (ret == 0 || ret == -EPIPE) {
         ret = -EPROTO;
     }
 
@@ -569,39 +611,22 @@ kill_child:
     return ret;
 }
 
+int gk_spawn(const struct gk_spawn *spec, gk_before_go_fn before_go, void *ctx,
+             pid_t *pid_out, int *terminal_fd, struct gk_msg *err)
+{
+    return launch(spec, spec->clone_flags, child_main, -1, 1, before_go, ctx, pid_out, terminal_fd, err);
+}
+
 /* ---- a process that joins a running container (exec) ------------------- */
 
 static void __attribute__((noreturn)) exec_child(const struct gk_spawn *s, int sync)
 {
-    struct gk_msg m;
     int r;
-
-    reset_signals();
-    (void)prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
-    if (s->njoins > 64)
-        child_fail(sync, GK_STAGE_SETNS, E2BIG, "too many namespaces to join", NULL, GK_EXIT_SETUP);
-    int keep[4 + s->njoins];
-    size_t nkeep = 0;
-    keep[nkeep++] = sync;
-    for (int i = 0; i < 3; i++)
-        if (s->stdio[i] > 2)
-            keep[nkeep++] = s->stdio[i];
-    for (size_t i = 0; i < s->njoins; i++)
-        keep[nkeep++] = s->joins[i].fd;
-    close_other_fds(keep, nkeep);
-
-    /* The parent puts us in the container's cgroups first. */
-    if (gk_recv_msg(sync, &m) < 0 || m.type != GK_MSG_GO)
-        _exit(GK_EXIT_SETUP);
 
     /* In the caller's order: the user namespace first, so that what follows
      * is done with the container's privileges; joining the mount namespace
      * moves root and cwd to the container's root. */
-    for (size_t i = 0; i < s->njoins; i++) {
-        if (setns(s->joins[i].fd, s->joins[i].nstype) < 0)
-            child_fail(sync, GK_STAGE_SETNS, errno, "setns", NULL, GK_EXIT_SETUP);
-        close(s->joins[i].fd);
-    }
+    child_prologue(s, sync, -1);
 
     int slave = -1;
     if (s->flags & GK_SPAWN_TERMINAL) {
@@ -624,91 +649,5 @@ static void __attribute__((noreturn)) exec_child(const struct gk_spawn *s, int s
 int gk_exec(const struct gk_spawn *spec, int pid_ns_fd, gk_before_go_fn before_go, void *ctx,
             pid_t *pid_out, int *terminal_fd, struct gk_msg *err)
 {
-    int sv[2];
-    memset(err, 0, sizeof *err);
-    *terminal_fd = -1;
-    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
-        return -errno;
-
-    /* The PID namespace is entered for this thread's children only: join
-     * it, clone, and go back to our own. */
-    int own_pid_ns = -1;
-    if (pid_ns_fd >= 0) {
-        own_pid_ns = open("/proc/thread-self/ns/pid", O_RDONLY | O_CLOEXEC);
-        if (own_pid_ns < 0 || setns(pid_ns_fd, CLONE_NEWPID) < 0) {
-            int e = errno;
-            if (own_pid_ns >= 0)
-                close(own_pid_ns);
-            close(sv[0]);
-            close(sv[1]);
-            return -e;
-        }
-    }
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    long pid = syscall(SYS_clone, (unsigned long)SIGCHLD, NULL, NULL, NULL, 0);
-    if (pid == 0) {
-        close(sv[0]);
-        exec_child(spec, sv[1]);
-    }
-    int clone_errno = errno;
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    if (own_pid_ns >= 0) {
-        int r = setns(own_pid_ns, CLONE_NEWPID);
-        close(own_pid_ns);
-        if (r < 0 && pid > 0) {
-            /* Later children of this thread would land in the container. */
-            kill((pid_t)pid, SIGKILL);
-            abort();
-        }
-    }
-    close(sv[1]);
-    if (pid < 0) {
-        close(sv[0]);
-        /* A PID namespace whose init has gone takes no new members. */
-        return clone_errno == ENOMEM && pid_ns_fd >= 0 ? -ESRCH : -clone_errno;
-    }
-
-    int ret = 0;
-    if (before_go && (ret = before_go((pid_t)pid, ctx)) != 0) {
-        kill((pid_t)pid, SIGKILL);
-        goto reap;
-    }
-    struct gk_msg m;
-    memset(&m, 0, sizeof m);
-    m.type = GK_MSG_GO;
-    if ((ret = gk_send_all(sv[0], &m, sizeof m)) < 0) {
-        kill((pid_t)pid, SIGKILL);
-        goto reap;
-    }
-    int fd = -1;
-    ret = gk_recv_fd(sv[0], &m, &fd);
-    if (ret == 0 && m.type == GK_MSG_TERMINAL && fd >= 0) {
-        *terminal_fd = fd;
-        ret = gk_recv_fd(sv[0], &m, &fd);
-    }
-    if (ret == 0 && fd >= 0)
-        close(fd);
-    close(sv[0]);
-    /* End of file: the sync socket closed on exec, the command runs. */
-    if (ret == -EPIPE) {
-        *pid_out = (pid_t)pid;
-        return 0;
-    }
-    if (ret == 0 && m.type == GK_MSG_ERROR) {
-        *err = m;
-        ret = -(m.err ? m.err : EIO);
-    } else if (ret == 0) {
-        ret = -EPROTO;
-    }
-    kill((pid_t)pid, SIGKILL);
-reap:
-    if (*terminal_fd >= 0) {
-        close(*terminal_fd);
-        *terminal_fd = -1;
-    }
-    while (waitpid((pid_t)pid, NULL, 0) < 0 && errno == EINTR)
-        ;
-    return ret;
+    return launch(spec, 0, exec_child, pid_ns_fd, 0, before_go, ctx, pid_out, terminal_fd, err);
 }

@@ -17,6 +17,10 @@
 #include <termios.h>
 #include <unistd.h>
 
+#ifndef TIOCGPTPEER
+#define TIOCGPTPEER _IO('T', 0x41)
+#endif
+
 /* ---- child side (async-signal-safe) ---- */
 
 int gk_open_pty(int *master, int *slave)
@@ -31,10 +35,16 @@ int gk_open_pty(int *master, int *slave)
         close(m);
         return -e;
     }
-    char path[32];
-    size_t l = gk_strlcat(path, 0, sizeof path, "/dev/pts/");
-    gk_utoa(path + l, sizeof path - l, n);
-    int s = open(path, O_RDWR | O_NOCTTY | O_CLOEXEC);
+    /* The slave through the master itself: a path in the container's /dev
+     * could have been replaced by the container. Kernels before 4.13 lack
+     * TIOCGPTPEER; there the path is all there is. */
+    int s = ioctl(m, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (s < 0 && (errno == EINVAL || errno == ENOTTY)) {
+        char path[32];
+        size_t l = gk_strlcat(path, 0, sizeof path, "/dev/pts/");
+        gk_utoa(path + l, sizeof path - l, n);
+        s = open(path, O_RDWR | O_NOCTTY | O_CLOEXEC);
+    }
     if (s < 0) {
         int e = errno;
         close(m);

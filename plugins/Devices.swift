@@ -61,8 +61,14 @@ public struct FreezerController: ResourceController {
         let file = stateFile(backend.version)
         let want = backend.version == .v1 ? (frozen ? "FROZEN" : "THAWED") : (frozen ? "1" : "0")
         try backend.create(name, path: path, settings: [CgroupSetting(file, want)])
+        // v2's cgroup.freeze reads back what was asked; cgroup.events says when it is done.
+        func done() -> Bool {
+            if backend.version == .v1 { return (try? backend.read(name, path: path, file: file).trimmed) == want }
+            let events = (try? backend.read(name, path: path, file: "cgroup.events")) ?? ""
+            return events.split(separator: "\n").contains("frozen \(want)")
+        }
         for _ in 0..<500 {
-            if (try? backend.read(name, path: path, file: file).trimmed) == want { return }
+            if done() { return }
             var ts = timespec(tv_sec: 0, tv_nsec: 10_000_000)
             nanosleep(&ts, nil)
         }

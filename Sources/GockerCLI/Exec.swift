@@ -10,7 +10,8 @@ struct Exec: ParsableCommand {
         usage: "gocker exec [OPTIONS] CONTAINER COMMAND [ARG...]",
         discussion: """
             The command joins every namespace and cgroup of the container and gets its \
-            capabilities, rlimits and no-new-privileges. The exit status is the command's; \
+            capabilities, rlimits and no-new-privileges; its working directory must exist. \
+            The exit status is the command's; \
             126 when it cannot be invoked, 127 when it is not found, 125 when gocker itself \
             failed (an unknown, stopped or paused container). Signals sent to gocker are \
             passed on to the command.
@@ -21,23 +22,7 @@ struct Exec: ParsableCommand {
     @Flag(name: [.short, .customLong("detach")], help: "Run the command in the background.")
     var detach = false
 
-    @Option(name: [.short, .customLong("env")], help: ArgumentHelp("Set an environment variable (NAME=VALUE, or NAME to pass gocker's own).", valueName: "list"))
-    var env: [String] = []
-
-    @Option(name: .customLong("env-file"), help: ArgumentHelp("Read environment variables from a file.", valueName: "file"))
-    var envFile: [String] = []
-
-    @Flag(name: [.short, .customLong("interactive")], help: "Keep STDIN open.")
-    var interactive = false
-
-    @Flag(name: [.short, .customLong("tty")], help: "Allocate a terminal from the container's devpts.")
-    var tty = false
-
-    @Option(name: [.short, .customLong("user")], help: ArgumentHelp("User (name or uid) and group (name or gid), from the container's /etc/passwd and /etc/group.", valueName: "user[:group]"))
-    var user: String?
-
-    @Option(name: [.short, .customLong("workdir")], help: ArgumentHelp("Working directory inside the container (absolute; must exist).", valueName: "dir"))
-    var workdir: String?
+    @OptionGroup var process: ProcessOptions
 
     @Flag(help: "Give the command every capability.")
     var privileged = false
@@ -50,12 +35,12 @@ struct Exec: ParsableCommand {
 
     func run() throws {
         var r = ExecRequest(command: command)
-        r.env = env
-        r.envFiles = envFile
-        r.interactive = interactive
-        r.tty = tty
-        r.user = user
-        r.workdir = workdir
+        r.env = process.env
+        r.envFiles = process.envFile
+        r.interactive = process.interactive
+        r.tty = process.tty
+        r.user = process.user
+        r.workdir = process.workdir
         r.privileged = privileged
         r.detach = detach
         let status = try global.engine.exec(container, r)
@@ -142,7 +127,13 @@ struct OCIExec: OCICommand {
             guard command.isEmpty else {
                 throw GockerError(.invalidArgument, "a command cannot be given with --process")
             }
-            let p = try JSON.decodeFile(Spec.Process.self, path: process)
+            var p = try JSON.decodeFile(Spec.Process.self, path: process)
+            // What the file leaves out is the container's, as in runc: an
+            // exec never runs with more than the container allows by default.
+            let base = try runtime.containerProcess(id: id).0
+            if p.capabilities == nil { p.capabilities = base.capabilities }
+            if p.rlimits == nil { p.rlimits = base.rlimits }
+            if p.noNewPrivileges == nil { p.noNewPrivileges = base.noNewPrivileges }
             return try ProcessPlan(process: p, annotations: [:])
         }
         guard !command.isEmpty else { throw GockerError(.invalidArgument, "exec needs a command or --process") }
@@ -188,18 +179,26 @@ struct OCIExec: OCICommand {
         let (pid, terminal) = try runtime.exec(id: id, process: plan)
         var master = terminal
         defer { if let master { Sys.close(master) } }
+        // A process whose caller cannot be told about it does not stay.
+        func abandon(_ error: GockerError) -> GockerError {
+            _ = Glibc.kill(pid, SIGKILL)
+            var status: Int32 = 0
+            _ = waitpid(pid, &status, 0)
+            return error
+        }
         if let consoleSocket, let t = master {
             let r = gk_send_console(consoleSocket, t)
-            if r < 0 {
-                _ = Glibc.kill(pid, SIGKILL)
-                throw GockerError(.system, "send the terminal", cause: SystemCallError("connect", path: consoleSocket, errno: -r))
-            }
             Sys.close(t)
             master = nil
+            if r < 0 {
+                throw abandon(GockerError(.system, "send the terminal", cause: SystemCallError("connect", path: consoleSocket, errno: -r)))
+            }
         }
         if let pidFile {
-            try performing("write pid file") { () throws(SystemCallError) in
+            do {
                 try Sys.writeFileAtomic(pidFile, Array("\(pid)".utf8))
+            } catch {
+                throw abandon(GockerError(.system, "write pid file", cause: error))
             }
         }
         if detach { return }

@@ -26,6 +26,9 @@ extension Engine {
         guard let first = request.command.first, !first.isEmpty else {
             throw GockerError(.invalidArgument, "no command specified")
         }
+        if request.detach && request.tty {
+            throw GockerError(.invalidArgument, "exec -d with -t is not supported: nothing would hold the terminal open")
+        }
         try ContainerSpec.validateWorkdir(request.workdir)
         let extraEnv = try ContainerSpec.userEnvironment(env: request.env, envFiles: request.envFiles)
 

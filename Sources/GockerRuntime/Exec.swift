@@ -29,6 +29,10 @@ extension Runtime {
     /// inherit). Returns once the command runs: its pid on the host, and
     /// the pty master when the process has a terminal.
     public func exec(id: String, process: ProcessPlan, stdio: [Int32] = [-1, -1, -1]) throws(GockerError) -> (pid: pid_t, terminal: Int32?) {
+        // Held until the command runs: a pause cannot come between the
+        // check below and the new process joining the cgroups.
+        let lock = try store.lock(id)
+        defer { lock.release() }
         let s = try store.load(id)
         switch status(of: s) {
         case .stopped: throw GockerError(.invalidState, "container \(id) is not running")

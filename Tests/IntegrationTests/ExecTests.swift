@@ -31,7 +31,8 @@ struct ExecTests {
 
     @Test func execJoinsEveryNamespaceAndCgroupAndKeepsTheDefences() throws {
         let box = try Sandbox()
-        let pid1 = try startContainer(box, ["--hostname", "box1", "--security-opt", "no-new-privileges"])
+        let pid1 = try startContainer(box, ["--hostname", "box1", "--security-opt", "no-new-privileges",
+                                            "--ulimit", "nofile=123:456"])
         defer { removeContainer(box) }
 
         #expect(try exec(box, ["web", "hostname"]).stdout == "box1\n")
@@ -61,6 +62,11 @@ struct ExecTests {
             #expect(status(own, key) != nil && status(own, key) == status(first, key), "\(key)")
         }
         #expect(status(own, "NoNewPrivs") == "1")
+        #expect(try exec(box, ["web", "sh", "-c", "ulimit -n; ulimit -Hn"]).stdout == "123\n456\n")
+        // Nothing of gocker's open files reaches the command: only its stdio
+        // (and ls's own directory descriptor).
+        let fds = try exec(box, ["web", "ls", "/proc/self/fd"]).stdout.split(separator: "\n")
+        #expect(fds.count <= 4 && fds.allSatisfy { ["0", "1", "2", "3"].contains($0) }, "\(fds)")
         #expect(status(own, "CapEff") != status(box.contents("/proc/self/status"), "CapEff"))
         // Masked paths stay masked: /proc/timer_list, not empty on the host, reads as /dev/null.
         #expect(!box.contents("/proc/timer_list").isEmpty)
@@ -111,7 +117,10 @@ struct ExecTests {
         let unknownUser = try exec(box, ["-u", "nosuchuser", "web", "true"])
         #expect(unknownUser.status == 125 && unknownUser.stderr.contains("nosuchuser"), "\(unknownUser.stderr)")
         // Standard input is passed through only with -i.
-        #expect(try exec(box, ["web", "cat"]).stdout == "")
+        #expect(try box.gocker(["exec", "-i", "web", "cat"], input: "typed\n").stdout == "typed\n")
+        #expect(try box.gocker(["exec", "web", "cat"], input: "typed\n").stdout == "")
+        let dt = try exec(box, ["-d", "-t", "web", "true"])
+        #expect(dt.status == 125 && dt.stderr.contains("-d with -t"), "\(dt.stderr)")
 
         let unknown = try exec(box, ["nosuch", "true"])
         #expect(unknown.status == 125 && unknown.stderr == "gocker: error: No such container: nosuch\n", "\(unknown.stderr)")

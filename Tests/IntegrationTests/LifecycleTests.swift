@@ -249,7 +249,16 @@ struct PauseTests {
         let notPaused = try box.gocker(["unpause", "pz"])
         #expect(notPaused.status == 1 && notPaused.stderr.contains("not paused"), "\(notPaused.stderr)")
 
-        // A paused container can still be removed: it is thawed to die.
+        // A paused container can still be stopped, killed and removed: it is thawed to die.
+        #expect(try box.gocker(["pause", "pz"]).status == 0)
+        let stop = try box.gocker(["stop", "-t", "1", "pz"])
+        #expect(stop.status == 0, "\(stop.stderr)")
+        #expect(try box.gocker(["ps", "-a", "--format", "{{.Status}}"]).stdout.hasPrefix("Exited"))
+        #expect(try box.gocker(["start", "pz"]).status == 0)
+        #expect(try box.gocker(["pause", "pz"]).status == 0)
+        #expect(try box.gocker(["kill", "pz"]).status == 0)
+        #expect(box.waitFor { (try? box.gocker(["ps", "-a", "--format", "{{.Status}}"]))?.stdout.hasPrefix("Exited (137)") == true })
+        #expect(try box.gocker(["start", "pz"]).status == 0)
         #expect(try box.gocker(["pause", "pz"]).status == 0)
         let rm = try box.gocker(["rm", "-f", "pz"])
         #expect(rm.status == 0, "\(rm.stderr)")

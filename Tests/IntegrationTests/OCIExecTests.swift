@@ -66,6 +66,12 @@ struct OCIExecTests {
             try? FileManager.default.removeItem(atPath: bundle + "/rootfs")
             box.expectNothingLeft()
         }
+        // A container with a small capability set, no_new_privs and an rlimit.
+        let caps = #"["CAP_CHOWN", "CAP_KILL", "CAP_SETUID", "CAP_SETGID"]"#
+        let restricted = #""cwd": "/", "noNewPrivileges": true, "rlimits": [{"type": "RLIMIT_NOFILE", "soft": 77, "hard": 88}], "#
+            + #""capabilities": {"bounding": \#(caps), "effective": \#(caps), "permitted": \#(caps)}}"#
+        let config = box.contents(bundle + "/config.json").replacingOccurrences(of: #""cwd": "/"}"#, with: restricted)
+        try config.write(toFile: bundle + "/config.json", atomically: true, encoding: .utf8)
         let run = try box.gocker(["oci", "run", "-d", "--bundle", bundle, "x1"])
         #expect(run.status == 0, "\(run.stderr)")
         let initPid = try #require(try OCITests().state(box, "x1")["pid"] as? Int)
@@ -91,6 +97,17 @@ struct OCIExecTests {
         #expect(box.waitFor { box.contents(out + "/from-exec") == "from-process\n" })
         #expect(link("/proc/\(execPid)/ns/pid") == link("/proc/\(initPid)/ns/pid"))
         #expect(link("/proc/\(execPid)/ns/mnt") == link("/proc/\(initPid)/ns/mnt"))
+        // What the process file leaves out is the container's: its
+        // capabilities, no_new_privs and rlimits, never gocker's own.
+        func field(_ pid: Int32, _ key: String) -> String? {
+            box.contents("/proc/\(pid)/status").split(separator: "\n").first { $0.hasPrefix(key + ":") }.map(String.init)
+        }
+        for key in ["CapEff", "CapBnd", "CapPrm", "NoNewPrivs"] {
+            #expect(field(execPid, key) != nil && field(execPid, key) == field(Int32(initPid), key), "\(key)")
+        }
+        #expect(field(execPid, "CapEff") == "CapEff:\t00000000000000e1")
+        let limits = box.contents("/proc/\(execPid)/limits").split(separator: "\n").first { $0.hasPrefix("Max open files") }
+        #expect(limits?.split(separator: " ").filter { !$0.isEmpty }.dropFirst(3).prefix(2) == ["77", "88"], "\(limits ?? "")")
 
         // --tty with a console socket: the pty master arrives there.
         let console = try ConsoleSocket(path: box.dir + "/console.sock")
@@ -112,6 +129,8 @@ struct OCIExecTests {
         #expect(try OCITests().state(box, "x1")["status"] as? String == "paused")
         let whilePaused = try box.gocker(["oci", "exec", "x1", "true"])
         #expect(whilePaused.status == 1 && whilePaused.stderr.contains("paused"), "\(whilePaused.stderr)")
+        let deletePaused = try box.gocker(["oci", "delete", "x1"])
+        #expect(deletePaused.status == 1 && deletePaused.stderr.contains("paused"), "\(deletePaused.stderr)")
         #expect(try box.gocker(["oci", "resume", "x1"]).status == 0)
         #expect(try OCITests().state(box, "x1")["status"] as? String == "running")
 
