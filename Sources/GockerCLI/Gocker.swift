@@ -21,7 +21,7 @@ public enum GockerMain {
     public static func run(_ args: [String]) -> Int32 {
         var command: any ParsableCommand
         do {
-            command = try Gocker.parseAsRoot(args)
+            command = try parse(args)
             Timings.commandParsed()
         } catch {
             let code = Gocker.exitCode(for: error)
@@ -53,6 +53,21 @@ public enum GockerMain {
             report(Gocker.message(for: error))
             return ownFailure
         }
+    }
+
+    /// The container-starting commands are parsed by their own type: the
+    /// root's parser first builds the whole command tree, which costs
+    /// milliseconds on every start.
+    static func parse(_ args: [String]) throws -> any ParsableCommand {
+        if let first = args.first, args.count > 1, !args.dropFirst().contains(where: { $0 == "--help" || $0 == "--version" }) {
+            let rest = Array(args.dropFirst())
+            switch first {
+            case "run": return try Run.parse(rest)
+            case "exec": return try Exec.parse(rest)
+            default: break
+            }
+        }
+        return try Gocker.parseAsRoot(args)
     }
 
     /// One line on stderr.
