@@ -64,6 +64,7 @@ public enum GockerMain {
             switch first {
             case "run": return try Run.parse(rest)
             case "exec": return try Exec.parse(rest)
+            case "oci": return try OCI.parseAsRoot(rest)
             default: break
             }
         }
