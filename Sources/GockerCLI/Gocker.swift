@@ -19,6 +19,10 @@ public enum GockerMain {
 
     /// Parses and runs one command line; returns the exit status.
     public static func run(_ args: [String]) -> Int32 {
+        if args.first == "oci", let fast = OCIFastPath(Array(args.dropFirst())) {
+            Timings.commandParsed()
+            return execute(ownFailure: 1) { try fast.run() }
+        }
         var command: any ParsableCommand
         do {
             command = try parse(args)
@@ -34,9 +38,13 @@ public enum GockerMain {
         }
         // The OCI front door fails like runc (exit 1); the docker-like one
         // like docker (125).
-        let ownFailure: Int32 = command is any OCICommand ? 1 : 125
+        return execute(ownFailure: command is any OCICommand ? 1 : 125) { try command.run() }
+    }
+
+    /// Runs a parsed command: its exit status, its error on stderr.
+    static func execute(ownFailure: Int32, _ body: () throws -> Void) -> Int32 {
         do {
-            try command.run()
+            try body()
             return 0
         } catch let e as ContainerExit {
             return e.status
