@@ -33,9 +33,6 @@
 #ifndef OPEN_TREE_CLOEXEC
 #define OPEN_TREE_CLOEXEC O_CLOEXEC
 #endif
-#ifndef MOVE_MOUNT_F_EMPTY_PATH
-#define MOVE_MOUNT_F_EMPTY_PATH 0x00000004
-#endif
 #ifndef CLOSE_RANGE_CLOEXEC
 #define CLOSE_RANGE_CLOEXEC (1U << 2)
 #endif
@@ -102,24 +99,6 @@ static int mkdir_parent(const char *path)
         return 0;
     *slash = '\0';
     return mkdir_all(parent, 0755);
-}
-
-/* Makes sure `path` exists as a directory or, for file binds, as a file. */
-static int make_target(const char *path, int as_dir)
-{
-    if (as_dir)
-        return mkdir_all(path, 0755);
-    int r = mkdir_parent(path);
-    if (r < 0)
-        return r;
-    int fd = open(path, O_CREAT | O_WRONLY | O_CLOEXEC | O_NOCTTY, 0644);
-    if (fd < 0) {
-        if (errno == EISDIR)
-            return -EISDIR;
-        return -errno;
-    }
-    close(fd);
-    return 0;
 }
 
 /* ---- the child's stages ------------------------------------------------- */
@@ -345,24 +324,44 @@ static void __attribute__((noreturn)) child_main(const struct gk_spawn *s, int s
         child_fail(sync, GK_STAGE_PIVOT_ROOT, errno, "chdir", "/", GK_EXIT_SETUP);
     gk_mark(GK_MARK_PIVOTED);
 
+    /* Every target is resolved inside the new root and mounted on through
+     * its descriptor (mounts.c). */
+    int root = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (root < 0)
+        child_fail(sync, GK_STAGE_MOUNT, errno, "open", "/", GK_EXIT_SETUP);
+    char what[GK_MSG_TEXT];
     for (size_t i = 0; i < s->nmounts; i++) {
         const struct gk_mount *mt = &s->mounts[i];
-        r = make_target(mt->target, bind_dir[i]);
+        int target;
+        r = gk_make_target(root, mt->target, bind_dir[i], &target);
         if (r < 0)
             child_fail(sync, GK_STAGE_MOUNT, -r, "create mount point", mt->target, GK_EXIT_SETUP);
         if (mt->kind == GK_MOUNT_BIND) {
-            if (syscall(SYS_move_mount, bind_fd[i], "", AT_FDCWD, mt->target, MOVE_MOUNT_F_EMPTY_PATH) < 0)
-                child_fail(sync, GK_STAGE_MOUNT, errno, "bind mount on", mt->target, GK_EXIT_SETUP);
+            what[0] = '\0';
+            if (mt->copy_up && (r = gk_copy_up(target, bind_fd[i], what, sizeof what)) < 0)
+                child_fail(sync, GK_STAGE_MOUNT, -r, "copy image content into the volume at", mt->target,
+                           GK_EXIT_SETUP);
+            if ((r = gk_set_mount_flags(bind_fd[i], mt->rec_flags, mt->recursive)) < 0 ||
+                (r = gk_set_mount_flags(bind_fd[i], mt->flags, 0)) < 0)
+                child_fail(sync, GK_STAGE_MOUNT, -r, "set mount flags of", mt->target, GK_EXIT_SETUP);
+            if ((r = gk_move_mount_to(bind_fd[i], target)) < 0)
+                child_fail(sync, GK_STAGE_MOUNT, -r, "bind mount on", mt->target, GK_EXIT_SETUP);
+            if ((r = gk_set_propagation(bind_fd[i], mt->propagation)) < 0)
+                child_fail(sync, GK_STAGE_MOUNT, -r, "set propagation of", mt->target, GK_EXIT_SETUP);
             close(bind_fd[i]);
-            unsigned long extra = mt->flags & (MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC |
-                                               MS_NOATIME | MS_NODIRATIME | MS_RELATIME | MS_STRICTATIME);
-            if (extra && mount(NULL, mt->target, NULL, MS_BIND | MS_REMOUNT | extra, NULL) < 0)
-                child_fail(sync, GK_STAGE_MOUNT, errno, "remount bind", mt->target, GK_EXIT_SETUP);
-        } else if (mount(mt->source, mt->target, mt->fstype, mt->flags, mt->data) < 0) {
-            child_fail(sync, GK_STAGE_MOUNT, errno, mt->fstype, mt->target, GK_EXIT_SETUP);
+        } else {
+            if ((r = gk_mount_fs_at(root, target, mt->source, mt->fstype, mt->flags, mt->data)) < 0)
+                child_fail(sync, GK_STAGE_MOUNT, -r, mt->fstype, mt->target, GK_EXIT_SETUP);
+            if (mt->propagation) {
+                /* The target looked up again is the new mount's root. */
+                int top;
+                if ((r = gk_open_in_root(root, mt->target, O_PATH, &top)) < 0 ||
+                    (r = gk_set_propagation(top, mt->propagation)) < 0)
+                    child_fail(sync, GK_STAGE_MOUNT, -r, "set propagation of", mt->target, GK_EXIT_SETUP);
+                close(top);
+            }
         }
-        if (mt->propagation && mount(NULL, mt->target, NULL, mt->propagation, NULL) < 0)
-            child_fail(sync, GK_STAGE_MOUNT, errno, "set propagation of", mt->target, GK_EXIT_SETUP);
+        close(target);
     }
 
     make_devices(sync, s);
@@ -371,9 +370,8 @@ static void __attribute__((noreturn)) child_main(const struct gk_spawn *s, int s
         mount(NULL, "/", NULL, s->root_propagation, NULL) < 0)
         child_fail(sync, GK_STAGE_PROPAGATION, errno, "set propagation of", "/", GK_EXIT_SETUP);
 
-    char what[GK_MSG_TEXT];
     what[0] = '\0';
-    if ((r = gk_mask_paths(s, what, sizeof what)) < 0)
+    if ((r = gk_mask_paths(s, root, what, sizeof what)) < 0)
         child_fail(sync, GK_STAGE_MASKED_PATHS, -r, "mask", what, GK_EXIT_SETUP);
 
     int slave = -1;
@@ -394,11 +392,14 @@ static void __attribute__((noreturn)) child_main(const struct gk_spawn *s, int s
         child_fail(sync, GK_STAGE_READONLY_ROOT, errno, "remount / read-only", NULL, GK_EXIT_SETUP);
 
     if (s->cwd) {
-        if ((r = mkdir_all(s->cwd, 0755)) < 0)
+        int cwd;
+        if ((r = gk_make_target(root, s->cwd, 1, &cwd)) < 0)
             child_fail(sync, GK_STAGE_CWD, -r, "working directory", s->cwd, GK_EXIT_SETUP);
-        if (chdir(s->cwd) < 0)
+        if (fchdir(cwd) < 0)
             child_fail(sync, GK_STAGE_CWD, errno, "chdir to", s->cwd, GK_EXIT_SETUP);
+        close(cwd);
     }
+    close(root);
 
     /* The user, from the container's own /etc/passwd and /etc/group. */
     static struct gk_user user;
