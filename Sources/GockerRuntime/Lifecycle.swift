@@ -155,7 +155,7 @@ extension Engine {
         record.ownerPid = nil
         record.ownerStart = nil
         if record.autoRemove {
-            try? remove(id: id, name: record.name)
+            try? remove(id: id, name: record.name, anonymousVolumes: record.mounts)
         } else {
             try? saveRecord(record)
         }
