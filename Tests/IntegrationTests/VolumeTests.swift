@@ -190,6 +190,38 @@ struct VolumeTests {
         box.expectNothingLeft()
     }
 
+    @Test func anOCIBundlesMountsAlsoStayInsideItsRoot() throws {
+        let box = try Sandbox()
+        let tag = UUID().uuidString.prefix(8).lowercased()
+        #expect(try box.gocker(["run", "--rm", "busybox", "true"]).status == 0)
+        let layer = try #require(box.list(box.dataRoot + "/image/layers").first)
+        let bundle = box.dir + "/bundle", src = box.dir + "/src"
+        try #require(try sh("""
+            mkdir -p '\(bundle)' '\(src)' && cp -a '\(box.dataRoot)/image/layers/\(layer)' '\(bundle)/rootfs' && \
+            ln -s ../../../../../../tmp '\(bundle)/rootfs/up' && ln -s /etc '\(bundle)/rootfs/conf' && echo oci > '\(src)/m'
+            """) == 0)
+        let config = """
+            {"ociVersion": "1.0.2",
+             "process": {"user": {"uid": 0, "gid": 0}, "args": ["sh", "-c", "cat /tmp/in-\(tag)/m; grep -c ' /etc tmpfs' /proc/mounts"],
+                         "env": ["PATH=/bin"], "cwd": "/"},
+             "root": {"path": "rootfs"},
+             "mounts": [{"destination": "/proc", "type": "proc", "source": "proc"},
+                        {"destination": "/up/in-\(tag)", "type": "bind", "source": "\(src)", "options": ["rbind", "ro"]},
+                        {"destination": "/conf", "type": "tmpfs", "source": "tmpfs", "options": ["size=1m"]}],
+             "linux": {"namespaces": [{"type": "pid"}, {"type": "mount"}, {"type": "network"}]}}
+            """
+        try config.write(toFile: bundle + "/config.json", atomically: true, encoding: .utf8)
+        let hostEtc = box.list("/etc")
+        let r = try box.gocker(["oci", "run", "--bundle", bundle, "oci-\(tag)"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout == "oci\n1\n")
+        #expect(!FileManager.default.fileExists(atPath: "/tmp/in-\(tag)"))
+        #expect(FileManager.default.fileExists(atPath: bundle + "/rootfs/tmp/in-\(tag)"))
+        #expect(box.list("/etc") == hostEtc)
+        #expect(box.hostMountsHere() == [])
+        #expect(box.list(box.stateRoot) == [])
+    }
+
     @Test func badMountsAreRefusedBeforeAnythingIsMade() throws {
         let box = try Sandbox()
         let missing = box.dir + "/no-such-dir"
