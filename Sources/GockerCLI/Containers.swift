@@ -191,7 +191,7 @@ struct Run: ParsableCommand {
         if request.detach {
             var record = try engine.create(request)
             do { try engine.startDetached(&record) } catch {
-                try? engine.remove(record.id, force: true)
+                try? engine.remove(record.id, force: true, volumes: true)
                 throw error
             }
             print(record.id)

@@ -179,6 +179,12 @@ struct VolumeTests {
         let magic = try box.gocker(["run", "--rm", "-v", "\(src):/magic", image, "true"])
         #expect(magic.status == 125)
         #expect(magic.stderr.contains("create mount point /magic: too many levels of symbolic links"), "\(magic.stderr)")
+        // The anonymous volume made for a container that could not start goes with it.
+        for detach in [[], ["-d"]] {
+            let r = try box.gocker(["run"] + detach + ["-v", "/magic", image, "true"])
+            #expect(r.status == 125 && r.stderr.contains("create mount point /magic"), "\(r.stderr)")
+            #expect(volumeNames(box) == [], "\(detach)")
+        }
 
         #expect(box.list("/etc") == hostEtc, "the host's /etc is untouched")
         #expect(box.list("/tmp").filter { !$0.hasPrefix("gocker-test-") } == hostTmp, "the host's /tmp is untouched")
