@@ -245,6 +245,9 @@ struct VolumeTests {
             #expect(r.status == 125, "\(flags)")
             #expect(r.stderr == message, "\(flags)")
         }
+        // Checks done, nothing is made for a run that fails on its image.
+        let noImage = try box.gocker(["run", "--rm", "-v", "\(missing):/x", "-v", "fresh:/y", "-v", "/z", "no-such-image", "true"])
+        #expect(noImage.status == 125 && noImage.stderr.split(separator: "\n").count == 1, "\(noImage.stderr)")
         #expect(!FileManager.default.fileExists(atPath: missing))
         #expect(volumeNames(box) == [])
         #expect(try box.gocker(["volume", "create", "x/y"]).status == 125)
