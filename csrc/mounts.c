@@ -22,7 +22,6 @@
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
-#include <sys/time.h>
 #include <unistd.h>
 
 /* <linux/mount.h> clashes with glibc's <sys/mount.h>: the few names we need. */
