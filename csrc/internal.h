@@ -58,6 +58,9 @@ int gk_open_in_root(int root, const char *path, int flags, int *fd);
 /* An O_PATH descriptor of `path` in the root, made (as a directory, or for
  * `as_dir` 0 the last component as an empty file) where missing. */
 int gk_make_target(int root, const char *path, int as_dir, int *fd);
+/* The directory that holds `path`, resolved (and made) in the root like a
+ * mount target, and the last component's name in `name`. */
+int gk_open_parent(int root, const char *path, int *dir, char *name, size_t size);
 /* mount_setattr of MS_* flags (only those mount_setattr knows) on the mount
  * of `mfd`, or on every mount below it with `recursive`. */
 int gk_set_mount_flags(int mfd, unsigned long ms_flags, int recursive);

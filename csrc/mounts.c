@@ -146,6 +146,27 @@ int gk_make_target(int root, const char *path, int as_dir, int *fd)
     return gk_open_in_root(root, "/", O_PATH, fd);
 }
 
+int gk_open_parent(int root, const char *path, int *dir, char *name, size_t size)
+{
+    char buf[PATH_MAX];
+    size_t len = strlen(path);
+    while (len > 1 && path[len - 1] == '/')
+        len--;
+    if (len >= sizeof buf)
+        return -ENAMETOOLONG;
+    memcpy(buf, path, len);
+    buf[len] = '\0';
+    char *slash = strrchr(buf, '/');
+    const char *base = slash ? slash + 1 : buf;
+    size_t n = strlen(base);
+    if (n == 0 || n >= size || strcmp(base, ".") == 0 || strcmp(base, "..") == 0)
+        return -EINVAL;
+    memcpy(name, base, n + 1);
+    if (slash)
+        slash[slash == buf ? 1 : 0] = '\0';
+    return gk_make_target(root, slash ? buf : "/", 1, dir);
+}
+
 /* MS_* mount flags as mount_setattr attributes. */
 static void to_attr(unsigned long ms, struct gk_mount_attr *a)
 {

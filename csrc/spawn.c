@@ -63,44 +63,6 @@ child_fail(int fd, int stage, int err, const char *what, const char *path, int c
 
 /* ---- small filesystem helpers (child side, async-signal-safe) ---------- */
 
-/* mkdir -p of `path` (absolute); mode for new directories. */
-static int mkdir_all(const char *path, mode_t mode)
-{
-    char buf[PATH_MAX];
-    size_t len = strlen(path);
-    if (len == 0 || len >= sizeof buf)
-        return -ENAMETOOLONG;
-    memcpy(buf, path, len + 1);
-    for (size_t i = 1; i <= len; i++) {
-        if (buf[i] != '/' && buf[i] != '\0')
-            continue;
-        char saved = buf[i];
-        buf[i] = '\0';
-        if (mkdir(buf, mode) < 0 && errno != EEXIST)
-            return -errno;
-        buf[i] = saved;
-    }
-    struct stat st;
-    if (stat(path, &st) < 0)
-        return -errno;
-    return S_ISDIR(st.st_mode) ? 0 : -ENOTDIR;
-}
-
-/* mkdir -p of the directory that holds `path`. */
-static int mkdir_parent(const char *path)
-{
-    char parent[PATH_MAX];
-    size_t len = strlen(path);
-    if (len >= sizeof parent)
-        return -ENAMETOOLONG;
-    memcpy(parent, path, len + 1);
-    char *slash = strrchr(parent, '/');
-    if (!slash || slash == parent)
-        return 0;
-    *slash = '\0';
-    return mkdir_all(parent, 0755);
-}
-
 /* ---- the child's stages ------------------------------------------------- */
 
 /* Closes every descriptor above 2 except those in `keep`: the child must not
@@ -158,18 +120,22 @@ static int loopback_up(void)
     return r;
 }
 
-static void make_devices(int sync, const struct gk_spawn *s)
+/* Device nodes and /dev's links, each made in its directory as resolved
+ * inside the root. */
+static void make_devices(int sync, const struct gk_spawn *s, int root)
 {
+    char name[NAME_MAX + 1];
+    int dir, r;
     mode_t old = umask(0);
     for (size_t i = 0; i < s->ndevices; i++) {
         const struct gk_device *d = &s->devices[i];
-        int r = mkdir_parent(d->path);
-        if (r < 0)
+        if ((r = gk_open_parent(root, d->path, &dir, name, sizeof name)) < 0)
             child_fail(sync, GK_STAGE_DEVICES, -r, "create directory for", d->path, GK_EXIT_SETUP);
-        if (mknod(d->path, d->mode, makedev(d->major, d->minor)) < 0 && errno != EEXIST)
+        if (mknodat(dir, name, d->mode, makedev(d->major, d->minor)) < 0 && errno != EEXIST)
             child_fail(sync, GK_STAGE_DEVICES, errno, "mknod", d->path, GK_EXIT_SETUP);
-        if (chown(d->path, d->uid, d->gid) < 0)
+        if (fchownat(dir, name, d->uid, d->gid, AT_SYMLINK_NOFOLLOW) < 0)
             child_fail(sync, GK_STAGE_DEVICES, errno, "chown", d->path, GK_EXIT_SETUP);
+        close(dir);
     }
     umask(old);
     if (s->flags & GK_SPAWN_DEV_SYMLINKS) {
@@ -178,9 +144,12 @@ static void make_devices(int sync, const struct gk_spawn *s)
             {"/proc/self/fd/1", "/dev/stdout"}, {"/proc/self/fd/2", "/dev/stderr"},
             {"pts/ptmx", "/dev/ptmx"},        {"/proc/kcore", "/dev/core"},
         };
+        if ((r = gk_open_in_root(root, "/dev", O_PATH | O_DIRECTORY, &dir)) < 0)
+            child_fail(sync, GK_STAGE_DEVICES, -r, "open", "/dev", GK_EXIT_SETUP);
         for (size_t i = 0; i < sizeof links / sizeof links[0]; i++)
-            if (symlink(links[i][0], links[i][1]) < 0 && errno != EEXIST)
+            if (symlinkat(links[i][0], dir, links[i][1] + 5) < 0 && errno != EEXIST)
                 child_fail(sync, GK_STAGE_DEVICES, errno, "symlink", links[i][1], GK_EXIT_SETUP);
+        close(dir);
     }
 }
 
@@ -364,7 +333,7 @@ static void __attribute__((noreturn)) child_main(const struct gk_spawn *s, int s
         close(target);
     }
 
-    make_devices(sync, s);
+    make_devices(sync, s, root);
 
     if (s->root_propagation && s->root_propagation != (MS_REC | MS_PRIVATE) &&
         mount(NULL, "/", NULL, s->root_propagation, NULL) < 0)
