@@ -206,14 +206,16 @@ extension Engine {
     func plan(_ r: MountRequest) throws(GockerError) -> PlannedUserMount {
         switch r.kind {
         case .bind:
-            if !r.createSource && !Sys.exists(r.source) {
+            var st = stat()
+            let exists = stat(r.source, &st) == 0  // through symlinks: what will be bound
+            if !r.createSource && !exists {
                 throw GockerError(.invalidArgument,
                     "invalid mount config for type \"bind\": bind source path does not exist: \(r.source)")
             }
             let point = MountPoint(type: "bind", Name: nil, Source: r.source, Destination: r.destination, Driver: nil,
                                    Mode: r.readOnly ? "ro" : "", RW: !r.readOnly, Propagation: r.propagation ?? "rprivate")
             return PlannedUserMount(point: point, oci: r.ociMount(hostSource: r.source),
-                                    createSource: r.createSource && !Sys.exists(r.source) ? r.source : nil, volume: nil)
+                                    createSource: r.createSource && !exists ? r.source : nil, volume: nil)
         case .volume:
             let anonymous = r.source.isEmpty
             let name = anonymous ? Identifier.newContainerID() : r.source
