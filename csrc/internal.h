@@ -47,8 +47,35 @@ int gk_drop_bounding(const struct gk_spawn *s);
 int gk_set_credentials(const struct gk_user *u, char *what, size_t size);
 int gk_set_caps(const struct gk_spawn *s);
 
-/* Masks and read-only paths; -errno with `what` naming the path. */
-int gk_mask_paths(const struct gk_spawn *s, char *what, size_t size);
+/* Masks and read-only paths, resolved inside the container's root `root`;
+ * -errno with `what` naming the path. */
+int gk_mask_paths(const struct gk_spawn *s, int root, char *what, size_t size);
+
+/* ---- mount targets inside the container's root (mounts.c) ---- */
+
+/* openat2 of `path` with `root` as "/" (RESOLVE_IN_ROOT, no magic links). */
+int gk_open_in_root(int root, const char *path, int flags, int *fd);
+/* An O_PATH descriptor of `path` in the root, made (as a directory, or for
+ * `as_dir` 0 the last component as an empty file) where missing. */
+int gk_make_target(int root, const char *path, int as_dir, int *fd);
+/* The directory that holds `path`, resolved (and made) in the root like a
+ * mount target, and the last component's name in `name`. */
+int gk_open_parent(int root, const char *path, int *dir, char *name, size_t size);
+/* mount_setattr of MS_* flags (only those mount_setattr knows) on the mount
+ * of `mfd`, or on every mount below it with `recursive`. */
+int gk_set_mount_flags(int mfd, unsigned long ms_flags, int recursive);
+/* mount_setattr of a propagation (MS_PRIVATE... | MS_REC). */
+int gk_set_propagation(int mfd, unsigned long propagation);
+/* move_mount of the tree `tree` onto the descriptor `target`. */
+int gk_move_mount_to(int tree, int target);
+/* mount(2) of a filesystem onto the directory `target` (through fchdir);
+ * the working directory is `root` again afterwards. */
+int gk_mount_fs_at(int root, int target, const char *source, const char *fstype, unsigned long flags,
+                   const char *data);
+/* docker's volume seeding: when the mount tree `tree` holds nothing, copies
+ * what the directory `target` holds into it, with owners, modes and times,
+ * never following a symlink; `what` names the entry that failed. */
+int gk_copy_up(int target, int tree, char *what, size_t size);
 
 /* Opens a pty pair from the container's /dev/ptmx; 0 or -errno. */
 int gk_open_pty(int *master, int *slave);

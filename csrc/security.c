@@ -5,6 +5,7 @@
 #include "internal.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/capability.h>
 #include <string.h>
 #include <sys/mount.h>
@@ -100,35 +101,63 @@ int gk_set_caps(const struct gk_spawn *s)
     return 0;
 }
 
-int gk_mask_paths(const struct gk_spawn *s, char *what, size_t size)
+#ifndef OPEN_TREE_CLONE
+#define OPEN_TREE_CLONE 1
+#endif
+
+/* A clone of the mount tree at `fd` (or of /dev/null), with ro and the
+ * other flags on every mount in it, moved onto `target`. */
+static int bind_over(int from_dir, const char *from, int target, unsigned long flags)
+{
+    int tree = (int)syscall(SYS_open_tree, from_dir, from,
+                            OPEN_TREE_CLONE | O_CLOEXEC | AT_RECURSIVE | (from[0] ? 0 : AT_EMPTY_PATH));
+    if (tree < 0)
+        return -errno;
+    int r = gk_set_mount_flags(tree, flags, 1);
+    if (r == 0)
+        r = gk_move_mount_to(tree, target);
+    close(tree);
+    return r;
+}
+
+int gk_mask_paths(const struct gk_spawn *s, int root, char *what, size_t size)
 {
     for (size_t i = 0; i < s->nmasked; i++) {
         const char *p = s->masked_paths[i];
+        int fd, r;
         struct stat st;
-        if (stat(p, &st) < 0) {
-            if (errno == ENOENT)
+        if ((r = gk_open_in_root(root, p, O_PATH, &fd)) < 0) {
+            if (r == -ENOENT)
                 continue;
             gk_strlcat(what, 0, size, p);
-            return -errno;
+            return r;
         }
-        int r = S_ISDIR(st.st_mode) ? mount("tmpfs", p, "tmpfs", MS_RDONLY, "size=0")
-                                    : mount("/dev/null", p, NULL, MS_BIND, NULL);
+        if (fstat(fd, &st) < 0)
+            r = -errno;
+        else if (S_ISDIR(st.st_mode))
+            r = gk_mount_fs_at(root, fd, "tmpfs", "tmpfs", MS_RDONLY, "size=0");
+        else
+            r = bind_over(AT_FDCWD, "/dev/null", fd, 0);
+        close(fd);
         if (r < 0) {
             gk_strlcat(what, 0, size, p);
-            return -errno;
+            return r;
         }
     }
     for (size_t i = 0; i < s->nreadonly; i++) {
         const char *p = s->readonly_paths[i];
-        if (mount(p, p, NULL, MS_BIND | MS_REC, NULL) < 0) {
-            if (errno == ENOENT)
+        int fd, r;
+        if ((r = gk_open_in_root(root, p, O_PATH, &fd)) < 0) {
+            if (r == -ENOENT)
                 continue;
             gk_strlcat(what, 0, size, p);
-            return -errno;
+            return r;
         }
-        if (mount(NULL, p, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0) {
+        r = bind_over(fd, "", fd, MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC);
+        close(fd);
+        if (r < 0) {
             gk_strlcat(what, 0, size, p);
-            return -errno;
+            return r;
         }
     }
     return 0;

@@ -35,9 +35,6 @@
 #ifndef OPEN_TREE_CLOEXEC
 #define OPEN_TREE_CLOEXEC O_CLOEXEC
 #endif
-#ifndef MOVE_MOUNT_F_EMPTY_PATH
-#define MOVE_MOUNT_F_EMPTY_PATH 0x00000004
-#endif
 #ifndef CLOSE_RANGE_CLOEXEC
 #define CLOSE_RANGE_CLOEXEC (1U << 2)
 #endif
@@ -67,62 +64,6 @@ child_fail(int fd, int stage, int err, const char *what, const char *path, int c
 }
 
 /* ---- small filesystem helpers (child side, async-signal-safe) ---------- */
-
-/* mkdir -p of `path` (absolute); mode for new directories. */
-static int mkdir_all(const char *path, mode_t mode)
-{
-    char buf[PATH_MAX];
-    size_t len = strlen(path);
-    if (len == 0 || len >= sizeof buf)
-        return -ENAMETOOLONG;
-    memcpy(buf, path, len + 1);
-    for (size_t i = 1; i <= len; i++) {
-        if (buf[i] != '/' && buf[i] != '\0')
-            continue;
-        char saved = buf[i];
-        buf[i] = '\0';
-        if (mkdir(buf, mode) < 0 && errno != EEXIST)
-            return -errno;
-        buf[i] = saved;
-    }
-    struct stat st;
-    if (stat(path, &st) < 0)
-        return -errno;
-    return S_ISDIR(st.st_mode) ? 0 : -ENOTDIR;
-}
-
-/* mkdir -p of the directory that holds `path`. */
-static int mkdir_parent(const char *path)
-{
-    char parent[PATH_MAX];
-    size_t len = strlen(path);
-    if (len >= sizeof parent)
-        return -ENAMETOOLONG;
-    memcpy(parent, path, len + 1);
-    char *slash = strrchr(parent, '/');
-    if (!slash || slash == parent)
-        return 0;
-    *slash = '\0';
-    return mkdir_all(parent, 0755);
-}
-
-/* Makes sure `path` exists as a directory or, for file binds, as a file. */
-static int make_target(const char *path, int as_dir)
-{
-    if (as_dir)
-        return mkdir_all(path, 0755);
-    int r = mkdir_parent(path);
-    if (r < 0)
-        return r;
-    int fd = open(path, O_CREAT | O_WRONLY | O_CLOEXEC | O_NOCTTY, 0644);
-    if (fd < 0) {
-        if (errno == EISDIR)
-            return -EISDIR;
-        return -errno;
-    }
-    close(fd);
-    return 0;
-}
 
 /* ---- the child's stages ------------------------------------------------- */
 
@@ -181,18 +122,22 @@ static int loopback_up(void)
     return r;
 }
 
-static void make_devices(int sync, const struct gk_spawn *s)
+/* Device nodes and /dev's links, each made in its directory as resolved
+ * inside the root. */
+static void make_devices(int sync, const struct gk_spawn *s, int root)
 {
+    char name[NAME_MAX + 1];
+    int dir, r;
     mode_t old = umask(0);
     for (size_t i = 0; i < s->ndevices; i++) {
         const struct gk_device *d = &s->devices[i];
-        int r = mkdir_parent(d->path);
-        if (r < 0)
+        if ((r = gk_open_parent(root, d->path, &dir, name, sizeof name)) < 0)
             child_fail(sync, GK_STAGE_DEVICES, -r, "create directory for", d->path, GK_EXIT_SETUP);
-        if (mknod(d->path, d->mode, makedev(d->major, d->minor)) < 0 && errno != EEXIST)
+        if (mknodat(dir, name, d->mode, makedev(d->major, d->minor)) < 0 && errno != EEXIST)
             child_fail(sync, GK_STAGE_DEVICES, errno, "mknod", d->path, GK_EXIT_SETUP);
-        if (chown(d->path, d->uid, d->gid) < 0)
+        if (fchownat(dir, name, d->uid, d->gid, AT_SYMLINK_NOFOLLOW) < 0)
             child_fail(sync, GK_STAGE_DEVICES, errno, "chown", d->path, GK_EXIT_SETUP);
+        close(dir);
     }
     umask(old);
     if (s->flags & GK_SPAWN_DEV_SYMLINKS) {
@@ -201,9 +146,12 @@ static void make_devices(int sync, const struct gk_spawn *s)
             {"/proc/self/fd/1", "/dev/stdout"}, {"/proc/self/fd/2", "/dev/stderr"},
             {"pts/ptmx", "/dev/ptmx"},        {"/proc/kcore", "/dev/core"},
         };
+        if ((r = gk_open_in_root(root, "/dev", O_PATH | O_DIRECTORY, &dir)) < 0)
+            child_fail(sync, GK_STAGE_DEVICES, -r, "open", "/dev", GK_EXIT_SETUP);
         for (size_t i = 0; i < sizeof links / sizeof links[0]; i++)
-            if (symlink(links[i][0], links[i][1]) < 0 && errno != EEXIST)
+            if (symlinkat(links[i][0], dir, links[i][1] + 5) < 0 && errno != EEXIST)
                 child_fail(sync, GK_STAGE_DEVICES, errno, "symlink", links[i][1], GK_EXIT_SETUP);
+        close(dir);
     }
 }
 
@@ -430,35 +378,54 @@ static void __attribute__((noreturn)) child_main(const struct gk_spawn *s, int s
         child_fail(sync, GK_STAGE_PIVOT_ROOT, errno, "chdir", "/", GK_EXIT_SETUP);
     gk_mark(GK_MARK_PIVOTED);
 
+    /* Every target is resolved inside the new root and mounted on through
+     * its descriptor (mounts.c). */
+    int root = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (root < 0)
+        child_fail(sync, GK_STAGE_MOUNT, errno, "open", "/", GK_EXIT_SETUP);
+    char what[GK_MSG_TEXT];
     for (size_t i = 0; i < s->nmounts; i++) {
         const struct gk_mount *mt = &s->mounts[i];
-        r = make_target(mt->target, bind_dir[i]);
+        int target;
+        r = gk_make_target(root, mt->target, bind_dir[i], &target);
         if (r < 0)
             child_fail(sync, GK_STAGE_MOUNT, -r, "create mount point", mt->target, GK_EXIT_SETUP);
         if (mt->kind == GK_MOUNT_BIND) {
-            if (syscall(SYS_move_mount, bind_fd[i], "", AT_FDCWD, mt->target, MOVE_MOUNT_F_EMPTY_PATH) < 0)
-                child_fail(sync, GK_STAGE_MOUNT, errno, "bind mount on", mt->target, GK_EXIT_SETUP);
+            what[0] = '\0';
+            if (mt->copy_up && (r = gk_copy_up(target, bind_fd[i], what, sizeof what)) < 0)
+                child_fail(sync, GK_STAGE_MOUNT, -r, "copy image content into the volume at", mt->target,
+                           GK_EXIT_SETUP);
+            if ((r = gk_set_mount_flags(bind_fd[i], mt->rec_flags, mt->recursive)) < 0 ||
+                (r = gk_set_mount_flags(bind_fd[i], mt->flags, 0)) < 0)
+                child_fail(sync, GK_STAGE_MOUNT, -r, "set mount flags of", mt->target, GK_EXIT_SETUP);
+            if ((r = gk_move_mount_to(bind_fd[i], target)) < 0)
+                child_fail(sync, GK_STAGE_MOUNT, -r, "bind mount on", mt->target, GK_EXIT_SETUP);
+            if ((r = gk_set_propagation(bind_fd[i], mt->propagation)) < 0)
+                child_fail(sync, GK_STAGE_MOUNT, -r, "set propagation of", mt->target, GK_EXIT_SETUP);
             close(bind_fd[i]);
-            unsigned long extra = mt->flags & (MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC |
-                                               MS_NOATIME | MS_NODIRATIME | MS_RELATIME | MS_STRICTATIME);
-            if (extra && mount(NULL, mt->target, NULL, MS_BIND | MS_REMOUNT | extra, NULL) < 0)
-                child_fail(sync, GK_STAGE_MOUNT, errno, "remount bind", mt->target, GK_EXIT_SETUP);
-        } else if (mount(mt->source, mt->target, mt->fstype, mt->flags, mt->data) < 0) {
-            child_fail(sync, GK_STAGE_MOUNT, errno, mt->fstype, mt->target, GK_EXIT_SETUP);
+        } else {
+            if ((r = gk_mount_fs_at(root, target, mt->source, mt->fstype, mt->flags, mt->data)) < 0)
+                child_fail(sync, GK_STAGE_MOUNT, -r, mt->fstype, mt->target, GK_EXIT_SETUP);
+            if (mt->propagation) {
+                /* The target looked up again is the new mount's root. */
+                int top;
+                if ((r = gk_open_in_root(root, mt->target, O_PATH, &top)) < 0 ||
+                    (r = gk_set_propagation(top, mt->propagation)) < 0)
+                    child_fail(sync, GK_STAGE_MOUNT, -r, "set propagation of", mt->target, GK_EXIT_SETUP);
+                close(top);
+            }
         }
-        if (mt->propagation && mount(NULL, mt->target, NULL, mt->propagation, NULL) < 0)
-            child_fail(sync, GK_STAGE_MOUNT, errno, "set propagation of", mt->target, GK_EXIT_SETUP);
+        close(target);
     }
 
-    make_devices(sync, s);
+    make_devices(sync, s, root);
 
     if (s->root_propagation && s->root_propagation != (MS_REC | MS_PRIVATE) &&
         mount(NULL, "/", NULL, s->root_propagation, NULL) < 0)
         child_fail(sync, GK_STAGE_PROPAGATION, errno, "set propagation of", "/", GK_EXIT_SETUP);
 
-    char what[GK_MSG_TEXT];
     what[0] = '\0';
-    if ((r = gk_mask_paths(s, what, sizeof what)) < 0)
+    if ((r = gk_mask_paths(s, root, what, sizeof what)) < 0)
         child_fail(sync, GK_STAGE_MASKED_PATHS, -r, "mask", what, GK_EXIT_SETUP);
 
     int slave = -1;
@@ -479,11 +446,14 @@ static void __attribute__((noreturn)) child_main(const struct gk_spawn *s, int s
         child_fail(sync, GK_STAGE_READONLY_ROOT, errno, "remount / read-only", NULL, GK_EXIT_SETUP);
 
     if (s->cwd) {
-        if ((r = mkdir_all(s->cwd, 0755)) < 0)
+        int cwd;
+        if ((r = gk_make_target(root, s->cwd, 1, &cwd)) < 0)
             child_fail(sync, GK_STAGE_CWD, -r, "working directory", s->cwd, GK_EXIT_SETUP);
-        if (chdir(s->cwd) < 0)
+        if (fchdir(cwd) < 0)
             child_fail(sync, GK_STAGE_CWD, errno, "chdir to", s->cwd, GK_EXIT_SETUP);
+        close(cwd);
     }
+    close(root);
 
     become_process(sync, s, slave);
 

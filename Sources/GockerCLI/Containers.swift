@@ -93,6 +93,18 @@ struct Run: ParsableCommand {
     @Option(help: ArgumentHelp("Add a host device: /dev/HOST[:/dev/CONTAINER[:rwm]].", valueName: "device"))
     var device: [String] = []
 
+    @Option(name: [.short, .customLong("volume")], help: ArgumentHelp("Bind a host directory (/abs/path:/dest), mount a named volume (name:/dest) or a new anonymous one (/dest); modes ro, rw, nocopy, rprivate, rshared, rslave...", valueName: "[src:]dest[:mode]"))
+    var volume: [String] = []
+
+    @Option(help: ArgumentHelp("Mount in docker's long form: type=bind|volume|tmpfs,source=...,target=...[,readonly][,bind-propagation=...][,bind-recursive=...][,volume-nocopy][,tmpfs-size=...][,tmpfs-mode=...].", valueName: "mount"))
+    var mount: [String] = []
+
+    @Option(help: ArgumentHelp("Mount a tmpfs (nosuid, nodev, noexec by default) with mount options, e.g. /run:size=16m,mode=1777.", valueName: "dest[:options]"))
+    var tmpfs: [String] = []
+
+    @Option(name: .customLong("volumes-from"), help: ArgumentHelp("Mount the volumes and binds of another container, as they are or read-only.", valueName: "container[:ro|rw]"))
+    var volumesFrom: [String] = []
+
     @Option(name: .customLong("cgroup-backend"), help: ArgumentHelp("libcgroup (default) or cgroupfs (env GOCKER_CGROUP_BACKEND).", valueName: "backend"))
     var cgroupBackend: String?
 
@@ -139,6 +151,10 @@ struct Run: ParsableCommand {
         r.resources.cpus = cpus
         r.resources.pidsLimit = pidsLimit
         r.resources.devices = device
+        r.volumes = volume
+        r.mounts = mount
+        r.tmpfs = tmpfs
+        r.volumesFrom = volumesFrom
         r.cgroupBackend = cgroupBackend
         r.cgroupParent = cgroupParent
         r.detach = detach
@@ -159,7 +175,7 @@ struct Run: ParsableCommand {
         if request.detach {
             var record = try engine.create(request)
             do { try engine.startDetached(&record) } catch {
-                try? engine.remove(record.id, force: true)
+                try? engine.remove(record.id, force: true, volumes: true)
                 throw error
             }
             print(record.id)
@@ -179,6 +195,9 @@ struct Remove: ParsableCommand {
     @Flag(name: [.short, .customLong("force")], help: "Kill and remove a running container.")
     var force = false
 
+    @Flag(name: [.short, .customLong("volumes")], help: "Remove the container's anonymous volumes too.")
+    var volumes = false
+
     @Argument(help: ArgumentHelp("Containers: names, ids or id prefixes.", valueName: "container"))
     var containers: [String]
 
@@ -186,7 +205,7 @@ struct Remove: ParsableCommand {
         var failed: GockerError?
         for ref in containers {
             do {
-                try global.engine.remove(ref, force: force)
+                try global.engine.remove(ref, force: force, volumes: volumes)
                 print(ref)
             } catch {
                 GockerMain.report(error.description)

@@ -110,6 +110,7 @@ struct Gocker: ParsableCommand {
                 Exec.self, Top.self, Pause.self, Unpause.self, PS.self, Logs.self, Inspect.self, Stats.self, ContainerCommand.self, Bench.self,
             ]),
             CommandGroup(name: "Images", subcommands: [Images.self, RemoveImages.self, Tag.self, Import.self, ImageCommand.self]),
+            CommandGroup(name: "Volumes", subcommands: [VolumeCommand.self]),
             CommandGroup(name: "OCI runtime", subcommands: [OCI.self]),
         ]
     )

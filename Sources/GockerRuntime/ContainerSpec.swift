@@ -36,6 +36,11 @@ public struct RunRequest: Sendable, Equatable {
     public var restart = "no"
     /// `--log-opt max-size=`: bytes, 0 for no bound.
     public var logMaxSize: UInt64 = 10 * 1024 * 1024
+    /// `-v`, `--mount`, `--tmpfs`, `--volumes-from`, as given.
+    public var volumes: [String] = []
+    public var mounts: [String] = []
+    public var tmpfs: [String] = []
+    public var volumesFrom: [String] = []
 
     public init(image: String) { self.image = image }
 }
@@ -190,8 +195,11 @@ public enum ContainerSpec {
 
     /// The OCI config of a docker-like container. `request` has been
     /// validated (its ulimits, capabilities and security options parse).
+    /// `userMounts` (volumes, binds, tmpfs) come after the default mounts and
+    /// replace any of them with the same destination.
     public static func build(request: RunRequest, image: ImageRecord, layerPaths: [String], containerDir: String,
-                             hostname: String, env: [String], args: [String]) throws(GockerError) -> Spec {
+                             hostname: String, env: [String], args: [String],
+                             userMounts: [Spec.Mount] = []) throws(GockerError) -> Spec {
         var namespaces = ["pid", "ipc", "uts", "mount"].map { Spec.Namespace(type: $0) }
         if request.network == .none { namespaces.append(Spec.Namespace(type: "network")) }
         let lower = layerPaths.reversed().joined(separator: ":")
@@ -206,6 +214,13 @@ public enum ContainerSpec {
         if request.privileged, let sys = mounts.firstIndex(where: { $0.destination == "/sys" }) {
             mounts[sys].options = ["nosuid", "noexec", "nodev", "rw"]
         }
+        // As docker: a parent before what lies below it (a volume on /etc
+        // goes before the /etc/hosts bind), otherwise in order.
+        mounts = (mounts.filter { m in !userMounts.contains { $0.destination == m.destination } } + userMounts)
+            .enumerated().sorted { a, b in
+                let (da, db) = (a.element.destination.split(separator: "/").count, b.element.destination.split(separator: "/").count)
+                return da != db ? da < db : a.offset < b.offset
+            }.map(\.element)
         let process = Spec.Process(
             terminal: request.tty, args: args, env: env,
             cwd: request.workdir ?? image.config.WorkingDir.flatMap { $0.isEmpty ? nil : $0 } ?? "/",

@@ -33,6 +33,8 @@ public struct ContainerRecord: Codable, Sendable, Equatable {
     public var cgroupParent: String?
     /// Bytes the log may grow to before it is rotated (0: no bound).
     public var logMaxSize: UInt64?
+    /// Volumes, binds and tmpfs mounts the user asked for.
+    public var mounts: [MountPoint]?
     public var command: String { args.joined(separator: " ") }
 }
 
@@ -73,7 +75,7 @@ public struct Engine: Sendable {
                 Runtime.warn("container \(record.name) was OOM-killed: it ran out of its memory limit")
             }
             if record.autoRemove {
-                try remove(id: record.id, name: record.name)
+                try remove(id: record.id, name: record.name, anonymousVolumes: record.mounts)
             } else {
                 try updateRecord(record.id) { r in
                     r.exitCode = exit.status
@@ -85,7 +87,7 @@ public struct Engine: Sendable {
             }
             return exit.status
         } catch {
-            try? remove(id: record.id, name: record.name)
+            try? remove(id: record.id, name: record.name, anonymousVolumes: record.mounts)
             throw error
         }
     }
@@ -113,6 +115,7 @@ public struct Engine: Sendable {
         if request.autoRemove && policy.kind != .no {
             throw GockerError(.invalidArgument, "conflicting options: --restart \(request.restart) and --rm")
         }
+        let userMounts = try planMounts(request)
         let (image, _) = try images.resolve(request.image)
         gk_mark(GK_MARK_IMAGE)
         let args = try ContainerSpec.commandLine(request: request, image: image.config)
@@ -124,19 +127,29 @@ public struct Engine: Sendable {
         // Capabilities, security options and resources are checked here, still before anything is made.
         let spec = try ContainerSpec.build(
             request: request, image: image, layerPaths: image.layers.map(images.layerPath),
-            containerDir: dir, hostname: hostname, env: env, args: args)
+            containerDir: dir, hostname: hostname, env: env, args: args, userMounts: userMounts.map(\.oci))
         let name = try reserveName(request.name, id: id)
+        let points = userMounts.isEmpty ? nil : userMounts.map(\.point)
         do throws(GockerError) {
             let record = ContainerRecord(
                 id: id, name: name, image: request.image, imageID: image.id, args: args, created: Timestamp.now(),
                 hostname: hostname, network: request.network.rawValue, autoRemove: request.autoRemove,
                 restartPolicy: request.restart, cgroupBackend: request.cgroupBackend, cgroupParent: request.cgroupParent,
-                logMaxSize: request.logMaxSize)
-            try writeBundle(dir: dir, spec: spec, record: record, hostname: hostname, network: request.network)
+                logMaxSize: request.logMaxSize, mounts: points)
+            if userMounts.isEmpty {
+                try writeBundle(dir: dir, spec: spec, record: record, hostname: hostname, network: request.network)
+            } else {
+                // The volumes exist and the record names them before the lock
+                // goes: `volume rm` sees this container from then on.
+                try withVolumeLock { () throws(GockerError) in
+                    try prepareMounts(userMounts)
+                    try writeBundle(dir: dir, spec: spec, record: record, hostname: hostname, network: request.network)
+                }
+            }
             gk_mark(GK_MARK_BUNDLE)
             return record
         } catch {
-            try? remove(id: id, name: name)
+            try? remove(id: id, name: name, anonymousVolumes: points)
             throw error
         }
     }
@@ -258,7 +271,7 @@ public struct Engine: Sendable {
                 try? runtime.delete(id: record.id, force: true)
             }
             if record.autoRemove {
-                try? remove(id: record.id, name: record.name)
+                try? remove(id: record.id, name: record.name, anonymousVolumes: record.mounts)
             } else {
                 _ = try? updateRecord(record.id) { r in
                     r.ownerPid = nil
@@ -270,8 +283,8 @@ public struct Engine: Sendable {
     }
 
     /// `gocker rm`: removes a container that is not running (with `force`,
-    /// kills it first).
-    public func remove(_ ref: String, force: Bool) throws(GockerError) {
+    /// kills it first); with `volumes`, its anonymous volumes too.
+    public func remove(_ ref: String, force: Bool, volumes: Bool = false) throws(GockerError) {
         reapOrphans()
         let record = try lookup(ref)
         if let state = try? runtime.state(id: record.id), state.status != .stopped {
@@ -300,16 +313,18 @@ public struct Engine: Sendable {
                 try runtime.delete(id: record.id, force: true)
             }
         }
-        try remove(id: record.id, name: record.name)
+        try remove(id: record.id, name: record.name, anonymousVolumes: volumes ? record.mounts : nil)
     }
 
     /// Deletes the container's directory and name; the runtime state must
-    /// already be gone.
-    func remove(id: String, name: String) throws(GockerError) {
+    /// already be gone. The anonymous volumes among `anonymousVolumes` go
+    /// too, unless another container uses them.
+    func remove(id: String, name: String, anonymousVolumes: [MountPoint]? = nil) throws(GockerError) {
         try performing("remove container \(id)") { () throws(SystemCallError) in
             try Sys.removeAll(containerDir(id))
             if (try? Sys.readText(namePath(name))) == id { try Sys.removeAll(namePath(name)) }
         }
+        removeAnonymousVolumes(anonymousVolumes)
     }
 
     /// The docker rule for hostnames: RFC 1123 labels, at most 63 characters each.

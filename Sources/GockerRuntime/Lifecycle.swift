@@ -175,7 +175,7 @@ extension Engine {
             }
             return 0
         }
-        if record.autoRemove { try? remove(id: id, name: record.name) }
+        if record.autoRemove { try? remove(id: id, name: record.name, anonymousVolumes: record.mounts) }
         return 0
     }
 

@@ -7,6 +7,12 @@ public struct MountOptions: Equatable, Sendable {
     public var propagation: UInt = 0
     public var isBind = false
     public var recursive = false
+    /// Flags set on every mount of a recursive bind ("rro", "rnosuid"...,
+    /// as runc takes them); `flags` apply to its top mount only.
+    public var recursiveFlags: UInt = 0
+    /// "copyup" (gocker's own): an empty bind source is first filled with
+    /// what the image holds at the target, as docker seeds a new volume.
+    public var copyUp = false
     /// Options the kernel takes as data ("mode=755,size=65536k").
     public var data: [String] = []
 
@@ -37,6 +43,12 @@ public struct MountOptions: Equatable, Sendable {
                 flags &= ~f
             } else if let p = Self.propagations[option] {
                 propagation = p
+            } else if option.hasPrefix("r"), let f = Self.setting[String(option.dropFirst())], f != UInt(MS_REMOUNT) {
+                recursiveFlags |= f
+            } else if option.hasPrefix("r"), let f = Self.clearing[String(option.dropFirst())] {
+                recursiveFlags &= ~f
+            } else if option == "copyup" {
+                copyUp = true
             } else if option == "bind" {
                 isBind = true
             } else if option == "rbind" {

@@ -197,7 +197,8 @@ public struct Runtime: Sendable {
                 fstype: arena.string(m.type),
                 data: m.options.data.isEmpty ? nil : arena.string(m.options.data.joined(separator: ",")),
                 flags: m.options.flags, propagation: m.options.propagation,
-                recursive: m.options.recursive ? 1 : 0, source_is_dir: 0)
+                recursive: m.options.recursive ? 1 : 0, rec_flags: m.options.recursiveFlags,
+                copy_up: m.options.copyUp ? 1 : 0)
         }
         let devices: [gk_device] = plan.devices.map { d in
             let type: mode_t = d.type == "b" ? S_IFBLK : (d.type == "p" ? S_IFIFO : S_IFCHR)

@@ -62,7 +62,7 @@ public struct ContainerDetails: Codable, Sendable {
     public var State: State
     public var HostConfig: [String: String]
     public var Config: Spec?
-    public var Mounts: [Spec.Mount]
+    public var Mounts: [MountPoint]
     public var Cgroups: CgroupRecord?
     public var LogPath: String
 }
@@ -156,7 +156,7 @@ extension Engine {
                          RestartCount: r.restartCount ?? 0),
             HostConfig: ["NetworkMode": r.network, "RestartPolicy": r.restartPolicy ?? "no",
                          "AutoRemove": r.autoRemove ? "true" : "false"],
-            Config: spec, Mounts: spec?.mounts ?? [], Cgroups: runtimeState?.cgroups,
+            Config: spec, Mounts: r.mounts ?? [], Cgroups: runtimeState?.cgroups,
             LogPath: logPath(r.id))
     }
 

@@ -51,3 +51,26 @@ struct OCIArgumentTests {
         #expect(kill.all && kill.id == "c1" && kill.signal == "KILL")
     }
 }
+
+struct VolumeArgumentTests {
+    @Test func runMountFlags() throws {
+        let r = try Run.parse(["-v", "cache:/cache:ro", "--volume", "/srv:/srv", "--mount", "type=tmpfs,dst=/t",
+                               "--tmpfs", "/run:size=1m", "--volumes-from", "web:ro", "busybox", "-v"]).request()
+        #expect(r.volumes == ["cache:/cache:ro", "/srv:/srv"])
+        #expect(r.mounts == ["type=tmpfs,dst=/t"])
+        #expect(r.tmpfs == ["/run:size=1m"])
+        #expect(r.volumesFrom == ["web:ro"])
+        #expect(r.command == ["-v"])
+    }
+
+    @Test func volumeCommandsAndRmV() throws {
+        #expect(try Remove.parse(["-v", "-f", "c1"]).volumes)
+        #expect(try Remove.parse(["c1"]).volumes == false)
+        let command = try Gocker.parseAsRoot(["volume", "prune", "-a", "-f"])
+        let prune = try #require(command as? VolumeCommand.Prune)
+        #expect(prune.all && prune.force)
+        #expect(try Gocker.parseAsRoot(["volume", "list", "-q"]) is VolumeCommand.List)
+        #expect(try Gocker.parseAsRoot(["volume", "remove", "a", "b"]) is VolumeCommand.Remove)
+        #expect(throws: (any Error).self) { try Gocker.parseAsRoot(["volume", "rm"]) }
+    }
+}

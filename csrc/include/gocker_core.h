@@ -123,16 +123,22 @@ enum gk_mount_kind {
     GK_MOUNT_BIND = 1, /* a bind of a host path, cloned before pivot_root */
 };
 
+/*
+ * A mount's target is resolved inside the container's root (openat2 with
+ * RESOLVE_IN_ROOT), missing directories made there, and the mount placed
+ * on the descriptor found: no symlink in the image can send it elsewhere.
+ */
 struct gk_mount {
     int kind;                  /* enum gk_mount_kind */
     const char *source;        /* host path for binds, else the fs source */
     const char *target;        /* absolute path inside the container */
     const char *fstype;        /* GK_MOUNT_FS only */
     const char *data;          /* fs options, or NULL */
-    unsigned long flags;       /* MS_* */
+    unsigned long flags;       /* MS_*; on a bind, for its top mount only */
     unsigned long propagation; /* MS_PRIVATE, MS_SHARED, ... | MS_REC, or 0 */
     int recursive;             /* rbind */
-    int source_is_dir;         /* set by the child: creates a dir or a file as target */
+    unsigned long rec_flags;   /* binds: MS_RDONLY, MS_NOSUID... on every mount of the tree ("rro") */
+    int copy_up;               /* binds: seed an empty source with the target's contents (volumes) */
 };
 
 struct gk_device {
