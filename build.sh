@@ -9,13 +9,15 @@
 #   ./build.sh bench   build the release binary and time container starts (`gocker bench
 #                      --matrix`) with runc and crun too when installed; writes the chart
 #                      to .ci/bench.svg and every sample to .build/bench.json
+#   ./build.sh vm      only fetch the pure cgroup v2 test kernel into .build/vm (see test)
 set -euo pipefail
 cd "$(dirname "$0")"
 
 # Debian packages: busybox-static is the built-in image's source; libcgroup-dev
 # the cgroup backend's library; zlib and liblzma read gzip and xz image
-# tarballs (`gocker import`).
-PACKAGES=(busybox-static libcgroup-dev pkg-config zlib1g-dev liblzma-dev)
+# tarballs (`gocker import`); qemu-system-x86 and cpio boot the static binary
+# on a pure cgroup v2 kernel (Tests/IntegrationTests/CgroupV2VMTests.swift).
+PACKAGES=(busybox-static libcgroup-dev pkg-config zlib1g-dev liblzma-dev qemu-system-x86 cpio)
 
 deps() {
     local missing=()
@@ -27,6 +29,29 @@ deps() {
         apt-get update -qq
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
     fi
+}
+
+# The test kernel: Debian's cloud kernel (cgroup v2 with every controller),
+# unpacked under .build/vm/<package>, with .build/vm/kernel pointing at it.
+# Fetched once; a rerun finds it.
+vmkernel() {
+    local pkg
+    pkg=$(apt-cache depends linux-image-cloud-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/ { print $2; exit }')
+    if [ -z "$pkg" ]; then
+        apt-get update -qq
+        pkg=$(apt-cache depends linux-image-cloud-amd64 | awk '/Depends: linux-image-[0-9]/ { print $2; exit }')
+    fi
+    [ -n "$pkg" ] || { echo "build.sh: no linux-image-cloud-amd64 kernel package found" >&2; return 1; }
+    mkdir -p .build/vm
+    if ! ls ".build/vm/$pkg/boot/"vmlinuz-* >/dev/null 2>&1; then
+        echo "fetching $pkg" >&2
+        rm -rf ".build/vm/$pkg" .build/vm/*.deb
+        (cd .build/vm && apt-get download -qq "$pkg")
+        dpkg-deb -x .build/vm/"$pkg"_*.deb ".build/vm/$pkg.tmp"
+        rm -f .build/vm/*.deb
+        mv ".build/vm/$pkg.tmp" ".build/vm/$pkg"
+    fi
+    ln -sfn "$pkg" .build/vm/kernel
 }
 
 release() {
@@ -54,13 +79,17 @@ bench)
     echo "+ gocker bench --matrix ${runtimes[*]} --json .build/bench.json --svg .ci/bench.svg $*" >&2
     exec .build/release/gocker bench --matrix "${runtimes[@]}" --json .build/bench.json --svg .ci/bench.svg "$@"
     ;;
+vm) deps; vmkernel ;;
 test)
     shift
     deps
+    # The cgroup v2 VM test boots the static release binary on the test kernel.
+    release
+    vmkernel
     exec swift test "$@"
     ;;
 *)
-    sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
     exit 2
     ;;
 esac

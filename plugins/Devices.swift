@@ -3,8 +3,7 @@ import GockerCore
 
 /// devices: which device nodes the container may create (mknod) and open.
 /// v1 writes devices.deny / devices.allow; on v2 the same rules become an
-/// eBPF program attached to the group (see the cgroup v2 work), so there are
-/// no files to write here.
+/// eBPF program attached to the group (`devicePolicy`): no files there.
 public struct DevicesController: ResourceController {
     public let name = "devices"
     public let v2Name: String? = nil
@@ -33,6 +32,16 @@ public struct DevicesController: ResourceController {
             CgroupSetting(d.allow ? "devices.allow" : "devices.deny", try Self.rule(d))
         }
         return version == .v1 ? written : []
+    }
+
+    public func devicePolicy(for r: Spec.Resources, version: CgroupVersion) throws(GockerError) -> [DeviceRule]? {
+        guard version == .v2, let rules = r.devices, !rules.isEmpty else { return nil }
+        return try rules.map { d throws(GockerError) in
+            _ = try Self.rule(d)  // the same checks as v1
+            let type = d.type ?? "a"
+            return DeviceRule(allow: d.allow, type: type, major: type == "a" ? nil : d.major.flatMap { $0 < 0 ? nil : $0 },
+                              minor: type == "a" ? nil : d.minor.flatMap { $0 < 0 ? nil : $0 }, access: d.access ?? "rwm")
+        }
     }
 }
 

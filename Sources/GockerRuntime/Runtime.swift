@@ -109,8 +109,9 @@ public struct Runtime: Sendable {
             }
             defer { Sys.close(fifoFD) }
             let record = cgroups!
-            (pid, terminal) = try spawn(id: id, plan: plan, fifoFD: fifoFD, stdio: stdio) { pid throws(GockerError) in
-                try driver.attach(record, pid: pid)
+            (pid, terminal) = try spawn(id: id, plan: plan, fifoFD: fifoFD, stdio: stdio,
+                                        cgroupDirectory: driver.cloneDirectory(record)) { pid, joined throws(GockerError) in
+                if !joined { try driver.attach(record, pid: pid) }
             }
             let state = RuntimeState(
                 id: id, pid: pid, pidStartTime: UInt64(gk_process_start_time(pid)), status: .created,
@@ -137,15 +138,26 @@ public struct Runtime: Sendable {
     }
 
     /// Runs `beforeGo` in the parent once the child exists and before it
-    /// does anything (its cgroups are joined there).
+    /// does anything (its cgroups are joined there, unless it was cloned
+    /// into its cgroup: `joined`).
     final class GoHook {
-        let body: (pid_t) throws(GockerError) -> Void
+        let body: (pid_t, Bool) throws(GockerError) -> Void
         var error: GockerError?
-        init(_ body: @escaping (pid_t) throws(GockerError) -> Void) { self.body = body }
+        let joined = UnsafeMutablePointer<Int32>.allocate(capacity: 1)
+        init(_ body: @escaping (pid_t, Bool) throws(GockerError) -> Void) {
+            self.body = body
+            joined.initialize(to: 0)
+        }
+        deinit { joined.deallocate() }
     }
 
-    private func spawn(id: String, plan: LaunchPlan, fifoFD: Int32, stdio: [Int32],
-                       beforeGo: @escaping (pid_t) throws(GockerError) -> Void) throws(GockerError) -> (pid_t, terminal: Int32) {
+    /// With `cgroupDirectory` the child is cloned straight into that cgroup2
+    /// group where the kernel can (clone3 with CLONE_INTO_CGROUP).
+    private func spawn(id: String, plan: LaunchPlan, fifoFD: Int32, stdio: [Int32], cgroupDirectory: String?,
+                       beforeGo: @escaping (pid_t, Bool) throws(GockerError) -> Void) throws(GockerError) -> (pid_t, terminal: Int32) {
+        let cgroupFD = cgroupDirectory.map { Glibc.open($0, O_RDONLY | O_DIRECTORY | O_CLOEXEC) } ?? -1
+        defer { if cgroupFD >= 0 { Sys.close(cgroupFD) } }
+        let hook = GoHook(beforeGo)
         let arena = CArena()
         var joinFDs: [Int32] = []
         defer { for fd in joinFDs { Sys.close(fd) } }
@@ -204,15 +216,15 @@ public struct Runtime: Sendable {
             rlimits: arena.array(plan.rlimits), nrlimits: plan.rlimits.count,
             masked_paths: arena.stringArray(plan.maskedPaths), nmasked: plan.maskedPaths.count,
             readonly_paths: arena.stringArray(plan.readonlyPaths), nreadonly: plan.readonlyPaths.count,
-            flags: flags, exec_fifo_fd: fifoFD, stdio: (stdio[0], stdio[1], stdio[2]))
+            flags: flags, exec_fifo_fd: fifoFD, stdio: (stdio[0], stdio[1], stdio[2]),
+            cgroup_fd: cgroupFD, cgroup_joined: cgroupFD >= 0 ? hook.joined : nil)
         var pid: pid_t = 0
         var terminal: Int32 = -1
         var msg = gk_msg()
-        let hook = GoHook(beforeGo)
         let ctx = Unmanaged.passRetained(hook)
         let r = gk_spawn(&spec, { pid, ctx in
             let hook = Unmanaged<GoHook>.fromOpaque(ctx!).takeUnretainedValue()
-            do throws(GockerError) { try hook.body(pid) } catch {
+            do throws(GockerError) { try hook.body(pid, hook.joined.pointee != 0) } catch {
                 hook.error = error
                 return -EIO
             }
@@ -301,6 +313,9 @@ public struct Runtime: Sendable {
         guard status(of: s) != .stopped else {
             throw GockerError(.invalidState, "container \(id) is not running")
         }
+        if all && signal == SIGKILL, let record = s.cgroups {
+            return driver(for: record).killAll(record)
+        }
         let targets = all ? processes(of: s) : [s.pid]
         for pid in targets {
             if Glibc.kill(pid, signal) < 0 && errno != ESRCH {
@@ -353,12 +368,13 @@ public struct Runtime: Sendable {
             throw GockerError(.invalidState, "cannot delete container \(id) that is not stopped: running")
         }
         if status != .stopped {
+            if let record = s.cgroups { driver(for: record).killAll(record) }
             for pid in processes(of: s) { _ = Glibc.kill(pid, SIGKILL) }
             waitUntilGone(s)
         }
         if let record = s.cgroups {
             let driver = driver(for: record)
-            for pid in driver.processes(record) { _ = Glibc.kill(pid, SIGKILL) }
+            driver.killAll(record)
             try driver.destroy(record)
         }
         try store.remove(id)
