@@ -15,9 +15,10 @@ cd "$(dirname "$0")"
 
 # Debian packages: busybox-static is the built-in image's source; libcgroup-dev
 # the cgroup backend's library; zlib and liblzma read gzip and xz image
-# tarballs (`gocker import`); qemu-system-x86 and cpio boot the static binary
-# on a pure cgroup v2 kernel (Tests/IntegrationTests/CgroupV2VMTests.swift).
-PACKAGES=(busybox-static libcgroup-dev pkg-config zlib1g-dev liblzma-dev qemu-system-x86 cpio)
+# tarballs (`gocker import`); procps the host's ps for `gocker top CONTAINER
+# OPTIONS`; qemu-system-x86 and cpio boot the static binary on a pure cgroup
+# v2 kernel (Tests/IntegrationTests/CgroupV2VMTests.swift).
+PACKAGES=(busybox-static libcgroup-dev pkg-config zlib1g-dev liblzma-dev procps qemu-system-x86 cpio)
 
 deps() {
     local missing=()

@@ -52,8 +52,6 @@ int gk_mask_paths(const struct gk_spawn *s, char *what, size_t size);
 
 /* Opens a pty pair from the container's /dev/ptmx; 0 or -errno. */
 int gk_open_pty(int *master, int *slave);
-/* Sends `fd` on the sync socket as a GK_MSG_TERMINAL record. */
-int gk_send_fd(int sock, int fd);
 /* Makes `slave` the controlling terminal and stdio of a new session. */
 int gk_take_terminal(int slave);
 
@@ -84,6 +82,8 @@ struct gk_log_stream {
 void gk_log_open(struct gk_log *l);
 /* Reads what is there and logs each complete line; 0 at end of file. */
 int gk_log_read(struct gk_log_stream *s, struct gk_log *l);
+/* Logs what is left of an unfinished line. */
+void gk_log_flush(struct gk_log_stream *s, struct gk_log *l);
 
 /* Receives one gk_msg and, if it carries one, a descriptor (else *fd = -1). */
 int gk_recv_fd(int sock, struct gk_msg *m, int *fd);

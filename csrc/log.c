@@ -77,6 +77,13 @@ static void log_line(struct gk_log *l, const char *stream, const char *text, siz
     }
 }
 
+void gk_log_flush(struct gk_log_stream *s, struct gk_log *l)
+{
+    if (s->len)
+        log_line(l, s->name, s->buf, s->len, 0);
+    s->len = 0;
+}
+
 int gk_log_read(struct gk_log_stream *s, struct gk_log *l)
 {
     ssize_t r = read(s->fd, s->buf + s->len, sizeof s->buf - s->len);
@@ -94,9 +101,7 @@ int gk_log_read(struct gk_log_stream *s, struct gk_log *l)
         }
     }
     if (r == 0) {
-        if (s->len)
-            log_line(l, s->name, s->buf, s->len, 0);
-        s->len = 0;
+        gk_log_flush(s, l);
         return 0;
     }
     s->len += (size_t)r;

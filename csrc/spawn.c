@@ -1,5 +1,6 @@
 /*
- * The container's first process, from clone() to execve().
+ * The container's first process, from clone() to execve(), and the
+ * processes that `exec` starts in a running container.
  *
  * Everything after clone() in the child runs in a copy of a multithreaded
  * parent: only async-signal-safe calls, no malloc, no stdio, raw system
@@ -16,6 +17,7 @@
 #include <net/if.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
@@ -260,20 +262,95 @@ static int exec_lookup(const struct gk_spawn *s)
     return seen_eacces ? EACCES : last;
 }
 
-static void __attribute__((noreturn)) child_main(const struct gk_spawn *s, int sync)
+/* The process's own settings, in the order the kernel needs: user (from
+ * the container's /etc/passwd and /etc/group), HOME, rlimits, bounding set,
+ * credentials, capabilities, no_new_privs. Failures go to `sync`. */
+static void become_process(int sync, const struct gk_spawn *s, int slave)
+{
+    char what[GK_MSG_TEXT];
+    int r;
+
+    /* The user, from the container's own /etc/passwd and /etc/group. */
+    static struct gk_user user;
+    user.uid = s->uid;
+    user.gid = s->gid;
+    user.ngroups = 0;
+    for (size_t i = 0; i < s->ngroups && i < GK_MAX_GROUPS; i++)
+        user.groups[user.ngroups++] = s->groups[i];
+    if ((r = gk_resolve_user(s->user, s->group_add, s->ngroup_add, &user, what, sizeof what)) < 0)
+        child_fail(sync, GK_STAGE_USER, -r, what, NULL, GK_EXIT_SETUP);
+    if (slave >= 0 && fchown(slave, user.uid, (gid_t)-1) < 0)
+        child_fail(sync, GK_STAGE_TERMINAL, errno, "chown pty", NULL, GK_EXIT_SETUP);
+    if (s->env_spare_slot) {
+        int has_home = 0;
+        size_t n = 0;
+        for (; s->envp[n]; n++)
+            if (strncmp(s->envp[n], "HOME=", 5) == 0)
+                has_home = 1;
+        if (!has_home) {
+            static char home[sizeof user.home + 8];
+            size_t l = gk_strlcat(home, 0, sizeof home, "HOME=");
+            gk_strlcat(home, l, sizeof home, user.home);
+            ((const char **)s->envp)[n] = home; /* the spare slot; our copy of the parent's memory */
+        }
+    }
+
+    what[0] = '\0';
+    if ((r = gk_apply_rlimits(s, what, sizeof what)) < 0)
+        child_fail(sync, GK_STAGE_RLIMITS, -r, what, NULL, GK_EXIT_SETUP);
+    if ((r = gk_drop_bounding(s)) < 0)
+        child_fail(sync, GK_STAGE_CAPABILITIES, -r, "drop capabilities from the bounding set", NULL, GK_EXIT_SETUP);
+    if ((r = gk_set_credentials(&user, what, sizeof what)) < 0)
+        child_fail(sync, GK_STAGE_CREDENTIALS, -r, what, NULL, GK_EXIT_SETUP);
+    if ((r = gk_set_caps(s)) < 0)
+        child_fail(sync, GK_STAGE_CAPABILITIES, -r, "set capabilities", NULL, GK_EXIT_SETUP);
+    if ((s->flags & GK_SPAWN_NO_NEW_PRIVS) && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+        child_fail(sync, GK_STAGE_CAPABILITIES, errno, "set no_new_privs", NULL, GK_EXIT_SETUP);
+}
+
+/* Makes `slave` (or -1) the controlling terminal, puts stdio in place and
+ * execs the command; a failure is reported on `report` (the exec FIFO or the
+ * sync socket, both close-on-exec) with exit 125, 126 or 127. */
+static void __attribute__((noreturn)) exec_command(int report, const struct gk_spawn *s, int slave)
+{
+    int r;
+    if (slave >= 0 && (r = gk_take_terminal(slave)) < 0)
+        child_fail(report, GK_STAGE_TERMINAL, -r, "set controlling terminal", NULL, GK_EXIT_SETUP);
+    for (int i = 0; i < 3; i++)
+        if (s->stdio[i] >= 0 && s->stdio[i] != i && dup2(s->stdio[i], i) < 0)
+            child_fail(report, GK_STAGE_EXEC, errno, "set up stdio", NULL, GK_EXIT_SETUP);
+
+    /* Nothing but stdio and the reporting descriptor crosses into the command. */
+    (void)syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+
+    gk_mark(GK_MARK_EXEC);
+    int err = exec_lookup(s);
+    int code = (err == ENOENT || err == ENOTDIR) ? GK_EXIT_NOT_FOUND : GK_EXIT_NOT_EXECUTABLE;
+    child_fail(report, GK_STAGE_EXEC, err, "exec", s->argv[0], code);
+}
+
+/* What every child does first: signals reset, parent-death signal, no
+ * core dumps or ptrace from the container until execve (whose /proc/PID/exe
+ * is still gocker's binary), nothing of the parent's descriptors but those
+ * it needs; then wait for GO (the parent has put it in its cgroups; end of
+ * file: the parent is gone) and join the namespaces, in order. */
+static void child_prologue(const struct gk_spawn *s, int sync, int extra_fd)
 {
     struct gk_msg m;
-    int r;
 
     reset_signals();
     (void)prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
-
+    (void)prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
     if (s->njoins > 64)
         child_fail(sync, GK_STAGE_SETNS, E2BIG, "too many namespaces to join", NULL, GK_EXIT_SETUP);
     int keep[5 + s->njoins];
     size_t nkeep = 0;
     keep[nkeep++] = sync;
-    keep[nkeep++] = s->exec_fifo_fd;
+    if (extra_fd >= 0)
+        keep[nkeep++] = extra_fd;
     for (int i = 0; i < 3; i++)
         if (s->stdio[i] > 2)
             keep[nkeep++] = s->stdio[i];
@@ -281,15 +358,23 @@ static void __attribute__((noreturn)) child_main(const struct gk_spawn *s, int s
         keep[nkeep++] = s->joins[i].fd;
     close_other_fds(keep, nkeep);
 
-    /* Wait until the parent has placed us (cgroups); end of file means the
-     * parent is gone. */
     if (gk_recv_msg(sync, &m) < 0 || m.type != GK_MSG_GO)
         _exit(GK_EXIT_SETUP);
     gk_mark(GK_MARK_GO);
 
-    for (size_t i = 0; i < s->njoins; i++)
+    for (size_t i = 0; i < s->njoins; i++) {
         if (setns(s->joins[i].fd, s->joins[i].nstype) < 0)
             child_fail(sync, GK_STAGE_SETNS, errno, "setns", NULL, GK_EXIT_SETUP);
+        close(s->joins[i].fd);
+    }
+}
+
+static void __attribute__((noreturn)) child_main(const struct gk_spawn *s, int sync)
+{
+    struct gk_msg m;
+    int r;
+
+    child_prologue(s, sync, s->exec_fifo_fd);
 
     if (s->hostname && sethostname(s->hostname, strlen(s->hostname)) < 0)
         child_fail(sync, GK_STAGE_HOSTNAME, errno, "sethostname", s->hostname, GK_EXIT_SETUP);
@@ -400,42 +485,7 @@ static void __attribute__((noreturn)) child_main(const struct gk_spawn *s, int s
             child_fail(sync, GK_STAGE_CWD, errno, "chdir to", s->cwd, GK_EXIT_SETUP);
     }
 
-    /* The user, from the container's own /etc/passwd and /etc/group. */
-    static struct gk_user user;
-    user.uid = s->uid;
-    user.gid = s->gid;
-    user.ngroups = 0;
-    for (size_t i = 0; i < s->ngroups && i < GK_MAX_GROUPS; i++)
-        user.groups[user.ngroups++] = s->groups[i];
-    if ((r = gk_resolve_user(s->user, s->group_add, s->ngroup_add, &user, what, sizeof what)) < 0)
-        child_fail(sync, GK_STAGE_USER, -r, what, NULL, GK_EXIT_SETUP);
-    if (slave >= 0 && fchown(slave, user.uid, (gid_t)-1) < 0)
-        child_fail(sync, GK_STAGE_TERMINAL, errno, "chown pty", NULL, GK_EXIT_SETUP);
-    if (s->env_spare_slot) {
-        int has_home = 0;
-        size_t n = 0;
-        for (; s->envp[n]; n++)
-            if (strncmp(s->envp[n], "HOME=", 5) == 0)
-                has_home = 1;
-        if (!has_home) {
-            static char home[sizeof user.home + 8];
-            size_t l = gk_strlcat(home, 0, sizeof home, "HOME=");
-            gk_strlcat(home, l, sizeof home, user.home);
-            ((const char **)s->envp)[n] = home; /* the spare slot; our copy of the parent's memory */
-        }
-    }
-
-    what[0] = '\0';
-    if ((r = gk_apply_rlimits(s, what, sizeof what)) < 0)
-        child_fail(sync, GK_STAGE_RLIMITS, -r, what, NULL, GK_EXIT_SETUP);
-    if ((r = gk_drop_bounding(s)) < 0)
-        child_fail(sync, GK_STAGE_CAPABILITIES, -r, "drop capabilities from the bounding set", NULL, GK_EXIT_SETUP);
-    if ((r = gk_set_credentials(&user, what, sizeof what)) < 0)
-        child_fail(sync, GK_STAGE_CREDENTIALS, -r, what, NULL, GK_EXIT_SETUP);
-    if ((r = gk_set_caps(s)) < 0)
-        child_fail(sync, GK_STAGE_CAPABILITIES, -r, "set capabilities", NULL, GK_EXIT_SETUP);
-    if ((s->flags & GK_SPAWN_NO_NEW_PRIVS) && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
-        child_fail(sync, GK_STAGE_CAPABILITIES, errno, "set no_new_privs", NULL, GK_EXIT_SETUP);
+    become_process(sync, s, slave);
 
     /* Created: from here on the parent may go away. */
     gk_mark(GK_MARK_READY);
@@ -458,22 +508,7 @@ static void __attribute__((noreturn)) child_main(const struct gk_spawn *s, int s
 
     if (s->flags & GK_SPAWN_INIT)
         gk_become_init(fifo, slave); /* returns in the command's process */
-    if (slave >= 0 && (r = gk_take_terminal(slave)) < 0)
-        child_fail(fifo, GK_STAGE_TERMINAL, -r, "set controlling terminal", NULL, GK_EXIT_SETUP);
-    for (int i = 0; i < 3; i++)
-        if (s->stdio[i] >= 0 && s->stdio[i] != i && dup2(s->stdio[i], i) < 0)
-            child_fail(fifo, GK_STAGE_EXEC, errno, "set up stdio", NULL, GK_EXIT_SETUP);
-
-    /* Nothing but stdio and the reporting FIFO crosses into the command. */
-    (void)syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC);
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
-
-    gk_mark(GK_MARK_EXEC);
-    int err = exec_lookup(s);
-    int code = (err == ENOENT || err == ENOTDIR) ? GK_EXIT_NOT_FOUND : GK_EXIT_NOT_EXECUTABLE;
-    child_fail(fifo, GK_STAGE_EXEC, err, "exec", s->argv[0], code);
+    exec_command(fifo, s, slave);
 }
 
 /* ---- the parent side ---------------------------------------------------- */
@@ -491,13 +526,13 @@ struct gk_clone_args {
 
 /* clone, or clone3 into the cgroup when the caller asks and the kernel can
  * (5.7 and later); a kernel without it gets a plain clone. */
-static long clone_child(const struct gk_spawn *spec)
+static long clone_child(const struct gk_spawn *spec, unsigned long flags)
 {
     if (spec->cgroup_joined) {
         *spec->cgroup_joined = 0;
         struct gk_clone_args args;
         memset(&args, 0, sizeof args);
-        args.flags = spec->clone_flags | GK_CLONE_INTO_CGROUP;
+        args.flags = flags | GK_CLONE_INTO_CGROUP;
         args.exit_signal = SIGCHLD;
         args.cgroup = (uint64_t)spec->cgroup_fd;
         long pid = syscall(SYS_clone3, &args, sizeof args);
@@ -506,11 +541,20 @@ static long clone_child(const struct gk_spawn *spec)
         if (pid >= 0)
             return pid;
     }
-    return syscall(SYS_clone, (unsigned long)(spec->clone_flags | SIGCHLD), NULL, NULL, NULL, 0);
+    return syscall(SYS_clone, flags | SIGCHLD, NULL, NULL, NULL, 0);
 }
 
-int gk_spawn(const struct gk_spawn *spec, gk_before_go_fn before_go, void *ctx,
-             pid_t *pid_out, int *terminal_fd, struct gk_msg *err)
+typedef void (*child_fn)(const struct gk_spawn *, int);
+
+/*
+ * The parent side of gk_spawn and gk_exec: clones `child` with `flags` (in
+ * the PID namespace `pid_ns_fd` when >= 0), lets before_go place it, sends
+ * GO and reads the reply: a TERMINAL record first when there is a terminal,
+ * then READY (`want_ready`) or, for exec, end of file once execve closed the
+ * socket. Anything else kills and reaps the child.
+ */
+static int launch(const struct gk_spawn *spec, unsigned long flags, child_fn child, int pid_ns_fd, int want_ready,
+                  gk_before_go_fn before_go, void *ctx, pid_t *pid_out, int *terminal_fd, struct gk_msg *err)
 {
     int sv[2];
     memset(err, 0, sizeof *err);
@@ -518,28 +562,48 @@ int gk_spawn(const struct gk_spawn *spec, gk_before_go_fn before_go, void *ctx,
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
         return -errno;
 
+    /* The PID namespace is entered for this thread's children only: join
+     * it, clone, and put pid_for_children back as it was. */
+    int own_pid_ns = -1;
+    if (pid_ns_fd >= 0) {
+        own_pid_ns = open("/proc/thread-self/ns/pid_for_children", O_RDONLY | O_CLOEXEC);
+        if (own_pid_ns < 0 || setns(pid_ns_fd, CLONE_NEWPID) < 0) {
+            int e = errno;
+            if (own_pid_ns >= 0)
+                close(own_pid_ns);
+            close(sv[0]);
+            close(sv[1]);
+            return -e;
+        }
+    }
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
     gk_mark(GK_MARK_CLONE);
-    long pid = clone_child(spec);
+    long pid = clone_child(spec, flags);
     if (pid == 0) {
         gk_mark(GK_MARK_CHILD);
         close(sv[0]);
-        child_main(spec, sv[1]);
+        child(spec, sv[1]);
     }
     int clone_errno = errno;
     pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (own_pid_ns >= 0) {
+        /* Every later child of this thread would land in the container. */
+        if (setns(own_pid_ns, CLONE_NEWPID) < 0)
+            abort();
+        close(own_pid_ns);
+    }
     close(sv[1]);
     if (pid < 0) {
         close(sv[0]);
-        return -clone_errno;
+        /* A PID namespace whose init has gone takes no new members. */
+        return clone_errno == ENOMEM && pid_ns_fd >= 0 ? -ESRCH : -clone_errno;
     }
 
     int ret = 0;
     if (before_go && (ret = before_go((pid_t)pid, ctx)) != 0)
         goto kill_child;
-
     struct gk_msg m;
     memset(&m, 0, sizeof m);
     m.type = GK_MSG_GO;
@@ -552,9 +616,9 @@ int gk_spawn(const struct gk_spawn *spec, gk_before_go_fn before_go, void *ctx,
         *terminal_fd = fd;
         ret = gk_recv_fd(sv[0], &m, &fd);
     }
-    if (ret == 0 && fd >= 0 && m.type != GK_MSG_TERMINAL)
+    if (ret == 0 && fd >= 0)
         close(fd);
-    if (ret == 0 && m.type == GK_MSG_READY) {
+    if (want_ready ? (ret == 0 && m.type == GK_MSG_READY) : ret == -EPIPE) {
         close(sv[0]);
         *pid_out = (pid_t)pid;
         return 0;
@@ -562,7 +626,7 @@ int gk_spawn(const struct gk_spawn *spec, gk_before_go_fn before_go, void *ctx,
     if (ret == 0 && m.type == GK_MSG_ERROR) {
         *err = m;
         ret = -(m.err ? m.err : EIO);
-    } else if (ret == 0) {
+    } else if (ret == 0 || ret == -EPIPE) {
         ret = -EPROTO;
     }
 
@@ -576,4 +640,45 @@ kill_child:
     while (waitpid((pid_t)pid, NULL, 0) < 0 && errno == EINTR)
         ;
     return ret;
+}
+
+int gk_spawn(const struct gk_spawn *spec, gk_before_go_fn before_go, void *ctx,
+             pid_t *pid_out, int *terminal_fd, struct gk_msg *err)
+{
+    return launch(spec, spec->clone_flags, child_main, -1, 1, before_go, ctx, pid_out, terminal_fd, err);
+}
+
+/* ---- a process that joins a running container (exec) ------------------- */
+
+static void __attribute__((noreturn)) exec_child(const struct gk_spawn *s, int sync)
+{
+    int r;
+
+    /* In the caller's order: the user namespace first, so that what follows
+     * is done with the container's privileges; joining the mount namespace
+     * moves root and cwd to the container's root. */
+    child_prologue(s, sync, -1);
+
+    int slave = -1;
+    if (s->flags & GK_SPAWN_TERMINAL) {
+        int master;
+        if ((r = gk_open_pty(&master, &slave)) < 0)
+            child_fail(sync, GK_STAGE_TERMINAL, -r, "open pty", "/dev/ptmx", GK_EXIT_SETUP);
+        if ((r = gk_send_fd(sync, master)) < 0)
+            child_fail(sync, GK_STAGE_TERMINAL, -r, "send pty master", NULL, GK_EXIT_SETUP);
+        close(master);
+    }
+    /* Unlike the first process's, an exec's working directory must exist. */
+    if (s->cwd && chdir(s->cwd) < 0)
+        child_fail(sync, GK_STAGE_CWD, errno, "chdir to", s->cwd, GK_EXIT_SETUP);
+
+    become_process(sync, s, slave);
+    (void)prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0);
+    exec_command(sync, s, slave);
+}
+
+int gk_exec(const struct gk_spawn *spec, int pid_ns_fd, gk_before_go_fn before_go, void *ctx,
+            pid_t *pid_out, int *terminal_fd, struct gk_msg *err)
+{
+    return launch(spec, 0, exec_child, pid_ns_fd, 0, before_go, ctx, pid_out, terminal_fd, err);
 }

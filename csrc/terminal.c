@@ -12,9 +12,14 @@
 #include <sys/ioctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <termios.h>
 #include <unistd.h>
+
+#ifndef TIOCGPTPEER
+#define TIOCGPTPEER _IO('T', 0x41)
+#endif
 
 /* ---- child side (async-signal-safe) ---- */
 
@@ -30,10 +35,16 @@ int gk_open_pty(int *master, int *slave)
         close(m);
         return -e;
     }
-    char path[32];
-    size_t l = gk_strlcat(path, 0, sizeof path, "/dev/pts/");
-    gk_utoa(path + l, sizeof path - l, n);
-    int s = open(path, O_RDWR | O_NOCTTY | O_CLOEXEC);
+    /* The slave through the master itself: a path in the container's /dev
+     * could have been replaced by the container. Kernels before 4.13 lack
+     * TIOCGPTPEER; there the path is all there is. */
+    int s = ioctl(m, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (s < 0 && (errno == EINVAL || errno == ENOTTY)) {
+        char path[32];
+        size_t l = gk_strlcat(path, 0, sizeof path, "/dev/pts/");
+        gk_utoa(path + l, sizeof path - l, n);
+        s = open(path, O_RDWR | O_NOCTTY | O_CLOEXEC);
+    }
     if (s < 0) {
         int e = errno;
         close(m);
@@ -44,12 +55,10 @@ int gk_open_pty(int *master, int *slave)
     return 0;
 }
 
-int gk_send_fd(int sock, int fd)
+/* Sends `len` bytes of `data` with `fd` attached as SCM_RIGHTS. */
+static int send_with_fd(int sock, void *data, size_t len, int fd)
 {
-    struct gk_msg m;
-    memset(&m, 0, sizeof m);
-    m.type = GK_MSG_TERMINAL;
-    struct iovec iov = {.iov_base = &m, .iov_len = sizeof m};
+    struct iovec iov = {.iov_base = data, .iov_len = len};
     union {
         char buf[CMSG_SPACE(sizeof(int))];
         struct cmsghdr align;
@@ -65,6 +74,14 @@ int gk_send_fd(int sock, int fd)
         if (errno != EINTR)
             return -errno;
     return 0;
+}
+
+int gk_send_fd(int sock, int fd)
+{
+    struct gk_msg m;
+    memset(&m, 0, sizeof m);
+    m.type = GK_MSG_TERMINAL;
+    return send_with_fd(sock, &m, sizeof m, fd);
 }
 
 int gk_take_terminal(int slave)
@@ -148,7 +165,22 @@ static int write_all(int fd, const char *buf, size_t len)
     return 0;
 }
 
-int gk_relay_wait(pid_t pid, int master, int in_fd, int out_fd, int winsize_fd)
+/* Copies what the master has to `out_fd`, and logs it when `l` is set.
+ * Returns 0 once every slave is closed. */
+static int relay_out(int master, int out_fd, struct gk_log_stream *s, struct gk_log *l, char *buf, size_t size)
+{
+    if (l)
+        return gk_log_read(s, l); /* s reads the master and copies to out_fd */
+    ssize_t n = read(master, buf, size);
+    if (n > 0) {
+        (void)write_all(out_fd, buf, (size_t)n);
+        return 1;
+    }
+    return n < 0 && (errno == EINTR || errno == EAGAIN);
+}
+
+int gk_relay_wait(pid_t pid, int master, int in_fd, int out_fd, int winsize_fd, const char *log_path,
+                  unsigned long long log_max)
 {
     sigset_t set;
     sigemptyset(&set);
@@ -158,6 +190,14 @@ int gk_relay_wait(pid_t pid, int master, int in_fd, int out_fd, int winsize_fd)
     int sfd = signalfd(-1, &set, SFD_CLOEXEC);
     if (sfd < 0)
         return -errno;
+    static struct gk_log_stream stream;
+    struct gk_log log = {.path = log_path, .max = log_max, .fd = -1};
+    struct gk_log *l = NULL;
+    if (log_path) {
+        gk_log_open(&log);
+        stream = (struct gk_log_stream){.fd = master, .name = "stdout", .copy_to = out_fd};
+        l = &log;
+    }
     char buf[16384];
     int status = -1, exited = 0, master_open = 1;
     for (;;) {
@@ -171,11 +211,9 @@ int gk_relay_wait(pid_t pid, int master, int in_fd, int out_fd, int winsize_fd)
         }
         if (exited) {
             /* Drain what the container wrote before it ended. */
-            int fl = fcntl(master, F_GETFL);
-            fcntl(master, F_SETFL, fl | O_NONBLOCK);
-            ssize_t n;
-            while (master_open && (n = read(master, buf, sizeof buf)) > 0)
-                (void)write_all(out_fd, buf, (size_t)n);
+            struct pollfd q = {.fd = master, .events = POLLIN};
+            while (master_open && poll(&q, 1, 0) > 0 && (q.revents & POLLIN))
+                master_open = relay_out(master, out_fd, &stream, l, buf, sizeof buf);
             break;
         }
         struct pollfd p[3] = {
@@ -197,13 +235,8 @@ int gk_relay_wait(pid_t pid, int master, int in_fd, int out_fd, int winsize_fd)
                     (void)kill(pid, (int)si.ssi_signo);
             }
         }
-        if (p[1].revents & (POLLIN | POLLHUP | POLLERR)) {
-            ssize_t n = read(master, buf, sizeof buf);
-            if (n > 0)
-                (void)write_all(out_fd, buf, (size_t)n);
-            else if (n == 0 || (errno != EINTR && errno != EAGAIN))
-                master_open = 0; /* EIO: every slave is closed */
-        }
+        if (p[1].revents & (POLLIN | POLLHUP | POLLERR))
+            master_open = relay_out(master, out_fd, &stream, l, buf, sizeof buf); /* 0 on EIO: every slave is closed */
         if (p[2].revents & (POLLIN | POLLHUP | POLLERR)) {
             ssize_t n = read(in_fd, buf, sizeof buf);
             if (n > 0)
@@ -220,6 +253,40 @@ int gk_relay_wait(pid_t pid, int master, int in_fd, int out_fd, int winsize_fd)
             break;
         }
     }
+    if (l) {
+        gk_log_flush(&stream, l);
+        if (log.fd >= 0)
+            close(log.fd);
+    }
     close(sfd);
     return status;
+}
+
+int gk_send_console(const char *socket_path, int master)
+{
+    struct sockaddr_un addr;
+    memset(&addr, 0, sizeof addr);
+    addr.sun_family = AF_UNIX;
+    size_t len = strlen(socket_path);
+    if (len >= sizeof addr.sun_path)
+        return -ENAMETOOLONG;
+    memcpy(addr.sun_path, socket_path, len + 1);
+    int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (s < 0)
+        return -errno;
+    if (connect(s, (struct sockaddr *)&addr, sizeof addr) < 0) {
+        int e = errno;
+        close(s);
+        return -e;
+    }
+    /* The payload is the terminal's name, as runc sends it. */
+    char name[32] = "/dev/pts/";
+    unsigned int n = 0;
+    if (ioctl(master, TIOCGPTN, &n) == 0)
+        gk_utoa(name + 9, sizeof name - 9, n);
+    else
+        memcpy(name, "/dev/ptmx", 10);
+    int r = send_with_fd(s, name, strlen(name), master);
+    close(s);
+    return r;
 }

@@ -1,3 +1,4 @@
+import Glibc
 import GockerCgroups
 import GockerCore
 
@@ -54,4 +55,33 @@ public struct FreezerController: ResourceController {
 
     public func isRequested(by r: Spec.Resources) -> Bool { false }
     public func settings(for r: Spec.Resources, version: CgroupVersion) throws(GockerError) -> [CgroupSetting] { [] }
+
+    /// "freezer.frozen": 1 while the group is frozen or freezing.
+    public func stats(path: String, backend: any CgroupBackend) -> [String: UInt64] {
+        guard let state = try? backend.read(backendName(backend.version), path: path, file: stateFile(backend.version)).trimmed else { return [:] }
+        return ["freezer.frozen": state == "FROZEN" || state == "FREEZING" || state == "1" ? 1 : 0]
+    }
+
+    func stateFile(_ version: CgroupVersion) -> String { version == .v1 ? "freezer.state" : "cgroup.freeze" }
+
+    /// Freezes or thaws every process of the group (`pause`, `unpause`) and
+    /// returns once the kernel says it is done (v1 passes through FREEZING).
+    public func setFrozen(_ frozen: Bool, path: String, backend: any CgroupBackend) throws(GockerError) {
+        let file = stateFile(backend.version)
+        let want = backend.version == .v1 ? (frozen ? "FROZEN" : "THAWED") : (frozen ? "1" : "0")
+        try backend.create(backendName(backend.version), path: path, settings: [CgroupSetting(file, want)])
+        // v2's cgroup.freeze reads back what was asked; cgroup.events says when it is done.
+        func done() -> Bool {
+            let key = backendName(backend.version)
+            if backend.version == .v1 { return (try? backend.read(key, path: path, file: file).trimmed) == want }
+            let events = (try? backend.read(key, path: path, file: "cgroup.events")) ?? ""
+            return events.split(separator: "\n").contains("frozen \(want)")
+        }
+        for _ in 0..<500 {
+            if done() { return }
+            var ts = timespec(tv_sec: 0, tv_nsec: 10_000_000)
+            nanosleep(&ts, nil)
+        }
+        throw GockerError(.system, "the freezer of \(path) did not become \(want) within 5 s")
+    }
 }

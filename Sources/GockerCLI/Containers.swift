@@ -22,14 +22,7 @@ struct Run: ParsableCommand {
     @Option(help: ArgumentHelp("Assign a name to the container.", valueName: "name"))
     var name: String?
 
-    @Option(name: [.short, .customLong("env")], help: ArgumentHelp("Set an environment variable (NAME=VALUE, or NAME to pass gocker's own).", valueName: "list"))
-    var env: [String] = []
-
-    @Option(name: .customLong("env-file"), help: ArgumentHelp("Read environment variables from a file.", valueName: "file"))
-    var envFile: [String] = []
-
-    @Option(name: [.short, .customLong("workdir")], help: ArgumentHelp("Working directory inside the container (absolute).", valueName: "dir"))
-    var workdir: String?
+    @OptionGroup var process: ProcessOptions
 
     @Option(name: [.customShort("h"), .customLong("hostname")], help: ArgumentHelp("Container host name.", valueName: "name"))
     var hostname: String?
@@ -40,9 +33,6 @@ struct Run: ParsableCommand {
     @Option(name: [.customLong("network"), .customLong("net")], help: ArgumentHelp("Connect the container to a network: none (only lo) or host.", valueName: "mode"))
     var network: String = "none"
 
-    @Flag(name: [.short, .customLong("interactive")], help: "Keep STDIN open.")
-    var interactive = false
-
     @Flag(name: [.short, .customLong("detach")], help: "Run in the background under a monitor and print the container's id.")
     var detach = false
 
@@ -51,12 +41,6 @@ struct Run: ParsableCommand {
 
     @Option(name: .customLong("log-opt"), help: ArgumentHelp("Log option: max-size=SIZE (default 10m; 0: unbounded).", valueName: "option"))
     var logOpt: [String] = []
-
-    @Flag(name: [.short, .customLong("tty")], help: "Allocate a terminal inside the container.")
-    var tty = false
-
-    @Option(name: [.short, .customLong("user")], help: ArgumentHelp("User (name or uid) and group (name or gid), from the container's /etc/passwd and /etc/group.", valueName: "user[:group]"))
-    var user: String?
 
     @Option(name: .customLong("group-add"), help: ArgumentHelp("Add a supplementary group (name or gid).", valueName: "group"))
     var groupAdd: [String] = []
@@ -129,15 +113,15 @@ struct Run: ParsableCommand {
         r.command = command
         r.name = name
         r.autoRemove = autoRemove
-        r.env = env
-        r.envFiles = envFile
-        r.workdir = workdir
+        r.env = process.env
+        r.envFiles = process.envFile
+        r.workdir = process.workdir
         r.hostname = hostname
         r.entrypoint = entrypoint
         r.network = try NetworkMode(parsing: network)
-        r.interactive = interactive
-        r.tty = tty
-        r.user = user
+        r.interactive = process.interactive
+        r.tty = process.tty
+        r.user = process.user
         r.groupAdd = groupAdd
         r.capAdd = capAdd
         r.capDrop = capDrop
@@ -238,4 +222,26 @@ struct Stats: ParsableCommand {
         let table = [header] + rows.map { [$0.ID, $0.Name, $0.CPUPerc, $0.MemUsage, $0.MemPerc, $0.PIDs] }
         print(TextTable.render(table), terminator: "")
     }
+}
+
+/// The options `run` and `exec` share: the process's environment, working
+/// directory, user and stdio.
+struct ProcessOptions: ParsableArguments {
+    @Option(name: [.short, .customLong("env")], help: ArgumentHelp("Set an environment variable (NAME=VALUE, or NAME to pass gocker's own).", valueName: "list"))
+    var env: [String] = []
+
+    @Option(name: .customLong("env-file"), help: ArgumentHelp("Read environment variables from a file.", valueName: "file"))
+    var envFile: [String] = []
+
+    @Option(name: [.short, .customLong("workdir")], help: ArgumentHelp("Working directory inside the container (absolute).", valueName: "dir"))
+    var workdir: String?
+
+    @Flag(name: [.short, .customLong("interactive")], help: "Keep STDIN open.")
+    var interactive = false
+
+    @Flag(name: [.short, .customLong("tty")], help: "Allocate a terminal from the container's devpts.")
+    var tty = false
+
+    @Option(name: [.short, .customLong("user")], help: ArgumentHelp("User (name or uid) and group (name or gid), from the container's /etc/passwd and /etc/group.", valueName: "user[:group]"))
+    var user: String?
 }

@@ -19,9 +19,13 @@ public enum GockerMain {
 
     /// Parses and runs one command line; returns the exit status.
     public static func run(_ args: [String]) -> Int32 {
+        if args.first == "oci", let fast = OCIFastPath(Array(args.dropFirst())) {
+            Timings.commandParsed()
+            return execute(ownFailure: 1) { try fast.run() }
+        }
         var command: any ParsableCommand
         do {
-            command = try Gocker.parseAsRoot(args)
+            command = try parse(args)
             Timings.commandParsed()
         } catch {
             let code = Gocker.exitCode(for: error)
@@ -34,9 +38,13 @@ public enum GockerMain {
         }
         // The OCI front door fails like runc (exit 1); the docker-like one
         // like docker (125).
-        let ownFailure: Int32 = command is any OCICommand ? 1 : 125
+        return execute(ownFailure: command is any OCICommand ? 1 : 125) { try command.run() }
+    }
+
+    /// Runs a parsed command: its exit status, its error on stderr.
+    static func execute(ownFailure: Int32, _ body: () throws -> Void) -> Int32 {
         do {
-            try command.run()
+            try body()
             return 0
         } catch let e as ContainerExit {
             return e.status
@@ -53,6 +61,22 @@ public enum GockerMain {
             report(Gocker.message(for: error))
             return ownFailure
         }
+    }
+
+    /// The container-starting commands are parsed by their own type: the
+    /// root's parser first builds the whole command tree, which costs
+    /// milliseconds on every start.
+    static func parse(_ args: [String]) throws -> any ParsableCommand {
+        if let first = args.first, args.count > 1, !args.dropFirst().contains(where: { $0 == "--help" || $0 == "--version" }) {
+            let rest = Array(args.dropFirst())
+            switch first {
+            case "run": return try Run.parse(rest)
+            case "exec": return try Exec.parse(rest)
+            case "oci": return try OCI.parseAsRoot(rest)
+            default: break
+            }
+        }
+        return try Gocker.parseAsRoot(args)
     }
 
     /// One line on stderr.
@@ -83,7 +107,7 @@ struct Gocker: ParsableCommand {
         groupedSubcommands: [
             CommandGroup(name: "Containers", subcommands: [
                 Run.self, Create.self, Start.self, Stop.self, Restart.self, Kill.self, Wait.self, Remove.self,
-                PS.self, Logs.self, Inspect.self, Stats.self, ContainerCommand.self, Bench.self,
+                Exec.self, Top.self, Pause.self, Unpause.self, PS.self, Logs.self, Inspect.self, Stats.self, ContainerCommand.self, Bench.self,
             ]),
             CommandGroup(name: "Images", subcommands: [Images.self, RemoveImages.self, Tag.self, Import.self, ImageCommand.self]),
             CommandGroup(name: "OCI runtime", subcommands: [OCI.self]),

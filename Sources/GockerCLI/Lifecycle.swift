@@ -31,7 +31,7 @@ struct Start: ParsableCommand {
         let engine = global.engine
         for ref in containers {
             var record = try engine.lookup(ref)
-            if engine.state(of: record) != .running {
+            if engine.state(of: record) != .running && engine.state(of: record) != .paused {
                 let logStart = engine.logSize(record.id)
                 try engine.startDetached(&record)
                 if attach {
@@ -278,11 +278,12 @@ struct MonitorStart: ParsableCommand {
     @OptionGroup var global: GlobalOptions
 
     @Option(name: .customLong("report-fd")) var reportFD: Int32 = -1
+    @Option(name: .customLong("console-fd")) var consoleFD: Int32 = -1
 
     @Argument var id: String
 
     func run() throws {
-        let code = global.engine.startUnderMonitor(id: id, reportFD: reportFD)
+        let code = global.engine.startUnderMonitor(id: id, reportFD: reportFD, consoleFD: consoleFD)
         if code != 0 { throw ExitCode(code) }
     }
 }
@@ -299,4 +300,43 @@ struct MonitorExited: ParsableCommand {
         let code = global.engine.containerExited(id: id, waitStatus: status)
         if code != 0 { throw ExitCode(code) }
     }
+}
+
+/// `pause` and `unpause`: what both take and do.
+struct PauseArguments: ParsableArguments {
+    @OptionGroup var global: GlobalOptions
+
+    @Argument(help: ArgumentHelp("Containers: names, ids or id prefixes.", valueName: "container"))
+    var containers: [String]
+
+    func apply(paused: Bool) throws {
+        var failed = false
+        for ref in containers {
+            do {
+                try global.engine.setPaused(ref, paused)
+                print(ref)
+            } catch {
+                GockerMain.report(error.description)
+                failed = true
+            }
+        }
+        if failed { throw ExitCode(1) }
+    }
+}
+
+struct Pause: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Freeze every process of one or more containers (their freezer cgroup).")
+
+    @OptionGroup var arguments: PauseArguments
+
+    func run() throws { try arguments.apply(paused: true) }
+}
+
+struct Unpause: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Thaw the processes of one or more paused containers.")
+
+    @OptionGroup var arguments: PauseArguments
+
+    func run() throws { try arguments.apply(paused: false) }
 }

@@ -9,7 +9,7 @@ struct OCI: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "oci",
         abstract: "The OCI runtime interface (runc-compatible); also reached as `gocker-oci`.",
-        subcommands: [OCICreate.self, OCIStart.self, OCIState.self, OCIKill.self, OCIDelete.self, OCIRun.self]
+        subcommands: [OCICreate.self, OCIStart.self, OCIState.self, OCIKill.self, OCIDelete.self, OCIRun.self, OCIExec.self, OCIPause.self, OCIResume.self]
     )
 
     @OptionGroup var global: OCIGlobalOptions
@@ -53,11 +53,14 @@ struct OCICreate: OCICommand {
     @Option(name: .customLong("pid-file"), help: ArgumentHelp("Write the container's pid here.", valueName: "file"))
     var pidFile: String?
 
+    @Option(name: .customLong("console-socket"), help: ArgumentHelp("Send the pty master to this unix socket (a config with process.terminal).", valueName: "path"))
+    var consoleSocket: String?
+
     @Argument(help: ArgumentHelp("The container's id.", valueName: "container-id"))
     var id: String
 
     func run() throws {
-        try global.runtime.create(id: id, bundle: bundle, pidFile: pidFile)
+        try OCIVerbs.create(global.runtime, bundle: bundle, pidFile: pidFile, consoleSocket: consoleSocket, id: id)
     }
 }
 
@@ -70,9 +73,7 @@ struct OCIStart: OCICommand {
     @Argument(help: ArgumentHelp("The container's id.", valueName: "container-id"))
     var id: String
 
-    func run() throws {
-        try global.runtime.start(id: id)
-    }
+    func run() throws { try OCIVerbs.start(global.runtime, id: id) }
 }
 
 struct OCIState: OCICommand {
@@ -84,10 +85,7 @@ struct OCIState: OCICommand {
     @Argument(help: ArgumentHelp("The container's id.", valueName: "container-id"))
     var id: String
 
-    func run() throws {
-        let state = try global.runtime.state(id: id)
-        print(String(decoding: JSON.encode(state, pretty: true), as: UTF8.self))
-    }
+    func run() throws { try OCIVerbs.state(global.runtime, id: id) }
 }
 
 struct OCIKill: OCICommand {
@@ -105,9 +103,7 @@ struct OCIKill: OCICommand {
     @Argument(help: ArgumentHelp("The signal: a name (TERM, SIGKILL) or a number.", valueName: "signal"))
     var signal: String = "TERM"
 
-    func run() throws {
-        try global.runtime.kill(id: id, signal: try Signals.parse(signal), all: all)
-    }
+    func run() throws { try OCIVerbs.kill(global.runtime, id: id, signal: signal, all: all) }
 }
 
 struct OCIDelete: OCICommand {
@@ -122,9 +118,7 @@ struct OCIDelete: OCICommand {
     @Argument(help: ArgumentHelp("The container's id.", valueName: "container-id"))
     var id: String
 
-    func run() throws {
-        try global.runtime.delete(id: id, force: force)
-    }
+    func run() throws { try OCIVerbs.delete(global.runtime, id: id, force: force) }
 }
 
 struct OCIRun: OCICommand {
@@ -142,20 +136,168 @@ struct OCIRun: OCICommand {
     @Flag(name: [.short, .customLong("detach")], help: "Return once the container runs, without waiting.")
     var detach = false
 
+    @Option(name: .customLong("console-socket"), help: ArgumentHelp("Send the pty master to this unix socket (a config with process.terminal).", valueName: "path"))
+    var consoleSocket: String?
+
     @Argument(help: ArgumentHelp("The container's id.", valueName: "container-id"))
     var id: String
 
     func run() throws {
-        let runtime = global.runtime
+        try OCIVerbs.run(global.runtime, bundle: bundle, pidFile: pidFile, detach: detach, consoleSocket: consoleSocket, id: id)
+    }
+}
+
+struct OCIPause: OCICommand {
+    static let configuration = CommandConfiguration(
+        commandName: "pause", abstract: "Freeze every process of the container.")
+
+    @OptionGroup var global: OCIGlobalOptions
+
+    @Argument(help: ArgumentHelp("The container's id.", valueName: "container-id"))
+    var id: String
+
+    func run() throws { try global.runtime.pause(id: id) }
+}
+
+struct OCIResume: OCICommand {
+    static let configuration = CommandConfiguration(
+        commandName: "resume", abstract: "Thaw the processes of a paused container.")
+
+    @OptionGroup var global: OCIGlobalOptions
+
+    @Argument(help: ArgumentHelp("The container's id.", valueName: "container-id"))
+    var id: String
+
+    func run() throws { try global.runtime.resume(id: id) }
+}
+
+/// What the OCI verbs do, whichever parser read their command line.
+enum OCIVerbs {
+    static func create(_ runtime: Runtime, bundle: String, pidFile: String?, consoleSocket: String?, id: String) throws {
+        try runtime.create(id: id, bundle: bundle, pidFile: pidFile, consoleSocket: consoleSocket)
+    }
+
+    static func start(_ runtime: Runtime, id: String) throws { try runtime.start(id: id) }
+
+    static func state(_ runtime: Runtime, id: String) throws {
+        let state = try runtime.state(id: id)
+        print(String(decoding: JSON.encode(state, pretty: true), as: UTF8.self))
+    }
+
+    static func kill(_ runtime: Runtime, id: String, signal: String, all: Bool) throws {
+        try runtime.kill(id: id, signal: try Signals.parse(signal), all: all)
+    }
+
+    static func delete(_ runtime: Runtime, id: String, force: Bool) throws { try runtime.delete(id: id, force: force) }
+
+    static func run(_ runtime: Runtime, bundle: String, pidFile: String?, detach: Bool, consoleSocket: String?, id: String) throws {
         if detach {
-            try runtime.create(id: id, bundle: bundle, pidFile: pidFile)
+            try runtime.create(id: id, bundle: bundle, pidFile: pidFile, consoleSocket: consoleSocket)
             do { try runtime.start(id: id) } catch {
                 try? runtime.delete(id: id, force: true)
                 throw error
             }
             return
         }
-        let exit = try runtime.runForeground(id: id, bundle: bundle, pidFile: pidFile)
+        // A config with process.terminal gets gocker's own terminal, or the
+        // console socket's.
+        var io = Runtime.TerminalIO.standard(interactive: true)
+        io.consoleSocket = consoleSocket
+        let exit = try runtime.runForeground(id: id, bundle: bundle, pidFile: pidFile, terminal: io)
         if exit.status != 0 { throw ContainerExit(status: exit.status) }
+    }
+}
+
+/// runc's command lines for the verbs that start and end containers, read
+/// by hand: ArgumentParser first builds its command tree, about a
+/// millisecond of every container start. Only the plain forms containerd,
+/// podman and the bench use are taken here; anything else (help, an
+/// unknown or repeated flag, a missing id) goes to ArgumentParser, which
+/// also words the errors.
+struct OCIFastPath {
+    var root = StateStore.defaultRoot
+    var cgroupBackend: String?
+    var verb = ""
+    var options: [String: String] = [:]
+    var arguments: [String] = []
+
+    /// The global options, each verb's options (long names; nil: a flag)
+    /// and how many arguments it takes.
+    static let globals: [String: Bool] = ["root": true, "log": true, "log-format": true, "debug": false,
+                                          "systemd-cgroup": false, "cgroup-backend": true]
+    static let verbs: [String: (options: [String: Bool], arguments: ClosedRange<Int>)] = [
+        "run": (["bundle": true, "pid-file": true, "detach": false, "console-socket": true], 1...1),
+        "create": (["bundle": true, "pid-file": true, "console-socket": true], 1...1),
+        "start": ([:], 1...1),
+        "state": ([:], 1...1),
+        "delete": (["force": false], 1...1),
+        "kill": (["all": false], 1...2),
+    ]
+    static let shortNames = ["b": "bundle", "d": "detach", "f": "force", "a": "all"]
+
+    init?(_ args: [String]) {
+        var i = 0
+        var verbOptions: [String: Bool]?
+        var range: ClosedRange<Int> = 0...0
+        while i < args.count {
+            let a = args[i]
+            i += 1
+            if verbOptions == nil && !a.hasPrefix("-") {
+                guard let v = Self.verbs[a] else { return nil }
+                verb = a
+                verbOptions = v.options
+                range = v.arguments
+                continue
+            }
+            if a == "--" { return nil }
+            guard a.hasPrefix("-"), a != "-" else {
+                arguments.append(a)
+                continue
+            }
+            var name = a.hasPrefix("--") ? String(a.dropFirst(2)) : String(a.dropFirst())
+            var value: String?
+            if let eq = name.firstIndex(of: "=") {
+                value = String(name[name.index(after: eq)...])
+                name = String(name[..<eq])
+            }
+            if !a.hasPrefix("--") {
+                guard let long = Self.shortNames[name] else { return nil }
+                name = long
+            }
+            guard let takesValue = (verbOptions ?? Self.globals)[name], options[name] == nil else { return nil }
+            if takesValue {
+                if value == nil {
+                    guard i < args.count else { return nil }
+                    value = args[i]
+                    i += 1
+                }
+            } else if value != nil {
+                return nil
+            }
+            if verbOptions == nil {
+                if name == "root" { root = value! }
+                if name == "cgroup-backend" { cgroupBackend = value! }
+            } else {
+                options[name] = value ?? ""
+            }
+        }
+        guard verbOptions != nil, range.contains(arguments.count) else { return nil }
+    }
+
+    func run() throws {
+        let runtime = Runtime(stateRoot: root, cgroupBackend: cgroupBackend)
+        let id = arguments[0]
+        switch verb {
+        case "run":
+            try OCIVerbs.run(runtime, bundle: options["bundle"] ?? ".", pidFile: options["pid-file"],
+                             detach: options["detach"] != nil, consoleSocket: options["console-socket"], id: id)
+        case "create":
+            try OCIVerbs.create(runtime, bundle: options["bundle"] ?? ".", pidFile: options["pid-file"],
+                                consoleSocket: options["console-socket"], id: id)
+        case "start": try OCIVerbs.start(runtime, id: id)
+        case "state": try OCIVerbs.state(runtime, id: id)
+        case "delete": try OCIVerbs.delete(runtime, id: id, force: options["force"] != nil)
+        default: try OCIVerbs.kill(runtime, id: id, signal: arguments.count > 1 ? arguments[1] : "TERM", all: options["all"] != nil)
+        }
     }
 }

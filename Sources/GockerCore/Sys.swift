@@ -131,6 +131,14 @@ public enum Sys {
         return lstat(path, &st) == 0
     }
 
+    /// The device and inode `path` leads to (following links), or nil: tells
+    /// whether two /proc/PID/ns/ links name the same namespace.
+    public static func fileID(_ path: String) -> [UInt64]? {
+        var st = stat()
+        guard stat(path, &st) == 0 else { return nil }
+        return [UInt64(st.st_dev), UInt64(st.st_ino)]
+    }
+
     public static func isDirectory(_ path: String) -> Bool {
         var st = stat()
         return stat(path, &st) == 0 && st.st_mode & S_IFMT == S_IFDIR

@@ -18,6 +18,9 @@ public struct Bench: Sendable {
         /// `NAME --root DIR run --bundle B ID`: runc, crun or any
         /// runc-compatible binary, by name (found in $PATH) or path.
         case runtime(String)
+        /// `gocker-floor ROOTFS` (csrc/floor.c): clone with five
+        /// namespaces, pivot_root, /proc, exec `true`, wait. The floor.
+        case floor
     }
 
     public struct Row: Sendable, Equatable {
@@ -52,6 +55,7 @@ public struct Bench: Sendable {
                 rows.append(Row(runtime: runtime, name: "\(runtime) run limits", target: target, limits: true))
             }
         }
+        rows.append(Row(runtime: "C floor", name: "C floor: clone, pivot_root, exec", target: .floor, limits: false))
         return rows
     }
 
@@ -98,6 +102,8 @@ public struct Bench: Sendable {
         var bundles: [String] = []
         var cgroupPaths: [String] = []
         var runtimeRoot: String?
+        /// The floor's root directory.
+        var rootfs: String?
         var env: [String] = []
         var samples: [BenchSample] = []
         var measured = 0
@@ -112,9 +118,12 @@ public struct Bench: Sendable {
             self.index = index
         }
 
+        /// gocker's own rows, which report their phases.
         var isGocker: Bool {
-            if case .runtime = row.target { return false }
-            return true
+            switch row.target {
+            case .run, .oci: return true
+            case .runtime, .floor: return false
+            }
         }
 
         /// The command of one start.
@@ -123,6 +132,7 @@ public struct Bench: Sendable {
             case .run(let flags): return [gocker, "run", "--rm"] + flags + ["busybox", "true"]
             case .oci: return [gocker, "oci", "run", "--bundle", bundles[slot], id]
             case .runtime(let name): return [name, "--root", runtimeRoot!, "run", "--bundle", bundles[slot], id]
+            case .floor: return ["gocker-floor", rootfs!]
             }
         }
 
@@ -132,6 +142,7 @@ public struct Bench: Sendable {
             case .run: return nil  // `run --rm` removes its container itself, also on failure
             case .oci: return [gocker, "oci", "delete", "--force", id]
             case .runtime(let name): return [name, "--root", runtimeRoot!, "delete", "--force", id]
+            case .floor: return nil  // nothing outlives its namespaces
             }
         }
     }
@@ -172,6 +183,9 @@ public struct Bench: Sendable {
             switch row.target {
             case .run, .oci:
                 r.path = options.gocker
+            case .floor:
+                r.path = options.gocker
+                r.rootfs = scratch + "/rootfs"
             case .runtime(let name):
                 r.path = BenchProcess.lookup(name)
                 if r.path == nil { r.setupError = "\(name): executable file not found in $PATH" }
@@ -180,7 +194,10 @@ public struct Bench: Sendable {
                     try Sys.mkdirAll(r.runtimeRoot!, mode: 0o700)
                 }
             }
-            if case .run = row.target { continue }
+            switch row.target {
+            case .run, .floor: continue
+            case .oci, .runtime: break
+            }
             for slot in 0..<options.parallel {
                 let cgroupsPath = "/\(cgroupParent)/gocker-bench-\(getpid())-\(i)-\(slot)"
                 let bundle = "\(scratch)/bundle-\(i)-\(slot)"

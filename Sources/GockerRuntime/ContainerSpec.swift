@@ -81,18 +81,21 @@ public enum ContainerSpec {
     /// these sets it, is added inside the container from the user's entry
     /// in its /etc/passwd.
     public static func environment(image: [String], hostname: String, request: [String]) -> [String] {
+        // docker: an image without PATH gets the usual one.
+        let path = image.contains(where: { $0.hasPrefix("PATH=") }) ? [] : ["PATH=\(defaultPath)"]
+        return merge(path + image + ["HOSTNAME=\(hostname)"], request)
+    }
+
+    /// `base` with `more` on top: a later entry replaces an earlier one of
+    /// the same name, in the earlier one's place.
+    public static func merge(_ base: [String], _ more: [String]) -> [String] {
         var order: [String] = []
         var values: [String: String] = [:]
-        func add(_ entry: String) {
+        for entry in base + more {
             let key = entry.split(separator: "=", maxSplits: 1).first.map(String.init) ?? entry
             if values[key] == nil { order.append(key) }
             values[key] = entry
         }
-        // docker: an image without PATH gets the usual one.
-        if !image.contains(where: { $0.hasPrefix("PATH=") }) { add("PATH=\(defaultPath)") }
-        image.forEach(add)
-        add("HOSTNAME=\(hostname)")
-        request.forEach(add)
         return order.map { values[$0]! }
     }
 
@@ -111,6 +114,25 @@ public enum ContainerSpec {
             }
         }
         return out
+    }
+
+    /// docker's `-w`: an absolute path, when given.
+    public static func validateWorkdir(_ w: String?) throws(GockerError) {
+        if let w, !w.hasPrefix("/") {
+            throw GockerError(.invalidArgument, "the working directory '\(w)' is invalid, it needs to be an absolute path")
+        }
+    }
+
+    /// `--env-file` files, then `-e` entries, resolved.
+    public static func userEnvironment(env: [String], envFiles: [String]) throws(GockerError) -> [String] {
+        var out: [String] = []
+        for file in envFiles {
+            let text = try performing("read env file \(file)", code: .invalidArgument) { () throws(SystemCallError) in
+                try Sys.readText(file)
+            }
+            out += try parseEnvFile(text)
+        }
+        return out + (try resolveEnv(env))
     }
 
     /// The lines of an `--env-file`: NAME=VALUE or NAME; # comments and

@@ -60,17 +60,12 @@ public struct Engine: Sendable {
         var record = try create(request)
         do throws(GockerError) {
             if !request.interactive { try Self.detachStdin() }
-            var terminal: Runtime.TerminalIO?
-            if request.tty {
-                // docker: raw mode and input only with -i as well.
-                let input: Int32? = request.interactive ? 0 : nil
-                terminal = Runtime.TerminalIO(input: input, rawMode: input != nil && isatty(0) == 1 ? 0 : nil)
-                terminal?.windowSize = isatty(1) == 1 ? 1 : 0
+            let terminal = request.tty ? Runtime.TerminalIO.standard(interactive: request.interactive) : nil
+            record = try updateRecord(record.id) { r in
+                r.ownerPid = getpid()
+                r.ownerStart = UInt64(gk_process_start_time(getpid()))
+                r.started = Timestamp.now()
             }
-            record.ownerPid = getpid()
-            record.ownerStart = UInt64(gk_process_start_time(getpid()))
-            record.started = Timestamp.now()
-            try saveRecord(record)
             let exit = try runtime(for: record).runForeground(
                 id: record.id, bundle: containerDir(record.id), terminal: terminal,
                 log: (logPath(record.id), record.logMaxSize ?? 0))
@@ -80,12 +75,13 @@ public struct Engine: Sendable {
             if record.autoRemove {
                 try remove(id: record.id, name: record.name)
             } else {
-                record.exitCode = exit.status
-                record.oomKilled = exit.oomKilled
-                record.finished = Timestamp.now()
-                record.ownerPid = nil
-                record.ownerStart = nil
-                try saveRecord(record)
+                try updateRecord(record.id) { r in
+                    r.exitCode = exit.status
+                    r.oomKilled = exit.oomKilled
+                    r.finished = Timestamp.now()
+                    r.ownerPid = nil
+                    r.ownerStart = nil
+                }
             }
             return exit.status
         } catch {
@@ -103,19 +99,10 @@ public struct Engine: Sendable {
     /// then the container's record and bundle are written; nothing runs yet.
     public func create(_ request: RunRequest) throws(GockerError) -> ContainerRecord {
         // Everything that can be refused is refused before anything is made.
-        if let w = request.workdir, !w.hasPrefix("/") {
-            throw GockerError(.invalidArgument, "the working directory '\(w)' is invalid, it needs to be an absolute path")
-        }
+        try ContainerSpec.validateWorkdir(request.workdir)
         if let name = request.name { try Identifier.validateName(name) }
         if let h = request.hostname { try Self.validateHostname(h) }
-        var userEnv: [String] = []
-        for file in request.envFiles {
-            let text = try performing("read env file \(file)", code: .invalidArgument) { () throws(SystemCallError) in
-                try Sys.readText(file)
-            }
-            userEnv += try ContainerSpec.parseEnvFile(text)
-        }
-        userEnv += try ContainerSpec.resolveEnv(request.env)
+        let userEnv = try ContainerSpec.userEnvironment(env: request.env, envFiles: request.envFiles)
         try Ulimits.checkAgainstHost(try request.ulimits.map { u throws(GockerError) in try Ulimits.parse(u) })
         if let backend = request.cgroupBackend { try Runtime.validateBackend(backend) }
         if let parent = request.cgroupParent { _ = try CgroupDriver.validatePath(parent) }
@@ -192,6 +179,22 @@ public struct Engine: Sendable {
         }
     }
 
+    /// Reads the record of `id` afresh, lets `change` modify it and saves
+    /// it, under the record's flock: two gocker processes changing one
+    /// record (a `stop` and the monitor's exit hook) never lose each
+    /// other's fields.
+    @discardableResult
+    func updateRecord(_ id: String, _ change: (inout ContainerRecord) throws(GockerError) -> Void) throws(GockerError) -> ContainerRecord {
+        let fd = try performing("lock container \(id)") { () throws(SystemCallError) in
+            try Sys.lock(containerDir(id) + "/record.lock")
+        }
+        defer { Sys.close(fd) }
+        var record = try load(id)
+        try change(&record)
+        try saveRecord(record)
+        return record
+    }
+
     /// Claims a name (the given one, or a random free one) for `id`. The
     /// claim is a file created with O_EXCL, so two gocker processes cannot
     /// both win the same name.
@@ -246,7 +249,7 @@ public struct Engine: Sendable {
     /// container ran: once such a container has stopped, its groups and
     /// runtime state are removed, and with --rm the container itself.
     public func reapOrphans() {
-        for var record in records() {
+        for record in records() {
             guard let owner = record.ownerPid, UInt64(gk_process_start_time(owner)) != record.ownerStart else { continue }
             if let state = try? runtime.store.load(record.id) {
                 guard runtime.status(of: state) == .stopped else { continue }
@@ -257,10 +260,11 @@ public struct Engine: Sendable {
             if record.autoRemove {
                 try? remove(id: record.id, name: record.name)
             } else {
-                record.ownerPid = nil
-                record.ownerStart = nil
-                record.finished = record.finished ?? Timestamp.now()
-                try? saveRecord(record)
+                _ = try? updateRecord(record.id) { r in
+                    r.ownerPid = nil
+                    r.ownerStart = nil
+                    r.finished = r.finished ?? Timestamp.now()
+                }
             }
         }
     }
@@ -269,7 +273,7 @@ public struct Engine: Sendable {
     /// kills it first).
     public func remove(_ ref: String, force: Bool) throws(GockerError) {
         reapOrphans()
-        var record = try lookup(ref)
+        let record = try lookup(ref)
         if let state = try? runtime.state(id: record.id), state.status != .stopped {
             guard force else {
                 throw GockerError(.invalidState,
@@ -282,8 +286,7 @@ public struct Engine: Sendable {
             UInt64(gk_process_start_time(pid)) == record.ownerStart ? pid : nil
         }
         if monitor != nil {
-            record.stopRequested = true
-            try? saveRecord(record)
+            _ = try? updateRecord(record.id) { $0.stopRequested = true }
         }
         try runtime.delete(id: record.id, force: true)
         if let monitor {

@@ -28,19 +28,9 @@ public struct LaunchPlan: Sendable {
     public var mounts: [PlannedMount] = []
     public var devices: [Spec.Device] = []
     public var devSymlinks = false
-    public var args: [String]
-    public var env: [String]
-    public var cwd: String
-    public var user: Spec.User
-    /// "user[:group]" to resolve inside the container (docker's `-u`).
-    public var userName: String?
-    public var groupAdd: [String] = []
-    public var terminal = false
+    /// The first process: command, environment, user, capabilities, rlimits.
+    public var process: ProcessPlan
     public var initProcess = false
-    public var noNewPrivileges = false
-    /// nil: capabilities are left as they are.
-    public var capabilities: gk_caps?
-    public var rlimits: [gk_rlimit] = []
     public var maskedPaths: [String] = []
     public var readonlyPaths: [String] = []
 
@@ -73,33 +63,10 @@ public struct LaunchPlan: Sendable {
 
     public init(spec: Spec, bundle: String) throws(GockerError) {
         guard let process = spec.process else { throw GockerError(.invalidConfig, "config has no process") }
-        guard let args = process.args, !args.isEmpty, !args[0].isEmpty else {
-            throw GockerError(.invalidConfig, "process.args must name a command")
-        }
-        guard process.cwd.hasPrefix("/") else {
-            throw GockerError(.invalidConfig, "process.cwd \"\(process.cwd)\" is not an absolute path")
-        }
-        guard let root = spec.root, !root.path.isEmpty else { throw GockerError(.invalidConfig, "config has no root.path") }
-
-        self.args = args
-        self.env = process.env ?? []
-        self.cwd = process.cwd
-        self.user = process.user
-        self.terminal = process.terminal ?? false
-        self.noNewPrivileges = process.noNewPrivileges ?? false
         let annotations = spec.annotations ?? [:]
-        self.userName = annotations[Self.userAnnotation].flatMap { $0.isEmpty ? nil : $0 }
-        self.groupAdd = annotations[Self.groupAddAnnotation].map { $0.split(separator: ",").map(String.init) } ?? []
+        self.process = try ProcessPlan(process: process, annotations: annotations)
+        guard let root = spec.root, !root.path.isEmpty else { throw GockerError(.invalidConfig, "config has no root.path") }
         self.initProcess = annotations[Self.initAnnotation] == "true"
-        if let c = process.capabilities {
-            capabilities = gk_caps(
-                bounding: try Capabilities.mask(c.bounding), effective: try Capabilities.mask(c.effective),
-                permitted: try Capabilities.mask(c.permitted), inheritable: try Capabilities.mask(c.inheritable),
-                ambient: try Capabilities.mask(c.ambient))
-        }
-        for r in process.rlimits ?? [] {
-            rlimits.append(gk_rlimit(resource: try Ulimits.resource(r.type), soft: r.soft, hard: r.hard))
-        }
         self.maskedPaths = spec.linux?.maskedPaths ?? []
         self.readonlyPaths = spec.linux?.readonlyPaths ?? []
         for p in maskedPaths + readonlyPaths where !p.hasPrefix("/") {
@@ -169,11 +136,6 @@ public struct LaunchPlan: Sendable {
         for d in devices where d.type != "c" && d.type != "u" && d.type != "b" && d.type != "p" {
             throw GockerError(.invalidConfig, "device \(d.path) has unknown type \"\(d.type)\"")
         }
-    }
-
-    /// The container's PATH, for looking the command up.
-    public var searchPath: String? {
-        env.last { $0.hasPrefix("PATH=") }.map { String($0.dropFirst(5)) }
     }
 
     static func absolute(_ path: String, in bundle: String) -> String {

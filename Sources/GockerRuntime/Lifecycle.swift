@@ -38,7 +38,7 @@ public struct RestartPolicy: Sendable, Equatable {
 
 /// A container's status as `ps` shows it.
 public enum DockerState: String, Sendable {
-    case created, running, restarting, exited
+    case created, running, paused, restarting, exited
 }
 
 extension Engine {
@@ -55,21 +55,26 @@ extension Engine {
         let (readEnd, writeEnd) = (fds[0], fds[1])
         defer { Sys.close(readEnd) }
         let roots = ["--data-root", dataRoot, "--root", runtime.store.root]
-        let argv = ["gocker-monitor", logPath(record.id), "\(record.logMaxSize ?? 0)", "\(writeEnd)",
+        // With a terminal the monitor holds the pty master (see monitor.c).
+        let spec = try? JSON.decodeFile(Spec.self, path: containerDir(record.id) + "/config.json")
+        let terminal = spec?.process?.terminal == true ? "tty" : "-"
+        let argv = ["gocker-monitor", logPath(record.id), "\(record.logMaxSize ?? 0)", "\(writeEnd)", terminal,
                     "--start", "gocker", "__start"] + roots + ["--report-fd", "\(writeEnd)", record.id]
             + ["--exited", "gocker", "__exited"] + roots + [record.id]
-        record.stopRequested = nil
-        record.started = Timestamp.now()
-        try saveRecord(record)
+        record = try updateRecord(record.id) { r in
+            r.stopRequested = nil
+            r.started = Timestamp.now()
+        }
         let pid: pid_t
         do { pid = try Sys.spawnDetached(argv, keep: writeEnd) } catch {
             Sys.close(writeEnd)
             throw error
         }
         Sys.close(writeEnd)
-        record.ownerPid = pid
-        record.ownerStart = UInt64(gk_process_start_time(pid))
-        try saveRecord(record)
+        record = try updateRecord(record.id) { r in
+            r.ownerPid = pid
+            r.ownerStart = UInt64(gk_process_start_time(pid))
+        }
         // The first start reports on the pipe: "ok" or "error STATUS MESSAGE".
         var report: [UInt8] = []
         var buf = [UInt8](repeating: 0, count: 4096)
@@ -90,28 +95,39 @@ extension Engine {
 
     /// The monitor's start command: create and start the container, report
     /// on `reportFD`, and leave (the container stays with the monitor).
-    public func startUnderMonitor(id: String, reportFD: Int32) -> Int32 {
+    /// With a terminal, the pty master goes to the monitor on `consoleFD`.
+    public func startUnderMonitor(id: String, reportFD: Int32, consoleFD: Int32 = -1) -> Int32 {
         func report(_ line: String) {
             guard reportFD >= 0 else { return }
             _ = (line + "\n").withCString { write(reportFD, $0, strlen($0)) }
         }
         do throws(GockerError) {
-            var record = try load(id)
+            let record = try load(id)
             // stop or rm came while the monitor waited to restart it.
             if record.stopRequested == true {
                 throw GockerError(.invalidState, "container \(record.name) was stopped")
             }
             let runtime = runtime(for: record)
             try? runtime.delete(id: id, force: true)  // what a previous run left
-            try runtime.create(id: id, bundle: containerDir(id))
+            let (_, terminal) = try runtime.create(id: id, bundle: containerDir(id), pidFile: nil,
+                                                   allowTerminal: consoleFD >= 0)
+            if let terminal {
+                let r = gk_send_fd(consoleFD, terminal)
+                Sys.close(terminal)
+                if r < 0 {
+                    try? runtime.delete(id: id, force: true)
+                    throw GockerError(.system, "pass the terminal to the monitor", cause: SystemCallError("sendmsg", errno: -r))
+                }
+            }
             do { try runtime.start(id: id) } catch {
                 try? runtime.delete(id: id, force: true)
                 throw error
             }
-            record.started = Timestamp.now()
-            record.exitCode = nil
-            record.finished = nil
-            try saveRecord(record)
+            try updateRecord(id) { r in
+                r.started = Timestamp.now()
+                r.exitCode = nil
+                r.finished = nil
+            }
             report("ok")
             return 0
         } catch {
@@ -130,35 +146,36 @@ extension Engine {
             oom = (runtime.driver(for: groups).stats(groups)["memory.oom_kill"] ?? 0) > 0
         }
         try? runtime.delete(id: id, force: true)
-        guard var record = try? load(id) else { return 0 }
-        // A negative status: the monitor could not see how it ended.
-        record.exitCode = waitStatus < 0 ? nil : Runtime.exitCode(waitStatus)
-        record.finished = Timestamp.now()
-        record.oomKilled = oom
-        let policy = (try? RestartPolicy(parsing: record.restartPolicy ?? "no")) ?? (try! RestartPolicy(parsing: "no"))
-        if let code = record.exitCode,
-           policy.restarts(exitCode: code, restarts: record.restartCount ?? 0, stopped: record.stopRequested == true) {
-            record.restartCount = (record.restartCount ?? 0) + 1
-            try? saveRecord(record)
+        var restart = false
+        let recorded = try? updateRecord(id) { r in
+            // A negative status: the monitor could not see how it ended.
+            r.exitCode = waitStatus < 0 ? nil : Runtime.exitCode(waitStatus)
+            r.finished = Timestamp.now()
+            r.oomKilled = oom
+            let policy = (try? RestartPolicy(parsing: r.restartPolicy ?? "no")) ?? (try! RestartPolicy(parsing: "no"))
+            if let code = r.exitCode, policy.restarts(exitCode: code, restarts: r.restartCount ?? 0, stopped: r.stopRequested == true) {
+                r.restartCount = (r.restartCount ?? 0) + 1
+                restart = true
+            } else {
+                r.ownerPid = nil
+                r.ownerStart = nil
+            }
+        }
+        guard let record = recorded else { return 0 }
+        if restart {
             // docker's back-off: 100 ms, doubling, at most 6.4 s.
-            let delay = 100_000_000 << min(record.restartCount! - 1, 6)
+            let delay = 100_000_000 << min((record.restartCount ?? 1) - 1, 6)
             var ts = timespec(tv_sec: delay / 1_000_000_000, tv_nsec: delay % 1_000_000_000)
             nanosleep(&ts, nil)
             // stop or rm may have come meanwhile; then __start refuses too.
             if let now = try? load(id), now.stopRequested != true { return Int32(GK_MONITOR_RESTART) }
-            guard var now = try? load(id) else { return 0 }
-            now.ownerPid = nil
-            now.ownerStart = nil
-            try? saveRecord(now)
+            _ = try? updateRecord(id) { r in
+                r.ownerPid = nil
+                r.ownerStart = nil
+            }
             return 0
         }
-        record.ownerPid = nil
-        record.ownerStart = nil
-        if record.autoRemove {
-            try? remove(id: id, name: record.name)
-        } else {
-            try? saveRecord(record)
-        }
+        if record.autoRemove { try? remove(id: id, name: record.name) }
         return 0
     }
 
@@ -168,7 +185,8 @@ extension Engine {
     public func state(of record: ContainerRecord) -> DockerState {
         if let s = try? runtime.store.load(record.id) {
             switch runtime.status(of: s) {
-            case .running, .created, .paused: return .running
+            case .running, .created: return .running
+            case .paused: return .paused
             default: break
             }
         }
@@ -192,14 +210,14 @@ extension Engine {
     /// `stop`: SIGTERM, then SIGKILL after `timeout` seconds; returns once
     /// the container has ended. A container that is not running is no error.
     public func stop(_ ref: String, timeout: Int) throws(GockerError) {
-        var record = try lookup(ref)
-        record.stopRequested = true
-        try saveRecord(record)
+        let record = try updateRecord(try lookup(ref).id) { $0.stopRequested = true }
         guard let pid = pid(of: record) else { return }
         _ = Glibc.kill(pid, SIGTERM)
+        let state = try? runtime.store.load(record.id)
+        if let state { runtime.thawIfPaused(state) }
         if !waitUntilStopped(record, seconds: Double(timeout)) {
-            if let s = try? runtime.store.load(record.id) {
-                for p in runtime.processes(of: s) { _ = Glibc.kill(p, SIGKILL) }
+            if let state {
+                for p in runtime.processes(of: state) { _ = Glibc.kill(p, SIGKILL) }
             }
             _ = waitUntilStopped(record, seconds: 10)
         }
@@ -209,17 +227,17 @@ extension Engine {
 
     /// `kill -s SIG`.
     public func kill(_ ref: String, signal: Int32) throws(GockerError) {
-        var record = try lookup(ref)
+        let record = try lookup(ref)
         guard let pid = pid(of: record) else {
             throw GockerError(.invalidState, "cannot kill container \(record.name): container \(record.id.prefix(12)) is not running")
         }
         if signal == SIGKILL || signal == SIGTERM {
-            record.stopRequested = true
-            try saveRecord(record)
+            try updateRecord(record.id) { $0.stopRequested = true }
         }
         if Glibc.kill(pid, signal) < 0 {
             throw GockerError(.system, "kill container \(record.name)", cause: SystemCallError("kill", errno: errno))
         }
+        if signal == SIGKILL, let s = try? runtime.store.load(record.id) { runtime.thawIfPaused(s) }
     }
 
     /// Waits until the container's process is gone.

@@ -63,11 +63,32 @@ public struct Runtime: Sendable {
     /// Creates the container `id` from the bundle: namespaces, root
     /// filesystem and mounts are set up and its first process waits for
     /// `start` before it runs the command.
+    /// A config that asks for a terminal needs `consoleSocket`: the pty
+    /// master is sent there (runc's protocol), as containerd and podman expect.
     @discardableResult
-    public func create(id: String, bundle: String, pidFile: String? = nil) throws(GockerError) -> RuntimeState {
-        let (state, terminal) = try create(id: id, bundle: bundle, pidFile: pidFile, allowTerminal: false)
-        if let terminal { Sys.close(terminal) }
+    public func create(id: String, bundle: String, pidFile: String? = nil,
+                       consoleSocket: String? = nil) throws(GockerError) -> RuntimeState {
+        let (state, terminal) = try create(id: id, bundle: bundle, pidFile: pidFile, allowTerminal: consoleSocket != nil)
+        guard let terminal else {
+            if consoleSocket != nil {
+                try? delete(id: id, force: true)
+                throw GockerError(.invalidConfig, "--console-socket was given but the config's process.terminal is false")
+            }
+            return state
+        }
+        try sendConsole(id: id, terminal, to: consoleSocket!)
         return state
+    }
+
+    /// Sends the pty master of the created container `id` to the console
+    /// socket and closes it; on failure deletes the container.
+    func sendConsole(id: String, _ terminal: Int32, to socket: String) throws(GockerError) {
+        let r = gk_send_console(socket, terminal)
+        Sys.close(terminal)
+        if r < 0 {
+            try? delete(id: id, force: true)
+            throw GockerError(.system, "send the terminal of \(id)", cause: SystemCallError("connect", path: socket, errno: -r))
+        }
     }
 
     /// create, also for a config that asks for a terminal: the pty master
@@ -78,8 +99,8 @@ public struct Runtime: Sendable {
         let bundle = try Self.realPath(bundle, what: "bundle")
         let spec = try JSON.decodeFile(Spec.self, path: bundle + "/config.json")
         let plan = try LaunchPlan(spec: spec, bundle: bundle)
-        if plan.terminal && !allowTerminal {
-            throw GockerError(.invalidConfig, "process.terminal needs a console socket, which is not supported yet")
+        if plan.process.terminal && !allowTerminal {
+            throw GockerError(.invalidConfig, "process.terminal needs --console-socket")
         }
         guard Sys.isDirectory(plan.rootfs) else {
             throw GockerError(.invalidConfig, "root filesystem \(plan.rootfs) is not a directory")
@@ -110,8 +131,8 @@ public struct Runtime: Sendable {
             defer { Sys.close(fifoFD) }
             let record = cgroups!
             (pid, terminal) = try spawn(id: id, plan: plan, fifoFD: fifoFD, stdio: stdio,
-                                        cgroupDirectory: driver.cloneDirectory(record)) { pid, joined throws(GockerError) in
-                if !joined { try driver.attach(record, pid: pid) }
+                                        cgroupDirectory: driver.cloneDirectory(record)) { pid throws(GockerError) in
+                try driver.attach(record, pid: pid)
             }
             let state = RuntimeState(
                 id: id, pid: pid, pidStartTime: UInt64(gk_process_start_time(pid)), status: .created,
@@ -138,23 +159,36 @@ public struct Runtime: Sendable {
     }
 
     /// Runs `beforeGo` in the parent once the child exists and before it
-    /// does anything (its cgroups are joined there, unless it was cloned
-    /// into its cgroup: `joined`).
+    /// does anything (its cgroups are joined there).
     final class GoHook {
-        let body: (pid_t, Bool) throws(GockerError) -> Void
+        let body: (pid_t) throws(GockerError) -> Void
         var error: GockerError?
+        /// Set by the C core when the child was cloned straight into its
+        /// cgroup v2 group (clone3 with CLONE_INTO_CGROUP): then it is in its
+        /// group already, and `body`, which places it there, is skipped.
         let joined = UnsafeMutablePointer<Int32>.allocate(capacity: 1)
-        init(_ body: @escaping (pid_t, Bool) throws(GockerError) -> Void) {
+        init(_ body: @escaping (pid_t) throws(GockerError) -> Void) {
             self.body = body
             joined.initialize(to: 0)
         }
         deinit { joined.deallocate() }
+
+        /// The C callback; `ctx` is an unretained GoHook.
+        static let call: gk_before_go_fn = { pid, ctx in
+            let hook = Unmanaged<GoHook>.fromOpaque(ctx!).takeUnretainedValue()
+            if hook.joined.pointee != 0 { return 0 }
+            do throws(GockerError) { try hook.body(pid) } catch {
+                hook.error = error
+                return -EIO
+            }
+            return 0
+        }
     }
 
     /// With `cgroupDirectory` the child is cloned straight into that cgroup2
     /// group where the kernel can (clone3 with CLONE_INTO_CGROUP).
     private func spawn(id: String, plan: LaunchPlan, fifoFD: Int32, stdio: [Int32], cgroupDirectory: String?,
-                       beforeGo: @escaping (pid_t, Bool) throws(GockerError) -> Void) throws(GockerError) -> (pid_t, terminal: Int32) {
+                       beforeGo: @escaping (pid_t) throws(GockerError) -> Void) throws(GockerError) -> (pid_t, terminal: Int32) {
         let cgroupFD = cgroupDirectory.map { Glibc.open($0, O_RDONLY | O_DIRECTORY | O_CLOEXEC) } ?? -1
         defer { if cgroupFD >= 0 { Sys.close(cgroupFD) } }
         let hook = GoHook(beforeGo)
@@ -187,59 +221,39 @@ public struct Runtime: Sendable {
                 major: UInt32(truncatingIfNeeded: d.major), minor: UInt32(truncatingIfNeeded: d.minor),
                 uid: d.uid ?? 0, gid: d.gid ?? 0)
         }
-        let groups = plan.user.additionalGids ?? []
-        var flags: UInt32 = 0
-        if plan.cloneFlags & GK_CLONE_NEWNET != 0 { flags |= UInt32(GK_SPAWN_LOOPBACK_UP) }
-        if plan.devSymlinks { flags |= UInt32(GK_SPAWN_DEV_SYMLINKS) }
-        if plan.rootReadonly { flags |= UInt32(GK_SPAWN_ROOT_READONLY) }
-        if plan.terminal { flags |= UInt32(GK_SPAWN_TERMINAL) }
-        if plan.capabilities != nil { flags |= UInt32(GK_SPAWN_SET_CAPS) }
-        if plan.noNewPrivileges { flags |= UInt32(GK_SPAWN_NO_NEW_PRIVS) }
-        if plan.initProcess { flags |= UInt32(GK_SPAWN_INIT) }
-        // One spare NULL slot at the end of envp: the child may add HOME.
-        let envp = arena.stringArray(plan.env + [""])
-        UnsafeMutablePointer(mutating: envp)[plan.env.count] = nil
-
-        var spec = gk_spawn(
-            clone_flags: UInt(plan.cloneFlags), joins: arena.array(joins), njoins: joins.count,
-            hostname: arena.optionalString(plan.hostname), root_propagation: plan.rootPropagation,
-            rootfs: arena.string(plan.rootfs), overlay_data: arena.optionalString(plan.overlay),
-            mounts: arena.array(mounts), nmounts: mounts.count,
-            devices: arena.array(devices), ndevices: devices.count,
-            argv: arena.stringArray(plan.args), envp: envp,
-            path: arena.optionalString(plan.searchPath), cwd: arena.string(plan.cwd),
-            uid: plan.user.uid, gid: plan.user.gid, groups: arena.array(groups), ngroups: groups.count,
-            user: arena.optionalString(plan.userName),
-            group_add: arena.stringArray(plan.groupAdd), ngroup_add: plan.groupAdd.count,
-            env_spare_slot: 1,
-            caps: plan.capabilities ?? gk_caps(),
-            rlimits: arena.array(plan.rlimits), nrlimits: plan.rlimits.count,
-            masked_paths: arena.stringArray(plan.maskedPaths), nmasked: plan.maskedPaths.count,
-            readonly_paths: arena.stringArray(plan.readonlyPaths), nreadonly: plan.readonlyPaths.count,
-            flags: flags, exec_fifo_fd: fifoFD, stdio: (stdio[0], stdio[1], stdio[2]),
-            cgroup_fd: cgroupFD, cgroup_joined: cgroupFD >= 0 ? hook.joined : nil)
+        var spec = plan.process.cSpawn(arena: arena, stdio: stdio)
+        if plan.cloneFlags & GK_CLONE_NEWNET != 0 { spec.flags |= UInt32(GK_SPAWN_LOOPBACK_UP) }
+        if plan.devSymlinks { spec.flags |= UInt32(GK_SPAWN_DEV_SYMLINKS) }
+        if plan.rootReadonly { spec.flags |= UInt32(GK_SPAWN_ROOT_READONLY) }
+        if plan.initProcess { spec.flags |= UInt32(GK_SPAWN_INIT) }
+        spec.clone_flags = UInt(plan.cloneFlags)
+        spec.joins = arena.array(joins)
+        spec.njoins = joins.count
+        spec.hostname = arena.optionalString(plan.hostname)
+        spec.root_propagation = plan.rootPropagation
+        spec.rootfs = arena.string(plan.rootfs)
+        spec.overlay_data = arena.optionalString(plan.overlay)
+        spec.mounts = arena.array(mounts)
+        spec.nmounts = mounts.count
+        spec.devices = arena.array(devices)
+        spec.ndevices = devices.count
+        spec.masked_paths = arena.stringArray(plan.maskedPaths)
+        spec.nmasked = plan.maskedPaths.count
+        spec.readonly_paths = arena.stringArray(plan.readonlyPaths)
+        spec.nreadonly = plan.readonlyPaths.count
+        spec.exec_fifo_fd = fifoFD
+        spec.cgroup_fd = cgroupFD
+        spec.cgroup_joined = cgroupFD >= 0 ? hook.joined : nil
         var pid: pid_t = 0
         var terminal: Int32 = -1
         var msg = gk_msg()
         let ctx = Unmanaged.passRetained(hook)
-        let r = gk_spawn(&spec, { pid, ctx in
-            let hook = Unmanaged<GoHook>.fromOpaque(ctx!).takeUnretainedValue()
-            do throws(GockerError) { try hook.body(pid, hook.joined.pointee != 0) } catch {
-                hook.error = error
-                return -EIO
-            }
-            return 0
-        }, ctx.toOpaque(), &pid, &terminal, &msg)
+        let r = gk_spawn(&spec, GoHook.call, ctx.toOpaque(), &pid, &terminal, &msg)
         ctx.release()
         withExtendedLifetime(arena) {}
         if let error = hook.error { throw error }
         if r < 0 {
-            if msg.type == Int32(GK_MSG_ERROR.rawValue) {
-                // A missing user or group says so itself; other stages add errno.
-                let detail = msg.stage == Int32(GK_STAGE_USER.rawValue) && msg.err == ENOENT
-                    ? Self.text(of: msg) : "\(Self.text(of: msg)): \(errnoText(msg.err))"
-                throw GockerError(.containerSetup, "create container \(id): \(detail)")
-            }
+            if msg.type == Int32(GK_MSG_ERROR.rawValue) { throw Self.childFailure(msg, doing: "create container \(id)") }
             throw GockerError(.system, "create container \(id)", cause: SystemCallError("clone", errno: -r))
         }
         return (pid, terminal)
@@ -249,6 +263,24 @@ public struct Runtime: Sendable {
         withUnsafeBytes(of: msg.text) { raw in
             String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
         }
+    }
+
+    /// What a child's error record means: a command that could not be
+    /// exec'd (127 not found, 126 not executable) or a failed set-up stage.
+    static func childFailure(_ msg: gk_msg, doing what: String) -> GockerError {
+        let text = Self.text(of: msg)
+        let e = msg.err
+        if msg.stage == Int32(GK_STAGE_EXEC.rawValue) && text.hasPrefix("exec ") {
+            let command = text.dropFirst("exec ".count)
+            if e == ENOENT || e == ENOTDIR {
+                let why = command.contains("/") ? "no such file or directory" : "executable file not found in $PATH"
+                return GockerError(.commandNotFound, "exec: \"\(command)\": \(why)")
+            }
+            return GockerError(.commandNotExecutable, "exec: \"\(command)\": \(errnoText(e))")
+        }
+        // A missing user or group says so itself; other stages add errno.
+        let detail = msg.stage == Int32(GK_STAGE_USER.rawValue) && e == ENOENT ? text : "\(text): \(errnoText(e))"
+        return GockerError(.containerSetup, "\(what): \(detail)")
     }
 
     // MARK: start
@@ -268,15 +300,7 @@ public struct Runtime: Sendable {
         var msg = gk_msg()
         let r = gk_start_wait(fifo, state.pid, &msg)
         _ = unlink(fifo)
-        if r == -EIO {
-            let command = Self.text(of: msg).dropFirst("exec ".count)
-            let e = msg.err
-            if e == ENOENT || e == ENOTDIR {
-                let what = command.contains("/") ? "no such file or directory" : "executable file not found in $PATH"
-                throw GockerError(.commandNotFound, "exec: \"\(command)\": \(what)")
-            }
-            throw GockerError(.commandNotExecutable, "exec: \"\(command)\": \(errnoText(e))")
-        }
+        if r == -EIO { throw Self.childFailure(msg, doing: "start container \(id)") }
         if r == -ESRCH {
             throw GockerError(.invalidState, "container \(id) exited before it could start")
         }
@@ -294,6 +318,10 @@ public struct Runtime: Sendable {
     public func status(of state: RuntimeState) -> ContainerStatus {
         guard state.pid > 0, UInt64(gk_process_start_time(state.pid)) == state.pidStartTime else { return .stopped }
         if state.status == .created && Sys.exists(store.fifoPath(state.id)) { return .created }
+        if let r = state.cgroups, r.controllers.contains("freezer"),
+           driver(for: r).stats(r, only: "freezer")["freezer.frozen"] == 1 {
+            return .paused
+        }
         return .running
     }
 
@@ -322,6 +350,7 @@ public struct Runtime: Sendable {
                 throw GockerError(.system, "kill container \(id)", cause: SystemCallError("kill", data: "\(pid)", errno: errno))
             }
         }
+        if signal == SIGKILL { thawIfPaused(s) }
     }
 
     /// The container's processes on the host: those in its cgroups, or
@@ -364,12 +393,13 @@ public struct Runtime: Sendable {
             return
         }
         let status = self.status(of: s)
-        if status == .running && !force {
-            throw GockerError(.invalidState, "cannot delete container \(id) that is not stopped: running")
+        if (status == .running || status == .paused) && !force {
+            throw GockerError(.invalidState, "cannot delete container \(id) that is not stopped: \(status.rawValue)")
         }
         if status != .stopped {
             if let record = s.cgroups { driver(for: record).killAll(record) }
             for pid in processes(of: s) { _ = Glibc.kill(pid, SIGKILL) }
+            thawIfPaused(s)
             waitUntilGone(s)
         }
         if let record = s.cgroups {
@@ -403,10 +433,22 @@ public struct Runtime: Sendable {
         public var windowSize: Int32 = 1
         /// Put this terminal in raw mode while the container runs.
         public var rawMode: Int32?
+        /// Send the pty master to this unix socket instead (runc's
+        /// --console-socket); the caller only waits.
+        public var consoleSocket: String?
 
         public init(input: Int32?, rawMode: Int32?) {
             self.input = input
             self.rawMode = rawMode
+        }
+
+        /// docker's `-t`, on gocker's own stdio: input, and raw mode when
+        /// that is a terminal, only with `-i` as well.
+        public static func standard(interactive: Bool) -> TerminalIO {
+            let input: Int32? = interactive ? 0 : nil
+            var io = TerminalIO(input: input, rawMode: input != nil && isatty(0) == 1 ? 0 : nil)
+            io.windowSize = isatty(1) == 1 ? 1 : 0
+            return io
         }
     }
 
@@ -448,10 +490,14 @@ public struct Runtime: Sendable {
             for fd in pipes { Sys.close(fd) }
             throw error
         }
-        let (state, terminal) = created
+        var (state, terminal) = created
         if !pipes.isEmpty {
             Sys.close(pipes[1])
             Sys.close(pipes[3])
+        }
+        if let t = terminal, let socket = io?.consoleSocket {
+            terminal = nil
+            try sendConsole(id: id, t, to: socket)
         }
         defer { if let terminal { Sys.close(terminal) } }
         do {
@@ -466,17 +512,11 @@ public struct Runtime: Sendable {
         }
         gk_mark(GK_MARK_STARTED)
         let status: Int32
-        if let terminal, let io {
-            _ = gk_copy_winsize(io.windowSize, terminal)
-            var saved = [UInt8](repeating: 0, count: gk_termios_size())
-            let raw = io.rawMode.map { fd in gk_term_raw(fd, &saved) == 0 } ?? false
-            status = gk_relay_wait(state.pid, terminal, io.input ?? -1, io.output, io.windowSize)
-            if raw, let fd = io.rawMode { _ = gk_term_restore(fd, saved) }
-        } else if let log, !pipes.isEmpty {
+        if let log, !pipes.isEmpty {
             // gk_wait_logged closes the read ends.
             status = gk_wait_logged(state.pid, pipes[0], pipes[2], 1, 2, log.path, log.maxSize)
         } else {
-            status = gk_wait_forward(state.pid)
+            status = Self.waitAttached(pid: state.pid, terminal: terminal, io: io, log: log)
         }
         gk_mark(GK_MARK_EXITED)
         let oom = state.cgroups.map { (driver(for: $0).stats($0)["memory.oom_kill"] ?? 0) > 0 } ?? false
@@ -485,6 +525,21 @@ public struct Runtime: Sendable {
             throw GockerError(.system, "wait for container \(id)", cause: SystemCallError("waitpid", errno: -status))
         }
         return Exit(status: Self.exitCode(status), oomKilled: oom)
+    }
+
+    /// Waits for our child `pid` in the foreground: its terminal relayed
+    /// to `io`, or else signals sent to gocker forwarded to it. Returns the
+    /// wait status or -errno.
+    /// With `log`, a terminal's output is also kept in that log.
+    public static func waitAttached(pid: pid_t, terminal: Int32?, io: TerminalIO?,
+                                    log: (path: String, maxSize: UInt64)? = nil) -> Int32 {
+        guard let terminal, let io else { return gk_wait_forward(pid) }
+        _ = gk_copy_winsize(io.windowSize, terminal)
+        var saved = [UInt8](repeating: 0, count: gk_termios_size())
+        let raw = io.rawMode.map { fd in gk_term_raw(fd, &saved) == 0 } ?? false
+        let status = gk_relay_wait(pid, terminal, io.input ?? -1, io.output, io.windowSize, log?.path, log?.maxSize ?? 0)
+        if raw, let fd = io.rawMode { _ = gk_term_restore(fd, saved) }
+        return status
     }
 
     /// A wait status as the shell reports it: the exit code, or 128+N for a signal.

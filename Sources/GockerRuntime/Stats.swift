@@ -20,7 +20,7 @@ extension Engine {
         reapOrphans()
         var live: [(ContainerRecord, CgroupDriver, CgroupRecord)] = []
         for record in records() {
-            guard let state = try? runtime.store.load(record.id), runtime.status(of: state) == .running,
+            guard let state = try? runtime.store.load(record.id), runtime.status(of: state) != .stopped,
                   let groups = state.cgroups else { continue }
             live.append((record, runtime.driver(for: groups), groups))
         }

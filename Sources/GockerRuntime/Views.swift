@@ -44,6 +44,7 @@ public struct ContainerDetails: Codable, Sendable {
     public struct State: Codable, Sendable {
         public var Status: String
         public var Running: Bool
+        public var Paused: Bool
         public var Pid: Int32
         public var ExitCode: Int32
         public var OOMKilled: Bool
@@ -103,7 +104,7 @@ extension Engine {
         var rows: [ContainerRow] = []
         for r in records() {
             let state = state(of: r)
-            if !all && state != .running && state != .restarting && want.allSatisfy({ $0.0 != "status" }) { continue }
+            if !all && state != .running && state != .paused && state != .restarting && want.allSatisfy({ $0.0 != "status" }) { continue }
             let ok = want.allSatisfy { key, value in
                 switch key {
                 case "name": return r.name.contains(value)
@@ -128,9 +129,9 @@ extension Engine {
     func statusText(_ r: ContainerRecord, _ state: DockerState, now: Double) -> String {
         switch state {
         case .created: return "Created"
-        case .running:
+        case .running, .paused:
             let t = r.started.flatMap(Timestamp.parse) ?? now
-            return "Up " + HumanUnits.duration(seconds: now - t)
+            return "Up " + HumanUnits.duration(seconds: now - t) + (state == .paused ? " (Paused)" : "")
         case .restarting: return "Restarting (\(r.exitCode ?? 0)) " + since(r.finished, now: now)
         case .exited:
             guard let code = r.exitCode else { return "Exited (unknown)" }
@@ -148,7 +149,8 @@ extension Engine {
         return ContainerDetails(
             Id: r.id, Name: "/" + r.name, Created: r.created, Path: r.args.first ?? "", Args: Array(r.args.dropFirst()),
             Image: "sha256:" + r.imageID, ImageName: r.image,
-            State: .init(Status: state.rawValue, Running: state == .running, Pid: pid(of: r) ?? 0,
+            State: .init(Status: state.rawValue, Running: state == .running || state == .paused, Paused: state == .paused,
+                         Pid: pid(of: r) ?? 0,
                          ExitCode: r.exitCode ?? 0, OOMKilled: r.oomKilled ?? false,
                          StartedAt: r.started ?? "0001-01-01T00:00:00Z", FinishedAt: r.finished ?? "0001-01-01T00:00:00Z",
                          RestartCount: r.restartCount ?? 0),

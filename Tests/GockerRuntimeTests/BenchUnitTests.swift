@@ -6,7 +6,8 @@ import Testing
 struct BenchPlanTests {
     @Test func defaultRows() {
         let rows = Bench.rows(runtimes: ["runc", "/opt/crun"], matrix: false)
-        #expect(rows.map(\.name) == ["gocker run --rm", "gocker oci run", "runc run", "/opt/crun run"])
+        #expect(rows.map(\.name) == ["gocker run --rm", "gocker oci run", "runc run", "/opt/crun run", "C floor: clone, pivot_root, exec"])
+        #expect(rows[4].target == .floor)
         #expect(rows[0].target == .run(flags: []))
         #expect(rows[1].target == .oci)
         #expect(rows[3].target == .runtime("/opt/crun") && rows[3].runtime == "/opt/crun")
@@ -18,6 +19,7 @@ struct BenchPlanTests {
         #expect(rows.map(\.name) == [
             "gocker run --rm", "gocker run --rm cgroupfs", "gocker run --rm limits", "gocker run --rm cgroupfs limits",
             "gocker run --rm --network host", "gocker oci run", "gocker oci run limits", "runc run", "runc run limits",
+            "C floor: clone, pivot_root, exec",
         ])
         #expect(rows[3].target == .run(flags: ["--cgroup-backend=cgroupfs"] + Bench.limitFlags))
         #expect(rows.filter(\.limits).count == 4)

@@ -37,7 +37,7 @@ struct LaunchPlanTests {
         #expect(plan.rootfs == "/b/rootfs")
         #expect(plan.rootReadonly)
         #expect(plan.hostname == "h")
-        #expect(plan.searchPath == "/bin")
+        #expect(plan.process.searchPath == "/bin")
         #expect(plan.mounts.map(\.destination) == ["/proc", "/dev", "/data"])
         #expect(plan.mounts[2].source == "/b/data" && plan.mounts[2].options.isBind)
         // A tmpfs /dev gets the default devices; the config's own /dev/null wins.
@@ -122,8 +122,8 @@ struct ContainerSpecTests {
         #expect(spec.annotations?[LaunchPlan.userAnnotation] == "nobody", "the image's User")
         #expect(spec.root?.readonly == false)
         let plan = try LaunchPlan(spec: spec, bundle: "/c")
-        #expect(plan.capabilities?.effective == 0xa80425fb, "docker's default set")
-        #expect(plan.userName == "nobody" && !plan.initProcess && !plan.terminal)
+        #expect(plan.process.capabilities?.effective == 0xa80425fb, "docker's default set")
+        #expect(plan.process.userName == "nobody" && !plan.initProcess && !plan.process.terminal)
 
         r.privileged = true
         r.readOnly = true
@@ -141,8 +141,8 @@ struct ContainerSpecTests {
         #expect(p.process?.noNewPrivileges == true)
         #expect(p.process?.rlimits == [Spec.Rlimit(type: "RLIMIT_NOFILE", hard: 20, soft: 10)])
         let pp = try LaunchPlan(spec: p, bundle: "/c")
-        #expect(pp.userName == "0:0" && pp.groupAdd == ["tty", "7"] && pp.initProcess && pp.terminal)
-        #expect(pp.rlimits.count == 1 && pp.rlimits[0].resource == 7)
+        #expect(pp.process.userName == "0:0" && pp.process.groupAdd == ["tty", "7"] && pp.initProcess && pp.process.terminal)
+        #expect(pp.process.rlimits.count == 1 && pp.process.rlimits[0].resource == 7)
     }
 }
 

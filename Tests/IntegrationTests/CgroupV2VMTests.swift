@@ -3,7 +3,8 @@ import Testing
 
 /// gocker on a pure cgroup v2 kernel: Debian's cloud kernel booted once
 /// under qemu with software emulation (`cgroup_no_v1=all`), the fully static
-/// release binary inside, both cgroup backends. The VM's init
+/// release binary inside, both cgroup backends (limits, OOM, pids, devices,
+/// stats, exec, pause, clone into the group, removal). The VM's init
 /// (Tests/vm/init) prints what it read with a nonce given on the kernel
 /// command line; this test checks the nonce and the values.
 ///
@@ -50,6 +51,9 @@ struct CgroupV2VMTests {
             #expect(v("subtree_control").split(separator: " ").sorted() == ["cpu", "cpuset", "memory", "pids"], "\(b)")
             #expect(v("cpus_allowed") == "1", "\(b): Cpus_allowed_list inside")
             #expect(v("stats").contains("\"MemUsage\":\"") && v("stats").contains(" / 64MiB\""), "\(b): \(v("stats"))")
+            #expect(v("exec") == "0::/gocker/ID", "\(b): exec joins the group: \(v("exec"))")
+            #expect(v("paused") == "1 frozen 1", "\(b): pause through cgroup.freeze: \(v("paused"))")
+            #expect(v("unpaused") == "0 frozen 0", "\(b): \(v("unpaused"))")
             #expect(v("rm") == "0", "\(b): \(v("rm"))")
             #expect(v("group-after-rm") == "gone", "\(b)")
             #expect(v("oom-exit") == "137", "\(b): \(v("oom-stderr"))")

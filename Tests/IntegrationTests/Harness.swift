@@ -72,9 +72,9 @@ final class Sandbox {
         return env
     }
 
-    /// Runs gocker to completion.
+    /// Runs gocker to completion, with `input` (or nothing) on its stdin.
     @discardableResult
-    func gocker(_ args: [String], binary: String = Sandbox.binary) throws -> Result {
+    func gocker(_ args: [String], binary: String = Sandbox.binary, input: String? = nil) throws -> Result {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: binary)
         p.arguments = args
@@ -85,7 +85,12 @@ final class Sandbox {
         FileManager.default.createFile(atPath: base + ".err", contents: nil)
         p.standardOutput = FileHandle(forWritingAtPath: base + ".out")
         p.standardError = FileHandle(forWritingAtPath: base + ".err")
-        p.standardInput = FileHandle.nullDevice
+        if let input {
+            FileManager.default.createFile(atPath: base + ".in", contents: Data(input.utf8))
+            p.standardInput = FileHandle(forReadingAtPath: base + ".in")
+        } else {
+            p.standardInput = FileHandle.nullDevice
+        }
         try p.run()
         p.waitUntilExit()
         let outData = FileManager.default.contents(atPath: base + ".out") ?? Data()

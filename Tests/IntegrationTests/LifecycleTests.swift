@@ -216,3 +216,51 @@ struct LifecycleTests {
         box.expectNothingLeft()
     }
 }
+
+/// `pause` and `unpause`: the container's processes really stop and go on.
+@Suite(.enabled(if: canRunContainers, "starts real containers: needs root"))
+struct PauseTests {
+    @Test(arguments: ["libcgroup", "cgroupfs"])
+    func pauseFreezesEveryProcessAndUnpauseThaws(backend: String) throws {
+        let box = try Sandbox()
+        defer {
+            _ = try? box.gocker(["rm", "-f", "pz"])
+            box.expectNothingLeft()
+        }
+        let run = try box.gocker(["run", "-d", "--name", "pz", "--cgroup-backend", backend, "busybox", "sh", "-c",
+                                  "i=0; while true; do i=$((i+1)); echo $i > /count; usleep 20000; done"])
+        #expect(run.status == 0, "\(run.stderr)")
+        let id = run.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let counter = "\(box.dataRoot)/containers/\(id)/upper/count"
+        #expect(box.waitFor { !box.contents(counter).isEmpty })
+
+        let pause = try box.gocker(["pause", "pz"])
+        #expect(pause.status == 0 && pause.stdout == "pz\n", "\(pause.stderr)")
+        #expect(box.contents("/sys/fs/cgroup/freezer/\(box.cgroupParent)/\(id)/freezer.state") == "FROZEN\n")
+        let frozenAt = box.contents(counter)
+        usleep(300_000)
+        #expect(box.contents(counter) == frozenAt, "no progress while paused")
+        #expect(try box.gocker(["ps"]).stdout.contains("(Paused)"))
+        let again = try box.gocker(["pause", "pz"])
+        #expect(again.status == 1 && again.stderr.contains("already paused"), "\(again.stderr)")
+
+        #expect(try box.gocker(["unpause", "pz"]).status == 0)
+        #expect(box.waitFor { box.contents(counter) != frozenAt }, "progress again after unpause")
+        let notPaused = try box.gocker(["unpause", "pz"])
+        #expect(notPaused.status == 1 && notPaused.stderr.contains("not paused"), "\(notPaused.stderr)")
+
+        // A paused container can still be stopped, killed and removed: it is thawed to die.
+        #expect(try box.gocker(["pause", "pz"]).status == 0)
+        let stop = try box.gocker(["stop", "-t", "1", "pz"])
+        #expect(stop.status == 0, "\(stop.stderr)")
+        #expect(try box.gocker(["ps", "-a", "--format", "{{.Status}}"]).stdout.hasPrefix("Exited"))
+        #expect(try box.gocker(["start", "pz"]).status == 0)
+        #expect(try box.gocker(["pause", "pz"]).status == 0)
+        #expect(try box.gocker(["kill", "pz"]).status == 0)
+        #expect(box.waitFor { (try? box.gocker(["ps", "-a", "--format", "{{.Status}}"]))?.stdout.hasPrefix("Exited (137)") == true })
+        #expect(try box.gocker(["start", "pz"]).status == 0)
+        #expect(try box.gocker(["pause", "pz"]).status == 0)
+        let rm = try box.gocker(["rm", "-f", "pz"])
+        #expect(rm.status == 0, "\(rm.stderr)")
+    }
+}

@@ -122,3 +122,43 @@ struct TerminalTests {
         box.expectNothingLeft()
     }
 }
+
+/// Containers with a terminal keep their output in the log too.
+@Suite(.enabled(if: canRunContainers, "starts real containers: needs root"))
+struct TerminalLogTests {
+    @Test func attachedTerminalOutputIsLogged() throws {
+        let box = try Sandbox()
+        defer {
+            _ = try? box.gocker(["rm", "-f", "tl"])
+            box.expectNothingLeft()
+        }
+        let r = try box.gocker(["run", "-t", "--name", "tl", "busybox", "sh", "-c", "echo line1; tty"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let logs = try box.gocker(["logs", "tl"])
+        #expect(logs.stdout.hasPrefix("line1\r\n/dev/pts/0\r\n"), "\(logs.stdout)")
+    }
+
+    @Test func detachedWithATerminalTheMonitorHoldsThePty() throws {
+        let box = try Sandbox()
+        defer {
+            _ = try? box.gocker(["rm", "-f", "dt"])
+            box.expectNothingLeft()
+        }
+        let run = try box.gocker(["run", "-dit", "--name", "dt", "busybox", "sh", "-c",
+                                  "tty; test -t 0 && echo stdin-is-a-tty; exec sh"])
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(box.waitFor { (try? box.gocker(["logs", "dt"]))?.stdout.contains("stdin-is-a-tty") == true })
+        #expect(try box.gocker(["logs", "dt"]).stdout.hasPrefix("/dev/pts/0\r\n"))
+        // The shell waits on its terminal: the monitor keeps the master open.
+        usleep(300_000)
+        let ps = try box.gocker(["ps", "--format", "{{.Names}} {{.Status}}"])
+        #expect(ps.stdout.hasPrefix("dt Up"), "\(ps.stdout)")
+        #expect(try box.gocker(["exec", "dt", "sh", "-c", "readlink /proc/1/fd/0"]).stdout == "/dev/pts/0\n")
+        // stop, then start: a new pty, logged again.
+        #expect(try box.gocker(["stop", "-t", "1", "dt"]).status == 0)
+        #expect(try box.gocker(["start", "dt"]).status == 0)
+        #expect(box.waitFor {
+            (try? box.gocker(["logs", "dt"]))?.stdout.components(separatedBy: "stdin-is-a-tty").count == 3
+        })
+    }
+}

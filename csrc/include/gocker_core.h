@@ -15,7 +15,8 @@
  *      parent                               child
  *      ------                               -----
  *      clone()  ---------------------------> resets signal handlers,
- *                                            PR_SET_PDEATHSIG(SIGKILL)
+ *      (clone3 into its cgroup v2 group          PR_SET_PDEATHSIG(SIGKILL)
+ *      where it can: see cgroup_fd)
  *      (puts the child in its cgroups)
  *      GK_MSG_GO  -------------------------> setns, hostname, root filesystem,
  *                                            pivot_root, mounts, devices, masked
@@ -238,6 +239,31 @@ int gk_spawn(const struct gk_spawn *spec, gk_before_go_fn before_go, void *ctx,
              pid_t *pid, int *terminal_fd, struct gk_msg *err);
 
 /*
+ * Starts a process inside the running container whose namespaces are given
+ * (`gocker exec`). Only the process part of `spec` is used: joins (in the
+ * order to join them: user first), argv, envp, path, cwd (must exist), the
+ * user, capabilities, rlimits, flags GK_SPAWN_TERMINAL, GK_SPAWN_SET_CAPS and
+ * GK_SPAWN_NO_NEW_PRIVS, and stdio. `pid_ns_fd` (or -1) is the container's
+ * PID namespace: the calling thread enters it only around the clone, so the
+ * new process really is a member and is still the caller's child.
+ *
+ *      parent                               child
+ *      clone() ----------------------------> signals reset, PDEATHSIG
+ *      before_go(pid): joins the cgroups
+ *      GK_MSG_GO --------------------------> setns in order, pty, chdir,
+ *                                            user, rlimits, capabilities
+ *                 <------------------------- GK_MSG_TERMINAL (with a terminal)
+ *                 <------------------------- GK_MSG_ERROR, or end of file
+ *                                            when execve() closed the socket
+ *
+ * Returns 0 once the command runs, with its pid in *pid; -ESRCH when the
+ * container's PID namespace has no init any more; else -errno, with the
+ * child's record in *err when it reported one (the child is then reaped).
+ */
+int gk_exec(const struct gk_spawn *spec, int pid_ns_fd, gk_before_go_fn before_go, void *ctx,
+            pid_t *pid, int *terminal_fd, struct gk_msg *err);
+
+/*
  * The `start` side of the exec FIFO. Opens `fifo_path` for reading and
  * waits until the process `pid` has either exec'd (returns 0) or reported
  * a failure (returns -EIO with *err filled in), or died (returns -ESRCH).
@@ -271,15 +297,25 @@ int gk_wait_logged(pid_t pid, int out_r, int err_r, int out_fd, int err_fd, cons
  * to the pty master and the master to `out_fd`, and on SIGWINCH copies the
  * window size of `winsize_fd` to the master instead of forwarding it.
  * Returns the wait status once the process has ended and its output is
- * drained.
+ * drained. With `log_path`, what the terminal prints is also kept there
+ * as the container's stdout (json-file lines, rotated past `log_max`).
  */
-int gk_relay_wait(pid_t pid, int master, int in_fd, int out_fd, int winsize_fd);
+int gk_relay_wait(pid_t pid, int master, int in_fd, int out_fd, int winsize_fd, const char *log_path,
+                  unsigned long long log_max);
 
 /* Puts the terminal `fd` in raw mode, saving its mode in `saved` (a buffer
  * of gk_termios_size() bytes); gk_term_restore puts it back. */
 size_t gk_termios_size(void);
 int gk_term_raw(int fd, void *saved);
 int gk_term_restore(int fd, const void *saved);
+
+/* Sends `fd` on the SOCK_SEQPACKET socket `sock` as one GK_MSG_TERMINAL
+ * record (the sync socket, and the monitor's console socketpair). */
+int gk_send_fd(int sock, int fd);
+
+/* Connects to the unix socket at `socket_path` and sends the pty `master`
+ * there as SCM_RIGHTS (runc's --console-socket protocol). 0 or -errno. */
+int gk_send_console(const char *socket_path, int master);
 
 /* Copies the window size of terminal `from` to terminal `to`. */
 int gk_copy_winsize(int from, int to);
