@@ -3,7 +3,8 @@
 #
 #   ./build.sh demo    install what is missing, build the static release binary,
 #                      run a first container from the built-in busybox image
-#   ./build.sh test    install what is missing, run the whole test suite
+#   ./build.sh test    install what is missing, build the release binary, fetch the
+#                      cgroup v2 test kernel (once), run the whole test suite
 #   ./build.sh deps    only install the Debian packages gocker needs
 #   ./build.sh release only build .build/release/gocker (fully static) and its gocker-oci link
 #   ./build.sh bench   build the release binary and time container starts (`gocker bench
@@ -46,8 +47,9 @@ vmkernel() {
     mkdir -p .build/vm
     if ! ls ".build/vm/$pkg/boot/"vmlinuz-* >/dev/null 2>&1; then
         echo "fetching $pkg" >&2
-        rm -rf ".build/vm/$pkg" .build/vm/*.deb
-        (cd .build/vm && apt-get download -qq "$pkg")
+        rm -rf ".build/vm/$pkg" ".build/vm/$pkg.tmp" .build/vm/*.deb
+        # A stale package list may name a version the mirror no longer has.
+        (cd .build/vm && { apt-get download -qq -o APT::Sandbox::User=root "$pkg" || { apt-get update -qq && apt-get download -qq -o APT::Sandbox::User=root "$pkg"; }; })
         dpkg-deb -x .build/vm/"$pkg"_*.deb ".build/vm/$pkg.tmp"
         rm -f .build/vm/*.deb
         mv ".build/vm/$pkg.tmp" ".build/vm/$pkg"
@@ -90,7 +92,7 @@ test)
     exec swift test "$@"
     ;;
 *)
-    sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
     exit 2
     ;;
 esac
