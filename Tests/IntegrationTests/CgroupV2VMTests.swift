@@ -44,6 +44,8 @@ struct CgroupV2VMTests {
             #expect(v("run-d") == "0", "\(b): run -d: \(v("run-d"))")
             #expect(v("group") == "present", "\(b)")
             #expect(v("memory.max") == "67108864", "\(b)")
+            #expect(v("memory.swap.max") == "33554432", "\(b): --memory-swap 96m less -m 64m")
+            #expect(v("memory.low") == "33554432", "\(b): --memory-reservation 32m")
             #expect(v("cpu.weight") == "20", "\(b): 512 shares")
             #expect(v("cpu.max") == "50000 100000", "\(b): --cpus 0.5")
             #expect(v("cpuset.cpus") == "1", "\(b)")
