@@ -46,7 +46,8 @@ public struct DevicesController: ResourceController {
     }
 }
 
-/// freezer (v1): no settings; the group `pause` and `commit --pause` use.
+/// freezer: no settings; the group `pause` and `commit --pause` use
+/// (freezer.state on v1; on v2 every group has cgroup.freeze).
 public struct FreezerController: ResourceController {
     public let name = "freezer"
     public let v2Name: String? = nil
