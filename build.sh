@@ -3,20 +3,23 @@
 #
 #   ./build.sh demo    install what is missing, build the static release binary,
 #                      run a first container from the built-in busybox image
-#   ./build.sh test    install what is missing, run the whole test suite
+#   ./build.sh test    install what is missing, build the release binary, fetch the
+#                      cgroup v2 test kernel (once), run the whole test suite
 #   ./build.sh deps    only install the Debian packages gocker needs
 #   ./build.sh release only build .build/release/gocker (fully static) and its gocker-oci link
 #   ./build.sh bench   build the release binary and time container starts (`gocker bench
 #                      --matrix`) with runc and crun too when installed; writes the chart
 #                      to .ci/bench.svg and every sample to .build/bench.json
+#   ./build.sh vm      only fetch the pure cgroup v2 test kernel into .build/vm (see test)
 set -euo pipefail
 cd "$(dirname "$0")"
 
 # Debian packages: busybox-static is the built-in image's source; libcgroup-dev
 # the cgroup backend's library; zlib and liblzma read gzip and xz image
 # tarballs (`gocker import`); procps the host's ps for `gocker top CONTAINER
-# OPTIONS`.
-PACKAGES=(busybox-static libcgroup-dev pkg-config zlib1g-dev liblzma-dev procps)
+# OPTIONS`; qemu-system-x86 and cpio boot the static binary on a pure cgroup
+# v2 kernel (Tests/IntegrationTests/CgroupV2VMTests.swift).
+PACKAGES=(busybox-static libcgroup-dev pkg-config zlib1g-dev liblzma-dev procps qemu-system-x86 cpio)
 
 deps() {
     local missing=()
@@ -28,6 +31,30 @@ deps() {
         apt-get update -qq
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
     fi
+}
+
+# The test kernel: Debian's cloud kernel (cgroup v2 with every controller),
+# unpacked under .build/vm/<package>, with .build/vm/kernel pointing at it.
+# Fetched once; a rerun finds it.
+vmkernel() {
+    local pkg
+    pkg=$(apt-cache depends linux-image-cloud-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/ { print $2; exit }')
+    if [ -z "$pkg" ]; then
+        apt-get update -qq
+        pkg=$(apt-cache depends linux-image-cloud-amd64 | awk '/Depends: linux-image-[0-9]/ { print $2; exit }')
+    fi
+    [ -n "$pkg" ] || { echo "build.sh: no linux-image-cloud-amd64 kernel package found" >&2; return 1; }
+    mkdir -p .build/vm
+    if ! ls ".build/vm/$pkg/boot/"vmlinuz-* >/dev/null 2>&1; then
+        echo "fetching $pkg" >&2
+        rm -rf ".build/vm/$pkg" ".build/vm/$pkg.tmp" .build/vm/*.deb
+        # A stale package list may name a version the mirror no longer has.
+        (cd .build/vm && { apt-get download -qq -o APT::Sandbox::User=root "$pkg" || { apt-get update -qq && apt-get download -qq -o APT::Sandbox::User=root "$pkg"; }; })
+        dpkg-deb -x .build/vm/"$pkg"_*.deb ".build/vm/$pkg.tmp"
+        rm -f .build/vm/*.deb
+        mv ".build/vm/$pkg.tmp" ".build/vm/$pkg"
+    fi
+    ln -sfn "$pkg" .build/vm/kernel
 }
 
 release() {
@@ -55,13 +82,17 @@ bench)
     echo "+ gocker bench --matrix ${runtimes[*]} --json .build/bench.json --svg .ci/bench.svg $*" >&2
     exec .build/release/gocker bench --matrix "${runtimes[@]}" --json .build/bench.json --svg .ci/bench.svg "$@"
     ;;
+vm) deps; vmkernel ;;
 test)
     shift
     deps
+    # The cgroup v2 VM test boots the static release binary on the test kernel.
+    release
+    vmkernel
     exec swift test "$@"
     ;;
 *)
-    sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
     exit 2
     ;;
 esac

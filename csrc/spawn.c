@@ -483,6 +483,37 @@ static void __attribute__((noreturn)) child_main(const struct gk_spawn *s, int s
 
 /* ---- the parent side ---------------------------------------------------- */
 
+/* clone3's arguments (struct clone_args of <linux/sched.h>, which clashes
+ * with <sched.h>), up to the cgroup field. */
+struct gk_clone_args {
+    uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls, set_tid,
+        set_tid_size, cgroup;
+};
+#define GK_CLONE_INTO_CGROUP 0x200000000ULL
+#ifndef SYS_clone3
+#define SYS_clone3 435
+#endif
+
+/* clone, or clone3 into the cgroup when the caller asks and the kernel can
+ * (5.7 and later); a kernel without it gets a plain clone. */
+static long clone_child(const struct gk_spawn *spec, unsigned long flags)
+{
+    if (spec->cgroup_joined) {
+        *spec->cgroup_joined = 0;
+        struct gk_clone_args args;
+        memset(&args, 0, sizeof args);
+        args.flags = flags | GK_CLONE_INTO_CGROUP;
+        args.exit_signal = SIGCHLD;
+        args.cgroup = (uint64_t)spec->cgroup_fd;
+        long pid = syscall(SYS_clone3, &args, sizeof args);
+        if (pid > 0)
+            *spec->cgroup_joined = 1;
+        if (pid >= 0)
+            return pid;
+    }
+    return syscall(SYS_clone, flags | SIGCHLD, NULL, NULL, NULL, 0);
+}
+
 typedef void (*child_fn)(const struct gk_spawn *, int);
 
 /*
@@ -519,7 +550,7 @@ static int launch(const struct gk_spawn *spec, unsigned long flags, child_fn chi
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
     gk_mark(GK_MARK_CLONE);
-    long pid = syscall(SYS_clone, flags | SIGCHLD, NULL, NULL, NULL, 0);
+    long pid = clone_child(spec, flags);
     if (pid == 0) {
         gk_mark(GK_MARK_CHILD);
         close(sv[0]);

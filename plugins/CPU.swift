@@ -45,7 +45,8 @@ public struct CPUController: ResourceController {
     }
 }
 
-/// cpuacct (v1 only): no settings; the group's cpu usage for `stats`.
+/// cpuacct: no settings; the group's cpu usage for `stats`, from
+/// cpuacct.usage on v1 and from cpu.stat, which every v2 group has, on v2.
 public struct CPUAcctController: ResourceController {
     public let name = "cpuacct"
     public let v2Name: String? = nil
@@ -56,7 +57,15 @@ public struct CPUAcctController: ResourceController {
     public func settings(for r: Spec.Resources, version: CgroupVersion) throws(GockerError) -> [CgroupSetting] { [] }
 
     public func stats(path: String, backend: any CgroupBackend) -> [String: UInt64] {
-        guard let v = (try? backend.read(name, path: path, file: "cpuacct.usage")).flatMap({ UInt64($0.trimmed) }) else { return [:] }
-        return ["cpu.usage_ns": v]
+        let key = backendName(backend.version)
+        switch backend.version {
+        case .v1:
+            guard let v = (try? backend.read(key, path: path, file: "cpuacct.usage")).flatMap({ UInt64($0.trimmed) }) else { return [:] }
+            return ["cpu.usage_ns": v]
+        case .v2:
+            let stat = (try? backend.read(key, path: path, file: "cpu.stat")) ?? ""
+            guard let usec = CgroupStatFile.field(stat, "usage_usec") else { return [:] }
+            return ["cpu.usage_ns": usec * 1000]
+        }
     }
 }

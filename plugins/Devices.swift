@@ -4,8 +4,7 @@ import GockerCore
 
 /// devices: which device nodes the container may create (mknod) and open.
 /// v1 writes devices.deny / devices.allow; on v2 the same rules become an
-/// eBPF program attached to the group (see the cgroup v2 work), so there are
-/// no files to write here.
+/// eBPF program attached to the group (`devicePolicy`): no files there.
 public struct DevicesController: ResourceController {
     public let name = "devices"
     public let v2Name: String? = nil
@@ -35,9 +34,20 @@ public struct DevicesController: ResourceController {
         }
         return version == .v1 ? written : []
     }
+
+    public func devicePolicy(for r: Spec.Resources, version: CgroupVersion) throws(GockerError) -> [DeviceRule]? {
+        guard version == .v2, let rules = r.devices, !rules.isEmpty else { return nil }
+        return try rules.map { d throws(GockerError) in
+            _ = try Self.rule(d)  // the same checks as v1
+            let type = d.type ?? "a"
+            return DeviceRule(allow: d.allow, type: type, major: type == "a" ? nil : d.major.flatMap { $0 < 0 ? nil : $0 },
+                              minor: type == "a" ? nil : d.minor.flatMap { $0 < 0 ? nil : $0 }, access: d.access ?? "rwm")
+        }
+    }
 }
 
-/// freezer (v1): no settings; the group `pause` and `commit --pause` use.
+/// freezer: no settings; the group `pause` and `commit --pause` use
+/// (freezer.state on v1; on v2 every group has cgroup.freeze).
 public struct FreezerController: ResourceController {
     public let name = "freezer"
     public let v2Name: String? = nil
@@ -49,7 +59,7 @@ public struct FreezerController: ResourceController {
 
     /// "freezer.frozen": 1 while the group is frozen or freezing.
     public func stats(path: String, backend: any CgroupBackend) -> [String: UInt64] {
-        guard let state = try? backend.read(name, path: path, file: stateFile(backend.version)).trimmed else { return [:] }
+        guard let state = try? backend.read(backendName(backend.version), path: path, file: stateFile(backend.version)).trimmed else { return [:] }
         return ["freezer.frozen": state == "FROZEN" || state == "FREEZING" || state == "1" ? 1 : 0]
     }
 
@@ -60,11 +70,12 @@ public struct FreezerController: ResourceController {
     public func setFrozen(_ frozen: Bool, path: String, backend: any CgroupBackend) throws(GockerError) {
         let file = stateFile(backend.version)
         let want = backend.version == .v1 ? (frozen ? "FROZEN" : "THAWED") : (frozen ? "1" : "0")
-        try backend.create(name, path: path, settings: [CgroupSetting(file, want)])
+        try backend.create(backendName(backend.version), path: path, settings: [CgroupSetting(file, want)])
         // v2's cgroup.freeze reads back what was asked; cgroup.events says when it is done.
         func done() -> Bool {
-            if backend.version == .v1 { return (try? backend.read(name, path: path, file: file).trimmed) == want }
-            let events = (try? backend.read(name, path: path, file: "cgroup.events")) ?? ""
+            let key = backendName(backend.version)
+            if backend.version == .v1 { return (try? backend.read(key, path: path, file: file).trimmed) == want }
+            let events = (try? backend.read(key, path: path, file: "cgroup.events")) ?? ""
             return events.split(separator: "\n").contains("frozen \(want)")
         }
         for _ in 0..<500 {

@@ -38,25 +38,26 @@ public struct MemoryController: ResourceController {
         return out
     }
 
+    /// Usage as docker reports it: the charge less the page cache that can
+    /// be dropped at once (inactive_file of memory.stat).
     public func stats(path: String, backend: any CgroupBackend) -> [String: UInt64] {
         var out: [String: UInt64] = [:]
-        func value(_ file: String) -> UInt64? {
-            (try? backend.read(name, path: path, file: file)).flatMap { UInt64($0.trimmed) }
-        }
-        func field(_ file: String, _ key: String) -> UInt64? {
-            ((try? backend.read(name, path: path, file: file)) ?? "").split(separator: "\n")
-                .first { $0.hasPrefix(key + " ") }.flatMap { UInt64($0.dropFirst(key.count + 1).trimmed) }
-        }
+        func text(_ file: String) -> String { (try? backend.read(name, path: path, file: file)) ?? "" }
+        func value(_ file: String) -> UInt64? { UInt64(text(file).trimmed) }
+        let usage: UInt64?, inactive: UInt64?
         switch backend.version {
         case .v1:
-            out["memory.usage"] = value("memory.usage_in_bytes")
+            usage = value("memory.usage_in_bytes")
+            inactive = CgroupStatFile.field(text("memory.stat"), "total_inactive_file")
             out["memory.limit"] = value("memory.limit_in_bytes")
-            out["memory.oom_kill"] = field("memory.oom_control", "oom_kill")
+            out["memory.oom_kill"] = CgroupStatFile.field(text("memory.oom_control"), "oom_kill")
         case .v2:
-            out["memory.usage"] = value("memory.current")
+            usage = value("memory.current")
+            inactive = CgroupStatFile.field(text("memory.stat"), "inactive_file")
             out["memory.limit"] = value("memory.max")
-            out["memory.oom_kill"] = field("memory.events", "oom_kill")
+            out["memory.oom_kill"] = CgroupStatFile.field(text("memory.events"), "oom_kill")
         }
+        if let usage { out["memory.usage"] = usage - min(usage, inactive ?? 0) }
         return out
     }
 }

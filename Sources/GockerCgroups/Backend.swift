@@ -1,9 +1,11 @@
+import CGockerCore
 import Glibc
 import GockerCore
 
 /// What a cgroup backend does: groups made, written, read, joined, removed.
 /// For v1 `controller` names the hierarchy; a v2 backend has one hierarchy
-/// and enables the controller in the ancestors' subtree_control instead.
+/// and enables the controller in the ancestors' subtree_control instead
+/// ("" names no controller: the group alone).
 public protocol CgroupBackend: Sendable {
     /// "libcgroup" or "cgroupfs": recorded in the container's state.
     var name: String { get }
@@ -18,6 +20,28 @@ public protocol CgroupBackend: Sendable {
     func processes(_ controller: String, path: String) -> [Int32]
     /// Removes the group; a missing one is not an error.
     func destroy(_ controller: String, path: String) throws(GockerError)
+
+    /// The hierarchy `controller`'s groups live in: controllers that share
+    /// one share their groups, which are joined, listed and removed once.
+    func hierarchy(of controller: String) -> String
+    /// Kills every process of the group at once (cgroup.kill); false where
+    /// the kernel has no such file.
+    func killAll(_ controller: String, path: String) -> Bool
+    /// The group's cgroup2 directory, for clone3 with CLONE_INTO_CGROUP; nil
+    /// on v1, where a process must join one group per hierarchy.
+    func cloneDirectory(path: String) -> String?
+    /// Attaches the device rules to the group as an eBPF program (v2).
+    func attachDevicePolicy(_ rules: [DeviceRule], controller: String, path: String) throws(GockerError)
+}
+
+/// What v1 has: a group per hierarchy, no cgroup.kill, devices as files.
+extension CgroupBackend {
+    public func hierarchy(of controller: String) -> String { controller }
+    public func killAll(_ controller: String, path: String) -> Bool { false }
+    public func cloneDirectory(path: String) -> String? { nil }
+    public func attachDevicePolicy(_ rules: [DeviceRule], controller: String, path: String) throws(GockerError) {
+        throw GockerError(.invalidConfig, "cgroup \(version.rawValue) takes device rules as files, not as a program")
+    }
 }
 
 /// The raw cgroupfs backend for v1: one mount per controller, file writes.
@@ -59,6 +83,9 @@ public struct CgroupfsV1Backend: CgroupBackend {
 
     public func offers(_ controller: String) -> Bool { mounts[controller] != nil }
 
+    /// Co-mounted controllers (cpu,cpuacct) share one directory.
+    public func hierarchy(of controller: String) -> String { mounts[controller] ?? controller }
+
     public func exists(_ controller: String, path: String) -> Bool {
         (try? dir(controller, path)).map(Sys.isDirectory) ?? false
     }
@@ -88,6 +115,8 @@ public struct CgroupfsV1Backend: CgroupBackend {
 
 /// The raw cgroupfs backend for v2: one unified hierarchy; a controller is
 /// enabled in every ancestor's cgroup.subtree_control before it is used.
+/// The root is a constructor argument, so that tests can point it at a fake
+/// cgroupfs in a temporary directory.
 public struct CgroupfsV2Backend: CgroupBackend {
     public let name = "cgroupfs"
     public let version = CgroupVersion.v2
@@ -97,7 +126,9 @@ public struct CgroupfsV2Backend: CgroupBackend {
 
     func dir(_ path: String) -> String { path.isEmpty ? root : "\(root)/\(path)" }
 
+    /// "" (the group alone) always; a controller when the root lists it.
     public func offers(_ controller: String) -> Bool {
+        if controller.isEmpty { return true }
         let available = ((try? Sys.readText(root + "/cgroup.controllers")) ?? "").split(whereSeparator: { $0 == " " || $0 == "\n" })
         return available.contains { $0 == controller }
     }
@@ -105,18 +136,7 @@ public struct CgroupfsV2Backend: CgroupBackend {
     public func exists(_ controller: String, path: String) -> Bool { Sys.isDirectory(dir(path)) }
 
     public func create(_ controller: String, path: String, settings: [CgroupSetting]) throws(GockerError) {
-        // Enable the controller from the root down to the group's parent.
-        var current = ""
-        for part in path.split(separator: "/") {
-            let d = dir(current)
-            let enabled = ((try? CgroupFiles.read(d, "cgroup.subtree_control")) ?? "").split(separator: " ")
-            if !enabled.contains(where: { $0 == controller }) {
-                try CgroupFiles.write(d, CgroupSetting("cgroup.subtree_control", "+\(controller)"))
-            }
-            current = current.isEmpty ? String(part) : "\(current)/\(part)"
-            let next = dir(current)
-            try performing("create cgroup \(next)") { () throws(SystemCallError) in try Sys.mkdirAll(next) }
-        }
+        try CgroupFiles.makeV2Group(root: root, path: path, enabling: controller)
         for s in settings { try CgroupFiles.write(dir(path), s) }
     }
 
@@ -134,6 +154,14 @@ public struct CgroupfsV2Backend: CgroupBackend {
 
     public func destroy(_ controller: String, path: String) throws(GockerError) {
         try CgroupFiles.removeGroup(dir(path))
+    }
+
+    public func hierarchy(of controller: String) -> String { "" }
+    public func killAll(_ controller: String, path: String) -> Bool { CgroupFiles.kill(dir(path)) }
+    public func cloneDirectory(path: String) -> String? { dir(path) }
+
+    public func attachDevicePolicy(_ rules: [DeviceRule], controller: String, path: String) throws(GockerError) {
+        try CgroupFiles.attachDevicePolicy(rules, dir: dir(path))
     }
 }
 
@@ -155,6 +183,55 @@ enum CgroupFiles {
 
     static func read(_ dir: String, _ file: String) throws(GockerError) -> String {
         try performing("read cgroup") { () throws(SystemCallError) in try Sys.readText("\(dir)/\(file)") }
+    }
+
+    /// Makes the v2 group `path` under `root` and its missing ancestors,
+    /// enabling `controller` (unless "") in the subtree_control of the root
+    /// and of every ancestor, where it is not yet enabled.
+    static func makeV2Group(root: String, path: String, enabling controller: String) throws(GockerError) {
+        var current = root
+        for part in path.split(separator: "/") {
+            if !controller.isEmpty {
+                let enabled = ((try? read(current, "cgroup.subtree_control")) ?? "").split(whereSeparator: { $0 == " " || $0 == "\n" })
+                if !enabled.contains(where: { $0 == controller }) {
+                    try write(current, CgroupSetting("cgroup.subtree_control", "+\(controller)"))
+                }
+            }
+            current += "/\(part)"
+            let next = current
+            try performing("create cgroup \(next)") { () throws(SystemCallError) in try Sys.mkdirAll(next) }
+        }
+    }
+
+    /// Writes 1 to the group's cgroup.kill (Linux 5.14 and later): false
+    /// where there is none.
+    static func kill(_ dir: String) -> Bool {
+        guard Sys.exists("\(dir)/cgroup.kill") else { return false }
+        return (try? write(dir, CgroupSetting("cgroup.kill", "1"))) != nil
+    }
+
+    /// Loads the device rules as a BPF_PROG_TYPE_CGROUP_DEVICE program and
+    /// attaches it to the cgroup2 directory `dir`.
+    static func attachDevicePolicy(_ rules: [DeviceRule], dir: String) throws(GockerError) {
+        let fd = Glibc.open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard fd >= 0 else {
+            throw GockerError(.system, "attach the device rules", cause: SystemCallError("open", path: dir, errno: errno))
+        }
+        defer { Sys.close(fd) }
+        let c = rules.map { r in
+            gk_dev_rule(
+                allow: r.allow ? 1 : 0, type: CChar(UInt8(ascii: r.type == "c" ? "c" : r.type == "b" ? "b" : "a")),
+                major: r.major ?? -1, minor: r.minor ?? -1,
+                access: (r.access.contains("m") ? UInt32(GK_DEV_MKNOD) : 0) | (r.access.contains("r") ? UInt32(GK_DEV_READ) : 0)
+                    | (r.access.contains("w") ? UInt32(GK_DEV_WRITE) : 0))
+        }
+        var log = [CChar](repeating: 0, count: 512)
+        let r = gk_dev_attach(fd, c, c.count, &log, log.count)
+        guard r == 0 else {
+            let verifier = String(cString: log).split(separator: "\n").first.map { " (verifier: \($0))" } ?? ""
+            throw GockerError(.system, "attach the device rules to cgroup \(dir) as an eBPF program\(verifier)",
+                              cause: SystemCallError("bpf", path: dir, errno: -r))
+        }
     }
 
     /// rmdir, retried while the kernel still counts exiting tasks.

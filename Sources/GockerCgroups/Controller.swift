@@ -13,6 +13,28 @@ public struct CgroupSetting: Equatable, Sendable, CustomStringConvertible {
     public var description: String { "\(file)=\(value)" }
 }
 
+/// One rule of a device allow-list (OCI `linux.resources.devices`). On v1
+/// it is a line of devices.allow or devices.deny; on v2 the rules together
+/// become an eBPF program attached to the group.
+public struct DeviceRule: Equatable, Sendable {
+    public var allow: Bool
+    /// "a" (any device), "c" or "b".
+    public var type: String
+    /// nil: any.
+    public var major: Int64?
+    public var minor: Int64?
+    /// Some of "rwm".
+    public var access: String
+
+    public init(allow: Bool, type: String, major: Int64?, minor: Int64?, access: String) {
+        self.allow = allow
+        self.type = type
+        self.major = major
+        self.minor = minor
+        self.access = access
+    }
+}
+
 /// A resource controller: what an OCI `linux.resources` means for one cgroup
 /// controller, for v1 and for v2. Controllers are small values in plugins/,
 /// listed once in the registry; the driver and the backends know none of them.
@@ -32,6 +54,11 @@ public protocol ResourceController: Sendable {
     /// written. A pure function of its arguments.
     func settings(for resources: Spec.Resources, version: CgroupVersion) throws(GockerError) -> [CgroupSetting]
 
+    /// On v2, the device rules to enforce with an eBPF program attached to
+    /// the group, when there are files for them on v1 only (nil: none).
+    /// A pure function, like `settings`.
+    func devicePolicy(for resources: Spec.Resources, version: CgroupVersion) throws(GockerError) -> [DeviceRule]?
+
     /// Work before the group is made (cpuset on v1 fills its ancestors), and
     /// settings the group needs even when nothing is asked of it. Requested
     /// settings replace these.
@@ -43,6 +70,15 @@ public protocol ResourceController: Sendable {
 
 extension ResourceController {
     public var v2Name: String? { name }
+    public func devicePolicy(for resources: Spec.Resources, version: CgroupVersion) throws(GockerError) -> [DeviceRule]? { nil }
+
+    /// The name a backend knows this controller by: its v1 hierarchy; on v2
+    /// its name in cgroup.controllers, or "" for what every v2 group has
+    /// without a controller to enable (cpu.stat, cgroup.freeze, a device
+    /// program).
+    public func backendName(_ version: CgroupVersion) -> String {
+        version == .v1 ? name : (v2Name ?? "")
+    }
     public func prepare(path: String, backend: any CgroupBackend) throws(GockerError) -> [CgroupSetting] { [] }
     public func stats(path: String, backend: any CgroupBackend) -> [String: UInt64] { [:] }
 }
@@ -67,4 +103,14 @@ public struct ControllerRegistry: Sendable {
     }
 
     public var names: [String] { controllers.map(\.name) }
+}
+
+/// The "key value" lines of memory.stat, cpu.stat, memory.events, ...
+public enum CgroupStatFile {
+    public static func field(_ text: String, _ key: String) -> UInt64? {
+        for line in text.split(separator: "\n") where line.hasPrefix(key + " ") {
+            return UInt64(line.dropFirst(key.count + 1).trimmed)
+        }
+        return nil
+    }
 }

@@ -41,55 +41,109 @@ public struct CgroupDriver: Sendable {
         return parts.joined(separator: "/")
     }
 
-    /// Each controller the host offers, with the settings `resources` asks
-    /// of it. Refuses a request the host cannot serve.
-    public func settings(for resources: Spec.Resources) throws(GockerError) -> [(any ResourceController, [CgroupSetting])] {
-        var out: [(any ResourceController, [CgroupSetting])] = []
+    /// What the driver does for one controller: its settings, and on v2 the
+    /// device rules it enforces as a program.
+    public struct Plan {
+        public var controller: any ResourceController
+        public var settings: [CgroupSetting]
+        public var devicePolicy: [DeviceRule]?
+    }
+
+    /// Each controller the host offers, with what `resources` asks of it.
+    /// Refuses a request the host cannot serve.
+    public func plan(for resources: Spec.Resources) throws(GockerError) -> [Plan] {
+        var out: [Plan] = []
         for c in registry.controllers {
             let requested = c.isRequested(by: resources)
-            guard backend.offers(c.name) else {
+            guard backend.offers(c.backendName(backend.version)) else {
                 if requested { throw GockerError(.invalidConfig, "the host offers no \(c.name) cgroup controller") }
                 continue
             }
-            out.append((c, requested ? try c.settings(for: resources, version: backend.version) : []))
+            guard requested else {
+                out.append(Plan(controller: c, settings: [], devicePolicy: nil))
+                continue
+            }
+            out.append(Plan(controller: c, settings: try c.settings(for: resources, version: backend.version),
+                            devicePolicy: try c.devicePolicy(for: resources, version: backend.version)))
         }
         return out
     }
 
-    /// prepare -> create -> set. On failure removes what it made.
+    /// Each controller the host offers, with the settings `resources` asks of it.
+    public func settings(for resources: Spec.Resources) throws(GockerError) -> [(any ResourceController, [CgroupSetting])] {
+        try plan(for: resources).map { ($0.controller, $0.settings) }
+    }
+
+    /// prepare -> create -> set (and on v2 the device program, before any
+    /// process is in the group). On failure removes what it made.
     public func create(path: String, resources: Spec.Resources) throws(GockerError) -> CgroupRecord {
-        let planned = try settings(for: resources)
+        let planned = try plan(for: resources)
         var made: [String] = []
         do throws(GockerError) {
-            for (c, requested) in planned {
+            for p in planned {
+                let c = p.controller
                 var all = try c.prepare(path: path, backend: backend)
-                all.removeAll { d in requested.contains { $0.file == d.file } }
+                all.removeAll { d in p.settings.contains { $0.file == d.file } }
                 made.append(c.name)
-                try backend.create(c.name, path: path, settings: all + requested)
+                let key = c.backendName(backend.version)
+                try backend.create(key, path: path, settings: all + p.settings)
+                if let rules = p.devicePolicy { try backend.attachDevicePolicy(rules, controller: key, path: path) }
             }
         } catch {
-            for name in made.reversed() { try? backend.destroy(name, path: path) }
+            let partial = CgroupRecord(backend: backend.name, version: backend.version, path: path, controllers: made)
+            for key in groups(partial).reversed() { try? backend.destroy(key, path: path) }
             throw error
         }
         return CgroupRecord(backend: backend.name, version: backend.version, path: path, controllers: made)
     }
 
+    /// The backend's name of one controller of each distinct group the
+    /// record names (one per hierarchy: a single one on v2), preferring a
+    /// real controller to "" (the v2 group alone).
+    func groups(_ record: CgroupRecord) -> [String] {
+        var out: [(hierarchy: String, key: String)] = []
+        for name in record.controllers {
+            let key = registry.controllers.first { $0.name == name }?.backendName(backend.version) ?? name
+            let h = backend.hierarchy(of: key)
+            if let i = out.firstIndex(where: { $0.hierarchy == h }) {
+                if out[i].key.isEmpty { out[i].key = key }
+            } else {
+                out.append((h, key))
+            }
+        }
+        return out.map(\.key)
+    }
+
     public func attach(_ record: CgroupRecord, pid: Int32) throws(GockerError) {
-        for name in record.controllers { try backend.attach(name, path: record.path, pid: pid) }
+        for key in groups(record) { try backend.attach(key, path: record.path, pid: pid) }
+    }
+
+    /// The directory to clone the first process straight into (clone3 with
+    /// CLONE_INTO_CGROUP), when all its groups are that one cgroup2 directory.
+    public func cloneDirectory(_ record: CgroupRecord) -> String? {
+        groups(record).count == 1 ? backend.cloneDirectory(path: record.path) : nil
     }
 
     /// Every process in the container's groups.
     public func processes(_ record: CgroupRecord) -> [Int32] {
         var seen = Set<Int32>()
-        for name in record.controllers { seen.formUnion(backend.processes(name, path: record.path)) }
+        for key in groups(record) { seen.formUnion(backend.processes(key, path: record.path)) }
         return seen.sorted()
+    }
+
+    /// SIGKILL to every process in the container's groups: through
+    /// cgroup.kill where the kernel has it, else one by one.
+    public func killAll(_ record: CgroupRecord) {
+        for key in groups(record) where !backend.killAll(key, path: record.path) {
+            for pid in backend.processes(key, path: record.path) { _ = Glibc.kill(pid, SIGKILL) }
+        }
     }
 
     /// Removes every group the record names; tries them all, reports the first failure.
     public func destroy(_ record: CgroupRecord) throws(GockerError) {
         var first: GockerError?
-        for name in record.controllers.reversed() {
-            do { try backend.destroy(name, path: record.path) } catch { first = first ?? error }
+        for key in groups(record).reversed() {
+            do { try backend.destroy(key, path: record.path) } catch { first = first ?? error }
         }
         if let first { throw first }
     }

@@ -11,6 +11,11 @@ import Synchronization
 /// the first failure without undoing what it made (the driver removes what
 /// was made); ownership is left alone (ignore_ownership=1) since gocker runs
 /// as root and chowning every file doubles the cost.
+///
+/// On v2 the files have their v2 names (libcgroup 2.0 does not translate
+/// v1 names there). What libcgroup has no call for is done on the group's
+/// files: the group alone without a controller (controller ""), cgroup.kill,
+/// and the device rules' eBPF program.
 public final class LibcgroupBackend: CgroupBackend, @unchecked Sendable {
     public let name = "libcgroup"
     public let version: CgroupVersion
@@ -20,10 +25,13 @@ public final class LibcgroupBackend: CgroupBackend, @unchecked Sendable {
     private let callCount = Atomic<Int>(0)
 
     private static let initialised: Int32 = cgroup_init()
+    /// The unified hierarchy on v2: where the version was detected.
+    public let v2Root: String
 
     /// Fails when libcgroup cannot initialise (no cgroup mounts it understands).
-    public init(version: CgroupVersion) throws(GockerError) {
+    public init(version: CgroupVersion, v2Root: String = "/sys/fs/cgroup") throws(GockerError) {
         self.version = version
+        self.v2Root = v2Root
         let r = Self.initialised
         if r != 0 {
             throw GockerError(.system, "libcgroup cannot initialise: \(Self.describe(r))")
@@ -66,14 +74,35 @@ public final class LibcgroupBackend: CgroupBackend, @unchecked Sendable {
         return String(cString: mp)
     }
 
-    public func offers(_ controller: String) -> Bool { mountPoint(controller) != nil }
+    /// The group's directory: under the controller's mount point on v1,
+    /// under the unified hierarchy on v2.
+    func directory(_ controller: String, _ path: String) -> String? {
+        guard let mp = version == .v2 ? v2Root : mountPoint(controller) else { return nil }
+        return path.isEmpty ? mp : "\(mp)/\(path)"
+    }
+
+    /// On v2, "" is the group alone, with no controller: libcgroup has no call for that.
+    private func groupAlone(_ controller: String) -> Bool { version == .v2 && controller.isEmpty }
+
+    public func offers(_ controller: String) -> Bool { groupAlone(controller) || mountPoint(controller) != nil }
 
     public func exists(_ controller: String, path: String) -> Bool {
-        guard let mp = mountPoint(controller) else { return false }
-        return Sys.isDirectory(path.isEmpty ? mp : "\(mp)/\(path)")
+        directory(controller, path).map(Sys.isDirectory) ?? false
     }
 
     public func create(_ controller: String, path: String, settings: [CgroupSetting]) throws(GockerError) {
+        if groupAlone(controller) {
+            try CgroupFiles.makeV2Group(root: v2Root, path: path, enabling: "")
+            for s in settings { try CgroupFiles.write(directory(controller, path)!, s) }
+            return
+        }
+        if version == .v2 {
+            // libcgroup 2.0.2 on v2 neither makes missing ancestors nor
+            // enables a controller for a group that exists already (cpu after
+            // cpuset): enable it from the root down and make the group here;
+            // libcgroup then writes the values into it.
+            try CgroupFiles.makeV2Group(root: v2Root, path: path, enabling: controller)
+        }
         // libcgroup holds one value per file name in a group: a file written
         // again (devices.allow) starts a new round, so the order stays.
         var rounds: [[CgroupSetting]] = [[]]
@@ -101,19 +130,25 @@ public final class LibcgroupBackend: CgroupBackend, @unchecked Sendable {
     /// (cgroup_get_cgroup would read every file of every controller of the
     /// group, and refuses the root group.)
     public func read(_ controller: String, path: String, file: String) throws(GockerError) -> String {
-        guard let mp = mountPoint(controller) else {
+        guard let dir = directory(controller, path) else {
             throw GockerError(.notFound, "the host offers no \(controller) cgroup controller")
         }
-        return try CgroupFiles.read(path.isEmpty ? mp : "\(mp)/\(path)", file)
+        return try CgroupFiles.read(dir, file)
     }
 
     public func attach(_ controller: String, path: String, pid: Int32) throws(GockerError) {
+        if groupAlone(controller) {
+            return try CgroupFiles.write(directory(controller, path)!, CgroupSetting("cgroup.procs", "\(pid)"))
+        }
         try withGroup(controller, path) { (cg, _) throws(GockerError) in
             try check(counted { cgroup_attach_task_pid(cg, pid) }, "libcgroup: attach \(pid) to \(controller):/\(path)")
         }
     }
 
     public func processes(_ controller: String, path: String) -> [Int32] {
+        if groupAlone(controller) {
+            return ((try? read(controller, path: path, file: "cgroup.procs")) ?? "").split(separator: "\n").compactMap { Int32($0) }
+        }
         var pids: UnsafeMutablePointer<pid_t>?
         var size: Int32 = 0
         let r = path.withCString { p in
@@ -128,6 +163,7 @@ public final class LibcgroupBackend: CgroupBackend, @unchecked Sendable {
 
     public func destroy(_ controller: String, path: String) throws(GockerError) {
         guard exists(controller, path: path) else { return }
+        if groupAlone(controller) { return try CgroupFiles.removeGroup(directory(controller, path)!) }
         // libcgroup's delete moves leftover tasks to the parent, then rmdirs.
         for attempt in 0..<200 {
             let r = try withGroup(controller, path) { (cg, _) throws(GockerError) in counted { cgroup_delete_cgroup(cg, 1) } }
@@ -136,5 +172,20 @@ public final class LibcgroupBackend: CgroupBackend, @unchecked Sendable {
             var ts = timespec(tv_sec: 0, tv_nsec: 5_000_000)
             nanosleep(&ts, nil)
         }
+    }
+
+    public func hierarchy(of controller: String) -> String { version == .v2 ? "" : controller }
+
+    public func killAll(_ controller: String, path: String) -> Bool {
+        version == .v2 && directory(controller, path).map(CgroupFiles.kill) == true
+    }
+
+    public func cloneDirectory(path: String) -> String? { version == .v2 ? directory("", path) : nil }
+
+    public func attachDevicePolicy(_ rules: [DeviceRule], controller: String, path: String) throws(GockerError) {
+        guard version == .v2, let dir = directory(controller, path) else {
+            throw GockerError(.invalidConfig, "cgroup v1 takes device rules as files, not as a program")
+        }
+        try CgroupFiles.attachDevicePolicy(rules, dir: dir)
     }
 }

@@ -130,7 +130,8 @@ public struct Runtime: Sendable {
             }
             defer { Sys.close(fifoFD) }
             let record = cgroups!
-            (pid, terminal) = try spawn(id: id, plan: plan, fifoFD: fifoFD, stdio: stdio) { pid throws(GockerError) in
+            (pid, terminal) = try spawn(id: id, plan: plan, fifoFD: fifoFD, stdio: stdio,
+                                        cgroupDirectory: driver.cloneDirectory(record)) { pid throws(GockerError) in
                 try driver.attach(record, pid: pid)
             }
             let state = RuntimeState(
@@ -162,11 +163,20 @@ public struct Runtime: Sendable {
     final class GoHook {
         let body: (pid_t) throws(GockerError) -> Void
         var error: GockerError?
-        init(_ body: @escaping (pid_t) throws(GockerError) -> Void) { self.body = body }
+        /// Set by the C core when the child was cloned straight into its
+        /// cgroup v2 group (clone3 with CLONE_INTO_CGROUP): then it is in its
+        /// group already, and `body`, which places it there, is skipped.
+        let joined = UnsafeMutablePointer<Int32>.allocate(capacity: 1)
+        init(_ body: @escaping (pid_t) throws(GockerError) -> Void) {
+            self.body = body
+            joined.initialize(to: 0)
+        }
+        deinit { joined.deallocate() }
 
         /// The C callback; `ctx` is an unretained GoHook.
         static let call: gk_before_go_fn = { pid, ctx in
             let hook = Unmanaged<GoHook>.fromOpaque(ctx!).takeUnretainedValue()
+            if hook.joined.pointee != 0 { return 0 }
             do throws(GockerError) { try hook.body(pid) } catch {
                 hook.error = error
                 return -EIO
@@ -175,8 +185,13 @@ public struct Runtime: Sendable {
         }
     }
 
-    private func spawn(id: String, plan: LaunchPlan, fifoFD: Int32, stdio: [Int32],
+    /// With `cgroupDirectory` the child is cloned straight into that cgroup2
+    /// group where the kernel can (clone3 with CLONE_INTO_CGROUP).
+    private func spawn(id: String, plan: LaunchPlan, fifoFD: Int32, stdio: [Int32], cgroupDirectory: String?,
                        beforeGo: @escaping (pid_t) throws(GockerError) -> Void) throws(GockerError) -> (pid_t, terminal: Int32) {
+        let cgroupFD = cgroupDirectory.map { Glibc.open($0, O_RDONLY | O_DIRECTORY | O_CLOEXEC) } ?? -1
+        defer { if cgroupFD >= 0 { Sys.close(cgroupFD) } }
+        let hook = GoHook(beforeGo)
         let arena = CArena()
         var joinFDs: [Int32] = []
         defer { for fd in joinFDs { Sys.close(fd) } }
@@ -228,10 +243,11 @@ public struct Runtime: Sendable {
         spec.readonly_paths = arena.stringArray(plan.readonlyPaths)
         spec.nreadonly = plan.readonlyPaths.count
         spec.exec_fifo_fd = fifoFD
+        spec.cgroup_fd = cgroupFD
+        spec.cgroup_joined = cgroupFD >= 0 ? hook.joined : nil
         var pid: pid_t = 0
         var terminal: Int32 = -1
         var msg = gk_msg()
-        let hook = GoHook(beforeGo)
         let ctx = Unmanaged.passRetained(hook)
         let r = gk_spawn(&spec, GoHook.call, ctx.toOpaque(), &pid, &terminal, &msg)
         ctx.release()
@@ -326,6 +342,9 @@ public struct Runtime: Sendable {
         guard status(of: s) != .stopped else {
             throw GockerError(.invalidState, "container \(id) is not running")
         }
+        if all && signal == SIGKILL, let record = s.cgroups {
+            return driver(for: record).killAll(record)
+        }
         let targets = all ? processes(of: s) : [s.pid]
         for pid in targets {
             if Glibc.kill(pid, signal) < 0 && errno != ESRCH {
@@ -379,13 +398,14 @@ public struct Runtime: Sendable {
             throw GockerError(.invalidState, "cannot delete container \(id) that is not stopped: \(status.rawValue)")
         }
         if status != .stopped {
+            if let record = s.cgroups { driver(for: record).killAll(record) }
             for pid in processes(of: s) { _ = Glibc.kill(pid, SIGKILL) }
             thawIfPaused(s)
             waitUntilGone(s)
         }
         if let record = s.cgroups {
             let driver = driver(for: record)
-            for pid in driver.processes(record) { _ = Glibc.kill(pid, SIGKILL) }
+            driver.killAll(record)
             try driver.destroy(record)
         }
         try store.remove(id)

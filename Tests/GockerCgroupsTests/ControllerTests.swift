@@ -76,6 +76,17 @@ struct ControllerSettingsTests {
             CgroupSetting("devices.deny", "a *:* rwm"), CgroupSetting("devices.allow", "c 1:3 rwm"),
             CgroupSetting("devices.allow", "c 136:* rw"), CgroupSetting("devices.allow", "b *:* m"),
         ])
+        // On v2 no files: the same rules as a program's policy, "any" as nil.
+        #expect(try d.settings(for: r, version: .v2) == [])
+        #expect(try d.devicePolicy(for: r, version: .v1) == nil)
+        #expect(try d.devicePolicy(for: r, version: .v2) == [
+            DeviceRule(allow: false, type: "a", major: nil, minor: nil, access: "rwm"),
+            DeviceRule(allow: true, type: "c", major: 1, minor: 3, access: "rwm"),
+            DeviceRule(allow: true, type: "c", major: 136, minor: nil, access: "rw"),
+            DeviceRule(allow: true, type: "b", major: nil, minor: nil, access: "m"),
+        ])
+        #expect(try d.devicePolicy(for: Spec.Resources(), version: .v2) == nil)
+        #expect(throws: GockerError.self) { try d.devicePolicy(for: Spec.Resources(devices: [.init(allow: true, access: "q")]), version: .v2) }
         #expect(throws: GockerError.self) { try d.settings(for: Spec.Resources(devices: [.init(allow: true, type: "x")]), version: .v1) }
         #expect(throws: GockerError.self) { try d.settings(for: Spec.Resources(devices: [.init(allow: true, access: "q")]), version: .v1) }
     }

@@ -99,7 +99,9 @@ struct FakeCgroupfsTests {
         let driver = CgroupDriver(backend: CgroupfsV2Backend(root: fs.root), registry: BuiltinControllers.registry)
         let record = try driver.create(path: "gocker/nested/c2", resources: resources)
         #expect(record.version == .v2)
-        #expect(record.controllers == ["cpuset", "cpu", "memory", "pids"], "only what cgroup.controllers lists")
+        // What cgroup.controllers lists, and what every v2 group has (cpu.stat,
+        // cgroup.freeze, a device program).
+        #expect(record.controllers == ["cpuset", "cpu", "cpuacct", "memory", "pids", "devices", "freezer"])
         #expect(fs.read("gocker/nested/c2/memory.max") == "67108864")
         #expect(fs.read("gocker/nested/c2/memory.swap.max") == "67108864")
         #expect(fs.read("gocker/nested/c2/cpu.weight") == "20")
@@ -109,6 +111,118 @@ struct FakeCgroupfsTests {
         #expect(fs.read("cgroup.subtree_control") == "+pids")
         #expect(fs.read("gocker/cgroup.subtree_control") == "+pids")
         #expect(fs.read("gocker/nested/cgroup.subtree_control") == "+pids")
+    }
+
+    /// A fake v2 root listing `controllers`, with subtree_control files at `levels`.
+    func v2Root(_ controllers: String, subtree: [String: String] = [:]) throws -> FakeCgroupfs {
+        let fs = try FakeCgroupfs()
+        try fs.write("cgroup.controllers", controllers + "\n")
+        for (level, enabled) in subtree { try fs.write(level.isEmpty ? "cgroup.subtree_control" : "\(level)/cgroup.subtree_control", enabled) }
+        return fs
+    }
+
+    @Test func v2LeavesEnabledAncestorsAloneAndNeverTheGroupItself() throws {
+        let fs = try v2Root("cpuset cpu io memory pids", subtree: ["": "cpuset cpu io memory pids\n", "a": "cpu memory pids cpuset\n", "a/b": ""])
+        try fs.write("a/b/c/memory.max", "")
+        let driver = CgroupDriver(backend: CgroupfsV2Backend(root: fs.root), registry: BuiltinControllers.registry)
+        let record = try driver.create(path: "a/b/c", resources: Spec.Resources(memory: .init(limit: 8_388_608)))
+        #expect(fs.read("cgroup.subtree_control") == "cpuset cpu io memory pids\n", "already enabled: not written")
+        #expect(fs.read("a/cgroup.subtree_control") == "cpu memory pids cpuset\n", "already enabled: not written")
+        #expect(fs.read("a/b/cgroup.subtree_control") == "+pids", "enabled one by one where missing")
+        #expect(fs.read("a/b/c/cgroup.subtree_control") == nil, "a leaf enables nothing: it holds the processes")
+        #expect(fs.read("a/b/c/memory.max") == "8388608")
+        #expect(record.path == "a/b/c")
+    }
+
+    @Test func v2MakesMissingAncestorsAndSkipsControllersTheRootLacks() throws {
+        let fs = try v2Root("memory cpu", subtree: ["": ""])
+        let driver = CgroupDriver(backend: CgroupfsV2Backend(root: fs.root), registry: BuiltinControllers.registry)
+        // A group made by mkdir: the fake's mkdir makes no files, the kernel's does.
+        #expect(throws: GockerError.self) { try driver.create(path: "x/y/z", resources: Spec.Resources()) }
+        for level in ["x", "x/y"] { try fs.write("\(level)/cgroup.subtree_control", "") }
+        // Nothing asked of pids or cpuset: skipped.
+        let record = try driver.create(path: "x/y/z", resources: Spec.Resources())
+        #expect(record.controllers == ["cpu", "cpuacct", "memory", "devices", "freezer"])
+        #expect(Sys.isDirectory(fs.root + "/x/y/z"))
+        #expect(fs.read("x/y/cgroup.subtree_control") == "+memory")
+        #expect(fs.read("x/cgroup.subtree_control") == "+memory")
+        // Asked of a controller the root does not list: refused before anything is made.
+        #expect(throws: GockerError.self) { try driver.create(path: "x/y/w", resources: Spec.Resources(pids: .init(limit: 5))) }
+        #expect(!Sys.exists(fs.root + "/x/y/w"))
+    }
+
+    @Test func v2IsOneGroupJoinedListedAndRemovedOnce() throws {
+        let fs = try v2Root("cpuset cpu memory pids", subtree: ["": "", "g": ""])
+        try fs.write("g/c/cgroup.procs", "")
+        let driver = CgroupDriver(backend: CgroupfsV2Backend(root: fs.root), registry: BuiltinControllers.registry)
+        let record = try driver.create(path: "g/c", resources: Spec.Resources())
+        try driver.attach(record, pid: 4242)
+        #expect(fs.read("g/c/cgroup.procs") == "4242")
+        #expect(driver.processes(record) == [4242])
+        #expect(driver.cloneDirectory(record) == fs.root + "/g/c", "clone3 goes straight into the v2 group")
+        unlink(fs.root + "/g/c/cgroup.procs")
+        try driver.destroy(record)
+        #expect(!Sys.exists(fs.root + "/g/c"))
+        #expect(Sys.isDirectory(fs.root + "/g"), "the parent stays")
+    }
+
+    @Test func v1HasNoCloneDirectory() throws {
+        let fs = try FakeCgroupfs()
+        try fs.write("memory/gocker/c/memory.limit_in_bytes", "")
+        let driver = CgroupDriver(backend: CgroupfsV1Backend(mounts: ["memory": fs.root + "/memory", "pids": fs.root + "/pids"]),
+                                  registry: BuiltinControllers.registry)
+        let record = try driver.create(path: "gocker/c", resources: Spec.Resources())
+        #expect(driver.cloneDirectory(record) == nil, "a process joins one group per v1 hierarchy")
+    }
+
+    @Test func killAllUsesCgroupKillElseKillsEachProcess() throws {
+        let fs = try v2Root("memory", subtree: ["": ""])
+        let driver = CgroupDriver(backend: CgroupfsV2Backend(root: fs.root), registry: BuiltinControllers.registry)
+        let record = try driver.create(path: "k", resources: Spec.Resources())
+        try fs.write("k/cgroup.kill", "")
+        try fs.write("k/cgroup.procs", "")
+        driver.killAll(record)
+        #expect(fs.read("k/cgroup.kill") == "1")
+
+        // A kernel without cgroup.kill: each listed process gets SIGKILL.
+        unlink(fs.root + "/k/cgroup.kill")
+        var pid: pid_t = 0
+        var argv: [UnsafeMutablePointer<CChar>?] = [strdup("sleep"), strdup("30"), nil]
+        defer { for a in argv { free(a) } }
+        #expect(posix_spawn(&pid, "/bin/sleep", nil, nil, &argv, environ) == 0)
+        try fs.write("k/cgroup.procs", "\(pid)\n")
+        driver.killAll(record)
+        var status: Int32 = 0
+        #expect(waitpid(pid, &status, 0) == pid)
+        #expect(status & 0x7f == SIGKILL)
+    }
+
+    @Test func v2StatsComeFromMemoryStatCpuStatAndMemoryEvents() throws {
+        let fs = try v2Root("cpu memory pids", subtree: ["": ""])
+        let driver = CgroupDriver(backend: CgroupfsV2Backend(root: fs.root), registry: BuiltinControllers.registry)
+        let record = try driver.create(path: "s", resources: Spec.Resources())
+        try fs.write("s/memory.current", "10485760\n")
+        try fs.write("s/memory.stat", "anon 4194304\nfile 6291456\ninactive_file 2097152\nactive_file 4194304\n")
+        try fs.write("s/memory.max", "67108864\n")
+        try fs.write("s/memory.events", "low 0\nhigh 0\nmax 12\noom 1\noom_kill 1\noom_group_kill 0\n")
+        try fs.write("s/cpu.stat", "usage_usec 1500\nuser_usec 1000\nsystem_usec 500\n")
+        try fs.write("s/pids.current", "3\n")
+        let stats = driver.stats(record)
+        #expect(stats["memory.usage"] == 8_388_608, "memory.current less inactive_file, as docker shows it")
+        #expect(stats["memory.limit"] == 67_108_864)
+        #expect(stats["memory.oom_kill"] == 1)
+        #expect(stats["cpu.usage_ns"] == 1_500_000)
+        #expect(stats["pids.current"] == 3)
+    }
+
+    @Test func v2DeviceRulesAreNeverDropped() throws {
+        // A fake group is no cgroup: the program cannot be attached, and the
+        // container must not start without its allow-list.
+        let fs = try v2Root("memory", subtree: ["": ""])
+        let driver = CgroupDriver(backend: CgroupfsV2Backend(root: fs.root), registry: BuiltinControllers.registry)
+        let rules = Spec.Resources(devices: [.init(allow: false, access: "rwm"), .init(allow: true, type: "c", major: 1, minor: 3, access: "rwm")])
+        #expect(throws: GockerError.self) { try driver.create(path: "d", resources: rules) }
+        #expect(!Sys.exists(fs.root + "/d"), "what was made is removed")
     }
 
     @Test func cgroupsPathsAreValidated() throws {

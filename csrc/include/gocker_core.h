@@ -15,7 +15,8 @@
  *      parent                               child
  *      ------                               -----
  *      clone()  ---------------------------> resets signal handlers,
- *                                            PR_SET_PDEATHSIG(SIGKILL)
+ *      (clone3 into its cgroup v2 group          PR_SET_PDEATHSIG(SIGKILL)
+ *      where it can: see cgroup_fd)
  *      (puts the child in its cgroups)
  *      GK_MSG_GO  -------------------------> setns, hostname, root filesystem,
  *                                            pivot_root, mounts, devices, masked
@@ -219,6 +220,13 @@ struct gk_spawn {
     unsigned int flags; /* GK_SPAWN_* */
     int exec_fifo_fd;   /* O_PATH descriptor of the exec FIFO */
     int stdio[3];       /* the command's stdin, stdout, stderr, or -1 to inherit */
+
+    /* With cgroup_joined non-NULL: the child is cloned straight into the
+     * cgroup v2 directory open as cgroup_fd (clone3 with CLONE_INTO_CGROUP)
+     * where the kernel has it, and *cgroup_joined is set to 1 if it was, before
+     * before_go runs; else it is set to 0 and the caller attaches the child. */
+    int cgroup_fd;
+    int *cgroup_joined;
 };
 
 /*
