@@ -84,8 +84,10 @@ struct Gocker: ParsableCommand {
             CommandGroup(name: "Containers", subcommands: [
                 Run.self, Create.self, Start.self, Stop.self, Restart.self, Kill.self, Wait.self, Remove.self,
                 PS.self, Logs.self, Inspect.self, Stats.self, ContainerCommand.self, Bench.self,
+                Commit.self, Export.self, Diff.self,
             ]),
-            CommandGroup(name: "Images", subcommands: [Images.self, RemoveImages.self, Tag.self, Import.self, ImageCommand.self]),
+            CommandGroup(name: "Images", subcommands: [Images.self, RemoveImages.self, Tag.self, Import.self, ImageCommand.self,
+                                                        Save.self, Load.self, History.self]),
             CommandGroup(name: "OCI runtime", subcommands: [OCI.self]),
         ]
     )
