@@ -14,8 +14,9 @@ cd "$(dirname "$0")"
 
 # Debian packages: busybox-static is the built-in image's source; libcgroup-dev
 # the cgroup backend's library; zlib and liblzma read gzip and xz image
-# tarballs (`gocker import`).
-PACKAGES=(busybox-static libcgroup-dev pkg-config zlib1g-dev liblzma-dev)
+# tarballs (`gocker import`); containerd (with runc) is what the tests import
+# a `gocker save` archive into.
+PACKAGES=(busybox-static libcgroup-dev pkg-config zlib1g-dev liblzma-dev containerd)
 
 deps() {
     local missing=()
