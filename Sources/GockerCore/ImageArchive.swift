@@ -187,7 +187,7 @@ extension ImageStore {
         try file("oci-layout", Array(#"{"imageLayoutVersion":"1.0.0"}"#.utf8))
         try file("index.json", JSON.encode(OCI.Index(schemaVersion: 2, mediaType: OCI.indexType, manifests: index)))
         try file("manifest.json", JSON.encode(dockerOrder.map { docker[$0]! }))
-        _ = try tar.finish()
+        try tar.finish()
     }
 
     /// The OCI config of an image: what it runs, its diff ids, its history.

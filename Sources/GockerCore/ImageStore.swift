@@ -536,7 +536,7 @@ public enum BuiltinBusybox {
                 nobody:x:65534:
 
                 """.utf8))
-            _ = try tar.finish()
+            try tar.finish()
         } catch {
             throw GockerError(.system, "build the busybox image", cause: error)
         }

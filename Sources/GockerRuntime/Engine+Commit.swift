@@ -71,14 +71,15 @@ extension Engine {
         do {
             var freezer: Freezer?
             if request.pause, let state = try? runtime.store.load(record.id), runtime.status(of: state) == .running,
-               let groups = state.cgroups, let f = Freezer(record: groups) {
+               let groups = state.cgroups, let f = Freezer(record: groups), !f.isFrozen() {
+                // (One already paused stays so: only what was frozen here is thawed.)
                 try f.set(frozen: true)
                 freezer = f
             }
             defer { try? freezer?.set(frozen: false) }
             let tar = TarWriter(try FileSink(creating: tarPath))
             try LayerTree.writeChanges(upper: stack.upper, lowers: stack.lowers, to: tar)
-            _ = try tar.finish()
+            try tar.finish()
         }
         let baseLayers = Array(stack.lowerIDs.reversed())
         var history = base?.history ?? baseLayers.map { _ in ImageHistory(created: base?.created) }
@@ -116,7 +117,7 @@ extension Engine {
         let (stack, _) = try layerStack(of: record)
         let tar = TarWriter(sink)
         try LayerTree.writeMerged(layers: [stack.upper] + stack.lowers, to: tar)
-        _ = try tar.finish()
+        try tar.finish()
     }
 
     /// `gocker diff`: what the container changed in its root filesystem.

@@ -60,7 +60,7 @@ extension ImageStore {
         let layerID: String
         let archive: LayerArchive
         do throws(GockerError) {
-            let file = try FileSink(creating: archiveTmp)
+            let file = try FileSink(creating: archiveTmp, hashing: true)
             let gzip = try GzipSink(file)
             let reader = TarReader(TeeSource(source, into: gzip))
             let writer = try LayerWriter(directory: tmp, whiteouts: whiteouts)

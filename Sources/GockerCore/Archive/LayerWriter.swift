@@ -168,6 +168,8 @@ public final class LayerWriter {
             }
             return
         }
+        // Other ".wh..wh." names are aufs's own bookkeeping (".wh..wh..plnk"), not whiteouts.
+        if last.hasPrefix(".wh..wh.") { return }
         let hidden = String(last.dropFirst(4))
         if hidden.isEmpty || hidden == "." || hidden == ".." || hidden.hasPrefix(".wh.") {
             throw Self.refusal(entry.name, "invalid whiteout")

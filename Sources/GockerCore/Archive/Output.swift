@@ -16,13 +16,14 @@ extension ByteSink {
     }
 }
 
-/// A file descriptor written in order, with the sha256 and the count of
-/// what went through it (a blob's digest and size, known once it is written).
+/// A file descriptor written in order, with the count of what went
+/// through it and, when asked, its sha256 (a blob's digest and size, known
+/// once it is written).
 public final class FileSink: ByteSink {
     let fd: Int32
     let name: String
     private let owned: Bool
-    private var hasher = SHA256()
+    private var hasher: SHA256?
     public private(set) var count: Int64 = 0
 
     /// Writes to an open descriptor (standard output, a pipe), left open.
@@ -33,7 +34,8 @@ public final class FileSink: ByteSink {
     }
 
     /// Creates `path`, which must not exist.
-    public init(creating path: String, mode: mode_t = 0o600) throws(GockerError) {
+    public init(creating path: String, mode: mode_t = 0o600, hashing: Bool = false) throws(GockerError) {
+        if hashing { hasher = SHA256() }
         fd = try performing("create \(path)") { () throws(SystemCallError) in
             try Sys.open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, mode)
         }
@@ -45,7 +47,7 @@ public final class FileSink: ByteSink {
 
     public func write(_ bytes: UnsafeRawBufferPointer) throws(GockerError) {
         guard let base = bytes.baseAddress, bytes.count > 0 else { return }
-        hasher.update(bytes)
+        hasher?.update(bytes)
         count += Int64(bytes.count)
         var off = 0
         while off < bytes.count {
@@ -55,8 +57,9 @@ public final class FileSink: ByteSink {
         }
     }
 
-    /// The sha256 of everything written (call once, at the end).
-    public func digest() -> [UInt8] { hasher.finalize() }
+    /// The sha256 of everything written (call once, at the end; a sink
+    /// made with `hashing` only).
+    public func digest() -> [UInt8] { hasher!.finalize() }
 }
 
 /// gzip through zlib, in front of another sink. The header carries no

@@ -5,12 +5,10 @@ import Glibc
 /// ustar cannot hold it (a long name or link target, a large size or id,
 /// a time before 1970, extended attributes). Times are whole seconds, names
 /// of directories end in "/", and there are no user or group names: the
-/// same tree gives the same bytes, as a layer's digest needs.
-///
-/// The sha256 of everything written is the stream's digest (a layer's diff id).
+/// same tree gives the same bytes, as a layer's digest needs. (The digest
+/// itself is taken where the stream is read back: see `storeLayer`.)
 public final class TarWriter {
     private let sink: any ByteSink
-    private var hasher = SHA256()
     public private(set) var count: Int64 = 0
     private var finished = false
 
@@ -56,13 +54,12 @@ public final class TarWriter {
         try pad(entry.size)
     }
 
-    /// The two zero blocks that end an archive; returns the stream's sha256.
-    public func finish() throws(GockerError) -> [UInt8] {
+    /// The two zero blocks that end an archive.
+    public func finish() throws(GockerError) {
         if !finished {
             finished = true
             try emit([UInt8](repeating: 0, count: 1024))
         }
-        return hasher.finalize()
     }
 
     // MARK: - Headers
@@ -176,7 +173,6 @@ public final class TarWriter {
     // MARK: - Output
 
     private func emit(_ bytes: UnsafeRawBufferPointer) throws(GockerError) {
-        hasher.update(bytes)
         count += Int64(bytes.count)
         try sink.write(bytes)
     }
