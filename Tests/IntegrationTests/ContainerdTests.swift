@@ -8,6 +8,9 @@ final class PrivateContainerd {
     let dir: String
     let socket: String
     let process: Process
+    /// containerd 1.6 keeps its shims' sockets in /run/containerd/s whatever
+    /// its state directory: removed after, when the test made it.
+    let madeRunDirectory = !FileManager.default.fileExists(atPath: "/run/containerd")
 
     static var installed: Bool { FileManager.default.isExecutableFile(atPath: "/usr/bin/containerd") }
 
@@ -62,6 +65,10 @@ final class PrivateContainerd {
         process.waitUntilExit()
         // The snapshots are overlay mounts while containers live; none should be left.
         _ = try? shell("grep -o ' \(dir)[^ ]*' /proc/self/mountinfo | sort -r | xargs -r -n1 umount -l")
+        if madeRunDirectory {
+            rmdir("/run/containerd/s")
+            rmdir("/run/containerd")
+        }
     }
 
     /// Runs ctr against this containerd.
