@@ -193,6 +193,9 @@ struct CommitTests {
         #expect(try box.inspectImage("web:v2")["Comment"] as? String == "add tools")
         let run = try box.gocker(["run", "--rm", "web:v2", "sh", "-c", "cat /added; ls /bin/ls 2>/dev/null || echo no-ls; ls /usr/sbin"])
         #expect(run.stdout == "added\nno-ls\nonly\n", "\(run.stderr)")
+        // Saved again, the archive is the same, byte for byte.
+        #expect(try box.gocker(["save", "-o", box.dir + "/again.tar", "web:v2"]).status == 0)
+        #expect(try shell("cmp '\(archive)' '\(box.dir)/again.tar'").status == 0)
         // Loading again changes nothing.
         #expect(try box.gocker(["load", "-q", "-i", archive]).stdout == "")
         #expect(box.list(box.dataRoot + "/image/layers").count == 2)
