@@ -237,7 +237,8 @@ extension ImageStore {
                 // Every layer blob's digest first, before anything is extracted.
                 for layer in manifest.layers { try unpacked.verify(layer) }
                 let files = try manifest.layers.map { d throws(GockerError) in try unpacked.blobPath(d.digest) }
-                loaded.append(try store(config, layerFiles: files, names: names, in: unpacked, output: output))
+                let kept = manifest.layers.map { d in ImageStore.LayerArchive(digest: d.digest, size: d.size) }
+                loaded.append(try store(config, layerFiles: files, checked: kept, names: names, in: unpacked, output: output))
             }
         } else if unpacked.exists("manifest.json") {
             let entries = try JSON.decode([OCI.DockerEntry].self, from: try unpacked.read("manifest.json"), what: "manifest.json")
@@ -251,7 +252,7 @@ extension ImageStore {
                 }
                 let config = try JSON.decode(OCI.ImageConfigFile.self, from: configBytes, what: "config \(entry.Config)")
                 let names = try (entry.RepoTags ?? []).map { t throws(GockerError) in try OCI.shortName(t) }
-                loaded.append(try store(config, layerFiles: entry.Layers, names: names, in: unpacked, output: output))
+                loaded.append(try store(config, layerFiles: entry.Layers, checked: nil, names: names, in: unpacked, output: output))
             }
         } else {
             throw GockerError(.invalidArgument, "load: neither index.json nor manifest.json found: not an image archive")
@@ -301,7 +302,8 @@ extension ImageStore {
     /// Stores an image's layers (each checked against its diff id) and
     /// records it with its names. A layer that was not here before and a
     /// failure removes again.
-    private func store(_ config: OCI.ImageConfigFile, layerFiles: [String], names: [ImageReference],
+    /// `checked`: the layer files' digests, verified already (OCI blobs).
+    private func store(_ config: OCI.ImageConfigFile, layerFiles: [String], checked: [LayerArchive]?, names: [ImageReference],
                        in unpacked: Unpacked, output: (String) -> Void) throws(GockerError) -> ImageRecord {
         guard config.rootfs.diff_ids.count == layerFiles.count else {
             throw GockerError(.invalidArgument,
@@ -331,10 +333,19 @@ extension ImageStore {
                 if Sys.isDirectory(layerPath(want)), try layerArchive(want) != nil { continue }
                 let input = try unpacked.open(file)
                 let source: any ByteSource
-                do throws(GockerError) { source = try input.decompressed() } catch { throw Self.asLoad(error) }
+                var keep: (path: String, archive: LayerArchive)?
+                do throws(GockerError) {
+                    // A gzip blob whose digest was checked is kept as the layer's archive.
+                    if let checked, try Compression.detect(try input.peek(6)) == .gzip {
+                        keep = (unpacked.root + "/" + file, checked[i])
+                    }
+                    source = try input.decompressed()
+                } catch {
+                    throw Self.asLoad(error)
+                }
                 let isNew = !Sys.exists(layerPath(want))
                 do throws(GockerError) {
-                    try storeLayer(from: source, whiteouts: .overlay) { id throws(GockerError) in
+                    try storeLayer(from: source, whiteouts: .overlay, keeping: keep) { id throws(GockerError) in
                         guard id == want else {
                             throw GockerError(.invalidArgument,
                                 "load: layer \(file): digest mismatch: the config says sha256:\(want), its content is sha256:\(id)")

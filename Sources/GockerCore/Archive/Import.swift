@@ -40,7 +40,12 @@ extension ImageStore {
     /// store's lock with the layer's id (to record an image that uses it);
     /// if it fails, a layer this call made goes again. On any failure
     /// nothing is left behind.
+    ///
+    /// `keeping` names a gzip file, already checked against its digest,
+    /// that `source` is the content of (a layer blob `load` unpacked): it
+    /// becomes the layer's archive as it is, instead of a new compression.
     public func storeLayer<T>(from source: any ByteSource, whiteouts: LayerWriter.Whiteouts,
+                              keeping given: (path: String, archive: LayerArchive)? = nil,
                               then body: (String) throws(GockerError) -> T) throws(GockerError) -> T {
         try performing("create \(root)/layers") { () throws(SystemCallError) in
             try Sys.mkdirAll(root + "/layers", mode: 0o700)
@@ -60,17 +65,29 @@ extension ImageStore {
         let layerID: String
         let archive: LayerArchive
         do throws(GockerError) {
-            let file = try FileSink(creating: archiveTmp, hashing: true)
-            let gzip = try GzipSink(file)
-            let reader = TarReader(TeeSource(source, into: gzip))
+            var file: FileSink?
+            var gzip: GzipSink?
+            if let given {
+                try performing("keep \(given.path)") { () throws(SystemCallError) in
+                    try Sys.check("link", path: archiveTmp) { link(given.path, archiveTmp) }
+                }
+                var st = stat()
+                guard lstat(archiveTmp, &st) == 0, st.st_mode & S_IFMT == S_IFREG, st.st_size == given.archive.size else {
+                    throw GockerError(.invalidArgument, "\(given.path) is not the file that was checked")
+                }
+            } else {
+                file = try FileSink(creating: archiveTmp, hashing: true)
+                gzip = try GzipSink(file!)
+            }
+            let reader = TarReader(gzip.map { TeeSource(source, into: $0) } ?? source)
             let writer = try LayerWriter(directory: tmp, whiteouts: whiteouts)
             while let entry = try reader.next() {
                 try writer.write(entry, from: reader)
             }
             try writer.finish()
             layerID = try reader.finish().hex
-            try gzip.finish()
-            archive = LayerArchive(digest: "sha256:" + file.digest().hex, size: file.count)
+            try gzip?.finish()
+            archive = given?.archive ?? LayerArchive(digest: "sha256:" + file!.digest().hex, size: file!.count)
         } catch {
             cleanUp()
             throw error
