@@ -148,16 +148,26 @@ extension ImageStore {
         var index: [OCI.Descriptor] = []
         var docker: [String: OCI.DockerEntry] = [:]
         var dockerOrder: [String] = []
+        // Layers made before layers kept their archive are archived now.
+        var rendered: [String: (path: String, archive: LayerArchive, diffID: String)] = [:]
+        defer { for r in rendered.values { try? Sys.removeAll(r.path) } }
         for (image, ref) in chosen {
             var layers: [OCI.Descriptor] = []
+            var diffIDs: [String] = []
             for layer in image.layers {
-                guard let archive = try layerArchive(layer) else {
-                    throw GockerError(.notFound,
-                        "save: layer \(layer.prefix(12)) of image \(image.shortID) has no archive (it was made by an older gocker): import or build the image again")
+                var archive: LayerArchive
+                var path = archivePath(layer)
+                if let kept = try layerArchive(layer) {
+                    archive = kept
+                    diffIDs.append(layer)
+                } else {
+                    if rendered[layer] == nil { rendered[layer] = try renderArchive(layer) }
+                    let r = rendered[layer]!
+                    (path, archive) = (r.path, r.archive)
+                    diffIDs.append(r.diffID)
                 }
                 let hex = String(archive.digest.dropFirst(7))
                 if written.insert(hex).inserted {
-                    let path = archivePath(layer)
                     let fd = try performing("save: open \(path)") { () throws(SystemCallError) in try Sys.open(path, O_RDONLY) }
                     defer { Sys.close(fd) }
                     var e = TarEntry(name: "blobs/sha256/" + hex, kind: .file)
@@ -167,7 +177,9 @@ extension ImageStore {
                 }
                 layers.append(OCI.Descriptor(mediaType: OCI.layerGzipType, digest: archive.digest, size: archive.size))
             }
-            let config = try blob(JSON.encode(configFile(image)), type: OCI.configType)
+            var document = configFile(image)
+            document.rootfs.diff_ids = diffIDs.map { "sha256:" + $0 }
+            let config = try blob(JSON.encode(document), type: OCI.configType)
             let manifest = try blob(JSON.encode(OCI.Manifest(schemaVersion: 2, mediaType: OCI.manifestType,
                                                               config: config, layers: layers)), type: OCI.manifestType)
             var descriptor = manifest
@@ -188,6 +200,29 @@ extension ImageStore {
         try file("index.json", JSON.encode(OCI.Index(schemaVersion: 2, mediaType: OCI.indexType, manifests: index)))
         try file("manifest.json", JSON.encode(dockerOrder.map { docker[$0]! }))
         try tar.finish()
+    }
+
+    /// A layer without an archive (made before layers kept one) archived
+    /// from its directory: a new stream, so a new diff id, and the image
+    /// that carries it loads under a new id.
+    func renderArchive(_ layer: String) throws(GockerError) -> (path: String, archive: LayerArchive, diffID: String) {
+        try performing("save: create \(root)/archives") { () throws(SystemCallError) in
+            try Sys.mkdirAll(root + "/archives", mode: 0o700)
+        }
+        let path = root + "/archives/.tmp-save-\(Sys.randomBytes(8).hex).tar.gz"
+        do throws(GockerError) {
+            let file = try FileSink(creating: path, hashing: true)
+            let gzip = try GzipSink(file)
+            let plain = HashingSink(gzip)
+            let tar = TarWriter(plain)
+            try LayerTree.writeChanges(upper: layerPath(layer), lowers: [], to: tar, keepMountPoints: true)
+            try tar.finish()
+            try gzip.finish()
+            return (path, LayerArchive(digest: "sha256:" + file.digest().hex, size: file.count), plain.digest().hex)
+        } catch {
+            try? Sys.removeAll(path)
+            throw error
+        }
     }
 
     /// The OCI config of an image: what it runs, its diff ids, its history.

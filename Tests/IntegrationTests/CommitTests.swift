@@ -246,6 +246,28 @@ struct CommitTests {
         box.expectNothingLeft()
     }
 
+    @Test func aLayerWithoutItsArchiveIsArchivedWhenSaved() throws {
+        let box = try Sandbox()
+        #expect(try box.gocker(["run", "--name", "src", "busybox", "sh", "-c", "echo old > /old"]).status == 0)
+        #expect(try box.gocker(["export", "-o", box.dir + "/old.tar", "src"]).status == 0)
+        #expect(try box.gocker(["rm", "src"]).status == 0)
+        #expect(try box.gocker(["import", box.dir + "/old.tar", "old:1"]).status == 0)
+        // As a store from before layers kept their archive.
+        let layer = try #require(try box.layers(of: "old:1").first?.dropFirst(7))
+        for suffix in [".tar.gz", ".json"] {
+            try FileManager.default.removeItem(atPath: box.dataRoot + "/image/archives/" + layer + suffix)
+        }
+        let save = try box.gocker(["save", "-o", box.dir + "/saved.tar", "old:1"])
+        #expect(save.status == 0, "\(save.stderr)")
+        #expect(box.list(box.dataRoot + "/image/archives").filter { $0.hasPrefix(".") } == [])
+        #expect(try box.gocker(["rmi", "old:1"]).status == 0)
+        let load = try box.gocker(["load", "-i", box.dir + "/saved.tar"])
+        #expect(load.status == 0 && load.stdout == "Loaded image: old:1\n", "\(load.stderr)")
+        let run = try box.gocker(["run", "--rm", "old:1", "cat", "/old"])
+        #expect(run.stdout == "old\n", "\(run.stderr)")
+        box.expectNothingLeft()
+    }
+
     @Test func exportThenImportGivesTheSameFiles() throws {
         let box = try Sandbox()
         let script = "mkdir /data; echo hi > /data/f; ln /data/f /data/h; ln -s f /data/s; chmod 4711 /data/f; rm /bin/ls; rm -rf /usr/sbin; mkdir /usr/sbin; echo only > /usr/sbin/only"

@@ -31,10 +31,13 @@ public enum LayerTree {
     /// opaque directories in the archive form, runtime mount points left
     /// out, and directories that exist below unchanged and hold no change
     /// left out too. `lowers` are the layers below, top first.
-    public static func writeChanges(upper: String, lowers: [String], to tar: TarWriter) throws(GockerError) {
+    /// (`keepMountPoints`: a layer archived as it is, not a container's.)
+    public static func writeChanges(upper: String, lowers: [String], to tar: TarWriter,
+                                    keepMountPoints: Bool = false) throws(GockerError) {
         let root = try openRoot(upper)
         defer { Sys.close(root) }
-        let nodes = try prune(try scan(root, rel: ""), rel: "", lowers: lowers)
+        let scanned = try scan(root, rel: "")
+        let nodes = keepMountPoints ? scanned : try prune(scanned, rel: "", lowers: lowers)
         var links: [[UInt64]: String] = [:]
         try emitChanges(nodes, in: root, rel: "", tar: tar, links: &links)
     }

@@ -158,3 +158,19 @@ public final class HashingSource: ByteSource {
 
     public func digest() -> [UInt8] { hasher.finalize() }
 }
+
+/// A sink that hashes what goes through it to another sink: the
+/// uncompressed digest of a stream on its way to a compressor.
+public final class HashingSink: ByteSink {
+    private let inner: any ByteSink
+    private var hasher = SHA256()
+
+    public init(_ inner: any ByteSink) { self.inner = inner }
+
+    public func write(_ bytes: UnsafeRawBufferPointer) throws(GockerError) {
+        hasher.update(bytes)
+        try inner.write(bytes)
+    }
+
+    public func digest() -> [UInt8] { hasher.finalize() }
+}
