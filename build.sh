@@ -18,8 +18,9 @@ cd "$(dirname "$0")"
 # the cgroup backend's library; zlib and liblzma read gzip and xz image
 # tarballs (`gocker import`); procps the host's ps for `gocker top CONTAINER
 # OPTIONS`; qemu-system-x86 and cpio boot the static binary on a pure cgroup
-# v2 kernel (Tests/IntegrationTests/CgroupV2VMTests.swift).
-PACKAGES=(busybox-static libcgroup-dev pkg-config zlib1g-dev liblzma-dev procps qemu-system-x86 cpio)
+# v2 kernel (Tests/IntegrationTests/CgroupV2VMTests.swift); containerd (with
+# runc) is what the tests import a `gocker save` archive into.
+PACKAGES=(busybox-static libcgroup-dev pkg-config zlib1g-dev liblzma-dev procps qemu-system-x86 cpio containerd)
 
 deps() {
     local missing=()

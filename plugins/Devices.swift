@@ -65,12 +65,15 @@ public struct FreezerController: ResourceController {
 
     func stateFile(_ version: CgroupVersion) -> String { version == .v1 ? "freezer.state" : "cgroup.freeze" }
 
-    /// Freezes or thaws every process of the group (`pause`, `unpause`) and
-    /// returns once the kernel says it is done (v1 passes through FREEZING).
+    /// Freezes or thaws every process of the group (`pause`, `unpause`,
+    /// `commit --pause`) and returns once the kernel says it is done.
     public func setFrozen(_ frozen: Bool, path: String, backend: any CgroupBackend) throws(GockerError) {
         let file = stateFile(backend.version)
         let want = backend.version == .v1 ? (frozen ? "FROZEN" : "THAWED") : (frozen ? "1" : "0")
-        try backend.create(backendName(backend.version), path: path, settings: [CgroupSetting(file, want)])
+        let ask = { () throws(GockerError) in
+            try backend.create(self.backendName(backend.version), path: path, settings: [CgroupSetting(file, want)])
+        }
+        try ask()
         // v2's cgroup.freeze reads back what was asked; cgroup.events says when it is done.
         func done() -> Bool {
             let key = backendName(backend.version)
@@ -80,6 +83,8 @@ public struct FreezerController: ResourceController {
         }
         for _ in 0..<500 {
             if done() { return }
+            // v1 may stay FREEZING while a task is busy: asking again retries it.
+            if backend.version == .v1 && frozen { try ask() }
             var ts = timespec(tv_sec: 0, tv_nsec: 10_000_000)
             nanosleep(&ts, nil)
         }

@@ -107,9 +107,11 @@ struct Gocker: ParsableCommand {
         groupedSubcommands: [
             CommandGroup(name: "Containers", subcommands: [
                 Run.self, Create.self, Start.self, Stop.self, Restart.self, Kill.self, Wait.self, Remove.self,
-                Exec.self, Top.self, Pause.self, Unpause.self, PS.self, Logs.self, Inspect.self, Stats.self, ContainerCommand.self, Bench.self,
+                Exec.self, Top.self, Pause.self, Unpause.self, PS.self, Logs.self, Inspect.self, Stats.self, ContainerCommand.self,
+                Commit.self, Export.self, Diff.self, Bench.self,
             ]),
-            CommandGroup(name: "Images", subcommands: [Images.self, RemoveImages.self, Tag.self, Import.self, ImageCommand.self]),
+            CommandGroup(name: "Images", subcommands: [Images.self, RemoveImages.self, Tag.self, Import.self, ImageCommand.self,
+                                                        Save.self, Load.self, History.self]),
             CommandGroup(name: "Volumes", subcommands: [VolumeCommand.self]),
             CommandGroup(name: "OCI runtime", subcommands: [OCI.self]),
         ]

@@ -203,5 +203,6 @@ struct ImageInspect: ParsableCommand {
 struct ImageCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "image", abstract: "Manage images.",
-        subcommands: [ImageList.self, ImageRemove.self, ImageTag.self, ImageImport.self, ImageInspect.self])
+        subcommands: [ImageList.self, ImageRemove.self, ImageTag.self, ImageImport.self, ImageInspect.self,
+                      ImageSave.self, ImageLoad.self, ImageHistoryCommand.self])
 }

@@ -30,25 +30,54 @@ public struct ImageRecord: Codable, Sendable, Equatable {
     public var created: String
     /// The bytes of its layers' files, counted when it was recorded.
     public var size: Int64?
-    /// `gocker import -m`.
+    /// `gocker import -m`, `gocker commit -m`.
     public var comment: String?
+    /// `gocker commit -a`.
+    public var author: String?
+    /// The image a commit was made from.
+    public var parent: String?
+    /// How each layer came to be, bottom first (the OCI config's history).
+    public var history: [ImageHistory]?
 
     public var shortID: String { String(id.prefix(12)) }
 
     public init(id: String, layers: [String], config: ImageConfig, created: String,
-                size: Int64? = nil, comment: String? = nil) {
+                size: Int64? = nil, comment: String? = nil, author: String? = nil, parent: String? = nil,
+                history: [ImageHistory]? = nil) {
         self.id = id
         self.layers = layers
         self.config = config
         self.created = created
         self.size = size
         self.comment = comment
+        self.author = author
+        self.parent = parent
+        self.history = history
     }
 
     /// Whether `other` is built on this image: this image's layers are a
     /// proper prefix of its layers.
     public func isParent(of other: ImageRecord) -> Bool {
         other.layers.count > layers.count && other.layers.starts(with: layers)
+    }
+}
+
+/// One step of an image's history, with the OCI config's field names.
+public struct ImageHistory: Codable, Sendable, Equatable {
+    public var created: String?
+    public var created_by: String?
+    public var author: String?
+    public var comment: String?
+    /// True for a step that made no layer.
+    public var empty_layer: Bool?
+
+    public init(created: String? = nil, created_by: String? = nil, author: String? = nil, comment: String? = nil,
+                empty_layer: Bool? = nil) {
+        self.created = created
+        self.created_by = created_by
+        self.author = author
+        self.comment = comment
+        self.empty_layer = empty_layer
     }
 }
 
@@ -176,22 +205,29 @@ public struct ImageStore: Sendable {
     /// Records an image (its id derived from its layers and config, so the
     /// same content is one image) and tags it; the caller holds the lock.
     @discardableResult
-    public func add(layers: [String], config: ImageConfig, tag: ImageReference?, comment: String? = nil) throws(GockerError) -> ImageRecord {
-        struct Identity: Encodable { let layers: [String]; let config: ImageConfig }
-        let id = SHA256.hash(JSON.encode(Identity(layers: layers, config: config))).hex
+    public func add(layers: [String], config: ImageConfig, tag: ImageReference?, comment: String? = nil,
+                    created: String? = nil, author: String? = nil, parent: String? = nil,
+                    history: [ImageHistory]? = nil) throws(GockerError) -> ImageRecord {
+        let id = Self.imageID(layers: layers, config: config)
         if Sys.exists(imagePath(id)) {
             let existing = try image(id: id)
             if let tag { try setTag(tag, to: id) }
             return existing
         }
         let size = layers.reduce(Int64(0)) { $0 + Self.treeSize(layerPath($1)) }
-        let record = ImageRecord(id: id, layers: layers, config: config, created: Timestamp.now(),
-                                 size: size, comment: comment)
+        let record = ImageRecord(id: id, layers: layers, config: config, created: created ?? Timestamp.now(),
+                                 size: size, comment: comment, author: author, parent: parent, history: history)
         try performing("record image \(tag?.description ?? String(id.prefix(12)))") { () throws(SystemCallError) in
             try Sys.writeFileAtomic(imagePath(id), JSON.encode(record))
         }
         if let tag { try setTag(tag, to: id) }
         return record
+    }
+
+    /// An image's id: the sha256 of its layer ids and its config.
+    public static func imageID(layers: [String], config: ImageConfig) -> String {
+        struct Identity: Encodable { let layers: [String]; let config: ImageConfig }
+        return SHA256.hash(JSON.encode(Identity(layers: layers, config: config))).hex
     }
 
     /// Points `tag` at an image (moving it from another); the caller holds the lock.
@@ -298,6 +334,15 @@ public struct ImageStore: Sendable {
                     try Sys.removeAll(layerPath(name))
                 }
                 removed.append(name)
+            }
+            // A layer's archive goes with it.
+            for name in (try? Sys.listDirectory(root + "/archives")) ?? [] where !name.hasPrefix(".") {
+                let id = String(name.prefix { $0 != "." })
+                if !Sys.exists(layerPath(id)) {
+                    try performing("remove the archive of layer \(id)") { () throws(SystemCallError) in
+                        try Sys.removeAll(root + "/archives/" + name)
+                    }
+                }
             }
             return removed.sorted()
         }
@@ -420,59 +465,83 @@ public enum BuiltinBusybox {
     public static var hostBinary: String { Sys.env("GOCKER_BUSYBOX") ?? "/bin/busybox" }
 
     static func ensure(in store: ImageStore) throws(GockerError) -> ImageRecord {
-        try store.locked { () throws(GockerError) in
-            // Another gocker may have made it while we waited for the lock.
+        if let id = try store.locked({ () throws(GockerError) in try store.repositories()[reference.description] }) {
+            return try store.image(id: id)
+        }
+        return try buildLayer(in: store) { layer throws(GockerError) in
+            // Another gocker may have made it meanwhile.
             if let id = try store.repositories()[reference.description] { return try store.image(id: id) }
-            let layer = try buildLayer(in: store)
             return try store.add(
                 layers: [layer],
                 config: ImageConfig(Cmd: ["sh"], Env: ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]),
-                tag: reference)
+                tag: reference,
+                history: [ImageHistory(created: Timestamp.now(), created_by: "gocker: the built-in busybox, from \(hostBinary)")])
         }
     }
 
-    static func buildLayer(in store: ImageStore) throws(GockerError) -> String {
+    /// The layer is written as a tar stream first and stored as any
+    /// imported layer is, so that its id is a real diff id and `save` can
+    /// hand its archive on. Times are the binary's, so the same busybox
+    /// gives the same layer.
+    static func buildLayer<T>(in store: ImageStore, then body: (String) throws(GockerError) -> T) throws(GockerError) -> T {
         let binary = hostBinary
         guard Sys.exists(binary) else {
             throw GockerError(.notFound, "the built-in busybox image needs \(binary): install Debian's busybox-static")
         }
         let bytes = try performing("read \(binary)") { () throws(SystemCallError) in try Sys.readFile(binary) }
-        let id = SHA256.hash(bytes).hex
-        let final = store.layerPath(id)
-        if Sys.isDirectory(final) { return id }
+        var st = stat()
+        let mtime = stat(binary, &st) == 0 ? st.st_mtim.tv_sec : 0
         let applets = String(decoding: try Sys.output(of: [binary, "--list-full"]), as: UTF8.self)
             .split(separator: "\n").map(String.init)
-        let tmp = store.root + "/layers/.tmp-\(Sys.randomBytes(8).hex)"
-        do throws(SystemCallError) {
-            for dir in ["bin", "sbin", "usr/bin", "usr/sbin", "etc", "root", "home", "var", "proc", "sys", "dev"] {
-                try Sys.mkdirAll("\(tmp)/\(dir)", mode: dir == "root" ? 0o700 : 0o755)
+            .filter { !$0.isEmpty && !$0.contains("..") && !$0.hasPrefix("/") && $0 != "bin/busybox" }
+        try performing("create \(store.root)/layers") { () throws(SystemCallError) in
+            try Sys.mkdirAll(store.root + "/layers", mode: 0o700)
+        }
+        let tarPath = store.root + "/layers/.tmp-\(Sys.randomBytes(8).hex).tar"
+        defer { try? Sys.removeAll(tarPath) }
+        do {
+            let sink = try FileSink(creating: tarPath)
+            let tar = TarWriter(sink)
+            func item(_ name: String, _ kind: TarEntry.Kind, _ mode: UInt32) -> TarEntry {
+                var e = TarEntry(name: name, kind: kind)
+                e.mode = mode
+                e.mtime = .init(seconds: mtime, nanoseconds: 0)
+                return e
             }
-            try Sys.mkdirAll("\(tmp)/tmp")
-            try Sys.check("chmod", path: "\(tmp)/tmp") { chmod("\(tmp)/tmp", 0o1777) }
-            try Sys.writeFileExclusive("\(tmp)/bin/busybox", bytes, mode: 0o755)
-            try Sys.check("chmod", path: "\(tmp)/bin/busybox") { chmod("\(tmp)/bin/busybox", 0o755) }
-            for applet in applets where !applet.isEmpty && !applet.contains("..") && applet != "bin/busybox" {
-                let path = "\(tmp)/\(applet)"
-                if let slash = path.lastIndex(of: "/") { try Sys.mkdirAll(String(path[..<slash])) }
-                try Sys.check("symlink", path: path) { symlink("/bin/busybox", path) }
+            var dirs = Set(["bin", "sbin", "usr", "usr/bin", "usr/sbin", "etc", "root", "home", "var", "proc", "sys", "dev", "tmp"])
+            for applet in applets {
+                var parts = applet.split(separator: "/").dropLast()
+                while !parts.isEmpty {
+                    dirs.insert(parts.joined(separator: "/"))
+                    parts = parts.dropLast()
+                }
             }
-            try Sys.writeFileExclusive("\(tmp)/etc/passwd", Array("""
+            for dir in dirs.sorted() {
+                try tar.append(item(dir, .directory, dir == "root" ? 0o700 : dir == "tmp" ? 0o1777 : 0o755))
+            }
+            try tar.append(item("bin/busybox", .file, 0o755), content: bytes)
+            for applet in applets.sorted() {
+                var link = item(applet, .symlink, 0o777)
+                link.linkName = "/bin/busybox"
+                try tar.append(link)
+            }
+            try tar.append(item("etc/passwd", .file, 0o644), content: Array("""
                 root:x:0:0:root:/root:/bin/sh
                 nobody:x:65534:65534:nobody:/nonexistent:/bin/false
 
                 """.utf8))
-            try Sys.writeFileExclusive("\(tmp)/etc/group", Array("""
+            try tar.append(item("etc/group", .file, 0o644), content: Array("""
                 root:x:0:
                 tty:x:5:
                 nobody:x:65534:
 
                 """.utf8))
-            try Sys.check("rename", path: final) { rename(tmp, final) }
+            try tar.finish()
         } catch {
-            try? Sys.removeAll(tmp)
             throw GockerError(.system, "build the busybox image", cause: error)
         }
-        return id
+        let input = try FileSource(path: tarPath)
+        return try store.storeLayer(from: input, whiteouts: .skip, then: body)
     }
 }
 
@@ -560,6 +629,7 @@ extension ImageStore {
         public var Parent = ""
         public var Comment: String
         public var Created: String
+        public var Author = ""
         public var Config: InspectedConfig
         public var Architecture = "amd64"
         public var Os = "linux"
@@ -588,8 +658,9 @@ extension ImageStore {
 
     public func inspect(_ image: ImageRecord) throws(GockerError) -> Inspection {
         Inspection(
-            Id: "sha256:" + image.id, RepoTags: try tagsByImage()[image.id] ?? [], Comment: image.comment ?? "",
-            Created: image.created, Config: .init(config: image.config), Size: image.size ?? 0,
+            Id: "sha256:" + image.id, RepoTags: try tagsByImage()[image.id] ?? [],
+            Parent: image.parent.map { "sha256:" + $0 } ?? "", Comment: image.comment ?? "",
+            Created: image.created, Author: image.author ?? "", Config: .init(config: image.config), Size: image.size ?? 0,
             RootFS: .init(Layers: image.layers.map { "sha256:" + $0 }))
     }
 

@@ -3,50 +3,122 @@ import Glibc
 
 extension ImageStore {
     /// `gocker import`: a root filesystem tarball (plain, gzip or xz, as
-    /// `docker export` writes it) becomes a one-layer image. The layer is
-    /// extracted into `layers/.tmp-<random>` and renamed to its id, the
-    /// sha256 of the uncompressed stream, once complete; a layer already
-    /// there with that id is shared instead. On any failure nothing is left:
-    /// no layer, temporary directory, image or tag.
+    /// `docker export` writes it) becomes a one-layer image (see `storeLayer`).
+    /// On any failure nothing is left: no layer, temporary directory, image or tag.
     public func importArchive(from input: FileSource, tag: ImageReference?, config: ImageConfig = ImageConfig(),
                               comment: String? = nil) throws(GockerError) -> ImageRecord {
         let source = try input.decompressed()
-        try performing("import: create \(root)/layers") { () throws(SystemCallError) in
+        let shown = input.name == "standard input" ? "-" : input.name
+        return try storeLayer(from: source, whiteouts: .skip) { layerID throws(GockerError) in
+            try add(layers: [layerID], config: config, tag: tag, comment: comment,
+                    history: [ImageHistory(created: Timestamp.now(), created_by: "", comment: "Imported from \(shown)")])
+        }
+    }
+
+    /// A layer's archive, kept beside it: the gzip-compressed tar stream it
+    /// was made from, whose uncompressed sha256 is the layer's id. `save`
+    /// hands it on as it is.
+    public struct LayerArchive: Codable, Sendable, Equatable {
+        /// "sha256:<hex>" of the compressed file.
+        public var digest: String
+        public var size: Int64
+    }
+
+    public func archivePath(_ layer: String) -> String { "\(root)/archives/\(layer).tar.gz" }
+    func archiveInfoPath(_ layer: String) -> String { "\(root)/archives/\(layer).json" }
+
+    /// The archive of a layer, or nil for a layer made before layers kept one.
+    public func layerArchive(_ layer: String) throws(GockerError) -> LayerArchive? {
+        guard Sys.exists(archiveInfoPath(layer)), Sys.exists(archivePath(layer)) else { return nil }
+        return try JSON.decodeFile(LayerArchive.self, path: archiveInfoPath(layer))
+    }
+
+    /// Extracts an uncompressed tar stream into a new layer and keeps its
+    /// archive: into `layers/.tmp-<random>`, renamed to the layer's id (the
+    /// sha256 of the stream, docker's diff id) once complete; a layer
+    /// already there with that id is shared instead. `then` runs under the
+    /// store's lock with the layer's id (to record an image that uses it);
+    /// if it fails, a layer this call made goes again. On any failure
+    /// nothing is left behind.
+    ///
+    /// `keeping` names a gzip file, already checked against its digest,
+    /// that `source` is the content of (a layer blob `load` unpacked): it
+    /// becomes the layer's archive as it is, instead of a new compression.
+    public func storeLayer<T>(from source: any ByteSource, whiteouts: LayerWriter.Whiteouts,
+                              keeping given: (path: String, archive: LayerArchive)? = nil,
+                              then body: (String) throws(GockerError) -> T) throws(GockerError) -> T {
+        try performing("create \(root)/layers") { () throws(SystemCallError) in
             try Sys.mkdirAll(root + "/layers", mode: 0o700)
             try Sys.mkdirAll(root + "/images", mode: 0o700)
+            try Sys.mkdirAll(root + "/archives", mode: 0o700)
         }
-        let tmp = root + "/layers/.tmp-\(Sys.randomBytes(8).hex)"
-        try performing("import: create \(tmp)") { () throws(SystemCallError) in
+        let random = Sys.randomBytes(8).hex
+        let tmp = root + "/layers/.tmp-\(random)"
+        let archiveTmp = root + "/archives/.tmp-\(random)"
+        _ = try performing("create \(tmp)") { () throws(SystemCallError) in
             try Sys.check("mkdir", path: tmp) { mkdir(tmp, 0o700) }
         }
+        func cleanUp() {
+            try? Sys.removeAll(tmp)
+            try? Sys.removeAll(archiveTmp)
+        }
         let layerID: String
+        let archive: LayerArchive
         do throws(GockerError) {
-            let reader = TarReader(source)
-            let writer = try LayerWriter(directory: tmp)
+            var file: FileSink?
+            var gzip: GzipSink?
+            if let given {
+                try performing("keep \(given.path)") { () throws(SystemCallError) in
+                    try Sys.check("link", path: archiveTmp) { link(given.path, archiveTmp) }
+                }
+                var st = stat()
+                guard lstat(archiveTmp, &st) == 0, st.st_mode & S_IFMT == S_IFREG, st.st_size == given.archive.size else {
+                    throw GockerError(.invalidArgument, "\(given.path) is not the file that was checked")
+                }
+            } else {
+                file = try FileSink(creating: archiveTmp, hashing: true)
+                gzip = try GzipSink(file!)
+            }
+            let reader = TarReader(gzip.map { TeeSource(source, into: $0) } ?? source)
+            let writer = try LayerWriter(directory: tmp, whiteouts: whiteouts)
             while let entry = try reader.next() {
                 try writer.write(entry, from: reader)
             }
             try writer.finish()
             layerID = try reader.finish().hex
+            try gzip?.finish()
+            archive = given?.archive ?? LayerArchive(digest: "sha256:" + file!.digest().hex, size: file!.count)
         } catch {
-            try? Sys.removeAll(tmp)
+            cleanUp()
             throw error
         }
-        return try locked { () throws(GockerError) -> ImageRecord in
+        return try locked { () throws(GockerError) -> T in
             let final = layerPath(layerID)
             let isNew = !Sys.exists(final)
+            var archiveIsNew = false
             do throws(GockerError) {
-                try performing("import: store layer \(layerID)") { () throws(SystemCallError) in
+                try performing("store layer \(layerID)") { () throws(SystemCallError) in
                     if isNew {
                         try Sys.check("rename", path: final) { rename(tmp, final) }
                     } else {
                         try Sys.removeAll(tmp)
                     }
+                    if !Sys.exists(archivePath(layerID)) {
+                        archiveIsNew = true
+                        try Sys.writeFileAtomic(archiveInfoPath(layerID), JSON.encode(archive))
+                        try Sys.check("rename", path: archivePath(layerID)) { rename(archiveTmp, archivePath(layerID)) }
+                    } else {
+                        try Sys.removeAll(archiveTmp)
+                    }
                 }
-                return try add(layers: [layerID], config: config, tag: tag, comment: comment)
+                return try body(layerID)
             } catch {
-                try? Sys.removeAll(tmp)
+                cleanUp()
                 if isNew { try? Sys.removeAll(final) }
+                if archiveIsNew {
+                    try? Sys.removeAll(archivePath(layerID))
+                    try? Sys.removeAll(archiveInfoPath(layerID))
+                }
                 throw error
             }
         }
@@ -93,12 +165,12 @@ extension ImageConfig {
     /// Applies one `gocker import --change` instruction, in Dockerfile
     /// syntax: CMD, ENTRYPOINT (JSON array or shell form), ENV (KEY=VALUE...
     /// or KEY VALUE), WORKDIR, USER.
-    public mutating func apply(change: String) throws(GockerError) {
+    public mutating func apply(change: String, command: String = "import") throws(GockerError) {
         let text = change.drop { $0 == " " || $0 == "\t" }
         let instruction = String(text.prefix { $0 != " " && $0 != "\t" })
         let rest = String(text.dropFirst(instruction.count).drop { $0 == " " || $0 == "\t" })
         func bad(_ why: String) -> GockerError {
-            GockerError(.invalidArgument, "import: change \"\(change)\": \(why)")
+            GockerError(.invalidArgument, "\(command): change \"\(change)\": \(why)")
         }
         switch instruction.uppercased() {
         case "CMD": Cmd = try Self.command(rest, bad)

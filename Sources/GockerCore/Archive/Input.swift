@@ -61,6 +61,13 @@ public final class FileSource: ByteSource {
         }
     }
 
+    /// Reads an open descriptor, which it then owns.
+    public init(descriptor: Int32, name: String) {
+        fd = descriptor
+        self.name = name
+        owned = true
+    }
+
     deinit { if owned { Sys.close(fd) } }
 
     /// The size of a regular file, or nil (a pipe, a terminal).

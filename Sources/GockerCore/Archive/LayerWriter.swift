@@ -1,3 +1,4 @@
+import CGockerCore
 import Glibc
 
 /// Writes tar entries into a layer directory, never outside it.
@@ -26,18 +27,28 @@ import Glibc
 ///   once everything inside them is written. Extended attributes
 ///   (SCHILY.xattr, e.g. file capabilities) are read but not yet written:
 ///   Glibc's Swift module does not offer <sys/xattr.h>.
-/// - whiteouts (".wh.*") are skipped: an imported root filesystem is one
-///   flat layer with nothing beneath it to hide.
+/// - whiteouts (".wh.*"): skipped for an imported root filesystem (one
+///   flat layer with nothing beneath it to hide); for a layer of a stack
+///   (`load`, `commit`) turned into overlayfs's own form: ".wh.NAME" becomes
+///   a character device 0/0 named NAME, and ".wh..wh..opq" marks its
+///   directory opaque (the xattr trusted.overlay.opaque = "y").
 public final class LayerWriter {
+    /// What becomes of whiteout entries.
+    public enum Whiteouts: Sendable {
+        case skip, overlay
+    }
+
     private let rootFD: Int32
     private let isRoot: Bool
+    private let whiteouts: Whiteouts
     /// Directories' final metadata, by path, applied by `finish()`.
     private var directories: [String: TarEntry] = [:]
     /// Bytes of regular-file content written (hard links not counted twice).
     public private(set) var size: Int64 = 0
 
     /// Writes into `directory`, which must exist (and should be empty).
-    public init(directory: String, asRoot: Bool = geteuid() == 0) throws(GockerError) {
+    public init(directory: String, asRoot: Bool = geteuid() == 0, whiteouts: Whiteouts = .skip) throws(GockerError) {
+        self.whiteouts = whiteouts
         rootFD = try performing("import: open \(directory)") { () throws(SystemCallError) in
             try Sys.open(directory, O_RDONLY | O_DIRECTORY | O_NOFOLLOW)
         }
@@ -89,7 +100,10 @@ public final class LayerWriter {
             directories[""] = entry
             return
         }
-        if last.hasPrefix(".wh.") { return }
+        if last.hasPrefix(".wh.") {
+            if whiteouts == .overlay { try whiteout(entry, path: path) }
+            return
+        }
         if entry.kind == .hardLink {
             // The target is another member's name, never a host path.
             guard !entry.linkName.hasPrefix("/"),
@@ -140,6 +154,35 @@ public final class LayerWriter {
                 var times = Self.times(entry)
                 try Sys.check("futimens", path: entry.name) { futimens(fd, &times) }
             }
+        }
+    }
+
+    /// The overlay form of a whiteout entry.
+    private func whiteout(_ entry: TarEntry, path: [String]) throws(GockerError) {
+        let last = path.last!
+        let parent = try openDirectory(Array(path.dropLast()), entry: entry.name, create: true)
+        defer { Sys.close(parent) }
+        if last == ".wh..wh..opq" {
+            _ = try system(entry.name, "mark the directory opaque") { () throws(SystemCallError) in
+                try Sys.check("setxattr", path: entry.name) { gk_fsetxattr(parent, "trusted.overlay.opaque", "y", 1, 0) }
+            }
+            return
+        }
+        // Other ".wh..wh." names are aufs's own bookkeeping (".wh..wh..plnk"), not whiteouts.
+        if last.hasPrefix(".wh..wh.") { return }
+        let hidden = String(last.dropFirst(4))
+        if hidden.isEmpty || hidden == "." || hidden == ".." || hidden.hasPrefix(".wh.") {
+            throw Self.refusal(entry.name, "invalid whiteout")
+        }
+        var st = stat()
+        if fstatat(parent, hidden, &st, AT_SYMLINK_NOFOLLOW) == 0 {
+            try system(entry.name, "replace") { () throws(SystemCallError) in
+                try Self.removeTree(parent, hidden, isDirectory: st.st_mode & S_IFMT == S_IFDIR)
+            }
+            directories[(Array(path.dropLast()) + [hidden]).joined(separator: "/")] = nil
+        }
+        _ = try system(entry.name, "create whiteout") { () throws(SystemCallError) in
+            try Sys.check("mknod", path: entry.name) { mknodat(parent, hidden, S_IFCHR, Self.makedev(0, 0)) }
         }
     }
 

@@ -1,0 +1,135 @@
+import Foundation
+import Testing
+
+/// A containerd of the test's own: its root, state, socket, ctr's fifos and
+/// runc's state all in the sandbox, stopped (and its leftovers removed) on
+/// deinit, so also when a test fails.
+final class PrivateContainerd {
+    let dir: String
+    let socket: String
+    let process: Process
+    /// containerd 1.6 keeps its shims' sockets in /run/containerd/s whatever
+    /// its state directory: removed after, when the test made it.
+    let madeRunDirectory = !FileManager.default.fileExists(atPath: "/run/containerd")
+
+    static var installed: Bool { FileManager.default.isExecutableFile(atPath: "/usr/bin/containerd") }
+
+    init(in box: Sandbox) throws {
+        dir = box.dir + "/containerd"
+        socket = dir + "/containerd.sock"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        // No CRI (it would want CNI and the host's paths), no debug or metrics listeners.
+        let config = """
+            version = 2
+            root = "\(dir)/root"
+            state = "\(dir)/state"
+            disabled_plugins = ["io.containerd.grpc.v1.cri"]
+            [grpc]
+              address = "\(socket)"
+            [ttrpc]
+              address = ""
+            [debug]
+              address = ""
+            [metrics]
+              address = ""
+            """
+        try config.write(toFile: dir + "/config.toml", atomically: true, encoding: .utf8)
+        process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/containerd")
+        process.arguments = ["--config", dir + "/config.toml", "--log-level", "warn"]
+        FileManager.default.createFile(atPath: dir + "/log", contents: nil)
+        process.standardOutput = FileHandle(forWritingAtPath: dir + "/log")
+        process.standardError = FileHandle(forWritingAtPath: dir + "/log")
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        // Ready once it answers.
+        for _ in 0..<200 {
+            if FileManager.default.fileExists(atPath: socket), (try? ctr(["version"]).status) == 0 { return }
+            usleep(50_000)
+        }
+        throw POSIXError(.ETIMEDOUT)
+    }
+
+    deinit {
+        // Whatever a failing test left running goes first, then containerd.
+        for id in (try? ctr(["tasks", "ls", "-q"]).output.split(separator: "\n").map(String.init)) ?? [] {
+            _ = try? ctr(["tasks", "kill", "-s", "KILL", id])
+            _ = try? ctr(["tasks", "delete", "-f", id])
+            _ = try? ctr(["containers", "delete", id])
+        }
+        if process.isRunning {
+            process.terminate()
+            for _ in 0..<100 where process.isRunning { usleep(50_000) }
+            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        }
+        process.waitUntilExit()
+        // The snapshots are overlay mounts while containers live; none should be left.
+        _ = try? shell("grep -o ' \(dir)[^ ]*' /proc/self/mountinfo | sort -r | xargs -r -n1 umount -l")
+        if madeRunDirectory {
+            rmdir("/run/containerd/s")
+            rmdir("/run/containerd")
+        }
+    }
+
+    /// Runs ctr against this containerd.
+    @discardableResult
+    func ctr(_ args: [String]) throws -> (status: Int32, output: String) {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/ctr")
+        p.arguments = ["--address", socket] + args
+        let out = dir + "/ctr-\(UUID().uuidString)"
+        FileManager.default.createFile(atPath: out, contents: nil)
+        p.standardOutput = FileHandle(forWritingAtPath: out)
+        p.standardError = FileHandle(forWritingAtPath: out)
+        p.standardInput = FileHandle.nullDevice
+        try p.run()
+        p.waitUntilExit()
+        let text = (try? String(contentsOfFile: out, encoding: .utf8)) ?? ""
+        try? FileManager.default.removeItem(atPath: out)
+        return (p.terminationStatus, text)
+    }
+}
+
+/// The archive `gocker save` writes is an image containerd imports and runs.
+@Suite(.enabled(if: canRunContainers && (PrivateContainerd.installed || ProcessInfo.processInfo.environment["CI"] == "true"),
+                "needs root and Debian's containerd (./build.sh deps installs it)"))
+struct ContainerdTests {
+    @Test func aSavedImageImportsIntoContainerdAndRunsThere() throws {
+        let box = try Sandbox()
+        try box.makeChangedContainer("c1")
+        let commit = try box.gocker(["commit", "-c", #"CMD ["cat", "/added"]"#, "c1", "web:v2"])
+        #expect(commit.status == 0, "\(commit.stderr)")
+        let archive = box.dir + "/web.tar"
+        #expect(try box.gocker(["save", "-o", archive, "web:v2"]).status == 0)
+        #expect(try box.gocker(["rm", "c1"]).status == 0)
+
+        let containerd = try PrivateContainerd(in: box)
+        let imported = try containerd.ctr(["images", "import", archive])
+        #expect(imported.status == 0, "\(imported.output)")
+        let images = try containerd.ctr(["images", "ls", "-q"])
+        #expect(images.output.split(separator: "\n").contains("docker.io/library/web:v2"), "\(images.output)")
+
+        // Run by containerd's shim, first with runc (Debian's, which containerd
+        // depends on), then with gocker's own OCI runtime in its place.
+        let script = "cat /added; ls /bin/ls 2>/dev/null || echo no-ls; ls /usr/sbin; tail -1 /etc/passwd"
+        for (id, runtime) in [("web-runc", [String]()), ("web-gocker", ["--runc-binary", try gockerOCI(box)])] {
+            let run = try containerd.ctr(["run", "--rm", "--fifo-dir", containerd.dir + "/fifo",
+                                          "--runc-root", containerd.dir + "/runc", "--cgroup", "\(box.cgroupParent)/\(id)"]
+                                         + runtime + ["docker.io/library/web:v2", id, "sh", "-c", script])
+            #expect(run.status == 0 && run.output == "added\nno-ls\nonly\nchanged\n", "\(id): \(run.output)")
+        }
+        let cmd = try containerd.ctr(["run", "--rm", "--fifo-dir", containerd.dir + "/fifo", "--runc-root", containerd.dir + "/runc",
+                                      "--cgroup", "\(box.cgroupParent)/web-cmd", "docker.io/library/web:v2", "web-cmd"])
+        #expect(cmd.status == 0 && cmd.output == "added\n", "the image's CMD: \(cmd.output)")
+        box.expectNothingLeft()
+    }
+
+    /// A `gocker-oci` link to the gocker under test, as containerd is given it.
+    func gockerOCI(_ box: Sandbox) throws -> String {
+        let link = box.dir + "/gocker-oci"
+        if !FileManager.default.fileExists(atPath: link) {
+            try FileManager.default.createSymbolicLink(atPath: link, withDestinationPath: Sandbox.binary)
+        }
+        return link
+    }
+}
