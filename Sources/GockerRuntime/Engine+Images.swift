@@ -11,7 +11,7 @@ extension Engine {
     public func containerUsage() -> ImageStore.ContainerUsage {
         var usage = ImageStore.ContainerUsage()
         let layersDir = images.layerPath("")
-        for id in (try? Sys.listDirectory(dataRoot + "/containers")) ?? [] {
+        for id in containerIDs() {
             if let record = try? load(id) {
                 let running = (try? runtime.state(id: id)).map { $0.status != .stopped } ?? false
                 usage.containers.append(.init(id: record.id, imageID: record.imageID, running: running))

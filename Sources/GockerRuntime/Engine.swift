@@ -198,9 +198,7 @@ public struct Engine: Sendable {
     /// other's fields.
     @discardableResult
     func updateRecord(_ id: String, _ change: (inout ContainerRecord) throws(GockerError) -> Void) throws(GockerError) -> ContainerRecord {
-        let fd = try performing("lock container \(id)") { () throws(SystemCallError) in
-            try Sys.lock(containerDir(id) + "/record.lock")
-        }
+        let fd = try lockRecord(id)
         defer { Sys.close(fd) }
         var record = try load(id)
         try change(&record)
@@ -235,11 +233,12 @@ public struct Engine: Sendable {
 
     /// Finds a container by full id, unique id prefix or name.
     public func lookup(_ ref: String) throws(GockerError) -> ContainerRecord {
-        if Sys.exists(containerDir(ref) + "/container.json") { return try load(ref) }
+        let direct = !ref.isEmpty && !ref.hasPrefix(".") && !ref.contains("/")
+        if direct && Sys.exists(containerDir(ref) + "/container.json") { return try load(ref) }
         if (try? Identifier.validateName(ref)) != nil, let id = try? Sys.readText(namePath(ref)) {
             return try load(id)
         }
-        let ids = ((try? Sys.listDirectory(dataRoot + "/containers")) ?? []).filter { $0.hasPrefix(ref) }
+        let ids = containerIDs().filter { $0.hasPrefix(ref) }
         if ids.count == 1 && !ref.isEmpty { return try load(ids[0]) }
         if ids.count > 1 {
             throw GockerError(.invalidArgument,
@@ -254,8 +253,12 @@ public struct Engine: Sendable {
 
     /// Every container record, oldest first.
     public func records() -> [ContainerRecord] {
-        ((try? Sys.listDirectory(dataRoot + "/containers")) ?? []).compactMap { try? load($0) }
-            .sorted { $0.created < $1.created }
+        containerIDs().compactMap { try? load($0) }.sorted { $0.created < $1.created }
+    }
+
+    /// The containers' directories' names (not those being removed).
+    func containerIDs() -> [String] {
+        ((try? Sys.listDirectory(dataRoot + "/containers")) ?? []).filter { !$0.hasPrefix(".") }
     }
 
     /// Cleans up after gocker processes that died (SIGKILLed) while their
@@ -279,6 +282,10 @@ public struct Engine: Sendable {
                     r.finished = r.finished ?? Timestamp.now()
                 }
             }
+        }
+        // What a removal that died half-way left.
+        for name in (try? Sys.listDirectory(dataRoot + "/containers")) ?? [] where name.hasPrefix(".removing-") {
+            try? Sys.removeAll("\(dataRoot)/containers/\(name)")
         }
     }
 
@@ -320,11 +327,42 @@ public struct Engine: Sendable {
     /// already be gone. The anonymous volumes among `anonymousVolumes` go
     /// too, unless another container uses them.
     func remove(id: String, name: String, anonymousVolumes: [MountPoint]? = nil) throws(GockerError) {
+        // Under the record's lock the directory leaves its place in one
+        // rename; a gocker that waited for the lock then finds no record,
+        // and only the one that renamed it removes what is inside.
+        let tomb = "\(dataRoot)/containers/.removing-\(id)"
+        do {
+            let fd = try lockRecord(id)
+            defer { Sys.close(fd) }
+            try performing("remove container \(id)") { () throws(SystemCallError) in
+                try Sys.check("rename", path: containerDir(id)) { rename(containerDir(id), tomb) }
+            }
+        } catch where error.code == .notFound {
+            return
+        }
         try performing("remove container \(id)") { () throws(SystemCallError) in
-            try Sys.removeAll(containerDir(id))
+            try Sys.removeAll(tomb)
             if (try? Sys.readText(namePath(name))) == id { try Sys.removeAll(namePath(name)) }
         }
         removeAnonymousVolumes(anonymousVolumes)
+    }
+
+    /// An flock on the container's directory itself (no lock file, which a
+    /// removal racing with it could not remove); closing the descriptor
+    /// releases it.
+    func lockRecord(_ id: String) throws(GockerError) -> Int32 {
+        let dir = containerDir(id)
+        let fd = Glibc.open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if fd < 0 {
+            if errno == ENOENT { throw GockerError(.notFound, "No such container: \(id)") }
+            throw GockerError(.system, "lock container \(id)", cause: SystemCallError("open", path: dir, errno: errno))
+        }
+        if flock(fd, LOCK_EX) < 0 {
+            let e = errno
+            Sys.close(fd)
+            throw GockerError(.system, "lock container \(id)", cause: SystemCallError("flock", path: dir, errno: e))
+        }
+        return fd
     }
 
     /// The docker rule for hostnames: RFC 1123 labels, at most 63 characters each.

@@ -520,7 +520,7 @@ public struct Runtime: Sendable {
             status = Self.waitAttached(pid: state.pid, terminal: terminal, io: io, log: log)
         }
         gk_mark(GK_MARK_EXITED)
-        let oom = state.cgroups.map { (driver(for: $0).stats($0)["memory.oom_kill"] ?? 0) > 0 } ?? false
+        let oom = state.cgroups.map { (driver(for: $0).stats($0, only: "memory")["memory.oom_kill"] ?? 0) > 0 } ?? false
         try? delete(id: id, force: true)
         if status < 0 {
             throw GockerError(.system, "wait for container \(id)", cause: SystemCallError("waitpid", errno: -status))
