@@ -51,7 +51,7 @@ int gk_dev_program(const struct gk_dev_rule *rules, size_t n, void *out, size_t 
         unsigned acc = r->access & (GK_DEV_MKNOD | GK_DEV_READ | GK_DEV_WRITE);
         if (r->type != 'a' && r->type != 'c' && r->type != 'b')
             return -EINVAL;
-        if (acc == 0 || r->major > UINT32_MAX || r->minor > UINT32_MAX)
+        if (acc == 0 || r->major > 0xfff || r->minor > 0xfffff)
             return -EINVAL;
         size_t start = len;
         if (r->type != 'a')

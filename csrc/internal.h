@@ -74,8 +74,9 @@ int gk_mount_fs_at(int root, int target, const char *source, const char *fstype,
                    const char *data);
 /* docker's volume seeding: when the mount tree `tree` holds nothing, copies
  * what the directory `target` holds into it, with owners, modes and times,
- * never following a symlink; `what` names the entry that failed. */
-int gk_copy_up(int target, int tree, char *what, size_t size);
+ * never following a symlink, only from the filesystem of `root` (the
+ * image's); `what` names the entry that failed. */
+int gk_copy_up(int root, int target, int tree, char *what, size_t size);
 
 /* Opens a pty pair from the container's /dev/ptmx; 0 or -errno. */
 int gk_open_pty(int *master, int *slave);

@@ -301,9 +301,10 @@ struct linux_dirent64 {
 };
 
 /* Copies the entries of directory `from` into directory `to` (both opened
- * O_RDONLY), never following a symlink on either side. `what` receives the
- * name that failed. */
-static int copy_tree(int from, int to, int depth, char *what, size_t size)
+ * O_RDONLY), never following a symlink on either side and never entering a
+ * directory off the filesystem `dev` (the image's: what is mounted over a
+ * part of it is not the image's content). `what` receives the name that failed. */
+static int copy_tree(int from, int to, dev_t dev, int depth, char *what, size_t size)
 {
     static char link[PATH_MAX]; /* the child is single-threaded */
     if (depth > GK_COPY_DEPTH) {
@@ -329,6 +330,10 @@ static int copy_tree(int from, int to, int depth, char *what, size_t size)
             struct stat st;
             if (fstatat(from, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
                 return -errno;
+            /* A directory mounted over part of the image (overlayfs gives
+             * other files the device of the layer they come from). */
+            if (S_ISDIR(st.st_mode) && st.st_dev != dev)
+                continue;
             int r = 0;
             if (S_ISDIR(st.st_mode)) {
                 if (mkdirat(to, name, 0700) < 0)
@@ -342,7 +347,7 @@ static int copy_tree(int from, int to, int depth, char *what, size_t size)
                     close(a);
                     return r;
                 }
-                r = copy_tree(a, b, depth + 1, what, size);
+                r = copy_tree(a, b, dev, depth + 1, what, size);
                 if (r == 0)
                     r = copy_meta(-1, NULL, b, &st);
                 close(a);
@@ -401,9 +406,19 @@ static int is_empty(int fd)
     }
 }
 
-int gk_copy_up(int target, int tree, char *what, size_t size)
+int gk_copy_up(int root, int target, int tree, char *what, size_t size)
 {
     int r;
+    /* Only the image's own content: a target that leads onto another
+     * filesystem (a symlink in the image to /proc, /sys or /dev, or a
+     * mount made before this one) seeds nothing. */
+    struct stat rst, tst;
+    if (fstat(root, &rst) < 0 || fstat(target, &tst) < 0) {
+        gk_strlcat(what, 0, size, "stat mount point");
+        return -errno;
+    }
+    if (rst.st_dev != tst.st_dev)
+        return 0;
     int to = openat(tree, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (to < 0) {
         gk_strlcat(what, 0, size, "open volume");
@@ -425,7 +440,7 @@ int gk_copy_up(int target, int tree, char *what, size_t size)
     struct stat st;
     r = fstat(from, &st) < 0 ? -errno : 0;
     if (r == 0)
-        r = copy_tree(from, to, 0, what, size);
+        r = copy_tree(from, to, rst.st_dev, 0, what, size);
     /* The volume's root takes the owner and mode of the image's directory. */
     if (r == 0 && (r = copy_meta(-1, NULL, to, &st)) < 0)
         gk_strlcat(what, 0, size, "volume root");

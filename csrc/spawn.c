@@ -327,11 +327,18 @@ static void __attribute__((noreturn)) child_main(const struct gk_spawn *s, int s
     if (s->hostname && sethostname(s->hostname, strlen(s->hostname)) < 0)
         child_fail(sync, GK_STAGE_HOSTNAME, errno, "sethostname", s->hostname, GK_EXIT_SETUP);
 
-    /* Private first, whatever the config asks: a mount made below here must
-     * never propagate to the host, and pivot_root refuses a shared parent.
-     * The propagation the config asks for is applied to the new root after
-     * pivot_root. */
-    if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+    /* Private first (slave when a mount or the root asks for slave or
+     * shared propagation: it must go on receiving from the host), whatever
+     * the config asks: a mount made below here must never propagate to the
+     * host, and pivot_root refuses a shared parent. The propagation the
+     * config asks for is applied to the new root after pivot_root. */
+    unsigned long first = MS_REC | MS_PRIVATE;
+    for (size_t i = 0; i <= s->nmounts; i++) {
+        unsigned long p = i < s->nmounts ? s->mounts[i].propagation : s->root_propagation;
+        if (p & (MS_SLAVE | MS_SHARED))
+            first = MS_REC | MS_SLAVE;
+    }
+    if (mount(NULL, "/", NULL, first, NULL) < 0)
         child_fail(sync, GK_STAGE_PROPAGATION, errno, "make / private", NULL, GK_EXIT_SETUP);
 
     if (s->overlay_data) {
@@ -392,7 +399,7 @@ static void __attribute__((noreturn)) child_main(const struct gk_spawn *s, int s
             child_fail(sync, GK_STAGE_MOUNT, -r, "create mount point", mt->target, GK_EXIT_SETUP);
         if (mt->kind == GK_MOUNT_BIND) {
             what[0] = '\0';
-            if (mt->copy_up && (r = gk_copy_up(target, bind_fd[i], what, sizeof what)) < 0)
+            if (mt->copy_up && (r = gk_copy_up(root, target, bind_fd[i], what, sizeof what)) < 0)
                 child_fail(sync, GK_STAGE_MOUNT, -r, "copy image content into the volume at", mt->target,
                            GK_EXIT_SETUP);
             if ((r = gk_set_mount_flags(bind_fd[i], mt->rec_flags, mt->recursive)) < 0 ||

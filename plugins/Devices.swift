@@ -22,6 +22,9 @@ public struct DevicesController: ResourceController {
             throw GockerError(.invalidConfig, "invalid device access \"\(access)\"")
         }
         if type == "a" { return "a *:* \(access)" }
+        // The kernel's device numbers: 12-bit majors, 20-bit minors.
+        if let m = d.major, m > 0xfff { throw GockerError(.invalidConfig, "invalid device major number \(m)") }
+        if let m = d.minor, m > 0xfffff { throw GockerError(.invalidConfig, "invalid device minor number \(m)") }
         let major = d.major.map { $0 < 0 ? "*" : "\($0)" } ?? "*"
         let minor = d.minor.map { $0 < 0 ? "*" : "\($0)" } ?? "*"
         return "\(type) \(major):\(minor) \(access)"

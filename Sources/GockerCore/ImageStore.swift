@@ -208,6 +208,11 @@ public struct ImageStore: Sendable {
     public func add(layers: [String], config: ImageConfig, tag: ImageReference?, comment: String? = nil,
                     created: String? = nil, author: String? = nil, parent: String? = nil,
                     history: [ImageHistory]? = nil) throws(GockerError) -> ImageRecord {
+        // Under the store's lock, as `rmi`'s removal of unused layers: a
+        // layer stored earlier by this command may have gone meanwhile.
+        for layer in layers where !Sys.isDirectory(layerPath(layer)) {
+            throw GockerError(.notFound, "layer \(layer.prefix(12)) was removed while the image was made (an rmi at the same time?): try again")
+        }
         let id = Self.imageID(layers: layers, config: config)
         if Sys.exists(imagePath(id)) {
             let existing = try image(id: id)

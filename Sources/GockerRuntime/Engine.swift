@@ -49,6 +49,19 @@ public struct Engine: Sendable {
         self.dataRoot = dataRoot
         self.runtime = Runtime(stateRoot: stateRoot)
         self.images = ImageStore(dataRoot: dataRoot)
+        Self.restrict(dataRoot)
+    }
+
+    /// The data root is root's alone (0700): image layers, containers'
+    /// upper layers and volumes may hold setuid files that no other user
+    /// of the host may reach and run. Made so when it is not.
+    static func restrict(_ dataRoot: String) {
+        var st = stat()
+        if lstat(dataRoot, &st) < 0 {
+            _ = try? Sys.mkdirAll(dataRoot, mode: 0o700)
+        } else if st.st_mode & S_IFMT == S_IFDIR && st.st_mode & 0o077 != 0 {
+            _ = chmod(dataRoot, 0o700)
+        }
     }
 
     public static var defaultDataRoot: String { Sys.env("GOCKER_DATA_ROOT") ?? "/var/lib/gocker" }

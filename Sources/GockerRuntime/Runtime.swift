@@ -193,16 +193,26 @@ public struct Runtime: Sendable {
         defer { if cgroupFD >= 0 { Sys.close(cgroupFD) } }
         let hook = GoHook(beforeGo)
         let arena = CArena()
-        var joinFDs: [Int32] = []
-        defer { for fd in joinFDs { Sys.close(fd) } }
+        var heldFDs: [Int32] = []
+        defer { for fd in heldFDs { Sys.close(fd) } }
         var joins: [gk_ns_join] = []
         for j in plan.joins {
             do {
                 let fd = try Sys.open(j.path, O_RDONLY)
-                joinFDs.append(fd)
+                heldFDs.append(fd)
                 joins.append(gk_ns_join(fd: fd, nstype: j.type))
             } catch {
                 throw GockerError(.invalidConfig, "open namespace", cause: error)
+            }
+        }
+        // A volume the child may seed is locked until the child is READY:
+        // two containers starting with one new volume seed it once, and
+        // neither sees it half-filled.
+        for m in plan.mounts where m.options.copyUp {
+            let fd = Glibc.open(m.source, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+            if fd >= 0 {
+                heldFDs.append(fd)
+                _ = flock(fd, LOCK_EX)
             }
         }
         let mounts: [gk_mount] = plan.mounts.map { m in

@@ -87,6 +87,13 @@ struct ControllerSettingsTests {
         ])
         #expect(try d.devicePolicy(for: Spec.Resources(), version: .v2) == nil)
         #expect(throws: GockerError.self) { try d.devicePolicy(for: Spec.Resources(devices: [.init(allow: true, access: "q")]), version: .v2) }
+        // Past the kernel's 12-bit majors and 20-bit minors, on v1 and v2.
+        for version in [CgroupVersion.v1, .v2] {
+            #expect(throws: GockerError.self) { try d.settings(for: Spec.Resources(devices: [.init(allow: false, type: "c", major: 0x1000, access: "r")]), version: version) }
+            #expect(throws: GockerError.self) { try d.devicePolicy(for: Spec.Resources(devices: [.init(allow: false, type: "c", major: 1, minor: 0x100000, access: "r")]), version: .v2) }
+        }
+        #expect(try d.settings(for: Spec.Resources(devices: [.init(allow: false, type: "c", major: 0xfff, minor: 0xfffff, access: "r")]), version: .v1)
+                == [CgroupSetting("devices.deny", "c 4095:1048575 r")])
         #expect(throws: GockerError.self) { try d.settings(for: Spec.Resources(devices: [.init(allow: true, type: "x")]), version: .v1) }
         #expect(throws: GockerError.self) { try d.settings(for: Spec.Resources(devices: [.init(allow: true, access: "q")]), version: .v1) }
     }

@@ -94,10 +94,17 @@ struct DevicePolicyTests {
 
     @Test func aRuleTheKernelCannotTakeIsAnError() throws {
         let mount = try #require(Self.cgroup2Mount)
-        #expect(throws: GockerError.self) {
+        // A real group, so that only the rule can be what is refused: a
+        // major past the kernel's 12 bits (it would not fit the program's
+        // 32-bit immediate either).
+        let name = "gocker-test-bigmajor-\(getpid())"
+        #expect(mkdir("\(mount)/\(name)", 0o755) == 0)
+        defer { rmdir("\(mount)/\(name)") }
+        let error = #expect(throws: GockerError.self) {
             try CgroupfsV2Backend(root: mount).attachDevicePolicy(
-                [DeviceRule(allow: true, type: "c", major: 1 << 40, minor: nil, access: "r")], controller: "", path: "no-such-group")
+                [DeviceRule(allow: false, type: "c", major: 0x1000, minor: nil, access: "r")], controller: "", path: name)
         }
+        #expect(error?.description.contains("bpf") == true, "\(String(describing: error))")
         // A directory that is not a cgroup: refused, never ignored.
         let dir = NSTemporaryDirectory() + "gocker-notcg-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)

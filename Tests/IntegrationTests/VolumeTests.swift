@@ -268,4 +268,61 @@ struct VolumeTests {
         #expect(try box.gocker(["volume", "rm", "-f", "nosuch"]).status == 0)
         box.expectNothingLeft()
     }
+
+    @Test func seedingCopiesOnlyTheImagesOwnFiles() throws {
+        let box = try Sandbox()
+        defer {
+            _ = try? box.gocker(["volume", "prune", "-a", "-f"])
+            box.expectNothingLeft()
+        }
+        // A symlink in the image to /sys/firmware, and a target that is /proc/sys itself.
+        let image = try importImage(box, name: "links:1", extra: "ln -s /sys/firmware data")
+        let r = try box.gocker(["run", "--rm", "-v", "fw:/data", "-v", "ps:/proc/sys", image, "true"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(box.list(box.dataRoot + "/volumes/fw/_data") == [], "nothing of sysfs in the volume")
+        #expect(box.list(box.dataRoot + "/volumes/ps/_data") == [], "nothing of procfs in the volume")
+    }
+
+    @Test func theDataRootIsRootsAloneAndOneNewVolumeIsSeededOnce() throws {
+        let box = try Sandbox()
+        defer {
+            _ = try? box.gocker(["volume", "prune", "-a", "-f"])
+            box.expectNothingLeft()
+        }
+        // Setuid files in layers and volumes are out of other users' reach.
+        try FileManager.default.createDirectory(atPath: box.dataRoot, withIntermediateDirectories: true,
+                                                attributes: [.posixPermissions: 0o755])
+        #expect(try box.gocker(["volume", "ls"]).status == 0)
+        let mode = try FileManager.default.attributesOfItem(atPath: box.dataRoot)[.posixPermissions] as? NSNumber
+        #expect(mode?.intValue == 0o700)
+        // Two containers start at once with the same new volume over /bin:
+        // both run, and the volume holds the image's /bin once, whole.
+        let starts = try (0..<2).map { _ in try box.start(["run", "--rm", "-v", "shared-bin:/bin", "busybox", "true"]) }
+        for (p, out) in starts {
+            box.finish(p)
+            #expect(p.terminationStatus == 0, "\(box.contents(out + ".err"))")
+        }
+        let seeded = box.list(box.dataRoot + "/volumes/shared-bin/_data")
+        #expect(seeded.contains("busybox") && seeded.contains("sh") && seeded.contains("true"), "\(seeded)")
+    }
+
+    @Test func rslaveKeepsReceivingTheHostsMounts() throws {
+        let box = try Sandbox()
+        let src = box.dir + "/shared-src"
+        try FileManager.default.createDirectory(atPath: src + "/sub", withIntermediateDirectories: true)
+        #expect(try sh("mount --bind '\(src)' '\(src)' && mount --make-shared '\(src)'") == 0)
+        defer {
+            _ = try? box.gocker(["rm", "-f", "prop"])
+            _ = try? sh("umount '\(src)/sub' 2>/dev/null; umount '\(src)'")
+            box.expectNothingLeft()
+        }
+        let run = try box.gocker(["run", "-d", "--name", "prop", "-v", "\(src):/data:rslave", "busybox", "sleep", "60"])
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(try sh("mount -t tmpfs gocker-test '\(src)/sub'") == 0)
+        let seen = try box.gocker(["exec", "prop", "sh", "-c", "grep -c ' /data/sub ' /proc/self/mountinfo"])
+        #expect(seen.stdout == "1\n", "the host's new mount shows inside: \(seen.stdout)\(seen.stderr)")
+        // ...and nothing the container mounts reaches the host.
+        _ = try box.gocker(["exec", "--privileged", "prop", "sh", "-c", "mkdir -p /data/sub/in && mount -t tmpfs t /data/sub/in"])
+        #expect(!box.contents("/proc/self/mountinfo").contains("\(src)/sub/in"))
+    }
 }
