@@ -14,6 +14,27 @@ public struct CgroupDriver: Sendable {
         self.registry = registry
     }
 
+    nonisolated(unsafe) static var prewarmed = false
+
+    /// Starts gk_cgroup_prewarm on this process's own group (once per
+    /// process): the kernel's wait before the first move into a group then
+    /// overlaps the rest of the container's start.
+    public static func prewarm() {
+        guard !prewarmed else { return }
+        prewarmed = true
+        for line in ((try? Sys.readText("/proc/self/cgroup")) ?? "").split(separator: "\n") {
+            let f = line.split(separator: ":", maxSplits: 2, omittingEmptySubsequences: false)
+            guard f.count == 3, !f[1].hasPrefix("name=") else { continue }
+            let hierarchy = f[1].isEmpty ? "/sys/fs/cgroup" : "/sys/fs/cgroup/\(f[1])"
+            let procs = "\(hierarchy)\(f[2] == "/" ? "" : f[2])/cgroup.procs"
+            // v1 controllers first; the unified line only where it has a file.
+            if Sys.exists(procs) {
+                _ = gk_cgroup_prewarm(procs)
+                return
+            }
+        }
+    }
+
     /// statfs of the cgroup root: the cgroup2 magic means v2, anything else
     /// (hybrid included) v1.
     public static func detectVersion(root: String = "/sys/fs/cgroup") -> CgroupVersion {

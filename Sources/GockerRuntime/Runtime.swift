@@ -95,6 +95,7 @@ public struct Runtime: Sendable {
     /// comes back to the caller, who relays it.
     func create(id: String, bundle: String, pidFile: String?, allowTerminal: Bool,
                 stdio: [Int32] = [-1, -1, -1]) throws(GockerError) -> (RuntimeState, terminal: Int32?) {
+        CgroupDriver.prewarm()
         try Identifier.validateContainerID(id)
         let bundle = try Self.realPath(bundle, what: "bundle")
         let spec = try JSON.decodeFile(Spec.self, path: bundle + "/config.json")

@@ -338,6 +338,16 @@ unsigned long long gk_process_start_time(pid_t pid);
  * (0x63677270) from v1. Swift's Glibc module has no statfs. */
 long gk_fs_type(const char *path);
 
+/*
+ * Moves the calling process, in a thread of its own, into the group whose
+ * cgroup.procs is `procs_file` (the one it is in already: nothing changes).
+ * On cgroup v1 the first write to any cgroup.procs after a while waits for
+ * an RCU grace period (the kernel's threadgroup rwsem); done early, that
+ * wait overlaps the rest of the start and the container's own moves into
+ * its groups find the lock fast. 0 or -errno.
+ */
+int gk_cgroup_prewarm(const char *procs_file);
+
 /* The stage's name, for messages ("mount", "pivot_root", ...). */
 const char *gk_stage_name(int stage);
 
