@@ -317,6 +317,22 @@ static void child_prologue(const struct gk_spawn *s, int sync, int extra_fd)
     }
 }
 
+/* With GK_SPAWN_TERMINAL, a pty pair from the container's devpts: the
+ * master goes to the parent, the slave (returned) becomes the command's
+ * terminal. -1 without a terminal. */
+static int child_terminal(const struct gk_spawn *s, int sync)
+{
+    int r, master, slave = -1;
+    if (!(s->flags & GK_SPAWN_TERMINAL))
+        return -1;
+    if ((r = gk_open_pty(&master, &slave)) < 0)
+        child_fail(sync, GK_STAGE_TERMINAL, -r, "open pty", "/dev/ptmx", GK_EXIT_SETUP);
+    if ((r = gk_send_fd(sync, master)) < 0)
+        child_fail(sync, GK_STAGE_TERMINAL, -r, "send pty master", NULL, GK_EXIT_SETUP);
+    close(master);
+    return slave;
+}
+
 static void __attribute__((noreturn)) child_main(const struct gk_spawn *s, int sync)
 {
     struct gk_msg m;
@@ -435,15 +451,7 @@ static void __attribute__((noreturn)) child_main(const struct gk_spawn *s, int s
     if ((r = gk_mask_paths(s, root, what, sizeof what)) < 0)
         child_fail(sync, GK_STAGE_MASKED_PATHS, -r, "mask", what, GK_EXIT_SETUP);
 
-    int slave = -1;
-    if (s->flags & GK_SPAWN_TERMINAL) {
-        int master;
-        if ((r = gk_open_pty(&master, &slave)) < 0)
-            child_fail(sync, GK_STAGE_TERMINAL, -r, "open pty", "/dev/ptmx", GK_EXIT_SETUP);
-        if ((r = gk_send_fd(sync, master)) < 0)
-            child_fail(sync, GK_STAGE_TERMINAL, -r, "send pty master", NULL, GK_EXIT_SETUP);
-        close(master);
-    }
+    int slave = child_terminal(s, sync);
 
     if ((s->flags & GK_SPAWN_LOOPBACK_UP) && (r = loopback_up()) < 0)
         child_fail(sync, GK_STAGE_LOOPBACK, -r, "bring up", "lo", GK_EXIT_SETUP);
@@ -629,22 +637,12 @@ int gk_spawn(const struct gk_spawn *spec, gk_before_go_fn before_go, void *ctx,
 
 static void __attribute__((noreturn)) exec_child(const struct gk_spawn *s, int sync)
 {
-    int r;
-
     /* In the caller's order: the user namespace first, so that what follows
      * is done with the container's privileges; joining the mount namespace
      * moves root and cwd to the container's root. */
     child_prologue(s, sync, -1);
 
-    int slave = -1;
-    if (s->flags & GK_SPAWN_TERMINAL) {
-        int master;
-        if ((r = gk_open_pty(&master, &slave)) < 0)
-            child_fail(sync, GK_STAGE_TERMINAL, -r, "open pty", "/dev/ptmx", GK_EXIT_SETUP);
-        if ((r = gk_send_fd(sync, master)) < 0)
-            child_fail(sync, GK_STAGE_TERMINAL, -r, "send pty master", NULL, GK_EXIT_SETUP);
-        close(master);
-    }
+    int slave = child_terminal(s, sync);
     /* Unlike the first process's, an exec's working directory must exist. */
     if (s->cwd && chdir(s->cwd) < 0)
         child_fail(sync, GK_STAGE_CWD, errno, "chdir to", s->cwd, GK_EXIT_SETUP);

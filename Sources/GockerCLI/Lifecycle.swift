@@ -237,16 +237,7 @@ struct Inspect: ParsableCommand {
 
     func run() throws {
         let engine = global.engine
-        var out: [ContainerDetails] = []
-        var failed = false
-        for ref in containers {
-            do { out.append(try engine.inspect(ref)) } catch {
-                GockerMain.report(error.description)
-                failed = true
-            }
-        }
-        print(String(decoding: JSON.encode(out, pretty: true), as: UTF8.self))
-        if failed { throw ExitCode(1) }
+        try printEach(containers) { ref throws(GockerError) in try engine.inspect(ref) }
     }
 }
 
@@ -339,4 +330,19 @@ struct Unpause: ParsableCommand {
     @OptionGroup var arguments: PauseArguments
 
     func run() throws { try arguments.apply(paused: false) }
+}
+
+/// `inspect`'s way: one JSON array of what each name gives; a name that
+/// gives nothing is reported on stderr, and the exit status is then 1.
+func printEach<T: Encodable>(_ names: [String], _ look: (String) throws(GockerError) -> T) throws {
+    var out: [T] = []
+    var failed = false
+    for name in names {
+        do { out.append(try look(name)) } catch {
+            GockerMain.report(error.description)
+            failed = true
+        }
+    }
+    print(String(decoding: JSON.encode(out, pretty: true), as: UTF8.self))
+    if failed { throw ExitCode(1) }
 }

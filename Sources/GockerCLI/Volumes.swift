@@ -105,16 +105,7 @@ struct VolumeCommand: ParsableCommand {
         var volumes: [String]
 
         func run() throws {
-            var found: [VolumeRecord] = []
-            var failed = false
-            for name in volumes {
-                do { found.append(try global.engine.volume(name)) } catch {
-                    GockerMain.report(error.description)
-                    failed = true
-                }
-            }
-            print(String(decoding: JSON.encode(found, pretty: true), as: UTF8.self))
-            if failed { throw ExitCode(1) }
+            try printEach(volumes) { name throws(GockerError) in try global.engine.volume(name) }
         }
     }
 
