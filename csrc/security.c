@@ -94,8 +94,12 @@ int gk_set_caps(const struct gk_spawn *s)
     if (syscall(SYS_capset, &hdr, data) < 0)
         return -errno;
     (void)prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
+    /* The kernel takes an ambient capability only when it is permitted and
+     * inheritable too; configs (runc's own `spec`) often list ambient ones
+     * without inheritable: those are left out, as runc leaves them. */
+    uint64_t ambient = s->caps.ambient & s->caps.permitted & s->caps.inheritable;
     for (int c = 0; c < 64; c++)
-        if ((s->caps.ambient & (1ULL << c)) && prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, c, 0, 0) < 0)
+        if ((ambient & (1ULL << c)) && prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, c, 0, 0) < 0)
             return -errno;
     (void)prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0);
     return 0;

@@ -142,3 +142,45 @@ public struct LaunchPlan: Sendable {
         path.hasPrefix("/") ? path : (bundle == "/" ? "/" + path : bundle + "/" + path)
     }
 }
+
+extension LaunchPlan {
+    /// An OCI mount of type "cgroup", as runc makes it: with a cgroup
+    /// namespace of its own on v2, the cgroup2 filesystem; otherwise the
+    /// container's own groups, bound: on v2 its group, on v1 a tmpfs with a
+    /// directory per hierarchy (named as on the host) holding its group
+    /// there. (Mounting "cgroup" itself fails on v1: its hierarchies are
+    /// mounted already.) `v1Mounts`: controller to the hierarchy's mount.
+    public mutating func placeCgroupMounts(record: CgroupRecord, v1Mounts: () -> [String: String],
+                                           v2Root: String = "/sys/fs/cgroup") {
+        guard mounts.contains(where: { $0.type == "cgroup" && !$0.options.isBind }) else { return }
+        var placed: [PlannedMount] = []
+        for m in mounts {
+            guard m.type == "cgroup" && !m.options.isBind else {
+                placed.append(m)
+                continue
+            }
+            let readOnly = m.options.flags & UInt(MS_RDONLY) != 0
+            let bindOptions = ["rbind", "nosuid", "nodev", "noexec"] + (readOnly ? ["ro"] : [])
+            func bind(_ source: String, _ destination: String) -> PlannedMount {
+                PlannedMount(destination: destination, type: "bind", source: source,
+                             options: MountOptions(type: "bind", options: bindOptions))
+            }
+            switch record.version {
+            case .v2 where cloneFlags & GK_CLONE_NEWCGROUP != 0:
+                placed.append(PlannedMount(destination: m.destination, type: "cgroup2", source: "cgroup", options: m.options))
+            case .v2:
+                placed.append(bind(record.path.isEmpty ? v2Root : "\(v2Root)/\(record.path)", m.destination))
+            case .v1:
+                placed.append(PlannedMount(destination: m.destination, type: "tmpfs", source: "tmpfs",
+                                           options: MountOptions(type: "tmpfs", options: ["nosuid", "nodev", "noexec", "mode=755"])))
+                var done = Set<String>()
+                for (controller, mount) in v1Mounts().sorted(by: { $0.key < $1.key })
+                where record.controllers.contains(controller) && done.insert(mount).inserted {
+                    let name = mount.split(separator: "/").last.map(String.init) ?? controller
+                    placed.append(bind("\(mount)/\(record.path)", "\(m.destination)/\(name)"))
+                }
+            }
+        }
+        mounts = placed
+    }
+}

@@ -53,6 +53,27 @@ public struct Runtime: Sendable {
         return CgroupDriver(backend: backend, registry: BuiltinControllers.registry)
     }
 
+    /// runc's rule: whatever a config's device rules deny, the default
+    /// devices (null, zero, full, random, urandom, tty, console, ptmx, the
+    /// pts, mknod of any node) and the config's own device nodes stay
+    /// usable; their rules go last, so that they win. Nothing is added
+    /// that a rule already allows, nor without rules (all is allowed then).
+    static func keepingDefaultDevices(_ r: Spec.Resources, configured: [Spec.Device]) -> Spec.Resources {
+        guard var rules = r.devices, !rules.isEmpty else { return r }
+        let own = configured.filter { $0.type == "c" || $0.type == "b" }.map {
+            Spec.Resources.DeviceRule(allow: true, type: $0.type, major: $0.major, minor: $0.minor, access: "rwm")
+        }
+        let wanted = ResourceFlags.dockerDeviceRules.filter(\.allow) + own
+        // Already allowed at the end (gocker run's own list): nothing to add.
+        if let lastDeny = rules.lastIndex(where: { !$0.allow }), wanted.allSatisfy({ rules[(lastDeny + 1)...].contains($0) }) {
+            return r
+        }
+        rules += wanted
+        var out = r
+        out.devices = rules
+        return out
+    }
+
     static func warn(_ line: String) {
         let text = "gocker: warning: \(line)\n"
         _ = text.withCString { write(2, $0, strlen($0)) }
@@ -99,7 +120,7 @@ public struct Runtime: Sendable {
         try Identifier.validateContainerID(id)
         let bundle = try Self.realPath(bundle, what: "bundle")
         let spec = try JSON.decodeFile(Spec.self, path: bundle + "/config.json")
-        let plan = try LaunchPlan(spec: spec, bundle: bundle)
+        var plan = try LaunchPlan(spec: spec, bundle: bundle)
         if plan.process.terminal && !allowTerminal {
             throw GockerError(.invalidConfig, "process.terminal needs --console-socket")
         }
@@ -115,7 +136,8 @@ public struct Runtime: Sendable {
         }
         gk_mark(GK_MARK_CONFIG)
         let driver = try newDriver()
-        let resources = spec.linux?.resources ?? Spec.Resources()
+        let resources = Self.keepingDefaultDevices(spec.linux?.resources ?? Spec.Resources(),
+                                                   configured: spec.linux?.devices ?? [])
 
         let lock = try store.reserve(id)
         defer { lock.release() }
@@ -124,6 +146,7 @@ public struct Runtime: Sendable {
         var cgroups: CgroupRecord?
         do throws(GockerError) {
             cgroups = try driver.create(path: cgroupPath, resources: resources)
+            plan.placeCgroupMounts(record: cgroups!, v1Mounts: CgroupfsV1Backend.hostMounts)
             let fifo = store.fifoPath(id)
             let fifoFD = try performing("create exec fifo of \(id)") { () throws(SystemCallError) in
                 try Sys.check("mkfifo", path: fifo) { mkfifo(fifo, 0o622) }

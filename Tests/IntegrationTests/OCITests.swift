@@ -131,4 +131,39 @@ struct OCITests {
         #expect(bad.status == 1 && bad.stderr.contains("invalid container id"))
         box.expectNothingLeft()
     }
+
+    /// What `runc spec` writes: ambient capabilities without inheritable
+    /// ones, every device denied, a "cgroup" mount. It runs as under runc:
+    /// the default devices stay usable, the container sees its own groups.
+    @Test func aConfigAsRuncSpecWritesItRuns() throws {
+        let box = try Sandbox()
+        let bundle = try makeBundle(box, args: ["sh", "-c",
+            "cat /sys/fs/cgroup/pids/pids.max; ls /sys/fs/cgroup | tr '\\n' ' '; echo; echo x > /dev/null && echo null-ok; grep CapAmb /proc/self/status"])
+        defer {
+            try? FileManager.default.removeItem(atPath: bundle + "/rootfs")
+            box.expectNothingLeft()
+        }
+        let url = URL(fileURLWithPath: bundle + "/config.json")
+        var config = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as? [String: Any])
+        var process = try #require(config["process"] as? [String: Any])
+        let caps = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
+        process["capabilities"] = ["bounding": caps, "effective": caps, "permitted": caps, "ambient": caps]
+        config["process"] = process
+        var mounts = try #require(config["mounts"] as? [[String: Any]])
+        mounts.append(["destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
+                       "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]])
+        config["mounts"] = mounts
+        var linux = try #require(config["linux"] as? [String: Any])
+        linux["resources"] = ["devices": [["allow": false, "access": "rwm"]], "pids": ["limit": 55]]
+        config["linux"] = linux
+        try JSONSerialization.data(withJSONObject: config).write(to: url)
+
+        let r = try box.gocker(["oci", "run", "--bundle", bundle, "rs1"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let lines = r.stdout.split(separator: "\n").map(String.init)
+        #expect(lines.first == "55", "its own pids group: \(r.stdout)")
+        #expect(lines.count > 1 && lines[1].contains("pids") && lines[1].contains("memory"), "\(r.stdout)")
+        #expect(lines.contains("null-ok"))
+        #expect(lines.last?.hasPrefix("CapAmb:") == true && lines.last?.hasSuffix("0000000000000000") == true, "\(r.stdout)")
+    }
 }

@@ -1,0 +1,50 @@
+import Glibc
+import GockerCore
+import Testing
+@testable import GockerRuntime
+
+struct CgroupMountTests {
+    func plan(namespaces: [String]) throws -> LaunchPlan {
+        var spec = Spec(process: Spec.Process(args: ["true"], env: []), root: Spec.Root(path: "rootfs"))
+        spec.mounts = [Spec.Mount(destination: "/proc", type: "proc", source: "proc"),
+                       Spec.Mount(destination: "/sys/fs/cgroup", type: "cgroup", source: "cgroup", options: ["nosuid", "ro"])]
+        spec.linux = Spec.Linux(namespaces: namespaces.map { Spec.Namespace(type: $0) })
+        return try LaunchPlan(spec: spec, bundle: "/b")
+    }
+
+    @Test func onV1ATmpfsWithTheContainersOwnGroupPerHierarchy() throws {
+        var p = try plan(namespaces: ["mount", "pid"])
+        let record = CgroupRecord(backend: "cgroupfs", version: .v1, path: "gocker/c1", controllers: ["cpu", "cpuacct", "pids"])
+        p.placeCgroupMounts(record: record, v1Mounts: {
+            ["cpu": "/sys/fs/cgroup/cpu,cpuacct", "cpuacct": "/sys/fs/cgroup/cpu,cpuacct", "pids": "/sys/fs/cgroup/pids",
+             "memory": "/sys/fs/cgroup/memory"]
+        })
+        #expect(p.mounts.map(\.destination) == ["/proc", "/sys/fs/cgroup", "/sys/fs/cgroup/cpu,cpuacct", "/sys/fs/cgroup/pids"])
+        #expect(p.mounts[1].type == "tmpfs")
+        #expect(p.mounts[2].source == "/sys/fs/cgroup/cpu,cpuacct/gocker/c1" && p.mounts[2].options.isBind)
+        #expect(p.mounts[3].options.flags & UInt(MS_RDONLY) != 0, "read-only as the config asks")
+    }
+
+    @Test func onV2TheGroupOrWithItsOwnNamespaceCgroup2() throws {
+        let record = CgroupRecord(backend: "cgroupfs", version: .v2, path: "gocker/c1", controllers: ["pids"])
+        var bound = try plan(namespaces: ["mount"])
+        bound.placeCgroupMounts(record: record, v1Mounts: { [:] })
+        #expect(bound.mounts[1].source == "/sys/fs/cgroup/gocker/c1" && bound.mounts[1].options.isBind)
+        var own = try plan(namespaces: ["mount", "cgroup"])
+        own.placeCgroupMounts(record: record, v1Mounts: { [:] })
+        #expect(own.mounts[1].type == "cgroup2" && !own.mounts[1].options.isBind)
+    }
+
+    @Test func theDefaultDevicesStayUsableWhateverTheRulesDeny() {
+        let denyAll = Spec.Resources(devices: [.init(allow: false, access: "rwm")])
+        let kept = Runtime.keepingDefaultDevices(denyAll, configured: [Spec.Device(type: "c", path: "/dev/fuse", major: 10, minor: 229)])
+        let rules = kept.devices ?? []
+        #expect(rules.first == .init(allow: false, access: "rwm"))
+        #expect(rules.contains(.init(allow: true, type: "c", major: 1, minor: 3, access: "rwm")))
+        #expect(rules.last == .init(allow: true, type: "c", major: 10, minor: 229, access: "rwm"))
+        // gocker run's own list already ends with them: nothing added; no rules: nothing added.
+        let docker = Spec.Resources(devices: ResourceFlags.dockerDeviceRules)
+        #expect(Runtime.keepingDefaultDevices(docker, configured: []).devices == ResourceFlags.dockerDeviceRules)
+        #expect(Runtime.keepingDefaultDevices(Spec.Resources(), configured: []).devices == nil)
+    }
+}
