@@ -348,6 +348,8 @@ public struct Engine: Sendable {
         do {
             let fd = try lockRecord(id)
             defer { Sys.close(fd) }
+            // Another gocker renamed it away while this one waited.
+            guard Sys.exists(containerDir(id)) else { return }
             try performing("remove container \(id)") { () throws(SystemCallError) in
                 try Sys.check("rename", path: containerDir(id)) { rename(containerDir(id), tomb) }
             }
