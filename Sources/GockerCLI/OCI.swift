@@ -267,7 +267,7 @@ struct OCIFastPath {
             guard let takesValue = (verbOptions ?? Self.globals)[name], options[name] == nil else { return nil }
             if takesValue {
                 if value == nil {
-                    guard i < args.count else { return nil }
+                    guard i < args.count, !args[i].hasPrefix("-") else { return nil }
                     value = args[i]
                     i += 1
                 }

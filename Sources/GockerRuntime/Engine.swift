@@ -52,15 +52,20 @@ public struct Engine: Sendable {
         Self.restrict(dataRoot)
     }
 
-    /// The data root is root's alone (0700): image layers, containers'
-    /// upper layers and volumes may hold setuid files that no other user
-    /// of the host may reach and run. Made so when it is not.
+    /// Image layers, containers' upper layers and volumes may hold setuid
+    /// files that no other user of the host may reach and run: the
+    /// directories that hold them are root's alone (0700), made so when an
+    /// older gocker left them open. A data root gocker makes is 0700 too;
+    /// one that exists keeps its mode (it may be a directory others use).
     static func restrict(_ dataRoot: String) {
         var st = stat()
         if lstat(dataRoot, &st) < 0 {
             _ = try? Sys.mkdirAll(dataRoot, mode: 0o700)
-        } else if st.st_mode & S_IFMT == S_IFDIR && st.st_mode & 0o077 != 0 {
-            _ = chmod(dataRoot, 0o700)
+            return
+        }
+        for sub in ["image", "containers", "volumes"] {
+            let dir = "\(dataRoot)/\(sub)"
+            if lstat(dir, &st) == 0, st.st_mode & S_IFMT == S_IFDIR, st.st_mode & 0o077 != 0 { _ = chmod(dir, 0o700) }
         }
     }
 
@@ -175,7 +180,7 @@ public struct Engine: Sendable {
     func writeBundle(dir: String, spec: Spec, record: ContainerRecord, hostname: String,
                      network: NetworkMode) throws(GockerError) {
         try performing("create container \(record.id)") { () throws(SystemCallError) in
-            try Sys.mkdirAll(dataRoot + "/containers", mode: 0o711)
+            try Sys.mkdirAll(dataRoot + "/containers", mode: 0o700)
             try Sys.check("mkdir", path: dir) { mkdir(dir, 0o711) }
             for sub in ["rootfs", "upper", "work"] { try Sys.mkdirAll("\(dir)/\(sub)") }
             try Sys.writeFileAtomic("\(dir)/hostname", Array("\(hostname)\n".utf8))
@@ -345,22 +350,26 @@ public struct Engine: Sendable {
         // rename; a gocker that waited for the lock then finds no record,
         // and only the one that renamed it removes what is inside.
         let tomb = "\(dataRoot)/containers/.removing-\(id)"
+        var failure: GockerError?
         do {
             let fd = try lockRecord(id)
             defer { Sys.close(fd) }
-            // Another gocker renamed it away while this one waited.
-            guard Sys.exists(containerDir(id)) else { return }
-            try performing("remove container \(id)") { () throws(SystemCallError) in
-                try Sys.check("rename", path: containerDir(id)) { rename(containerDir(id), tomb) }
+            // Another gocker may have renamed it away while this one waited.
+            if Sys.exists(containerDir(id)) {
+                try performing("remove container \(id)") { () throws(SystemCallError) in
+                    try Sys.check("rename", path: containerDir(id)) { rename(containerDir(id), tomb) }
+                    try Sys.removeAll(tomb)
+                }
             }
         } catch where error.code == .notFound {
-            return
+            // No directory: a create that failed before making it.
+        } catch {
+            failure = error
         }
-        try performing("remove container \(id)") { () throws(SystemCallError) in
-            try Sys.removeAll(tomb)
-            if (try? Sys.readText(namePath(name))) == id { try Sys.removeAll(namePath(name)) }
-        }
+        // The name and the anonymous volumes go whatever happened above.
+        if (try? Sys.readText(namePath(name))) == id { try? Sys.removeAll(namePath(name)) }
         removeAnonymousVolumes(anonymousVolumes)
+        if let failure { throw failure }
     }
 
     /// An flock on the container's directory itself (no lock file, which a

@@ -55,15 +55,13 @@ public struct Runtime: Sendable {
 
     /// runc's rule: whatever a config's device rules deny, the default
     /// devices (null, zero, full, random, urandom, tty, console, ptmx, the
-    /// pts, mknod of any node) and the config's own device nodes stay
-    /// usable; their rules go last, so that they win. Nothing is added
-    /// that a rule already allows, nor without rules (all is allowed then).
-    static func keepingDefaultDevices(_ r: Spec.Resources, configured: [Spec.Device]) -> Spec.Resources {
+    /// pts, mknod of any node) stay usable; their rules go last, so that
+    /// they win. The config's own device nodes get only what its rules
+    /// give them (`--device X:r` stays read-only). Nothing is added that a
+    /// rule already allows, nor without rules (all is allowed then).
+    static func keepingDefaultDevices(_ r: Spec.Resources) -> Spec.Resources {
         guard var rules = r.devices, !rules.isEmpty else { return r }
-        let own = configured.filter { $0.type == "c" || $0.type == "b" }.map {
-            Spec.Resources.DeviceRule(allow: true, type: $0.type, major: $0.major, minor: $0.minor, access: "rwm")
-        }
-        let wanted = ResourceFlags.dockerDeviceRules.filter(\.allow) + own
+        let wanted = ResourceFlags.dockerDeviceRules.filter(\.allow)
         // Already allowed at the end (gocker run's own list): nothing to add.
         if let lastDeny = rules.lastIndex(where: { !$0.allow }), wanted.allSatisfy({ rules[(lastDeny + 1)...].contains($0) }) {
             return r
@@ -136,8 +134,7 @@ public struct Runtime: Sendable {
         }
         gk_mark(GK_MARK_CONFIG)
         let driver = try newDriver()
-        let resources = Self.keepingDefaultDevices(spec.linux?.resources ?? Spec.Resources(),
-                                                   configured: spec.linux?.devices ?? [])
+        let resources = Self.keepingDefaultDevices(spec.linux?.resources ?? Spec.Resources())
 
         let lock = try store.reserve(id)
         defer { lock.release() }
@@ -232,13 +229,18 @@ public struct Runtime: Sendable {
         // A volume the child may seed is locked until the child is READY:
         // two containers starting with one new volume seed it once, and
         // neither sees it half-filled.
+        // Each volume once (one container may mount it twice), in one
+        // order for every gocker (two containers naming the same volumes in
+        // other orders never wait for each other in a circle).
+        var volumes: [[UInt64]: Int32] = [:]
         for m in plan.mounts where m.options.copyUp {
             let fd = Glibc.open(m.source, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-            if fd >= 0 {
-                heldFDs.append(fd)
-                _ = flock(fd, LOCK_EX)
-            }
+            guard fd >= 0 else { continue }
+            heldFDs.append(fd)
+            var st = stat()
+            if fstat(fd, &st) == 0 { volumes[[UInt64(st.st_dev), UInt64(st.st_ino)]] = fd }
         }
+        for key in volumes.keys.sorted(by: { $0.lexicographicallyPrecedes($1) }) { _ = flock(volumes[key]!, LOCK_EX) }
         let mounts: [gk_mount] = plan.mounts.map { m in
             gk_mount(
                 kind: Int32(m.options.isBind ? GK_MOUNT_BIND.rawValue : GK_MOUNT_FS.rawValue),

@@ -54,7 +54,7 @@ extension Engine {
     /// containers that start using a volume never interleave.
     func withVolumeLock<T>(_ body: () throws(GockerError) -> T) throws(GockerError) -> T {
         let fd = try performing("lock \(volumesDir)") { () throws(SystemCallError) in
-            try Sys.mkdirAll(volumesDir, mode: 0o711)
+            try Sys.mkdirAll(volumesDir, mode: 0o700)
             return try Sys.lock(volumesDir + "/.lock")
         }
         defer { Sys.close(fd) }

@@ -289,12 +289,22 @@ struct VolumeTests {
             _ = try? box.gocker(["volume", "prune", "-a", "-f"])
             box.expectNothingLeft()
         }
-        // Setuid files in layers and volumes are out of other users' reach.
-        try FileManager.default.createDirectory(atPath: box.dataRoot, withIntermediateDirectories: true,
-                                                attributes: [.posixPermissions: 0o755])
+        // Setuid files in layers and volumes are out of other users' reach:
+        // what an older gocker left open is closed; a data root gocker
+        // makes is root's alone, one that exists keeps its mode.
+        func mode(_ path: String) throws -> Int? {
+            (try FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? NSNumber)?.intValue
+        }
+        for sub in ["", "/image", "/containers", "/volumes"] {
+            try FileManager.default.createDirectory(atPath: box.dataRoot + sub, withIntermediateDirectories: true,
+                                                    attributes: [.posixPermissions: 0o755])
+        }
         #expect(try box.gocker(["volume", "ls"]).status == 0)
-        let mode = try FileManager.default.attributesOfItem(atPath: box.dataRoot)[.posixPermissions] as? NSNumber
-        #expect(mode?.intValue == 0o700)
+        #expect(try mode(box.dataRoot) == 0o755)
+        for sub in ["/image", "/containers", "/volumes"] { #expect(try mode(box.dataRoot + sub) == 0o700, "\(sub)") }
+        let fresh = box.dir + "/fresh-root"
+        #expect(try box.gocker(["volume", "ls", "--data-root", fresh]).status == 0)
+        #expect(try mode(fresh) == 0o700)
         // Two containers start at once with the same new volume over /bin:
         // both run, and the volume holds the image's /bin once, whole.
         let starts = try (0..<2).map { _ in try box.start(["run", "--rm", "-v", "shared-bin:/bin", "busybox", "true"]) }
@@ -324,5 +334,22 @@ struct VolumeTests {
         // ...and nothing the container mounts reaches the host.
         _ = try box.gocker(["exec", "--privileged", "prop", "sh", "-c", "mkdir -p /data/sub/in && mount -t tmpfs t /data/sub/in"])
         #expect(!box.contents("/proc/self/mountinfo").contains("\(src)/sub/in"))
+    }
+
+    @Test func oneVolumeTwiceAndAFailedCreateThatNamedItsContainer() throws {
+        let box = try Sandbox()
+        defer {
+            _ = try? box.gocker(["volume", "prune", "-a", "-f"])
+            box.expectNothingLeft()
+        }
+        // The same new volume at two places of one container: seeded once, no wait on itself.
+        let (p, out) = try box.start(["run", "--rm", "-v", "twice:/a", "-v", "twice:/b", "busybox", "ls", "/a", "/b"])
+        box.finish(p, within: 20)
+        #expect(p.terminationStatus == 0, "\(box.contents(out + ".err"))")
+        // A create refused for its mounts leaves no name behind.
+        let bad = try box.gocker(["run", "--rm", "--name", "keepme", "-v", "/etc/hostname/sub:/x", "busybox", "true"])
+        #expect(bad.status == 125, "\(bad.stderr)")
+        let again = try box.gocker(["run", "--rm", "--name", "keepme", "busybox", "true"])
+        #expect(again.status == 0, "\(again.stderr)")
     }
 }
