@@ -179,6 +179,12 @@ extension LaunchPlan {
                     let name = mount.split(separator: "/").last.map(String.init) ?? controller
                     placed.append(bind("\(mount)/\(record.path)", "\(m.destination)/\(name)"))
                 }
+                if readOnly {
+                    // The tmpfs too, once its mount points are made.
+                    var remount = MountOptions(type: "tmpfs", options: ["remount", "ro", "nosuid", "nodev", "noexec"])
+                    remount.flags |= UInt(MS_BIND)
+                    placed.append(PlannedMount(destination: m.destination, type: "tmpfs", source: "tmpfs", options: remount))
+                }
             }
         }
         mounts = placed
