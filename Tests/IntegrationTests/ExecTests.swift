@@ -145,15 +145,7 @@ struct ExecTests {
         defer { removeContainer(box) }
         let pty = try TerminalTests.PTY()
         pty.setSize(rows: 33, cols: 111)
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: Sandbox.binary)
-        p.arguments = ["exec", "-it", "web", "sh"]
-        p.environment = box.environment
-        let slave = FileHandle(fileDescriptor: pty.slave, closeOnDealloc: false)
-        p.standardInput = slave
-        p.standardOutput = slave
-        p.standardError = slave
-        try p.run()
+        let p = try pty.startGocker(["exec", "-it", "web", "sh"], in: box)
         pty.send("tty; stty size\n")
         #expect(pty.expect("33 111"), "\(pty.output)")
         #expect(pty.output.contains("/dev/pts/0"), "a pty of the container's own devpts: \(pty.output)")

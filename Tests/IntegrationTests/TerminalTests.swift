@@ -32,6 +32,20 @@ struct TerminalTests {
             _ = ioctl(master, UInt(TIOCSWINSZ), &ws)
         }
 
+        /// Starts gocker with `args` in `box`, this pty's slave as its stdio.
+        func startGocker(_ args: [String], in box: Sandbox) throws -> Process {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: Sandbox.binary)
+            p.arguments = args
+            p.environment = box.environment
+            let handle = FileHandle(fileDescriptor: slave, closeOnDealloc: false)
+            p.standardInput = handle
+            p.standardOutput = handle
+            p.standardError = handle
+            try p.run()
+            return p
+        }
+
         func send(_ text: String) {
             _ = text.withCString { write(master, $0, strlen($0)) }
         }
@@ -59,15 +73,7 @@ struct TerminalTests {
         var before = termios()
         tcgetattr(pty.slave, &before)
 
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: Sandbox.binary)
-        p.arguments = ["run", "-it", "--rm", "busybox", "sh"]
-        p.environment = box.environment
-        let slaveHandle = FileHandle(fileDescriptor: pty.slave, closeOnDealloc: false)
-        p.standardInput = slaveHandle
-        p.standardOutput = slaveHandle
-        p.standardError = slaveHandle
-        try p.run()
+        let p = try pty.startGocker(["run", "-it", "--rm", "busybox", "sh"], in: box)
 
         pty.send("tty\n")
         #expect(pty.expect("/dev/pts/"), "\(pty.output)")
