@@ -280,15 +280,41 @@ static void __attribute__((noreturn)) exec_command(int report, const struct gk_s
     child_fail(report, GK_STAGE_EXEC, err, "exec", s->argv[0], code);
 }
 
+/* Waits for GO (the parent has put the child in its cgroups, or sent the
+ * `tasks` files through which it joins them itself; end of file: the parent
+ * is gone), then makes the child's own cgroup namespace, rooted at those
+ * groups, if it is to have one. */
+static void wait_go(const struct gk_spawn *s, int sync)
+{
+    struct gk_msg m;
+    int fds[GK_MAX_GO_FDS];
+    int n = gk_recv_fds(sync, &m, fds, GK_MAX_GO_FDS);
+    if (n == -EMSGSIZE)
+        child_fail(sync, GK_STAGE_CGROUP, EMSGSIZE, "receive the cgroup files", NULL, GK_EXIT_SETUP);
+    if (n < 0 || m.type != GK_MSG_GO)
+        _exit(GK_EXIT_SETUP);
+    /* GO says how many files came with it: every one must be joined. */
+    if (n != m.err)
+        child_fail(sync, GK_STAGE_CGROUP, EMSGSIZE, "receive the cgroup files", NULL, GK_EXIT_SETUP);
+    /* Each descriptor is a v1 group's `tasks` file: 0 there moves this
+     * thread, the child's only one, and with it the process. */
+    for (int i = 0; i < n; i++) {
+        if (write(fds[i], "0", 1) < 0)
+            child_fail(sync, GK_STAGE_CGROUP, errno, NULL, NULL, GK_EXIT_SETUP);
+        close(fds[i]);
+    }
+    if ((s->flags & GK_SPAWN_CGROUP_NS) && unshare(CLONE_NEWCGROUP) < 0)
+        child_fail(sync, GK_STAGE_SETNS, errno, "unshare the cgroup namespace", NULL, GK_EXIT_SETUP);
+    gk_mark(GK_MARK_GO);
+}
+
 /* What every child does first: signals reset, parent-death signal, no
  * core dumps or ptrace from the container until execve (whose /proc/PID/exe
  * is still gocker's binary), nothing of the parent's descriptors but those
- * it needs; then wait for GO (the parent has put it in its cgroups; end of
- * file: the parent is gone) and join the namespaces, in order. */
+ * it needs; then wait for GO (unless later, GK_SPAWN_LATE_GO) and join the
+ * namespaces, in order. */
 static void child_prologue(const struct gk_spawn *s, int sync, int extra_fd)
 {
-    struct gk_msg m;
-
     reset_signals();
     (void)prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
     (void)prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
@@ -306,9 +332,8 @@ static void child_prologue(const struct gk_spawn *s, int sync, int extra_fd)
         keep[nkeep++] = s->joins[i].fd;
     close_other_fds(keep, nkeep);
 
-    if (gk_recv_msg(sync, &m) < 0 || m.type != GK_MSG_GO)
-        _exit(GK_EXIT_SETUP);
-    gk_mark(GK_MARK_GO);
+    if (!(s->flags & GK_SPAWN_LATE_GO))
+        wait_go(s, sync);
 
     for (size_t i = 0; i < s->njoins; i++) {
         if (setns(s->joins[i].fd, s->joins[i].nstype) < 0)
@@ -441,6 +466,9 @@ static void __attribute__((noreturn)) child_main(const struct gk_spawn *s, int s
         close(target);
     }
 
+    gk_mark(GK_MARK_MOUNTED);
+    if (s->flags & GK_SPAWN_LATE_GO)
+        wait_go(s, sync);
     make_devices(sync, s, root);
 
     if (s->root_propagation && s->root_propagation != (MS_REC | MS_PRIVATE) &&
@@ -587,13 +615,26 @@ static int launch(const struct gk_spawn *spec, unsigned long flags, child_fn chi
     }
 
     int ret = 0;
-    if (before_go && (ret = before_go((pid_t)pid, ctx)) != 0)
+    int go_fds[GK_MAX_GO_FDS];
+    size_t ngo = 0;
+    if (before_go && (ret = before_go((pid_t)pid, ctx, go_fds, &ngo)) != 0)
         goto kill_child;
     struct gk_msg m;
     memset(&m, 0, sizeof m);
     m.type = GK_MSG_GO;
-    if ((ret = gk_send_all(sv[0], &m, sizeof m)) < 0)
+    m.err = (int32_t)ngo; /* how many files the child must join */
+    ret = gk_send_fds(sv[0], &m, go_fds, ngo);
+    for (size_t i = 0; i < ngo; i++)
+        close(go_fds[i]);
+    if (ret < 0) {
+        /* A child that sets itself up before GO may have failed already:
+         * its record is waiting. */
+        if (recv(sv[0], &m, sizeof m, MSG_DONTWAIT) == (ssize_t)sizeof m && m.type == GK_MSG_ERROR) {
+            *err = m;
+            ret = -(m.err ? m.err : EIO);
+        }
         goto kill_child;
+    }
 
     int fd = -1;
     ret = gk_recv_fd(sv[0], &m, &fd);

@@ -55,25 +55,37 @@ int gk_open_pty(int *master, int *slave)
     return 0;
 }
 
-/* Sends `len` bytes of `data` with `fd` attached as SCM_RIGHTS. */
-static int send_with_fd(int sock, void *data, size_t len, int fd)
+/* Sends `len` bytes of `data` with the `n` descriptors `fds` attached as
+ * SCM_RIGHTS (none: a plain record). */
+static int send_with_fds(int sock, const void *data, size_t len, const int *fds, size_t n)
 {
-    struct iovec iov = {.iov_base = data, .iov_len = len};
+    if (n > GK_MAX_GO_FDS)
+        return -E2BIG;
+    struct iovec iov = {.iov_base = (void *)data, .iov_len = len};
     union {
-        char buf[CMSG_SPACE(sizeof(int))];
+        char buf[CMSG_SPACE(sizeof(int) * GK_MAX_GO_FDS)];
         struct cmsghdr align;
     } u;
     memset(&u, 0, sizeof u);
-    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof u.buf};
-    struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int));
-    memcpy(CMSG_DATA(c), &fd, sizeof fd);
+    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
+    if (n > 0) {
+        msg.msg_control = u.buf;
+        msg.msg_controllen = CMSG_SPACE(sizeof(int) * n);
+        struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(sizeof(int) * n);
+        memcpy(CMSG_DATA(c), fds, sizeof(int) * n);
+    }
     while (sendmsg(sock, &msg, MSG_NOSIGNAL) < 0)
         if (errno != EINTR)
             return -errno;
     return 0;
+}
+
+int gk_send_fds(int sock, const struct gk_msg *m, const int *fds, size_t n)
+{
+    return send_with_fds(sock, m, sizeof *m, fds, n);
 }
 
 int gk_send_fd(int sock, int fd)
@@ -81,7 +93,7 @@ int gk_send_fd(int sock, int fd)
     struct gk_msg m;
     memset(&m, 0, sizeof m);
     m.type = GK_MSG_TERMINAL;
-    return send_with_fd(sock, &m, sizeof m, fd);
+    return send_with_fds(sock, &m, sizeof m, &fd, 1);
 }
 
 int gk_take_terminal(int slave)
@@ -98,26 +110,51 @@ int gk_take_terminal(int slave)
 
 /* ---- parent side ---- */
 
-int gk_recv_fd(int sock, struct gk_msg *m, int *fd)
+int gk_recv_fds(int sock, struct gk_msg *m, int *fds, size_t max)
 {
+    if (max > GK_MAX_GO_FDS)
+        max = GK_MAX_GO_FDS;
     struct iovec iov = {.iov_base = m, .iov_len = sizeof *m};
     union {
-        char buf[CMSG_SPACE(sizeof(int))];
+        char buf[CMSG_SPACE(sizeof(int) * GK_MAX_GO_FDS)];
         struct cmsghdr align;
     } u;
     struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof u.buf};
     ssize_t n;
+    /* ECONNRESET: the peer closed with our record unread (a child that
+     * failed before reading GO); what it sent is still queued behind it. */
     while ((n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC)) < 0)
-        if (errno != EINTR)
+        if (errno != EINTR && errno != ECONNRESET)
             return -errno;
-    if (n == 0)
-        return -EPIPE;
-    if (n != (ssize_t)sizeof *m)
-        return -EPROTO;
-    *fd = -1;
-    for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c))
-        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
-            memcpy(fd, CMSG_DATA(c), sizeof *fd);
+    size_t got = 0;
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+            continue;
+        size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        for (size_t i = 0; i < k; i++) {
+            int fd;
+            memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
+            if (got < max)
+                fds[got++] = fd;
+            else
+                close(fd);
+        }
+    }
+    if (n == 0 || n != (ssize_t)sizeof *m || (msg.msg_flags & MSG_CTRUNC)) {
+        for (size_t i = 0; i < got; i++)
+            close(fds[i]);
+        return n == 0 ? -EPIPE : (msg.msg_flags & MSG_CTRUNC) ? -EMSGSIZE : -EPROTO;
+    }
+    return (int)got;
+}
+
+int gk_recv_fd(int sock, struct gk_msg *m, int *fd)
+{
+    int got = gk_recv_fds(sock, m, fd, 1);
+    if (got < 0)
+        return got;
+    if (got == 0)
+        *fd = -1;
     return 0;
 }
 
@@ -286,7 +323,7 @@ int gk_send_console(const char *socket_path, int master)
         gk_utoa(name + 9, sizeof name - 9, n);
     else
         memcpy(name, "/dev/ptmx", 10);
-    int r = send_with_fd(s, name, strlen(name), master);
+    int r = send_with_fds(s, name, strlen(name), &master, 1);
     close(s);
     return r;
 }

@@ -88,6 +88,7 @@ const char *gk_stage_name(int stage)
     case GK_STAGE_INIT: return "init";
     case GK_STAGE_START_WAIT: return "wait for start";
     case GK_STAGE_EXEC: return "exec";
+    case GK_STAGE_CGROUP: return "join cgroup";
     default: return "setup";
     }
 }
@@ -102,34 +103,3 @@ long gk_fs_type(const char *path)
     return (long)fs.f_type;
 }
 
-#include <fcntl.h>
-#include <pthread.h>
-
-static void *prewarm_thread(void *arg)
-{
-    const char *path = arg;
-    int fd = open(path, O_WRONLY | O_CLOEXEC);
-    if (fd >= 0) {
-        char pid[24];
-        gk_utoa(pid, sizeof pid, (unsigned long)getpid());
-        (void)write(fd, pid, strlen(pid));
-        close(fd);
-    }
-    return NULL;
-}
-
-int gk_cgroup_prewarm(const char *procs_file)
-{
-    static char path[4096];
-    size_t n = strlen(procs_file);
-    if (n >= sizeof path)
-        return -ENAMETOOLONG;
-    memcpy(path, procs_file, n + 1);
-    pthread_t t;
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    int r = pthread_create(&t, &attr, prewarm_thread, path);
-    pthread_attr_destroy(&attr);
-    return -r;
-}

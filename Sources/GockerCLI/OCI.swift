@@ -203,7 +203,7 @@ enum OCIVerbs {
         // console socket's.
         var io = Runtime.TerminalIO.standard(interactive: true)
         io.consoleSocket = consoleSocket
-        let exit = try runtime.runForeground(id: id, bundle: bundle, pidFile: pidFile, terminal: io)
+        let exit = try runtime.runForeground(id: id, bundle: bundle, pidFile: pidFile, terminal: io, checkOOM: false)
         if exit.status != 0 { throw ContainerExit(status: exit.status) }
     }
 }

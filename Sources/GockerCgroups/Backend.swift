@@ -32,6 +32,10 @@ public protocol CgroupBackend: Sendable {
     func cloneDirectory(path: String) -> String?
     /// Attaches the device rules to the group as an eBPF program (v2).
     func attachDevicePolicy(_ rules: [DeviceRule], controller: String, path: String) throws(GockerError)
+    /// The v1 group's `tasks` file, through which a single-threaded process
+    /// joins the group itself (writing 0: kernels since 6.1 then take no
+    /// global lock, as they do to move another process); nil on v2.
+    func taskFile(_ controller: String, path: String) -> String?
 }
 
 /// What v1 has: a group per hierarchy, no cgroup.kill, devices as files.
@@ -39,6 +43,7 @@ extension CgroupBackend {
     public func hierarchy(of controller: String) -> String { controller }
     public func killAll(_ controller: String, path: String) -> Bool { false }
     public func cloneDirectory(path: String) -> String? { nil }
+    public func taskFile(_ controller: String, path: String) -> String? { nil }
     public func attachDevicePolicy(_ rules: [DeviceRule], controller: String, path: String) throws(GockerError) {
         throw GockerError(.invalidConfig, "cgroup \(version.rawValue) takes device rules as files, not as a program")
     }
@@ -102,6 +107,10 @@ public struct CgroupfsV1Backend: CgroupBackend {
 
     public func attach(_ controller: String, path: String, pid: Int32) throws(GockerError) {
         try CgroupFiles.write(try dir(controller, path), CgroupSetting("cgroup.procs", "\(pid)"))
+    }
+
+    public func taskFile(_ controller: String, path: String) -> String? {
+        (try? dir(controller, path)).map { "\($0)/tasks" }
     }
 
     public func processes(_ controller: String, path: String) -> [Int32] {

@@ -14,27 +14,6 @@ public struct CgroupDriver: Sendable {
         self.registry = registry
     }
 
-    nonisolated(unsafe) static var prewarmed = false
-
-    /// Starts gk_cgroup_prewarm on this process's own group (once per
-    /// process): the kernel's wait before the first move into a group then
-    /// overlaps the rest of the container's start.
-    public static func prewarm() {
-        guard !prewarmed else { return }
-        prewarmed = true
-        for line in ((try? Sys.readText("/proc/self/cgroup")) ?? "").split(separator: "\n") {
-            let f = line.split(separator: ":", maxSplits: 2, omittingEmptySubsequences: false)
-            guard f.count == 3, !f[1].hasPrefix("name=") else { continue }
-            let hierarchy = f[1].isEmpty ? "/sys/fs/cgroup" : "/sys/fs/cgroup/\(f[1])"
-            let procs = "\(hierarchy)\(f[2] == "/" ? "" : f[2])/cgroup.procs"
-            // v1 controllers first; the unified line only where it has a file.
-            if Sys.exists(procs) {
-                _ = gk_cgroup_prewarm(procs)
-                return
-            }
-        }
-    }
-
     /// statfs of the cgroup root: the cgroup2 magic means v2, anything else
     /// (hybrid included) v1.
     public static func detectVersion(root: String = "/sys/fs/cgroup") -> CgroupVersion {
@@ -137,6 +116,18 @@ public struct CgroupDriver: Sendable {
 
     public func attach(_ record: CgroupRecord, pid: Int32) throws(GockerError) {
         for key in groups(record) { try backend.attach(key, path: record.path, pid: pid) }
+    }
+
+    /// The `tasks` file of each of the record's groups, for a new
+    /// single-threaded process to join them itself (v1); nil where a
+    /// backend has none.
+    public func taskFiles(_ record: CgroupRecord) -> [String]? {
+        var files: [String] = []
+        for key in groups(record) {
+            guard let f = backend.taskFile(key, path: record.path) else { return nil }
+            files.append(f)
+        }
+        return files
     }
 
     /// The directory to clone the first process straight into (clone3 with

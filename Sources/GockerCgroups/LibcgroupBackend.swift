@@ -145,6 +145,14 @@ public final class LibcgroupBackend: CgroupBackend, @unchecked Sendable {
         }
     }
 
+    /// libcgroup's own way to join a group, cgroup_attach_task, writes the
+    /// caller's thread id, which takes the kernel's global lock; a process
+    /// that writes 0 to the same file joins without it (kernels since 6.1).
+    /// libcgroup still names the directory.
+    public func taskFile(_ controller: String, path: String) -> String? {
+        version == .v1 ? directory(controller, path).map { "\($0)/tasks" } : nil
+    }
+
     public func processes(_ controller: String, path: String) -> [Int32] {
         if groupAlone(controller) {
             return ((try? read(controller, path: path, file: "cgroup.procs")) ?? "").split(separator: "\n").compactMap { Int32($0) }
@@ -164,9 +172,14 @@ public final class LibcgroupBackend: CgroupBackend, @unchecked Sendable {
     public func destroy(_ controller: String, path: String) throws(GockerError) {
         guard exists(controller, path: path) else { return }
         if groupAlone(controller) { return try CgroupFiles.removeGroup(directory(controller, path)!) }
-        // libcgroup's delete moves leftover tasks to the parent, then rmdirs.
+        // Only an empty group is removed (a task still there is never moved
+        // out to the parent, and libcgroup then reads no tasks file): one
+        // whose last processes are still exiting is tried again.
+        let flags = Int32(CGFLAG_DELETE_EMPTY_ONLY.rawValue)
         for attempt in 0..<200 {
-            let r = try withGroup(controller, path) { (cg, _) throws(GockerError) in counted { cgroup_delete_cgroup(cg, 1) } }
+            let r = try withGroup(controller, path) { (cg, _) throws(GockerError) in
+                counted { cgroup_delete_cgroup_ext(cg, flags) }
+            }
             if r == 0 || !exists(controller, path: path) { return }
             if attempt == 199 { try check(r, "libcgroup: delete \(controller):/\(path)") }
             var ts = timespec(tv_sec: 0, tv_nsec: 5_000_000)

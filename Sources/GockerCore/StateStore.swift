@@ -8,8 +8,6 @@ public struct RuntimeState: Codable, Sendable, Equatable {
     /// The start time of `pid` (clock ticks since boot): a pid reused by
     /// another process does not pass for the container.
     public var pidStartTime: UInt64
-    /// The last status gocker recorded: created or running.
-    public var status: ContainerStatus
     public var bundle: String
     public var rootfs: String
     public var created: String
@@ -17,13 +15,12 @@ public struct RuntimeState: Codable, Sendable, Equatable {
     /// The groups made for the container, and by which backend.
     public var cgroups: CgroupRecord?
 
-    public init(id: String, pid: Int32, pidStartTime: UInt64, status: ContainerStatus, bundle: String,
+    public init(id: String, pid: Int32, pidStartTime: UInt64, bundle: String,
                 rootfs: String, created: String, annotations: [String: String]?, cgroups: CgroupRecord? = nil) {
         self.cgroups = cgroups
         self.id = id
         self.pid = pid
         self.pidStartTime = pidStartTime
-        self.status = status
         self.bundle = bundle
         self.rootfs = rootfs
         self.created = created
@@ -32,6 +29,9 @@ public struct RuntimeState: Codable, Sendable, Equatable {
 }
 
 /// The state root: `<root>/<id>/state.json`, `<root>/<id>/exec.fifo`.
+/// The state file is written once, at create: a container is "created"
+/// while its exec FIFO exists (`start` removes it), and its process says the
+/// rest.
 /// Every change to one container happens under an flock of its directory,
 /// and state files are replaced atomically.
 public struct StateStore: Sendable {
@@ -102,6 +102,10 @@ public struct StateStore: Sendable {
 
     /// Removes the container's directory and everything in it.
     public func remove(_ id: String) throws(GockerError) {
+        // What it usually holds, directly; anything else the long way.
+        _ = unlink(statePath(id))
+        _ = unlink(fifoPath(id))
+        if rmdir(directory(id)) == 0 || errno == ENOENT { return }
         do { try Sys.removeAll(directory(id)) } catch {
             throw GockerError(.system, "remove state of \(id)", cause: error)
         }

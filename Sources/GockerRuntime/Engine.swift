@@ -118,7 +118,6 @@ public struct Engine: Sendable {
     /// `gocker create` (and the first half of `run`): everything is checked,
     /// then the container's record and bundle are written; nothing runs yet.
     public func create(_ request: RunRequest) throws(GockerError) -> ContainerRecord {
-        CgroupDriver.prewarm()
         // Everything that can be refused is refused before anything is made.
         try ContainerSpec.validateWorkdir(request.workdir)
         if let name = request.name { try Identifier.validateName(name) }

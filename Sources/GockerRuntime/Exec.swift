@@ -72,12 +72,12 @@ extension Runtime {
         var spec = process.cSpawn(arena: arena, stdio: stdio)
         spec.joins = arena.array(joins)
         spec.njoins = joins.count
-        let join: (pid_t) throws(GockerError) -> Void
+        let join: (pid_t) throws(GockerError) -> [Int32]
         if let cgroups = s.cgroups {
             let driver = driver(for: cgroups)
-            join = { (child: pid_t) throws(GockerError) -> Void in try driver.attach(cgroups, pid: child) }
+            join = { (child: pid_t) throws(GockerError) -> [Int32] in try GoHook.join(driver, cgroups, pid: child) }
         } else {
-            join = { (_: pid_t) throws(GockerError) -> Void in }
+            join = { (_: pid_t) throws(GockerError) -> [Int32] in [] }
         }
         let hook = GoHook(join)
         var pid: pid_t = 0

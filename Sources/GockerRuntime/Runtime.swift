@@ -31,7 +31,7 @@ public struct Runtime: Sendable {
 
     /// The driver for new containers. When libcgroup cannot initialise, the
     /// whole container falls back to cgroupfs, and says so.
-    func newDriver() throws(GockerError) -> CgroupDriver {
+    static func newDriver(backend cgroupBackend: String) throws(GockerError) -> CgroupDriver {
         try Self.validateBackend(cgroupBackend)
         let version = CgroupDriver.detectVersion()
         let backend: any CgroupBackend
@@ -114,7 +114,12 @@ public struct Runtime: Sendable {
     /// comes back to the caller, who relays it.
     func create(id: String, bundle: String, pidFile: String?, allowTerminal: Bool,
                 stdio: [Int32] = [-1, -1, -1]) throws(GockerError) -> (RuntimeState, terminal: Int32?) {
-        CgroupDriver.prewarm()
+        // The cgroup driver comes up (libcgroup reads the host's mounts) on a
+        // thread of its own while the config is read.
+        let backend = cgroupBackend
+        let driverJob = Background { () -> Result<CgroupDriver, GockerError> in
+            Result { () throws(GockerError) in try Runtime.newDriver(backend: backend) }
+        }
         try Identifier.validateContainerID(id)
         let bundle = try Self.realPath(bundle, what: "bundle")
         let spec = try JSON.decodeFile(Spec.self, path: bundle + "/config.json")
@@ -133,32 +138,56 @@ public struct Runtime: Sendable {
             cgroupPath = "\(try CgroupDriver.validatePath(cgroupParent))/\(id)"
         }
         gk_mark(GK_MARK_CONFIG)
-        let driver = try newDriver()
+        try Self.validateBackend(cgroupBackend)
         let resources = Self.keepingDefaultDevices(spec.linux?.resources ?? Spec.Resources())
+        // The groups are made on a thread of their own while the child is
+        // cloned and mounts its root filesystem and volumes; it waits for
+        // them only before its device nodes (GK_SPAWN_LATE_GO). It waits
+        // for them first where the groups must exist before the clone (v2:
+        // cloned straight into them), where its mounts depend on them (an
+        // OCI "cgroup" mount names them; opening a block device to mount its
+        // filesystem is judged by the devices group), or where it fills a
+        // volume (which a container that fails on its limits must leave
+        // untouched).
+        let lateGo = CgroupDriver.detectVersion() == .v1
+            && !plan.mounts.contains { m in
+                m.options.copyUp || (!m.options.isBind && (m.type == "cgroup" || m.source.hasPrefix("/")))
+            }
 
         let lock = try store.reserve(id)
         defer { lock.release() }
+        // Only once the id is ours: the path may be that of a live
+        // container's groups until then.
+        let groups = Background { () -> Result<(CgroupDriver, CgroupRecord), GockerError> in
+            Result { () throws(GockerError) in
+                let driver = try driverJob.value().get()
+                return (driver, try driver.create(path: cgroupPath, resources: resources))
+            }
+        }
         var pid: pid_t = 0
         var terminal: Int32 = -1
-        var cgroups: CgroupRecord?
         do throws(GockerError) {
-            cgroups = try driver.create(path: cgroupPath, resources: resources)
-            plan.placeCgroupMounts(record: cgroups!, v1Mounts: CgroupfsV1Backend.hostMounts)
+            var cloneDirectory: String?
+            if !lateGo {
+                let (driver, record) = try groups.value().get()
+                plan.placeCgroupMounts(record: record, v1Mounts: CgroupfsV1Backend.hostMounts)
+                cloneDirectory = driver.cloneDirectory(record)
+            }
             let fifo = store.fifoPath(id)
             let fifoFD = try performing("create exec fifo of \(id)") { () throws(SystemCallError) in
                 try Sys.check("mkfifo", path: fifo) { mkfifo(fifo, 0o622) }
                 return try Sys.open(fifo, GK_O_PATH)
             }
             defer { Sys.close(fifoFD) }
-            let record = cgroups!
-            (pid, terminal) = try spawn(id: id, plan: plan, fifoFD: fifoFD, stdio: stdio,
-                                        cgroupDirectory: driver.cloneDirectory(record)) { pid throws(GockerError) in
-                try driver.attach(record, pid: pid)
+            (pid, terminal) = try spawn(id: id, plan: plan, fifoFD: fifoFD, stdio: stdio, lateGo: lateGo,
+                                        cgroupDirectory: cloneDirectory) { pid throws(GockerError) in
+                let (driver, record) = try groups.value().get()
+                return try GoHook.join(driver, record, pid: pid)
             }
             let state = RuntimeState(
-                id: id, pid: pid, pidStartTime: UInt64(gk_process_start_time(pid)), status: .created,
+                id: id, pid: pid, pidStartTime: UInt64(gk_process_start_time(pid)),
                 bundle: bundle, rootfs: plan.rootfs, created: Timestamp.now(), annotations: spec.annotations,
-                cgroups: record)
+                cgroups: try groups.value().get().1)
             try store.save(state)
             if let pidFile {
                 try performing("write pid file") { () throws(SystemCallError) in
@@ -173,43 +202,74 @@ public struct Runtime: Sendable {
                 var status: Int32 = 0
                 _ = waitpid(pid, &status, 0)
             }
-            if let cgroups { try? driver.destroy(cgroups) }
+            // (A driver that failed has removed what it made.)
+            if case .success(let (driver, record)) = groups.value() { try? driver.destroy(record) }
             try? store.remove(id)
             throw error
         }
     }
 
-    /// Runs `beforeGo` in the parent once the child exists and before it
-    /// does anything (its cgroups are joined there).
+    /// Runs `beforeGo` in the parent once the child exists, before GO: it
+    /// puts the child in its cgroups, or hands it the files to join them.
     final class GoHook {
-        let body: (pid_t) throws(GockerError) -> Void
+        /// Places the child, or returns the `tasks` files (open for writing)
+        /// through which it joins its groups itself; the C core sends them
+        /// with GO and closes them.
+        let body: (pid_t) throws(GockerError) -> [Int32]
         var error: GockerError?
         /// Set by the C core when the child was cloned straight into its
         /// cgroup v2 group (clone3 with CLONE_INTO_CGROUP): then it is in its
         /// group already, and `body`, which places it there, is skipped.
         let joined = UnsafeMutablePointer<Int32>.allocate(capacity: 1)
-        init(_ body: @escaping (pid_t) throws(GockerError) -> Void) {
+        init(_ body: @escaping (pid_t) throws(GockerError) -> [Int32]) {
             self.body = body
             joined.initialize(to: 0)
         }
         deinit { joined.deallocate() }
 
         /// The C callback; `ctx` is an unretained GoHook.
-        static let call: gk_before_go_fn = { pid, ctx in
+        static let call: gk_before_go_fn = { pid, ctx, fds, count in
             let hook = Unmanaged<GoHook>.fromOpaque(ctx!).takeUnretainedValue()
+            count!.pointee = 0
             if hook.joined.pointee != 0 { return 0 }
-            do throws(GockerError) { try hook.body(pid) } catch {
+            do throws(GockerError) {
+                let files = try hook.body(pid)
+                precondition(files.count <= Int(GK_MAX_GO_FDS))
+                for (i, fd) in files.enumerated() { fds![i] = fd }
+                count!.pointee = files.count
+            } catch {
                 hook.error = error
                 return -EIO
             }
             return 0
         }
+
+        /// Each of `record`'s `tasks` files open for writing, for the child
+        /// to join its groups itself; else (v2, or a backend without the
+        /// files) `pid` placed by the driver, and none.
+        static func join(_ driver: CgroupDriver, _ record: CgroupRecord, pid: pid_t) throws(GockerError) -> [Int32] {
+            guard let files = driver.taskFiles(record) else {
+                try driver.attach(record, pid: pid)
+                return []
+            }
+            var fds: [Int32] = []
+            for f in files {
+                let fd = Glibc.open(f, O_WRONLY | O_CLOEXEC)
+                guard fd >= 0 else {
+                    let e = errno
+                    for fd in fds { Sys.close(fd) }
+                    throw GockerError(.system, "join cgroup", cause: SystemCallError("open", path: f, errno: e))
+                }
+                fds.append(fd)
+            }
+            return fds
+        }
     }
 
     /// With `cgroupDirectory` the child is cloned straight into that cgroup2
     /// group where the kernel can (clone3 with CLONE_INTO_CGROUP).
-    private func spawn(id: String, plan: LaunchPlan, fifoFD: Int32, stdio: [Int32], cgroupDirectory: String?,
-                       beforeGo: @escaping (pid_t) throws(GockerError) -> Void) throws(GockerError) -> (pid_t, terminal: Int32) {
+    private func spawn(id: String, plan: LaunchPlan, fifoFD: Int32, stdio: [Int32], lateGo: Bool, cgroupDirectory: String?,
+                       beforeGo: @escaping (pid_t) throws(GockerError) -> [Int32]) throws(GockerError) -> (pid_t, terminal: Int32) {
         let cgroupFD = cgroupDirectory.map { Glibc.open($0, O_RDONLY | O_DIRECTORY | O_CLOEXEC) } ?? -1
         defer { if cgroupFD >= 0 { Sys.close(cgroupFD) } }
         let hook = GoHook(beforeGo)
@@ -263,7 +323,13 @@ public struct Runtime: Sendable {
         if plan.devSymlinks { spec.flags |= UInt32(GK_SPAWN_DEV_SYMLINKS) }
         if plan.rootReadonly { spec.flags |= UInt32(GK_SPAWN_ROOT_READONLY) }
         if plan.initProcess { spec.flags |= UInt32(GK_SPAWN_INIT) }
+        if lateGo { spec.flags |= UInt32(GK_SPAWN_LATE_GO) }
         spec.clone_flags = UInt(plan.cloneFlags)
+        if plan.cloneFlags & GK_CLONE_NEWCGROUP != 0 {
+            // Unshared by the child once it is in its groups, its root.
+            spec.clone_flags &= ~UInt(GK_CLONE_NEWCGROUP)
+            spec.flags |= UInt32(GK_SPAWN_CGROUP_NS)
+        }
         spec.joins = arena.array(joins)
         spec.njoins = joins.count
         spec.hostname = arena.optionalString(plan.hostname)
@@ -328,11 +394,21 @@ public struct Runtime: Sendable {
     public func start(id: String) throws(GockerError) -> RuntimeState {
         let lock = try store.lock(id)
         defer { lock.release() }
-        var state = try store.load(id)
+        let state = try store.load(id)
         let status = self.status(of: state)
         guard status == .created else {
             throw GockerError(.invalidState, "cannot start a container that is \(status.rawValue)")
         }
+        try begin(state)
+        return state
+    }
+
+    /// Opens the exec FIFO of the created container `state` (locked by the
+    /// caller) and waits for its exec. The FIFO is gone afterwards, which
+    /// is what makes the container "running" from then on (`status(of:)`):
+    /// its state file is not written again.
+    private func begin(_ state: RuntimeState) throws(GockerError) {
+        let id = state.id
         let fifo = store.fifoPath(id)
         var msg = gk_msg()
         let r = gk_start_wait(fifo, state.pid, &msg)
@@ -344,9 +420,6 @@ public struct Runtime: Sendable {
         if r < 0 {
             throw GockerError(.system, "start container \(id)", cause: SystemCallError("open", path: fifo, errno: -r))
         }
-        state.status = .running
-        try store.save(state)
-        return state
     }
 
     // MARK: state
@@ -354,7 +427,7 @@ public struct Runtime: Sendable {
     /// The container's status now, from its recorded state and its process.
     public func status(of state: RuntimeState) -> ContainerStatus {
         guard state.pid > 0, UInt64(gk_process_start_time(state.pid)) == state.pidStartTime else { return .stopped }
-        if state.status == .created && Sys.exists(store.fifoPath(state.id)) { return .created }
+        if Sys.exists(store.fifoPath(state.id)) { return .created }
         if let r = state.cgroups, r.controllers.contains("freezer"),
            driver(for: r).stats(r, only: "freezer")["freezer.frozen"] == 1 {
             return .paused
@@ -447,6 +520,20 @@ public struct Runtime: Sendable {
         try store.remove(id)
     }
 
+    /// The end of a foreground container whose first process was reaped:
+    /// what it left in its groups killed, the groups and the state removed,
+    /// from the state in hand.
+    func remove(_ s: RuntimeState) throws(GockerError) {
+        let lock = try store.lock(s.id)
+        defer { lock.release() }
+        if let record = s.cgroups {
+            let driver = driver(for: record)
+            driver.killAll(record)
+            try driver.destroy(record)
+        }
+        try store.remove(s.id)
+    }
+
     /// Waits (up to 10 s) until the container's first process is gone,
     /// reaping it if it is our child.
     func waitUntilGone(_ s: RuntimeState) {
@@ -502,9 +589,12 @@ public struct Runtime: Sendable {
     /// With `log`, the container's stdout and stderr pass through gocker,
     /// which also keeps them in that log file (docker's json-file lines,
     /// rotated past `maxSize` bytes).
+    /// With `checkOOM` false (`oci run`, which has no use for it) the
+    /// memory controller is not asked whether anything was OOM-killed.
     public func runForeground(id: String, bundle: String, pidFile: String? = nil,
                               terminal io: TerminalIO? = nil,
-                              log: (path: String, maxSize: UInt64)? = nil) throws(GockerError) -> Exit {
+                              log: (path: String, maxSize: UInt64)? = nil,
+                              checkOOM: Bool = true) throws(GockerError) -> Exit {
         _ = gk_forward_block()
         // Pipes for the container's stdout and stderr when they are logged.
         var pipes: [Int32] = []
@@ -537,8 +627,11 @@ public struct Runtime: Sendable {
             try sendConsole(id: id, t, to: socket)
         }
         defer { if let terminal { Sys.close(terminal) } }
-        do {
-            try start(id: id)
+        do throws(GockerError) {
+            // The state just made is started as it is, not read back.
+            let lock = try store.lock(id)
+            defer { lock.release() }
+            try begin(state)
         } catch {
             if !pipes.isEmpty {
                 Sys.close(pipes[0])
@@ -556,8 +649,9 @@ public struct Runtime: Sendable {
             status = Self.waitAttached(pid: state.pid, terminal: terminal, io: io, log: log)
         }
         gk_mark(GK_MARK_EXITED)
-        let oom = state.cgroups.map { (driver(for: $0).stats($0, only: "memory")["memory.oom_kill"] ?? 0) > 0 } ?? false
-        try? delete(id: id, force: true)
+        let oom = checkOOM
+            && state.cgroups.map { (driver(for: $0).stats($0, only: "memory")["memory.oom_kill"] ?? 0) > 0 } ?? false
+        try? remove(state)
         if status < 0 {
             throw GockerError(.system, "wait for container \(id)", cause: SystemCallError("waitpid", errno: -status))
         }

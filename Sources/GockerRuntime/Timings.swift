@@ -26,9 +26,12 @@ public enum Timings {
 
     public static let fileVariable = "GOCKER_TIMINGS_FILE"
 
-    /// The phase that ends at each mark: the time since the previous mark
-    /// that was reached belongs to it. Marks a command does not pass (the
-    /// image of `gocker oci run`) are skipped, their time going to the next.
+    /// The phase that ends at each mark: the time since the mark reached
+    /// just before belongs to it. Marks a command does not pass (the image of
+    /// `gocker oci run`) are skipped, their time going to the next. GO ends
+    /// the wait for the cgroups wherever it falls: before the child's root
+    /// filesystem, or after its mounts when the child set itself up while
+    /// the parent made its groups.
     static let phaseEndingAt: [(mark: gk_timing_mark, phase: String)] = [
         (GK_MARK_PARSED, "arguments"),
         (GK_MARK_IMAGE, "image"),
@@ -38,6 +41,7 @@ public enum Timings {
         (GK_MARK_CHILD, "clone and namespaces"),
         (GK_MARK_GO, "cgroups"),
         (GK_MARK_PIVOTED, "rootfs and pivot_root"),
+        (GK_MARK_MOUNTED, "mounts, devices, user"),
         (GK_MARK_READY, "mounts, devices, user"),
         (GK_MARK_EXEC, "state and start"),
         (GK_MARK_STARTED, "exec"),
@@ -52,23 +56,25 @@ public enum Timings {
 
     /// The phases of a list of marks (nanoseconds by gk_timing_mark, 0 when
     /// not reached), each summed over its segments, in the order of
-    /// `phaseNames`; a phase without any segment is left out.
+    /// `phaseNames`; a phase without any segment is left out. Segments run
+    /// between the reached marks in the order of their times.
     public static func phases(marks: [UInt64]) -> Line {
-        var sums: [String: UInt64] = [:]
-        var previous = marks.indices.contains(Int(GK_MARK_START.rawValue)) ? marks[Int(GK_MARK_START.rawValue)] : 0
-        var first = previous
+        var reached: [(ns: UInt64, phase: String)] = []
         for (mark, phase) in phaseEndingAt {
             let i = Int(mark.rawValue)
-            guard i < marks.count, marks[i] != 0 else { continue }
-            if previous != 0 && marks[i] >= previous {
-                sums[phase, default: 0] += marks[i] - previous
-            }
-            if first == 0 { first = marks[i] }
-            previous = marks[i]
+            if i < marks.count, marks[i] != 0 { reached.append((marks[i], phase)) }
+        }
+        reached.sort { $0.ns < $1.ns }  // stable for equal times: the list's order
+        let start = marks.indices.contains(Int(GK_MARK_START.rawValue)) ? marks[Int(GK_MARK_START.rawValue)] : 0
+        let first = start != 0 ? start : (reached.first?.ns ?? 0)
+        var sums: [String: UInt64] = [:]
+        var previous = first
+        for (ns, phase) in reached where ns >= previous {
+            if previous != 0 { sums[phase, default: 0] += ns - previous }
+            previous = ns
         }
         let phases = phaseNames.compactMap { name in sums[name].map { Phase(name: name, ms: Double($0) / 1e6) } }
-        let total = previous >= first ? Double(previous - first) / 1e6 : 0
-        return Line(phases: phases, total: total)
+        return Line(phases: phases, total: Double(previous - first) / 1e6)
     }
 
     /// This process's marks so far.

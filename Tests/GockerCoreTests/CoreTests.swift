@@ -85,7 +85,7 @@ struct StateStoreTests {
         let store = StateStore(root: root + "/state")
         let lock = try store.reserve("c1")
         #expect(throws: GockerError.self) { try store.reserve("c1") }
-        let s = RuntimeState(id: "c1", pid: 42, pidStartTime: 7, status: .created, bundle: "/b", rootfs: "/b/rootfs",
+        let s = RuntimeState(id: "c1", pid: 42, pidStartTime: 7, bundle: "/b", rootfs: "/b/rootfs",
                              created: Timestamp.now(), annotations: ["k": "v"])
         try store.save(s)
         lock.release()

@@ -13,10 +13,11 @@ struct TimingsTests {
     @Test func everyPhaseOfARunAndTheTotal() {
         let line = Timings.phases(marks: marks())
         #expect(line.phases.map(\.name) == Timings.phaseNames)
-        // Two segments each: config and bundle (BUNDLE, CONFIG), cgroups (CLONE, GO).
+        // Two segments each: config and bundle (BUNDLE, CONFIG), cgroups
+        // (CLONE, GO), mounts (MOUNTED, READY).
         let ms = Dictionary(uniqueKeysWithValues: line.phases.map { ($0.name, $0.ms) })
         #expect(ms["arguments"] == 1 && ms["image"] == 1 && ms["teardown"] == 1)
-        #expect(ms["config and bundle"] == 2 && ms["cgroups"] == 2)
+        #expect(ms["config and bundle"] == 2 && ms["cgroups"] == 2 && ms["mounts, devices, user"] == 2)
         #expect(line.total == Double(GK_MARK_END.rawValue))
         #expect(line.phases.reduce(0) { $0 + $1.ms } == line.total)
     }
@@ -27,6 +28,24 @@ struct TimingsTests {
         #expect(!line.phases.contains { $0.name == "image" })
         #expect(line.phases.first { $0.name == "config and bundle" }?.ms == 3)
         #expect(line.total == Double(GK_MARK_END.rawValue))
+    }
+
+    @Test func aLateGoEndsTheCgroupWaitAfterTheMounts() {
+        // The child mounted its root and the rest while the parent made its
+        // groups: GO falls between MOUNTED and READY.
+        var m = marks()
+        var t = m[Int(GK_MARK_CHILD.rawValue)]
+        for (mark, after) in [(GK_MARK_PIVOTED, 1), (GK_MARK_MOUNTED, 1), (GK_MARK_GO, 3), (GK_MARK_READY, 1),
+                              (GK_MARK_EXEC, 1), (GK_MARK_STARTED, 1), (GK_MARK_EXITED, 1), (GK_MARK_END, 1)] {
+            t += UInt64(after) * 1_000_000
+            m[Int(mark.rawValue)] = t
+        }
+        let line = Timings.phases(marks: m)
+        let ms = Dictionary(uniqueKeysWithValues: line.phases.map { ($0.name, $0.ms) })
+        #expect(ms["rootfs and pivot_root"] == 1)
+        #expect(ms["cgroups"] == 4.0, "CLONE's segment (1) and the wait for GO (3)")
+        #expect(ms["mounts, devices, user"] == 2.0, "MOUNTED's segment and READY's")
+        #expect(line.phases.reduce(0) { $0 + $1.ms } == line.total)
     }
 
     @Test func renderedOneLinePerPhaseThenTheTotal() {

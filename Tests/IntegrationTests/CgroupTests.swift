@@ -10,13 +10,7 @@ struct CgroupTests {
     static let backends = ["libcgroup", "cgroupfs"]
 
     /// The container's state file, once it is running.
-    func runningState(_ box: Sandbox) -> [String: Any]? {
-        guard let id = box.list(box.stateRoot).first,
-              let data = FileManager.default.contents(atPath: "\(box.stateRoot)/\(id)/state.json"),
-              let obj = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
-              obj["status"] as? String == "running" else { return nil }
-        return obj
-    }
+    func runningState(_ box: Sandbox) -> [String: Any]? { box.runningState() }
 
     @Test(arguments: backends)
     func limitsAreInTheFilesWhileRunningAndGoneAfter(backend: String) throws {

@@ -136,6 +136,16 @@ final class Sandbox {
         #expect(p.terminationStatus == 3, sourceLocation: sourceLocation)
     }
 
+    /// The state of the one container in the state root once it has
+    /// started: its state file written and its exec FIFO gone.
+    func runningState() -> [String: Any]? {
+        guard let id = list(stateRoot).first,
+              !FileManager.default.fileExists(atPath: "\(stateRoot)/\(id)/exec.fifo"),
+              let data = FileManager.default.contents(atPath: "\(stateRoot)/\(id)/state.json"),
+              let obj = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { return nil }
+        return obj
+    }
+
     /// Polls until `condition` holds, for up to `seconds`.
     func waitFor(_ seconds: Double = 10, _ condition: () -> Bool) -> Bool {
         let deadline = Date().addingTimeInterval(seconds)

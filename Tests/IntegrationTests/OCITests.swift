@@ -167,4 +167,67 @@ struct OCITests {
         #expect(lines.contains("ro-ok"), "the tmpfs holding the groups is read-only too: \(r.stdout)")
         #expect(lines.last?.hasPrefix("CapAmb:") == true && lines.last?.hasSuffix("0000000000000000") == true, "\(r.stdout)")
     }
+
+    /// Rewrites the bundle's config.json through `change`.
+    func editConfig(_ bundle: String, _ change: (inout [String: Any]) throws -> Void) throws {
+        let url = URL(fileURLWithPath: bundle + "/config.json")
+        var config = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as? [String: Any])
+        try change(&config)
+        try JSONSerialization.data(withJSONObject: config).write(to: url)
+    }
+
+    /// A cgroup namespace of its own is rooted at the container's groups,
+    /// not at gocker's: it is made once the child has joined them.
+    @Test func aCgroupNamespaceIsRootedAtTheContainersGroups() throws {
+        let box = try Sandbox()
+        let bundle = try makeBundle(box, args: ["sh", "-c", "cat /proc/self/cgroup; readlink /proc/self/ns/cgroup"])
+        defer {
+            try? FileManager.default.removeItem(atPath: bundle + "/rootfs")
+            box.expectNothingLeft()
+        }
+        try editConfig(bundle) { config in
+            var linux = try #require(config["linux"] as? [String: Any])
+            var namespaces = try #require(linux["namespaces"] as? [[String: Any]])
+            namespaces.append(["type": "cgroup"])
+            linux["namespaces"] = namespaces
+            config["linux"] = linux
+        }
+        let r = try box.gocker(["oci", "run", "--bundle", bundle, "cgns1"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let lines = r.stdout.split(separator: "\n").map(String.init)
+        let memory = lines.first { $0.contains(":memory:") || $0.hasPrefix("0::") }
+        #expect(memory?.hasSuffix(":/") == true, "the group is the namespace's root: \(r.stdout)")
+        #expect(!r.stdout.contains("/.."), "\(r.stdout)")
+        #expect(lines.last?.hasPrefix("cgroup:[") == true)
+        #expect(lines.last != (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/ns/cgroup")),
+                "a namespace of its own")
+    }
+
+    /// The child mounts while its groups are still being made: a mount that
+    /// fails there is reported as such, and a limit the kernel refuses
+    /// meanwhile stops the child; either way nothing is left.
+    @Test func failuresWhileTheChildSetsUpBesideItsGroups() throws {
+        let box = try Sandbox()
+        let bundle = try makeBundle(box, args: ["true"], extraMounts: #", {"destination": "/x", "type": "bind", "source": "\#(box.dir)/no-such-source", "options": ["bind"]}"#)
+        defer {
+            try? FileManager.default.removeItem(atPath: bundle + "/rootfs")
+            box.expectNothingLeft()
+        }
+        let r = try box.gocker(["oci", "run", "--bundle", bundle, "late1"])
+        #expect(r.status == 1)
+        #expect(r.stderr.contains("bind source \(box.dir)/no-such-source") && r.stderr.contains("no such file"), "\(r.stderr)")
+        box.expectNothingLeft()
+
+        try editConfig(bundle) { config in
+            var mounts = try #require(config["mounts"] as? [[String: Any]])
+            mounts.removeAll { ($0["destination"] as? String) == "/x" }
+            config["mounts"] = mounts
+            var linux = try #require(config["linux"] as? [String: Any])
+            linux["resources"] = ["cpu": ["cpus": "999"]]
+            config["linux"] = linux
+        }
+        let bad = try box.gocker(["oci", "run", "--bundle", bundle, "late2"])
+        #expect(bad.status == 1)
+        #expect(bad.stderr.contains("cpuset.cpus"), "\(bad.stderr)")
+    }
 }

@@ -140,10 +140,7 @@ struct RunTests {
         let (p, _) = try box.start(["run", "--rm", "busybox", "sleep", "100"])
         var pid: pid_t = 0
         #expect(box.waitFor {
-            guard let id = box.list(box.stateRoot).first,
-                  let data = FileManager.default.contents(atPath: "\(box.stateRoot)/\(id)/state.json"),
-                  let obj = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
-                  obj["status"] as? String == "running", let p = obj["pid"] as? Int else { return false }
+            guard let p = box.runningState()?["pid"] as? Int else { return false }
             pid = pid_t(p)
             return true
         })

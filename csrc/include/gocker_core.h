@@ -17,10 +17,16 @@
  *      clone()  ---------------------------> resets signal handlers,
  *      (clone3 into its cgroup v2 group          PR_SET_PDEATHSIG(SIGKILL)
  *      where it can: see cgroup_fd)
- *      (puts the child in its cgroups)
- *      GK_MSG_GO  -------------------------> setns, hostname, root filesystem,
+ *      (puts the child in its cgroups,
+ *      or on v1 opens their `tasks` files)
+ *      GK_MSG_GO (+ those files) ----------> joins the groups (writes 0 to each
+ *                                            file), cgroup namespace, setns,
+ *                                            hostname, root filesystem,
  *                                            pivot_root, mounts, devices, masked
  *                                            and read-only paths, lo, cwd, user
+ *                                            (GK_SPAWN_LATE_GO: setns to mounts
+ *                                            first, then GO, groups, cgroup
+ *                                            namespace, devices and the rest)
  *                 <------------------------- GK_MSG_TERMINAL with the pty master
  *                                            as SCM_RIGHTS (only with a terminal)
  *                 <------------------------- GK_MSG_ERROR {stage, errno, text}
@@ -89,6 +95,7 @@ enum gk_stage {
     GK_STAGE_INIT,
     GK_STAGE_START_WAIT,
     GK_STAGE_EXEC,
+    GK_STAGE_CGROUP,
 };
 
 #define GK_MSG_TEXT 200
@@ -163,6 +170,16 @@ struct gk_ns_join {
 #define GK_SPAWN_SET_CAPS 0x10      /* apply the capability sets below */
 #define GK_SPAWN_NO_NEW_PRIVS 0x20  /* PR_SET_NO_NEW_PRIVS before exec */
 #define GK_SPAWN_INIT 0x40          /* PID 1 is a tiny init that runs the command */
+/* Wait for GO just before the device nodes instead of first: the child
+ * mounts its root and everything else while the parent is still making its
+ * cgroups. Its device nodes, and all that follows, are made inside its
+ * groups (the devices controller judges mknod). Not for a config whose
+ * mounts depend on the groups (a "cgroup" mount, a block device's
+ * filesystem, a volume to fill). */
+#define GK_SPAWN_LATE_GO 0x80
+/* A new cgroup namespace, unshared once GO says the child is in its groups
+ * (a namespace made by clone would be rooted at the parent's groups). */
+#define GK_SPAWN_CGROUP_NS 0x100
 
 /* Capability sets, one bit per CAP_* number. */
 struct gk_caps {
@@ -224,7 +241,7 @@ struct gk_spawn {
     /* With cgroup_joined non-NULL: the child is cloned straight into the
      * cgroup v2 directory open as cgroup_fd (clone3 with CLONE_INTO_CGROUP)
      * where the kernel has it, and *cgroup_joined is set to 1 if it was, before
-     * before_go runs; else it is set to 0 and the caller attaches the child. */
+     * before_go runs; else it is set to 0 and before_go places the child. */
     int cgroup_fd;
     int *cgroup_joined;
 };
@@ -237,10 +254,15 @@ struct gk_spawn {
  * -errno; if the child reported the failure, *err holds its record
  * (err->type == GK_MSG_ERROR) and the child has been reaped.
  *
- * Before GO is sent, `before_go(pid, ctx)` is called in the parent if not
- * NULL; a non-zero return kills the child and is returned as the result.
+ * Before GO is sent, `before_go(pid, ctx, go_fds, &n)` is called in the
+ * parent if not NULL; a non-zero return kills the child and is returned as
+ * the result. It may store up to GK_MAX_GO_FDS descriptors in go_fds (and
+ * their count in n): each is a cgroup v1 `tasks` file, sent with GO, which
+ * the child joins by writing 0 to it (moving itself, its only thread,
+ * without the global lock that moving another process takes, and its RCU
+ * grace period). They are closed in the parent once sent.
  */
-typedef int (*gk_before_go_fn)(pid_t pid, void *ctx);
+typedef int (*gk_before_go_fn)(pid_t pid, void *ctx, int *go_fds, size_t *ngo_fds);
 int gk_spawn(const struct gk_spawn *spec, gk_before_go_fn before_go, void *ctx,
              pid_t *pid, int *terminal_fd, struct gk_msg *err);
 
@@ -319,6 +341,15 @@ int gk_term_restore(int fd, const void *saved);
  * record (the sync socket, and the monitor's console socketpair). */
 int gk_send_fd(int sock, int fd);
 
+/* The most descriptors one record carries. */
+#define GK_MAX_GO_FDS 16
+/* A record with `n` descriptors attached (SCM_RIGHTS); 0 or -errno. */
+int gk_send_fds(int sock, const struct gk_msg *m, const int *fds, size_t n);
+/* Receives one record and up to `max` descriptors (close-on-exec; any past
+ * `max` are closed): how many came, or -errno (-EPIPE at end of file,
+ * -EMSGSIZE when the kernel could not pass them all). */
+int gk_recv_fds(int sock, struct gk_msg *m, int *fds, size_t max);
+
 /* Connects to the unix socket at `socket_path` and sends the pty `master`
  * there as SCM_RIGHTS (runc's --console-socket protocol). 0 or -errno. */
 int gk_send_console(const char *socket_path, int master);
@@ -337,16 +368,6 @@ unsigned long long gk_process_start_time(pid_t pid);
 /* The filesystem type (statfs f_type) of `path`, or -errno: tells cgroup v2
  * (0x63677270) from v1. Swift's Glibc module has no statfs. */
 long gk_fs_type(const char *path);
-
-/*
- * Moves the calling process, in a thread of its own, into the group whose
- * cgroup.procs is `procs_file` (the one it is in already: nothing changes).
- * On cgroup v1 the first write to any cgroup.procs after a while waits for
- * an RCU grace period (the kernel's threadgroup rwsem); done early, that
- * wait overlaps the rest of the start and the container's own moves into
- * its groups find the lock fast. 0 or -errno.
- */
-int gk_cgroup_prewarm(const char *procs_file);
 
 /* The stage's name, for messages ("mount", "pivot_root", ...). */
 const char *gk_stage_name(int stage);

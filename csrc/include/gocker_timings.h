@@ -15,7 +15,9 @@
  * and are lost, which costs it the clock reads alone. execve drops the page.
  *
  * The marks, in the order a foreground start passes them: a phase is the
- * time between one mark that was reached and the next.
+ * time between one mark that was reached and the one reached next. GO comes
+ * after MOUNTED instead of before PIVOTED when the child sets itself up
+ * while the parent makes its cgroups (GK_SPAWN_LATE_GO).
  */
 #ifndef GOCKER_TIMINGS_H
 #define GOCKER_TIMINGS_H
@@ -32,10 +34,12 @@ enum gk_timing_mark {
     GK_MARK_IMAGE,     /* run: request checked, image found (or built) */
     GK_MARK_BUNDLE,    /* run: OCI config and bundle written */
     GK_MARK_CONFIG,    /* create: config read, launch plan made; cgroups next */
-    GK_MARK_CLONE,     /* parent: groups made, spawn description packed; clone next */
+    GK_MARK_CLONE,     /* parent: spawn description packed, groups made (or being made
+                        * on a thread: GK_SPAWN_LATE_GO); clone next */
     GK_MARK_CHILD,     /* child: first instruction after clone */
-    GK_MARK_GO,        /* child: GO received (the parent put it in its groups) */
+    GK_MARK_GO,        /* child: GO received and its groups joined */
     GK_MARK_PIVOTED,   /* child: root filesystem mounted, pivot_root done */
+    GK_MARK_MOUNTED,   /* child: mounts done; device nodes next */
     GK_MARK_READY,     /* child: mounts, devices, user, capabilities done; READY next */
     GK_MARK_EXEC,      /* child: `start` opened the exec FIFO; execve next */
     GK_MARK_STARTED,   /* parent: start saw the exec */
