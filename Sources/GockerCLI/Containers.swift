@@ -170,8 +170,11 @@ struct Run: ParsableCommand {
 
     func run() throws {
         if timings { Timings.printOnExit() }
-        let request = try request()
-        let engine = global.engine
+        try Self.start(try request(), engine: global.engine)
+    }
+
+    /// Runs the request: in the foreground, or detached under a monitor.
+    static func start(_ request: RunRequest, engine: Engine) throws {
         if request.detach {
             var record = try engine.create(request)
             do { try engine.startDetached(&record) } catch {

@@ -23,6 +23,10 @@ public enum GockerMain {
             Timings.commandParsed()
             return execute(ownFailure: 1) { try fast.run() }
         }
+        if args.first == "run", let fast = RunFastPath(Array(args.dropFirst())) {
+            Timings.commandParsed()
+            return execute(ownFailure: 125) { try fast.run() }
+        }
         var command: any ParsableCommand
         do {
             command = try parse(args)
