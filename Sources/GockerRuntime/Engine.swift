@@ -77,7 +77,10 @@ public struct Engine: Sendable {
     /// `gocker run` in the foreground: returns the container's exit status.
     /// (`run -d` is `create` and `startDetached`.)
     public func run(_ request: RunRequest) throws(GockerError) -> Int32 {
-        var record = try create(request)
+        // The container starts in this process: its cgroup driver comes up
+        // meanwhile.
+        Runtime.prepareDriver(backend: request.cgroupBackend)
+        var (record, spec) = try createWithSpec(request)
         do throws(GockerError) {
             if !request.interactive { try Self.detachStdin() }
             let terminal = request.tty ? Runtime.TerminalIO.standard(interactive: request.interactive) : nil
@@ -88,7 +91,7 @@ public struct Engine: Sendable {
             }
             let exit = try runtime(for: record).runForeground(
                 id: record.id, bundle: containerDir(record.id), terminal: terminal,
-                log: (logPath(record.id), record.logMaxSize ?? 0))
+                log: (logPath(record.id), record.logMaxSize ?? 0), spec: spec)
             if exit.oomKilled {
                 Runtime.warn("container \(record.name) was OOM-killed: it ran out of its memory limit")
             }
@@ -118,6 +121,11 @@ public struct Engine: Sendable {
     /// `gocker create` (and the first half of `run`): everything is checked,
     /// then the container's record and bundle are written; nothing runs yet.
     public func create(_ request: RunRequest) throws(GockerError) -> ContainerRecord {
+        try createWithSpec(request).record
+    }
+
+    /// create, with the OCI config written to the bundle.
+    func createWithSpec(_ request: RunRequest) throws(GockerError) -> (record: ContainerRecord, spec: Spec) {
         // Everything that can be refused is refused before anything is made.
         try ContainerSpec.validateWorkdir(request.workdir)
         if let name = request.name { try Identifier.validateName(name) }
@@ -165,7 +173,7 @@ public struct Engine: Sendable {
                 }
             }
             gk_mark(GK_MARK_BUNDLE)
-            return record
+            return (record, spec)
         } catch {
             try? remove(id: id, name: name, anonymousVolumes: points)
             throw error

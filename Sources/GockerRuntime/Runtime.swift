@@ -29,6 +29,28 @@ public struct Runtime: Sendable {
         }
     }
 
+    typealias DriverJob = Background<Result<CgroupDriver, GockerError>>
+    nonisolated(unsafe) static var preparedDriver: (backend: String, job: DriverJob)?
+
+    /// Starts bringing the cgroup driver up (libcgroup reads the host's
+    /// mounts) on a thread of its own, for the next container this process
+    /// creates with that backend (nil: the default) to take: `run` calls it
+    /// first, so that it overlaps the image and the bundle.
+    public static func prepareDriver(backend: String?) {
+        guard preparedDriver == nil else { return }
+        let name = backend ?? Runtime(stateRoot: "").cgroupBackend
+        preparedDriver = (name, DriverJob { Result { () throws(GockerError) in try newDriver(backend: name) } })
+    }
+
+    /// The prepared driver for `backend`, or one coming up now.
+    static func driverJob(backend: String) -> DriverJob {
+        if let p = preparedDriver, p.backend == backend {
+            preparedDriver = nil
+            return p.job
+        }
+        return DriverJob { Result { () throws(GockerError) in try newDriver(backend: backend) } }
+    }
+
     /// The driver for new containers. When libcgroup cannot initialise, the
     /// whole container falls back to cgroupfs, and says so.
     static func newDriver(backend cgroupBackend: String) throws(GockerError) -> CgroupDriver {
@@ -112,17 +134,14 @@ public struct Runtime: Sendable {
 
     /// create, also for a config that asks for a terminal: the pty master
     /// comes back to the caller, who relays it.
-    func create(id: String, bundle: String, pidFile: String?, allowTerminal: Bool,
+    /// `spec`, when given, is the bundle's config.json as its writer had it.
+    func create(id: String, bundle: String, spec given: Spec? = nil, pidFile: String?, allowTerminal: Bool,
                 stdio: [Int32] = [-1, -1, -1]) throws(GockerError) -> (RuntimeState, terminal: Int32?) {
-        // The cgroup driver comes up (libcgroup reads the host's mounts) on a
-        // thread of its own while the config is read.
-        let backend = cgroupBackend
-        let driverJob = Background { () -> Result<CgroupDriver, GockerError> in
-            Result { () throws(GockerError) in try Runtime.newDriver(backend: backend) }
-        }
+        let driverJob = Self.driverJob(backend: cgroupBackend)
         try Identifier.validateContainerID(id)
         let bundle = try Self.realPath(bundle, what: "bundle")
-        let spec = try JSON.decodeFile(Spec.self, path: bundle + "/config.json")
+        let spec: Spec
+        if let given { spec = given } else { spec = try JSON.decodeFile(Spec.self, path: bundle + "/config.json") }
         var plan = try LaunchPlan(spec: spec, bundle: bundle)
         if plan.process.terminal && !allowTerminal {
             throw GockerError(.invalidConfig, "process.terminal needs --console-socket")
@@ -594,7 +613,7 @@ public struct Runtime: Sendable {
     public func runForeground(id: String, bundle: String, pidFile: String? = nil,
                               terminal io: TerminalIO? = nil,
                               log: (path: String, maxSize: UInt64)? = nil,
-                              checkOOM: Bool = true) throws(GockerError) -> Exit {
+                              checkOOM: Bool = true, spec: Spec? = nil) throws(GockerError) -> Exit {
         _ = gk_forward_block()
         // Pipes for the container's stdout and stderr when they are logged.
         var pipes: [Int32] = []
@@ -612,7 +631,7 @@ public struct Runtime: Sendable {
         let stdio: [Int32] = pipes.isEmpty ? [-1, -1, -1] : [-1, pipes[1], pipes[3]]
         let created: (RuntimeState, terminal: Int32?)
         do {
-            created = try create(id: id, bundle: bundle, pidFile: pidFile, allowTerminal: io != nil, stdio: stdio)
+            created = try create(id: id, bundle: bundle, spec: spec, pidFile: pidFile, allowTerminal: io != nil, stdio: stdio)
         } catch {
             for fd in pipes { Sys.close(fd) }
             throw error
