@@ -103,3 +103,87 @@ long gk_fs_type(const char *path)
     return (long)fs.f_type;
 }
 
+
+/* ---- removing a directory tree (the parent's, never the child's) ------- */
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+
+/* Removes `name` in the directory `parent`; `buf` holds its path (for the
+ * error) with length `len`, room `cap`. */
+static int remove_in(int parent, const char *name, int is_dir, char *buf, size_t len, size_t cap,
+                     const char **call)
+{
+    if (!is_dir) {
+        if (unlinkat(parent, name, 0) == 0 || errno == ENOENT)
+            return 0;
+        if (errno != EISDIR) {
+            *call = "unlink";
+            return -errno;
+        }
+    }
+    /* A directory: opened beside its name, never through a symlink. */
+    int fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0 && errno == EACCES && fchmodat(parent, name, 0700, 0) == 0)
+        fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) {
+        if (errno == ENOENT)
+            return 0;
+        if (errno == ENOTDIR || errno == ELOOP) /* replaced meanwhile: not a directory after all */
+            return unlinkat(parent, name, 0) == 0 || errno == ENOENT ? 0 : (*call = "unlink", -errno);
+        *call = "open";
+        return -errno;
+    }
+    DIR *d = fdopendir(fd);
+    if (!d) {
+        int e = errno;
+        close(fd);
+        *call = "opendir";
+        return -e;
+    }
+    int r = 0;
+    struct dirent *e;
+    while (r == 0 && (errno = 0, e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.' && (e->d_name[1] == '\0' || (e->d_name[1] == '.' && e->d_name[2] == '\0')))
+            continue;
+        size_t n = strlen(e->d_name);
+        size_t sub = len;
+        if (len + 1 + n < cap) {
+            buf[len] = '/';
+            memcpy(buf + len + 1, e->d_name, n + 1);
+            sub = len + 1 + n;
+        }
+        r = remove_in(dirfd(d), e->d_name, e->d_type == DT_DIR, buf, sub, cap, call);
+        if (r == 0)
+            buf[len] = '\0';
+    }
+    if (r == 0 && errno != 0 && e == NULL) {
+        r = -errno;
+        *call = "readdir";
+    }
+    closedir(d);
+    if (r < 0)
+        return r;
+    if (unlinkat(parent, name, AT_REMOVEDIR) < 0 && errno != ENOENT) {
+        *call = "rmdir";
+        return -errno;
+    }
+    return 0;
+}
+
+int gk_remove_tree(const char *path, const char **call, char *failed, size_t n)
+{
+    if (n == 0)
+        return -EINVAL;
+    size_t len = strlen(path);
+    if (len >= n)
+        len = n - 1;
+    memcpy(failed, path, len);
+    failed[len] = '\0';
+    *call = "";
+    int r = remove_in(AT_FDCWD, path, 0, failed, len, n, call);
+    if (r == 0)
+        failed[0] = '\0';
+    return r;
+}

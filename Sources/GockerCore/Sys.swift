@@ -1,3 +1,4 @@
+import CGockerCore
 import FoundationEssentials
 import Glibc
 
@@ -94,21 +95,11 @@ public enum Sys {
     /// symlink; what is already gone (a missing path, or entries another
     /// gocker removes at the same time) is not an error.
     public static func removeAll(_ path: String) throws(SystemCallError) {
-        var st = stat()
-        if lstat(path, &st) < 0 {
-            if Glibc.errno == ENOENT { return }
-            throw SystemCallError("lstat", path: path, errno: Glibc.errno)
-        }
-        if st.st_mode & S_IFMT == S_IFDIR {
-            // Overlay work directories hold a mode-000 "work" entry; root can
-            // still remove it, but make sure we can list what we delete.
-            if st.st_mode & 0o700 != 0o700 { _ = chmod(path, 0o700) }
-            let names: [String]
-            do { names = try listDirectory(path) } catch where error.errno == ENOENT { return }
-            for name in names { try removeAll(path + "/" + name) }
-            if rmdir(path) < 0 && Glibc.errno != ENOENT { throw SystemCallError("rmdir", path: path, errno: Glibc.errno) }
-        } else if unlink(path) < 0 && Glibc.errno != ENOENT {
-            throw SystemCallError("unlink", path: path, errno: Glibc.errno)
+        var call: UnsafePointer<CChar>?
+        var failed = [CChar](repeating: 0, count: Int(PATH_MAX))
+        let r = gk_remove_tree(path, &call, &failed, failed.count)
+        if r < 0 {
+            throw SystemCallError(call.map { String(cString: $0) } ?? "remove", path: String(cString: failed), errno: -r)
         }
     }
 

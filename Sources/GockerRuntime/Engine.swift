@@ -80,15 +80,10 @@ public struct Engine: Sendable {
         // The container starts in this process: its cgroup driver comes up
         // meanwhile.
         Runtime.prepareDriver(backend: request.cgroupBackend)
-        var (record, spec) = try createWithSpec(request)
+        let (record, spec) = try createWithSpec(request, ownedHere: true)
         do throws(GockerError) {
             if !request.interactive { try Self.detachStdin() }
             let terminal = request.tty ? Runtime.TerminalIO.standard(interactive: request.interactive) : nil
-            record = try updateRecord(record.id) { r in
-                r.ownerPid = getpid()
-                r.ownerStart = UInt64(gk_process_start_time(getpid()))
-                r.started = Timestamp.now()
-            }
             let exit = try runtime(for: record).runForeground(
                 id: record.id, bundle: containerDir(record.id), terminal: terminal,
                 log: (logPath(record.id), record.logMaxSize ?? 0), spec: spec)
@@ -124,8 +119,10 @@ public struct Engine: Sendable {
         try createWithSpec(request).record
     }
 
-    /// create, with the OCI config written to the bundle.
-    func createWithSpec(_ request: RunRequest) throws(GockerError) -> (record: ContainerRecord, spec: Spec) {
+    /// create, with the OCI config written to the bundle. `ownedHere`: the
+    /// container starts now in this process, which the record names as its
+    /// owner from the first write.
+    func createWithSpec(_ request: RunRequest, ownedHere: Bool = false) throws(GockerError) -> (record: ContainerRecord, spec: Spec) {
         // Everything that can be refused is refused before anything is made.
         try ContainerSpec.validateWorkdir(request.workdir)
         if let name = request.name { try Identifier.validateName(name) }
@@ -157,11 +154,16 @@ public struct Engine: Sendable {
         let name = try reserveName(request.name, id: id)
         let points = userMounts.isEmpty ? nil : userMounts.map(\.point)
         do throws(GockerError) {
-            let record = ContainerRecord(
+            var record = ContainerRecord(
                 id: id, name: name, image: request.image, imageID: image.id, args: args, created: Timestamp.now(),
                 hostname: hostname, network: request.network.rawValue, autoRemove: request.autoRemove,
                 restartPolicy: request.restart, cgroupBackend: request.cgroupBackend, cgroupParent: request.cgroupParent,
                 logMaxSize: request.logMaxSize, mounts: points)
+            if ownedHere {
+                record.ownerPid = getpid()
+                record.ownerStart = UInt64(gk_process_start_time(getpid()))
+                record.started = record.created
+            }
             if userMounts.isEmpty {
                 try writeBundle(dir: dir, spec: spec, record: record, hostname: hostname, network: request.network)
             } else {

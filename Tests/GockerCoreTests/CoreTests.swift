@@ -115,4 +115,43 @@ struct StateStoreTests {
         #expect(!Sys.exists(root + "/gone"))
         #expect(Sys.exists(root + "/keep/file"))
     }
+
+    /// What overlay leaves (a mode-000 work directory), deep trees, a
+    /// symlink given as the path itself, and a path that is not there.
+    @Test func removeAllTakesEverythingButWhatLinksPointTo() throws {
+        let root = tempDir()
+        defer { try? Sys.removeAll(root) }
+        try Sys.mkdirAll(root + "/keep")
+        try Sys.writeFileExclusive(root + "/keep/file", Array("x".utf8))
+        var deep = root + "/tree"
+        for i in 0..<40 { deep += "/d\(i)" }
+        try Sys.mkdirAll(deep)
+        try Sys.writeFileExclusive(deep + "/f", [])
+        try Sys.mkdirAll(root + "/tree/work/work")
+        try Sys.writeFileExclusive(root + "/tree/work/work/f", [])
+        #expect(chmod(root + "/tree/work/work", 0) == 0)
+        #expect(mkfifo(root + "/tree/fifo", 0o600) == 0)
+        #expect(symlink(root + "/keep", root + "/tree/dirlink") == 0)
+        #expect(symlink(root + "/keep", root + "/toplink") == 0)
+        try Sys.removeAll(root + "/tree")
+        try Sys.removeAll(root + "/toplink")
+        try Sys.removeAll(root + "/not-there")
+        #expect(!Sys.exists(root + "/tree") && !Sys.exists(root + "/toplink"))
+        #expect(Sys.exists(root + "/keep/file"))
+    }
+
+    @Test func removeAllSaysWhatItCouldNotRemove() throws {
+        // A mount point cannot be removed: rmdir fails with EBUSY on it.
+        let root = tempDir()
+        defer {
+            _ = umount2(root + "/a/mnt", Int32(MNT_DETACH))
+            try? Sys.removeAll(root)
+        }
+        try Sys.mkdirAll(root + "/a/mnt")
+        try #require(mount("tmpfs", root + "/a/mnt", "tmpfs", 0, nil) == 0, "the tests run as root")
+        #expect(throws: SystemCallError.self) { try Sys.removeAll(root + "/a") }
+        do { try Sys.removeAll(root + "/a") } catch {
+            #expect(error.call == "rmdir" && error.path == root + "/a/mnt" && error.errno == EBUSY, "\(error)")
+        }
+    }
 }

@@ -369,6 +369,14 @@ unsigned long long gk_process_start_time(pid_t pid);
  * (0x63677270) from v1. Swift's Glibc module has no statfs. */
 long gk_fs_type(const char *path);
 
+/* Removes `path` and everything under it (rm -rf), never following a
+ * symlink: every directory is opened beside its name with O_NOFOLLOW, and a
+ * symlink is removed, not what it points to. A missing path is not an
+ * error. 0, or -errno with the call that failed in *call and the path it
+ * failed on in `failed` (room for `n` bytes). For the parent only: it
+ * allocates. */
+int gk_remove_tree(const char *path, const char **call, char *failed, size_t n);
+
 /* The stage's name, for messages ("mount", "pivot_root", ...). */
 const char *gk_stage_name(int stage);
 
