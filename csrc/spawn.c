@@ -122,6 +122,17 @@ static int loopback_up(void)
     return r;
 }
 
+int gk_new_netns(void)
+{
+    if (unshare(CLONE_NEWNET) < 0)
+        return -errno;
+    int r = loopback_up();
+    if (r < 0)
+        return r;
+    int fd = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+    return fd < 0 ? -errno : fd;
+}
+
 /* Device nodes and /dev's links, each made in its directory as resolved
  * inside the root. */
 static void make_devices(int sync, const struct gk_spawn *s, int root)

@@ -80,6 +80,7 @@ public struct Engine: Sendable {
         // The container starts in this process: its cgroup driver comes up
         // meanwhile.
         Runtime.prepareDriver(backend: request.cgroupBackend)
+        if request.network == .none { Runtime.prepareNetworkNamespace() }
         let (record, spec) = try createWithSpec(request, ownedHere: true)
         do throws(GockerError) {
             if !request.interactive { try Self.detachStdin() }

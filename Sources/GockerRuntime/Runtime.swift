@@ -42,6 +42,26 @@ public struct Runtime: Sendable {
         preparedDriver = (name, DriverJob { Result { () throws(GockerError) in try newDriver(backend: name) } })
     }
 
+    nonisolated(unsafe) static var preparedNetworkNamespace: Background<Int32>?
+
+    /// Starts making a network namespace (lo up) on a thread of its own, for
+    /// the next container this process creates that asks for a new one:
+    /// the kernel's work to make it (the largest of a start's namespaces)
+    /// then overlaps the image and the bundle instead of the clone.
+    public static func prepareNetworkNamespace() {
+        guard preparedNetworkNamespace == nil else { return }
+        preparedNetworkNamespace = Background { gk_new_netns() }
+    }
+
+    /// The prepared network namespace's descriptor, if one was made; the
+    /// caller closes it.
+    static func takeNetworkNamespace() -> Int32? {
+        guard let job = preparedNetworkNamespace else { return nil }
+        preparedNetworkNamespace = nil
+        let fd = job.value()
+        return fd >= 0 ? fd : nil
+    }
+
     /// The prepared driver for `backend`, or one coming up now.
     static func driverJob(backend: String) -> DriverJob {
         if let p = preparedDriver, p.backend == backend {
@@ -138,6 +158,10 @@ public struct Runtime: Sendable {
     func create(id: String, bundle: String, spec given: Spec? = nil, pidFile: String?, allowTerminal: Bool,
                 stdio: [Int32] = [-1, -1, -1]) throws(GockerError) -> (RuntimeState, terminal: Int32?) {
         let driverJob = Self.driverJob(backend: cgroupBackend)
+        // Nearly every config asks for a network namespace of its own: it
+        // is made while the config is read (and dropped if not asked for).
+        Self.prepareNetworkNamespace()
+        defer { if let unused = Self.takeNetworkNamespace() { Sys.close(unused) } }
         try Identifier.validateContainerID(id)
         let bundle = try Self.realPath(bundle, what: "bundle")
         let spec: Spec
@@ -339,11 +363,19 @@ public struct Runtime: Sendable {
         }
         var spec = plan.process.cSpawn(arena: arena, stdio: stdio)
         if plan.cloneFlags & GK_CLONE_NEWNET != 0 { spec.flags |= UInt32(GK_SPAWN_LOOPBACK_UP) }
+        var cloneFlags = plan.cloneFlags
+        if cloneFlags & GK_CLONE_NEWNET != 0, let net = Self.takeNetworkNamespace() {
+            // Made beforehand, lo up: joined rather than made by clone.
+            heldFDs.append(net)
+            joins.append(gk_ns_join(fd: net, nstype: GK_CLONE_NEWNET))
+            cloneFlags &= ~GK_CLONE_NEWNET
+            spec.flags &= ~UInt32(GK_SPAWN_LOOPBACK_UP)
+        }
         if plan.devSymlinks { spec.flags |= UInt32(GK_SPAWN_DEV_SYMLINKS) }
         if plan.rootReadonly { spec.flags |= UInt32(GK_SPAWN_ROOT_READONLY) }
         if plan.initProcess { spec.flags |= UInt32(GK_SPAWN_INIT) }
         if lateGo { spec.flags |= UInt32(GK_SPAWN_LATE_GO) }
-        spec.clone_flags = UInt(plan.cloneFlags)
+        spec.clone_flags = UInt(cloneFlags)
         if plan.cloneFlags & GK_CLONE_NEWCGROUP != 0 {
             // Unshared by the child once it is in its groups, its root.
             spec.clone_flags &= ~UInt(GK_CLONE_NEWCGROUP)

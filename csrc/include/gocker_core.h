@@ -369,6 +369,13 @@ unsigned long long gk_process_start_time(pid_t pid);
  * (0x63677270) from v1. Swift's Glibc module has no statfs. */
 long gk_fs_type(const char *path);
 
+/* Moves the calling thread into a new network namespace with lo up and
+ * returns a descriptor of it (close-on-exec), or -errno. For a thread of
+ * its own that ends right after: a container's first process then joins
+ * the namespace (a join of type CLONE_NEWNET) instead of having clone make
+ * one, so that the kernel's work to make it overlaps the rest of the start. */
+int gk_new_netns(void);
+
 /* Removes `path` and everything under it (rm -rf), never following a
  * symlink: every directory is opened beside its name with O_NOFOLLOW, and a
  * symlink is removed, not what it points to. A missing path is not an
