@@ -12,11 +12,14 @@ public enum JSON {
     }
 
     public static func decodeFile<T: Decodable>(_ type: T.Type, path: String) throws(GockerError) -> T {
-        let bytes: [UInt8]
-        do { bytes = try Sys.readFile(path) } catch {
+        try decode(type, from: try readFile(path), what: path)
+    }
+
+    /// A file's bytes; a missing file is `.notFound`.
+    public static func readFile(_ path: String) throws(GockerError) -> [UInt8] {
+        do { return try Sys.readFile(path) } catch {
             throw GockerError(error.errno == ENOENT ? .notFound : .system, "read \(path)", cause: error)
         }
-        return try decode(type, from: bytes, what: path)
     }
 
     public static func encode<T: Encodable>(_ value: T, pretty: Bool = false) -> [UInt8] {

@@ -35,7 +35,7 @@ extension Engine {
     }
 
     func layerStack(of record: ContainerRecord) throws(GockerError) -> (LayerStack, Spec) {
-        let spec = try JSON.decodeFile(Spec.self, path: containerDir(record.id) + "/config.json")
+        let spec = try Spec.decodeFile(path: containerDir(record.id) + "/config.json")
         guard let overlay = spec.annotations?[LaunchPlan.overlayAnnotation],
               let lower = overlay.split(separator: ",").first(where: { $0.hasPrefix("lowerdir=") }) else {
             throw GockerError(.invalidState, "container \(record.name) has no layered root filesystem")

@@ -16,7 +16,7 @@ extension Engine {
                 let running = (try? runtime.state(id: id)).map { $0.status != .stopped } ?? false
                 usage.containers.append(.init(id: record.id, imageID: record.imageID, running: running))
             }
-            guard let spec = try? JSON.decodeFile(Spec.self, path: containerDir(id) + "/config.json"),
+            guard let spec = try? Spec.decodeFile(path: containerDir(id) + "/config.json"),
                   let overlay = spec.annotations?[LaunchPlan.overlayAnnotation] else { continue }
             for option in overlay.split(separator: ",") where option.hasPrefix("lowerdir=") {
                 for path in option.dropFirst("lowerdir=".count).split(separator: ":") where path.hasPrefix(layersDir) {

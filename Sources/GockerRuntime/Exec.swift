@@ -20,7 +20,7 @@ extension Runtime {
     /// the base an exec starts from.
     public func containerProcess(id: String) throws(GockerError) -> (Spec.Process, annotations: [String: String]) {
         let s = try store.load(id)
-        let spec = try JSON.decodeFile(Spec.self, path: s.bundle + "/config.json")
+        let spec = try Spec.decodeFile(path: s.bundle + "/config.json")
         guard let process = spec.process else { throw GockerError(.invalidConfig, "config has no process") }
         return (process, spec.annotations ?? [:])
     }

@@ -56,7 +56,7 @@ extension Engine {
         defer { Sys.close(readEnd) }
         let roots = ["--data-root", dataRoot, "--root", runtime.store.root]
         // With a terminal the monitor holds the pty master (see monitor.c).
-        let spec = try? JSON.decodeFile(Spec.self, path: containerDir(record.id) + "/config.json")
+        let spec = try? Spec.decodeFile(path: containerDir(record.id) + "/config.json")
         let terminal = spec?.process?.terminal == true ? "tty" : "-"
         let argv = ["gocker-monitor", logPath(record.id), "\(record.logMaxSize ?? 0)", "\(writeEnd)", terminal,
                     "--start", "gocker", "__start"] + roots + ["--report-fd", "\(writeEnd)", record.id]

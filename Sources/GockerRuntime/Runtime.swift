@@ -165,7 +165,7 @@ public struct Runtime: Sendable {
         try Identifier.validateContainerID(id)
         let bundle = try Self.realPath(bundle, what: "bundle")
         let spec: Spec
-        if let given { spec = given } else { spec = try JSON.decodeFile(Spec.self, path: bundle + "/config.json") }
+        if let given { spec = given } else { spec = try Spec.decodeFile(path: bundle + "/config.json") }
         var plan = try LaunchPlan(spec: spec, bundle: bundle)
         if plan.process.terminal && !allowTerminal {
             throw GockerError(.invalidConfig, "process.terminal needs --console-socket")

@@ -144,7 +144,7 @@ extension Engine {
     public func inspect(_ ref: String) throws(GockerError) -> ContainerDetails {
         let r = try lookup(ref)
         let state = state(of: r)
-        let spec = try? JSON.decodeFile(Spec.self, path: containerDir(r.id) + "/config.json")
+        let spec = try? Spec.decodeFile(path: containerDir(r.id) + "/config.json")
         let runtimeState = try? runtime.store.load(r.id)
         return ContainerDetails(
             Id: r.id, Name: "/" + r.name, Created: r.created, Path: r.args.first ?? "", Args: Array(r.args.dropFirst()),

@@ -180,7 +180,7 @@ extension Engine {
         for spec in request.volumesFrom {
             let (ref, readOnly) = try MountFlags.parseVolumesFrom(spec)
             let other = try lookup(ref)
-            let config = try? JSON.decodeFile(Spec.self, path: containerDir(other.id) + "/config.json")
+            let config = try? Spec.decodeFile(path: containerDir(other.id) + "/config.json")
             for var point in other.mounts ?? [] where point.type != "tmpfs" && !seen.contains(point.Destination) {
                 guard var oci = config?.mounts?.last(where: { $0.destination == point.Destination }) else { continue }
                 if let readOnly {

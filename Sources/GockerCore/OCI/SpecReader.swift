@@ -1,0 +1,352 @@
+/// config.json read without Codable: FoundationEssentials' JSONDecoder takes
+/// about 0.6 ms of every `oci create`, most of it on the first use of the
+/// Codable machinery in a new process. This reader takes exactly the JSON
+/// the Codable definitions in Spec.swift accept, into the same values, and
+/// gives up (nil) on anything else (a wrong type, a missing field, a
+/// duplicate key, an integer field whose number is not a plain integer, a
+/// \u escape), so that JSONDecoder reads it and reports what is wrong. The
+/// tests compare both readings.
+extension Spec {
+    /// The config in `bytes`: read here, or by JSONDecoder when this reader
+    /// gives up.
+    public static func decode(_ bytes: [UInt8], what: String) throws(GockerError) -> Spec {
+        if let spec = SpecReader.spec(bytes) { return spec }
+        return try JSON.decode(Spec.self, from: bytes, what: what)
+    }
+
+    /// The config in the file at `path` (a bundle's config.json).
+    public static func decodeFile(path: String) throws(GockerError) -> Spec {
+        try decode(try JSON.readFile(path), what: path)
+    }
+}
+
+enum SpecReader {
+    typealias Process = Spec.Process
+    typealias User = Spec.User
+    typealias Capabilities = Spec.Capabilities
+    typealias Rlimit = Spec.Rlimit
+    typealias Root = Spec.Root
+    typealias Mount = Spec.Mount
+    typealias Linux = Spec.Linux
+    typealias Namespace = Spec.Namespace
+    typealias Device = Spec.Device
+    typealias Resources = Spec.Resources
+
+    indirect enum Value {
+        case null
+        case bool(Bool)
+        case number(String)
+        case string(String)
+        case array([Value])
+        case object([String: Value])
+    }
+
+    struct GiveUp: Error {}
+
+    static func spec(_ bytes: [UInt8]) -> Spec? {
+        guard let value = parse(bytes), case .object(let o) = value else { return nil }
+        return try? readSpec(o)
+    }
+
+    // MARK: the JSON text
+
+    static func parse(_ bytes: [UInt8]) -> Value? {
+        bytes.withUnsafeBufferPointer { buf -> Value? in
+            var p = Parser(b: buf)
+            guard let v = try? p.value() else { return nil }
+            p.space()
+            return p.i == buf.count ? v : nil
+        }
+    }
+
+    struct Parser {
+        let b: UnsafeBufferPointer<UInt8>
+        var i = 0
+
+        mutating func space() {
+            while i < b.count, b[i] == 0x20 || b[i] == 0x0A || b[i] == 0x0D || b[i] == 0x09 { i += 1 }
+        }
+
+        mutating func expect(_ c: UInt8) throws(GiveUp) {
+            space()
+            guard i < b.count, b[i] == c else { throw GiveUp() }
+            i += 1
+        }
+
+        mutating func literal(_ word: StaticString) throws(GiveUp) {
+            let n = word.utf8CodeUnitCount
+            guard i + n <= b.count else { throw GiveUp() }
+            for k in 0..<n where b[i + k] != word.utf8Start[k] { throw GiveUp() }
+            i += n
+        }
+
+        mutating func value() throws(GiveUp) -> Value {
+            space()
+            guard i < b.count else { throw GiveUp() }
+            switch b[i] {
+            case UInt8(ascii: "{"):
+                i += 1
+                var o: [String: Value] = [:]
+                space()
+                if i < b.count, b[i] == UInt8(ascii: "}") { i += 1; return .object(o) }
+                while true {
+                    space()
+                    let key = try string()
+                    try expect(UInt8(ascii: ":"))
+                    guard o.updateValue(try value(), forKey: key) == nil else { throw GiveUp() }
+                    space()
+                    guard i < b.count else { throw GiveUp() }
+                    if b[i] == UInt8(ascii: ",") { i += 1; continue }
+                    if b[i] == UInt8(ascii: "}") { i += 1; return .object(o) }
+                    throw GiveUp()
+                }
+            case UInt8(ascii: "["):
+                i += 1
+                var a: [Value] = []
+                space()
+                if i < b.count, b[i] == UInt8(ascii: "]") { i += 1; return .array(a) }
+                while true {
+                    a.append(try value())
+                    space()
+                    guard i < b.count else { throw GiveUp() }
+                    if b[i] == UInt8(ascii: ",") { i += 1; continue }
+                    if b[i] == UInt8(ascii: "]") { i += 1; return .array(a) }
+                    throw GiveUp()
+                }
+            case UInt8(ascii: "\""): return .string(try string())
+            case UInt8(ascii: "t"): try literal("true"); return .bool(true)
+            case UInt8(ascii: "f"): try literal("false"); return .bool(false)
+            case UInt8(ascii: "n"): try literal("null"); return .null
+            default: return .number(try number())
+            }
+        }
+
+        /// A JSON number, as its text: -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?.
+        /// Where an integer is read, only a plain one converts.
+        mutating func number() throws(GiveUp) -> String {
+            let start = i
+            if i < b.count, b[i] == UInt8(ascii: "-") { i += 1 }
+            let first = i
+            digits()
+            guard i > first, !(b[first] == UInt8(ascii: "0") && i - first > 1) else { throw GiveUp() }
+            if i < b.count, b[i] == UInt8(ascii: ".") {
+                i += 1
+                let f = i
+                digits()
+                guard i > f else { throw GiveUp() }
+            }
+            if i < b.count, b[i] == UInt8(ascii: "e") || b[i] == UInt8(ascii: "E") {
+                i += 1
+                if i < b.count, b[i] == UInt8(ascii: "+") || b[i] == UInt8(ascii: "-") { i += 1 }
+                let e = i
+                digits()
+                guard i > e else { throw GiveUp() }
+            }
+            return String(decoding: UnsafeBufferPointer(rebasing: b[start..<i]), as: UTF8.self)
+        }
+
+        mutating func digits() {
+            while i < b.count, b[i] >= UInt8(ascii: "0"), b[i] <= UInt8(ascii: "9") { i += 1 }
+        }
+
+        mutating func string() throws(GiveUp) -> String {
+            guard i < b.count, b[i] == UInt8(ascii: "\"") else { throw GiveUp() }
+            i += 1
+            let start = i
+            var plain = true
+            while i < b.count, b[i] != UInt8(ascii: "\"") {
+                if b[i] < 0x20 { throw GiveUp() }
+                if b[i] == UInt8(ascii: "\\") { plain = false; i += 1 }
+                i += 1
+            }
+            guard i < b.count else { throw GiveUp() }
+            let raw = UnsafeBufferPointer(rebasing: b[start..<i])
+            i += 1
+            if plain {
+                guard let s = String(validating: raw, as: UTF8.self) else { throw GiveUp() }
+                return s
+            }
+            var out: [UInt8] = []
+            out.reserveCapacity(raw.count)
+            var k = 0
+            while k < raw.count {
+                let c = raw[k]
+                k += 1
+                guard c == UInt8(ascii: "\\") else { out.append(c); continue }
+                guard k < raw.count else { throw GiveUp() }
+                switch raw[k] {
+                case UInt8(ascii: "\""): out.append(UInt8(ascii: "\""))
+                case UInt8(ascii: "\\"): out.append(UInt8(ascii: "\\"))
+                case UInt8(ascii: "/"): out.append(UInt8(ascii: "/"))
+                case UInt8(ascii: "b"): out.append(0x08)
+                case UInt8(ascii: "f"): out.append(0x0C)
+                case UInt8(ascii: "n"): out.append(0x0A)
+                case UInt8(ascii: "r"): out.append(0x0D)
+                case UInt8(ascii: "t"): out.append(0x09)
+                default: throw GiveUp()  // \u, or not an escape at all
+                }
+                k += 1
+            }
+            guard let s = String(validating: out, as: UTF8.self) else { throw GiveUp() }
+            return s
+        }
+    }
+
+    // MARK: the config's types, as their Codable definitions read them
+
+    /// One JSON object's members; a missing member and null are both absent.
+    struct Members {
+        let o: [String: Value]
+
+        func value(_ k: String) -> Value? {
+            guard let v = o[k] else { return nil }
+            if case .null = v { return nil }
+            return v
+        }
+        func string(_ k: String) throws(GiveUp) -> String? {
+            guard let v = value(k) else { return nil }
+            guard case .string(let s) = v else { throw GiveUp() }
+            return s
+        }
+        func bool(_ k: String) throws(GiveUp) -> Bool? {
+            guard let v = value(k) else { return nil }
+            guard case .bool(let x) = v else { throw GiveUp() }
+            return x
+        }
+        func number<T: FixedWidthInteger>(_ k: String, _: T.Type) throws(GiveUp) -> T? {
+            guard let v = value(k) else { return nil }
+            guard case .number(let text) = v, let x = T(text) else { throw GiveUp() }
+            return x
+        }
+        func strings(_ k: String) throws(GiveUp) -> [String]? {
+            guard let v = value(k) else { return nil }
+            guard case .array(let a) = v else { throw GiveUp() }
+            var out: [String] = []
+            out.reserveCapacity(a.count)
+            for e in a {
+                guard case .string(let s) = e else { throw GiveUp() }
+                out.append(s)
+            }
+            return out
+        }
+        func object(_ k: String) throws(GiveUp) -> Members? {
+            guard let v = value(k) else { return nil }
+            guard case .object(let m) = v else { throw GiveUp() }
+            return Members(o: m)
+        }
+        func objects(_ k: String) throws(GiveUp) -> [Members]? {
+            guard let v = value(k) else { return nil }
+            guard case .array(let a) = v else { throw GiveUp() }
+            var out: [Members] = []
+            for e in a {
+                guard case .object(let m) = e else { throw GiveUp() }
+                out.append(Members(o: m))
+            }
+            return out
+        }
+    }
+
+    static func required<T>(_ x: T?) throws(GiveUp) -> T {
+        guard let x else { throw GiveUp() }
+        return x
+    }
+
+    static func readSpec(_ o: [String: Value]) throws(GiveUp) -> Spec {
+        let m = Members(o: o)
+        var annotations: [String: String]?
+        if let a = try m.object("annotations") {
+            var out: [String: String] = [:]
+            for (k, v) in a.o {
+                guard case .string(let s) = v else { throw GiveUp() }
+                out[k] = s
+            }
+            annotations = out
+        }
+        return Spec(
+            ociVersion: try required(m.string("ociVersion")),
+            process: try m.object("process").map(readProcess),
+            root: try m.object("root").map { r throws(GiveUp) in
+                Root(path: try required(r.string("path")), readonly: try r.bool("readonly"))
+            },
+            hostname: try m.string("hostname"),
+            mounts: try m.objects("mounts").map { a throws(GiveUp) in
+                try a.map { x throws(GiveUp) in
+                    Mount(destination: try required(x.string("destination")), type: try x.string("type"),
+                          source: try x.string("source"), options: try x.strings("options"))
+                }
+            },
+            annotations: annotations,
+            linux: try m.object("linux").map(readLinux))
+    }
+
+    static func readProcess(_ m: Members) throws(GiveUp) -> Process {
+        let u = try required(m.object("user"))
+        var gids: [UInt32]?
+        if let v = u.value("additionalGids") {
+            guard case .array(let a) = v else { throw GiveUp() }
+            gids = try a.map { e throws(GiveUp) in
+                guard case .number(let text) = e, let g = UInt32(text) else { throw GiveUp() }
+                return g
+            }
+        }
+        let user = User(uid: try required(u.number("uid", UInt32.self)), gid: try required(u.number("gid", UInt32.self)),
+                        umask: try u.number("umask", UInt32.self), additionalGids: gids)
+        return Process(
+            terminal: try m.bool("terminal"), user: user, args: try m.strings("args"), env: try m.strings("env"),
+            cwd: try required(m.string("cwd")),
+            capabilities: try m.object("capabilities").map { c throws(GiveUp) in
+                Capabilities(bounding: try c.strings("bounding"), effective: try c.strings("effective"),
+                             inheritable: try c.strings("inheritable"), permitted: try c.strings("permitted"),
+                             ambient: try c.strings("ambient"))
+            },
+            rlimits: try m.objects("rlimits").map { a throws(GiveUp) in
+                try a.map { r throws(GiveUp) in
+                    Rlimit(type: try required(r.string("type")), hard: try required(r.number("hard", UInt64.self)),
+                           soft: try required(r.number("soft", UInt64.self)))
+                }
+            },
+            noNewPrivileges: try m.bool("noNewPrivileges"))
+    }
+
+    static func readLinux(_ m: Members) throws(GiveUp) -> Linux {
+        Linux(
+            namespaces: try m.objects("namespaces").map { a throws(GiveUp) in
+                try a.map { n throws(GiveUp) in Namespace(type: try required(n.string("type")), path: try n.string("path")) }
+            },
+            devices: try m.objects("devices").map { a throws(GiveUp) in
+                try a.map { d throws(GiveUp) in
+                    Device(type: try required(d.string("type")), path: try required(d.string("path")),
+                           major: try required(d.number("major", Int64.self)), minor: try required(d.number("minor", Int64.self)),
+                           fileMode: try d.number("fileMode", UInt32.self), uid: try d.number("uid", UInt32.self),
+                           gid: try d.number("gid", UInt32.self))
+                }
+            },
+            resources: try m.object("resources").map(readResources),
+            cgroupsPath: try m.string("cgroupsPath"),
+            rootfsPropagation: try m.string("rootfsPropagation"),
+            maskedPaths: try m.strings("maskedPaths"),
+            readonlyPaths: try m.strings("readonlyPaths"))
+    }
+
+    static func readResources(_ m: Members) throws(GiveUp) -> Resources {
+        Resources(
+            memory: try m.object("memory").map { x throws(GiveUp) in
+                Resources.Memory(limit: try x.number("limit", Int64.self), reservation: try x.number("reservation", Int64.self),
+                                 swap: try x.number("swap", Int64.self))
+            },
+            cpu: try m.object("cpu").map { x throws(GiveUp) in
+                Resources.CPU(shares: try x.number("shares", UInt64.self), quota: try x.number("quota", Int64.self),
+                              period: try x.number("period", UInt64.self), cpus: try x.string("cpus"), mems: try x.string("mems"))
+            },
+            pids: try m.object("pids").map { x throws(GiveUp) in
+                Resources.Pids(limit: try required(x.number("limit", Int64.self)))
+            },
+            devices: try m.objects("devices").map { a throws(GiveUp) in
+                try a.map { d throws(GiveUp) in
+                    Resources.DeviceRule(allow: try required(d.bool("allow")), type: try d.string("type"),
+                                         major: try d.number("major", Int64.self), minor: try d.number("minor", Int64.self),
+                                         access: try d.string("access"))
+                }
+            })
+    }
+}

@@ -1,0 +1,91 @@
+import Testing
+@testable import GockerCore
+
+/// config.json read by hand means what JSONDecoder reads in it; where the
+/// hand reader gives up, JSONDecoder reads it (and says what is wrong).
+struct SpecReaderTests {
+    func both(_ text: String) -> (fast: Spec?, codable: Result<Spec, GockerError>) {
+        let bytes = Array(text.utf8)
+        return (SpecReader.spec(bytes), Result { () throws(GockerError) in try JSON.decode(Spec.self, from: bytes, what: "t") })
+    }
+
+    static let full = Spec(
+        process: .init(terminal: true, user: .init(uid: 1000, gid: 100, umask: 0o22, additionalGids: [4, 27]),
+                       args: ["sh", "-c", "echo \"hi\"\\n\tthere / \\\\"], env: ["PATH=/bin", "É=ü"], cwd: "/w",
+                       capabilities: .init(bounding: ["CAP_KILL"], effective: ["CAP_KILL"], inheritable: [],
+                                           permitted: ["CAP_KILL", "CAP_CHOWN"], ambient: nil),
+                       rlimits: [.init(type: "RLIMIT_NOFILE", hard: 18_446_744_073_709_551_615, soft: 1024)],
+                       noNewPrivileges: true),
+        root: .init(path: "rootfs", readonly: false), hostname: "box",
+        mounts: [.init(destination: "/proc", type: "proc", source: "proc", options: nil),
+                 .init(destination: "/x", type: "bind", source: "/srv/x", options: ["rbind", "ro"])],
+        annotations: ["io.gocker.user": "0", "k": ""],
+        linux: .init(namespaces: [.init(type: "pid"), .init(type: "network", path: "/proc/1/ns/net")],
+                     devices: [.init(type: "c", path: "/dev/fuse", major: 10, minor: 229, fileMode: 0o666, uid: 0, gid: 0)],
+                     resources: .init(memory: .init(limit: 67_108_864, reservation: nil, swap: -1),
+                                      cpu: .init(shares: 512, quota: -1, period: 100_000, cpus: "0-1", mems: "0"),
+                                      pids: .init(limit: -1),
+                                      devices: [.init(allow: false, access: "rwm"),
+                                                .init(allow: true, type: "c", major: 1, minor: -1, access: "rw")]),
+                     cgroupsPath: "gocker/x", rootfsPropagation: "rslave", maskedPaths: ["/proc/kcore"],
+                     readonlyPaths: []))
+
+    @Test func everyFieldAsWrittenIsReadTheSame() throws {
+        for pretty in [false, true] {
+            let text = String(decoding: JSON.encode(Self.full, pretty: pretty), as: UTF8.self)
+            let (fast, codable) = both(text)
+            #expect(try #require(fast) == Self.full, "the hand reader takes it")
+            #expect(try codable.get() == Self.full)
+        }
+    }
+
+    @Test(arguments: [
+        // As `runc spec` writes it, with what gocker does not read.
+        #"{"ociVersion":"1.0.2-dev","process":{"terminal":true,"user":{"uid":0,"gid":0},"args":["sh"],"env":["PATH=/usr/bin","TERM=xterm"],"cwd":"/","capabilities":{"bounding":["CAP_AUDIT_WRITE"],"effective":["CAP_AUDIT_WRITE"],"permitted":["CAP_AUDIT_WRITE"],"ambient":["CAP_AUDIT_WRITE"]},"rlimits":[{"type":"RLIMIT_NOFILE","hard":1024,"soft":1024}],"noNewPrivileges":true},"root":{"path":"rootfs","readonly":true},"hostname":"runc","mounts":[{"destination":"/proc","type":"proc","source":"proc"},{"destination":"/sys/fs/cgroup","type":"cgroup","source":"cgroup","options":["nosuid","noexec","nodev","relatime","ro"]}],"linux":{"resources":{"devices":[{"allow":false,"access":"rwm"}]},"namespaces":[{"type":"pid"},{"type":"network"},{"type":"ipc"},{"type":"uts"},{"type":"mount"},{"type":"cgroup"}],"maskedPaths":["/proc/acpi"],"readonlyPaths":["/proc/bus"],"seccomp":{"defaultAction":"SCMP_ACT_ERRNO","syscalls":[{"names":["read"],"action":"SCMP_ACT_ALLOW","args":[{"index":0,"value":1.5e3,"op":"SCMP_CMP_EQ"}]}]},"uidMappings":[],"sysctl":{"net.ipv4.ip_forward":"1"}},"hooks":{"prestart":[{"path":"/bin/true","timeout":-0}]}}"#,
+        // Optional members given as null, space everywhere.
+        " { \"ociVersion\" : \"1.0.2\" , \"hostname\" : null , \"process\" : { \"user\" : { \"uid\" : 0 , \"gid\" : 0 , \"umask\" : null } , \"cwd\" : \"/\" , \"args\" : null } , \"linux\" : null }\n",
+        #"{"ociVersion":"1","annotations":{},"mounts":[],"root":{"path":"r"}}"#,
+    ])
+    func configsAreReadTheSame(text: String) throws {
+        let (fast, codable) = both(text)
+        #expect(try #require(fast) == (try codable.get()))
+    }
+
+    @Test(arguments: [
+        #"{"ociVersion":"1","hostname":"caf\u00e9"}"#,  // \u escapes are JSONDecoder's
+        #"{"ociVersion":"1","process":{"user":{"uid":0.0,"gid":0},"cwd":"/"}}"#,  // a number that is not a plain integer
+        #"{"ociVersion":"1","hostname":"a","hostname":"b"}"#,  // a duplicate key
+    ])
+    func whatTheHandReaderLeavesJSONDecoderReads(text: String) throws {
+        let (fast, codable) = both(text)
+        #expect(fast == nil)
+        if case .success(let spec) = codable {
+            #expect(try Spec.decode(Array(text.utf8), what: "t") == spec)
+        }
+    }
+
+    @Test(arguments: [
+        #"{"process":{"user":{"uid":0,"gid":0},"cwd":"/"}}"#,  // no ociVersion
+        #"{"ociVersion":"1","process":{"user":{"uid":"0","gid":0},"cwd":"/"}}"#,  // a string for a number
+        #"{"ociVersion":"1","process":{"user":{"uid":-1,"gid":0},"cwd":"/"}}"#,  // out of range
+        #"{"ociVersion":"1","process":{"user":{"uid":0,"gid":0}}}"#,  // no cwd
+        #"{"ociVersion":"1","mounts":{"destination":"/"}}"#,  // an object for an array
+        #"{"ociVersion":"1","linux":{"resources":{"pids":{}}}}"#,  // pids without its limit
+        #"{"ociVersion":"1","root":{"path":"r"}} x"#,  // text after the object
+        #"{"ociVersion":"1","root":{"path":"r""#,  // cut short
+        #"{"ociVersion":"1","hostname":"a\qb"}"#,  // not an escape
+        #"[]"#,
+    ])
+    func badConfigsAreRefusedAsJSONDecoderRefusesThem(text: String) {
+        let (fast, codable) = both(text)
+        #expect(fast == nil)
+        guard case .failure(let expected) = codable else {
+            Issue.record("JSONDecoder took \(text)")
+            return
+        }
+        #expect(throws: GockerError.self) { try Spec.decode(Array(text.utf8), what: "t") }
+        do { _ = try Spec.decode(Array(text.utf8), what: "t") } catch {
+            #expect(error.description == expected.description)
+        }
+    }
+}
