@@ -86,7 +86,7 @@ public struct StateStore: Sendable {
     public func load(_ id: String) throws(GockerError) -> RuntimeState {
         try Identifier.validateContainerID(id)
         do {
-            return try JSON.decodeFile(RuntimeState.self, path: statePath(id))
+            return try RuntimeState.decode(try JSON.readFile(statePath(id)), what: statePath(id))
         } catch where error.code == .notFound {
             throw GockerError(.notFound, "container \"\(id)\" does not exist")
         }
@@ -94,7 +94,7 @@ public struct StateStore: Sendable {
 
     public func save(_ state: RuntimeState) throws(GockerError) {
         do {
-            try Sys.writeFileAtomic(statePath(state.id), JSON.encode(state), mode: 0o600)
+            try Sys.writeFileAtomic(statePath(state.id), state.json, mode: 0o600)
         } catch {
             throw GockerError(.system, "save state of \(state.id)", cause: error)
         }

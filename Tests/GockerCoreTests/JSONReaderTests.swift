@@ -3,10 +3,10 @@ import Testing
 
 /// config.json read by hand means what JSONDecoder reads in it; where the
 /// hand reader gives up, JSONDecoder reads it (and says what is wrong).
-struct SpecReaderTests {
+struct JSONReaderTests {
     func both(_ text: String) -> (fast: Spec?, codable: Result<Spec, GockerError>) {
         let bytes = Array(text.utf8)
-        return (SpecReader.spec(bytes), Result { () throws(GockerError) in try JSON.decode(Spec.self, from: bytes, what: "t") })
+        return (JSONReader.spec(bytes), Result { () throws(GockerError) in try JSON.decode(Spec.self, from: bytes, what: "t") })
     }
 
     static let full = Spec(
@@ -86,6 +86,38 @@ struct SpecReaderTests {
         #expect(throws: GockerError.self) { try Spec.decode(Array(text.utf8), what: "t") }
         do { _ = try Spec.decode(Array(text.utf8), what: "t") } catch {
             #expect(error.description == expected.description)
+        }
+    }
+
+    static let states = [
+        RuntimeState(id: "c1", pid: 42, pidStartTime: 18_446_744_073_709_551_615, bundle: "/b/\"q\"\\x", rootfs: "/b/rootfs",
+                     created: "2026-11-29T10:00:00.000000000Z",
+                     annotations: ["io.x": "line\nnext\ttab\u{1}bell", "é": "ü/€", "": ""],
+                     cgroups: CgroupRecord(backend: "libcgroup", version: .v1, path: "gocker/c1",
+                                           controllers: ["cpuset", "memory"])),
+        RuntimeState(id: "c2", pid: -1, pidStartTime: 0, bundle: "/", rootfs: "", created: "", annotations: nil,
+                     cgroups: nil),
+        RuntimeState(id: "c3", pid: 1, pidStartTime: 7, bundle: "/b", rootfs: "/r", created: "t", annotations: [:],
+                     cgroups: CgroupRecord(backend: "cgroupfs", version: .v2, path: "p", controllers: [])),
+    ]
+
+    @Test(arguments: states)
+    func stateFilesAreWrittenAndReadAsCodableDoes(state: RuntimeState) throws {
+        // What the writer writes, JSONDecoder reads as the same value.
+        #expect(try JSON.decode(RuntimeState.self, from: state.json, what: "t") == state)
+        // What JSONEncoder writes, the reader reads as the same value.
+        let encoded = JSON.encode(state)
+        if state.annotations?.values.contains(where: { $0.unicodeScalars.contains { $0.value < 0x20 && $0 != "\n" && $0 != "\t" } }) != true {
+            #expect(JSONReader.runtimeState(encoded) == state)
+        }
+        #expect(try RuntimeState.decode(encoded, what: "t") == state)
+        #expect(try RuntimeState.decode(state.json, what: "t") == state)
+    }
+
+    @Test func aBadStateFileIsReportedAsJSONDecoderReportsIt() {
+        for text in [#"{"id":"c","pid":"1"}"#, #"{"id":"c"}"#, "{", #"{"id":"c","pid":1,"pidStartTime":1,"bundle":"b","rootfs":"r","created":"c","cgroups":{"backend":"x","version":"v3","path":"p","controllers":[]}}"#] {
+            #expect(JSONReader.runtimeState(Array(text.utf8)) == nil)
+            #expect(throws: GockerError.self) { try RuntimeState.decode(Array(text.utf8), what: "t") }
         }
     }
 }
