@@ -135,11 +135,11 @@ public struct ImageStore: Sendable {
     /// The tags and the images they name.
     public func repositories() throws(GockerError) -> [String: String] {
         guard Sys.exists(repositoriesPath) else { return [:] }
-        return try JSON.decodeFile([String: String].self, path: repositoriesPath)
+        return try JSON.decodeFile([String: String].self, path: repositoriesPath, reader: JSONReader.stringMap)
     }
 
     public func image(id: String) throws(GockerError) -> ImageRecord {
-        try JSON.decodeFile(ImageRecord.self, path: imagePath(id))
+        try JSON.decodeFile(ImageRecord.self, path: imagePath(id), reader: JSONReader.imageRecord)
     }
 
     /// Finds an image by `name[:tag]` or by a unique prefix of its id (a

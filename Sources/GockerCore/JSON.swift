@@ -15,6 +15,15 @@ public enum JSON {
         try decode(type, from: try readFile(path), what: path)
     }
 
+    /// The file read by `reader` (JSONReader's, for gocker's own files), or
+    /// by JSONDecoder where that gives up (nil).
+    public static func decodeFile<T: Decodable>(_ type: T.Type, path: String,
+                                                reader: ([UInt8]) -> T?) throws(GockerError) -> T {
+        let bytes = try readFile(path)
+        if let value = reader(bytes) { return value }
+        return try decode(type, from: bytes, what: path)
+    }
+
     /// A file's bytes; a missing file is `.notFound`.
     public static func readFile(_ path: String) throws(GockerError) -> [UInt8] {
         do { return try Sys.readFile(path) } catch {

@@ -17,7 +17,7 @@ extension Spec {
 
     /// The config in the file at `path` (a bundle's config.json).
     public static func decodeFile(path: String) throws(GockerError) -> Spec {
-        try decode(try JSON.readFile(path), what: path)
+        try JSON.decodeFile(Spec.self, path: path, reader: JSONReader.spec)
     }
 }
 
@@ -252,6 +252,42 @@ enum JSONReader {
         return x
     }
 
+    /// A JSON object of strings (the image store's repositories.json).
+    static func stringMap(_ bytes: [UInt8]) -> [String: String]? {
+        guard let value = parse(bytes), case .object(let o) = value else { return nil }
+        return try? strings(of: o)
+    }
+
+    static func strings(of o: [String: Value]) throws(GiveUp) -> [String: String] {
+        var out: [String: String] = [:]
+        for (k, v) in o {
+            guard case .string(let s) = v else { throw GiveUp() }
+            out[k] = s
+        }
+        return out
+    }
+
+    static func imageRecord(_ bytes: [UInt8]) -> ImageRecord? {
+        guard let value = parse(bytes), case .object(let o) = value else { return nil }
+        let m = Members(o: o)
+        return try? ImageRecord(
+            id: required(m.string("id")), layers: required(m.strings("layers")),
+            config: {
+                let c = try required(m.object("config"))
+                return ImageConfig(Cmd: try c.strings("Cmd"), Entrypoint: try c.strings("Entrypoint"), Env: try c.strings("Env"),
+                                   WorkingDir: try c.string("WorkingDir"), User: try c.string("User"))
+            }(),
+            created: required(m.string("created")), size: m.number("size", Int64.self), comment: m.string("comment"),
+            author: m.string("author"), parent: m.string("parent"),
+            history: m.objects("history").map { a throws(GiveUp) in
+                try a.map { h throws(GiveUp) in
+                    ImageHistory(created: try h.string("created"), created_by: try h.string("created_by"),
+                                 author: try h.string("author"), comment: try h.string("comment"),
+                                 empty_layer: try h.bool("empty_layer"))
+                }
+            })
+    }
+
     static func runtimeState(_ bytes: [UInt8]) -> RuntimeState? {
         guard let value = parse(bytes), case .object(let o) = value else { return nil }
         return try? readRuntimeState(Members(o: o))
@@ -271,13 +307,7 @@ enum JSONReader {
     }
 
     static func readAnnotations(_ m: Members) throws(GiveUp) -> [String: String]? {
-        guard let a = try m.object("annotations") else { return nil }
-        var out: [String: String] = [:]
-        for (k, v) in a.o {
-            guard case .string(let s) = v else { throw GiveUp() }
-            out[k] = s
-        }
-        return out
+        try m.object("annotations").map { a throws(GiveUp) in try strings(of: a.o) }
     }
 
     static func readSpec(_ o: [String: Value]) throws(GiveUp) -> Spec {
@@ -371,20 +401,23 @@ enum JSONReader {
     }
 }
 
-/// JSON text for gocker's own records, with the keys sorted as JSON.encode
-/// sorts them and absent optionals left out.
-struct JSONWriter {
-    private(set) var bytes: [UInt8] = [UInt8(ascii: "{")]
+/// JSON text for gocker's own files, keys in the order given (each type
+/// below gives them sorted, as JSON.encode sorts them), absent optionals
+/// left out.
+public struct JSONWriter {
+    private var bytes: [UInt8] = [UInt8(ascii: "{")]
     private var first = true
+
+    public init() {}
 
     private mutating func key(_ k: String) {
         if !first { bytes.append(UInt8(ascii: ",")) }
         first = false
-        string(k)
+        Self.string(k, into: &bytes)
         bytes.append(UInt8(ascii: ":"))
     }
 
-    private mutating func string(_ s: String) {
+    private static func string(_ s: String, into bytes: inout [UInt8]) {
         bytes.append(UInt8(ascii: "\""))
         for c in s.utf8 {
             switch c {
@@ -403,61 +436,204 @@ struct JSONWriter {
         bytes.append(UInt8(ascii: "\""))
     }
 
-    mutating func field(_ k: String, _ v: String?) {
+    public mutating func field(_ k: String, _ v: String?) {
         guard let v else { return }
         key(k)
-        string(v)
+        Self.string(v, into: &bytes)
     }
 
-    mutating func field(_ k: String, _ v: some BinaryInteger) {
+    public mutating func field<T: BinaryInteger>(_ k: String, _ v: T?) {
+        guard let v else { return }
         key(k)
         bytes += Array("\(v)".utf8)
     }
 
-    mutating func field(_ k: String, _ v: [String]) {
+    public mutating func field(_ k: String, _ v: Bool?) {
+        guard let v else { return }
+        key(k)
+        bytes += Array((v ? "true" : "false").utf8)
+    }
+
+    public mutating func field(_ k: String, _ v: [String]?) {
+        guard let v else { return }
         key(k)
         bytes.append(UInt8(ascii: "["))
         for (i, s) in v.enumerated() {
             if i > 0 { bytes.append(UInt8(ascii: ",")) }
-            string(s)
+            Self.string(s, into: &bytes)
         }
         bytes.append(UInt8(ascii: "]"))
     }
 
-    mutating func field(_ k: String, _ v: [String: String]?) {
+    public mutating func field<T: BinaryInteger>(_ k: String, _ v: [T]?) {
+        guard let v else { return }
+        key(k)
+        bytes += Array("[\(v.map { "\($0)" }.joined(separator: ","))]".utf8)
+    }
+
+    public mutating func field(_ k: String, _ v: [String: String]?) {
         guard let v else { return }
         field(k, object: v.keys.sorted().reduce(into: JSONWriter()) { w, name in w.field(name, v[name]) })
     }
 
-    mutating func field(_ k: String, object: JSONWriter?) {
+    public mutating func field(_ k: String, object: JSONWriter?) {
         guard let object else { return }
         key(k)
         bytes += object.finished
     }
 
-    var finished: [UInt8] { bytes + [UInt8(ascii: "}")] }
+    public mutating func field(_ k: String, objects: [JSONWriter]?) {
+        guard let objects else { return }
+        key(k)
+        bytes.append(UInt8(ascii: "["))
+        for (i, o) in objects.enumerated() {
+            if i > 0 { bytes.append(UInt8(ascii: ",")) }
+            bytes += o.finished
+        }
+        bytes.append(UInt8(ascii: "]"))
+    }
+
+    public var finished: [UInt8] { bytes + [UInt8(ascii: "}")] }
+
+    /// A writer filled by `body`.
+    public static func object(_ body: (inout JSONWriter) -> Void) -> JSONWriter {
+        var w = JSONWriter()
+        body(&w)
+        return w
+    }
+}
+
+extension Spec {
+    /// config.json's text (what JSONDecoder reads back as this value).
+    public var json: [UInt8] {
+        JSONWriter.object { w in
+            w.field("annotations", annotations)
+            w.field("hostname", hostname)
+            w.field("linux", object: linux.map { l in
+                JSONWriter.object { w in
+                    w.field("cgroupsPath", l.cgroupsPath)
+                    w.field("devices", objects: l.devices?.map { d in
+                        JSONWriter.object { w in
+                            w.field("fileMode", d.fileMode)
+                            w.field("gid", d.gid)
+                            w.field("major", d.major)
+                            w.field("minor", d.minor)
+                            w.field("path", d.path)
+                            w.field("type", d.type)
+                            w.field("uid", d.uid)
+                        }
+                    })
+                    w.field("maskedPaths", l.maskedPaths)
+                    w.field("namespaces", objects: l.namespaces?.map { n in
+                        JSONWriter.object { w in
+                            w.field("path", n.path)
+                            w.field("type", n.type)
+                        }
+                    })
+                    w.field("readonlyPaths", l.readonlyPaths)
+                    w.field("resources", object: l.resources.map { r in
+                        JSONWriter.object { w in
+                            w.field("cpu", object: r.cpu.map { c in
+                                JSONWriter.object { w in
+                                    w.field("cpus", c.cpus)
+                                    w.field("mems", c.mems)
+                                    w.field("period", c.period)
+                                    w.field("quota", c.quota)
+                                    w.field("shares", c.shares)
+                                }
+                            })
+                            w.field("devices", objects: r.devices?.map { d in
+                                JSONWriter.object { w in
+                                    w.field("access", d.access)
+                                    w.field("allow", d.allow)
+                                    w.field("major", d.major)
+                                    w.field("minor", d.minor)
+                                    w.field("type", d.type)
+                                }
+                            })
+                            w.field("memory", object: r.memory.map { m in
+                                JSONWriter.object { w in
+                                    w.field("limit", m.limit)
+                                    w.field("reservation", m.reservation)
+                                    w.field("swap", m.swap)
+                                }
+                            })
+                            w.field("pids", object: r.pids.map { p in JSONWriter.object { w in w.field("limit", p.limit) } })
+                        }
+                    })
+                    w.field("rootfsPropagation", l.rootfsPropagation)
+                }
+            })
+            w.field("mounts", objects: mounts?.map { m in
+                JSONWriter.object { w in
+                    w.field("destination", m.destination)
+                    w.field("options", m.options)
+                    w.field("source", m.source)
+                    w.field("type", m.type)
+                }
+            })
+            w.field("ociVersion", ociVersion)
+            w.field("process", object: process.map { p in
+                JSONWriter.object { w in
+                    w.field("args", p.args)
+                    w.field("capabilities", object: p.capabilities.map { c in
+                        JSONWriter.object { w in
+                            w.field("ambient", c.ambient)
+                            w.field("bounding", c.bounding)
+                            w.field("effective", c.effective)
+                            w.field("inheritable", c.inheritable)
+                            w.field("permitted", c.permitted)
+                        }
+                    })
+                    w.field("cwd", p.cwd)
+                    w.field("env", p.env)
+                    w.field("noNewPrivileges", p.noNewPrivileges)
+                    w.field("rlimits", objects: p.rlimits?.map { r in
+                        JSONWriter.object { w in
+                            w.field("hard", r.hard)
+                            w.field("soft", r.soft)
+                            w.field("type", r.type)
+                        }
+                    })
+                    w.field("terminal", p.terminal)
+                    w.field("user", object: JSONWriter.object { w in
+                        w.field("additionalGids", p.user.additionalGids)
+                        w.field("gid", p.user.gid)
+                        w.field("uid", p.user.uid)
+                        w.field("umask", p.user.umask)
+                    })
+                }
+            })
+            w.field("root", object: root.map { r in
+                JSONWriter.object { w in
+                    w.field("path", r.path)
+                    w.field("readonly", r.readonly)
+                }
+            })
+        }.finished
+    }
 }
 
 extension RuntimeState {
     /// state.json's text (what JSONDecoder reads back as this value).
     public var json: [UInt8] {
-        var w = JSONWriter()
-        w.field("annotations", annotations)
-        w.field("bundle", bundle)
-        w.field("cgroups", object: cgroups.map { c in
-            var r = JSONWriter()
-            r.field("backend", c.backend)
-            r.field("controllers", c.controllers)
-            r.field("path", c.path)
-            r.field("version", c.version.rawValue)
-            return r
-        })
-        w.field("created", created)
-        w.field("id", id)
-        w.field("pid", pid)
-        w.field("pidStartTime", pidStartTime)
-        w.field("rootfs", rootfs)
-        return w.finished
+        JSONWriter.object { w in
+            w.field("annotations", annotations)
+            w.field("bundle", bundle)
+            w.field("cgroups", object: cgroups.map { c in
+                JSONWriter.object { r in
+                    r.field("backend", c.backend)
+                    r.field("controllers", c.controllers)
+                    r.field("path", c.path)
+                    r.field("version", c.version.rawValue)
+                }
+            })
+            w.field("created", created)
+            w.field("id", id)
+            w.field("pid", pid)
+            w.field("pidStartTime", pidStartTime)
+            w.field("rootfs", rootfs)
+        }.finished
     }
 
     /// A state file's value: read here, or by JSONDecoder when the reader

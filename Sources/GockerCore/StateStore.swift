@@ -86,7 +86,7 @@ public struct StateStore: Sendable {
     public func load(_ id: String) throws(GockerError) -> RuntimeState {
         try Identifier.validateContainerID(id)
         do {
-            return try RuntimeState.decode(try JSON.readFile(statePath(id)), what: statePath(id))
+            return try JSON.decodeFile(RuntimeState.self, path: statePath(id), reader: JSONReader.runtimeState)
         } catch where error.code == .notFound {
             throw GockerError(.notFound, "container \"\(id)\" does not exist")
         }

@@ -36,6 +36,45 @@ public struct ContainerRecord: Codable, Sendable, Equatable {
     /// Volumes, binds and tmpfs mounts the user asked for.
     public var mounts: [MountPoint]?
     public var command: String { args.joined(separator: " ") }
+
+    /// container.json's text (what JSONDecoder reads back as this value).
+    public var json: [UInt8] {
+        JSONWriter.object { w in
+            w.field("args", args)
+            w.field("autoRemove", autoRemove)
+            w.field("cgroupBackend", cgroupBackend)
+            w.field("cgroupParent", cgroupParent)
+            w.field("created", created)
+            w.field("exitCode", exitCode)
+            w.field("finished", finished)
+            w.field("hostname", hostname)
+            w.field("id", id)
+            w.field("image", image)
+            w.field("imageID", imageID)
+            w.field("logMaxSize", logMaxSize)
+            w.field("mounts", objects: mounts?.map { m in
+                JSONWriter.object { w in
+                    w.field("Destination", m.Destination)
+                    w.field("Driver", m.Driver)
+                    w.field("Mode", m.Mode)
+                    w.field("Name", m.Name)
+                    w.field("Propagation", m.Propagation)
+                    w.field("RW", m.RW)
+                    w.field("Source", m.Source)
+                    w.field("Type", m.type)
+                }
+            })
+            w.field("name", name)
+            w.field("network", network)
+            w.field("oomKilled", oomKilled)
+            w.field("ownerPid", ownerPid)
+            w.field("ownerStart", ownerStart)
+            w.field("restartCount", restartCount)
+            w.field("restartPolicy", restartPolicy)
+            w.field("started", started)
+            w.field("stopRequested", stopRequested)
+        }.finished
+    }
 }
 
 /// The docker-like front: containers made from images, with names, under
@@ -210,14 +249,14 @@ public struct Engine: Sendable {
             }
             try Sys.writeFileAtomic("\(dir)/hosts", hosts)
             try Sys.writeFileAtomic("\(dir)/resolv.conf", (try? Sys.readFile("/etc/resolv.conf")) ?? [])
-            try Sys.writeFileAtomic("\(dir)/config.json", JSON.encode(spec, pretty: true))
+            try Sys.writeFileAtomic("\(dir)/config.json", spec.json)
         }
         try saveRecord(record)
     }
 
     func saveRecord(_ record: ContainerRecord) throws(GockerError) {
         try performing("save container \(record.id)") { () throws(SystemCallError) in
-            try Sys.writeFileAtomic(containerDir(record.id) + "/container.json", JSON.encode(record, pretty: true))
+            try Sys.writeFileAtomic(containerDir(record.id) + "/container.json", record.json)
         }
     }
 

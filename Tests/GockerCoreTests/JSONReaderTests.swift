@@ -13,7 +13,7 @@ struct JSONReaderTests {
         process: .init(terminal: true, user: .init(uid: 1000, gid: 100, umask: 0o22, additionalGids: [4, 27]),
                        args: ["sh", "-c", "echo \"hi\"\\n\tthere / \\\\"], env: ["PATH=/bin", "É=ü"], cwd: "/w",
                        capabilities: .init(bounding: ["CAP_KILL"], effective: ["CAP_KILL"], inheritable: [],
-                                           permitted: ["CAP_KILL", "CAP_CHOWN"], ambient: nil),
+                                           permitted: ["CAP_KILL", "CAP_CHOWN"], ambient: ["CAP_KILL"]),
                        rlimits: [.init(type: "RLIMIT_NOFILE", hard: 18_446_744_073_709_551_615, soft: 1024)],
                        noNewPrivileges: true),
         root: .init(path: "rootfs", readonly: false), hostname: "box",
@@ -22,7 +22,7 @@ struct JSONReaderTests {
         annotations: ["io.gocker.user": "0", "k": ""],
         linux: .init(namespaces: [.init(type: "pid"), .init(type: "network", path: "/proc/1/ns/net")],
                      devices: [.init(type: "c", path: "/dev/fuse", major: 10, minor: 229, fileMode: 0o666, uid: 0, gid: 0)],
-                     resources: .init(memory: .init(limit: 67_108_864, reservation: nil, swap: -1),
+                     resources: .init(memory: .init(limit: 67_108_864, reservation: 1_048_576, swap: -1),
                                       cpu: .init(shares: 512, quota: -1, period: 100_000, cpus: "0-1", mems: "0"),
                                       pids: .init(limit: -1),
                                       devices: [.init(allow: false, access: "rwm"),
@@ -36,6 +36,14 @@ struct JSONReaderTests {
             let (fast, codable) = both(text)
             #expect(try #require(fast) == Self.full, "the hand reader takes it")
             #expect(try codable.get() == Self.full)
+        }
+    }
+
+    @Test func configsAreWrittenAsCodableReadsThem() throws {
+        let minimal = Spec(process: .init(args: nil, env: nil), root: .init(path: "r"))
+        for spec in [Self.full, minimal, Spec()] {
+            #expect(try JSON.decode(Spec.self, from: spec.json, what: "t") == spec)
+            #expect(JSONReader.spec(spec.json) == spec)
         }
     }
 
@@ -119,5 +127,24 @@ struct JSONReaderTests {
             #expect(JSONReader.runtimeState(Array(text.utf8)) == nil)
             #expect(throws: GockerError.self) { try RuntimeState.decode(Array(text.utf8), what: "t") }
         }
+    }
+
+    @Test func imageRecordsAndTagsAreReadAsCodableReadsThem() throws {
+        let images = [
+            ImageRecord(id: String(repeating: "a", count: 64), layers: ["l1", "l2"],
+                        config: ImageConfig(Cmd: ["sh"], Entrypoint: ["/e", "-x"], Env: ["A=1"], WorkingDir: "/w", User: "1:2"),
+                        created: "2026-11-29T10:00:00Z", size: 1234, comment: "c \"q\"", author: "me", parent: "p",
+                        history: [ImageHistory(created: "t", created_by: "import", author: nil, comment: nil, empty_layer: true)]),
+            ImageRecord(id: "b", layers: [], config: ImageConfig(), created: ""),
+        ]
+        for image in images {
+            let bytes = JSON.encode(image)
+            #expect(JSONReader.imageRecord(bytes) == image)
+            #expect(try JSON.decode(ImageRecord.self, from: bytes, what: "t") == image)
+        }
+        let tags = ["busybox:latest": String(repeating: "a", count: 64), "x/y:1": "b"]
+        #expect(JSONReader.stringMap(JSON.encode(tags)) == tags)
+        #expect(JSONReader.stringMap(Array(#"{"a":1}"#.utf8)) == nil)
+        #expect(JSONReader.imageRecord(Array(#"{"id":"x","layers":[],"created":"t"}"#.utf8)) == nil, "no config")
     }
 }

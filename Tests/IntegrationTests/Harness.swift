@@ -136,6 +136,12 @@ final class Sandbox {
         #expect(p.terminationStatus == 3, sourceLocation: sourceLocation)
     }
 
+    /// A container's record (container.json), as JSON values.
+    func record(_ id: String) -> [String: Any]? {
+        guard let data = FileManager.default.contents(atPath: "\(dataRoot)/containers/\(id)/container.json") else { return nil }
+        return try? JSONSerialization.jsonObject(with: data) as? [String: Any]
+    }
+
     /// The state of the one container in the state root once it has
     /// started: its state file written and its exec FIFO gone.
     func runningState() -> [String: Any]? {

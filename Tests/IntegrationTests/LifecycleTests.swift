@@ -167,9 +167,8 @@ struct LifecycleTests {
         let box = try Sandbox()
         let id = try box.gocker(["run", "-d", "--name", "orphan", "busybox", "sleep", "60"]).stdout
             .trimmingCharacters(in: .whitespacesAndNewlines)
-        let record = box.contents("\(box.dataRoot)/containers/\(id)/container.json")
-        let monitor = try #require(record.split(separator: "\n").first { $0.contains("ownerPid") }
-            .flatMap { Int32($0.filter(\.isNumber)) })
+        let owner = box.record(id)?["ownerPid"] as? Int
+        let monitor = Int32(try #require(owner))
         kill(monitor, SIGKILL)
         usleep(200_000)
         #expect(try ps(box).first?["Status"]?.hasPrefix("Up") == true, "the container lives on")
@@ -204,9 +203,8 @@ struct LifecycleTests {
     @Test func monitorMemoryIsReported() throws {
         let box = try Sandbox()
         let id = try box.gocker(["run", "-d", "busybox", "sleep", "30"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
-        let record = box.contents("\(box.dataRoot)/containers/\(id)/container.json")
-        let monitor = try #require(record.split(separator: "\n").first { $0.contains("ownerPid") }
-            .flatMap { Int32($0.filter(\.isNumber)) })
+        let owner = box.record(id)?["ownerPid"] as? Int
+        let monitor = Int32(try #require(owner))
         let status = box.contents("/proc/\(monitor)/status")
         let rss = status.split(separator: "\n").filter { $0.hasPrefix("VmRSS") || $0.hasPrefix("RssAnon") }
         #expect(rss.count == 2)
