@@ -63,6 +63,10 @@ enum JSONReader {
     struct Parser {
         let b: UnsafeBufferPointer<UInt8>
         var i = 0
+        /// Arrays and objects open: deeper than gocker's files go, the
+        /// reader gives up (JSONDecoder refuses past 512 levels itself).
+        var depth = 0
+        static let maxDepth = 64
 
         mutating func space() {
             while i < b.count, b[i] == 0x20 || b[i] == 0x0A || b[i] == 0x0D || b[i] == 0x09 { i += 1 }
@@ -87,6 +91,9 @@ enum JSONReader {
             switch b[i] {
             case UInt8(ascii: "{"):
                 i += 1
+                depth += 1
+                guard depth <= Self.maxDepth else { throw GiveUp() }
+                defer { depth -= 1 }
                 var o: [String: Value] = [:]
                 space()
                 if i < b.count, b[i] == UInt8(ascii: "}") { i += 1; return .object(o) }
@@ -103,6 +110,9 @@ enum JSONReader {
                 }
             case UInt8(ascii: "["):
                 i += 1
+                depth += 1
+                guard depth <= Self.maxDepth else { throw GiveUp() }
+                defer { depth -= 1 }
                 var a: [Value] = []
                 space()
                 if i < b.count, b[i] == UInt8(ascii: "]") { i += 1; return .array(a) }
