@@ -184,7 +184,7 @@ public struct Runtime: Sendable {
         try Self.validateBackend(cgroupBackend)
         let resources = Self.keepingDefaultDevices(spec.linux?.resources ?? Spec.Resources())
         // The groups are made on a thread of their own while the child is
-        // cloned and mounts its root filesystem and volumes; it waits for
+        // cloned and mounts its root filesystem and binds; it waits for
         // them only before its device nodes (GK_SPAWN_LATE_GO). It waits
         // for them first where the groups must exist before the clone (v2:
         // cloned straight into them), where its mounts depend on them (an
