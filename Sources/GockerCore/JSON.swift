@@ -19,9 +19,14 @@ public enum JSON {
     /// by JSONDecoder where that gives up (nil).
     public static func decodeFile<T: Decodable>(_ type: T.Type, path: String,
                                                 reader: ([UInt8]) -> T?) throws(GockerError) -> T {
-        let bytes = try readFile(path)
+        try decode(type, from: try readFile(path), what: path, reader: reader)
+    }
+
+    /// `bytes` read by `reader`, or by JSONDecoder where that gives up.
+    public static func decode<T: Decodable>(_ type: T.Type, from bytes: [UInt8], what: String,
+                                            reader: ([UInt8]) -> T?) throws(GockerError) -> T {
         if let value = reader(bytes) { return value }
-        return try decode(type, from: bytes, what: path)
+        return try decode(type, from: bytes, what: what)
     }
 
     /// A file's bytes; a missing file is `.notFound`.

@@ -8,13 +8,6 @@
 /// and reports what is wrong. The tests compare both readings, and read what
 /// the writer wrote with JSONDecoder.
 extension Spec {
-    /// The config in `bytes`: read here, or by JSONDecoder when this reader
-    /// gives up.
-    public static func decode(_ bytes: [UInt8], what: String) throws(GockerError) -> Spec {
-        if let spec = JSONReader.spec(bytes) { return spec }
-        return try JSON.decode(Spec.self, from: bytes, what: what)
-    }
-
     /// The config in the file at `path` (a bundle's config.json).
     public static func decodeFile(path: String) throws(GockerError) -> Spec {
         try JSON.decodeFile(Spec.self, path: path, reader: JSONReader.spec)
@@ -644,12 +637,5 @@ extension RuntimeState {
             w.field("pidStartTime", pidStartTime)
             w.field("rootfs", rootfs)
         }.finished
-    }
-
-    /// A state file's value: read here, or by JSONDecoder when the reader
-    /// gives up.
-    public static func decode(_ bytes: [UInt8], what: String) throws(GockerError) -> RuntimeState {
-        if let state = JSONReader.runtimeState(bytes) { return state }
-        return try JSON.decode(RuntimeState.self, from: bytes, what: what)
     }
 }

@@ -39,7 +39,7 @@ public struct Runtime: Sendable {
     public static func prepareDriver(backend: String?) {
         guard preparedDriver == nil else { return }
         let name = backend ?? Runtime(stateRoot: "").cgroupBackend
-        preparedDriver = (name, DriverJob { Result { () throws(GockerError) in try newDriver(backend: name) } })
+        preparedDriver = (name, startDriver(backend: name))
     }
 
     nonisolated(unsafe) static var preparedNetworkNamespace: Background<Int32>?
@@ -68,7 +68,11 @@ public struct Runtime: Sendable {
             preparedDriver = nil
             return p.job
         }
-        return DriverJob { Result { () throws(GockerError) in try newDriver(backend: backend) } }
+        return startDriver(backend: backend)
+    }
+
+    static func startDriver(backend: String) -> DriverJob {
+        DriverJob { Result { () throws(GockerError) in try newDriver(backend: backend) } }
     }
 
     /// The driver for new containers. When libcgroup cannot initialise, the

@@ -68,7 +68,7 @@ struct JSONReaderTests {
         let (fast, codable) = both(text)
         #expect(fast == nil)
         let spec = try codable.get()
-        #expect(try Spec.decode(Array(text.utf8), what: "t") == spec)
+        #expect(try JSON.decode(Spec.self, from: Array(text.utf8), what: "t", reader: JSONReader.spec) == spec)
     }
 
     @Test func deepNestingIsLeftToJSONDecoder() {
@@ -103,8 +103,8 @@ struct JSONReaderTests {
             Issue.record("JSONDecoder took \(text)")
             return
         }
-        #expect(throws: GockerError.self) { try Spec.decode(Array(text.utf8), what: "t") }
-        do { _ = try Spec.decode(Array(text.utf8), what: "t") } catch {
+        #expect(throws: GockerError.self) { try JSON.decode(Spec.self, from: Array(text.utf8), what: "t", reader: JSONReader.spec) }
+        do { _ = try JSON.decode(Spec.self, from: Array(text.utf8), what: "t", reader: JSONReader.spec) } catch {
             #expect(error.description == expected.description)
         }
     }
@@ -138,14 +138,14 @@ struct JSONReaderTests {
         if state.annotations?.values.contains(where: { $0.unicodeScalars.contains { $0.value < 0x20 && $0 != "\n" && $0 != "\t" } }) != true {
             #expect(JSONReader.runtimeState(encoded) == state)
         }
-        #expect(try RuntimeState.decode(encoded, what: "t") == state)
-        #expect(try RuntimeState.decode(state.json, what: "t") == state)
+        #expect(try JSON.decode(RuntimeState.self, from: encoded, what: "t", reader: JSONReader.runtimeState) == state)
+        #expect(try JSON.decode(RuntimeState.self, from: state.json, what: "t", reader: JSONReader.runtimeState) == state)
     }
 
     @Test func aBadStateFileIsReportedAsJSONDecoderReportsIt() {
         for text in [#"{"id":"c","pid":"1"}"#, #"{"id":"c"}"#, "{", #"{"id":"c","pid":1,"pidStartTime":1,"bundle":"b","rootfs":"r","created":"c","cgroups":{"backend":"x","version":"v3","path":"p","controllers":[]}}"#] {
             #expect(JSONReader.runtimeState(Array(text.utf8)) == nil)
-            #expect(throws: GockerError.self) { try RuntimeState.decode(Array(text.utf8), what: "t") }
+            #expect(throws: GockerError.self) { try JSON.decode(RuntimeState.self, from: Array(text.utf8), what: "t", reader: JSONReader.runtimeState) }
         }
     }
 
