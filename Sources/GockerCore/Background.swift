@@ -1,53 +1,146 @@
 import Glibc
 
 /// A value computed on a thread of its own while the caller goes on with
-/// other work; `value()` waits for it. One thread at a time may call
-/// `value()`; another Background's body may be that thread. Dropped without
-/// `value()`, it still waits for its thread.
+/// other work; `value()` waits for it. `then` queues more work on the same
+/// thread, run once this work is done: a start that needs the cgroup driver
+/// and then the container's groups makes one thread, not two (a new thread
+/// waits for a core, and its stack is fresh memory to fault in).
+///
+/// One thread at a time may call `value()`; another Background's work may be
+/// that thread. Dropped without `value()`, a Background still waits for its
+/// work to finish.
 public final class Background<Value> {
-    /// What the thread fills in; the thread holds it, never the Background,
+    /// What the work fills in; the thread holds it, never the Background,
     /// so the thread's end never runs the Background's deinit.
-    private final class Slot: ThreadWork, @unchecked Sendable {
-        let body: () -> Value
+    private final class Slot: @unchecked Sendable {
         var result: Value?
-        init(_ body: @escaping () -> Value) { self.body = body }
-        override func run() { result = body() }
     }
 
-    private let slot: Slot
-    private var thread = pthread_t()
-    private var running = false
+    private let runner: BackgroundThread
+    private let slot = Slot()
+    /// This work's place in its thread's queue (1 is the first).
+    private let ticket: Int
 
     /// Starts `body` on a new thread; where no thread can be made, runs it
     /// here and now.
-    public init(_ body: @escaping () -> Value) {
-        slot = Slot(body)
-        let context = Unmanaged<ThreadWork>.passRetained(slot).toOpaque()
-        running = pthread_create(&thread, nil, { context in
-            Unmanaged<ThreadWork>.fromOpaque(context!).takeRetainedValue().run()
-            return nil
-        }, context) == 0
-        if !running {
-            Unmanaged<ThreadWork>.fromOpaque(context).release()
-            slot.run()
-        }
+    public convenience init(_ body: @escaping () -> Value) {
+        self.init(on: BackgroundThread(), body)
     }
 
-    /// The body's result, once its thread has finished.
+    private init(on runner: BackgroundThread, _ body: @escaping () -> Value) {
+        self.runner = runner
+        let slot = self.slot
+        ticket = runner.submit { slot.result = body() }
+    }
+
+    /// `body` on this Background's thread once this work is done, given
+    /// its value.
+    public func then<U>(_ body: @escaping (Value) -> U) -> Background<U> {
+        let slot = self.slot
+        return Background<U>(on: runner) { body(slot.result!) }
+    }
+
+    /// The work's result, once it is done.
     public func value() -> Value {
-        if running {
-            pthread_join(thread, nil)
-            running = false
-        }
+        runner.wait(for: ticket)
         return slot.result!
     }
 
-    deinit {
-        if running { pthread_join(thread, nil) }
-    }
+    deinit { runner.release(waitingFor: ticket) }
 }
 
-/// What a thread runs (a C entry point cannot name a generic type).
-private class ThreadWork {
-    func run() {}
+/// One thread running queued work in order, for as long as a Background
+/// that may queue more holds it.
+final class BackgroundThread: @unchecked Sendable {
+    private let lock = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+    private let changed = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
+    private var queue: [() -> Void] = []
+    private var submitted = 0
+    private var finished = 0
+    /// Backgrounds alive on this thread: while one is, more work may come.
+    private var holders = 0
+    /// False where no thread could be made: work runs in the caller.
+    private var threaded = false
+
+    init() {
+        pthread_mutex_init(lock, nil)
+        pthread_cond_init(changed, nil)
+    }
+
+    deinit {
+        pthread_cond_destroy(changed)
+        pthread_mutex_destroy(lock)
+        changed.deallocate()
+        lock.deallocate()
+    }
+
+    /// Queues `work` for one more holder; returns its ticket.
+    func submit(_ work: @escaping () -> Void) -> Int {
+        pthread_mutex_lock(lock)
+        holders += 1
+        submitted += 1
+        let ticket = submitted
+        if ticket == 1 { threaded = start() }
+        guard threaded else {
+            pthread_mutex_unlock(lock)
+            work()
+            pthread_mutex_lock(lock)
+            finished += 1
+            pthread_mutex_unlock(lock)
+            return ticket
+        }
+        queue.append(work)
+        pthread_cond_broadcast(changed)
+        pthread_mutex_unlock(lock)
+        return ticket
+    }
+
+    func wait(for ticket: Int) {
+        pthread_mutex_lock(lock)
+        while finished < ticket { pthread_cond_wait(changed, lock) }
+        pthread_mutex_unlock(lock)
+    }
+
+    /// A holder is gone once its work is done; the thread ends after the
+    /// last.
+    func release(waitingFor ticket: Int) {
+        pthread_mutex_lock(lock)
+        while finished < ticket { pthread_cond_wait(changed, lock) }
+        holders -= 1
+        if holders == 0 { pthread_cond_broadcast(changed) }
+        pthread_mutex_unlock(lock)
+    }
+
+    /// The thread (detached: it holds this object until it ends). Called
+    /// with the lock held.
+    private func start() -> Bool {
+        var attr = pthread_attr_t()
+        pthread_attr_init(&attr)
+        defer { pthread_attr_destroy(&attr) }
+        pthread_attr_setdetachstate(&attr, Int32(PTHREAD_CREATE_DETACHED))
+        let context = Unmanaged.passRetained(self).toOpaque()
+        let body: @convention(c) (UnsafeMutableRawPointer?) -> UnsafeMutableRawPointer? = { context in
+            Unmanaged<BackgroundThread>.fromOpaque(context!).takeRetainedValue().loop()
+            return nil
+        }
+        var thread = pthread_t()
+        if pthread_create(&thread, &attr, body, context) == 0 { return true }
+        Unmanaged<BackgroundThread>.fromOpaque(context).release()
+        return false
+    }
+
+    private func loop() {
+        pthread_mutex_lock(lock)
+        while true {
+            while queue.isEmpty && holders > 0 { pthread_cond_wait(changed, lock) }
+            if queue.isEmpty { break }
+            let work = queue.removeFirst()
+            pthread_mutex_unlock(lock)
+            work()
+            pthread_mutex_lock(lock)
+            finished += 1
+            pthread_cond_broadcast(changed)
+        }
+        pthread_mutex_unlock(lock)
+    }
 }

@@ -187,7 +187,7 @@ public struct Runtime: Sendable {
         gk_mark(GK_MARK_CONFIG)
         try Self.validateBackend(cgroupBackend)
         let resources = Self.keepingDefaultDevices(spec.linux?.resources ?? Spec.Resources())
-        // The groups are made on a thread of their own while the child is
+        // The groups are made on the driver's thread while the child is
         // cloned and mounts its root filesystem and binds; it waits for
         // them only before its device nodes (GK_SPAWN_LATE_GO). It waits
         // for them first where the groups must exist before the clone (v2:
@@ -204,10 +204,11 @@ public struct Runtime: Sendable {
         let lock = try store.reserve(id)
         defer { lock.release() }
         // Only once the id is ours: the path may be that of a live
-        // container's groups until then.
-        let groups = Background { () -> Result<(CgroupDriver, CgroupRecord), GockerError> in
+        // container's groups until then. On the driver's thread, once the
+        // driver is up.
+        let groups = driverJob.then { made -> Result<(CgroupDriver, CgroupRecord), GockerError> in
             Result { () throws(GockerError) in
-                let driver = try driverJob.value().get()
+                let driver = try made.get()
                 return (driver, try driver.create(path: cgroupPath, resources: resources))
             }
         }

@@ -1,0 +1,76 @@
+import Glibc
+import Synchronization
+import Testing
+@testable import GockerCore
+
+struct BackgroundTests {
+    /// The kernel's id of the calling thread.
+    static func threadID() -> Int32 {
+        var buf = [CChar](repeating: 0, count: 64)
+        let n = readlink("/proc/thread-self", &buf, buf.count - 1)  // "PID/task/TID"
+        precondition(n > 0)
+        let text = String(decoding: buf[..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        return Int32(text.split(separator: "/").last!)!
+    }
+
+    @Test func runsOnAnotherThread() {
+        let caller = Self.threadID()
+        let job = Background { Self.threadID() }
+        let worker = job.value()
+        #expect(worker != caller)
+        #expect(job.value() == worker)  // asked again: the same value
+    }
+
+    /// `then` runs after the first work, on its thread, given its value.
+    @Test func thenRunsAfterOnTheSameThread() {
+        let order = Mutex<[String]>([])
+        let first = Background { () -> (Int32, Int) in
+            usleep(20_000)  // the follow-up is queued long before this ends
+            order.withLock { $0.append("first") }
+            return (Self.threadID(), 20)
+        }
+        let second = first.then { (tid, n) -> (Int32, Int, Int32) in
+            order.withLock { $0.append("second") }
+            return (tid, n + 1, Self.threadID())
+        }
+        let (tid, n, secondTID) = second.value()
+        #expect(n == 21)
+        #expect(secondTID == tid)
+        #expect(secondTID != Self.threadID())
+        #expect(order.withLock { $0 } == ["first", "second"])
+        #expect(first.value().1 == 20)
+    }
+
+    /// Dropped without `value()`, a Background still waits for its work.
+    @Test func droppedWaitsForItsWork() {
+        let done = Atomic<Bool>(false)
+        do {
+            _ = Background { () -> Int in
+                usleep(20_000)
+                done.store(true, ordering: .sequentiallyConsistent)
+                return 0
+            }
+        }
+        let finished = done.load(ordering: .sequentiallyConsistent)
+        #expect(finished)
+    }
+
+    /// A follow-up queued on a Background that is then dropped still runs,
+    /// and its thread ends once no Background holds it.
+    @Test func threadEndsAfterTheLastHolder() throws {
+        var tid: Int32 = 0
+        do {
+            let first = Background { 1 }
+            let second = first.then { $0 + 1 }
+            #expect(second.value() == 2)
+            tid = second.then { _ in Self.threadID() }.value()
+        }
+        // The thread is gone soon after: its /proc entry disappears.
+        var gone = false
+        for _ in 0..<200 where !gone {
+            gone = access("/proc/self/task/\(tid)", F_OK) != 0
+            if !gone { usleep(5_000) }
+        }
+        #expect(gone)
+    }
+}
