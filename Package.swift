@@ -15,7 +15,9 @@ let package = Package(
         .target(
             name: "CGockerCore",
             path: "csrc",
-            cSettings: [.define("_GNU_SOURCE"), .unsafeFlags(["-O2"])]
+            cSettings: [.define("_GNU_SOURCE"), .unsafeFlags(["-O2"])],
+            // libcgroup's opens of /proc/mounts go through csrc/libcgroup_mounts.c.
+            linkerSettings: [.unsafeFlags(["-Xlinker", "--wrap=fopen"])]
         ),
         // zlib and liblzma, to read gzip and xz image tarballs. (The tar format
         // itself is read by gocker: see Sources/GockerCore/Archive.)
@@ -71,7 +73,7 @@ let package = Package(
         ),
         .testTarget(name: "GockerCoreTests", dependencies: ["GockerCore"]),
         .testTarget(name: "GockerRuntimeTests", dependencies: ["GockerRuntime", "CGockerCore"]),
-        .testTarget(name: "GockerCgroupsTests", dependencies: ["GockerCgroups", "GockerControllers"]),
+        .testTarget(name: "GockerCgroupsTests", dependencies: ["GockerCgroups", "GockerControllers", "CGockerCore"]),
         .testTarget(name: "GockerCLITests", dependencies: ["GockerCLI"]),
         .testTarget(name: "IntegrationTests", dependencies: ["GockerCore", "GockerCgroups", "gocker"]),
     ]

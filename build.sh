@@ -19,8 +19,9 @@ cd "$(dirname "$0")"
 # tarballs (`gocker import`); procps the host's ps for `gocker top CONTAINER
 # OPTIONS`; qemu-system-x86 and cpio boot the static binary on a pure cgroup
 # v2 kernel (Tests/IntegrationTests/CgroupV2VMTests.swift); containerd (with
-# runc) is what the tests import a `gocker save` archive into.
-PACKAGES=(busybox-static libcgroup-dev pkg-config zlib1g-dev liblzma-dev procps qemu-system-x86 cpio containerd)
+# runc) is what the tests import a `gocker save` archive into; strace shows
+# a test the files the release binary opens.
+PACKAGES=(busybox-static libcgroup-dev pkg-config zlib1g-dev liblzma-dev procps qemu-system-x86 cpio containerd strace)
 
 deps() {
     local missing=()

@@ -1,3 +1,4 @@
+import CGockerCore
 import CLibcgroup
 import Glibc
 import GockerCore
@@ -24,7 +25,11 @@ public final class LibcgroupBackend: CgroupBackend, @unchecked Sendable {
     public var calls: Int { callCount.load(ordering: .relaxed) }
     private let callCount = Atomic<Int>(0)
 
-    private static let initialised: Int32 = cgroup_init()
+    private static let initialised: Int32 = {
+        gk_libcgroup_enter()
+        defer { gk_libcgroup_leave() }
+        return cgroup_init()
+    }()
     /// The unified hierarchy on v2: where the version was detected.
     public let v2Root: String
 
@@ -43,9 +48,13 @@ public final class LibcgroupBackend: CgroupBackend, @unchecked Sendable {
         return String(cString: cgroup_strerror(code))
     }
 
+    /// Every libcgroup call goes through here: counted, and with its reads
+    /// of /proc/mounts served from the one copy (csrc/libcgroup_mounts.c).
     @discardableResult
     private func counted<T>(_ body: () -> T) -> T {
         callCount.add(1, ordering: .relaxed)
+        gk_libcgroup_enter()
+        defer { gk_libcgroup_leave() }
         return body()
     }
 

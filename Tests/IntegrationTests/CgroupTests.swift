@@ -120,6 +120,30 @@ struct CgroupTests {
         #expect(!FileManager.default.fileExists(atPath: "\(mount)/\(path)"))
     }
 
+    /// libcgroup opens /proc/mounts before every group it makes and every
+    /// value it writes; the static release binary (libcgroup linked in, its
+    /// fopen wrapped) reads the table once per start. Seen by strace.
+    @Test func theReleaseBinaryReadsTheMountTableOncePerStart() throws {
+        let strace = "/usr/bin/strace"
+        let missing = [strace, VM.binary].filter { !FileManager.default.isExecutableFile(atPath: $0) }
+        guard missing.isEmpty else {
+            if VM.isCI { Issue.record("missing \(missing): ./build.sh test installs strace and builds the release binary") }
+            return
+        }
+        let box = try Sandbox()
+        let trace = box.dir + "/trace"
+        // Memory and pids limits and the default device rules: values in several groups.
+        let r = try box.gocker(["-f", "-qq", "-e", "trace=open,openat", "-o", trace, VM.binary,
+                                "run", "--rm", "--cgroup-backend", "libcgroup", "-m", "64m", "--pids-limit", "50",
+                                "busybox", "true"], binary: strace)
+        #expect(r.status == 0, "\(r.stderr)")
+        let opens = box.contents(trace).split(separator: "\n")
+        #expect(opens.contains { $0.contains("/sys/fs/cgroup/pids/\(box.cgroupParent)/") && $0.contains("pids.max") },
+                "the limit went through libcgroup")
+        #expect(opens.filter { $0.contains("\"/proc/mounts\"") }.count == 1, "\(opens.filter { $0.contains("mounts") })")
+        box.expectNothingLeft()
+    }
+
     @Test func oomAndBackendAreRecordedForANamedContainer() throws {
         let box = try Sandbox()
         let r = try box.gocker(["run", "--name", "hog", "--cgroup-backend", "cgroupfs", "-m", "8m", "busybox", "sh", "-c",

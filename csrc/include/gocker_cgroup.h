@@ -1,5 +1,6 @@
 /*
- * cgroup v2 helpers of gocker's C core.
+ * cgroup helpers of gocker's C core: the cgroup v2 device program, and
+ * libcgroup's reads of the mount table (at the end).
  *
  * On cgroup v2 there is no devices controller with files to write: the
  * device allow-list is an eBPF program of type BPF_PROG_TYPE_CGROUP_DEVICE
@@ -53,6 +54,14 @@ int gk_dev_program(const struct gk_dev_rule *rules, size_t n, void *insns, size_
  * NULL). The attachment lives as long as the group: nothing to close.
  */
 int gk_dev_attach(int cgroup_fd, const struct gk_dev_rule *rules, size_t n, char *log, size_t logsize);
+
+/*
+ * Around each libcgroup call: while the calling thread is inside one, its
+ * opens of /proc/mounts are served from one copy of the mount table read
+ * per process (csrc/libcgroup_mounts.c; gocker links with --wrap=fopen).
+ */
+void gk_libcgroup_enter(void);
+void gk_libcgroup_leave(void);
 
 #ifdef __cplusplus
 }
