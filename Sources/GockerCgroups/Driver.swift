@@ -34,7 +34,19 @@ public struct CgroupDriver: Sendable {
     /// A cgroup path from a config: relative to each hierarchy's root,
     /// without "..", "." or empty components.
     public static func validatePath(_ text: String) throws(GockerError) -> String {
-        let parts = text.split(separator: "/", omittingEmptySubsequences: true)
+        // [String] rather than split's [Substring]: one generic type fewer
+        // for the runtime to build on a start's path.
+        var parts: [String] = []
+        var part = ""
+        for c in text {
+            if c != "/" {
+                part.append(c)
+            } else if !part.isEmpty {
+                parts.append(part)
+                part = ""
+            }
+        }
+        if !part.isEmpty { parts.append(part) }
         guard !parts.isEmpty, !parts.contains(where: { $0 == ".." || $0 == "." }) else {
             throw GockerError(.invalidConfig, "invalid cgroupsPath \"\(text)\"")
         }

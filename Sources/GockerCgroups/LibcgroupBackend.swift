@@ -72,8 +72,10 @@ public final class LibcgroupBackend: CgroupBackend, @unchecked Sendable {
         return try body(cg, ctrl)
     }
 
-    private func check(_ r: Int32, _ what: String) throws(GockerError) {
-        if r != 0 { throw GockerError(.system, "\(what): \(Self.describe(r))") }
+    /// `what` is worded only on failure: describing the settings costs
+    /// more than writing them.
+    private func check(_ r: Int32, _ what: @autoclosure () -> String) throws(GockerError) {
+        if r != 0 { throw GockerError(.system, "\(what()): \(Self.describe(r))") }
     }
 
     public func mountPoint(_ controller: String) -> String? {

@@ -72,6 +72,9 @@ public enum Timestamp {
 
 extension StringProtocol {
     /// Without leading and trailing spaces, tabs and line ends.
+    /// Inlinable: the callers in other modules get it specialized for their
+    /// String or Substring instead of going through the generic code.
+    @inlinable
     public var trimmed: String {
         let isSpace: (Character) -> Bool = { $0 == " " || $0 == "\t" || $0 == "\n" || $0 == "\r\n" || $0 == "\r" }
         guard let first = firstIndex(where: { !isSpace($0) }), let last = lastIndex(where: { !isSpace($0) }) else { return "" }
