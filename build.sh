@@ -11,6 +11,8 @@
 #                      --matrix`) with runc and crun too when installed; writes the chart
 #                      to .ci/bench.svg and every sample to .build/bench.json
 #   ./build.sh vm      only fetch the pure cgroup v2 test kernel into .build/vm (see test)
+#   ./build.sh order   trace a start and write .ci/hot-functions.txt, the order in
+#                      which the release binary's code is laid out (minutes)
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -59,9 +61,39 @@ vmkernel() {
     ln -sfn "$pkg" .build/vm/kernel
 }
 
+# The release binary: fully static, each function in a section of its own,
+# linked by lld in the order .ci/hot-functions.txt gives (`./build.sh
+# order` writes it): the code a start runs sits together, so that a start
+# faults in and maps a fraction of the binary's pages. Names the list has
+# and the binary has not are skipped.
 release() {
-    swift build -c release --static-swift-stdlib -Xswiftc -static-executable "$@"
+    swift build -c release --static-swift-stdlib -Xswiftc -static-executable \
+        -Xswiftc -Xfrontend -Xswiftc -function-sections -Xcc -ffunction-sections -Xswiftc -use-ld=lld \
+        -Xlinker --symbol-ordering-file="$PWD/.ci/hot-functions.txt" -Xlinker --no-warn-symbol-ordering "$@"
     ln -sf gocker .build/release/gocker-oci
+}
+
+# .ci/hot-functions.txt: the functions `gocker oci run` of a bundle and then
+# `gocker run --rm busybox true` execute, in the order they first do
+# (.ci/first-touch.c single-steps them: minutes), less the names the binary
+# defines twice (local helpers each object has its own copy of, which would
+# drag whole sections along).
+order() {
+    release
+    local tmp g=.build/release/gocker
+    tmp=$(mktemp -d)
+    trap 'rm -rf "$tmp"' RETURN
+    clang -O2 -o "$tmp/first-touch" .ci/first-touch.c
+    export GOCKER_DATA_ROOT="$tmp/data" GOCKER_STATE_ROOT="$tmp/state"
+    local id
+    id=$("$g" create busybox true)
+    "$tmp/first-touch" "$g" -- "$g" oci run --bundle "$GOCKER_DATA_ROOT/containers/$id" gocker-order >"$tmp/oci"
+    "$g" rm "$id" >/dev/null
+    "$tmp/first-touch" "$g" -- "$g" run --rm busybox true >"$tmp/run"
+    nm --defined-only "$g" | awk '{ print $3 }' | sort | uniq -d >"$tmp/twice"
+    awk 'NR == FNR { twice[$0] = 1; next } !($0 in twice) && !seen[$0]++' "$tmp/twice" "$tmp/oci" "$tmp/run" \
+        >.ci/hot-functions.txt
+    echo "build.sh: $(wc -l <.ci/hot-functions.txt) functions in .ci/hot-functions.txt; ./build.sh release links them first" >&2
 }
 
 case "${1:-}" in
@@ -85,6 +117,7 @@ bench)
     exec .build/release/gocker bench --matrix "${runtimes[@]}" --json .build/bench.json --svg .ci/bench.svg "$@"
     ;;
 vm) deps; vmkernel ;;
+order) deps; order ;;
 test)
     shift
     deps
@@ -94,7 +127,7 @@ test)
     exec swift test "$@"
     ;;
 *)
-    sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'
     exit 2
     ;;
 esac
