@@ -18,8 +18,9 @@ public protocol CgroupBackend: Sendable {
     func read(_ controller: String, path: String, file: String) throws(GockerError) -> String
     func attach(_ controller: String, path: String, pid: Int32) throws(GockerError)
     func processes(_ controller: String, path: String) -> [Int32]
-    /// Removes the group; a missing one is not an error.
-    func destroy(_ controller: String, path: String) throws(GockerError)
+    /// Removes the group; a missing one is not an error. `waiting`: a group
+    /// whose last processes are still exiting is tried again for a while.
+    func destroy(_ controller: String, path: String, waiting: Bool) throws(GockerError)
 
     /// The hierarchy `controller`'s groups live in: controllers that share
     /// one share their groups, which are joined, listed and removed once.
@@ -36,6 +37,13 @@ public protocol CgroupBackend: Sendable {
     /// joins the group itself (writing 0: kernels since 6.1 then take no
     /// global lock, as they do to move another process); nil on v2.
     func taskFile(_ controller: String, path: String) -> String?
+}
+
+extension CgroupBackend {
+    /// Removes the group, waiting for processes still exiting.
+    public func destroy(_ controller: String, path: String) throws(GockerError) {
+        try destroy(controller, path: path, waiting: true)
+    }
 }
 
 /// What v1 has: a group per hierarchy, no cgroup.kill, devices as files.
@@ -117,8 +125,8 @@ public struct CgroupfsV1Backend: CgroupBackend {
         ((try? read(controller, path: path, file: "cgroup.procs")) ?? "").split(separator: "\n").compactMap { Int32($0) }
     }
 
-    public func destroy(_ controller: String, path: String) throws(GockerError) {
-        try CgroupFiles.removeGroup(try dir(controller, path))
+    public func destroy(_ controller: String, path: String, waiting: Bool) throws(GockerError) {
+        try CgroupFiles.removeGroup(try dir(controller, path), waiting: waiting)
     }
 }
 
@@ -161,8 +169,8 @@ public struct CgroupfsV2Backend: CgroupBackend {
         ((try? CgroupFiles.read(dir(path), "cgroup.procs")) ?? "").split(separator: "\n").compactMap { Int32($0) }
     }
 
-    public func destroy(_ controller: String, path: String) throws(GockerError) {
-        try CgroupFiles.removeGroup(dir(path))
+    public func destroy(_ controller: String, path: String, waiting: Bool) throws(GockerError) {
+        try CgroupFiles.removeGroup(dir(path), waiting: waiting)
     }
 
     public func hierarchy(of controller: String) -> String { "" }
@@ -244,11 +252,12 @@ enum CgroupFiles {
     }
 
     /// rmdir, retried while the kernel still counts exiting tasks.
-    static func removeGroup(_ dir: String) throws(GockerError) {
-        for attempt in 0..<200 {
+    static func removeGroup(_ dir: String, waiting: Bool) throws(GockerError) {
+        let attempts = waiting ? 200 : 1
+        for attempt in 0..<attempts {
             if rmdir(dir) == 0 || errno == ENOENT { return }
             let e = errno
-            guard e == EBUSY, attempt < 199 else {
+            guard e == EBUSY, attempt < attempts - 1 else {
                 throw GockerError(.system, "remove cgroup", cause: SystemCallError("rmdir", path: dir, errno: e))
             }
             var ts = timespec(tv_sec: 0, tv_nsec: 5_000_000)

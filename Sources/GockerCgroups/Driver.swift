@@ -163,11 +163,12 @@ public struct CgroupDriver: Sendable {
         }
     }
 
-    /// Removes every group the record names; tries them all, reports the first failure.
-    public func destroy(_ record: CgroupRecord) throws(GockerError) {
+    /// Removes every group the record names; tries them all, reports the
+    /// first failure. `waiting`: see CgroupBackend.destroy.
+    public func destroy(_ record: CgroupRecord, waiting: Bool = true) throws(GockerError) {
         var first: GockerError?
         for key in groups(record).reversed() {
-            do { try backend.destroy(key, path: record.path) } catch { first = first ?? error }
+            do { try backend.destroy(key, path: record.path, waiting: waiting) } catch { first = first ?? error }
         }
         if let first { throw first }
     }

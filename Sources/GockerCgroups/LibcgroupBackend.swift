@@ -180,19 +180,25 @@ public final class LibcgroupBackend: CgroupBackend, @unchecked Sendable {
         return (0..<Int(size)).map { pids[$0] }
     }
 
-    public func destroy(_ controller: String, path: String) throws(GockerError) {
+    public func destroy(_ controller: String, path: String, waiting: Bool) throws(GockerError) {
         guard exists(controller, path: path) else { return }
-        if groupAlone(controller) { return try CgroupFiles.removeGroup(directory(controller, path)!) }
+        if groupAlone(controller) { return try CgroupFiles.removeGroup(directory(controller, path)!, waiting: waiting) }
         // Only an empty group is removed (a task still there is never moved
         // out to the parent, and libcgroup then reads no tasks file): one
         // whose last processes are still exiting is tried again.
+        // Whether the group is gone is judged by its directory: libcgroup
+        // 2.0 reports success for a group that was busy.
         let flags = Int32(CGFLAG_DELETE_EMPTY_ONLY.rawValue)
-        for attempt in 0..<200 {
+        let attempts = waiting ? 200 : 1
+        for attempt in 0..<attempts {
             let r = try withGroup(controller, path) { (cg, _) throws(GockerError) in
                 counted { cgroup_delete_cgroup_ext(cg, flags) }
             }
-            if r == 0 || !exists(controller, path: path) { return }
-            if attempt == 199 { try check(r, "libcgroup: delete \(controller):/\(path)") }
+            if !exists(controller, path: path) { return }
+            if attempt == attempts - 1 {
+                try check(r, "libcgroup: delete \(controller):/\(path)")
+                throw GockerError(.system, "libcgroup: delete \(controller):/\(path): the group still has processes")
+            }
             var ts = timespec(tv_sec: 0, tv_nsec: 5_000_000)
             nanosleep(&ts, nil)
         }

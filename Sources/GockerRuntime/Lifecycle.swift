@@ -109,7 +109,7 @@ extension Engine {
             }
             let runtime = runtime(for: record)
             try? runtime.delete(id: id, force: true)  // what a previous run left
-            let (_, terminal) = try runtime.create(id: id, bundle: containerDir(id), pidFile: nil,
+            let (_, terminal, _) = try runtime.create(id: id, bundle: containerDir(id), pidFile: nil,
                                                    allowTerminal: consoleFD >= 0)
             if let terminal {
                 let r = gk_send_fd(consoleFD, terminal)

@@ -133,7 +133,7 @@ public struct Runtime: Sendable {
     @discardableResult
     public func create(id: String, bundle: String, pidFile: String? = nil,
                        consoleSocket: String? = nil) throws(GockerError) -> RuntimeState {
-        let (state, terminal) = try create(id: id, bundle: bundle, pidFile: pidFile, allowTerminal: consoleSocket != nil)
+        let (state, terminal, _) = try create(id: id, bundle: bundle, pidFile: pidFile, allowTerminal: consoleSocket != nil)
         guard let terminal else {
             if consoleSocket != nil {
                 try? delete(id: id, force: true)
@@ -157,10 +157,11 @@ public struct Runtime: Sendable {
     }
 
     /// create, also for a config that asks for a terminal: the pty master
-    /// comes back to the caller, who relays it.
+    /// comes back to the caller, who relays it, with whether the container
+    /// has a PID namespace of its own.
     /// `spec`, when given, is the bundle's config.json as its writer had it.
     func create(id: String, bundle: String, spec given: Spec? = nil, pidFile: String?, allowTerminal: Bool,
-                stdio: [Int32] = [-1, -1, -1]) throws(GockerError) -> (RuntimeState, terminal: Int32?) {
+                stdio: [Int32] = [-1, -1, -1]) throws(GockerError) -> (RuntimeState, terminal: Int32?, ownPIDNamespace: Bool) {
         let driverJob = Self.driverJob(backend: cgroupBackend)
         // Nearly every config asks for a network namespace of its own: it
         // is made while the config is read (and dropped if not asked for).
@@ -242,7 +243,7 @@ public struct Runtime: Sendable {
                     try Sys.writeFileAtomic(pidFile, Array("\(pid)".utf8))
                 }
             }
-            return (state, terminal >= 0 ? terminal : nil)
+            return (state, terminal >= 0 ? terminal : nil, plan.cloneFlags & GK_CLONE_NEWPID != 0)
         } catch {
             if terminal >= 0 { Sys.close(terminal) }
             if pid > 0 {
@@ -578,14 +579,22 @@ public struct Runtime: Sendable {
 
     /// The end of a foreground container whose first process was reaped:
     /// what it left in its groups killed, the groups and the state removed,
-    /// from the state in hand.
-    func remove(_ s: RuntimeState) throws(GockerError) {
+    /// from the state in hand. `emptied`: no process of the container is
+    /// left (the first one was its PID namespace's init), so its groups
+    /// are not searched for any, unless one is found busy.
+    func remove(_ s: RuntimeState, emptied: Bool = false) throws(GockerError) {
         let lock = try store.lock(s.id)
         defer { lock.release() }
         if let record = s.cgroups {
             let driver = driver(for: record)
-            driver.killAll(record)
-            try driver.destroy(record)
+            if !emptied { driver.killAll(record) }
+            do {
+                try driver.destroy(record, waiting: !emptied)
+            } catch where emptied {
+                // A process put in its groups from outside its namespace.
+                driver.killAll(record)
+                try driver.destroy(record)
+            }
         }
         try store.remove(s.id)
     }
@@ -666,14 +675,14 @@ public struct Runtime: Sendable {
             }
         }
         let stdio: [Int32] = pipes.isEmpty ? [-1, -1, -1] : [-1, pipes[1], pipes[3]]
-        let created: (RuntimeState, terminal: Int32?)
+        let created: (RuntimeState, terminal: Int32?, ownPIDNamespace: Bool)
         do {
             created = try create(id: id, bundle: bundle, spec: spec, pidFile: pidFile, allowTerminal: io != nil, stdio: stdio)
         } catch {
             for fd in pipes { Sys.close(fd) }
             throw error
         }
-        var (state, terminal) = created
+        var (state, terminal, ownPIDNamespace) = created
         if !pipes.isEmpty {
             Sys.close(pipes[1])
             Sys.close(pipes[3])
@@ -707,7 +716,9 @@ public struct Runtime: Sendable {
         gk_mark(GK_MARK_EXITED)
         let oom = checkOOM
             && state.cgroups.map { (driver(for: $0).stats($0, only: "memory")["memory.oom_kill"] ?? 0) > 0 } ?? false
-        try? remove(state)
+        // Reaped, the first process of a PID namespace of its own has taken
+        // every other process of the container with it.
+        try? remove(state, emptied: ownPIDNamespace && status >= 0)
         if status < 0 {
             throw GockerError(.system, "wait for container \(id)", cause: SystemCallError("waitpid", errno: -status))
         }

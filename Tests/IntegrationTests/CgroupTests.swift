@@ -144,6 +144,41 @@ struct CgroupTests {
         box.expectNothingLeft()
     }
 
+    /// The container's other processes die with its first one, its PID
+    /// namespace's init, so a foreground run does not look for any in its
+    /// groups. A process put in them from outside that namespace is still
+    /// found (the groups are busy), killed, and the groups removed.
+    @Test func aProcessPutInTheGroupsFromOutsideIsKilledAtTheEnd() throws {
+        let box = try Sandbox()
+        let (p, out) = try box.start(["run", "--rm", "busybox", "sh", "-c", "echo ready; sleep 1"])
+        defer { box.finish(p) }
+        #expect(box.waitFor { box.contents(out).contains("ready") })
+        let state = try #require(runningState(box))
+        let cgroups = try #require(state["cgroups"] as? [String: Any])
+        let path = try #require(cgroups["path"] as? String)
+        let controllers = try #require(cgroups["controllers"] as? [String])
+        let stray = Process()
+        stray.executableURL = URL(fileURLWithPath: "/bin/sleep")
+        stray.arguments = ["60"]
+        try stray.run()
+        defer {
+            kill(stray.processIdentifier, SIGKILL)
+            stray.waitUntilExit()
+        }
+        var moved = 0
+        for c in controllers {
+            let procs = "/sys/fs/cgroup/\(c)/\(path)/cgroup.procs"
+            if (try? "\(stray.processIdentifier)".write(toFile: procs, atomically: false, encoding: .utf8)) != nil { moved += 1 }
+        }
+        #expect(moved == controllers.count, "\(controllers)")
+        box.finish(p, within: 30)
+        #expect(p.terminationStatus == 0, "\(box.contents(out + ".err"))")
+        #expect(box.waitFor(5) { !stray.isRunning }, "the stray process was killed")
+        #expect(stray.terminationReason == .uncaughtSignal && stray.terminationStatus == SIGKILL)
+        #expect(box.cgroupsLeft() == [])
+        box.expectNothingLeft()
+    }
+
     @Test func oomAndBackendAreRecordedForANamedContainer() throws {
         let box = try Sandbox()
         let r = try box.gocker(["run", "--name", "hog", "--cgroup-backend", "cgroupfs", "-m", "8m", "busybox", "sh", "-c",
