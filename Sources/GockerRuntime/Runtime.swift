@@ -162,11 +162,13 @@ public struct Runtime: Sendable {
     /// `spec`, when given, is the bundle's config.json as its writer had it.
     func create(id: String, bundle: String, spec given: Spec? = nil, pidFile: String?, allowTerminal: Bool,
                 stdio: [Int32] = [-1, -1, -1]) throws(GockerError) -> (RuntimeState, terminal: Int32?, ownPIDNamespace: Bool) {
-        let driverJob = Self.driverJob(backend: cgroupBackend)
         // Nearly every config asks for a network namespace of its own: it
-        // is made while the config is read (and dropped if not asked for).
+        // is made while the config is read (and dropped if not asked for),
+        // its thread started before the driver's, since the clone waits
+        // for it and only the groups for the driver.
         Self.prepareNetworkNamespace()
         defer { if let unused = Self.takeNetworkNamespace() { Sys.close(unused) } }
+        let driverJob = Self.driverJob(backend: cgroupBackend)
         try Identifier.validateContainerID(id)
         let bundle = try Self.realPath(bundle, what: "bundle")
         let spec: Spec
