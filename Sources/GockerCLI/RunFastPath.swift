@@ -14,16 +14,30 @@ struct RunFastPath {
     var image = ""
     var command: [String] = []
 
-    /// Long name to whether it takes a value.
-    static let options: [String: Bool] = [
-        "rm": false, "detach": false, "interactive": false, "tty": false, "timings": false,
-        "name": true, "network": true, "net": true, "env": true, "workdir": true, "user": true,
-        "memory": true, "cpus": true, "pids-limit": true, "cgroup-backend": true, "cgroup-parent": true,
-        "data-root": true, "root": true,
-    ]
-    static let shortNames: [Character: String] = [
-        "d": "detach", "i": "interactive", "t": "tty", "m": "memory", "e": "env", "w": "workdir", "u": "user",
-    ]
+    /// Long name to whether it takes a value. (Switches, not tables: a
+    /// dictionary is built and hashed on first use, on every start.)
+    static func option(_ name: String) -> Bool? {
+        switch name {
+        case "rm", "detach", "interactive", "tty", "timings": return false
+        case "name", "network", "net", "env", "workdir", "user", "memory", "cpus", "pids-limit", "cgroup-backend",
+             "cgroup-parent", "data-root", "root":
+            return true
+        default: return nil
+        }
+    }
+
+    static func longName(_ short: Character) -> String? {
+        switch short {
+        case "d": return "detach"
+        case "i": return "interactive"
+        case "t": return "tty"
+        case "m": return "memory"
+        case "e": return "env"
+        case "w": return "workdir"
+        case "u": return "user"
+        default: return nil
+        }
+    }
 
     init?(_ args: [String]) {
         var i = 0
@@ -49,12 +63,12 @@ struct RunFastPath {
                 let letters = Array(a.dropFirst())
                 guard letters.count == 1 || letters.allSatisfy({ "dit".contains($0) }) else { return nil }
                 for c in letters {
-                    guard let long = Self.shortNames[c] else { return nil }
+                    guard let long = Self.longName(c) else { return nil }
                     names.append(long)
                 }
             }
             for name in names {
-                guard let takesValue = Self.options[name] else { return nil }
+                guard let takesValue = Self.option(name) else { return nil }
                 let key = name == "net" ? "network" : name
                 if takesValue {
                     if value == nil {

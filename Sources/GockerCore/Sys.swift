@@ -24,17 +24,35 @@ public enum Sys {
     public static func close(_ fd: Int32) { _ = Glibc.close(fd) }
 
     /// Reads a whole file.
+    /// The whole file, read into a buffer of the size it says it has (proc
+    /// and sysfs files say 0: a page first), neither zeroed first nor
+    /// larger than needed.
     public static func readFile(_ path: String) throws(SystemCallError) -> [UInt8] {
         let fd = try open(path, O_RDONLY)
         defer { close(fd) }
+        var st = stat()
+        var size = fstat(fd, &st) == 0 && st.st_size > 0 ? Int(st.st_size) + 1 : 4096
         var out: [UInt8] = []
-        var buf = [UInt8](repeating: 0, count: 65536)
         while true {
-            let n = try check("read", path: path) {
-                buf.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+            var failure: Int32 = 0
+            let chunk = [UInt8](unsafeUninitializedCapacity: size) { buf, count in
+                count = 0
+                while count < buf.count {
+                    let n = Glibc.read(fd, buf.baseAddress! + count, buf.count - count)
+                    if n > 0 {
+                        count += n
+                    } else if n == 0 {
+                        return
+                    } else if errno != EINTR {
+                        failure = errno
+                        return
+                    }
+                }
             }
-            if n == 0 { return out }
-            out.append(contentsOf: buf[0..<n])
+            if failure != 0 { throw SystemCallError("read", path: path, errno: failure) }
+            if out.isEmpty { out = chunk } else { out += chunk }
+            if chunk.count < size { return out }  // its end
+            size = max(size, 65536)
         }
     }
 
