@@ -84,7 +84,8 @@ order() {
     release
     local tmp g=.build/release/gocker
     tmp=$(mktemp -d)
-    trap 'rm -rf "$tmp"' RETURN
+    # (EXIT: a failing step ends the script under set -e.)
+    trap 'rm -rf "$tmp"' EXIT
     clang -O2 -o "$tmp/first-touch" .ci/first-touch.c
     export GOCKER_DATA_ROOT="$tmp/data" GOCKER_STATE_ROOT="$tmp/state"
     local id
@@ -93,7 +94,7 @@ order() {
     "$g" rm "$id" >/dev/null
     "$tmp/first-touch" "$g" -- "$g" run --rm busybox true >"$tmp/run"
     nm --defined-only "$g" | awk '{ print $3 }' | sort | uniq -d >"$tmp/twice"
-    awk 'NR == FNR { twice[$0] = 1; next } !($0 in twice) && !seen[$0]++' "$tmp/twice" "$tmp/oci" "$tmp/run" \
+    awk 'FILENAME == ARGV[1] { twice[$0] = 1; next } !($0 in twice) && !seen[$0]++' "$tmp/twice" "$tmp/oci" "$tmp/run" \
         >.ci/hot-functions.txt
     # The build does not know the list as an input: relink by hand.
     rm -f "$g"

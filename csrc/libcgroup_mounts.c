@@ -83,9 +83,9 @@ FILE *__wrap_fopen(const char *path, const char *mode)
             copy_len = len;
         }
     }
+    char *table = copy;
+    size_t len = copy_len;
     pthread_mutex_unlock(&copy_lock);
-    if (!copy) return __real_fopen(path, mode);
-    /* An empty table: fmemopen refuses a size of 0; a stream at its end. */
-    if (copy_len == 0) return __real_fopen("/dev/null", "re");
-    return fmemopen(copy, copy_len, "r");
+    FILE *f = table ? fmemopen(table, len, "r") : NULL;
+    return f ? f : __real_fopen(path, mode);
 }

@@ -197,7 +197,7 @@ public final class LibcgroupBackend: CgroupBackend, @unchecked Sendable {
             if !exists(controller, path: path) { return }
             if attempt == attempts - 1 {
                 try check(r, "libcgroup: delete \(controller):/\(path)")
-                throw GockerError(.system, "libcgroup: delete \(controller):/\(path): the group still has processes")
+                throw GockerError(.system, "libcgroup: delete \(controller):/\(path): the group still has processes or groups")
             }
             var ts = timespec(tv_sec: 0, tv_nsec: 5_000_000)
             nanosleep(&ts, nil)

@@ -7,11 +7,14 @@ import Glibc
 /// waits for a core, and its stack is fresh memory to fault in).
 ///
 /// One thread at a time may call `value()`; another Background's work may be
-/// that thread. Dropped without `value()`, a Background still waits for its
-/// work to finish.
+/// that thread, but not work queued on the same thread (it would wait for
+/// itself). Dropped without `value()`, a Background still waits for its work
+/// to finish. The thread blocks every signal: signals gocker forwards or
+/// waits for (SIGCHLD) must reach the thread that waits for them.
 public final class Background<Value> {
-    /// What the work fills in; the thread holds it, never the Background,
-    /// so the thread's end never runs the Background's deinit.
+    /// What the work fills in: the thread holds this, and never the
+    /// Background, so that the thread's end never runs the Background's
+    /// deinit.
     private final class Slot: @unchecked Sendable {
         var result: Value?
     }
@@ -86,6 +89,7 @@ final class BackgroundThread: @unchecked Sendable {
             work()
             pthread_mutex_lock(lock)
             finished += 1
+            pthread_cond_broadcast(changed)
             pthread_mutex_unlock(lock)
             return ticket
         }
@@ -123,6 +127,12 @@ final class BackgroundThread: @unchecked Sendable {
             Unmanaged<BackgroundThread>.fromOpaque(context!).takeRetainedValue().loop()
             return nil
         }
+        // The thread starts with every signal blocked (a new thread takes
+        // its maker's mask).
+        var all = sigset_t(), old = sigset_t()
+        sigfillset(&all)
+        pthread_sigmask(SIG_SETMASK, &all, &old)
+        defer { pthread_sigmask(SIG_SETMASK, &old, nil) }
         var thread = pthread_t()
         if pthread_create(&thread, &attr, body, context) == 0 { return true }
         Unmanaged<BackgroundThread>.fromOpaque(context).release()

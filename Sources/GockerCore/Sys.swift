@@ -23,15 +23,14 @@ public enum Sys {
 
     public static func close(_ fd: Int32) { _ = Glibc.close(fd) }
 
-    /// Reads a whole file.
-    /// The whole file, read into a buffer of the size it says it has (proc
-    /// and sysfs files say 0: a page first), neither zeroed first nor
-    /// larger than needed.
+    /// Reads a whole file, into a buffer of the size the file says it has
+    /// (proc and cgroup files say 0: a page first; at most 1 MB first),
+    /// not zeroed first.
     public static func readFile(_ path: String) throws(SystemCallError) -> [UInt8] {
         let fd = try open(path, O_RDONLY)
         defer { close(fd) }
         var st = stat()
-        var size = fstat(fd, &st) == 0 && st.st_size > 0 ? Int(st.st_size) + 1 : 4096
+        var size = fstat(fd, &st) == 0 && st.st_size > 0 ? min(Int(st.st_size) + 1, 1 << 20) : 4096
         var out: [UInt8] = []
         while true {
             var failure: Int32 = 0

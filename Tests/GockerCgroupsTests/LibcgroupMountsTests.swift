@@ -47,7 +47,7 @@ import Testing
         let other = Self.insideLibcgroup { Background { Self.readThroughFopen() }.value() }
         #expect(other?.contains(" \(dir) tmpfs ") == true)
         // Only /proc/mounts, and only for reading.
-        let fstab = Self.insideLibcgroup { Self.readThroughFopen("/proc/self/mountinfo") }
-        #expect(fstab?.contains(dir) == true)
+        let mountinfo = Self.insideLibcgroup { Self.readThroughFopen("/proc/self/mountinfo") }
+        #expect(mountinfo?.contains(dir) == true)
     }
 }

@@ -41,6 +41,27 @@ struct BackgroundTests {
         #expect(first.value().1 == 20)
     }
 
+    /// The thread blocks the signals gocker waits for or forwards, so that
+    /// none is taken (and dropped, or fatal) there.
+    @Test func theThreadBlocksSignals() throws {
+        // Whatever the test's own thread blocks, these are open in it here.
+        let signals = [SIGCHLD, SIGTERM, SIGINT, SIGHUP, SIGWINCH]
+        var open = sigset_t(), saved = sigset_t()
+        sigemptyset(&open)
+        for sig in signals { sigaddset(&open, sig) }
+        pthread_sigmask(SIG_UNBLOCK, &open, &saved)
+        defer { pthread_sigmask(SIG_SETMASK, &saved, nil) }
+        let blocked = Background { () -> UInt64? in
+            let status = (try? Sys.readText("/proc/thread-self/status")) ?? ""
+            let line = status.split(separator: "\n").first { $0.hasPrefix("SigBlk:") }
+            return line.flatMap { UInt64($0.dropFirst("SigBlk:".count).trimmed, radix: 16) }
+        }.value()
+        let mask = try #require(blocked)
+        for sig in signals {
+            #expect(mask & (1 << UInt64(sig - 1)) != 0, "signal \(sig)")
+        }
+    }
+
     /// Dropped without `value()`, a Background still waits for its work.
     @Test func droppedWaitsForItsWork() {
         let done = Atomic<Bool>(false)
