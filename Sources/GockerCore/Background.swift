@@ -85,11 +85,7 @@ final class BackgroundThread: @unchecked Sendable {
         let ticket = submitted
         if ticket == 1 { threaded = start() }
         guard threaded else {
-            pthread_mutex_unlock(lock)
-            work()
-            pthread_mutex_lock(lock)
-            finished += 1
-            pthread_cond_broadcast(changed)
+            perform(work)
             pthread_mutex_unlock(lock)
             return ticket
         }
@@ -144,13 +140,18 @@ final class BackgroundThread: @unchecked Sendable {
         while true {
             while queue.isEmpty && holders > 0 { pthread_cond_wait(changed, lock) }
             if queue.isEmpty { break }
-            let work = queue.removeFirst()
-            pthread_mutex_unlock(lock)
-            work()
-            pthread_mutex_lock(lock)
-            finished += 1
-            pthread_cond_broadcast(changed)
+            perform(queue.removeFirst())
         }
         pthread_mutex_unlock(lock)
+    }
+
+    /// Runs `work` without the lock (held on entry and on return), then
+    /// counts it done and wakes whoever waits.
+    private func perform(_ work: () -> Void) {
+        pthread_mutex_unlock(lock)
+        work()
+        pthread_mutex_lock(lock)
+        finished += 1
+        pthread_cond_broadcast(changed)
     }
 }
