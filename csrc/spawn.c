@@ -394,8 +394,19 @@ static void __attribute__((noreturn)) child_main(const struct gk_spawn *s, int s
         child_fail(sync, GK_STAGE_PROPAGATION, errno, "make / private", NULL, GK_EXIT_SETUP);
 
     if (s->overlay_data) {
-        if (mount("overlay", s->rootfs, "overlay", 0, s->overlay_data) < 0)
-            child_fail(sync, GK_STAGE_ROOTFS, errno, "mount overlay on", s->rootfs, GK_EXIT_SETUP);
+        if (mount("overlay", s->rootfs, "overlay", 0, s->overlay_data) < 0) {
+            /* Kernels before 5.10 know no "volatile" (asked for containers
+             * removed when they end): mount without it. The options are
+             * this child's own copy. */
+            size_t n = strlen(s->overlay_data), v = sizeof(",volatile") - 1;
+            int err = errno;
+            if (err == EINVAL && n > v && strcmp(s->overlay_data + n - v, ",volatile") == 0) {
+                ((char *)s->overlay_data)[n - v] = '\0';
+                err = mount("overlay", s->rootfs, "overlay", 0, s->overlay_data) < 0 ? errno : 0;
+            }
+            if (err)
+                child_fail(sync, GK_STAGE_ROOTFS, err, "mount overlay on", s->rootfs, GK_EXIT_SETUP);
+        }
     } else if (mount(s->rootfs, s->rootfs, NULL, MS_BIND | MS_REC, NULL) < 0) {
         child_fail(sync, GK_STAGE_ROOTFS, errno, "bind root", s->rootfs, GK_EXIT_SETUP);
     }

@@ -203,7 +203,13 @@ public enum ContainerSpec {
         var namespaces = ["pid", "ipc", "uts", "mount"].map { Spec.Namespace(type: $0) }
         if request.network == .none { namespaces.append(Spec.Namespace(type: "network")) }
         let lower = layerPaths.reversed().joined(separator: ":")
-        let overlay = "lowerdir=\(lower),upperdir=\(containerDir)/upper,workdir=\(containerDir)/work"
+        var overlay = "lowerdir=\(lower),upperdir=\(containerDir)/upper,workdir=\(containerDir)/work"
+        // A container removed when it ends never needs its upper layer on
+        // disk: overlayfs's "volatile" skips the syncs of the whole upper
+        // filesystem (at unmount, on every copy-up and fsync) that the
+        // kernel otherwise makes for it. Such an upper layer cannot be
+        // mounted again, and is not: the container goes with its first run.
+        if request.autoRemove { overlay += ",volatile" }
         var annotations = [LaunchPlan.overlayAnnotation: overlay]
         let imageUser = image.config.User.flatMap { $0.isEmpty ? nil : $0 }
         annotations[LaunchPlan.userAnnotation] = request.user ?? imageUser ?? "0"

@@ -51,6 +51,8 @@ struct RunTests {
         let mounts = parts[0].split(separator: "\n").map { $0.split(separator: " ").map(String.init) }
         func mount(_ target: String) -> [String]? { mounts.last { $0[1] == target } }
         #expect(mount("/")?[2] == "overlay")
+        // --rm: the upper layer is thrown away, so it is never synced.
+        #expect(mount("/")?[3].contains("volatile") == true, "\(mount("/") ?? [])")
         #expect(mount("/proc")?[2] == "proc")
         #expect(mount("/dev")?[2] == "tmpfs")
         #expect(mount("/dev/pts")?[2] == "devpts")
@@ -174,8 +176,10 @@ struct RunTests {
 
     @Test func namedContainerWithoutRmStaysUntilRemoved() throws {
         let box = try Sandbox()
-        let r = try box.gocker(["run", "--name", "keeper", "busybox", "true"])
+        let r = try box.gocker(["run", "--name", "keeper", "busybox", "grep", "^overlay / ", "/proc/mounts"])
         #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.contains("upperdir=") && !r.stdout.contains("volatile"),
+                "a container that stays keeps a durable upper layer: \(r.stdout)")
         #expect(box.list(box.dataRoot + "/containers").count == 1)
         #expect(box.list(box.stateRoot) == [], "the runtime state goes when the container ends")
         let again = try box.gocker(["run", "--rm", "--name", "keeper", "busybox", "true"])
