@@ -71,7 +71,7 @@ let package = Package(
             name: "gocker",
             dependencies: ["GockerCLI"]
         ),
-        .testTarget(name: "GockerCoreTests", dependencies: ["GockerCore"]),
+        .testTarget(name: "GockerCoreTests", dependencies: ["GockerCore", "CGockerCore"]),
         .testTarget(name: "GockerRuntimeTests", dependencies: ["GockerRuntime", "CGockerCore"]),
         .testTarget(name: "GockerCgroupsTests", dependencies: ["GockerCgroups", "GockerControllers", "CGockerCore"]),
         .testTarget(name: "GockerCLITests", dependencies: ["GockerCLI"]),

@@ -27,9 +27,12 @@ extension Engine {
     }
 
     /// A container's overlay: its upper layer, and the layers below it
-    /// (top first) with their ids.
+    /// (top first) with their ids. The init layer, when the container has
+    /// it, is apart: it holds only mount points, always covered, so it is
+    /// neither the container's change nor its image's.
     struct LayerStack {
         var upper: String
+        var initLayer: String?
         var lowers: [String]
         var lowerIDs: [String]
     }
@@ -41,9 +44,10 @@ extension Engine {
             throw GockerError(.invalidState, "container \(record.name) has no layered root filesystem")
         }
         let layersDir = images.layerPath("")
-        let lowers = lower.dropFirst("lowerdir=".count).split(separator: ":").map(String.init)
+        var lowers = lower.dropFirst("lowerdir=".count).split(separator: ":").map(String.init)
+        let initLayer = lowers.first == images.initLayerPath ? lowers.removeFirst() : nil
         let ids = lowers.map { $0.hasPrefix(layersDir) ? String($0.dropFirst(layersDir.count)) : $0 }
-        return (LayerStack(upper: containerDir(record.id) + "/upper", lowers: lowers, lowerIDs: ids), spec)
+        return (LayerStack(upper: containerDir(record.id) + "/upper", initLayer: initLayer, lowers: lowers, lowerIDs: ids), spec)
     }
 
     /// `gocker commit`: the container's upper layer becomes a new layer on
@@ -117,7 +121,8 @@ extension Engine {
         let record = try lookup(ref)
         let (stack, _) = try layerStack(of: record)
         let tar = TarWriter(sink)
-        try LayerTree.writeMerged(layers: [stack.upper] + stack.lowers, to: tar)
+        // As the container sees it: its mount points included.
+        try LayerTree.writeMerged(layers: [stack.upper] + (stack.initLayer.map { [$0] } ?? []) + stack.lowers, to: tar)
         try tar.finish()
     }
 

@@ -1,4 +1,5 @@
 import Glibc
+import CGockerCore
 import Testing
 @testable import GockerCore
 
@@ -153,5 +154,67 @@ struct StateStoreTests {
         do { try Sys.removeAll(root + "/a") } catch {
             #expect(error.call == "rmdir" && error.path == root + "/a/mnt" && error.errno == EBUSY, "\(error)")
         }
+    }
+}
+
+struct InitLayerTests {
+    /// Layers (top first) made by a shell script in a scratch directory;
+    /// root's files, as the image store's are.
+    func layers(_ script: String) throws -> (root: String, top: [String]) {
+        var t = Array("/tmp/gocker-unit-XXXXXX".utf8CString)
+        let root = String(cString: mkdtemp(&t)!)
+        let p = popen("cd \(root) && mkdir top bottom && chmod 755 top bottom && umask 022 && (\(script)) 2>&1", "r")
+        var out = [CChar](repeating: 0, count: 512)
+        var text = ""
+        while let p, fgets(&out, Int32(out.count), p) != nil { text += String(cString: out) }
+        guard let p, pclose(p) == 0 else { throw GockerError(.system, "layer script failed: \(text)") }
+        return (root, [root + "/top", root + "/bottom"])
+    }
+
+    @Test(arguments: [
+        ("true", true),                                                    // no /etc at all
+        ("mkdir bottom/etc", true),                                        // the usual
+        ("mkdir bottom/etc && touch bottom/etc/hosts bottom/etc/hostname", true),
+        ("mkdir -m 700 bottom/etc", false),                                // /etc would look different
+        ("mkdir bottom/etc && chown 1:1 bottom/etc", false),
+        ("mkdir bottom/real && ln -s real bottom/etc", false),
+        ("mkdir bottom/etc && ln -s x bottom/etc/hosts", false),
+        ("mkdir bottom/etc && mkdir bottom/etc/resolv.conf", false),
+        // What the top layer hides below does not count...
+        ("mkdir bottom/etc top/etc && ln -s x bottom/etc/hosts && mknod top/etc/hosts c 0 0", true),
+        ("mkdir bottom/etc top/etc && ln -s x bottom/etc/hosts && OPAQUE", true),                 // top/etc opaque
+        ("mkdir bottom/etc && ln -s x bottom/etc/hosts && touch top/etc", false),            // a file over /etc: no /etc dir
+        ("mkdir bottom/etc && ln -s x bottom/etc/hosts && mknod top/etc c 0 0", true),      // /etc deleted
+        // ... and what it does not hide does.
+        ("mkdir bottom/etc top/etc && ln -s x bottom/etc/hosts", false),
+        ("mkdir -m 700 bottom/etc && mkdir top/etc", true),                // the top /etc is what shows
+    ])
+    func theImagesEtcDecides(script: String, takes: Bool) throws {
+        let opaque = script.hasSuffix(" && OPAQUE")
+        let (root, top) = try layers(opaque ? String(script.dropLast(" && OPAQUE".count)) : script)
+        defer { try? Sys.removeAll(root) }
+        if opaque {
+            let fd = open(root + "/top/etc", O_RDONLY | O_DIRECTORY)
+            defer { close(fd) }
+            try #require(gk_fsetxattr(fd, "trusted.overlay.opaque", "y", 1, 0) == 0)
+        }
+        #expect(ImageStore.imageTakesInitLayer(topFirst: top) == takes, "\(script)")
+    }
+
+    @Test func madeOnceWithItsModesWhateverTheUmask() throws {
+        let (root, _) = try layers("true")
+        defer { try? Sys.removeAll(root) }
+        let store = ImageStore(dataRoot: root)
+        let old = umask(0o077)
+        defer { umask(old) }
+        let path = try #require(store.initLayer(for: []))
+        #expect(path == root + "/image/init")
+        var st = stat()
+        #expect(stat(path + "/etc", &st) == 0 && st.st_mode & 0o7777 == 0o755)
+        for name in ["hostname", "hosts", "resolv.conf"] {
+            #expect(stat(path + "/etc/" + name, &st) == 0 && st.st_mode & 0o7777 == 0o644 && st.st_size == 0, "\(name)")
+        }
+        #expect(try Sys.listDirectory(root + "/image") == ["init"], "nothing made aside is left")
+        #expect(store.initLayer(for: []) == path)
     }
 }
