@@ -16,8 +16,9 @@ let package = Package(
             name: "CGockerCore",
             path: "csrc",
             cSettings: [.define("_GNU_SOURCE"), .unsafeFlags(["-O2"])],
-            // libcgroup's opens of /proc/mounts go through csrc/libcgroup_mounts.c.
-            linkerSettings: [.unsafeFlags(["-Xlinker", "--wrap=fopen"])]
+            // libcgroup's opens of /proc/mounts, and its first clearing of its mount
+            // table, go through csrc/libcgroup_mounts.c.
+            linkerSettings: [.unsafeFlags(["-Xlinker", "--wrap=fopen", "-Xlinker", "--wrap=memset"])]
         ),
         // zlib and liblzma, to read gzip and xz image tarballs. (The tar format
         // itself is read by gocker: see Sources/GockerCore/Archive.)

@@ -89,3 +89,34 @@ FILE *__wrap_fopen(const char *path, const char *mode)
     FILE *f = table ? fmemopen(table, len, "r") : NULL;
     return f ? f : __real_fopen(path, mode);
 }
+
+/*
+ * One clearing of libcgroup's mount table: none.
+ *
+ * cgroup_init() first zeroes its table of mounted hierarchies, 820 kB in
+ * the library's zero-filled data (CG_CONTROLLER_MAX entries of two
+ * FILENAME_MAX paths each), of which a start uses a dozen entries. Zeroing
+ * pages that are zero already makes the kernel back every one of them: 200
+ * page faults on the driver's thread, which shares 2 cores with the thread
+ * making the network namespace and with the main one.
+ *
+ * gocker links with --wrap=memset too (Package.swift): the first memset of
+ * that table to zero in the process is skipped, as the table has never
+ * been written (only cgroup_init fills it, after this clearing). Any later
+ * one, from another cgroup_init, clears it as libcgroup means to. Any other
+ * memset goes straight to the C library's. (Weak: a libcgroup linked as a
+ * shared library makes its own memset calls, which this never sees.)
+ */
+extern char cg_mount_table[] __attribute__((weak));
+
+void *__real_memset(void *s, int c, size_t n);
+
+static int mount_table_written;
+
+void *__wrap_memset(void *s, int c, size_t n)
+{
+    if (__builtin_expect(s == (void *)cg_mount_table, 0) && s && c == 0
+        && !__atomic_exchange_n(&mount_table_written, 1, __ATOMIC_RELAXED))
+        return s;
+    return __real_memset(s, c, n);
+}
