@@ -351,6 +351,8 @@ static void child_prologue(const struct gk_spawn *s, int sync, int extra_fd)
             child_fail(sync, GK_STAGE_SETNS, errno, "setns", NULL, GK_EXIT_SETUP);
         close(s->joins[i].fd);
     }
+    if ((s->flags & GK_SPAWN_UNSHARE_NET) && unshare(CLONE_NEWNET) < 0)
+        child_fail(sync, GK_STAGE_SETNS, errno, "unshare the network namespace", NULL, GK_EXIT_SETUP);
 }
 
 /* With GK_SPAWN_TERMINAL, a pty pair from the container's devpts: the

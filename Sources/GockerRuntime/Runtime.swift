@@ -162,11 +162,10 @@ public struct Runtime: Sendable {
     /// `spec`, when given, is the bundle's config.json as its writer had it.
     func create(id: String, bundle: String, spec given: Spec? = nil, pidFile: String?, allowTerminal: Bool,
                 stdio: [Int32] = [-1, -1, -1]) throws(GockerError) -> (RuntimeState, terminal: Int32?, ownPIDNamespace: Bool) {
-        // Nearly every config asks for a network namespace of its own: it
-        // is made while the config is read (and dropped if not asked for),
-        // its thread started before the driver's, since the clone waits
-        // for it and only the groups for the driver.
-        Self.prepareNetworkNamespace()
+        // A network namespace made ahead (`gocker run` makes one while it
+        // writes the bundle) is joined; otherwise the first process makes
+        // its own, beside the groups, rather than hold up the clone (see
+        // `spawn`). One made ahead and not asked for is dropped.
         defer { if let unused = Self.takeNetworkNamespace() { Sys.close(unused) } }
         let driverJob = Self.driverJob(backend: cgroupBackend)
         try Identifier.validateContainerID(id)
@@ -372,12 +371,19 @@ public struct Runtime: Sendable {
         var spec = plan.process.cSpawn(arena: arena, stdio: stdio)
         if plan.cloneFlags & GK_CLONE_NEWNET != 0 { spec.flags |= UInt32(GK_SPAWN_LOOPBACK_UP) }
         var cloneFlags = plan.cloneFlags
-        if cloneFlags & GK_CLONE_NEWNET != 0, let net = Self.takeNetworkNamespace() {
-            // Made beforehand, lo up: joined rather than made by clone.
-            heldFDs.append(net)
-            joins.append(gk_ns_join(fd: net, nstype: GK_CLONE_NEWNET))
+        if cloneFlags & GK_CLONE_NEWNET != 0 {
+            // Not made by clone: the kernel's set-up of a network namespace
+            // (half a millisecond and more) would hold up the parent.
             cloneFlags &= ~GK_CLONE_NEWNET
-            spec.flags &= ~UInt32(GK_SPAWN_LOOPBACK_UP)
+            if let net = Self.takeNetworkNamespace() {
+                // Made beforehand, lo up: joined.
+                heldFDs.append(net)
+                joins.append(gk_ns_join(fd: net, nstype: GK_CLONE_NEWNET))
+                spec.flags &= ~UInt32(GK_SPAWN_LOOPBACK_UP)
+            } else {
+                // Made by the child, while the parent makes the groups.
+                spec.flags |= UInt32(GK_SPAWN_UNSHARE_NET)
+            }
         }
         if plan.devSymlinks { spec.flags |= UInt32(GK_SPAWN_DEV_SYMLINKS) }
         if plan.rootReadonly { spec.flags |= UInt32(GK_SPAWN_ROOT_READONLY) }

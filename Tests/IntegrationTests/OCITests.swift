@@ -108,6 +108,22 @@ struct OCITests {
         box.expectNothingLeft()
     }
 
+    @Test func aBundlesContainerMakesItsOwnNetworkNamespaceWithLoUp() throws {
+        let box = try Sandbox()
+        let bundle = try makeBundle(box, args: ["sh", "-c",
+            "readlink /proc/self/ns/net; tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' '; ip -o link show lo; ping -c 1 -W 1 127.0.0.1 >/dev/null && echo reached"])
+        let r = try box.gocker(["oci", "run", "--bundle", bundle, "net"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let lines = r.stdout.split(separator: "\n").map(String.init)
+        try #require(lines.count == 4, "\(r.stdout)")
+        let host = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/ns/net")
+        #expect(lines[0].hasPrefix("net:[") && lines[0] != host, "a namespace of its own: \(lines[0]) vs \(host)")
+        #expect(lines[1] == "lo", "only lo: \(r.stdout)")
+        #expect(lines[2].contains(",UP,"), "lo is up: \(lines[2])")
+        #expect(lines[3] == "reached")
+        box.expectNothingLeft()
+    }
+
     @Test(arguments: ["rshared", "shared", "rslave", "private"])
     func rootPropagationNeverLeaksAMountToTheHost(propagation: String) throws {
         let box = try Sandbox()
