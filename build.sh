@@ -65,12 +65,16 @@ vmkernel() {
 # linked by lld in the order .ci/hot-functions.txt gives (`./build.sh
 # order` writes it): the code a start runs sits together, so that a start
 # faults in and maps a fraction of the binary's pages. Names the list has
-# and the binary has not are skipped. (swift build does not see a change
-# of these flags or of the list: after one, remove .build/release/gocker,
-# or .build/*/release for the compiler's flags.)
+# and the binary has not are skipped. Concrete generic types' metadata is
+# reached through accessor functions, not mangled names the runtime
+# demangles on first use (a short-lived process pays every first use).
+# (swift build does not see a change of these flags or of the list: after
+# one, remove .build/release/gocker, or .build/*/release for the
+# compiler's flags.)
 release() {
     swift build -c release --static-swift-stdlib -Xswiftc -static-executable \
         -Xswiftc -Xfrontend -Xswiftc -function-sections -Xcc -ffunction-sections -Xswiftc -use-ld=lld \
+        -Xswiftc -Xfrontend -Xswiftc -disable-concrete-type-metadata-mangled-name-accessors \
         -Xlinker --symbol-ordering-file="$PWD/.ci/hot-functions.txt" -Xlinker --no-warn-symbol-ordering "$@"
     ln -sf gocker .build/release/gocker-oci
 }

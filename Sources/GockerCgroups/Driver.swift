@@ -34,23 +34,32 @@ public struct CgroupDriver: Sendable {
     /// A cgroup path from a config: relative to each hierarchy's root,
     /// without "..", "." or empty components.
     public static func validatePath(_ text: String) throws(GockerError) -> String {
-        // [String] rather than split's [Substring]: one generic type fewer
-        // for the runtime to build on a start's path.
-        var parts: [String] = []
+        // By hand, not split and joined: their generic code has the
+        // runtime look up protocol conformances (a scan of all of them) on
+        // a start's path.
+        var path = ""
         var part = ""
+        var empty = true
+        func add() -> Bool {
+            if part.isEmpty { return true }
+            if part == "." || part == ".." { return false }
+            if !empty { path += "/" }
+            path += part
+            part = ""
+            empty = false
+            return true
+        }
         for c in text {
             if c != "/" {
                 part.append(c)
-            } else if !part.isEmpty {
-                parts.append(part)
-                part = ""
+            } else if !add() {
+                throw GockerError(.invalidConfig, "invalid cgroupsPath \"\(text)\"")
             }
         }
-        if !part.isEmpty { parts.append(part) }
-        guard !parts.isEmpty, !parts.contains(where: { $0 == ".." || $0 == "." }) else {
+        guard add(), !empty else {
             throw GockerError(.invalidConfig, "invalid cgroupsPath \"\(text)\"")
         }
-        return parts.joined(separator: "/")
+        return path
     }
 
     /// What the driver does for one controller: its settings, and on v2 the

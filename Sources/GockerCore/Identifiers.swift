@@ -81,3 +81,19 @@ extension StringProtocol {
         return String(self[first...last])
     }
 }
+
+extension Array where Element == String {
+    /// `joined(separator:)` without the standard library's generic code:
+    /// its first use in a process has the runtime build a generic type from
+    /// its mangled name and, to check that type's requirements, scan every
+    /// protocol conformance in the binary (tens of microseconds, on a
+    /// start's path).
+    public func joined(by separator: String) -> String {
+        var out = ""
+        for i in 0..<count {
+            if i > 0 { out += separator }
+            out += self[i]
+        }
+        return out
+    }
+}

@@ -95,9 +95,24 @@ public enum Sys {
 
     /// mkdir -p.
     public static func mkdirAll(_ path: String, mode: mode_t = 0o755) throws(SystemCallError) {
+        // Component by component, by hand: split's Substrings appended to a
+        // String go through generic code that looks up protocol
+        // conformances at run time.
         var current = path.hasPrefix("/") ? "" : "."
-        for part in path.split(separator: "/") {
-            current += "/" + part
+        var components: [String] = []
+        var part = ""
+        for c in path {
+            if c != "/" {
+                part.append(c)
+            } else if !part.isEmpty {
+                components.append(part)
+                part = ""
+            }
+        }
+        if !part.isEmpty { components.append(part) }
+        for part in components {
+            current += "/"
+            current += part
             if mkdir(current, mode) < 0 {
                 let e = Glibc.errno
                 if e != EEXIST { throw SystemCallError("mkdir", path: current, errno: e) }

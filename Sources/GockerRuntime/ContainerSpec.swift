@@ -202,7 +202,7 @@ public enum ContainerSpec {
                              userMounts: [Spec.Mount] = []) throws(GockerError) -> Spec {
         var namespaces = ["pid", "ipc", "uts", "mount"].map { Spec.Namespace(type: $0) }
         if request.network == .none { namespaces.append(Spec.Namespace(type: "network")) }
-        let lower = layerPaths.reversed().joined(separator: ":")
+        let lower = Array(layerPaths.reversed()).joined(by: ":")
         var overlay = "lowerdir=\(lower),upperdir=\(containerDir)/upper,workdir=\(containerDir)/work"
         // A container removed when it ends never needs its upper layer on
         // disk: overlayfs's "volatile" skips the syncs of the whole upper
@@ -213,7 +213,7 @@ public enum ContainerSpec {
         var annotations = [LaunchPlan.overlayAnnotation: overlay]
         let imageUser = image.config.User.flatMap { $0.isEmpty ? nil : $0 }
         annotations[LaunchPlan.userAnnotation] = request.user ?? imageUser ?? "0"
-        if !request.groupAdd.isEmpty { annotations[LaunchPlan.groupAddAnnotation] = request.groupAdd.joined(separator: ",") }
+        if !request.groupAdd.isEmpty { annotations[LaunchPlan.groupAddAnnotation] = request.groupAdd.joined(by: ",") }
         if request.initProcess { annotations[LaunchPlan.initAnnotation] = "true" }
         let caps = try Capabilities.set(add: request.capAdd, drop: request.capDrop, privileged: request.privileged)
         var mounts = defaultMounts(containerDir: containerDir)

@@ -356,7 +356,7 @@ public struct Runtime: Sendable {
                 kind: Int32(m.options.isBind ? GK_MOUNT_BIND.rawValue : GK_MOUNT_FS.rawValue),
                 source: arena.string(m.source), target: arena.string(m.destination),
                 fstype: arena.string(m.type),
-                data: m.options.data.isEmpty ? nil : arena.string(m.options.data.joined(separator: ",")),
+                data: m.options.data.isEmpty ? nil : arena.string(m.options.data.joined(by: ",")),
                 flags: m.options.flags, propagation: m.options.propagation,
                 recursive: m.options.recursive ? 1 : 0, rec_flags: m.options.recursiveFlags,
                 copy_up: m.options.copyUp ? 1 : 0)

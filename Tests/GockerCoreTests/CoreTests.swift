@@ -22,6 +22,13 @@ struct SHA256Tests {
 }
 
 struct IdentifierTests {
+    @Test(arguments: [[], [""], ["a"], ["a", "b", "c"], ["", "x", ""], ["é", "🇫🇷"]] as [[String]])
+    func joinedByMatchesTheStandardLibrarys(parts: [String]) {
+        for separator in ["", ",", ", "] {
+            #expect(parts.joined(by: separator) == parts.joined(separator: separator))
+        }
+    }
+
     @Test func newIDsAre64HexDigitsAndDiffer() {
         let a = Identifier.newContainerID(), b = Identifier.newContainerID()
         #expect(a.count == 64 && a.allSatisfy(\.isHexDigit))
