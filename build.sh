@@ -89,7 +89,7 @@ order() {
     local tmp g=.build/release/gocker
     tmp=$(mktemp -d)
     # (EXIT: a failing step ends the script under set -e.)
-    trap 'rm -rf "$tmp"' EXIT
+    trap "rm -rf '$tmp'" EXIT
     clang -O2 -o "$tmp/first-touch" .ci/first-touch.c
     export GOCKER_DATA_ROOT="$tmp/data" GOCKER_STATE_ROOT="$tmp/state"
     local id

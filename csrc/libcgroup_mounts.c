@@ -97,8 +97,8 @@ FILE *__wrap_fopen(const char *path, const char *mode)
  * the library's zero-filled data (CG_CONTROLLER_MAX entries of two
  * FILENAME_MAX paths each), of which a start uses a dozen entries. Zeroing
  * pages that are zero already makes the kernel back every one of them: 200
- * page faults on the driver's thread, which shares 2 cores with the thread
- * making the network namespace and with the main one.
+ * page faults on the driver's thread, which shares the machine's cores
+ * with the main thread and the container's first process.
  *
  * gocker links with --wrap=memset too (Package.swift): the first memset of
  * that table to zero in the process is skipped, as the table has never

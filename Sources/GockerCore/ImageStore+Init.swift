@@ -7,8 +7,9 @@ import Glibc
 /// spares each container the copy-up of /etc and three new files in its
 /// upper layer at every start, and their removal at the end. Its files are
 /// always covered by the binds, so a container sees what it saw without
-/// it. It never shows in `commit`, `diff` or `export`, which read the
-/// image's layers and the container's upper layer only.
+/// it. `commit` and `diff` leave it out (it is no change of the
+/// container's); `export` has its empty files, as it had them from the
+/// upper layer before.
 extension ImageStore {
     public var initLayerPath: String { root + "/init" }
 

@@ -119,7 +119,8 @@ public enum Ulimits {
     /// Without CAP_SYS_RESOURCE nobody may raise a hard limit: say so before
     /// anything is made, naming the limit this machine has.
     public static func checkAgainstHost(_ limits: [Spec.Rlimit]) throws(GockerError) {
-        if Capabilities.ownSet("CapEff") & (1 << 24) != 0 { return }
+        // (No limits, nothing to read: /proc/self/status is not free.)
+        if limits.isEmpty || Capabilities.ownSet("CapEff") & (1 << 24) != 0 { return }
         for l in limits {
             let r = try resource(l.type)
             var cur = rlimit()
