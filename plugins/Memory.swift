@@ -60,4 +60,12 @@ public struct MemoryController: ResourceController {
         if let usage { out["memory.usage"] = usage - min(usage, inactive ?? 0) }
         return out
     }
+
+    /// "memory.oom_kill" from its one file (a foreground run asks for it
+    /// at every exit); anything else from `stats`.
+    public func stat(_ key: String, path: String, backend: any CgroupBackend) -> UInt64? {
+        guard key == "memory.oom_kill" else { return stats(path: path, backend: backend)[key] }
+        let file = backend.version == .v1 ? "memory.oom_control" : "memory.events"
+        return CgroupStatFile.field((try? backend.read(name, path: path, file: file)) ?? "", "oom_kill")
+    }
 }

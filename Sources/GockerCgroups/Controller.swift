@@ -66,6 +66,10 @@ public protocol ResourceController: Sendable {
 
     /// What this controller reports about the group, by name ("memory.usage").
     func stats(path: String, backend: any CgroupBackend) -> [String: UInt64]
+
+    /// One of `stats`, read alone when the controller can (the default
+    /// reads them all).
+    func stat(_ key: String, path: String, backend: any CgroupBackend) -> UInt64?
 }
 
 extension ResourceController {
@@ -81,6 +85,9 @@ extension ResourceController {
     }
     public func prepare(path: String, backend: any CgroupBackend) throws(GockerError) -> [CgroupSetting] { [] }
     public func stats(path: String, backend: any CgroupBackend) -> [String: UInt64] { [:] }
+    public func stat(_ key: String, path: String, backend: any CgroupBackend) -> UInt64? {
+        stats(path: path, backend: backend)[key]
+    }
 }
 
 /// The ordered list of controllers the driver applies. The built-in list is

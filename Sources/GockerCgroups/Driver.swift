@@ -182,6 +182,13 @@ public struct CgroupDriver: Sendable {
         if let first { throw first }
     }
 
+    /// What `controller` reports as `key` ("memory.oom_kill"), or nil.
+    public func stat(_ record: CgroupRecord, controller: String, _ key: String) -> UInt64? {
+        guard record.controllers.contains(controller),
+              let c = registry.controllers.first(where: { $0.name == controller }) else { return nil }
+        return c.stat(key, path: record.path, backend: backend)
+    }
+
     /// What the controllers report, merged ("memory.oom_kill", "pids.current",
     /// ...); with `only`, what that one controller reports.
     public func stats(_ record: CgroupRecord, only: String? = nil) -> [String: UInt64] {

@@ -87,35 +87,45 @@ public struct ImageReference: Hashable, Sendable, CustomStringConvertible {
     public var tag: String
 
     public init(parsing text: String) throws(GockerError) {
-        var name = text
-        var tag = "latest"
-        if let colon = text.lastIndex(of: ":"), !text[colon...].contains("/") {
-            name = String(text[..<colon])
-            tag = String(text[text.index(after: colon)...])
-        }
+        // One pass over the bytes (every accepted one is ASCII): the
+        // generic String searches and splits cost more on a start's path
+        // than the whole check.
+        let b = Array(text.utf8)
+        let slash = UInt8(ascii: "/"), colon = UInt8(ascii: ":")
+        // name[:tag], the tag after the last colon with no "/" after it.
+        var nameEnd = b.count
+        if let c = b.lastIndex(of: colon), !b[c...].contains(slash) { nameEnd = c }
+        let firstSlash = b[..<nameEnd].firstIndex(of: slash)
+        func lowerOrDigit(_ c: UInt8) -> Bool { (c >= 0x61 && c <= 0x7a) || (c >= 0x30 && c <= 0x39) }
         // A registry host may carry a port ("localhost:5000/app").
-        let path = name.contains("/") ? String(name.drop { $0 != "/" }) : name
-        let host = name.contains("/") ? String(name.prefix { $0 != "/" }) : ""
-        let hostOK = host.split(separator: ":", omittingEmptySubsequences: false).count <= 2
-            && host.utf8.allSatisfy { c in
-                (c >= 0x61 && c <= 0x7a) || (c >= 0x30 && c <= 0x39) || c == UInt8(ascii: ".")
-                    || c == UInt8(ascii: "-") || c == UInt8(ascii: ":")
+        var ok = nameEnd > 0 && nameEnd <= 255 && b[0] != slash && b[nameEnd - 1] != slash
+        var colons = 0
+        for i in 0..<(firstSlash ?? 0) where ok {
+            let c = b[i]
+            if c == colon { colons += 1 }
+            ok = lowerOrDigit(c) || c == UInt8(ascii: ".") || c == UInt8(ascii: "-") || c == colon
+        }
+        ok = ok && colons <= 1
+        for i in (firstSlash ?? 0)..<nameEnd where ok {
+            let c = b[i]
+            ok = lowerOrDigit(c) || c == UInt8(ascii: ".") || c == UInt8(ascii: "_") || c == UInt8(ascii: "-")
+                || (c == slash && b[i - 1] != slash)
+        }
+        let tagStart = nameEnd < b.count ? nameEnd + 1 : b.count
+        if nameEnd < b.count {
+            ok = ok && tagStart < b.count && b.count - tagStart <= 128
+                && b[tagStart] != UInt8(ascii: ".") && b[tagStart] != UInt8(ascii: "-")
+            for i in tagStart..<b.count where ok {
+                let c = b[i]
+                ok = lowerOrDigit(c) || (c >= 0x41 && c <= 0x5a) || c == UInt8(ascii: ".") || c == UInt8(ascii: "_")
+                    || c == UInt8(ascii: "-")
             }
-        let nameOK = hostOK && !name.isEmpty && name.utf8.count <= 255 && !name.hasPrefix("/") && !name.hasSuffix("/")
-            && !name.contains("//") && path.utf8.allSatisfy { c in
-                (c >= 0x61 && c <= 0x7a) || (c >= 0x30 && c <= 0x39) || c == UInt8(ascii: ".")
-                    || c == UInt8(ascii: "_") || c == UInt8(ascii: "-") || c == UInt8(ascii: "/")
-            }
-        let tagOK = !tag.isEmpty && tag.utf8.count <= 128 && tag.utf8.first != UInt8(ascii: ".")
-            && tag.utf8.first != UInt8(ascii: "-") && tag.utf8.allSatisfy { c in
-                (c >= 0x61 && c <= 0x7a) || (c >= 0x41 && c <= 0x5a) || (c >= 0x30 && c <= 0x39)
-                    || c == UInt8(ascii: ".") || c == UInt8(ascii: "_") || c == UInt8(ascii: "-")
-            }
-        guard nameOK && tagOK else {
+        }
+        guard ok else {
             throw GockerError(.invalidArgument, "invalid reference format: \"\(text)\"")
         }
-        self.name = name
-        self.tag = tag
+        self.name = String(decoding: b[..<nameEnd], as: UTF8.self)
+        self.tag = nameEnd < b.count ? String(decoding: b[tagStart...], as: UTF8.self) : "latest"
     }
 
     public var description: String { "\(name):\(tag)" }

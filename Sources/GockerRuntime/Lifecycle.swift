@@ -143,7 +143,7 @@ extension Engine {
         // The runtime state and groups go first, whatever happened to the record.
         var oom = false
         if let state = try? runtime.store.load(id), let groups = state.cgroups {
-            oom = (runtime.driver(for: groups).stats(groups, only: "memory")["memory.oom_kill"] ?? 0) > 0
+            oom = (runtime.driver(for: groups).stat(groups, controller: "memory", "memory.oom_kill") ?? 0) > 0
         }
         try? runtime.delete(id: id, force: true)
         var restart = false

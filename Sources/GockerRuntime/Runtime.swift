@@ -723,7 +723,7 @@ public struct Runtime: Sendable {
         }
         gk_mark(GK_MARK_EXITED)
         let oom = checkOOM
-            && state.cgroups.map { (driver(for: $0).stats($0, only: "memory")["memory.oom_kill"] ?? 0) > 0 } ?? false
+            && state.cgroups.map { (driver(for: $0).stat($0, controller: "memory", "memory.oom_kill") ?? 0) > 0 } ?? false
         // Reaped, the first process of a PID namespace of its own has taken
         // every other process of the container with it.
         try? remove(state, emptied: ownPIDNamespace && status >= 0)

@@ -213,6 +213,12 @@ struct FakeCgroupfsTests {
         #expect(stats["memory.oom_kill"] == 1)
         #expect(stats["cpu.usage_ns"] == 1_500_000)
         #expect(stats["pids.current"] == 3)
+        // Alone, from its own file; the rest through stats.
+        try fs.write("s/memory.stat", "")
+        #expect(driver.stat(record, controller: "memory", "memory.oom_kill") == 1)
+        #expect(driver.stat(record, controller: "pids", "pids.current") == 3)
+        #expect(driver.stat(record, controller: "memory", "memory.limit") == 67_108_864)
+        #expect(driver.stat(record, controller: "hugetlb", "memory.oom_kill") == nil)
     }
 
     @Test func v2DeviceRulesAreNeverDropped() throws {

@@ -68,6 +68,19 @@ struct ImageReferenceTests {
         #expect(both.name == "localhost:5000/app" && both.tag == "v2")
     }
 
+    @Test(arguments: [
+        ("a/b/c:V1.x_y-z", "a/b/c", "V1.x_y-z"), ("reg.io:443/team/app", "reg.io:443/team/app", "latest"),
+        ("reg.io/app:1", "reg.io/app", "1"), ("a_b.c-d", "a_b.c-d", "latest"), ("My-Host.io/app", nil, nil),
+        ("h:1:2/app", nil, nil), ("a/", nil, nil), ("a:b/c", "a:b/c", "latest"), ("é", nil, nil),
+        ("a:" + String(repeating: "t", count: 128), "a", String(repeating: "t", count: 128)),
+        ("a:" + String(repeating: "t", count: 129), nil, nil), (String(repeating: "n", count: 256), nil, nil),
+        ("a:.x", nil, nil), ("a/b//c", nil, nil), ("a:b:c", nil, nil),
+    ] as [(String, String?, String?)])
+    func parsed(text: String, name: String?, tag: String?) {
+        let r = try? ImageReference(parsing: text)
+        #expect(r?.name == name && r?.tag == tag, "\(text)")
+    }
+
     @Test(arguments: ["", "Busybox", "a:", ":tag", "a:-x", "a//b", "/a", "a b", "a:b c"])
     func refused(text: String) {
         #expect(throws: GockerError.self) { try ImageReference(parsing: text) }
