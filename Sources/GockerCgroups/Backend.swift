@@ -106,7 +106,7 @@ public struct CgroupfsV1Backend: CgroupBackend {
     public func create(_ controller: String, path: String, settings: [CgroupSetting]) throws(GockerError) {
         let d = try dir(controller, path)
         try performing("create cgroup \(d)") { () throws(SystemCallError) in try Sys.mkdirAll(d) }
-        for s in settings { try CgroupFiles.write(d, s) }
+        try CgroupFiles.write(d, settings)
     }
 
     public func read(_ controller: String, path: String, file: String) throws(GockerError) -> String {
@@ -154,7 +154,7 @@ public struct CgroupfsV2Backend: CgroupBackend {
 
     public func create(_ controller: String, path: String, settings: [CgroupSetting]) throws(GockerError) {
         try CgroupFiles.makeV2Group(root: root, path: path, enabling: controller)
-        for s in settings { try CgroupFiles.write(dir(path), s) }
+        try CgroupFiles.write(dir(path), settings)
     }
 
     public func read(_ controller: String, path: String, file: String) throws(GockerError) -> String {
@@ -185,16 +185,32 @@ public struct CgroupfsV2Backend: CgroupBackend {
 /// File access shared by the cgroupfs backends.
 enum CgroupFiles {
     static func write(_ dir: String, _ s: CgroupSetting) throws(GockerError) {
-        let path = "\(dir)/\(s.file)"
-        let fd = Glibc.open(path, O_WRONLY | O_CLOEXEC | O_TRUNC)
-        guard fd >= 0 else {
-            throw GockerError(.system, "write cgroup", cause: SystemCallError("open", path: path, errno: errno))
-        }
-        defer { Sys.close(fd) }
-        let bytes = Array(s.value.utf8)
-        let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
-        guard n == bytes.count else {
-            throw GockerError(.system, "write cgroup", cause: SystemCallError("write", path: path, data: s.value, errno: n < 0 ? errno : EIO))
+        try write(dir, [s])
+    }
+
+    /// Each setting in order, one write each, each file opened once: a
+    /// file written again (devices.allow, one rule a write) is written
+    /// through the descriptor it was first opened with.
+    static func write(_ dir: String, _ settings: [CgroupSetting]) throws(GockerError) {
+        var open: [(file: String, fd: Int32)] = []
+        defer { for o in open { Sys.close(o.fd) } }
+        for s in settings {
+            let path = "\(dir)/\(s.file)"
+            let fd: Int32
+            if let o = open.first(where: { $0.file == s.file }) {
+                fd = o.fd
+            } else {
+                fd = Glibc.open(path, O_WRONLY | O_CLOEXEC | O_TRUNC)
+                guard fd >= 0 else {
+                    throw GockerError(.system, "write cgroup", cause: SystemCallError("open", path: path, errno: errno))
+                }
+                open.append((s.file, fd))
+            }
+            let bytes = Array(s.value.utf8)
+            let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+            guard n == bytes.count else {
+                throw GockerError(.system, "write cgroup", cause: SystemCallError("write", path: path, data: s.value, errno: n < 0 ? errno : EIO))
+            }
         }
     }
 

@@ -104,7 +104,7 @@ public final class LibcgroupBackend: CgroupBackend, @unchecked Sendable {
     public func create(_ controller: String, path: String, settings: [CgroupSetting]) throws(GockerError) {
         if groupAlone(controller) {
             try CgroupFiles.makeV2Group(root: v2Root, path: path, enabling: "")
-            for s in settings { try CgroupFiles.write(directory(controller, path)!, s) }
+            try CgroupFiles.write(directory(controller, path)!, settings)
             return
         }
         if version == .v2 {
@@ -114,26 +114,30 @@ public final class LibcgroupBackend: CgroupBackend, @unchecked Sendable {
             // libcgroup then writes the values into it.
             try CgroupFiles.makeV2Group(root: v2Root, path: path, enabling: controller)
         }
-        // libcgroup holds one value per file name in a group: a file written
-        // again (devices.allow) starts a new round, so the order stays.
-        var rounds: [[CgroupSetting]] = [[]]
-        for s in settings {
-            if rounds[rounds.count - 1].contains(where: { $0.file == s.file }) { rounds.append([]) }
-            rounds[rounds.count - 1].append(s)
+        // libcgroup holds one value per file name in a group: it makes the
+        // group with the settings up to the first file written again
+        // (devices.allow, one rule a write); the rest, in order, go
+        // through one descriptor per file, not one libcgroup call (a new
+        // group object, a check of the mounts, an open) a rule.
+        var first: [CgroupSetting] = []
+        var rest = settings[...]
+        while let s = rest.first, !first.contains(where: { $0.file == s.file }) {
+            first.append(s)
+            rest = rest.dropFirst()
         }
-        for (n, round) in rounds.enumerated() {
-            try withGroup(controller, path) { (cg, ctrl) throws(GockerError) in
-                for s in round {
-                    try check(counted { cgroup_add_value_string(ctrl, s.file, s.value) },
-                              "libcgroup: set \(s.file) of \(controller):/\(path) to \"\(s.value)\"")
-                }
-                if n == 0 {
-                    try check(counted { cgroup_create_cgroup(cg, 1) },
-                              "libcgroup: create \(controller):/\(path) with \(round)")
-                } else {
-                    try check(counted { cgroup_modify_cgroup(cg) }, "libcgroup: write \(round) to \(controller):/\(path)")
-                }
+        try withGroup(controller, path) { (cg, ctrl) throws(GockerError) in
+            for s in first {
+                try check(counted { cgroup_add_value_string(ctrl, s.file, s.value) },
+                          "libcgroup: set \(s.file) of \(controller):/\(path) to \"\(s.value)\"")
             }
+            try check(counted { cgroup_create_cgroup(cg, 1) },
+                      "libcgroup: create \(controller):/\(path) with \(first)")
+        }
+        if !rest.isEmpty {
+            guard let dir = directory(controller, path) else {
+                throw GockerError(.notFound, "the host offers no \(controller) cgroup controller")
+            }
+            try CgroupFiles.write(dir, Array(rest))
         }
     }
 

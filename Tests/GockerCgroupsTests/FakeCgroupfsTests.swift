@@ -53,6 +53,9 @@ struct FakeCgroupfsTests {
         try fs.write("cpuset/cpuset.mems", "0\n")
         for c in controllers { try fs.write("\(c)/gocker/c1/cgroup.procs", "") }
 
+        var resources = resources
+        resources.devices = [.init(allow: false, access: "rwm"), .init(allow: true, type: "c", major: 1, minor: 3, access: "rwm"),
+                             .init(allow: true, type: "c", major: 136, access: "rw"), .init(allow: true, type: "b", access: "m")]
         let driver = CgroupDriver(backend: CgroupfsV1Backend(mounts: mounts), registry: BuiltinControllers.registry)
         let record = try driver.create(path: "gocker/c1", resources: resources)
         #expect(record.backend == "cgroupfs" && record.version == .v1)
@@ -62,6 +65,12 @@ struct FakeCgroupfsTests {
         #expect(fs.read("cpu/gocker/c1/cpu.shares") == "512")
         #expect(fs.read("cpu/gocker/c1/cpu.cfs_quota_us") == "50000")
         #expect(fs.read("pids/gocker/c1/pids.max") == "50")
+        // The device rules, one write each, in order, through one
+        // descriptor (a plain file keeps them all, one after the other).
+        let rules = try driver.settings(for: resources).first { $0.0.name == "devices" }!.1
+        #expect(rules.count > 2 && rules[0].file == "devices.deny")
+        #expect(fs.read("devices/gocker/c1/devices.allow")
+                == rules.filter { $0.file == "devices.allow" }.map(\.value).joined())
         #expect(fs.read("cpuset/gocker/c1/cpuset.cpus") == "1")
         // The ancestor got its parent's cpus and mems, and so did mems of the group.
         #expect(fs.read("cpuset/gocker/cpuset.cpus") == "0-3")
