@@ -322,8 +322,9 @@ static void wait_go(const struct gk_spawn *s, int sync)
 /* What every child does first: signals reset, parent-death signal, no
  * core dumps or ptrace from the container until execve (whose /proc/PID/exe
  * is still gocker's binary), nothing of the parent's descriptors but those
- * it needs; then wait for GO (unless later, GK_SPAWN_LATE_GO) and join the
- * namespaces, in order. */
+ * it needs; then wait for GO (unless later, GK_SPAWN_LATE_GO), join the
+ * namespaces, in order, and with GK_SPAWN_UNSHARE_NET make a network
+ * namespace of its own. */
 static void child_prologue(const struct gk_spawn *s, int sync, int extra_fd)
 {
     reset_signals();

@@ -1,4 +1,5 @@
 import Glibc
+import CGockerCore
 
 /// The init layer: one small read-only layer, shared by every docker-like
 /// container, that holds the mount points gocker binds the container's
@@ -17,8 +18,9 @@ extension ImageStore {
 
     /// The init layer for a container of the image made of `layers`
     /// (bottom first), made on first use; nil when that image's /etc would
-    /// look different under it (not a directory of root's with mode 0755,
-    /// or one of the three names not a regular file), or when it cannot be
+    /// look different under it (not a directory of root's with mode 0755
+    /// and no extended attributes, or one of the three names not a regular
+    /// file), or when it cannot be
     /// made: then the mount points are made in the container's own upper
     /// layer, as they always could be.
     public func initLayer(for layers: [String]) -> String? {
@@ -55,10 +57,28 @@ extension ImageStore {
         try Sys.check("chmod", path: path) { chmod(path, 0o755) }
     }
 
+    /// Whether `path` has extended attributes a container would see (an
+    /// ACL, a security label): overlayfs shows the topmost directory's,
+    /// which would be the init layer's. Its own (trusted.overlay.*) it
+    /// never shows.
+    static func hasOwnAttributes(_ path: String) -> Bool {
+        var names = [CChar](repeating: 0, count: 1024)
+        let n = gk_llistxattr(path, &names, names.count)
+        if n < 0 { return errno != ENOTSUP }
+        var start = 0
+        for i in 0..<n where names[i] == 0 {
+            let name = names[start..<i].withUnsafeBufferPointer { String(decoding: UnsafeRawBufferPointer($0), as: UTF8.self) }
+            if !name.hasPrefix("trusted.overlay.") { return true }
+            start = i + 1
+        }
+        return false
+    }
+
     /// Whether the image's merged /etc (its layers top first, as overlayfs
     /// merges them: whiteouts and opaque directories hide what lies below)
-    /// is absent or a directory of root's with mode 0755, and each of the
-    /// three names in it absent or a regular file.
+    /// is absent or a directory of root's with mode 0755 and no extended
+    /// attributes of its own, and each of the three names in it absent or
+    /// a regular file.
     static func imageTakesInitLayer(topFirst layers: [String]) -> Bool {
         var etcFound = false
         var pending = Set(initFiles)
@@ -70,7 +90,8 @@ extension ImageStore {
                     return false
                 }
                 if LayerTree.isWhiteout(st) { return true }
-                guard st.st_mode & S_IFMT == S_IFDIR, st.st_mode & 0o7777 == 0o755, st.st_uid == 0, st.st_gid == 0 else {
+                guard st.st_mode & S_IFMT == S_IFDIR, st.st_mode & 0o7777 == 0o755, st.st_uid == 0, st.st_gid == 0,
+                      !hasOwnAttributes(layer + "/etc") else {
                     return false
                 }
                 etcFound = true

@@ -350,6 +350,12 @@ public struct ImageStore: Sendable {
                 }
                 removed.append(name)
             }
+            // An init layer whose making died half-way (see initLayer; one
+            // being made right now then fails, and its container does
+            // without).
+            for name in (try? Sys.listDirectory(root)) ?? [] where name.hasPrefix(".init-") {
+                try? Sys.removeAll(root + "/" + name)
+            }
             // A layer's archive goes with it.
             for name in (try? Sys.listDirectory(root + "/archives")) ?? [] where !name.hasPrefix(".") {
                 let id = String(name.prefix { $0 != "." })

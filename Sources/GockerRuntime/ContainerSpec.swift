@@ -197,9 +197,11 @@ public enum ContainerSpec {
     /// validated (its ulimits, capabilities and security options parse).
     /// `userMounts` (volumes, binds, tmpfs) come after the default mounts and
     /// replace any of them with the same destination.
+    /// `volatileUpper`: the container starts once, here, and goes when it
+    /// ends or fails to start (`run --rm` in the foreground).
     public static func build(request: RunRequest, image: ImageRecord, layerPaths: [String], containerDir: String,
                              hostname: String, env: [String], args: [String],
-                             userMounts: [Spec.Mount] = []) throws(GockerError) -> Spec {
+                             userMounts: [Spec.Mount] = [], volatileUpper: Bool = false) throws(GockerError) -> Spec {
         var namespaces = ["pid", "ipc", "uts", "mount"].map { Spec.Namespace(type: $0) }
         if request.network == .none { namespaces.append(Spec.Namespace(type: "network")) }
         let lower = Array(layerPaths.reversed()).joined(by: ":")
@@ -208,8 +210,10 @@ public enum ContainerSpec {
         // disk: overlayfs's "volatile" skips the syncs of the whole upper
         // filesystem (at unmount, on every copy-up and fsync) that the
         // kernel otherwise makes for it. Such an upper layer cannot be
-        // mounted again, and is not: the container goes with its first run.
-        if request.autoRemove { overlay += ",volatile" }
+        // mounted again, so only for a container that starts once and goes
+        // whether it ran or failed to start: not one created to be started
+        // later (`create --rm`, `run -d --rm`), which a failed start keeps.
+        if volatileUpper { overlay += ",volatile" }
         var annotations = [LaunchPlan.overlayAnnotation: overlay]
         let imageUser = image.config.User.flatMap { $0.isEmpty ? nil : $0 }
         annotations[LaunchPlan.userAnnotation] = request.user ?? imageUser ?? "0"

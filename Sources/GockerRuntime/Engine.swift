@@ -187,13 +187,16 @@ public struct Engine: Sendable {
         let hostname = request.hostname ?? (request.network == .host ? Self.hostHostname() : String(id.prefix(12)))
         let env = ContainerSpec.environment(image: image.config.Env ?? [], hostname: hostname, request: userEnv)
         let dir = containerDir(id)
-        // Capabilities, security options and resources are checked here, still before anything is made.
-        // The init layer (when the image takes it) lies over the image's.
+        // Capabilities, security options and resources are checked here,
+        // still before anything of the container's is made. The init layer
+        // (when the image takes it), made once for the whole store, lies
+        // over the image's.
         var layerPaths = image.layers.map(images.layerPath)
         if let initLayer = images.initLayer(for: image.layers) { layerPaths.append(initLayer) }
         let spec = try ContainerSpec.build(
             request: request, image: image, layerPaths: layerPaths,
-            containerDir: dir, hostname: hostname, env: env, args: args, userMounts: userMounts.map(\.oci))
+            containerDir: dir, hostname: hostname, env: env, args: args, userMounts: userMounts.map(\.oci),
+            volatileUpper: request.autoRemove && ownedHere)
         let name = try reserveName(request.name, id: id)
         let points = userMounts.isEmpty ? nil : userMounts.map(\.point)
         do throws(GockerError) {

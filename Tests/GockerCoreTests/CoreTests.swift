@@ -177,6 +177,7 @@ struct StateStoreTests {
     }
 }
 
+@Suite(.enabled(if: getuid() == 0 || Sys.env("CI") == "true", "makes root's files, devices and trusted attributes: needs root"))
 struct InitLayerTests {
     /// Layers (top first) made by a shell script in a scratch directory;
     /// root's files, as the image store's are.
@@ -208,15 +209,19 @@ struct InitLayerTests {
         // ... and what it does not hide does.
         ("mkdir bottom/etc top/etc && ln -s x bottom/etc/hosts", false),
         ("mkdir -m 700 bottom/etc && mkdir top/etc", true),                // the top /etc is what shows
+        ("mkdir bottom/etc && XATTR", false),                              // an ACL, a label: it would hide them
     ])
     func theImagesEtcDecides(script: String, takes: Bool) throws {
-        let opaque = script.hasSuffix(" && OPAQUE")
-        let (root, top) = try layers(opaque ? String(script.dropLast(" && OPAQUE".count)) : script)
+        // OPAQUE: top/etc gets overlayfs's opaque mark; XATTR: bottom/etc
+        // an attribute of its own.
+        let marker = script.hasSuffix(" && OPAQUE") ? "OPAQUE" : script.hasSuffix(" && XATTR") ? "XATTR" : nil
+        let (root, top) = try layers(marker.map { String(script.dropLast(" && ".count + $0.count)) } ?? script)
         defer { try? Sys.removeAll(root) }
-        if opaque {
-            let fd = open(root + "/top/etc", O_RDONLY | O_DIRECTORY)
+        if let marker {
+            let fd = open(root + (marker == "OPAQUE" ? "/top/etc" : "/bottom/etc"), O_RDONLY | O_DIRECTORY)
             defer { close(fd) }
-            try #require(gk_fsetxattr(fd, "trusted.overlay.opaque", "y", 1, 0) == 0)
+            let (name, value) = marker == "OPAQUE" ? ("trusted.overlay.opaque", "y") : ("user.gocker-test", "1")
+            try #require(gk_fsetxattr(fd, name, value, 1, 0) == 0)
         }
         #expect(ImageStore.imageTakesInitLayer(topFirst: top) == takes, "\(script)")
     }
@@ -236,5 +241,9 @@ struct InitLayerTests {
         }
         #expect(try Sys.listDirectory(root + "/image") == ["init"], "nothing made aside is left")
         #expect(store.initLayer(for: []) == path)
+        // What a making that died half-way left goes with the next clean-up.
+        try Sys.mkdirAll(root + "/image/.init-dead/etc")
+        _ = try store.removeUnusedLayers(heldByContainers: [])
+        #expect(try Sys.listDirectory(root + "/image").filter { !["images", "layers", "lock"].contains($0) } == ["init"])
     }
 }

@@ -100,7 +100,7 @@ struct ContainerSpecTests {
         #expect(spec.annotations?[LaunchPlan.overlayAnnotation] == "lowerdir=/d/l2:/d/l1,upperdir=/c/upper,workdir=/c/work")
         r.autoRemove = true
         let removed = try ContainerSpec.build(request: r, image: record, layerPaths: ["/d/l1", "/d/l2"], containerDir: "/c",
-                                              hostname: "h", env: ["PATH=/bin"], args: ["sh"])
+                                              hostname: "h", env: ["PATH=/bin"], args: ["sh"], volatileUpper: true)
         #expect(removed.annotations?[LaunchPlan.overlayAnnotation]
                 == "lowerdir=/d/l2:/d/l1,upperdir=/c/upper,workdir=/c/work,volatile")
         #expect(spec.linux?.namespaces?.map { $0.type } == ["pid", "ipc", "uts", "mount", "network"])

@@ -186,6 +186,14 @@ struct RunTests {
         #expect(again.status == 125 && again.stderr.contains("already in use"))
         let rm = try box.gocker(["rm", "keeper"])
         #expect(rm.status == 0, "\(rm.stderr)")
+        // Created with --rm to start later: a failed start keeps it, and
+        // a volatile upper layer could not be mounted a second time.
+        let later = try box.gocker(["create", "--rm", "busybox", "true"])
+        #expect(later.status == 0, "\(later.stderr)")
+        let id = later.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let config = box.contents(box.dataRoot + "/containers/\(id)/config.json")
+        #expect(config.contains("upperdir=") && !config.contains("volatile"), "\(config.prefix(300))")
+        #expect(try box.gocker(["rm", id]).status == 0)
         box.expectNothingLeft()
     }
 

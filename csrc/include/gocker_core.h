@@ -180,8 +180,8 @@ struct gk_ns_join {
 /* A new cgroup namespace, unshared once GO says the child is in its groups
  * (a namespace made by clone would be rooted at the parent's groups). */
 #define GK_SPAWN_CGROUP_NS 0x100
-/* A new network namespace, unshared by the child itself before its mounts
- * (lo brought up as with GK_SPAWN_LOOPBACK_UP). */
+/* A new network namespace, unshared by the child itself at the end of its
+ * prologue, before any mount (with GK_SPAWN_LOOPBACK_UP, lo up later). */
 #define GK_SPAWN_UNSHARE_NET 0x200
 
 /* Capability sets, one bit per CAP_* number. */

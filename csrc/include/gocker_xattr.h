@@ -14,6 +14,11 @@ static inline ssize_t gk_fgetxattr(int fd, const char *name, void *value, size_t
     return fgetxattr(fd, name, value, size);
 }
 
+/* llistxattr(2): the length of the names' list, or -1 with errno set. */
+static inline ssize_t gk_llistxattr(const char *path, char *list, size_t size) {
+    return llistxattr(path, list, size);
+}
+
 /* fsetxattr(2): 0, or -1 with errno set. */
 static inline int gk_fsetxattr(int fd, const char *name, const void *value, size_t size, int flags) {
     return fsetxattr(fd, name, value, size, flags);
