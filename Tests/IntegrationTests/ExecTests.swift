@@ -85,7 +85,9 @@ struct ExecTests {
             let procs = box.contents("/sys/fs/cgroup/\(controller)/\(box.cgroupParent)/\(id)/cgroup.procs")
             #expect(procs.split(separator: "\n").contains("\(execPid)"), "\(controller): \(procs)")
         }
-        #expect(box.contents("/sys/fs/cgroup/pids/\(box.cgroupParent)/\(id)/pids.current").hasPrefix("3"), "sleep, sh and its sleep")
+        // (exec -d returns once sh runs; sh forks its sleep when it gets to it.)
+        #expect(box.waitFor(5) { box.contents("/sys/fs/cgroup/pids/\(box.cgroupParent)/\(id)/pids.current").hasPrefix("3") },
+                "sleep, sh and its sleep")
         let aux = try box.gocker(["top", "web", "-o", "pid,args"])
         let auxRows = aux.stdout.split(separator: "\n").map { $0.split(separator: " ").joined(separator: " ") }
         #expect(auxRows.first == "PID COMMAND" && auxRows.contains("\(execPid) sh -c sleep 1000 || true"), "\(aux.stdout)")
