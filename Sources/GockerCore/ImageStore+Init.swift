@@ -20,9 +20,8 @@ extension ImageStore {
     /// (bottom first), made on first use; nil when that image's /etc would
     /// look different under it (not a directory of root's with mode 0755
     /// and no extended attributes, or one of the three names not a regular
-    /// file), or when it cannot be
-    /// made: then the mount points are made in the container's own upper
-    /// layer, as they always could be.
+    /// file), or when it cannot be made: then the mount points are made in
+    /// the container's own upper layer, as they always could be.
     public func initLayer(for layers: [String]) -> String? {
         guard Self.imageTakesInitLayer(topFirst: layers.reversed().map(layerPath)) else { return nil }
         let path = initLayerPath
