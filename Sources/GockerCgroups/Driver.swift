@@ -34,32 +34,11 @@ public struct CgroupDriver: Sendable {
     /// A cgroup path from a config: relative to each hierarchy's root,
     /// without "..", "." or empty components.
     public static func validatePath(_ text: String) throws(GockerError) -> String {
-        // By hand, not split and joined: their generic code has the
-        // runtime look up protocol conformances (a scan of all of them) on
-        // a start's path.
-        var path = ""
-        var part = ""
-        var empty = true
-        func add() -> Bool {
-            if part.isEmpty { return true }
-            if part == "." || part == ".." { return false }
-            if !empty { path += "/" }
-            path += part
-            part = ""
-            empty = false
-            return true
-        }
-        for c in text {
-            if c != "/" {
-                part.append(c)
-            } else if !add() {
-                throw GockerError(.invalidConfig, "invalid cgroupsPath \"\(text)\"")
-            }
-        }
-        guard add(), !empty else {
+        let parts = Sys.components(text)
+        guard !parts.isEmpty, !parts.contains(where: { $0 == ".." || $0 == "." }) else {
             throw GockerError(.invalidConfig, "invalid cgroupsPath \"\(text)\"")
         }
-        return path
+        return parts.joined(by: "/")
     }
 
     /// What the driver does for one controller: its settings, and on v2 the

@@ -93,12 +93,11 @@ public enum Sys {
         try writeAll(fd, bytes, path: path)
     }
 
-    /// mkdir -p.
-    public static func mkdirAll(_ path: String, mode: mode_t = 0o755) throws(SystemCallError) {
-        // Component by component, by hand: split's Substrings appended to a
-        // String go through generic code that looks up protocol
-        // conformances at run time.
-        var current = path.hasPrefix("/") ? "" : "."
+    /// The non-empty components of a "/"-separated path. By hand: split's
+    /// Substrings joined or appended to a String go through generic code
+    /// that, on its first use in a process, has the runtime scan every
+    /// protocol conformance in the binary (on a start's path).
+    public static func components(_ path: String) -> [String] {
         var components: [String] = []
         var part = ""
         for c in path {
@@ -110,7 +109,13 @@ public enum Sys {
             }
         }
         if !part.isEmpty { components.append(part) }
-        for part in components {
+        return components
+    }
+
+    /// mkdir -p.
+    public static func mkdirAll(_ path: String, mode: mode_t = 0o755) throws(SystemCallError) {
+        var current = path.hasPrefix("/") ? "" : "."
+        for part in components(path) {
             current += "/"
             current += part
             if mkdir(current, mode) < 0 {
