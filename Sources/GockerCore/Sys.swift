@@ -188,13 +188,11 @@ public enum Sys {
     /// Random bytes from the kernel.
     public static func randomBytes(_ count: Int) -> [UInt8] {
         var out = [UInt8](repeating: 0, count: count)
-        let fd = Glibc.open("/dev/urandom", O_RDONLY | O_CLOEXEC)
-        precondition(fd >= 0, "cannot open /dev/urandom")
-        defer { close(fd) }
         var got = 0
         while got < count {
-            let n = out.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress! + got, count - got) }
-            if n > 0 { got += n } else if n < 0 && Glibc.errno != EINTR { preconditionFailure("read /dev/urandom") }
+            // getrandom(2): /dev/urandom's bytes without opening it.
+            let n = out.withUnsafeMutableBytes { gk_getrandom($0.baseAddress! + got, count - got) }
+            if n > 0 { got += n } else if n < 0 && Glibc.errno != EINTR { preconditionFailure("getrandom") }
         }
         return out
     }

@@ -235,9 +235,16 @@ public struct Engine: Sendable {
     func writeBundle(dir: String, spec: Spec, record: ContainerRecord, hostname: String,
                      network: NetworkMode) throws(GockerError) {
         try performing("create container \(record.id)") { () throws(SystemCallError) in
-            try Sys.mkdirAll(dataRoot + "/containers", mode: 0o700)
-            try Sys.check("mkdir", path: dir) { mkdir(dir, 0o711) }
-            for sub in ["rootfs", "upper", "work"] { try Sys.mkdirAll("\(dir)/\(sub)") }
+            if mkdir(dir, 0o711) < 0 {
+                // No containers directory before the first container.
+                guard errno == ENOENT else { throw SystemCallError("mkdir", path: dir, errno: errno) }
+                try Sys.mkdirAll(dataRoot + "/containers", mode: 0o700)
+                try Sys.check("mkdir", path: dir) { mkdir(dir, 0o711) }
+            }
+            // In a directory just made: nothing to find there first.
+            for sub in ["rootfs", "upper", "work"] {
+                try Sys.check("mkdir", path: "\(dir)/\(sub)") { mkdir("\(dir)/\(sub)", 0o755) }
+            }
             try Sys.writeFileAtomic("\(dir)/hostname", Array("\(hostname)\n".utf8))
             let hosts: [UInt8]
             if network == .host, let h = try? Sys.readFile("/etc/hosts") {
@@ -284,13 +291,16 @@ public struct Engine: Sendable {
     /// claim is a file created with O_EXCL, so two gocker processes cannot
     /// both win the same name.
     func reserveName(_ requested: String?, id: String) throws(GockerError) -> String {
-        try performing("create \(dataRoot)/names") { () throws(SystemCallError) in
-            try Sys.mkdirAll(dataRoot + "/names", mode: 0o700)
-        }
         for attempt in 0..<64 {
             let name = requested ?? (attempt < 32 ? Identifier.randomName() : "\(Identifier.randomName())_\(attempt)")
             do {
-                try Sys.writeFileExclusive(namePath(name), Array(id.utf8), mode: 0o600)
+                do {
+                    try Sys.writeFileExclusive(namePath(name), Array(id.utf8), mode: 0o600)
+                } catch where error.errno == ENOENT {
+                    // No names directory before the first container.
+                    try Sys.mkdirAll(dataRoot + "/names", mode: 0o700)
+                    try Sys.writeFileExclusive(namePath(name), Array(id.utf8), mode: 0o600)
+                }
                 return name
             } catch where error.errno == EEXIST {
                 if requested != nil {

@@ -1,0 +1,17 @@
+/*
+ * System calls the Swift side makes that Glibc's Swift module does not
+ * offer.
+ */
+#ifndef GOCKER_SYS_H
+#define GOCKER_SYS_H
+
+#include <sys/random.h>
+#include <sys/types.h>
+
+/* getrandom(2) from the kernel's pool, as /dev/urandom gives it: the
+ * number of bytes, or -1 with errno set. */
+static inline ssize_t gk_getrandom(void *buf, size_t len) {
+    return getrandom(buf, len, 0);
+}
+
+#endif
