@@ -169,10 +169,10 @@ public struct CgroupDriver: Sendable {
     }
 
     /// What the controllers report, merged ("memory.oom_kill", "pids.current",
-    /// ...); with `only`, what that one controller reports.
-    public func stats(_ record: CgroupRecord, only: String? = nil) -> [String: UInt64] {
+    /// ...).
+    public func stats(_ record: CgroupRecord) -> [String: UInt64] {
         var out: [String: UInt64] = [:]
-        for c in registry.controllers where record.controllers.contains(c.name) && (only == nil || only == c.name) {
+        for c in registry.controllers where record.controllers.contains(c.name) {
             out.merge(c.stats(path: record.path, backend: backend)) { a, _ in a }
         }
         return out

@@ -494,7 +494,7 @@ public struct Runtime: Sendable {
         guard state.pid > 0, UInt64(gk_process_start_time(state.pid)) == state.pidStartTime else { return .stopped }
         if Sys.exists(store.fifoPath(state.id)) { return .created }
         if let r = state.cgroups, r.controllers.contains("freezer"),
-           driver(for: r).stats(r, only: "freezer")["freezer.frozen"] == 1 {
+           driver(for: r).stat(r, controller: "freezer", "freezer.frozen") == 1 {
             return .paused
         }
         return .running
