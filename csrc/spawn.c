@@ -525,13 +525,23 @@ static void __attribute__((noreturn)) child_main(const struct gk_spawn *s, int s
 
     become_process(sync, s, slave);
 
-    /* Created: from here on the parent may go away. */
+    /* Created. The parent may go away once it has saved the state that
+     * names this process (GK_MSG_SAVED), not before: until then nothing
+     * would find it, and it goes with the parent. */
     gk_mark(GK_MARK_READY);
-    (void)prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0);
     memset(&m, 0, sizeof m);
     m.type = GK_MSG_READY;
     if (gk_send_all(sync, &m, sizeof m) < 0)
         _exit(GK_EXIT_SETUP);
+    if (s->saved_sync) {
+        ssize_t got;
+        do
+            got = recv(sync, &m, sizeof m, 0);
+        while (got < 0 && errno == EINTR);
+        if (got != (ssize_t)sizeof m || m.type != GK_MSG_SAVED)
+            _exit(GK_EXIT_SETUP);
+    }
+    (void)prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0);
 
     /* Wait for `start`: opening the FIFO for writing blocks until a reader
      * opens it. The O_PATH descriptor is reopened through this container's
@@ -670,7 +680,10 @@ static int launch(const struct gk_spawn *spec, unsigned long flags, child_fn chi
     if (ret == 0 && fd >= 0)
         close(fd);
     if (want_ready ? (ret == 0 && m.type == GK_MSG_READY) : ret == -EPIPE) {
-        close(sv[0]);
+        if (want_ready && spec->saved_sync)
+            *spec->saved_sync = sv[0]; /* for GK_MSG_SAVED */
+        else
+            close(sv[0]);
         *pid_out = (pid_t)pid;
         return 0;
     }
@@ -697,6 +710,14 @@ int gk_spawn(const struct gk_spawn *spec, gk_before_go_fn before_go, void *ctx,
              pid_t *pid_out, int *terminal_fd, struct gk_msg *err)
 {
     return launch(spec, spec->clone_flags, child_main, -1, 1, before_go, ctx, pid_out, terminal_fd, err);
+}
+
+int gk_send_saved(int sync)
+{
+    struct gk_msg m;
+    memset(&m, 0, sizeof m);
+    m.type = GK_MSG_SAVED;
+    return gk_send_all(sync, &m, sizeof m);
 }
 
 /* ---- a process that joins a running container (exec) ------------------- */

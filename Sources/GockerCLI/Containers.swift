@@ -176,7 +176,7 @@ struct Run: ParsableCommand {
     /// Runs the request: in the foreground, or detached under a monitor.
     static func start(_ request: RunRequest, engine: Engine) throws {
         if request.detach {
-            var record = try engine.create(request)
+            var record = try engine.create(request, starting: true)
             do { try engine.startDetached(&record) } catch {
                 try? engine.remove(record.id, force: true, volumes: true)
                 throw error

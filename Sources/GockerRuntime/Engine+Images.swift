@@ -13,7 +13,8 @@ extension Engine {
         let layersDir = images.layerPath("")
         for id in containerIDs() {
             if let record = try? load(id) {
-                let running = (try? runtime.state(id: id)).map { $0.status != .stopped } ?? false
+                // Starting (its gocker or monitor alive) counts as running.
+                let running = [.running, .paused, .restarting].contains(state(of: record))
                 usage.containers.append(.init(id: record.id, imageID: record.imageID, running: running))
             }
             guard let spec = try? Spec.decodeFile(path: containerDir(id) + "/config.json"),
@@ -32,6 +33,10 @@ extension Engine {
     /// is reported through `failed` and the others go on.
     public func removeImages(_ refs: [String], force: Bool, output: (String) -> Void,
                              failed: (GockerError) -> Void) {
+        // Creates under way finish first (their records are then seen), and
+        // no new one looks an image up until this is done.
+        let lock = lockDataRoot(LOCK_EX)
+        defer { if let lock { Sys.close(lock) } }
         let usage = containerUsage()
         for ref in refs {
             do {

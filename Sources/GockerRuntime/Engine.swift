@@ -155,14 +155,18 @@ public struct Engine: Sendable {
 
     /// `gocker create` (and the first half of `run`): everything is checked,
     /// then the container's record and bundle are written; nothing runs yet.
-    public func create(_ request: RunRequest) throws(GockerError) -> ContainerRecord {
-        try createWithSpec(request).record
+    /// `starting` (`run -d`): the record names this process as its owner
+    /// from the first write, so that the container counts as running, not
+    /// as created (which prune and rmi -f may take), until its monitor does.
+    public func create(_ request: RunRequest, starting: Bool = false) throws(GockerError) -> ContainerRecord {
+        try createWithSpec(request, starting: starting).record
     }
 
     /// create, with the OCI config written to the bundle. `ownedHere`: the
     /// container starts now in this process, which the record names as its
     /// owner from the first write.
-    func createWithSpec(_ request: RunRequest, ownedHere: Bool = false) throws(GockerError) -> (record: ContainerRecord, spec: Spec) {
+    func createWithSpec(_ request: RunRequest, ownedHere: Bool = false,
+                        starting: Bool = false) throws(GockerError) -> (record: ContainerRecord, spec: Spec) {
         // Everything that can be refused is refused before anything is made.
         try ContainerSpec.validateWorkdir(request.workdir)
         if let name = request.name { try Identifier.validateName(name) }
@@ -179,6 +183,10 @@ public struct Engine: Sendable {
             throw GockerError(.invalidArgument, "conflicting options: --restart \(request.restart) and --rm")
         }
         let userMounts = try planMounts(request)
+        // From the image's lookup until the container's record is in place:
+        // `rmi` waits, and then sees the container.
+        let dataRootLock = lockDataRoot(LOCK_SH)
+        defer { if let dataRootLock { Sys.close(dataRootLock) } }
         let (image, _) = try images.resolve(request.image)
         gk_mark(GK_MARK_IMAGE)
         let args = try ContainerSpec.commandLine(request: request, image: image.config)
@@ -197,33 +205,32 @@ public struct Engine: Sendable {
             request: request, image: image, layerPaths: layerPaths,
             containerDir: dir, hostname: hostname, env: env, args: args, userMounts: userMounts.map(\.oci),
             volatileUpper: request.autoRemove && ownedHere)
-        let name = try reserveName(request.name, id: id)
         let points = userMounts.isEmpty ? nil : userMounts.map(\.point)
+        var record = ContainerRecord(
+            id: id, name: request.name ?? Identifier.randomName(), image: request.image, imageID: image.id, args: args,
+            created: Timestamp.now(), hostname: hostname, network: request.network.rawValue, autoRemove: request.autoRemove,
+            restartPolicy: request.restart, cgroupBackend: request.cgroupBackend, cgroupParent: request.cgroupParent,
+            logMaxSize: request.logMaxSize, mounts: points)
+        if ownedHere || starting {
+            record.ownerPid = getpid()
+            record.ownerStart = UInt64(gk_process_start_time(getpid()))
+            record.started = record.created
+        }
+        // Write-ahead: the record and the bundle appear in one rename, before
+        // the name, the volumes, the groups or any process: whatever a
+        // gocker killed from here on leaves, `ps -a` lists and `rm -f` removes.
+        try writeBundle(dir: dir, spec: spec, record: record, hostname: hostname, network: request.network)
         do throws(GockerError) {
-            var record = ContainerRecord(
-                id: id, name: name, image: request.image, imageID: image.id, args: args, created: Timestamp.now(),
-                hostname: hostname, network: request.network.rawValue, autoRemove: request.autoRemove,
-                restartPolicy: request.restart, cgroupBackend: request.cgroupBackend, cgroupParent: request.cgroupParent,
-                logMaxSize: request.logMaxSize, mounts: points)
-            if ownedHere {
-                record.ownerPid = getpid()
-                record.ownerStart = UInt64(gk_process_start_time(getpid()))
-                record.started = record.created
-            }
-            if userMounts.isEmpty {
-                try writeBundle(dir: dir, spec: spec, record: record, hostname: hostname, network: request.network)
-            } else {
-                // The volumes exist and the record names them before the lock
-                // goes: `volume rm` sees this container from then on.
-                try withVolumeLock { () throws(GockerError) in
-                    try prepareMounts(userMounts)
-                    try writeBundle(dir: dir, spec: spec, record: record, hostname: hostname, network: request.network)
-                }
+            try claimName(&record, requested: request.name != nil)
+            if !userMounts.isEmpty {
+                // The record names the volumes: `volume rm` sees this
+                // container from before they exist.
+                try withVolumeLock { () throws(GockerError) in try prepareMounts(userMounts) }
             }
             gk_mark(GK_MARK_BUNDLE)
             return (record, spec)
         } catch {
-            try? remove(id: id, name: name, anonymousVolumes: points)
+            try? remove(id: id, name: record.name, anonymousVolumes: points)
             throw error
         }
     }
@@ -232,39 +239,50 @@ public struct Engine: Sendable {
     /// (the overlay's mount point), the overlay's upper and work
     /// directories, and the files bind-mounted over /etc/hostname,
     /// /etc/hosts and /etc/resolv.conf.
+    /// It is written in `.new-<id>` beside, and renamed into place whole:
+    /// a container directory always holds its record. A `.new-` directory
+    /// left by a gocker that died is removed by `reapOrphans`.
     func writeBundle(dir: String, spec: Spec, record: ContainerRecord, hostname: String,
                      network: NetworkMode) throws(GockerError) {
+        let new = "\(dataRoot)/containers/.new-\(record.id)"
         try performing("create container \(record.id)") { () throws(SystemCallError) in
-            if mkdir(dir, 0o711) < 0 {
+            if mkdir(new, 0o711) < 0 {
                 // No containers directory before the first container.
-                guard errno == ENOENT else { throw SystemCallError("mkdir", path: dir, errno: errno) }
+                guard errno == ENOENT else { throw SystemCallError("mkdir", path: new, errno: errno) }
                 try Sys.mkdirAll(dataRoot + "/containers", mode: 0o700)
-                try Sys.check("mkdir", path: dir) { mkdir(dir, 0o711) }
+                try Sys.check("mkdir", path: new) { mkdir(new, 0o711) }
             }
-            // In a directory just made: nothing to find there first.
-            for sub in ["rootfs", "upper", "work"] {
-                try Sys.check("mkdir", path: "\(dir)/\(sub)") { mkdir("\(dir)/\(sub)", 0o755) }
-            }
-            try Sys.writeFileAtomic("\(dir)/hostname", Array("\(hostname)\n".utf8))
-            let hosts: [UInt8]
-            if network == .host, let h = try? Sys.readFile("/etc/hosts") {
-                hosts = h
-            } else {
-                hosts = Array("""
-                    127.0.0.1\tlocalhost
-                    ::1\tlocalhost ip6-localhost ip6-loopback
-                    fe00::0\tip6-localnet
-                    ff00::0\tip6-mcastprefix
-                    ff02::1\tip6-allnodes
-                    ff02::2\tip6-allrouters
+            do throws(SystemCallError) {
+                // In a directory just made, that nobody reads before the
+                // rename: nothing to find there first, nothing to replace.
+                try Sys.writeFileExclusive("\(new)/container.json", record.json)
+                for sub in ["rootfs", "upper", "work"] {
+                    try Sys.check("mkdir", path: "\(new)/\(sub)") { mkdir("\(new)/\(sub)", 0o755) }
+                }
+                try Sys.writeFileExclusive("\(new)/hostname", Array("\(hostname)\n".utf8))
+                let hosts: [UInt8]
+                if network == .host, let h = try? Sys.readFile("/etc/hosts") {
+                    hosts = h
+                } else {
+                    hosts = Array("""
+                        127.0.0.1\tlocalhost
+                        ::1\tlocalhost ip6-localhost ip6-loopback
+                        fe00::0\tip6-localnet
+                        ff00::0\tip6-mcastprefix
+                        ff02::1\tip6-allnodes
+                        ff02::2\tip6-allrouters
 
-                    """.utf8)
+                        """.utf8)
+                }
+                try Sys.writeFileExclusive("\(new)/hosts", hosts)
+                try Sys.writeFileExclusive("\(new)/resolv.conf", (try? Sys.readFile("/etc/resolv.conf")) ?? [])
+                try Sys.writeFileExclusive("\(new)/config.json", spec.json)
+                try Sys.check("rename", path: dir) { rename(new, dir) }
+            } catch {
+                try? Sys.removeAll(new)
+                throw error
             }
-            try Sys.writeFileAtomic("\(dir)/hosts", hosts)
-            try Sys.writeFileAtomic("\(dir)/resolv.conf", (try? Sys.readFile("/etc/resolv.conf")) ?? [])
-            try Sys.writeFileAtomic("\(dir)/config.json", spec.json)
         }
-        try saveRecord(record)
     }
 
     func saveRecord(_ record: ContainerRecord) throws(GockerError) {
@@ -287,47 +305,126 @@ public struct Engine: Sendable {
         return record
     }
 
-    /// Claims a name (the given one, or a random free one) for `id`. The
-    /// claim is a file created with O_EXCL, so two gocker processes cannot
-    /// both win the same name.
-    func reserveName(_ requested: String?, id: String) throws(GockerError) -> String {
+    /// Claims the record's name (a random one: another random one while it
+    /// is taken, saved in the record) for its container, whose record must
+    /// exist. The claim is a symlink whose target is the id, made in one
+    /// call that fails when the name exists: two gocker processes cannot
+    /// both win a name, and no claim is ever half-written. A name whose
+    /// container does not exist (its gocker died before the record was
+    /// gone, or an older gocker left its file empty) is free: it is removed
+    /// under the names' lock, and claimed again.
+    func claimName(_ record: inout ContainerRecord, requested: Bool) throws(GockerError) {
         for attempt in 0..<64 {
-            let name = requested ?? (attempt < 32 ? Identifier.randomName() : "\(Identifier.randomName())_\(attempt)")
-            do {
-                do {
-                    try Sys.writeFileExclusive(namePath(name), Array(id.utf8), mode: 0o600)
-                } catch where error.errno == ENOENT {
-                    // No names directory before the first container.
-                    try Sys.mkdirAll(dataRoot + "/names", mode: 0o700)
-                    try Sys.writeFileExclusive(namePath(name), Array(id.utf8), mode: 0o600)
-                }
-                return name
-            } catch where error.errno == EEXIST {
-                if requested != nil {
-                    let owner = (try? Sys.readText(namePath(name))) ?? "?"
-                    throw GockerError(.alreadyExists,
-                        "Conflict. The container name \"/\(name)\" is already in use by container \"\(owner)\". You have to remove (or rename) that container to be able to reuse that name.")
-                }
-            } catch {
-                throw GockerError(.system, "reserve name \(name)", cause: error)
+            if !requested && attempt > 0 {
+                record.name = attempt < 32 ? Identifier.randomName() : "\(Identifier.randomName())_\(attempt)"
+                try saveRecord(record)
+            }
+            guard let holder = try claimName(record.name, id: record.id) else { return }
+            if requested {
+                throw GockerError(.alreadyExists,
+                    "Conflict. The container name \"/\(record.name)\" is already in use by container \"\(holder)\". You have to remove (or rename) that container to be able to reuse that name.")
             }
         }
         throw GockerError(.system, "could not find a free container name")
+    }
+
+    /// nil once `name` is claimed for `id`; else the id of the live
+    /// container that holds it.
+    func claimName(_ name: String, id: String) throws(GockerError) -> String? {
+        let path = namePath(name)
+        for _ in 0..<16 {
+            var e: Int32 = 0
+            if symlink(id, path) == 0 { return nil }
+            e = errno
+            if e == ENOENT {
+                // No names directory before the first container.
+                try performing("reserve name \(name)") { () throws(SystemCallError) in
+                    try Sys.mkdirAll(dataRoot + "/names", mode: 0o700)
+                }
+                if symlink(id, path) == 0 { return nil }
+                e = errno
+            }
+            guard e == EEXIST else {
+                throw GockerError(.system, "reserve name \(name)", cause: SystemCallError("symlink", path: path, errno: e))
+            }
+            guard let holder = nameHolder(name) else { continue }  // gone meanwhile
+            if containerExists(holder) { return holder }
+            dropStaleName(name, holder: holder)
+        }
+        throw GockerError(.system, "reserve name \(name): it changed hands too often")
+    }
+
+    /// The id `name` is claimed for: nil when no such name; "" for an
+    /// empty or unreadable file. (Older gockers wrote the id into a file.)
+    func nameHolder(_ name: String) -> String? {
+        var buf = [CChar](repeating: 0, count: 256)
+        let n = readlink(namePath(name), &buf, buf.count - 1)
+        if n >= 0 { return String(decoding: buf[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self) }
+        if errno == ENOENT { return nil }
+        guard let text = try? Sys.readText(namePath(name)) else { return Sys.exists(namePath(name)) ? "" : nil }
+        return text.trimmed
+    }
+
+    /// Whether `id` names a container that has its record.
+    func containerExists(_ id: String) -> Bool {
+        !id.isEmpty && id.first != "." && !id.contains("/") && Sys.exists(containerDir(id) + "/container.json")
+    }
+
+    /// Removes `name` if it is still claimed for `holder` and that container
+    /// does not exist, under the names' lock (a fresh claim that replaced it
+    /// meanwhile stays).
+    func dropStaleName(_ name: String, holder: String) {
+        withNamesLock {
+            if nameHolder(name) == holder && !containerExists(holder) { _ = unlink(namePath(name)) }
+        }
+    }
+
+    /// Removes `name` if it is still claimed for `id`, under the names' lock.
+    func dropName(_ name: String, of id: String) {
+        withNamesLock {
+            if nameHolder(name) == id { _ = unlink(namePath(name)) }
+        }
+    }
+
+    /// An flock on the names directory itself: taken by whatever removes a
+    /// name, never by a claim (which is one symlink call).
+    func withNamesLock(_ body: () -> Void) {
+        let fd = Glibc.open(dataRoot + "/names", O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard fd >= 0 else { return }
+        defer { Sys.close(fd) }
+        _ = flock(fd, LOCK_EX)
+        body()
+    }
+
+    /// An flock on the data root directory: shared by every create from
+    /// the image's lookup until its container is in place; exclusive for
+    /// `rmi` (which then sees every container being made) and for removing
+    /// what creates that died left (`LOCK_NB`: only when none is under way).
+    /// nil when it could not be taken.
+    func lockDataRoot(_ operation: Int32) -> Int32? {
+        let fd = Glibc.open(dataRoot, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        if flock(fd, operation) < 0 {
+            Sys.close(fd)
+            return nil
+        }
+        return fd
     }
 
     /// Finds a container by full id, unique id prefix or name.
     public func lookup(_ ref: String) throws(GockerError) -> ContainerRecord {
         let direct = !ref.isEmpty && !ref.hasPrefix(".") && !ref.contains("/")
         if direct && Sys.exists(containerDir(ref) + "/container.json") { return try load(ref) }
-        if (try? Identifier.validateName(ref)) != nil, let id = try? Sys.readText(namePath(ref)) {
-            return try load(id)
-        }
+        let isName = (try? Identifier.validateName(ref)) != nil
+        if isName, let id = nameHolder(ref), containerExists(id) { return try load(id) }
         let ids = containerIDs().filter { $0.hasPrefix(ref) }
         if ids.count == 1 && !ref.isEmpty { return try load(ids[0]) }
         if ids.count > 1 {
             throw GockerError(.invalidArgument,
                 "multiple containers match \"\(ref)\": \(ids.map { String($0.prefix(12)) }.sorted().joined(separator: ", "))")
         }
+        // A record whose gocker died before it claimed the record's name.
+        if isName, let r = records().first(where: { $0.name == ref && nameHolder(ref) == nil }) { return r }
         throw GockerError(.notFound, "No such container: \(ref)")
     }
 
@@ -352,7 +449,9 @@ public struct Engine: Sendable {
         for record in records() {
             guard let owner = record.ownerPid, UInt64(gk_process_start_time(owner)) != record.ownerStart else { continue }
             if let state = try? runtime.store.load(record.id) {
-                guard runtime.status(of: state) == .stopped else { continue }
+                // Created and never to be started: its gocker is gone.
+                let status = runtime.status(of: state)
+                guard status == .stopped || status == .created else { continue }
                 try? runtime.delete(id: record.id, force: true)
             } else if runtime.store.ids().contains(record.id) {
                 try? runtime.delete(id: record.id, force: true)
@@ -368,16 +467,36 @@ public struct Engine: Sendable {
             }
         }
         // What a removal that died half-way left.
-        for name in (try? Sys.listDirectory(dataRoot + "/containers")) ?? [] where name.hasPrefix(".removing-") {
+        let entries = (try? Sys.listDirectory(dataRoot + "/containers")) ?? []
+        for name in entries where name.hasPrefix(".removing-") {
             try? Sys.removeAll("\(dataRoot)/containers/\(name)")
+        }
+        // Bundles that a create that died left half-made (none is under way
+        // while the lock is ours), and directories without a record that an
+        // older gocker left.
+        if let lock = lockDataRoot(LOCK_EX | LOCK_NB) {
+            defer { Sys.close(lock) }
+            for name in entries where name.hasPrefix(".new-") || (!name.hasPrefix(".") && !containerExists(name)) {
+                try? Sys.removeAll("\(dataRoot)/containers/\(name)")
+            }
+        }
+        // Names whose container is gone.
+        for name in (try? Sys.listDirectory(dataRoot + "/names")) ?? [] where !name.hasPrefix(".") {
+            if let holder = nameHolder(name), !containerExists(holder) { dropStaleName(name, holder: holder) }
         }
     }
 
     /// `gocker rm`: removes a container that is not running (with `force`,
     /// kills it first); with `volumes`, its anonymous volumes too.
     public func remove(_ ref: String, force: Bool, volumes: Bool = false) throws(GockerError) {
+        // A name whose container is gone goes (here or in reapOrphans).
+        let staleName = (try? Identifier.validateName(ref)) != nil && nameHolder(ref).map { !containerExists($0) } == true
         reapOrphans()
-        let record = try lookup(ref)
+        let record: ContainerRecord
+        do { record = try lookup(ref) } catch where error.code == .notFound && staleName {
+            if let holder = nameHolder(ref), !containerExists(holder) { dropStaleName(ref, holder: holder) }
+            return
+        }
         if let state = try? runtime.state(id: record.id), state.status != .stopped {
             guard force else {
                 throw GockerError(.invalidState,
@@ -432,7 +551,7 @@ public struct Engine: Sendable {
             failure = error
         }
         // The name and the anonymous volumes go whatever happened above.
-        if (try? Sys.readText(namePath(name))) == id { try? Sys.removeAll(namePath(name)) }
+        dropName(name, of: id)
         removeAnonymousVolumes(anonymousVolumes)
         if let failure { throw failure }
     }

@@ -61,9 +61,13 @@ extension Engine {
         let argv = ["gocker-monitor", logPath(record.id), "\(record.logMaxSize ?? 0)", "\(writeEnd)", terminal,
                     "--start", "gocker", "__start"] + roots + ["--report-fd", "\(writeEnd)", record.id]
             + ["--exited", "gocker", "__exited"] + roots + [record.id]
+        // This process owns the container until the monitor does: from
+        // this write on, prune and rmi -f see it starting, not stopped.
         record = try updateRecord(record.id) { r in
             r.stopRequested = nil
             r.started = Timestamp.now()
+            r.ownerPid = getpid()
+            r.ownerStart = UInt64(gk_process_start_time(getpid()))
         }
         let pid: pid_t
         do { pid = try Sys.spawnDetached(argv, keep: writeEnd) } catch {
@@ -210,7 +214,7 @@ extension Engine {
     /// `stop`: SIGTERM, then SIGKILL after `timeout` seconds; returns once
     /// the container has ended. A container that is not running is no error.
     public func stop(_ ref: String, timeout: Int) throws(GockerError) {
-        let record = try updateRecord(try lookup(ref).id) { $0.stopRequested = true }
+        let record = try requestStop(try lookup(ref))
         guard let pid = pid(of: record) else { return }
         _ = Glibc.kill(pid, SIGTERM)
         let state = try? runtime.store.load(record.id)
@@ -231,13 +235,24 @@ extension Engine {
         guard let pid = pid(of: record) else {
             throw GockerError(.invalidState, "cannot kill container \(record.name): container \(record.id.prefix(12)) is not running")
         }
-        if signal == SIGKILL || signal == SIGTERM {
-            try updateRecord(record.id) { $0.stopRequested = true }
-        }
+        if signal == SIGKILL || signal == SIGTERM { _ = try requestStop(record) }
         if Glibc.kill(pid, signal) < 0 {
             throw GockerError(.system, "kill container \(record.name)", cause: SystemCallError("kill", errno: errno))
         }
         if signal == SIGKILL, let s = try? runtime.store.load(record.id) { runtime.thawIfPaused(s) }
+    }
+
+    /// Records that the container is not to be restarted (before it is
+    /// signalled: its monitor must not start it again). Stopping never
+    /// depends on that: a record that cannot be written (a full disk) is a
+    /// warning, and the container is stopped all the same.
+    func requestStop(_ record: ContainerRecord) throws(GockerError) -> ContainerRecord {
+        do {
+            return try updateRecord(record.id) { $0.stopRequested = true }
+        } catch where error.code != .notFound {
+            Runtime.warn("\(error.description) (the container is stopped all the same)")
+            return record
+        }
     }
 
     /// Waits until the container's process is gone.

@@ -208,14 +208,24 @@ public struct Runtime: Sendable {
         // Only once the id is ours: the path may be that of a live
         // container's groups until then. On the driver's thread, once the
         // driver is up.
+        // Write-ahead: the state names the groups (with no process yet)
+        // before any is made, so that a gocker killed while it makes them
+        // leaves them to `delete`, also when only some were made.
+        let created = Timestamp.now()
         let groups = driverJob.then { made -> Result<(CgroupDriver, CgroupRecord), GockerError> in
             Result { () throws(GockerError) in
                 let driver = try made.get()
+                let planned = CgroupRecord(backend: driver.backend.name, version: driver.backend.version, path: cgroupPath,
+                                           controllers: try driver.plan(for: resources).map(\.controller.name))
+                try store.save(RuntimeState(id: id, pid: 0, pidStartTime: 0, bundle: bundle, rootfs: plan.rootfs,
+                                            created: created, annotations: spec.annotations, cgroups: planned))
                 return (driver, try driver.create(path: cgroupPath, resources: resources))
             }
         }
         var pid: pid_t = 0
         var terminal: Int32 = -1
+        var sync: Int32 = -1
+        defer { if sync >= 0 { Sys.close(sync) } }
         do throws(GockerError) {
             var cloneDirectory: String?
             if !lateGo {
@@ -229,16 +239,21 @@ public struct Runtime: Sendable {
                 return try Sys.open(fifo, GK_O_PATH)
             }
             defer { Sys.close(fifoFD) }
-            (pid, terminal) = try spawn(id: id, plan: plan, fifoFD: fifoFD, stdio: stdio, lateGo: lateGo,
-                                        cgroupDirectory: cloneDirectory) { pid throws(GockerError) in
+            (pid, terminal, sync) = try spawn(id: id, plan: plan, fifoFD: fifoFD, stdio: stdio, lateGo: lateGo,
+                                              cgroupDirectory: cloneDirectory) { pid throws(GockerError) in
                 let (driver, record) = try groups.value().get()
                 return try GoHook.join(driver, record, pid: pid)
             }
             let state = RuntimeState(
                 id: id, pid: pid, pidStartTime: UInt64(gk_process_start_time(pid)),
-                bundle: bundle, rootfs: plan.rootfs, created: Timestamp.now(), annotations: spec.annotations,
+                bundle: bundle, rootfs: plan.rootfs, created: created, annotations: spec.annotations,
                 cgroups: try groups.value().get().1)
             try store.save(state)
+            // Named by the state now: the child may outlive this process.
+            let r = gk_send_saved(sync)
+            if r < 0 {
+                throw GockerError(.system, "create container \(id)", cause: SystemCallError("send", errno: -r))
+            }
             if let pidFile {
                 try performing("write pid file") { () throws(SystemCallError) in
                     try Sys.writeFileAtomic(pidFile, Array("\(pid)".utf8))
@@ -318,8 +333,11 @@ public struct Runtime: Sendable {
 
     /// With `cgroupDirectory` the child is cloned straight into that cgroup2
     /// group where the kernel can (clone3 with CLONE_INTO_CGROUP).
+    /// Returns the sync socket too, on which the caller sends GK_MSG_SAVED
+    /// once the state names the child (until then the child dies with this
+    /// process), and which it closes.
     private func spawn(id: String, plan: LaunchPlan, fifoFD: Int32, stdio: [Int32], lateGo: Bool, cgroupDirectory: String?,
-                       beforeGo: @escaping (pid_t) throws(GockerError) -> [Int32]) throws(GockerError) -> (pid_t, terminal: Int32) {
+                       beforeGo: @escaping (pid_t) throws(GockerError) -> [Int32]) throws(GockerError) -> (pid_t, terminal: Int32, sync: Int32) {
         let cgroupFD = cgroupDirectory.map { Glibc.open($0, O_RDONLY | O_DIRECTORY | O_CLOEXEC) } ?? -1
         defer { if cgroupFD >= 0 { Sys.close(cgroupFD) } }
         let hook = GoHook(beforeGo)
@@ -412,6 +430,10 @@ public struct Runtime: Sendable {
         spec.exec_fifo_fd = fifoFD
         spec.cgroup_fd = cgroupFD
         spec.cgroup_joined = cgroupFD >= 0 ? hook.joined : nil
+        let sync = UnsafeMutablePointer<Int32>.allocate(capacity: 1)
+        sync.initialize(to: -1)
+        defer { sync.deallocate() }
+        spec.saved_sync = sync
         var pid: pid_t = 0
         var terminal: Int32 = -1
         var msg = gk_msg()
@@ -424,7 +446,7 @@ public struct Runtime: Sendable {
             if msg.type == Int32(GK_MSG_ERROR.rawValue) { throw Self.childFailure(msg, doing: "create container \(id)") }
             throw GockerError(.system, "create container \(id)", cause: SystemCallError("clone", errno: -r))
         }
-        return (pid, terminal)
+        return (pid, terminal, sync.pointee)
     }
 
     static func text(of msg: gk_msg) -> String {

@@ -167,9 +167,29 @@ extension Engine {
         reapOrphans()
         var removed: [String] = []
         for r in records() where state(of: r) == .exited || state(of: r) == .created {
-            if (try? remove(r.id, force: false)) != nil { removed.append(r.id) }
+            if removeIfStopped(r.id) { removed.append(r.id) }
         }
         return removed
+    }
+
+    /// Removes the container if, judged under its record's lock, it is
+    /// stopped or created and no gocker is starting it: a `start` or
+    /// `run -d` names its owner under that lock before it starts anything,
+    /// so either it sees the container gone, or this sees it starting.
+    func removeIfStopped(_ id: String) -> Bool {
+        guard let fd = try? lockRecord(id) else { return false }
+        let tomb = "\(dataRoot)/containers/.removing-\(id)"
+        let record: ContainerRecord
+        do {
+            defer { Sys.close(fd) }
+            guard let r = try? load(id), state(of: r) == .exited || state(of: r) == .created,
+                  (try? runtime.delete(id: id, force: true)) != nil,
+                  rename(containerDir(id), tomb) == 0 else { return false }
+            record = r
+        }
+        try? Sys.removeAll(tomb)
+        dropName(record.name, of: id)
+        return true
     }
 
     // MARK: logs

@@ -32,12 +32,25 @@
  *                 <------------------------- GK_MSG_ERROR {stage, errno, text}
  *                                            and _exit(GK_EXIT_SETUP), or
  *                 <------------------------- GK_MSG_READY: the container is
- *                                            "created"; the child clears its
- *                                            parent-death signal so that the
- *                                            parent may now exit. Credentials,
+ *                                            "created". Credentials,
  *                                            capabilities and rlimits are set
  *                                            before READY, so that a failure
  *                                            there is still reported here.
+ *      (saves the container's state,
+ *      naming the child's pid)
+ *      GK_MSG_SAVED -----------------------> only with `saved_sync` set: the
+ *                                            child keeps its parent-death
+ *                                            signal until this arrives (end of
+ *                                            file instead: it exits), so that
+ *                                            a parent killed before the state
+ *                                            names the child takes it along;
+ *                                            then it clears the signal, and
+ *                                            the parent may exit. Without
+ *                                            `saved_sync` it clears it at READY.
+ *
+ *    The parent-death signal fires when the thread that cloned the child
+ *    ends, not the process: gocker clones from its main thread, which lives
+ *    as long as the process.
  *
  * 2. The exec FIFO, a named pipe in the container's state directory. The
  *    parent hands the child an O_PATH descriptor of it. After READY the child
@@ -69,6 +82,7 @@ enum gk_msg_type {
     GK_MSG_READY = 2,
     GK_MSG_ERROR = 3,
     GK_MSG_TERMINAL = 4, /* carries the pty master as SCM_RIGHTS */
+    GK_MSG_SAVED = 5,    /* the parent has saved the state: see saved_sync */
 };
 
 /* Where in the child a failure happened. */
@@ -239,6 +253,10 @@ struct gk_spawn {
 
     unsigned int flags; /* GK_SPAWN_* */
     int exec_fifo_fd;   /* O_PATH descriptor of the exec FIFO */
+    /* Non-NULL: the sync socket stays open after READY and is stored here;
+     * the child waits for GK_MSG_SAVED on it (gk_send_saved) before it drops
+     * its parent-death signal. The caller closes it. */
+    int *saved_sync;
     int stdio[3];       /* the command's stdin, stdout, stderr, or -1 to inherit */
 
     /* With cgroup_joined non-NULL: the child is cloned straight into the
@@ -268,6 +286,10 @@ struct gk_spawn {
 typedef int (*gk_before_go_fn)(pid_t pid, void *ctx, int *go_fds, size_t *ngo_fds);
 int gk_spawn(const struct gk_spawn *spec, gk_before_go_fn before_go, void *ctx,
              pid_t *pid, int *terminal_fd, struct gk_msg *err);
+
+/* Sends GK_MSG_SAVED on the sync socket a gk_spawn with `saved_sync` left
+ * open: the state names the child now. Returns 0 or -errno. */
+int gk_send_saved(int sync);
 
 /*
  * Starts a process inside the running container whose namespaces are given
