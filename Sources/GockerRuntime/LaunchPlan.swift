@@ -111,8 +111,10 @@ public struct LaunchPlan: Sendable {
 
         var createsDev = false
         for m in spec.mounts ?? [] {
-            var destination = m.destination
-            if !destination.hasPrefix("/") { destination = "/" + destination }
+            let destination = m.destination
+            guard destination.hasPrefix("/") else {
+                throw GockerError(.invalidConfig, "mount destination \"\(destination)\" is not absolute")
+            }
             let options = MountOptions(type: m.type, options: m.options ?? [])
             var source = m.source ?? ""
             if options.isBind {
@@ -122,6 +124,9 @@ public struct LaunchPlan: Sendable {
                 source = Self.absolute(source, in: bundle)
             } else if (m.type ?? "").isEmpty {
                 throw GockerError(.invalidConfig, "mount on \(destination) has no type")
+            }
+            if let why = Self.refusal(destination: destination, type: m.type ?? "bind", isBind: options.isBind, source: source) {
+                throw GockerError(.invalidConfig, "mount \(destination): \(why)")
             }
             if destination == "/dev" && !options.isBind { createsDev = true }
             mounts.append(PlannedMount(destination: destination, type: m.type ?? "bind", source: source, options: options))
@@ -136,6 +141,36 @@ public struct LaunchPlan: Sendable {
         for d in devices where d.type != "c" && d.type != "u" && d.type != "b" && d.type != "p" {
             throw GockerError(.invalidConfig, "device \(d.path) has unknown type \"\(d.type)\"")
         }
+    }
+
+    /// Files of /proc that lxcfs and the like bind their own versions over
+    /// (runc's list): the only mount targets inside /proc.
+    public static let procAllowList = ["/proc/cpuinfo", "/proc/meminfo", "/proc/stat", "/proc/uptime", "/proc/loadavg",
+                                       "/proc/diskstats", "/proc/swaps"]
+
+    /// Why a mount on `destination` is refused from its path alone, before
+    /// anything is made: the root; inside /proc (but proc itself, or a bind
+    /// of the host's procfs, on /proc, or a file of `procAllowList`); for
+    /// a bind (volumes too) inside /sys, unless it binds the host's /sys.
+    /// nil when the path is fine; the C core judges again where the path
+    /// leads in the container's root, through its symlinks, and on what
+    /// filesystem (csrc/mounts.c gk_refuse_target), with the same words.
+    public static func refusal(destination: String, type: String, isBind: Bool, source: String) -> String? {
+        var parts: [Substring] = []
+        for part in destination.split(separator: "/") where part != "." {
+            if part == ".." { _ = parts.popLast() } else { parts.append(part) }
+        }
+        let path = "/" + parts.joined(separator: "/")
+        func under(_ p: String, _ dir: String) -> Bool { p == dir || p.hasPrefix(dir + "/") }
+        if path == "/" { return "target resolves to the container's root" }
+        if path == "/proc" {
+            let procItself = isBind ? under(source, "/proc") : type == "proc"
+            if !procItself { return "only a proc filesystem can be mounted on /proc" }
+        } else if under(path, "/proc") && !procAllowList.contains(path) {
+            return "target resolves into /proc"
+        }
+        if isBind && under(path, "/sys") && !under(source, "/sys") { return "target resolves into /sys" }
+        return nil
     }
 
     static func absolute(_ path: String, in bundle: String) -> String {

@@ -175,6 +175,10 @@ extension Engine {
             guard seen.insert(r.destination).inserted else {
                 throw GockerError(.invalidArgument, "Duplicate mount point: \(r.destination)")
             }
+            if let why = LaunchPlan.refusal(destination: r.destination, type: r.kind == .tmpfs ? "tmpfs" : "bind",
+                                            isBind: r.kind != .tmpfs, source: r.kind == .bind ? r.source : "") {
+                throw GockerError(.invalidArgument, "mount \(r.destination): \(why)")
+            }
             planned.append(try plan(r))
         }
         for spec in request.volumesFrom {
