@@ -55,12 +55,38 @@ int gk_mask_paths(const struct gk_spawn *s, int root, char *what, size_t size);
 
 /* openat2 of `path` with `root` as "/" (RESOLVE_IN_ROOT, no magic links). */
 int gk_open_in_root(int root, const char *path, int flags, int *fd);
-/* An O_PATH descriptor of `path` in the root, made (as a directory, or for
- * `as_dir` 0 the last component as an empty file) where missing. */
-int gk_make_target(int root, const char *path, int as_dir, int *fd);
-/* The directory that holds `path`, resolved (and made) in the root like a
- * mount target, and the last component's name in `name`. */
-int gk_open_parent(int root, const char *path, int *dir, char *name, size_t size);
+
+#include <limits.h>
+
+/* Where a path in the container's root led: the path it resolves to, and
+ * the symlinks on the way ("/etc/hosts -> /proc/self/attr/exec, ..."), for
+ * checks and messages. */
+struct gk_where {
+    char path[PATH_MAX]; /* as far as the resolution went when it failed */
+    char links[GK_MSG_TEXT];
+    char name[NAME_MAX + 1]; /* GK_TARGET_PARENT: the last component */
+};
+
+#define GK_TARGET_FILE 0x1   /* a missing last component is made an empty file, not a directory */
+#define GK_TARGET_EXACT 0x2  /* w->path must be filled in even through symlinks */
+#define GK_TARGET_PARENT 0x4 /* the directory that holds the last component (followed if a symlink) */
+
+/* An O_PATH descriptor of `path` in the root, made where missing
+ * (directories, and with GK_TARGET_FILE the last component as an empty
+ * file); a symlink in the image, dangling or not, leads where it would with
+ * the root as "/", through at most 40 links, never through a link on a proc
+ * filesystem. With GK_TARGET_PARENT, the directory of the last component
+ * (made where missing) and its name in w->name; the name itself is not
+ * made. `w` says where the path led (w->path is "" when it was not worked
+ * out: found through symlinks without GK_TARGET_EXACT). */
+int gk_make_target(int root, const char *path, unsigned int flags, int *fd, struct gk_where *w);
+/* Why `mt` may not be mounted on `target` (its descriptor, or -1 when the
+ * resolution stopped part way at w->path), `source` being the bind's tree
+ * or -1; NULL when it may. Refused: a target that resolves to the root,
+ * into /proc (but proc itself on /proc, or runc's allow-list of files
+ * lxcfs binds over), or for a bind into /sys (but the host's sysfs or
+ * cgroups), judged by the resolved path and by the target's filesystem. */
+const char *gk_refuse_target(const struct gk_mount *mt, int source, int target, const struct gk_where *w);
 /* mount_setattr of MS_* flags (only those mount_setattr knows) on the mount
  * of `mfd`, or on every mount below it with `recursive`. */
 int gk_set_mount_flags(int mfd, unsigned long ms_flags, int recursive);

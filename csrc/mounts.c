@@ -5,8 +5,10 @@
  * Every target is resolved with openat2(RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)
  * from a descriptor of the container's root: a symlink in the image, absolute
  * or full of "..", is followed as if the container's root were "/", and no
- * /proc/self/fd-style link can lead out. Missing directories are created one
- * component at a time, each resolved the same way. The mount is then placed
+ * /proc/self/fd-style link can lead out. A path with a symlink or a missing
+ * part is walked one component at a time instead (walk()), so that where it
+ * leads is known (checked by gk_refuse_target, named in messages) and what
+ * is missing, a dangling symlink's target too, is made. The mount is then placed
  * on the descriptor (move_mount with MOVE_MOUNT_T_EMPTY_PATH for binds,
  * fchdir and mount on "." for filesystems), never on a path looked up again.
  */
@@ -22,6 +24,7 @@
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 /* <linux/mount.h> clashes with glibc's <sys/mount.h>: the few names we need. */
@@ -54,12 +57,27 @@ struct gk_mount_attr {
 /* The deepest directory tree a volume is seeded with. */
 #define GK_COPY_DEPTH 128
 
-int gk_open_in_root(int root, const char *path, int flags, int *fd)
+/* Filesystem types (statfs f_type) a target is judged by. */
+#define GK_PROC_SUPER_MAGIC 0x9fa0
+#define GK_SYSFS_MAGIC 0x62656572
+#define GK_CGROUP_SUPER_MAGIC 0x27e0eb
+#define GK_CGROUP2_SUPER_MAGIC 0x63677270
+
+/* The most symlinks one target may go through (the kernel's own bound). */
+#define GK_MAX_LINKS 40
+
+static long fs_type(int fd)
+{
+    struct statfs sf;
+    return fstatfs(fd, &sf) < 0 ? -errno : (long)sf.f_type;
+}
+
+static int open_how(int root, const char *path, int flags, uint64_t resolve, int *fd)
 {
     struct open_how how;
     memset(&how, 0, sizeof how);
     how.flags = (uint64_t)(flags | O_CLOEXEC);
-    how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
+    how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS | resolve;
     for (int attempt = 0; attempt < 64; attempt++) {
         long r = syscall(SYS_openat2, root, path, &how, sizeof how);
         if (r >= 0) {
@@ -73,98 +91,323 @@ int gk_open_in_root(int root, const char *path, int flags, int *fd)
     return -EAGAIN;
 }
 
-int gk_make_target(int root, const char *path, int as_dir, int *fd)
+int gk_open_in_root(int root, const char *path, int flags, int *fd)
 {
-    int r = gk_open_in_root(root, path, O_PATH, fd);
-    if (r != -ENOENT)
-        return r;
+    return open_how(root, path, flags, 0, fd);
+}
 
-    char buf[PATH_MAX];
-    size_t len = strlen(path);
-    if (len >= sizeof buf)
+/* `in` as an absolute path without ".", ".." or repeated slashes, taken
+ * out lexically (".." above "/" is "/"). */
+static int clean_path(const char *in, char *out, size_t size)
+{
+    size_t n = 0;
+    out[n++] = '/';
+    for (const char *p = in; *p;) {
+        while (*p == '/')
+            p++;
+        const char *s = p;
+        while (*p && *p != '/')
+            p++;
+        size_t l = (size_t)(p - s);
+        if (l == 0 || (l == 1 && s[0] == '.'))
+            continue;
+        if (l == 2 && s[0] == '.' && s[1] == '.') {
+            while (n > 1 && out[n - 1] != '/')
+                n--;
+            if (n > 1)
+                n--;
+            continue;
+        }
+        if (n + 1 + l >= size)
+            return -ENAMETOOLONG;
+        if (n > 1)
+            out[n++] = '/';
+        memcpy(out + n, s, l);
+        n += l;
+    }
+    out[n] = '\0';
+    return 0;
+}
+
+/* Adds "DIR/NAME -> TEXT" to the links `w` went through. */
+static void note_link(struct gk_where *w, const char *dir, const char *name, const char *text)
+{
+    size_t n = strlen(w->links);
+    if (n)
+        n = gk_strlcat(w->links, n, sizeof w->links, ", ");
+    n = gk_strlcat(w->links, n, sizeof w->links, dir);
+    if (dir[1] != '\0')
+        n = gk_strlcat(w->links, n, sizeof w->links, "/");
+    n = gk_strlcat(w->links, n, sizeof w->links, name);
+    n = gk_strlcat(w->links, n, sizeof w->links, " -> ");
+    gk_strlcat(w->links, n, sizeof w->links, text);
+}
+
+/* The child is single-threaded: one walk at a time. */
+static char walk_todo[PATH_MAX], walk_link[PATH_MAX], walk_spliced[PATH_MAX];
+
+/*
+ * Resolves `path` (clean, absolute) in the root one component at a time,
+ * as the kernel would with `root` as "/", keeping in w->path the path of
+ * the directory reached so far, symlinks followed: every step is an
+ * openat of one name, never following a symlink; a symlink's text is read
+ * and put in place of its name (an absolute one starts again from the
+ * root; ".." goes up the path kept, reopened from the root without
+ * symlinks), at most GK_MAX_LINKS times. No symlink on a proc filesystem
+ * is followed: most of them are the kernel's magic links. What is missing
+ * is made: directories, and with GK_TARGET_FILE an empty file last. With
+ * GK_TARGET_PARENT the last component is not opened nor made (unless it is
+ * a symlink, which is followed): its directory is returned, its name in
+ * w->name. On failure w->path is as far as the walk went.
+ */
+static int walk(int root, const char *path, unsigned int flags, int *fd, struct gk_where *w)
+{
+    size_t tl = strlen(path);
+    if (tl >= sizeof walk_todo)
         return -ENAMETOOLONG;
-    memcpy(buf, path, len + 1);
-    int parent = -1;
-    size_t i = 0;
-    while (i < len) {
-        while (buf[i] == '/')
-            i++;
-        if (buf[i] == '\0')
+    memcpy(walk_todo, path, tl + 1);
+    char *done = w->path;
+    size_t dlen = 1;
+    done[0] = '/';
+    done[1] = '\0';
+    int dir = openat(root, ".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (dir < 0)
+        return -errno;
+    int links = 0, tries = 0, r = 0;
+    size_t pos = 0;
+    for (;;) {
+        char *todo = walk_todo;
+        while (todo[pos] == '/')
+            pos++;
+        if (todo[pos] == '\0')
             break;
-        size_t start = i;
-        while (buf[i] && buf[i] != '/')
-            i++;
-        char saved = buf[i];
-        int last = 1;
-        for (size_t j = i; j < len; j++)
-            if (buf[j] != '/') {
-                last = 0;
-                break;
+        size_t start = pos;
+        while (todo[pos] && todo[pos] != '/')
+            pos++;
+        size_t len = pos - start, rest = pos;
+        while (todo[rest] == '/')
+            rest++;
+        int last = todo[rest] == '\0';
+        char name[NAME_MAX + 1];
+        if (len > NAME_MAX) {
+            r = -ENAMETOOLONG;
+            goto fail;
+        }
+        memcpy(name, todo + start, len);
+        name[len] = '\0';
+        int dot = strcmp(name, ".") == 0, dotdot = strcmp(name, "..") == 0;
+        if (last && (flags & GK_TARGET_PARENT) && (dot || dotdot)) {
+            r = -EINVAL;
+            goto fail;
+        }
+        if (dot)
+            continue;
+        if (dotdot) {
+            while (dlen > 1 && done[dlen - 1] != '/')
+                dlen--;
+            if (dlen > 1)
+                dlen--;
+            done[dlen] = '\0';
+            int up;
+            if ((r = open_how(root, done, O_PATH | O_DIRECTORY, RESOLVE_NO_SYMLINKS, &up)) < 0)
+                goto fail;
+            close(dir);
+            dir = up;
+            continue;
+        }
+        struct stat st;
+        if (fstatat(dir, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+            if (errno != ENOENT) {
+                r = -errno;
+                goto fail;
             }
-        buf[i] = '\0';
-        int next;
-        r = gk_open_in_root(root, buf, O_PATH, &next);
-        if (r == -ENOENT) {
-            /* Made beneath the parent found so far (itself resolved in
-             * the root): never through a symlink, as mkdirat and O_EXCL do
-             * not follow one. A dangling symlink is left to fail below. */
-            int dir = parent >= 0 ? parent : root;
-            const char *name = buf + start;
-            if (last && !as_dir) {
+            if (last && (flags & GK_TARGET_PARENT))
+                goto parent;
+            if (++tries > 64) {
+                r = -EAGAIN;
+                goto fail;
+            }
+            /* Made beneath the directory reached: mkdirat and O_EXCL
+             * never follow a symlink put there meanwhile. */
+            if (last && (flags & GK_TARGET_FILE)) {
                 int f = openat(dir, name, O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, 0644);
                 if (f >= 0)
                     close(f);
-                else if (errno != EEXIST)
+                else if (errno != EEXIST) {
                     r = -errno;
+                    goto fail;
+                }
             } else if (mkdirat(dir, name, 0755) < 0 && errno != EEXIST) {
                 r = -errno;
+                goto fail;
             }
-            if (r == -ENOENT)
-                r = gk_open_in_root(root, buf, O_PATH, &next);
+            pos = start;
+            continue;
         }
-        if (parent >= 0)
-            close(parent);
-        parent = -1;
-        if (r < 0)
-            return r;
-        buf[i] = saved;
-        if (last) {
-            *fd = next;
-            return 0;
+        if (S_ISLNK(st.st_mode)) {
+            if (fs_type(dir) == GK_PROC_SUPER_MAGIC || ++links > GK_MAX_LINKS) {
+                r = -ELOOP;
+                goto fail;
+            }
+            ssize_t l = readlinkat(dir, name, walk_link, sizeof walk_link - 1);
+            if (l < 0) {
+                r = -errno;
+                goto fail;
+            }
+            walk_link[l] = '\0';
+            note_link(w, done, name, walk_link);
+            size_t rl = strlen(todo + rest);
+            if ((size_t)l + 1 + rl + 1 > sizeof walk_spliced) {
+                r = -ENAMETOOLONG;
+                goto fail;
+            }
+            memcpy(walk_spliced, walk_link, (size_t)l);
+            walk_spliced[l] = '/';
+            memcpy(walk_spliced + l + 1, todo + rest, rl + 1);
+            memcpy(walk_todo, walk_spliced, (size_t)l + 1 + rl + 1);
+            pos = 0;
+            if (walk_link[0] == '/') {
+                int top = openat(root, ".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+                if (top < 0) {
+                    r = -errno;
+                    goto fail;
+                }
+                close(dir);
+                dir = top;
+                dlen = 1;
+                done[1] = '\0';
+            }
+            continue;
         }
-        struct stat st;
-        r = fstat(next, &st) < 0 ? -errno : (S_ISDIR(st.st_mode) ? 0 : -ENOTDIR);
-        if (r < 0) {
+        if (last && (flags & GK_TARGET_PARENT))
+            goto parent;
+        if (!last && !S_ISDIR(st.st_mode)) {
+            r = -ENOTDIR;
+            goto fail;
+        }
+        int next = openat(dir, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+        if (next < 0) {
+            r = -errno;
+            goto fail;
+        }
+        struct stat nst;
+        if (fstat(next, &nst) < 0 || nst.st_dev != st.st_dev || nst.st_ino != st.st_ino) {
+            /* Replaced between the two looks: look again. */
             close(next);
-            return r;
+            if (++tries > 64) {
+                r = -EAGAIN;
+                goto fail;
+            }
+            pos = start;
+            continue;
         }
-        parent = next;
+        if (dlen + 1 + len >= sizeof w->path) {
+            close(next);
+            r = -ENAMETOOLONG;
+            goto fail;
+        }
+        if (dlen > 1)
+            done[dlen++] = '/';
+        memcpy(done + dlen, name, len + 1);
+        dlen += len;
+        close(dir);
+        dir = next;
+        continue;
+    parent:
+        memcpy(w->name, name, len + 1);
+        *fd = dir;
+        return 0;
     }
-    /* "/" itself. */
-    if (parent >= 0)
-        close(parent);
-    return gk_open_in_root(root, "/", O_PATH, fd);
+    if (flags & GK_TARGET_PARENT) {
+        r = -EINVAL; /* "/" has no parent */
+        goto fail;
+    }
+    *fd = dir;
+    return 0;
+fail:
+    close(dir);
+    return r;
 }
 
-int gk_open_parent(int root, const char *path, int *dir, char *name, size_t size)
+int gk_make_target(int root, const char *path, unsigned int flags, int *fd, struct gk_where *w)
 {
-    char buf[PATH_MAX];
-    size_t len = strlen(path);
-    while (len > 1 && path[len - 1] == '/')
-        len--;
-    if (len >= sizeof buf)
-        return -ENAMETOOLONG;
-    memcpy(buf, path, len);
-    buf[len] = '\0';
-    char *slash = strrchr(buf, '/');
-    const char *base = slash ? slash + 1 : buf;
-    size_t n = strlen(base);
-    if (n == 0 || n >= size || strcmp(base, ".") == 0 || strcmp(base, "..") == 0)
-        return -EINVAL;
-    memcpy(name, base, n + 1);
-    if (slash)
-        slash[slash == buf ? 1 : 0] = '\0';
-    return gk_make_target(root, slash ? buf : "/", 1, dir);
+    w->links[0] = '\0';
+    w->name[0] = '\0';
+    int r = clean_path(path, w->path, sizeof w->path);
+    if (r < 0)
+        return r;
+    if (flags & GK_TARGET_PARENT) {
+        /* Without a symlink on the way: the parent, and a last name that is
+         * missing or no symlink. */
+        char *slash = strrchr(w->path, '/');
+        size_t n = strlen(slash + 1);
+        if (n == 0)
+            return -EINVAL;
+        memcpy(w->name, slash + 1, n + 1);
+        *slash = '\0';
+        r = open_how(root, slash == w->path ? "/" : w->path, O_PATH | O_DIRECTORY, RESOLVE_NO_SYMLINKS, fd);
+        *slash = '/';
+        if (r == 0) {
+            struct stat st;
+            if (fstatat(*fd, w->name, &st, AT_SYMLINK_NOFOLLOW) < 0 ? errno == ENOENT : !S_ISLNK(st.st_mode)) {
+                slash[slash == w->path ? 1 : 0] = '\0';
+                return 0;
+            }
+            close(*fd);
+        }
+        return walk(root, w->path, flags, fd, w);
+    }
+    /* Without a symlink on the way, the clean path is where it leads. */
+    if ((r = open_how(root, w->path, O_PATH, RESOLVE_NO_SYMLINKS, fd)) == 0)
+        return 0;
+    if (!(flags & GK_TARGET_EXACT) && (r = open_how(root, w->path, O_PATH, 0, fd)) == 0) {
+        w->path[0] = '\0'; /* not worked out */
+        return 0;
+    }
+    return walk(root, w->path, flags, fd, w);
+}
+
+/* Whether `path` is `dir` or lies below it. */
+static int under(const char *path, const char *dir)
+{
+    size_t n = strlen(dir);
+    return strncmp(path, dir, n) == 0 && (path[n] == '\0' || path[n] == '/');
+}
+
+/* runc's: files of /proc that lxcfs and the like bind their own versions over. */
+static const char *const proc_allowed[] = {
+    "/proc/cpuinfo", "/proc/meminfo", "/proc/stat", "/proc/uptime", "/proc/loadavg", "/proc/diskstats", "/proc/swaps",
+};
+
+const char *gk_refuse_target(const struct gk_mount *mt, int source, int target, const struct gk_where *w)
+{
+    const char *at = w->path;
+    int bind = mt->kind == GK_MOUNT_BIND;
+    long fs = target >= 0 ? fs_type(target) : 0;
+    if (target >= 0 && strcmp(at, "/") == 0)
+        return "target resolves to the container's root";
+    if (under(at, "/proc") || fs == GK_PROC_SUPER_MAGIC) {
+        int proc_itself = bind ? source >= 0 && fs_type(source) == GK_PROC_SUPER_MAGIC : strcmp(mt->fstype, "proc") == 0;
+        if (target >= 0 && strcmp(at, "/proc") == 0) {
+            if (!proc_itself)
+                return "only a proc filesystem can be mounted on /proc";
+        } else {
+            int allowed = 0;
+            for (size_t i = 0; i < sizeof proc_allowed / sizeof proc_allowed[0]; i++)
+                allowed |= strcmp(at, proc_allowed[i]) == 0;
+            if (!allowed)
+                return "target resolves into /proc";
+        }
+    }
+    if (bind && (under(at, "/sys") || fs == GK_SYSFS_MAGIC)) {
+        /* Only the host's own sysfs or cgroups, bound over the container's. */
+        long src_fs = source >= 0 ? fs_type(source) : 0;
+        int sys_itself = src_fs == GK_SYSFS_MAGIC || src_fs == GK_CGROUP_SUPER_MAGIC ||
+                         src_fs == GK_CGROUP2_SUPER_MAGIC || under(mt->source, "/sys");
+        if (!sys_itself)
+            return "target resolves into /sys";
+    }
+    return NULL;
 }
 
 /* MS_* mount flags as mount_setattr attributes. */

@@ -63,6 +63,33 @@ child_fail(int fd, int stage, int err, const char *what, const char *path, int c
     _exit(code);
 }
 
+/* Where the last path looked up in the root led (mounts.c); the child is
+ * single-threaded. */
+static struct gk_where where;
+
+/* Like child_fail, for `path` as resolved in the root (`w`): the text is
+ * "WHAT PATH[: WHY] (the symlinks it went through)". With `why` (a refusal,
+ * err 0) the text says it all; else errno is added to it. */
+static void __attribute__((noreturn))
+child_fail_at(int fd, int stage, int err, const char *what, const char *path, const char *why,
+              const struct gk_where *w)
+{
+    static char text[GK_MSG_TEXT];
+    size_t n = gk_strlcat(text, 0, sizeof text, what);
+    n = gk_strlcat(text, n, sizeof text, " ");
+    n = gk_strlcat(text, n, sizeof text, path);
+    if (why) {
+        n = gk_strlcat(text, n, sizeof text, ": ");
+        n = gk_strlcat(text, n, sizeof text, why);
+    }
+    if (w->links[0]) {
+        n = gk_strlcat(text, n, sizeof text, " (");
+        n = gk_strlcat(text, n, sizeof text, w->links);
+        gk_strlcat(text, n, sizeof text, ")");
+    }
+    child_fail(fd, stage, err, text, NULL, GK_EXIT_SETUP);
+}
+
 /* ---- small filesystem helpers (child side, async-signal-safe) ---------- */
 
 /* ---- the child's stages ------------------------------------------------- */
@@ -137,13 +164,13 @@ int gk_new_netns(void)
  * inside the root. */
 static void make_devices(int sync, const struct gk_spawn *s, int root)
 {
-    char name[NAME_MAX + 1];
+    const char *name = where.name;
     int dir, r;
     mode_t old = umask(0);
     for (size_t i = 0; i < s->ndevices; i++) {
         const struct gk_device *d = &s->devices[i];
-        if ((r = gk_open_parent(root, d->path, &dir, name, sizeof name)) < 0)
-            child_fail(sync, GK_STAGE_DEVICES, -r, "create directory for", d->path, GK_EXIT_SETUP);
+        if ((r = gk_make_target(root, d->path, GK_TARGET_PARENT, &dir, &where)) < 0)
+            child_fail_at(sync, GK_STAGE_DEVICES, -r, "create directory for", d->path, NULL, &where);
         if (mknodat(dir, name, d->mode, makedev(d->major, d->minor)) < 0 && errno != EEXIST)
             child_fail(sync, GK_STAGE_DEVICES, errno, "mknod", d->path, GK_EXIT_SETUP);
         if (fchownat(dir, name, d->uid, d->gid, AT_SYMLINK_NOFOLLOW) < 0)
@@ -460,9 +487,12 @@ static void __attribute__((noreturn)) child_main(const struct gk_spawn *s, int s
     for (size_t i = 0; i < s->nmounts; i++) {
         const struct gk_mount *mt = &s->mounts[i];
         int target;
-        r = gk_make_target(root, mt->target, bind_dir[i], &target);
+        r = gk_make_target(root, mt->target, GK_TARGET_EXACT | (bind_dir[i] ? 0 : GK_TARGET_FILE), &target, &where);
+        const char *why = gk_refuse_target(mt, bind_fd[i], r < 0 ? -1 : target, &where);
+        if (why)
+            child_fail_at(sync, GK_STAGE_MOUNT, 0, "mount", mt->target, why, &where);
         if (r < 0)
-            child_fail(sync, GK_STAGE_MOUNT, -r, "create mount point", mt->target, GK_EXIT_SETUP);
+            child_fail_at(sync, GK_STAGE_MOUNT, -r, "create mount point", mt->target, NULL, &where);
         if (mt->kind == GK_MOUNT_BIND) {
             what[0] = '\0';
             if (mt->copy_up && (r = gk_copy_up(root, target, bind_fd[i], what, sizeof what)) < 0)
@@ -482,7 +512,7 @@ static void __attribute__((noreturn)) child_main(const struct gk_spawn *s, int s
             if (mt->propagation) {
                 /* The target looked up again is the new mount's root. */
                 int top;
-                if ((r = gk_open_in_root(root, mt->target, O_PATH, &top)) < 0 ||
+                if ((r = gk_open_in_root(root, where.path, O_PATH, &top)) < 0 ||
                     (r = gk_set_propagation(top, mt->propagation)) < 0)
                     child_fail(sync, GK_STAGE_MOUNT, -r, "set propagation of", mt->target, GK_EXIT_SETUP);
                 close(top);
@@ -515,8 +545,8 @@ static void __attribute__((noreturn)) child_main(const struct gk_spawn *s, int s
 
     if (s->cwd) {
         int cwd;
-        if ((r = gk_make_target(root, s->cwd, 1, &cwd)) < 0)
-            child_fail(sync, GK_STAGE_CWD, -r, "working directory", s->cwd, GK_EXIT_SETUP);
+        if ((r = gk_make_target(root, s->cwd, 0, &cwd, &where)) < 0)
+            child_fail_at(sync, GK_STAGE_CWD, -r, "working directory", s->cwd, NULL, &where);
         if (fchdir(cwd) < 0)
             child_fail(sync, GK_STAGE_CWD, errno, "chdir to", s->cwd, GK_EXIT_SETUP);
         close(cwd);

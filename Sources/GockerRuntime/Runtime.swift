@@ -468,8 +468,10 @@ public struct Runtime: Sendable {
             }
             return GockerError(.commandNotExecutable, "exec: \"\(command)\": \(errnoText(e))")
         }
-        // A missing user or group says so itself; other stages add errno.
-        let detail = msg.stage == Int32(GK_STAGE_USER.rawValue) && e == ENOENT ? text : "\(text): \(errnoText(e))"
+        // A missing user or group says so itself, as does a refusal (errno
+        // 0: a mount target gocker will not mount on); other failures add errno.
+        let selfExplained = e == 0 || (msg.stage == Int32(GK_STAGE_USER.rawValue) && e == ENOENT)
+        let detail = selfExplained ? text : "\(text): \(errnoText(e))"
         return GockerError(.containerSetup, "\(what): \(detail)")
     }
 
