@@ -17,8 +17,11 @@ let package = Package(
             path: "csrc",
             cSettings: [.define("_GNU_SOURCE"), .unsafeFlags(["-O2"])],
             // libcgroup's opens of /proc/mounts, and its first clearing of its mount
-            // table, go through csrc/libcgroup_mounts.c.
-            linkerSettings: [.unsafeFlags(["-Xlinker", "--wrap=fopen", "-Xlinker", "--wrap=memset"])]
+            // table, go through csrc/libcgroup_mounts.c. libseccomp (Debian
+            // libseccomp-dev; its static archive in the release binary)
+            // compiles seccomp profiles (csrc/seccomp.c).
+            linkerSettings: [.linkedLibrary("seccomp"),
+                             .unsafeFlags(["-Xlinker", "--wrap=fopen", "-Xlinker", "--wrap=memset"])]
         ),
         // zlib and liblzma, to read gzip and xz image tarballs. (The tar format
         // itself is read by gocker: see Sources/GockerCore/Archive.)

@@ -17,13 +17,14 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 # Debian packages: busybox-static is the built-in image's source; libcgroup-dev
-# the cgroup backend's library; zlib and liblzma read gzip and xz image
+# the cgroup backend's library; libseccomp-dev compiles seccomp profiles
+# (linked statically); zlib and liblzma read gzip and xz image
 # tarballs (`gocker import`); procps the host's ps for `gocker top CONTAINER
 # OPTIONS`; qemu-system-x86 and cpio boot the static binary on a pure cgroup
 # v2 kernel (Tests/IntegrationTests/CgroupV2VMTests.swift); containerd (with
 # runc) is what the tests import a `gocker save` archive into; strace shows
 # a test the files the release binary opens.
-PACKAGES=(busybox-static libcgroup-dev pkg-config zlib1g-dev liblzma-dev procps qemu-system-x86 cpio containerd strace)
+PACKAGES=(busybox-static libcgroup-dev libseccomp-dev pkg-config zlib1g-dev liblzma-dev procps qemu-system-x86 cpio containerd strace)
 
 deps() {
     local missing=()

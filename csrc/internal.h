@@ -109,6 +109,14 @@ int gk_open_pty(int *master, int *slave);
 /* Makes `slave` the controlling terminal and stdio of a new session. */
 int gk_take_terminal(int slave);
 
+/* Loads the filter of `s`, if any, and sends its listener on (seccomp.c);
+ * `host_pid` is the pid the state names. 0 or -errno. */
+int gk_seccomp_load(const struct gk_spawn *s, pid_t host_pid);
+/* Drops what the child held only to load the filter (see gocker_core.h). */
+int gk_drop_held_caps(const struct gk_spawn *s);
+/* Whether the child holds CAP_SYS_ADMIN for the load. */
+int gk_holds_for_seccomp(const struct gk_spawn *s);
+
 /* Forks: returns in the child (the command's process); the parent becomes
  * the container's init and never returns. */
 void gk_become_init(int fifo_fd, int slave_fd);

@@ -79,19 +79,40 @@ int gk_set_credentials(const struct gk_user *u, char *what, size_t size)
     return 0;
 }
 
-int gk_set_caps(const struct gk_spawn *s)
+int gk_holds_for_seccomp(const struct gk_spawn *s)
 {
-    if (!(s->flags & GK_SPAWN_SET_CAPS))
-        return 0;
+    /* Without no_new_privs, seccomp(2) wants CAP_SYS_ADMIN: kept until the
+     * filter is loaded (see gocker_core.h). */
+    return s->seccomp_program && !(s->flags & GK_SPAWN_NO_NEW_PRIVS) && (s->flags & GK_SPAWN_SET_CAPS) &&
+           !(s->caps.effective & (1ULL << CAP_SYS_ADMIN));
+}
+
+static int capset_sets(uint64_t effective, uint64_t permitted, uint64_t inheritable)
+{
     struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0};
     struct __user_cap_data_struct data[2];
     memset(data, 0, sizeof data);
     for (int i = 0; i < 2; i++) {
-        data[i].effective = (uint32_t)(s->caps.effective >> (32 * i));
-        data[i].permitted = (uint32_t)(s->caps.permitted >> (32 * i));
-        data[i].inheritable = (uint32_t)(s->caps.inheritable >> (32 * i));
+        data[i].effective = (uint32_t)(effective >> (32 * i));
+        data[i].permitted = (uint32_t)(permitted >> (32 * i));
+        data[i].inheritable = (uint32_t)(inheritable >> (32 * i));
     }
-    if (syscall(SYS_capset, &hdr, data) < 0)
+    return syscall(SYS_capset, &hdr, data) < 0 ? -errno : 0;
+}
+
+int gk_drop_held_caps(const struct gk_spawn *s)
+{
+    if (!gk_holds_for_seccomp(s))
+        return 0;
+    return capset_sets(s->caps.effective, s->caps.permitted, s->caps.inheritable);
+}
+
+int gk_set_caps(const struct gk_spawn *s)
+{
+    if (!(s->flags & GK_SPAWN_SET_CAPS))
+        return 0;
+    uint64_t held = gk_holds_for_seccomp(s) ? 1ULL << CAP_SYS_ADMIN : 0;
+    if (capset_sets(s->caps.effective | held, s->caps.permitted | held, s->caps.inheritable) < 0)
         return -errno;
     (void)prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
     /* The kernel takes an ambient capability only when it is permitted and

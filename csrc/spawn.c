@@ -318,6 +318,24 @@ static void __attribute__((noreturn)) exec_command(int report, const struct gk_s
     child_fail(report, GK_STAGE_EXEC, err, "exec", s->argv[0], code);
 }
 
+/* This process's pid as the host sees it (GO says it), for seccomp's
+ * container process state. */
+static pid_t host_pid;
+
+/* The seccomp filter, last before execve (see gocker_core.h); failures go
+ * to `report`. */
+static void load_seccomp(int report, const struct gk_spawn *s)
+{
+    int r;
+    if (!s->seccomp_program)
+        return;
+    if ((r = gk_seccomp_load(s, host_pid)) < 0)
+        child_fail(report, GK_STAGE_SECCOMP, -r, s->seccomp_state ? "load seccomp filter or send its listener" : "load seccomp filter",
+                   NULL, GK_EXIT_SETUP);
+    if ((s->flags & GK_SPAWN_INIT) && (r = gk_drop_held_caps(s)) < 0)
+        child_fail(report, GK_STAGE_SECCOMP, -r, "drop CAP_SYS_ADMIN after loading the seccomp filter", NULL, GK_EXIT_SETUP);
+}
+
 /* Waits for GO (the parent has put the child in its cgroups, or sent the
  * `tasks` files through which it joins them itself; end of file: the parent
  * is gone), then makes the child's own cgroup namespace, rooted at those
@@ -331,6 +349,7 @@ static void wait_go(const struct gk_spawn *s, int sync)
         child_fail(sync, GK_STAGE_CGROUP, EMSGSIZE, "receive the cgroup files", NULL, GK_EXIT_SETUP);
     if (n < 0 || m.type != GK_MSG_GO)
         _exit(GK_EXIT_SETUP);
+    host_pid = m.pad;
     /* GO says how many files came with it: every one must be joined. */
     if (n != m.err)
         child_fail(sync, GK_STAGE_CGROUP, EMSGSIZE, "receive the cgroup files", NULL, GK_EXIT_SETUP);
@@ -359,9 +378,11 @@ static void child_prologue(const struct gk_spawn *s, int sync, int extra_fd)
     (void)prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
     if (s->njoins > 64)
         child_fail(sync, GK_STAGE_SETNS, E2BIG, "too many namespaces to join", NULL, GK_EXIT_SETUP);
-    int keep[5 + s->njoins];
+    int keep[6 + s->njoins];
     size_t nkeep = 0;
     keep[nkeep++] = sync;
+    if (s->seccomp_state)
+        keep[nkeep++] = s->seccomp_listener;
     if (extra_fd >= 0)
         keep[nkeep++] = extra_fd;
     for (int i = 0; i < 3; i++)
@@ -584,6 +605,7 @@ static void __attribute__((noreturn)) child_main(const struct gk_spawn *s, int s
         child_fail(sync, GK_STAGE_START_WAIT, errno, "open exec fifo", fdpath, GK_EXIT_SETUP);
     close(s->exec_fifo_fd);
 
+    load_seccomp(fifo, s);
     if (s->flags & GK_SPAWN_INIT)
         gk_become_init(fifo, slave); /* returns in the command's process */
     exec_command(fifo, s, slave);
@@ -688,6 +710,7 @@ static int launch(const struct gk_spawn *spec, unsigned long flags, child_fn chi
     memset(&m, 0, sizeof m);
     m.type = GK_MSG_GO;
     m.err = (int32_t)ngo; /* how many files the child must join */
+    m.pad = (int32_t)pid; /* the child's pid as the host sees it */
     ret = gk_send_fds(sv[0], &m, go_fds, ngo);
     for (size_t i = 0; i < ngo; i++)
         close(go_fds[i]);
@@ -766,6 +789,7 @@ static void __attribute__((noreturn)) exec_child(const struct gk_spawn *s, int s
 
     become_process(sync, s, slave);
     (void)prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0);
+    load_seccomp(sync, s);
     exec_command(sync, s, slave);
 }
 

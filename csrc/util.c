@@ -89,6 +89,7 @@ const char *gk_stage_name(int stage)
     case GK_STAGE_START_WAIT: return "wait for start";
     case GK_STAGE_EXEC: return "exec";
     case GK_STAGE_CGROUP: return "join cgroup";
+    case GK_STAGE_SECCOMP: return "seccomp";
     default: return "setup";
     }
 }

@@ -57,7 +57,7 @@ struct Run: ParsableCommand {
     @Flag(name: .customLong("read-only"), help: "Mount the container's root filesystem read-only.")
     var readOnly = false
 
-    @Option(name: .customLong("security-opt"), help: ArgumentHelp("Security options: no-new-privileges[:true|false].", valueName: "option"))
+    @Option(name: .customLong("security-opt"), help: ArgumentHelp("Security options: no-new-privileges[:true|false], seccomp=unconfined|<profile.json>.", valueName: "option"))
     var securityOpt: [String] = []
 
     @Option(help: ArgumentHelp("Set a resource limit: name=soft[:hard], e.g. nofile=1024:2048.", valueName: "ulimit"))

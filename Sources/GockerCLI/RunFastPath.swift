@@ -3,14 +3,15 @@ import GockerRuntime
 
 /// `gocker run`'s plain command lines, read by hand: ArgumentParser's
 /// reading of run's four dozen options is about 1.5 ms of every start. Only
-/// the options below are taken here, each at most once (`-e` any number of
-/// times), with a value that does not start with a dash; anything else (help,
-/// another option, `--`, a combined or attached short form other than the
+/// the options below are taken here, each at most once (`-e` and
+/// `--security-opt` any number of times), with a value that does not start
+/// with a dash; anything else (help, another option, `--`, a combined or attached short form other than the
 /// flags -i, -t and -d) goes to ArgumentParser, which reads it or says what
 /// is wrong with it. Tests check that both readings give the same request.
 struct RunFastPath {
     var values: [String: String] = [:]
     var env: [String] = []
+    var securityOpts: [String] = []
     var image = ""
     var command: [String] = []
 
@@ -20,7 +21,7 @@ struct RunFastPath {
         switch name {
         case "rm", "detach", "interactive", "tty", "timings": return false
         case "name", "network", "net", "env", "workdir", "user", "memory", "cpus", "pids-limit", "cgroup-backend",
-             "cgroup-parent", "data-root", "root":
+             "cgroup-parent", "data-root", "root", "security-opt":
             return true
         default: return nil
         }
@@ -80,6 +81,10 @@ struct RunFastPath {
                         env.append(value!)
                         continue
                     }
+                    if key == "security-opt" {
+                        securityOpts.append(value!)
+                        continue
+                    }
                 } else if value != nil {
                     return nil
                 }
@@ -98,6 +103,7 @@ struct RunFastPath {
         r.name = values["name"]
         r.autoRemove = values["rm"] != nil
         r.env = env
+        r.securityOpts = securityOpts
         r.workdir = values["workdir"]
         r.network = try NetworkMode(parsing: values["network"] ?? "none")
         r.interactive = values["interactive"] != nil

@@ -378,7 +378,30 @@ enum JSONReader {
             cgroupsPath: try m.string("cgroupsPath"),
             rootfsPropagation: try m.string("rootfsPropagation"),
             maskedPaths: try m.strings("maskedPaths"),
-            readonlyPaths: try m.strings("readonlyPaths"))
+            readonlyPaths: try m.strings("readonlyPaths"),
+            seccomp: try m.object("seccomp").map(readSeccomp))
+    }
+
+    static func readSeccomp(_ m: Members) throws(GiveUp) -> Spec.Seccomp {
+        Spec.Seccomp(
+            defaultAction: try required(m.string("defaultAction")),
+            defaultErrnoRet: try m.number("defaultErrnoRet", UInt32.self),
+            architectures: try m.strings("architectures"), flags: try m.strings("flags"),
+            listenerPath: try m.string("listenerPath"), listenerMetadata: try m.string("listenerMetadata"),
+            syscalls: try m.objects("syscalls").map { a throws(GiveUp) in
+                try a.map { c throws(GiveUp) in
+                    Spec.Seccomp.Syscall(
+                        names: try required(c.strings("names")), action: try required(c.string("action")),
+                        errnoRet: try c.number("errnoRet", UInt32.self),
+                        args: try c.objects("args").map { a throws(GiveUp) in
+                            try a.map { x throws(GiveUp) in
+                                Spec.Seccomp.Arg(index: try required(x.number("index", UInt32.self)),
+                                                 value: try required(x.number("value", UInt64.self)),
+                                                 valueTwo: try x.number("valueTwo", UInt64.self), op: try required(x.string("op")))
+                            }
+                        })
+                }
+            })
     }
 
     static func readResources(_ m: Members) throws(GiveUp) -> Resources {
@@ -565,6 +588,31 @@ extension Spec {
                         }
                     })
                     w.field("rootfsPropagation", l.rootfsPropagation)
+                    w.field("seccomp", object: l.seccomp.map { c in
+                        JSONWriter.object { w in
+                            w.field("architectures", c.architectures)
+                            w.field("defaultAction", c.defaultAction)
+                            w.field("defaultErrnoRet", c.defaultErrnoRet)
+                            w.field("flags", c.flags)
+                            w.field("listenerMetadata", c.listenerMetadata)
+                            w.field("listenerPath", c.listenerPath)
+                            w.field("syscalls", objects: c.syscalls?.map { x in
+                                JSONWriter.object { w in
+                                    w.field("action", x.action)
+                                    w.field("args", objects: x.args?.map { a in
+                                        JSONWriter.object { w in
+                                            w.field("index", a.index)
+                                            w.field("op", a.op)
+                                            w.field("value", a.value)
+                                            w.field("valueTwo", a.valueTwo)
+                                        }
+                                    })
+                                    w.field("errnoRet", x.errnoRet)
+                                    w.field("names", x.names)
+                                }
+                            })
+                        }
+                    })
                 }
             })
             w.field("mounts", objects: mounts?.map { m in

@@ -35,10 +35,14 @@ public struct Bench: Sendable {
     /// The limits of the "limits" rows, as docker's flags.
     public static let limitFlags = ["-m", "64m", "--cpus", "0.5", "--pids-limit", "100"]
 
-    /// The rows: gocker's `run --rm`, `gocker oci run` and each runtime;
+    /// The rows: gocker's `run --rm` (with and without its seccomp
+    /// profile), `gocker oci run` and each runtime;
     /// with `matrix` also the cgroupfs backend, limits, and the host network.
     public static func rows(runtimes: [String], matrix: Bool) -> [Row] {
-        var rows = [Row(runtime: "gocker", name: "gocker run --rm", target: .run(flags: []), limits: false)]
+        var rows = [Row(runtime: "gocker", name: "gocker run --rm", target: .run(flags: []), limits: false),
+                    // What docker's seccomp profile costs a start: the same without it.
+                    Row(runtime: "gocker", name: "gocker run --rm seccomp=unconfined",
+                        target: .run(flags: ["--security-opt", "seccomp=unconfined"]), limits: false)]
         if matrix {
             rows.append(Row(runtime: "gocker", name: "gocker run --rm cgroupfs",
                             target: .run(flags: ["--cgroup-backend=cgroupfs"]), limits: false))

@@ -45,6 +45,22 @@ public struct RunRequest: Sendable, Equatable {
     public init(image: String) { self.image = image }
 }
 
+/// `--security-opt seccomp=`: which profile a container gets.
+public enum SeccompChoice: Sendable, Equatable {
+    case `default`, unconfined
+    case file(String)
+
+    /// What `inspect` shows: "default", "unconfined" or the file.
+    public func shown(privileged: Bool) -> String {
+        if privileged { return "unconfined" }
+        switch self {
+        case .default: return "default"
+        case .unconfined: return "unconfined"
+        case .file(let path): return path
+        }
+    }
+}
+
 /// How a container is networked: `none` is a network namespace of its own
 /// holding only `lo`; `host` shares the host's.
 public enum NetworkMode: String, Sendable, Equatable, CaseIterable {
@@ -180,17 +196,44 @@ public enum ContainerSpec {
         ]
     }
 
-    /// `--security-opt`: only no-new-privileges[:true|false] so far.
-    public static func noNewPrivileges(_ opts: [String]) throws(GockerError) -> Bool {
+    /// `--security-opt`: no-new-privileges[:true|false] and
+    /// seccomp=unconfined|FILE.json (or seccomp:...).
+    public static func securityOptions(_ opts: [String]) throws(GockerError) -> (noNewPrivileges: Bool, seccomp: SeccompChoice) {
         var nnp = false
+        var seccomp = SeccompChoice.default
         for o in opts {
             switch o {
             case "no-new-privileges", "no-new-privileges:true", "no-new-privileges=true": nnp = true
             case "no-new-privileges:false", "no-new-privileges=false": nnp = false
+            case _ where o.hasPrefix("seccomp=") || o.hasPrefix("seccomp:"):
+                let value = String(o.dropFirst(8))
+                guard !value.isEmpty else { throw GockerError(.invalidArgument, "invalid --security-opt: \"\(o)\"") }
+                seccomp = value == "unconfined" ? .unconfined : .file(value)
             default: throw GockerError(.invalidArgument, "unsupported security option: \"\(o)\"")
             }
         }
-        return nnp
+        return (nnp, seccomp)
+    }
+
+    public static func noNewPrivileges(_ opts: [String]) throws(GockerError) -> Bool {
+        try securityOptions(opts).noNewPrivileges
+    }
+
+    /// The seccomp profile of a docker-like container: docker's default
+    /// for its capabilities, none (`unconfined`, `--privileged`), or a
+    /// profile file, read and compiled here so that a bad one is refused
+    /// before anything of the container is made.
+    public static func seccompProfile(_ choice: SeccompChoice, privileged: Bool,
+                                      capabilities: [String]) throws(GockerError) -> Spec.Seccomp? {
+        if privileged { return nil }
+        switch choice {
+        case .unconfined: return nil
+        case .default: return DefaultSeccomp.profile(capabilities: capabilities)
+        case .file(let path):
+            let profile = try SeccompProfileFile.load(path, capabilities: capabilities)
+            _ = try SeccompProgram(profile)
+            return profile
+        }
     }
 
     /// The OCI config of a docker-like container. `request` has been
@@ -220,6 +263,7 @@ public enum ContainerSpec {
         if !request.groupAdd.isEmpty { annotations[LaunchPlan.groupAddAnnotation] = request.groupAdd.joined(by: ",") }
         if request.initProcess { annotations[LaunchPlan.initAnnotation] = "true" }
         let caps = try Capabilities.set(add: request.capAdd, drop: request.capDrop, privileged: request.privileged)
+        let security = try securityOptions(request.securityOpts)
         var mounts = defaultMounts(containerDir: containerDir)
         if request.privileged, let sys = mounts.firstIndex(where: { $0.destination == "/sys" }) {
             mounts[sys].options = ["nosuid", "noexec", "nodev", "rw"]
@@ -236,7 +280,7 @@ public enum ContainerSpec {
             cwd: request.workdir ?? image.config.WorkingDir.flatMap { $0.isEmpty ? nil : $0 } ?? "/",
             capabilities: Spec.Capabilities(bounding: caps, effective: caps, inheritable: [], permitted: caps, ambient: []),
             rlimits: try request.ulimits.map { u throws(GockerError) in try Ulimits.parse(u) },
-            noNewPrivileges: try noNewPrivileges(request.securityOpts))
+            noNewPrivileges: security.noNewPrivileges)
         return Spec(
             process: process,
             root: Spec.Root(path: "rootfs", readonly: request.readOnly),
@@ -249,6 +293,7 @@ public enum ContainerSpec {
                 resources: try request.resources.resources(privileged: request.privileged),
                 rootfsPropagation: "rprivate",
                 maskedPaths: request.privileged ? [] : DefaultPaths.masked,
-                readonlyPaths: request.privileged ? [] : DefaultPaths.readonly))
+                readonlyPaths: request.privileged ? [] : DefaultPaths.readonly,
+                seccomp: try seccompProfile(security.seccomp, privileged: request.privileged, capabilities: caps)))
     }
 }

@@ -35,6 +35,8 @@ public struct ContainerRecord: Codable, Sendable, Equatable {
     public var logMaxSize: UInt64?
     /// Volumes, binds and tmpfs mounts the user asked for.
     public var mounts: [MountPoint]?
+    /// The seccomp profile: "default", "unconfined" or the profile file.
+    public var seccompProfile: String?
     public var command: String { args.joined(separator: " ") }
 
     /// container.json's text (what JSONDecoder reads back as this value).
@@ -71,6 +73,7 @@ public struct ContainerRecord: Codable, Sendable, Equatable {
             w.field("ownerStart", ownerStart)
             w.field("restartCount", restartCount)
             w.field("restartPolicy", restartPolicy)
+            w.field("seccompProfile", seccompProfile)
             w.field("started", started)
             w.field("stopRequested", stopRequested)
         }.finished
@@ -86,7 +89,7 @@ public struct Engine: Sendable {
 
     public init(dataRoot: String, stateRoot: String) {
         self.dataRoot = dataRoot
-        self.runtime = Runtime(stateRoot: stateRoot)
+        self.runtime = Runtime(stateRoot: stateRoot, dataRoot: dataRoot)
         self.images = ImageStore(dataRoot: dataRoot)
         Self.restrict(dataRoot)
     }
@@ -150,7 +153,8 @@ public struct Engine: Sendable {
 
     /// The runtime a container's own settings ask for.
     func runtime(for record: ContainerRecord) -> Runtime {
-        Runtime(stateRoot: runtime.store.root, cgroupBackend: record.cgroupBackend, cgroupParent: record.cgroupParent)
+        Runtime(stateRoot: runtime.store.root, cgroupBackend: record.cgroupBackend, cgroupParent: record.cgroupParent,
+                dataRoot: dataRoot)
     }
 
     /// `gocker create` (and the first half of `run`): everything is checked,
@@ -211,6 +215,8 @@ public struct Engine: Sendable {
             created: Timestamp.now(), hostname: hostname, network: request.network.rawValue, autoRemove: request.autoRemove,
             restartPolicy: request.restart, cgroupBackend: request.cgroupBackend, cgroupParent: request.cgroupParent,
             logMaxSize: request.logMaxSize, mounts: points)
+        record.seccompProfile = try ContainerSpec.securityOptions(request.securityOpts).seccomp
+            .shown(privileged: request.privileged)
         if ownedHere || starting {
             record.ownerPid = getpid()
             record.ownerStart = UInt64(gk_process_start_time(getpid()))

@@ -33,6 +33,8 @@ public struct LaunchPlan: Sendable {
     public var initProcess = false
     public var maskedPaths: [String] = []
     public var readonlyPaths: [String] = []
+    /// `linux.seccomp`, compiled by `create` (see SeccompProgram).
+    public var seccomp: SeccompProgram?
 
     /// The annotation with which `gocker run` asks for an overlay to be
     /// mounted on the bundle's root inside the container's mount namespace

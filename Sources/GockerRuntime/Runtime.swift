@@ -16,9 +16,13 @@ public struct Runtime: Sendable {
     /// `<hierarchy>/<parent>/<id>` (docker's --cgroup-parent; env
     /// GOCKER_CGROUP_PARENT; default "gocker").
     public let cgroupParent: String
+    /// Where compiled seccomp programs are kept (see SeccompProgram), or nil
+    /// for none: `<data-root>/seccomp`.
+    public var seccompCache: String?
 
-    public init(stateRoot: String, cgroupBackend: String? = nil, cgroupParent: String? = nil) {
+    public init(stateRoot: String, cgroupBackend: String? = nil, cgroupParent: String? = nil, dataRoot: String? = nil) {
         self.store = StateStore(root: stateRoot)
+        self.seccompCache = (dataRoot ?? Sys.env("GOCKER_DATA_ROOT") ?? "/var/lib/gocker") + "/seccomp"
         self.cgroupBackend = cgroupBackend ?? Sys.env("GOCKER_CGROUP_BACKEND") ?? "libcgroup"
         self.cgroupParent = cgroupParent ?? Sys.env("GOCKER_CGROUP_PARENT") ?? "gocker"
     }
@@ -173,6 +177,9 @@ public struct Runtime: Sendable {
         let spec: Spec
         if let given { spec = given } else { spec = try Spec.decodeFile(path: bundle + "/config.json") }
         var plan = try LaunchPlan(spec: spec, bundle: bundle)
+        plan.seccomp = try spec.linux?.seccomp.map { p throws(GockerError) in
+            try SeccompProgram(p, id: id, bundle: bundle, annotations: spec.annotations, cacheDirectory: seccompCache)
+        }
         if plan.process.terminal && !allowTerminal {
             throw GockerError(.invalidConfig, "process.terminal needs --console-socket")
         }
@@ -387,6 +394,7 @@ public struct Runtime: Sendable {
                 uid: d.uid ?? 0, gid: d.gid ?? 0)
         }
         var spec = plan.process.cSpawn(arena: arena, stdio: stdio)
+        if let listener = try plan.seccomp?.attach(to: &spec, arena: arena) { heldFDs.append(listener) }
         if plan.cloneFlags & GK_CLONE_NEWNET != 0 { spec.flags |= UInt32(GK_SPAWN_LOOPBACK_UP) }
         var cloneFlags = plan.cloneFlags
         if cloneFlags & GK_CLONE_NEWNET != 0 {

@@ -155,7 +155,7 @@ extension Engine {
                          StartedAt: r.started ?? "0001-01-01T00:00:00Z", FinishedAt: r.finished ?? "0001-01-01T00:00:00Z",
                          RestartCount: r.restartCount ?? 0),
             HostConfig: ["NetworkMode": r.network, "RestartPolicy": r.restartPolicy ?? "no",
-                         "AutoRemove": r.autoRemove ? "true" : "false"],
+                         "AutoRemove": r.autoRemove ? "true" : "false", "Seccomp": r.seccompProfile ?? "unconfined"],
             Config: spec, Mounts: r.mounts ?? [], Cgroups: runtimeState?.cgroups,
             LogPath: logPath(r.id))
     }

@@ -19,6 +19,7 @@ struct RunFastPathTests {
         ["--detach", "--memory=16m", "--cgroup-parent", "p/q", "--timings", "busybox"],
         ["--data-root", "/d", "--root", "/r", "busybox", "ls", "-l", "--", "-x"],
         ["--rm", "busybox", "sh", "-c", "echo --rm -d"],
+        ["--rm", "--security-opt", "seccomp=unconfined", "--security-opt=no-new-privileges", "busybox", "true"],
     ])
     func readsWhatArgumentParserReads(args: [String]) throws {
         let fast = try #require(RunFastPath(args))

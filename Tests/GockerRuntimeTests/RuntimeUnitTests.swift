@@ -173,7 +173,7 @@ struct CapabilityTests {
     @Test func securityOptions() throws {
         #expect(try ContainerSpec.noNewPrivileges(["no-new-privileges"]))
         #expect(try !ContainerSpec.noNewPrivileges(["no-new-privileges:false"]))
-        #expect(throws: GockerError.self) { try ContainerSpec.noNewPrivileges(["seccomp=unconfined"]) }
+        #expect(throws: GockerError.self) { try ContainerSpec.noNewPrivileges(["apparmor=unconfined"]) }
     }
 
     @Test func networkModes() throws {

@@ -63,6 +63,25 @@
  *      - execve() fails: the child writes one `gk_msg` of type GK_MSG_ERROR
  *        (stage GK_STAGE_EXEC) into the FIFO and exits with 127 (not found)
  *        or 126 (found but not executable).
+ *
+ * 3. seccomp (see seccomp.c). The parent compiles the profile before clone
+ *    and hands the child the program (seccomp_program). The child loads it
+ *    last: after the FIFO opened (a profile cannot keep `start` from
+ *    reaching it) and, with GK_SPAWN_INIT, before the init forks, so that
+ *    only descriptor shuffling, the signal mask and execve() run under it
+ *    (the init too). Without no_new_privs the kernel takes a filter only
+ *    from a holder of CAP_SYS_ADMIN: the child then keeps CAP_SYS_ADMIN in
+ *    its effective and permitted sets until the load (execve() computes the
+ *    new sets from the bounding, inheritable and ambient ones, never from
+ *    the old permitted set, so the command never sees it; an init drops it
+ *    with capset right after the load). With a notifying filter (an
+ *    SCMP_ACT_NOTIFY rule and a listenerPath) the parent connects to the
+ *    listenerPath socket before clone (the child cannot reach host paths
+ *    after pivot_root) and hands the child the connected socket; GO carries
+ *    the child's pid as the host sees it (`pad`); the child sends the
+ *    container process state (the runtime-spec's JSON, that pid written
+ *    into it) with the listener descriptor (SCM_RIGHTS) in one message on
+ *    that socket and closes both. A failure there is GK_STAGE_SECCOMP.
  */
 #ifndef GOCKER_CORE_H
 #define GOCKER_CORE_H
@@ -110,6 +129,7 @@ enum gk_stage {
     GK_STAGE_START_WAIT,
     GK_STAGE_EXEC,
     GK_STAGE_CGROUP,
+    GK_STAGE_SECCOMP,
 };
 
 #define GK_MSG_TEXT 200
@@ -265,7 +285,71 @@ struct gk_spawn {
      * before_go runs; else it is set to 0 and before_go places the child. */
     int cgroup_fd;
     int *cgroup_joined;
+
+    /* A compiled seccomp filter (struct sock_filter[seccomp_len]) or NULL,
+     * loaded with the SECCOMP_FILTER_FLAG_* in seccomp_flags. With
+     * seccomp_state non-NULL the filter notifies: seccomp_listener is the
+     * socket connected to the listenerPath, seccomp_state the container
+     * process state (seccomp_state_len bytes) with GK_SECCOMP_PID_WIDTH
+     * spaces at each non-zero offset of seccomp_pid_at for the pid. */
+    const void *seccomp_program;
+    size_t seccomp_len;
+    unsigned int seccomp_flags;
+    int seccomp_listener;
+    const char *seccomp_state;
+    size_t seccomp_state_len;
+    size_t seccomp_pid_at[2];
 };
+
+#define GK_SECCOMP_PID_WIDTH 10
+
+/* ---- seccomp (seccomp.c; the parent's side allocates) ------------------- */
+
+struct gk_seccomp_arg {
+    unsigned int index;
+    const char *op; /* SCMP_CMP_* */
+    uint64_t value, value_two;
+};
+
+struct gk_seccomp_rule {
+    const char *const *names;
+    size_t nnames;
+    const char *action; /* SCMP_ACT_* */
+    int64_t errno_ret;  /* -1: not given */
+    const struct gk_seccomp_arg *args;
+    size_t nargs;
+};
+
+/* An OCI linux.seccomp, its names as the runtime-spec spells them. */
+struct gk_seccomp_profile {
+    const char *default_action;
+    int64_t default_errno_ret; /* -1: not given */
+    const char *const *arches; /* SCMP_ARCH_* */
+    size_t narches;
+    const char *const *flags; /* SECCOMP_FILTER_FLAG_* */
+    size_t nflags;
+    const struct gk_seccomp_rule *rules;
+    size_t nrules;
+};
+
+struct gk_seccomp_filter {
+    void *program; /* struct sock_filter[len], malloc'd */
+    size_t len;
+    unsigned int flags; /* for seccomp(2) */
+    int notify;         /* some rule is SCMP_ACT_NOTIFY */
+};
+
+/* Compiles `p` with libseccomp for this machine's architecture and those
+ * the profile lists. 0, or -errno with `what` naming the action, operator,
+ * architecture, flag or syscall that cannot be had. A syscall name that
+ * libseccomp does not know is left out of a rule that allows it (the call
+ * gets the default action), and is an error in any other rule. */
+int gk_seccomp_compile(const struct gk_seccomp_profile *p, struct gk_seccomp_filter *out, char *what, size_t size);
+void gk_seccomp_free(struct gk_seccomp_filter *f);
+/* libseccomp's version, "2.5.4". */
+const char *gk_seccomp_version(void);
+/* A SOCK_STREAM socket connected to the unix socket `path`, or -errno. */
+int gk_seccomp_connect(const char *path);
 
 /*
  * Clones the container's first process and lets it run up to READY.

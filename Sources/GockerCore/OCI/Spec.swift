@@ -124,10 +124,12 @@ public struct Spec: Codable, Sendable, Equatable {
         public var rootfsPropagation: String?
         public var maskedPaths: [String]?
         public var readonlyPaths: [String]?
+        public var seccomp: Seccomp?
 
         public init(namespaces: [Namespace]? = nil, devices: [Device]? = nil, resources: Resources? = nil,
                     cgroupsPath: String? = nil, rootfsPropagation: String? = nil, maskedPaths: [String]? = nil,
-                    readonlyPaths: [String]? = nil) {
+                    readonlyPaths: [String]? = nil, seccomp: Seccomp? = nil) {
+            self.seccomp = seccomp
             self.namespaces = namespaces
             self.devices = devices
             self.resources = resources
@@ -135,6 +137,62 @@ public struct Spec: Codable, Sendable, Equatable {
             self.rootfsPropagation = rootfsPropagation
             self.maskedPaths = maskedPaths
             self.readonlyPaths = readonlyPaths
+        }
+    }
+
+    /// `linux.seccomp`: the system-call filter of the container's processes
+    /// (runtime-spec config-linux.md "Seccomp"). Names are the spec's
+    /// (SCMP_ACT_*, SCMP_ARCH_*, SCMP_CMP_*, SECCOMP_FILTER_FLAG_*); they are
+    /// checked when the filter is compiled.
+    public struct Seccomp: Codable, Sendable, Equatable {
+        public var defaultAction: String
+        /// The errno of an SCMP_ACT_ERRNO (or TRACE) default; EPERM if nil.
+        public var defaultErrnoRet: UInt32?
+        public var architectures: [String]?
+        public var flags: [String]?
+        /// A unix socket that gets the listener of a notifying filter.
+        public var listenerPath: String?
+        public var listenerMetadata: String?
+        public var syscalls: [Syscall]?
+
+        public init(defaultAction: String, defaultErrnoRet: UInt32? = nil, architectures: [String]? = nil,
+                    flags: [String]? = nil, listenerPath: String? = nil, listenerMetadata: String? = nil,
+                    syscalls: [Syscall]? = nil) {
+            self.defaultAction = defaultAction
+            self.defaultErrnoRet = defaultErrnoRet
+            self.architectures = architectures
+            self.flags = flags
+            self.listenerPath = listenerPath
+            self.listenerMetadata = listenerMetadata
+            self.syscalls = syscalls
+        }
+
+        public struct Syscall: Codable, Sendable, Equatable {
+            public var names: [String]
+            public var action: String
+            public var errnoRet: UInt32?
+            public var args: [Arg]?
+
+            public init(names: [String], action: String, errnoRet: UInt32? = nil, args: [Arg]? = nil) {
+                self.names = names
+                self.action = action
+                self.errnoRet = errnoRet
+                self.args = args
+            }
+        }
+
+        public struct Arg: Codable, Sendable, Equatable {
+            public var index: UInt32
+            public var value: UInt64
+            public var valueTwo: UInt64?
+            public var op: String
+
+            public init(index: UInt32, value: UInt64, valueTwo: UInt64? = nil, op: String) {
+                self.index = index
+                self.value = value
+                self.valueTwo = valueTwo
+                self.op = op
+            }
         }
     }
 

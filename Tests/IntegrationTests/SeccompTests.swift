@@ -1,0 +1,168 @@
+import Foundation
+import Testing
+
+/// seccomp: docker's default profile in `gocker run`, the flags that lift
+/// it or replace it, and an OCI config's own profile for `oci run` and
+/// `oci exec`.
+@Suite(.enabled(if: canRunContainers, "starts real containers: needs root"))
+struct SeccompTests {
+    /// A static program that makes the key-management calls busybox has no
+    /// applet for and prints the errno each got (0: allowed).
+    func keyProgram(_ box: Sandbox) throws -> String {
+        let dir = box.dir + "/keys"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let source = """
+            #include <errno.h>
+            #include <stdio.h>
+            #include <sys/syscall.h>
+            #include <unistd.h>
+            int main(void) {
+                errno = 0;
+                long r = syscall(SYS_add_key, "user", "k", "v", 1, -2 /* session keyring */);
+                printf("add_key %d\\n", r < 0 ? errno : 0);
+                errno = 0;
+                r = syscall(SYS_keyctl, 0 /* KEYCTL_GET_KEYRING_ID */, -2, 0);
+                printf("keyctl %d\\n", r < 0 ? errno : 0);
+                return 0;
+            }
+            """
+        try source.write(toFile: dir + "/keys.c", atomically: true, encoding: .utf8)
+        let cc = Process()
+        cc.executableURL = URL(fileURLWithPath: "/usr/bin/cc")
+        cc.arguments = ["-static", "-o", dir + "/keys", dir + "/keys.c"]
+        try cc.run()
+        cc.waitUntilExit()
+        try #require(cc.terminationStatus == 0, "cc -static (gcc, libc6-dev) builds the test program")
+        return dir
+    }
+
+    func seccompField(_ status: String) -> String? {
+        status.split(separator: "\n").first { $0.hasPrefix("Seccomp:") }.map { String($0.dropFirst(8)).trimmingCharacters(in: .whitespaces) }
+    }
+
+    static let probe = "grep Seccomp: /proc/self/status; unshare -U true && echo unshared; "
+        + "mount -t tmpfs none /mnt && echo mounted; /keys/keys"
+
+    @Test func dockersDefaultProfile() throws {
+        let box = try Sandbox()
+        let keys = try keyProgram(box)
+        let r = try box.gocker(["run", "--name", "sc", "-v", "\(keys):/keys", "busybox", "sh", "-c", Self.probe])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(seccompField(r.stdout) == "2", "\(r.stdout)")
+        #expect(!r.stdout.contains("unshared"))
+        #expect(r.stderr.contains("unshare(0x10000000): Operation not permitted"), "\(r.stderr)")
+        #expect(!r.stdout.contains("mounted"))
+        #expect(r.stdout.contains("add_key 1\n") && r.stdout.contains("keyctl 1\n"), "EPERM: \(r.stdout)")
+        let inspect = try box.gocker(["inspect", "sc"])
+        #expect(inspect.stdout.contains(#""Seccomp" : "default""#) || inspect.stdout.contains(#""Seccomp":"default""#),
+                "\(inspect.stdout)")
+        #expect(try box.gocker(["rm", "sc"]).status == 0)
+        // The compiled program was kept for the next start.
+        #expect(box.list(box.dataRoot + "/seccomp").count == 1)
+        box.expectNothingLeft()
+    }
+
+    @Test(arguments: [["--security-opt", "seccomp=unconfined"], ["--privileged"]])
+    func unconfinedAndPrivilegedLiftIt(flags: [String]) throws {
+        let box = try Sandbox()
+        let keys = try keyProgram(box)
+        let r = try box.gocker(["run", "--name", "free"] + flags + ["-v", "\(keys):/keys", "busybox", "sh", "-c", Self.probe])
+        #expect(seccompField(r.stdout) == "0", "\(r.stdout)\(r.stderr)")
+        #expect(r.stdout.contains("unshared"))
+        #expect(!r.stdout.contains("add_key 1\n") && !r.stdout.contains("keyctl 1\n"), "\(r.stdout)")
+        let inspect = try box.gocker(["inspect", "free"])
+        #expect(inspect.stdout.contains("unconfined"))
+        #expect(try box.gocker(["rm", "free"]).status == 0)
+        box.expectNothingLeft()
+    }
+
+    @Test func profileFiles() throws {
+        let box = try Sandbox()
+        // docker's form: archMap, name, includes.
+        let good = box.dir + "/nomkdir.json"
+        try """
+            {"defaultAction": "SCMP_ACT_ALLOW",
+             "archMap": [{"architecture": "SCMP_ARCH_X86_64", "subArchitectures": ["SCMP_ARCH_X86"]},
+                         {"architecture": "SCMP_ARCH_AARCH64"}],
+             "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13},
+                          {"name": "rmdir", "action": "SCMP_ACT_ERRNO", "includes": {"caps": ["CAP_SYS_ADMIN"]}}]}
+            """.write(toFile: good, atomically: true, encoding: .utf8)
+        let r = try box.gocker(["run", "--rm", "--security-opt", "seccomp=\(good)", "busybox", "sh", "-c",
+                                "grep Seccomp: /proc/self/status; mkdir /tmp/d && echo made; unshare -U true && echo unshared"])
+        #expect(seccompField(r.stdout) == "2", "\(r.stdout)\(r.stderr)")
+        #expect(!r.stdout.contains("made"))
+        #expect(r.stderr.contains("Permission denied"), "EACCES: \(r.stderr)")
+        #expect(r.stdout.contains("unshared"), "the file replaces docker's profile")
+
+        for (text, names) in [
+            (#"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_BOGUS"}]}"#, "SCMP_ACT_BOGUS"),
+            (#"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["nosuchcall"], "action": "SCMP_ACT_ERRNO"}]}"#, "nosuchcall"),
+            (#"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_ERRNO", "args": [{"index": 0, "value": 1, "op": "SCMP_CMP_ALMOST"}]}]}"#, "SCMP_CMP_ALMOST"),
+            (#"{"defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_VAX"]}"#, "SCMP_ARCH_VAX"),
+            (#"{"defaultAction": "SCMP_ACT_ALLOW", "flags": ["SECCOMP_FILTER_FLAG_NOPE"]}"#, "SECCOMP_FILTER_FLAG_NOPE"),
+            (#"{"defaultAction": "#, "seccomp profile"),
+        ] {
+            let bad = box.dir + "/bad.json"
+            try text.write(toFile: bad, atomically: true, encoding: .utf8)
+            let b = try box.gocker(["run", "--rm", "--security-opt", "seccomp=\(bad)", "busybox", "true"])
+            #expect(b.status == 125, "\(text)")
+            #expect(b.stderr.contains(names) && b.stderr.split(separator: "\n").count == 1, "\(b.stderr)")
+        }
+        let missing = try box.gocker(["create", "--security-opt", "seccomp=/nonexistent.json", "busybox", "true"])
+        #expect(missing.status == 125 && missing.stderr.contains("/nonexistent.json"), "\(missing.stderr)")
+        box.expectNothingLeft()
+    }
+
+    /// A bundle whose config refuses mkdir with EACCES.
+    func ociBundle(_ box: Sandbox, args: [String], seccomp: String) throws -> String {
+        let bundle = try OCITests().makeBundle(box, args: args)
+        let path = bundle + "/config.json"
+        var config = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as? [String: Any])
+        var linux = config["linux"] as? [String: Any] ?? [:]
+        linux["seccomp"] = try JSONSerialization.jsonObject(with: Data(seccomp.utf8))
+        config["linux"] = linux
+        try JSONSerialization.data(withJSONObject: config).write(to: URL(fileURLWithPath: path))
+        return bundle
+    }
+
+    static let noMkdir = """
+        {"defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+         "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13},
+                      {"names": ["getpid"], "action": "SCMP_ACT_ALLOW"},
+                      {"names": ["chmod"], "action": "SCMP_ACT_ERRNO", "args": [{"index": 1, "value": 511, "op": "SCMP_CMP_EQ"}]}]}
+        """
+
+    @Test func ociConfigProfileAppliesToRunAndExec() throws {
+        let box = try Sandbox()
+        let script = "grep Seccomp: /proc/self/status; mkdir /tmp/a && echo made; touch /tmp/f; "
+            + "chmod 777 /tmp/f && echo chmod777; chmod 644 /tmp/f && echo chmod644"
+        let bundle = try ociBundle(box, args: ["sh", "-c", script], seccomp: Self.noMkdir)
+        let r = try box.gocker(["oci", "run", "--bundle", bundle, "sc1"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(seccompField(r.stdout) == "2", "\(r.stdout)")
+        #expect(!r.stdout.contains("made") && r.stderr.contains("Permission denied"), "\(r.stdout)\(r.stderr)")
+        #expect(!r.stdout.contains("chmod777") && r.stdout.contains("chmod644"), "an argument condition: \(r.stdout)")
+        _ = try box.gocker(["oci", "delete", "--force", "sc1"])
+
+        // An exec'd process runs under the container's filter.
+        try JSONSerialization.data(withJSONObject: try {
+            var c = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: bundle + "/config.json"))) as? [String: Any])
+            var p = c["process"] as! [String: Any]
+            p["args"] = ["sleep", "100"]
+            c["process"] = p
+            return c
+        }()).write(to: URL(fileURLWithPath: bundle + "/config.json"))
+        #expect(try box.gocker(["oci", "run", "-d", "--bundle", bundle, "sc2"]).status == 0)
+        let e = try box.gocker(["oci", "exec", "sc2", "sh", "-c", "grep Seccomp: /proc/self/status; mkdir /tmp/b && echo made"])
+        #expect(seccompField(e.stdout) == "2", "\(e.stdout)\(e.stderr)")
+        #expect(!e.stdout.contains("made") && e.stderr.contains("Permission denied"), "\(e.stdout)\(e.stderr)")
+        #expect(try box.gocker(["oci", "delete", "--force", "sc2"]).status == 0)
+
+        // A bad profile is refused before anything is made.
+        let bad = try ociBundle(box, args: ["true"], seccomp: #"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_KILL_EVERYONE"}]}"#)
+        let b = try box.gocker(["oci", "run", "--bundle", bad, "sc3"])
+        #expect(b.status != 0 && b.stderr.contains("SCMP_ACT_KILL_EVERYONE") && b.stderr.split(separator: "\n").count == 1,
+                "\(b.stderr)")
+        box.expectNothingLeft()
+    }
+}
