@@ -94,9 +94,16 @@ order() {
     trap "rm -rf '$tmp'" EXIT
     clang -O2 -o "$tmp/first-touch" .ci/first-touch.c
     export GOCKER_DATA_ROOT="$tmp/data" GOCKER_STATE_ROOT="$tmp/state"
+    # A plain bundle: the created container's config (its binds of
+    # /etc/hostname and the like stay in its directory until rm) over its
+    # root exported to a directory (gocker's overlay is its own, never
+    # named in a bundle).
     local id
     id=$("$g" create busybox true)
-    "$tmp/first-touch" "$g" -- "$g" oci run --bundle "$GOCKER_DATA_ROOT/containers/$id" gocker-order >"$tmp/oci"
+    mkdir -p "$tmp/bundle/rootfs"
+    "$g" export "$id" | tar -x -C "$tmp/bundle/rootfs"
+    cp "$GOCKER_DATA_ROOT/containers/$id/config.json" "$tmp/bundle/"
+    "$tmp/first-touch" "$g" -- "$g" oci run --bundle "$tmp/bundle" gocker-order >"$tmp/oci"
     "$g" rm "$id" >/dev/null
     "$tmp/first-touch" "$g" -- "$g" run --rm busybox true >"$tmp/run"
     nm --defined-only "$g" | awk '{ print $3 }' | sort | uniq -d >"$tmp/twice"

@@ -130,14 +130,14 @@ struct OCIExec: OCICommand {
             var p = try JSON.decodeFile(Spec.Process.self, path: process)
             // What the file leaves out is the container's, as in runc: an
             // exec never runs with more than the container allows by default.
-            let base = try runtime.containerProcess(id: id).0
+            let base = try runtime.containerProcess(id: id)
             if p.capabilities == nil { p.capabilities = base.capabilities }
             if p.rlimits == nil { p.rlimits = base.rlimits }
             if p.noNewPrivileges == nil { p.noNewPrivileges = base.noNewPrivileges }
-            return try ProcessPlan(process: p, annotations: [:])
+            return try ProcessPlan(process: p)
         }
         guard !command.isEmpty else { throw GockerError(.invalidArgument, "exec needs a command or --process") }
-        var (p, annotations) = try runtime.containerProcess(id: id)
+        var p = try runtime.containerProcess(id: id)
         p.args = command
         p.env = (p.env ?? []) + env
         if let cwd { p.cwd = cwd }
@@ -148,8 +148,6 @@ struct OCIExec: OCICommand {
                 throw GockerError(.invalidArgument, "invalid --user \"\(user)\": expected uid[:gid]")
             }
             p.user = Spec.User(uid: uid, gid: parts.count == 2 ? UInt32(parts[1])! : 0)
-            annotations[LaunchPlan.userAnnotation] = nil
-            annotations[LaunchPlan.groupAddAnnotation] = nil
         }
         if !additionalGids.isEmpty { p.user.additionalGids = (p.user.additionalGids ?? []) + additionalGids }
         if !cap.isEmpty {
@@ -163,7 +161,7 @@ struct OCIExec: OCICommand {
             p.capabilities = c
         }
         if noNewPrivs { p.noNewPrivileges = true }
-        return try ProcessPlan(process: p, annotations: annotations)
+        return try ProcessPlan(process: p)
     }
 
     func run() throws {

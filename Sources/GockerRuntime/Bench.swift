@@ -380,8 +380,9 @@ public struct Bench: Sendable {
     /// The OCI config of the bundle rows: the one `gocker run --rm busybox
     /// true` makes (namespaces, mounts, capabilities, masked paths, device
     /// rules, resources), with a plain root directory instead of gocker's
-    /// overlay, none of gocker's annotations, and an explicit cgroupsPath,
-    /// so that every runtime is asked for exactly the same.
+    /// overlay, without what gocker adds beside the config (`LaunchExtras`),
+    /// and with an explicit cgroupsPath, so that every runtime is asked for
+    /// exactly the same.
     func bundleSpec(image: ImageRecord, etc: String, rootfs: String, cgroupsPath: String,
                     limits: Bool) throws(GockerError) -> Spec {
         var request = RunRequest(image: "busybox")
@@ -393,10 +394,9 @@ public struct Bench: Sendable {
             request.resources.pidsLimit = 100
         }
         let env = ContainerSpec.environment(image: image.config.Env ?? [], hostname: "bench", request: [])
-        var spec = try ContainerSpec.build(request: request, image: image, layerPaths: [], containerDir: etc,
+        var spec = try ContainerSpec.build(request: request, image: image, containerDir: etc,
                                            hostname: "bench", env: env, args: ["true"])
         spec.root = Spec.Root(path: rootfs, readonly: false)
-        spec.annotations = nil
         spec.linux?.cgroupsPath = cgroupsPath
         return spec
     }

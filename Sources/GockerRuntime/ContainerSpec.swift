@@ -236,17 +236,14 @@ public enum ContainerSpec {
         }
     }
 
-    /// The OCI config of a docker-like container. `request` has been
-    /// validated (its ulimits, capabilities and security options parse).
-    /// `userMounts` (volumes, binds, tmpfs) come after the default mounts and
-    /// replace any of them with the same destination.
+    /// What gocker itself adds to a docker-like container's config to start
+    /// it, kept in its record: the overlay of the image's layers
+    /// (`layerPaths`, bottom first) and the container's upper layer, the
+    /// user, `--group-add` and `--init`.
     /// `volatileUpper`: the container starts once, here, and goes when it
     /// ends or fails to start (`run --rm` in the foreground).
-    public static func build(request: RunRequest, image: ImageRecord, layerPaths: [String], containerDir: String,
-                             hostname: String, env: [String], args: [String],
-                             userMounts: [Spec.Mount] = [], volatileUpper: Bool = false) throws(GockerError) -> Spec {
-        var namespaces = ["pid", "ipc", "uts", "mount"].map { Spec.Namespace(type: $0) }
-        if request.network == .none { namespaces.append(Spec.Namespace(type: "network")) }
+    public static func extras(request: RunRequest, image: ImageRecord, layerPaths: [String], containerDir: String,
+                              volatileUpper: Bool = false) -> LaunchExtras {
         let lower = Array(layerPaths.reversed()).joined(by: ":")
         var overlay = "lowerdir=\(lower),upperdir=\(containerDir)/upper,workdir=\(containerDir)/work"
         // A container removed when it ends never needs its upper layer on
@@ -257,11 +254,22 @@ public enum ContainerSpec {
         // whether it ran or failed to start: not one created to be started
         // later (`create --rm`, `run -d --rm`), which a failed start keeps.
         if volatileUpper { overlay += ",volatile" }
-        var annotations = [LaunchPlan.overlayAnnotation: overlay]
         let imageUser = image.config.User.flatMap { $0.isEmpty ? nil : $0 }
-        annotations[LaunchPlan.userAnnotation] = request.user ?? imageUser ?? "0"
-        if !request.groupAdd.isEmpty { annotations[LaunchPlan.groupAddAnnotation] = request.groupAdd.joined(by: ",") }
-        if request.initProcess { annotations[LaunchPlan.initAnnotation] = "true" }
+        return LaunchExtras(overlay: overlay, user: request.user ?? imageUser ?? "0",
+                            groupAdd: request.groupAdd.isEmpty ? nil : request.groupAdd,
+                            initProcess: request.initProcess ? true : nil)
+    }
+
+    /// The OCI config of a docker-like container. `request` has been
+    /// validated (its ulimits, capabilities and security options parse).
+    /// `userMounts` (volumes, binds, tmpfs) come after the default mounts and
+    /// replace any of them with the same destination. Its root is the
+    /// bundle's empty `rootfs`, on which the overlay of `extras` is mounted.
+    public static func build(request: RunRequest, image: ImageRecord, containerDir: String,
+                             hostname: String, env: [String], args: [String],
+                             userMounts: [Spec.Mount] = []) throws(GockerError) -> Spec {
+        var namespaces = ["pid", "ipc", "uts", "mount"].map { Spec.Namespace(type: $0) }
+        if request.network == .none { namespaces.append(Spec.Namespace(type: "network")) }
         let caps = try Capabilities.set(add: request.capAdd, drop: request.capDrop, privileged: request.privileged)
         let security = try securityOptions(request.securityOpts)
         var mounts = defaultMounts(containerDir: containerDir)
@@ -286,7 +294,6 @@ public enum ContainerSpec {
             root: Spec.Root(path: "rootfs", readonly: request.readOnly),
             hostname: hostname,
             mounts: mounts,
-            annotations: annotations,
             linux: Spec.Linux(
                 namespaces: namespaces,
                 devices: request.privileged ? nil : try request.resources.parsedDevices().map(\.node),

@@ -39,7 +39,7 @@ extension Engine {
 
     func layerStack(of record: ContainerRecord) throws(GockerError) -> (LayerStack, Spec) {
         let spec = try Spec.decodeFile(path: containerDir(record.id) + "/config.json")
-        guard let overlay = spec.annotations?[LaunchPlan.overlayAnnotation],
+        guard let overlay = launchExtras(of: record)?.overlay,
               let lower = overlay.split(separator: ",").first(where: { $0.hasPrefix("lowerdir=") }) else {
             throw GockerError(.invalidState, "container \(record.name) has no layered root filesystem")
         }
@@ -61,7 +61,8 @@ extension Engine {
         let record = try lookup(request.container)
         let (stack, spec) = try layerStack(of: record)
         let base = try? images.image(id: record.imageID)
-        var config = Self.containerConfig(spec: spec, image: base?.config ?? ImageConfig())
+        var config = Self.containerConfig(spec: spec, user: launchExtras(of: record)?.user,
+                                          image: base?.config ?? ImageConfig())
         for change in request.changes { try config.apply(change: change, command: "commit") }
         for id in stack.lowerIDs where !Sys.isDirectory(images.layerPath(id)) {
             throw GockerError(.notFound, "commit: layer \(id.prefix(12)) of container \(record.name) is gone")
@@ -100,7 +101,7 @@ extension Engine {
     /// The config a container runs with, as an image config: its command
     /// (after the image's entrypoint, when it kept it), its environment
     /// without HOSTNAME, its working directory and user.
-    static func containerConfig(spec: Spec, image: ImageConfig) -> ImageConfig {
+    static func containerConfig(spec: Spec, user: String?, image: ImageConfig) -> ImageConfig {
         var config = image
         let args = spec.process?.args ?? []
         if let entrypoint = image.Entrypoint, !entrypoint.isEmpty, args.starts(with: entrypoint) {
@@ -111,7 +112,7 @@ extension Engine {
         }
         if let env = spec.process?.env { config.Env = env.filter { !$0.hasPrefix("HOSTNAME=") } }
         if let cwd = spec.process?.cwd, cwd != "/" || image.WorkingDir != nil { config.WorkingDir = cwd }
-        if let user = spec.annotations?[LaunchPlan.userAnnotation], user != "0" || image.User != nil { config.User = user }
+        if let user, user != "0" || image.User != nil { config.User = user }
         return config
     }
 

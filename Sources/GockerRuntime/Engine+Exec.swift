@@ -34,26 +34,28 @@ extension Engine {
 
         let record = try lookup(ref)
         let runtime = runtime(for: record)
-        let base: (Spec.Process, annotations: [String: String])
-        do { base = try runtime.containerProcess(id: record.id) } catch where error.code == .notFound {
+        var process: Spec.Process
+        do { process = try runtime.containerProcess(id: record.id) } catch where error.code == .notFound {
             throw GockerError(.invalidState, "container \(record.id) is not running")
         }
-        var process = base.0
-        var annotations = base.annotations
+        // The container's user and groups, from its record, unless -u.
+        let launch = launchExtras(of: record)
+        var userName = launch?.user
+        var groupAdd = launch?.groupAdd ?? []
         process.args = request.command
         process.env = ContainerSpec.merge(process.env ?? [], extraEnv)
         process.terminal = request.tty
         if let w = request.workdir { process.cwd = w }
         if let u = request.user {
             process.user = Spec.User()
-            annotations[LaunchPlan.userAnnotation] = u
-            annotations[LaunchPlan.groupAddAnnotation] = nil
+            userName = u
+            groupAdd = []
         }
         if request.privileged {
             let all = Capabilities.all()
             process.capabilities = Spec.Capabilities(bounding: all, effective: all, inheritable: all, permitted: all, ambient: all)
         }
-        let plan = try ProcessPlan(process: process, annotations: annotations)
+        let plan = try ProcessPlan(process: process, userName: userName, groupAdd: groupAdd)
 
         // Without -i the command reads /dev/null; detached, it writes there
         // too. With -t the terminal is its stdio (input relayed with -i).

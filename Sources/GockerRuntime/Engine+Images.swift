@@ -5,20 +5,18 @@ import GockerCore
 extension Engine {
     /// What the containers under the data root hold: the image each was
     /// made from (and whether it runs), and the layers its overlay's
-    /// lowerdir names in its bundle's config.json. A container keeps its
+    /// lowerdir names in its record. A container keeps its
     /// layers after `rmi -f` removed its image, as in docker; they go with
     /// the next `rmi` after the container is removed.
     public func containerUsage() -> ImageStore.ContainerUsage {
         var usage = ImageStore.ContainerUsage()
         let layersDir = images.layerPath("")
         for id in containerIDs() {
-            if let record = try? load(id) {
-                // Starting (its gocker or monitor alive) counts as running.
-                let running = [.running, .paused, .restarting].contains(state(of: record))
-                usage.containers.append(.init(id: record.id, imageID: record.imageID, running: running))
-            }
-            guard let spec = try? Spec.decodeFile(path: containerDir(id) + "/config.json"),
-                  let overlay = spec.annotations?[LaunchPlan.overlayAnnotation] else { continue }
+            guard let record = try? load(id) else { continue }
+            // Starting (its gocker or monitor alive) counts as running.
+            let running = [.running, .paused, .restarting].contains(state(of: record))
+            usage.containers.append(.init(id: record.id, imageID: record.imageID, running: running))
+            guard let overlay = launchExtras(of: record)?.overlay else { continue }
             for option in overlay.split(separator: ",") where option.hasPrefix("lowerdir=") {
                 for path in option.dropFirst("lowerdir=".count).split(separator: ":") where path.hasPrefix(layersDir) {
                     usage.layers.insert(String(path.dropFirst(layersDir.count)))

@@ -37,6 +37,9 @@ public struct ContainerRecord: Codable, Sendable, Equatable {
     public var mounts: [MountPoint]?
     /// The seccomp profile: "default", "unconfined" or the profile file.
     public var seccompProfile: String?
+    /// What gocker adds to the bundle's config to start it (its overlay,
+    /// `-u`, `--group-add`, `--init`): kept here, never in the bundle.
+    public var launch: LaunchExtras? = nil
     public var command: String { args.joined(separator: " ") }
 
     /// container.json's text (what JSONDecoder reads back as this value).
@@ -53,6 +56,7 @@ public struct ContainerRecord: Codable, Sendable, Equatable {
             w.field("id", id)
             w.field("image", image)
             w.field("imageID", imageID)
+            w.field("launch", object: launch?.json)
             w.field("logMaxSize", logMaxSize)
             w.field("mounts", objects: mounts?.map { m in
                 JSONWriter.object { w in
@@ -129,7 +133,7 @@ public struct Engine: Sendable {
             let terminal = request.tty ? Runtime.TerminalIO.standard(interactive: request.interactive) : nil
             let exit = try runtime(for: record).runForeground(
                 id: record.id, bundle: containerDir(record.id), terminal: terminal,
-                log: (logPath(record.id), record.logMaxSize ?? 0), spec: spec)
+                log: (logPath(record.id), record.logMaxSize ?? 0), spec: spec, extras: record.launch)
             if exit.oomKilled {
                 Runtime.warn("container \(record.name) was OOM-killed: it ran out of its memory limit")
             }
@@ -206,9 +210,10 @@ public struct Engine: Sendable {
         var layerPaths = image.layers.map(images.layerPath)
         if let initLayer = images.initLayer(for: image.layers) { layerPaths.append(initLayer) }
         let spec = try ContainerSpec.build(
-            request: request, image: image, layerPaths: layerPaths,
-            containerDir: dir, hostname: hostname, env: env, args: args, userMounts: userMounts.map(\.oci),
-            volatileUpper: request.autoRemove && ownedHere)
+            request: request, image: image,
+            containerDir: dir, hostname: hostname, env: env, args: args, userMounts: userMounts.map(\.oci))
+        let launch = ContainerSpec.extras(request: request, image: image, layerPaths: layerPaths, containerDir: dir,
+                                          volatileUpper: request.autoRemove && ownedHere)
         let points = userMounts.isEmpty ? nil : userMounts.map(\.point)
         var record = ContainerRecord(
             id: id, name: request.name ?? Identifier.randomName(), image: request.image, imageID: image.id, args: args,
@@ -217,6 +222,7 @@ public struct Engine: Sendable {
             logMaxSize: request.logMaxSize, mounts: points)
         record.seccompProfile = try ContainerSpec.securityOptions(request.securityOpts).seccomp
             .shown(privileged: request.privileged)
+        record.launch = launch
         if ownedHere || starting {
             record.ownerPid = getpid()
             record.ownerStart = UInt64(gk_process_start_time(getpid()))

@@ -16,13 +16,13 @@ extension Runtime {
         ("net", GK_CLONE_NEWNET), ("cgroup", GK_CLONE_NEWCGROUP), ("mnt", GK_CLONE_NEWNS),
     ]
 
-    /// The container's process settings and annotations, from its bundle:
-    /// the base an exec starts from.
-    public func containerProcess(id: String) throws(GockerError) -> (Spec.Process, annotations: [String: String]) {
+    /// The container's process settings, from its bundle: the base an
+    /// exec starts from.
+    public func containerProcess(id: String) throws(GockerError) -> Spec.Process {
         let s = try store.load(id)
         let spec = try Spec.decodeFile(path: s.bundle + "/config.json")
         guard let process = spec.process else { throw GockerError(.invalidConfig, "config has no process") }
-        return (process, spec.annotations ?? [:])
+        return process
     }
 
     /// Starts `process` in the running container `id` with `stdio` (-1:

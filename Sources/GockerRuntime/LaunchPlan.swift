@@ -36,18 +36,6 @@ public struct LaunchPlan: Sendable {
     /// `linux.seccomp`, compiled by `create` (see SeccompProgram).
     public var seccomp: SeccompProgram?
 
-    /// The annotation with which `gocker run` asks for an overlay to be
-    /// mounted on the bundle's root inside the container's mount namespace
-    /// (its value is overlayfs's mount data). Mounted there, the overlay
-    /// disappears with the container and never shows on the host.
-    public static let overlayAnnotation = "io.gocker.rootfs.overlay"
-    /// docker's `-u user[:group]`, names resolved in the container's files.
-    public static let userAnnotation = "io.gocker.user"
-    /// docker's `--group-add`, comma-separated names or ids.
-    public static let groupAddAnnotation = "io.gocker.group-add"
-    /// docker's `--init`: "true" puts a tiny init as PID 1.
-    public static let initAnnotation = "io.gocker.init"
-
     /// The devices every container gets, as in runc and docker.
     public static let defaultDevices: [Spec.Device] = [
         Spec.Device(type: "c", path: "/dev/null", major: 1, minor: 3, fileMode: 0o666, uid: 0, gid: 0),
@@ -63,12 +51,14 @@ public struct LaunchPlan: Sendable {
         "uts": GK_CLONE_NEWUTS, "cgroup": GK_CLONE_NEWCGROUP,
     ]
 
-    public init(spec: Spec, bundle: String) throws(GockerError) {
+    /// `extras`: what gocker itself adds for a docker-like container; never
+    /// read from the config (whose annotations anyone driving `gocker oci`
+    /// writes).
+    public init(spec: Spec, bundle: String, extras: LaunchExtras = LaunchExtras()) throws(GockerError) {
         guard let process = spec.process else { throw GockerError(.invalidConfig, "config has no process") }
-        let annotations = spec.annotations ?? [:]
-        self.process = try ProcessPlan(process: process, annotations: annotations)
+        self.process = try ProcessPlan(process: process, userName: extras.user, groupAdd: extras.groupAdd ?? [])
         guard let root = spec.root, !root.path.isEmpty else { throw GockerError(.invalidConfig, "config has no root.path") }
-        self.initProcess = annotations[Self.initAnnotation] == "true"
+        self.initProcess = extras.initProcess ?? false
         self.maskedPaths = spec.linux?.maskedPaths ?? []
         self.readonlyPaths = spec.linux?.readonlyPaths ?? []
         for p in maskedPaths + readonlyPaths where !p.hasPrefix("/") {
@@ -76,7 +66,7 @@ public struct LaunchPlan: Sendable {
         }
         self.rootfs = Self.absolute(root.path, in: bundle)
         self.rootReadonly = root.readonly ?? false
-        self.overlay = spec.annotations?[Self.overlayAnnotation]
+        self.overlay = extras.overlay
 
         var seen = Set<String>()
         for ns in spec.linux?.namespaces ?? [] {
@@ -177,6 +167,42 @@ public struct LaunchPlan: Sendable {
 
     static func absolute(_ path: String, in bundle: String) -> String {
         path.hasPrefix("/") ? path : (bundle == "/" ? "/" + path : bundle + "/" + path)
+    }
+}
+
+/// What `gocker run` adds to a container's OCI config to start it: settings
+/// an OCI config has no field for. The engine hands them to the runtime in
+/// its own process and keeps them in the container's record (container.json
+/// under the data root), never in the bundle: a bundle's annotations come
+/// from whoever drives `gocker oci` (podman passes its users' through), and
+/// an overlay named there could make any host directory a container's root.
+public struct LaunchExtras: Codable, Sendable, Equatable {
+    /// overlayfs's mount data for the bundle's root, mounted inside the
+    /// container's mount namespace (it disappears with the container and
+    /// never shows on the host).
+    public var overlay: String?
+    /// docker's `-u user[:group]`, names resolved in the container's files.
+    public var user: String?
+    /// docker's `--group-add`: names or ids.
+    public var groupAdd: [String]?
+    /// docker's `--init`: a tiny init as PID 1.
+    public var initProcess: Bool?
+
+    public init(overlay: String? = nil, user: String? = nil, groupAdd: [String]? = nil, initProcess: Bool? = nil) {
+        self.overlay = overlay
+        self.user = user
+        self.groupAdd = groupAdd
+        self.initProcess = initProcess
+    }
+
+    /// As container.json holds it.
+    public var json: JSONWriter {
+        JSONWriter.object { w in
+            w.field("groupAdd", groupAdd)
+            w.field("initProcess", initProcess)
+            w.field("overlay", overlay)
+            w.field("user", user)
+        }
     }
 }
 

@@ -113,8 +113,8 @@ extension Engine {
             }
             let runtime = runtime(for: record)
             try? runtime.delete(id: id, force: true)  // what a previous run left
-            let (_, terminal, _) = try runtime.create(id: id, bundle: containerDir(id), pidFile: nil,
-                                                   allowTerminal: consoleFD >= 0)
+            let (_, terminal, _) = try runtime.create(id: id, bundle: containerDir(id), extras: launchExtras(of: record),
+                                                   pidFile: nil, allowTerminal: consoleFD >= 0)
             if let terminal {
                 let r = gk_send_fd(consoleFD, terminal)
                 Sys.close(terminal)

@@ -20,9 +20,9 @@ public struct ProcessPlan: Sendable {
     public var rlimits: [gk_rlimit] = []
 
     /// `userName` and `groupAdd` come from docker's `-u` and `--group-add`
-    /// (resolved in the container's own files), else from the annotations
-    /// gocker writes for them.
-    public init(process: Spec.Process, annotations: [String: String] = [:]) throws(GockerError) {
+    /// (resolved in the container's own files): from gocker's own record of
+    /// a docker-like container, never from a config.
+    public init(process: Spec.Process, userName: String? = nil, groupAdd: [String] = []) throws(GockerError) {
         guard let args = process.args, !args.isEmpty, !args[0].isEmpty else {
             throw GockerError(.invalidConfig, "process.args must name a command")
         }
@@ -35,8 +35,8 @@ public struct ProcessPlan: Sendable {
         self.user = process.user
         self.terminal = process.terminal ?? false
         self.noNewPrivileges = process.noNewPrivileges ?? false
-        self.userName = annotations[LaunchPlan.userAnnotation].flatMap { $0.isEmpty ? nil : $0 }
-        self.groupAdd = annotations[LaunchPlan.groupAddAnnotation].map { $0.split(separator: ",").map(String.init) } ?? []
+        self.userName = userName.flatMap { $0.isEmpty ? nil : $0 }
+        self.groupAdd = groupAdd
         if let c = process.capabilities {
             capabilities = gk_caps(
                 bounding: try Capabilities.mask(c.bounding), effective: try Capabilities.mask(c.effective),

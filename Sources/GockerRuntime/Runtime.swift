@@ -164,7 +164,10 @@ public struct Runtime: Sendable {
     /// comes back to the caller, who relays it, with whether the container
     /// has a PID namespace of its own.
     /// `spec`, when given, is the bundle's config.json as its writer had it.
-    func create(id: String, bundle: String, spec given: Spec? = nil, pidFile: String?, allowTerminal: Bool,
+    /// `extras`: what the engine adds for its own containers (never read
+    /// from the bundle).
+    func create(id: String, bundle: String, spec given: Spec? = nil, extras: LaunchExtras? = nil,
+                pidFile: String?, allowTerminal: Bool,
                 stdio: [Int32] = [-1, -1, -1]) throws(GockerError) -> (RuntimeState, terminal: Int32?, ownPIDNamespace: Bool) {
         // A network namespace made ahead (`gocker run` makes one while it
         // writes the bundle) is joined; otherwise the first process makes
@@ -176,7 +179,7 @@ public struct Runtime: Sendable {
         let bundle = try Self.realPath(bundle, what: "bundle")
         let spec: Spec
         if let given { spec = given } else { spec = try Spec.decodeFile(path: bundle + "/config.json") }
-        var plan = try LaunchPlan(spec: spec, bundle: bundle)
+        var plan = try LaunchPlan(spec: spec, bundle: bundle, extras: extras ?? LaunchExtras())
         plan.seccomp = try spec.linux?.seccomp.map { p throws(GockerError) in
             try SeccompProgram(p, id: id, bundle: bundle, annotations: spec.annotations, cacheDirectory: seccompCache)
         }
@@ -699,7 +702,8 @@ public struct Runtime: Sendable {
     public func runForeground(id: String, bundle: String, pidFile: String? = nil,
                               terminal io: TerminalIO? = nil,
                               log: (path: String, maxSize: UInt64)? = nil,
-                              checkOOM: Bool = true, spec: Spec? = nil) throws(GockerError) -> Exit {
+                              checkOOM: Bool = true, spec: Spec? = nil,
+                              extras: LaunchExtras? = nil) throws(GockerError) -> Exit {
         _ = gk_forward_block()
         // Pipes for the container's stdout and stderr when they are logged.
         var pipes: [Int32] = []
@@ -717,7 +721,8 @@ public struct Runtime: Sendable {
         let stdio: [Int32] = pipes.isEmpty ? [-1, -1, -1] : [-1, pipes[1], pipes[3]]
         let created: (RuntimeState, terminal: Int32?, ownPIDNamespace: Bool)
         do {
-            created = try create(id: id, bundle: bundle, spec: spec, pidFile: pidFile, allowTerminal: io != nil, stdio: stdio)
+            created = try create(id: id, bundle: bundle, spec: spec, extras: extras, pidFile: pidFile,
+                                 allowTerminal: io != nil, stdio: stdio)
         } catch {
             for fd in pipes { Sys.close(fd) }
             throw error

@@ -4,28 +4,27 @@ import Testing
 
 /// What a committed image runs, and the names images travel under.
 struct CommitUnitTests {
-    func spec(args: [String], env: [String], cwd: String = "/", user: String = "0") -> Spec {
-        Spec(process: Spec.Process(args: args, env: env, cwd: cwd),
-             annotations: [LaunchPlan.userAnnotation: user])
+    func spec(args: [String], env: [String], cwd: String = "/") -> Spec {
+        Spec(process: Spec.Process(args: args, env: env, cwd: cwd))
     }
 
     @Test func theContainersCommandEnvironmentDirectoryAndUser() {
         let image = ImageConfig(Cmd: ["sh"], Env: ["PATH=/bin"])
         let c = Engine.containerConfig(spec: spec(args: ["sh", "-c", "echo hi"], env: ["PATH=/bin", "HOSTNAME=abc", "FOO=1"],
-                                                  cwd: "/tmp", user: "nobody"), image: image)
+                                                  cwd: "/tmp"), user: "nobody", image: image)
         #expect(c.Cmd == ["sh", "-c", "echo hi"] && c.Entrypoint == nil)
         #expect(c.Env == ["PATH=/bin", "FOO=1"], "HOSTNAME is the runtime's, not the image's")
         #expect(c.WorkingDir == "/tmp" && c.User == "nobody")
         // Defaults stay unset, as in the image.
-        let plain = Engine.containerConfig(spec: spec(args: ["sh"], env: ["PATH=/bin"]), image: image)
+        let plain = Engine.containerConfig(spec: spec(args: ["sh"], env: ["PATH=/bin"]), user: "0", image: image)
         #expect(plain == ImageConfig(Cmd: ["sh"], Env: ["PATH=/bin"]))
     }
 
     @Test func anEntrypointKeptStaysAndOneReplacedGoes() {
         let image = ImageConfig(Cmd: ["--help"], Entrypoint: ["/bin/tool", "-v"])
-        let kept = Engine.containerConfig(spec: spec(args: ["/bin/tool", "-v", "run"], env: []), image: image)
+        let kept = Engine.containerConfig(spec: spec(args: ["/bin/tool", "-v", "run"], env: []), user: "0", image: image)
         #expect(kept.Entrypoint == ["/bin/tool", "-v"] && kept.Cmd == ["run"])
-        let replaced = Engine.containerConfig(spec: spec(args: ["sh", "-c", "x"], env: []), image: image)
+        let replaced = Engine.containerConfig(spec: spec(args: ["sh", "-c", "x"], env: []), user: "0", image: image)
         #expect(replaced.Entrypoint == nil && replaced.Cmd == ["sh", "-c", "x"])
     }
 

@@ -142,7 +142,7 @@ struct UserMountsInTheSpecTests {
             try MountFlags.parseVolume("etcvol:/etc").ociMount(hostSource: "/v/etcvol/_data"),
             try MountFlags.parseTmpfs("/dev/shm:size=1m").ociMount(hostSource: ""),
         ]
-        let spec = try ContainerSpec.build(request: RunRequest(image: "busybox"), image: record, layerPaths: [],
+        let spec = try ContainerSpec.build(request: RunRequest(image: "busybox"), image: record,
                                            containerDir: "/c", hostname: "h", env: [], args: ["sh"], userMounts: user)
         let destinations = spec.mounts?.map(\.destination) ?? []
         #expect(destinations == ["/proc", "/dev", "/sys", "/etc", "/dev/pts", "/dev/mqueue",

@@ -19,6 +19,8 @@ struct RecordJSONTests {
         full.started = "t2"
         full.restartCount = 3
         full.stopRequested = false
+        full.launch = LaunchExtras(overlay: "lowerdir=/a:/b,upperdir=/c/upper,workdir=/c/work,volatile", user: "nobody:users",
+                                   groupAdd: ["tty", "7"], initProcess: true)
         let minimal = ContainerRecord(id: "c2", name: "n", image: "i", imageID: "x", args: [], created: "", hostname: "",
                                       network: "host", autoRemove: false, restartPolicy: nil, cgroupBackend: nil,
                                       cgroupParent: nil, logMaxSize: nil, mounts: nil)

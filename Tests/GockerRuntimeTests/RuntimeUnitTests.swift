@@ -94,23 +94,25 @@ struct ContainerSpecTests {
         let record = ImageRecord(id: "i", layers: ["l1", "l2"], config: image, created: "")
         var r = RunRequest(image: "busybox")
         r.workdir = "/tmp"
-        let spec = try ContainerSpec.build(request: r, image: record, layerPaths: ["/d/l1", "/d/l2"], containerDir: "/c",
+        let spec = try ContainerSpec.build(request: r, image: record, containerDir: "/c",
                                        hostname: "h", env: ["PATH=/bin"], args: ["sh"])
+        // The overlay is gocker's own, never in the config.
+        #expect(spec.annotations == nil)
+        let extras = ContainerSpec.extras(request: r, image: record, layerPaths: ["/d/l1", "/d/l2"], containerDir: "/c")
         // Top layer first in lowerdir.
-        #expect(spec.annotations?[LaunchPlan.overlayAnnotation] == "lowerdir=/d/l2:/d/l1,upperdir=/c/upper,workdir=/c/work")
+        #expect(extras.overlay == "lowerdir=/d/l2:/d/l1,upperdir=/c/upper,workdir=/c/work")
         r.autoRemove = true
-        let removed = try ContainerSpec.build(request: r, image: record, layerPaths: ["/d/l1", "/d/l2"], containerDir: "/c",
-                                              hostname: "h", env: ["PATH=/bin"], args: ["sh"], volatileUpper: true)
-        #expect(removed.annotations?[LaunchPlan.overlayAnnotation]
-                == "lowerdir=/d/l2:/d/l1,upperdir=/c/upper,workdir=/c/work,volatile")
+        let removed = ContainerSpec.extras(request: r, image: record, layerPaths: ["/d/l1", "/d/l2"], containerDir: "/c",
+                                           volatileUpper: true)
+        #expect(removed.overlay == "lowerdir=/d/l2:/d/l1,upperdir=/c/upper,workdir=/c/work,volatile")
         #expect(spec.linux?.namespaces?.map { $0.type } == ["pid", "ipc", "uts", "mount", "network"])
         #expect(spec.process?.cwd == "/tmp")
         // What run builds is a config the OCI path accepts.
-        let plan = try LaunchPlan(spec: spec, bundle: "/c")
-        #expect(plan.rootfs == "/c/rootfs")
+        let plan = try LaunchPlan(spec: spec, bundle: "/c", extras: extras)
+        #expect(plan.rootfs == "/c/rootfs" && plan.overlay == extras.overlay)
         #expect(plan.mounts.filter { $0.options.isBind }.map { $0.destination } == ["/etc/resolv.conf", "/etc/hostname", "/etc/hosts"])
         r.network = .host
-        let host = try ContainerSpec.build(request: r, image: record, layerPaths: [], containerDir: "/c", hostname: "h",
+        let host = try ContainerSpec.build(request: r, image: record, containerDir: "/c", hostname: "h",
                                        env: [], args: ["sh"])
         #expect(host.linux?.namespaces?.contains { $0.type == "network" } == false)
     }
@@ -118,15 +120,16 @@ struct ContainerSpecTests {
     @Test func defencesByDefaultAndWithPrivileged() throws {
         let record = ImageRecord(id: "i", layers: [], config: ImageConfig(Cmd: ["sh"], User: "nobody"), created: "")
         var r = RunRequest(image: "busybox")
-        let spec = try ContainerSpec.build(request: r, image: record, layerPaths: [], containerDir: "/c",
+        let spec = try ContainerSpec.build(request: r, image: record, containerDir: "/c",
                                            hostname: "h", env: [], args: ["sh"])
         #expect(spec.process?.capabilities?.effective?.count == Capabilities.dockerDefault.count)
         #expect(spec.process?.capabilities?.inheritable == [])
         #expect(spec.linux?.maskedPaths == DefaultPaths.masked)
         #expect(spec.linux?.readonlyPaths == DefaultPaths.readonly)
-        #expect(spec.annotations?[LaunchPlan.userAnnotation] == "nobody", "the image's User")
+        let extras = ContainerSpec.extras(request: r, image: record, layerPaths: [], containerDir: "/c")
+        #expect(extras.user == "nobody", "the image's User")
         #expect(spec.root?.readonly == false)
-        let plan = try LaunchPlan(spec: spec, bundle: "/c")
+        let plan = try LaunchPlan(spec: spec, bundle: "/c", extras: extras)
         #expect(plan.process.capabilities?.effective == 0xa80425fb, "docker's default set")
         #expect(plan.process.userName == "nobody" && !plan.initProcess && !plan.process.terminal)
 
@@ -138,14 +141,15 @@ struct ContainerSpecTests {
         r.securityOpts = ["no-new-privileges"]
         r.ulimits = ["nofile=10:20"]
         r.groupAdd = ["tty", "7"]
-        let p = try ContainerSpec.build(request: r, image: record, layerPaths: [], containerDir: "/c",
+        let p = try ContainerSpec.build(request: r, image: record, containerDir: "/c",
                                         hostname: "h", env: [], args: ["sh"])
         #expect(p.linux?.maskedPaths == [] && p.linux?.readonlyPaths == [])
         #expect(p.mounts?.first { $0.destination == "/sys" }?.options?.contains("ro") == false)
         #expect(p.root?.readonly == true)
         #expect(p.process?.noNewPrivileges == true)
         #expect(p.process?.rlimits == [Spec.Rlimit(type: "RLIMIT_NOFILE", hard: 20, soft: 10)])
-        let pp = try LaunchPlan(spec: p, bundle: "/c")
+        let pp = try LaunchPlan(spec: p, bundle: "/c",
+                                extras: ContainerSpec.extras(request: r, image: record, layerPaths: [], containerDir: "/c"))
         #expect(pp.process.userName == "0:0" && pp.process.groupAdd == ["tty", "7"] && pp.initProcess && pp.process.terminal)
         #expect(pp.process.rlimits.count == 1 && pp.process.rlimits[0].resource == 7)
     }

@@ -135,6 +135,58 @@ struct OCITests {
         box.expectNothingLeft()
     }
 
+    /// gocker's own settings for its docker-like containers (the overlay
+    /// on the root, the user, --group-add, --init) never come from a
+    /// bundle: an annotation that once asked for an overlay of host
+    /// directories as the root is an ordinary annotation, the root is
+    /// root.path, and the user is process.user.
+    @Test func gockersOldAnnotationsInABundleChangeNothing() throws {
+        let box = try Sandbox()
+        let bundle = try makeBundle(box, args: ["sh", "-c",
+            "ls /; echo ---; id -u; id -G; cat /proc/1/comm; cat /marker"])
+        defer { try? FileManager.default.removeItem(atPath: bundle + "/rootfs") }
+        try "own root\n".write(toFile: bundle + "/rootfs/marker", atomically: true, encoding: .utf8)
+        for sub in ["upper", "work"] {
+            try FileManager.default.createDirectory(atPath: box.dir + "/" + sub, withIntermediateDirectories: true)
+        }
+        try editConfig(bundle) { config in
+            config["annotations"] = [
+                "io.gocker.rootfs.overlay": "lowerdir=\(bundle)/rootfs:/etc,upperdir=\(box.dir)/upper,workdir=\(box.dir)/work",
+                "io.gocker.user": "65534:65534", "io.gocker.group-add": "4242", "io.gocker.init": "true",
+            ]
+        }
+        for verb in [["run"], ["create"]] {
+            let id = "annotated-\(verb[0])"
+            var out: String
+            if verb == ["run"] {
+                let r = try box.gocker(["oci", "run", "--bundle", bundle, id])
+                #expect(r.status == 0, "\(r.stderr)")
+                out = r.stdout
+            } else {
+                // create + start: the output goes to a bind-free file in the root.
+                try editConfig(bundle) { config in
+                    var p = config["process"] as! [String: Any]
+                    p["args"] = ["sh", "-c", "(ls /; echo ---; id -u; id -G; cat /proc/1/comm; cat /marker) > /out.txt"]
+                    config["process"] = p
+                }
+                let c = try box.gocker(["oci", "create", "--bundle", bundle, id])
+                #expect(c.status == 0, "\(c.stderr)")
+                #expect(try box.gocker(["oci", "start", id]).status == 0)
+                #expect(box.waitFor { (try? state(box, id))?["status"] as? String == "stopped" })
+                out = box.contents(bundle + "/rootfs/out.txt")
+            }
+            let parts = out.components(separatedBy: "---\n")
+            try #require(parts.count == 2, "\(out)")
+            let root = parts[0].split(separator: "\n")
+            #expect(!root.contains("shadow") && !root.contains("passwd") && root.contains("bin") && root.contains("etc"),
+                    "the root is the bundle's rootfs alone: \(root)")
+            #expect(parts[1] == "0\n0\nsh\nown root\n", "user 0 with no added group, the command as PID 1: \(parts[1])")
+            #expect(box.list(box.dir + "/upper") == [] && box.list(box.dir + "/work") == [], "no overlay was mounted")
+            #expect(try box.gocker(["oci", "delete", "--force", id]).status == 0)
+        }
+        box.expectNothingLeft()
+    }
+
     @Test func aBrokenConfigIsRefusedWithNothingLeft() throws {
         let box = try Sandbox()
         let bundle = try makeBundle(box, args: ["true"])

@@ -191,8 +191,11 @@ struct RunTests {
         let later = try box.gocker(["create", "--rm", "busybox", "true"])
         #expect(later.status == 0, "\(later.stderr)")
         let id = later.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
-        let config = box.contents(box.dataRoot + "/containers/\(id)/config.json")
-        #expect(config.contains("upperdir=") && !config.contains("volatile"), "\(config.prefix(300))")
+        let launch = box.record(id)?["launch"] as? [String: Any]
+        let overlay = launch?["overlay"] as? String ?? ""
+        #expect(overlay.contains("upperdir=") && !overlay.contains("volatile"), "\(overlay)")
+        #expect(!box.contents(box.dataRoot + "/containers/\(id)/config.json").contains("upperdir="),
+                "the overlay is in gocker's record, not in the bundle")
         #expect(try box.gocker(["rm", id]).status == 0)
         box.expectNothingLeft()
     }
