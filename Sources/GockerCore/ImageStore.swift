@@ -81,7 +81,15 @@ public struct ImageHistory: Codable, Sendable, Equatable {
     }
 }
 
-/// A `name[:tag]` image reference.
+/// A `name[:tag]` image reference, in docker's grammar (its
+/// distribution/reference): an optional registry host (`[host[:port]/]`,
+/// a host being dot-separated components of letters, digits and inner
+/// dashes, or "localhost", or a bracketed IPv6 address), then path
+/// components of lowercase letters and digits joined by one `.`, one or two
+/// `_` or any number of `-`, separated by `/`; the whole name at most 255
+/// bytes; a tag of `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`. Every name that
+/// comes in (run, create, tag, load, import, commit, rmi, save, pull) is
+/// parsed here: what is refused can never become a path or a tag.
 public struct ImageReference: Hashable, Sendable, CustomStringConvertible {
     public var name: String
     public var tag: String
@@ -91,41 +99,121 @@ public struct ImageReference: Hashable, Sendable, CustomStringConvertible {
         // generic String searches and splits cost more on a start's path
         // than the whole check.
         let b = Array(text.utf8)
-        let slash = UInt8(ascii: "/"), colon = UInt8(ascii: ":")
-        // name[:tag], the tag after the last colon with no "/" after it.
-        var nameEnd = b.count
-        if let c = b.lastIndex(of: colon), !b[c...].contains(slash) { nameEnd = c }
-        let firstSlash = b[..<nameEnd].firstIndex(of: slash)
-        func lowerOrDigit(_ c: UInt8) -> Bool { (c >= 0x61 && c <= 0x7a) || (c >= 0x30 && c <= 0x39) }
-        // A registry host may carry a port ("localhost:5000/app").
-        var ok = nameEnd > 0 && nameEnd <= 255 && b[0] != slash && b[nameEnd - 1] != slash
-        var colons = 0
-        for i in 0..<(firstSlash ?? 0) where ok {
-            let c = b[i]
-            if c == colon { colons += 1 }
-            ok = lowerOrDigit(c) || c == UInt8(ascii: ".") || c == UInt8(ascii: "-") || c == colon
+        let slash = UInt8(ascii: "/"), colon = UInt8(ascii: ":"), at = UInt8(ascii: "@")
+        func invalid() -> GockerError { GockerError(.invalidArgument, "invalid reference format: \"\(text)\"") }
+        // name[:tag][@digest]
+        var end = b.count
+        if let a = b.firstIndex(of: at) {
+            guard Self.isDigest(b[(a + 1)...]) else { throw invalid() }
+            end = a
         }
-        ok = ok && colons <= 1
-        for i in (firstSlash ?? 0)..<nameEnd where ok {
-            let c = b[i]
-            ok = lowerOrDigit(c) || c == UInt8(ascii: ".") || c == UInt8(ascii: "_") || c == UInt8(ascii: "-")
-                || (c == slash && b[i - 1] != slash)
+        // The tag: after the last colon with no "/" after it.
+        var nameEnd = end
+        if let c = b[..<end].lastIndex(of: colon), !b[c..<end].contains(slash) { nameEnd = c }
+        guard nameEnd > 0, nameEnd <= 255 else { throw invalid() }
+        if nameEnd < end {
+            guard Self.isTag(b[(nameEnd + 1)..<end]) else { throw invalid() }
         }
-        let tagStart = nameEnd < b.count ? nameEnd + 1 : b.count
-        if nameEnd < b.count {
-            ok = ok && tagStart < b.count && b.count - tagStart <= 128
-                && b[tagStart] != UInt8(ascii: ".") && b[tagStart] != UInt8(ascii: "-")
-            for i in tagStart..<b.count where ok {
-                let c = b[i]
-                ok = lowerOrDigit(c) || (c >= 0x41 && c <= 0x5a) || c == UInt8(ascii: ".") || c == UInt8(ascii: "_")
-                    || c == UInt8(ascii: "-")
+        // The registry host: a first component (of several) with a dot or
+        // a colon, "localhost", or with capitals (docker reads it as one).
+        var pathStart = 0
+        if let firstSlash = b[..<nameEnd].firstIndex(of: slash) {
+            let first = b[..<firstSlash]
+            if first.contains(UInt8(ascii: ".")) || first.contains(colon) || first.elementsEqual("localhost".utf8)
+                || first.contains(where: { $0 >= 0x41 && $0 <= 0x5a }) || first.first == UInt8(ascii: "[") {
+                guard Self.isHost(first) else { throw invalid() }
+                pathStart = firstSlash + 1
             }
         }
-        guard ok else {
-            throw GockerError(.invalidArgument, "invalid reference format: \"\(text)\"")
+        guard Self.isPath(b[pathStart..<nameEnd]) else { throw invalid() }
+        if end < b.count {
+            throw GockerError(.invalidArgument, "references by digest are not supported: \"\(text)\"")
         }
         self.name = String(decoding: b[..<nameEnd], as: UTF8.self)
-        self.tag = nameEnd < b.count ? String(decoding: b[tagStart...], as: UTF8.self) : "latest"
+        self.tag = nameEnd < end ? String(decoding: b[(nameEnd + 1)..<end], as: UTF8.self) : "latest"
+    }
+
+    static func isLowerOrDigit(_ c: UInt8) -> Bool { (c >= 0x61 && c <= 0x7a) || (c >= 0x30 && c <= 0x39) }
+    static func isAlnum(_ c: UInt8) -> Bool { isLowerOrDigit(c) || (c >= 0x41 && c <= 0x5a) }
+
+    /// Path components separated by single "/": each `[a-z0-9]+` runs
+    /// joined by ".", "_", "__" or "-"+.
+    static func isPath(_ p: ArraySlice<UInt8>) -> Bool {
+        var i = p.startIndex
+        while true {
+            // One component.
+            guard i < p.endIndex, isLowerOrDigit(p[i]) else { return false }
+            while i < p.endIndex, isLowerOrDigit(p[i]) { i += 1 }
+            while i < p.endIndex, p[i] != UInt8(ascii: "/") {
+                let sep = i
+                switch p[i] {
+                case UInt8(ascii: "."): i += 1
+                case UInt8(ascii: "_"):
+                    i += 1
+                    if i < p.endIndex, p[i] == UInt8(ascii: "_") { i += 1 }
+                case UInt8(ascii: "-"):
+                    while i < p.endIndex, p[i] == UInt8(ascii: "-") { i += 1 }
+                default: return false
+                }
+                guard i > sep, i < p.endIndex, isLowerOrDigit(p[i]) else { return false }
+                while i < p.endIndex, isLowerOrDigit(p[i]) { i += 1 }
+            }
+            if i == p.endIndex { return true }
+            i += 1  // the "/"
+        }
+    }
+
+    /// `host[:port]`: dot-separated components of letters and digits with
+    /// inner dashes, or `[IPv6]`; a port of digits.
+    static func isHost(_ h: ArraySlice<UInt8>) -> Bool {
+        var i = h.startIndex
+        if i < h.endIndex, h[i] == UInt8(ascii: "[") {
+            guard let close = h.firstIndex(of: UInt8(ascii: "]")), close > i + 1,
+                  h[(i + 1)..<close].allSatisfy({ c in
+                      (c >= 0x30 && c <= 0x39) || (c >= 0x61 && c <= 0x66) || (c >= 0x41 && c <= 0x46) || c == UInt8(ascii: ":")
+                  }) else { return false }
+            i = close + 1
+        } else {
+            while true {
+                guard i < h.endIndex, isAlnum(h[i]) else { return false }
+                while i < h.endIndex, isAlnum(h[i]) || h[i] == UInt8(ascii: "-") { i += 1 }
+                guard h[i - 1] != UInt8(ascii: "-") else { return false }
+                guard i < h.endIndex, h[i] == UInt8(ascii: ".") else { break }
+                i += 1
+            }
+        }
+        if i == h.endIndex { return true }
+        guard h[i] == UInt8(ascii: ":"), i + 1 < h.endIndex else { return false }
+        return h[(i + 1)...].allSatisfy { $0 >= 0x30 && $0 <= 0x39 }
+    }
+
+    /// `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`.
+    static func isTag(_ t: ArraySlice<UInt8>) -> Bool {
+        guard let first = t.first, t.count <= 128, isAlnum(first) || first == UInt8(ascii: "_") else { return false }
+        return t.allSatisfy { c in
+            isAlnum(c) || c == UInt8(ascii: "_") || c == UInt8(ascii: ".") || c == UInt8(ascii: "-")
+        }
+    }
+
+    /// `algorithm:hex`: components `[A-Za-z][A-Za-z0-9]*` joined by
+    /// `+ . _ -`, then at least 32 hex digits.
+    static func isDigest(_ d: ArraySlice<UInt8>) -> Bool {
+        guard let colon = d.firstIndex(of: UInt8(ascii: ":")) else { return false }
+        var atStart = true
+        for c in d[..<colon] {
+            if atStart {
+                guard (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a) else { return false }
+                atStart = false
+            } else if c == UInt8(ascii: "+") || c == UInt8(ascii: ".") || c == UInt8(ascii: "_") || c == UInt8(ascii: "-") {
+                atStart = true
+            } else if !isAlnum(c) {
+                return false
+            }
+        }
+        let hex = d[(colon + 1)...]
+        return !atStart && hex.count >= 32 && hex.allSatisfy { c in
+            (c >= 0x30 && c <= 0x39) || (c >= 0x61 && c <= 0x66) || (c >= 0x41 && c <= 0x46)
+        }
     }
 
     public var description: String { "\(name):\(tag)" }
@@ -296,7 +384,9 @@ public struct ImageStore: Sendable {
     public func remove(_ text: String, force: Bool, usage: ContainerUsage) throws(GockerError) -> [String] {
         try locked { () throws(GockerError) -> [String] in
             guard let (image, ref) = try lookup(text) else {
-                let shown = (try? ImageReference(parsing: text))?.description ?? text
+                // Neither a tag nor an id: a name docker's grammar refuses
+                // is said to be one.
+                let shown = try ImageReference(parsing: text).description
                 throw GockerError(.notFound, "No such image: \(shown)")
             }
             var repos = try repositories()

@@ -70,8 +70,16 @@ struct ImageReferenceTests {
 
     @Test(arguments: [
         ("a/b/c:V1.x_y-z", "a/b/c", "V1.x_y-z"), ("reg.io:443/team/app", "reg.io:443/team/app", "latest"),
-        ("reg.io/app:1", "reg.io/app", "1"), ("a_b.c-d", "a_b.c-d", "latest"), ("My-Host.io/app", nil, nil),
-        ("h:1:2/app", nil, nil), ("a/", nil, nil), ("a:b/c", "a:b/c", "latest"), ("é", nil, nil),
+        ("reg.io/app:1", "reg.io/app", "1"), ("a_b.c-d", "a_b.c-d", "latest"),
+        // As docker's distribution/reference: a host may have capitals and
+        // inner dashes, a port is digits; path components are lowercase
+        // runs joined by one ".", one or two "_", or dashes.
+        ("My-Host.io/app", "My-Host.io/app", "latest"), ("[::1]:5000/app:v", "[::1]:5000/app", "v"),
+        ("localhost/x", "localhost/x", "latest"), ("a__b/c---d", "a__b/c---d", "latest"), ("_x:_t", nil, nil),
+        ("h:1:2/app", nil, nil), ("a/", nil, nil), ("a:b/c", nil, nil), ("é", nil, nil), ("-host.io/a", nil, nil),
+        ("host-.io/a", nil, nil), ("host.io:/a", nil, nil), ("a___b", nil, nil), ("a._b", nil, nil), ("a.", nil, nil),
+        ("../../x:1", nil, nil), ("../../../tmp/x/pwned:1", nil, nil), ("../../etc", nil, nil), ("a/./b", nil, nil),
+        ("a/../b", nil, nil), (".a", nil, nil), ("a:_t", "a", "_t"),
         ("a:" + String(repeating: "t", count: 128), "a", String(repeating: "t", count: 128)),
         ("a:" + String(repeating: "t", count: 129), nil, nil), (String(repeating: "n", count: 256), nil, nil),
         ("a:.x", nil, nil), ("a/b//c", nil, nil), ("a:b:c", nil, nil),
@@ -81,9 +89,18 @@ struct ImageReferenceTests {
         #expect(r?.name == name && r?.tag == tag, "\(text)")
     }
 
-    @Test(arguments: ["", "Busybox", "a:", ":tag", "a:-x", "a//b", "/a", "a b", "a:b c"])
-    func refused(text: String) {
-        #expect(throws: GockerError.self) { try ImageReference(parsing: text) }
+    @Test(arguments: ["", "Busybox", "a:", ":tag", "a:-x", "a//b", "/a", "a b", "a:b c", "a@sha256:12", "a@:" + String(repeating: "ab", count: 32)])
+    func refused(text: String) throws {
+        let error = try #require(throws: GockerError.self) { try ImageReference(parsing: text) }
+        #expect(error.description == "invalid reference format: \"\(text)\"")
+    }
+
+    static let hex64 = String(repeating: "0123456789abcdef", count: 4)
+
+    /// A reference by digest is well formed, and said to be unsupported.
+    @Test func digestsAreNamedAsUnsupported() throws {
+        let error = try #require(throws: GockerError.self) { try ImageReference(parsing: "busybox@sha256:" + Self.hex64) }
+        #expect(error.description.hasPrefix("references by digest are not supported"))
     }
 }
 
