@@ -66,13 +66,16 @@ struct Run: ParsableCommand {
     @Flag(name: .customLong("init"), help: "Run a tiny init as PID 1 that forwards signals and reaps zombies.")
     var initProcess = false
 
-    @Option(name: [.short, .customLong("memory")], help: ArgumentHelp("Memory limit (b, k, m, g; at least 6m).", valueName: "bytes"))
+    // The numeric options take the next word even when it starts with a
+    // dash, as docker's do: "-1" is a value (unlimited, or a bad one that
+    // is refused with its reason), not an option.
+    @Option(name: [.short, .customLong("memory")], parsing: .unconditional, help: ArgumentHelp("Memory limit (b, k, m, g; at least 6m).", valueName: "bytes"))
     var memory: String?
 
-    @Option(name: .customLong("memory-reservation"), help: ArgumentHelp("Memory soft limit.", valueName: "bytes"))
+    @Option(name: .customLong("memory-reservation"), parsing: .unconditional, help: ArgumentHelp("Memory soft limit.", valueName: "bytes"))
     var memoryReservation: String?
 
-    @Option(name: .customLong("memory-swap"), help: ArgumentHelp("Memory plus swap limit (-1: unlimited swap; default: twice --memory).", valueName: "bytes"))
+    @Option(name: .customLong("memory-swap"), parsing: .unconditional, help: ArgumentHelp("Memory plus swap limit (-1: unlimited swap; default: twice --memory).", valueName: "bytes"))
     var memorySwap: String?
 
     @Option(name: [.customLong("cpuset-cpus"), .customLong("cpuset")], help: ArgumentHelp("CPUs the container may run on (0-3, 0,1).", valueName: "list"))
@@ -81,13 +84,13 @@ struct Run: ParsableCommand {
     @Option(name: .customLong("cpuset-mems"), help: ArgumentHelp("Memory nodes the container may use (0-3, 0,1).", valueName: "list"))
     var cpusetMems: String?
 
-    @Option(name: [.customShort("c"), .customLong("cpu-shares"), .customLong("cpushare")], help: ArgumentHelp("Relative CPU weight, 2 to 262144 (0: unset).", valueName: "shares"))
+    @Option(name: [.customShort("c"), .customLong("cpu-shares"), .customLong("cpushare")], parsing: .unconditional, help: ArgumentHelp("Relative CPU weight, 2 to 262144 (0: unset).", valueName: "shares"))
     var cpuShares: Int64?
 
-    @Option(help: ArgumentHelp("Number of CPUs (decimal, e.g. 0.5).", valueName: "number"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("Number of CPUs (decimal, e.g. 0.5).", valueName: "number"))
     var cpus: String?
 
-    @Option(name: .customLong("pids-limit"), help: ArgumentHelp("Most processes at once (-1: unlimited).", valueName: "n"))
+    @Option(name: .customLong("pids-limit"), parsing: .unconditional, help: ArgumentHelp("Most processes at once (-1: unlimited).", valueName: "n"))
     var pidsLimit: Int64?
 
     @Option(help: ArgumentHelp("Add a host device: /dev/HOST[:/dev/CONTAINER[:rwm]].", valueName: "device"))

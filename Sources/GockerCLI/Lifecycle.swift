@@ -50,7 +50,8 @@ struct Start: ParsableCommand {
 struct StopArguments: ParsableArguments {
     @OptionGroup var global: GlobalOptions
 
-    @Option(name: [.short, .customLong("time")], help: ArgumentHelp("Seconds to wait before killing.", valueName: "seconds"))
+    @Option(name: [.short, .customLong("time")], parsing: .unconditional,
+            help: ArgumentHelp("Seconds to wait before killing (negative: wait as long as it takes).", valueName: "seconds"))
     var time: Int = 10
 
     @Argument(help: ArgumentHelp("Containers.", valueName: "container"))
@@ -66,7 +67,7 @@ struct Stop: ParsableCommand {
     func run() throws {
         let engine = arguments.global.engine
         try eachContainer(arguments.containers) { ref throws(GockerError) in
-            try engine.stop(ref, timeout: max(arguments.time, 0))
+            try engine.stop(ref, timeout: arguments.time)
         }
     }
 }
@@ -79,7 +80,7 @@ struct Restart: ParsableCommand {
     func run() throws {
         let engine = arguments.global.engine
         try eachContainer(arguments.containers) { ref throws(GockerError) in
-            try engine.stop(ref, timeout: max(arguments.time, 0))
+            try engine.stop(ref, timeout: arguments.time)
             var record = try engine.lookup(ref)
             try engine.startDetached(&record)
         }

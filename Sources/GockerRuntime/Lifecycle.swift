@@ -211,15 +211,19 @@ extension Engine {
 
     // MARK: stop, kill, wait
 
-    /// `stop`: SIGTERM, then SIGKILL after `timeout` seconds; returns once
-    /// the container has ended. A container that is not running is no error.
+    /// `stop`: SIGTERM, then SIGKILL after `timeout` seconds (negative:
+    /// none, it waits as long as the container takes, as in docker);
+    /// returns once the container has ended. A container that is not
+    /// running is no error.
     public func stop(_ ref: String, timeout: Int) throws(GockerError) {
         let record = try requestStop(try lookup(ref))
         guard let pid = pid(of: record) else { return }
         _ = Glibc.kill(pid, SIGTERM)
         let state = try? runtime.store.load(record.id)
         if let state { runtime.thawIfPaused(state) }
-        if !waitUntilStopped(record, seconds: Double(timeout)) {
+        if timeout < 0 {
+            while !waitUntilStopped(record, seconds: 60) {}
+        } else if !waitUntilStopped(record, seconds: Double(timeout)) {
             if let state {
                 for p in runtime.processes(of: state) { _ = Glibc.kill(p, SIGKILL) }
             }

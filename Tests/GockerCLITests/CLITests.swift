@@ -1,3 +1,4 @@
+import GockerCore
 import GockerRuntime
 import Testing
 @testable import GockerCLI
@@ -72,5 +73,26 @@ struct VolumeArgumentTests {
         #expect(try Gocker.parseAsRoot(["volume", "list", "-q"]) is VolumeCommand.List)
         #expect(try Gocker.parseAsRoot(["volume", "remove", "a", "b"]) is VolumeCommand.Remove)
         #expect(throws: (any Error).self) { try Gocker.parseAsRoot(["volume", "rm"]) }
+    }
+}
+
+/// A negative number as a word of its own is the option's value, as in
+/// docker (ArgumentParser would otherwise take "-1" for an option).
+struct NegativeNumberTests {
+    @Test func theyAreValues() throws {
+        let r = try Run.parse(["--pids-limit", "-1", "-m", "64m", "--memory-swap", "-1", "busybox"]).request()
+        #expect(r.resources.pidsLimit == -1 && r.resources.memorySwap == "-1" && r.image == "busybox")
+        let resources = try r.resources.resources(privileged: false)
+        #expect(resources.pids?.limit == -1 && resources.memory?.swap == -1)
+        for (flag, reason) in [("-m", "for --memory: invalid size"), ("--memory-reservation", "for --memory-reservation: invalid size"),
+                               ("--cpus", "for --cpus"), ("-c", "for --cpu-shares")] {
+            let request = try Run.parse([flag, "-1", "busybox"]).request()
+            let error = try #require(throws: GockerError.self) { try request.resources.resources(privileged: false) }
+            #expect(error.description.contains("invalid argument \"-1\" \(reason)"), "\(error)")
+        }
+        let stop = try #require(try Gocker.parseAsRoot(["stop", "-t", "-1", "c1"]) as? Stop)
+        #expect(stop.arguments.time == -1 && stop.arguments.containers == ["c1"])
+        let restart = try #require(try Gocker.parseAsRoot(["restart", "--time", "-5", "c1"]) as? Restart)
+        #expect(restart.arguments.time == -5)
     }
 }

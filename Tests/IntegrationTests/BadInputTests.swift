@@ -2,7 +2,7 @@ import Foundation
 import Testing
 
 /// Input gocker must refuse, or read as docker reads it: image names
-/// outside docker's grammar. Each refusal is one line on stderr,
+/// outside docker's grammar, negative numbers as separate words. Each refusal is one line on stderr,
 /// gocker's status, and nothing left behind.
 @Suite(.enabled(if: canRunContainers, "starts real containers: needs root"))
 struct BadInputTests {
@@ -48,6 +48,34 @@ struct BadInputTests {
         #expect(!FileManager.default.fileExists(atPath: "/tmp/x/pwned"))
 
         #expect(box.list(box.dataRoot + "/image").filter { $0.hasPrefix(".tmp") } == [])
+        box.expectNothingLeft()
+    }
+
+    /// `-1` as a word of its own is the option's value, as in docker:
+    /// unlimited for --pids-limit and --memory-swap, refused with its
+    /// reason for the others.
+    @Test func negativeNumbersAreValues() throws {
+        let box = try Sandbox()
+        let r = try box.gocker(["run", "--rm", "--pids-limit", "-1", "-m", "64m", "--memory-swap", "-1", "busybox", "sh", "-c",
+                                "cat /sys/fs/cgroup/pids/pids.max /sys/fs/cgroup/memory/memory.memsw.limit_in_bytes 2>/dev/null || true"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(!r.stderr.contains("Missing value"), "\(r.stderr)")
+        expectRefused(try box.gocker(["run", "--rm", "-m", "-1", "busybox", "true"]), saying: "invalid argument \"-1\" for --memory")
+        expectRefused(try box.gocker(["run", "--rm", "--cpus", "-1", "busybox", "true"]), saying: "invalid argument \"-1\" for --cpus")
+        expectRefused(try box.gocker(["create", "--memory-reservation", "-1", "busybox", "true"]),
+                      saying: "invalid argument \"-1\" for --memory-reservation")
+
+        // stop -t -1 waits as long as it takes: the container's TERM trap
+        // ends it after a second, not a SIGKILL at once.
+        let d = try box.gocker(["run", "-d", "--name", "slow", "busybox", "sh", "-c",
+                                "trap 'sleep 1; exit 7' TERM; echo ready; while true; do sleep 0.1; done"])
+        #expect(d.status == 0, "\(d.stderr)")
+        let id = d.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(box.waitFor { (try? box.gocker(["logs", "slow"]))?.stdout == "ready\n" })
+        let stop = try box.gocker(["stop", "-t", "-1", "slow"])
+        #expect(stop.status == 0, "\(stop.stderr)")
+        #expect(box.record(id)?["exitCode"] as? Int == 7, "the trap's own exit: \(String(describing: box.record(id)))")
+        #expect(try box.gocker(["rm", "slow"]).status == 0)
         box.expectNothingLeft()
     }
 }
