@@ -76,8 +76,8 @@ public struct Bench: Sendable {
         public var gocker: String
 
         public init(dataRoot: String, stateRoot: String, gocker: String) {
-            self.dataRoot = dataRoot
-            self.stateRoot = stateRoot
+            self.dataRoot = Paths.absolute(dataRoot)
+            self.stateRoot = Paths.absolute(stateRoot)
             self.gocker = gocker
         }
     }

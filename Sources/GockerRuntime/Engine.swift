@@ -91,11 +91,12 @@ public struct Engine: Sendable {
     public let runtime: Runtime
     public let images: ImageStore
 
+    /// Relative roots are taken from the working directory, once, here.
     public init(dataRoot: String, stateRoot: String) {
-        self.dataRoot = dataRoot
-        self.runtime = Runtime(stateRoot: stateRoot, dataRoot: dataRoot)
-        self.images = ImageStore(dataRoot: dataRoot)
-        Self.restrict(dataRoot)
+        self.dataRoot = Paths.absolute(dataRoot)
+        self.runtime = Runtime(stateRoot: stateRoot, dataRoot: self.dataRoot)
+        self.images = ImageStore(dataRoot: self.dataRoot)
+        Self.restrict(self.dataRoot)
     }
 
     /// Image layers, containers' upper layers and volumes may hold setuid

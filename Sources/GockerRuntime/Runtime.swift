@@ -21,8 +21,8 @@ public struct Runtime: Sendable {
     public var seccompCache: String?
 
     public init(stateRoot: String, cgroupBackend: String? = nil, cgroupParent: String? = nil, dataRoot: String? = nil) {
-        self.store = StateStore(root: stateRoot)
-        self.seccompCache = (dataRoot ?? Sys.env("GOCKER_DATA_ROOT") ?? "/var/lib/gocker") + "/seccomp"
+        self.store = StateStore(root: Paths.absolute(stateRoot))
+        self.seccompCache = Paths.absolute(dataRoot ?? Sys.env("GOCKER_DATA_ROOT") ?? "/var/lib/gocker") + "/seccomp"
         self.cgroupBackend = cgroupBackend ?? Sys.env("GOCKER_CGROUP_BACKEND") ?? "libcgroup"
         self.cgroupParent = cgroupParent ?? Sys.env("GOCKER_CGROUP_PARENT") ?? "gocker"
     }

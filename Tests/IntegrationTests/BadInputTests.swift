@@ -2,7 +2,8 @@ import Foundation
 import Testing
 
 /// Input gocker must refuse, or read as docker reads it: image names
-/// outside docker's grammar, negative numbers as separate words. Each refusal is one line on stderr,
+/// outside docker's grammar, negative numbers as separate words, relative
+/// roots. Each refusal is one line on stderr,
 /// gocker's status, and nothing left behind.
 @Suite(.enabled(if: canRunContainers, "starts real containers: needs root"))
 struct BadInputTests {
@@ -76,6 +77,34 @@ struct BadInputTests {
         #expect(stop.status == 0, "\(stop.stderr)")
         #expect(box.record(id)?["exitCode"] as? Int == 7, "the trap's own exit: \(String(describing: box.record(id)))")
         #expect(try box.gocker(["rm", "slow"]).status == 0)
+        box.expectNothingLeft()
+    }
+
+    /// Relative roots are made absolute at the start, as docker does: a
+    /// container starts, runs in the background and goes, and everything
+    /// lives under the one directory the relative name means.
+    @Test func relativeRootsAreTakenFromTheWorkingDirectory() throws {
+        let box = try Sandbox()
+        let work = box.dir + "/work"
+        try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
+        func gocker(_ args: String) throws -> Sandbox.Result {
+            try box.gocker(["-c", "cd '\(work)' && GOCKER_DATA_ROOT=rel-data GOCKER_STATE_ROOT=./rel-state exec '\(Sandbox.binary)' \(args)"],
+                           binary: "/bin/sh")
+        }
+        let run = try gocker("run --rm busybox sh -c 'echo ran'")
+        #expect(run.status == 0 && run.stdout == "ran\n", "\(run.stderr)")
+        let id = try gocker("run -d busybox sleep 30").stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(id.count == 64)
+        let ps = try gocker("ps -q")
+        #expect(ps.stdout == String(id.prefix(12)) + "\n", "\(ps.stdout) \(ps.stderr)")
+        let viaFlag = try box.gocker(["-c", "cd '\(box.dir)' && exec '\(Sandbox.binary)' ps -q --data-root work/rel-data --root work/rel-state"],
+                                     binary: "/bin/sh")
+        #expect(viaFlag.stdout == ps.stdout, "the same roots, named from elsewhere: \(viaFlag.stderr)")
+        #expect(try gocker("rm -f \(id)").status == 0)
+        #expect(box.list(work).sorted() == ["rel-data", "rel-state"], "\(box.list(work))")
+        #expect(box.list(work + "/rel-data/containers") == [])
+        #expect(box.list(work + "/rel-state") == [])
+        #expect(box.list(work + "/rel-data/image/images").count == 1)
         box.expectNothingLeft()
     }
 }
