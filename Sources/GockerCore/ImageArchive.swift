@@ -467,10 +467,7 @@ struct Unpacked {
     /// A JSON blob, its digest and size checked.
     func blob(_ d: OCI.Descriptor) throws(GockerError) -> [UInt8] {
         let bytes = try read(try blobPath(d.digest))
-        let actual = "sha256:" + SHA256.hash(bytes).hex
-        guard actual == d.digest, Int64(bytes.count) == d.size else {
-            throw GockerError(.invalidArgument, "load: blob \(d.digest): digest mismatch: its content is \(actual), \(bytes.count) bytes")
-        }
+        try Self.check(d, digest: "sha256:" + SHA256.hash(bytes).hex, size: Int64(bytes.count))
         return bytes
     }
 
@@ -480,9 +477,17 @@ struct Unpacked {
         let chunk = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 16, alignment: 16)
         defer { chunk.deallocate() }
         while try source.read(into: chunk) > 0 {}
-        let actual = "sha256:" + source.digest().hex
-        guard actual == d.digest, source.count == d.size else {
-            throw GockerError(.invalidArgument, "load: blob \(d.digest): digest mismatch: its content is \(actual), \(source.count) bytes")
+        try Self.check(d, digest: "sha256:" + source.digest().hex, size: source.count)
+    }
+
+    /// A blob against its descriptor: what differs is what is said (the
+    /// size, the digest, or both).
+    static func check(_ d: OCI.Descriptor, digest actual: String, size: Int64) throws(GockerError) {
+        var wrong: [String] = []
+        if actual != d.digest { wrong.append("digest mismatch: its content is \(actual)") }
+        if size != d.size { wrong.append("size mismatch: expected \(d.size) bytes, got \(size)") }
+        guard wrong.isEmpty else {
+            throw GockerError(.invalidArgument, "load: blob \(d.digest): \(wrong.joined(by: "; "))")
         }
     }
 }

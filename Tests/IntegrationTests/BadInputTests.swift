@@ -3,7 +3,7 @@ import Testing
 
 /// Input gocker must refuse, or read as docker reads it: image names
 /// outside docker's grammar, negative numbers as separate words, relative
-/// roots. Each refusal is one line on stderr,
+/// roots, broken archives. Each refusal is one line on stderr,
 /// gocker's status, and nothing left behind.
 @Suite(.enabled(if: canRunContainers, "starts real containers: needs root"))
 struct BadInputTests {
@@ -48,6 +48,17 @@ struct BadInputTests {
         #expect(box.list(box.dataRoot + "/image/layers") == [])
         #expect(!FileManager.default.fileExists(atPath: "/tmp/x/pwned"))
 
+        // A blob of the wrong size is said to be one.
+        let size = try #require(manifests[0]["size"] as? Int)
+        manifests[0]["size"] = size + 1
+        manifests[0]["annotations"] = nil
+        index["manifests"] = manifests
+        try JSONSerialization.data(withJSONObject: index).write(to: indexURL)
+        #expect(try shell("tar -cf '\(box.dir)/size.tar' -C '\(unpacked)' .").status == 0)
+        let wrongSize = try box.gocker(["load", "-i", box.dir + "/size.tar"])
+        expectRefused(wrongSize, saying: "size mismatch: expected \(size + 1) bytes, got \(size)")
+        #expect(!wrongSize.stderr.contains("digest mismatch"), "the digest is right: \(wrongSize.stderr)")
+        #expect(try box.gocker(["images", "-q"]).stdout == "")
         #expect(box.list(box.dataRoot + "/image").filter { $0.hasPrefix(".tmp") } == [])
         box.expectNothingLeft()
     }
