@@ -33,6 +33,10 @@ public struct CPUController: ResourceController {
                 throw GockerError(.invalidConfig, "cpu period \(period) out of range 1000..1000000")
             }
             let quota = c.quota ?? -1
+            // Microseconds a period, or -1 for no limit; the kernel's least is 1000.
+            guard quota == -1 || quota >= 1000 else {
+                throw GockerError(.invalidConfig, "cpu quota \(quota) is not valid: 1000 or more microseconds, or -1 for no limit")
+            }
             switch version {
             case .v1:
                 out.append(CgroupSetting("cpu.cfs_period_us", "\(period)"))

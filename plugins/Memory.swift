@@ -14,6 +14,12 @@ public struct MemoryController: ResourceController {
 
     public func settings(for r: Spec.Resources, version: CgroupVersion) throws(GockerError) -> [CgroupSetting] {
         guard let m = r.memory else { return [] }
+        // Bytes, or -1 for no limit (OCI): any other negative is a mistake.
+        for (field, v) in [("limit", m.limit), ("reservation", m.reservation), ("swap", m.swap)] {
+            if let v, v < -1 {
+                throw GockerError(.invalidConfig, "memory \(field) \(v) is not valid: bytes, or -1 for no limit")
+            }
+        }
         if let limit = m.limit, limit >= 0, let swap = m.swap, swap >= 0, swap < limit {
             throw GockerError(.invalidConfig, "memory+swap limit \(swap) is below the memory limit \(limit)")
         }

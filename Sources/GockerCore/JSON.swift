@@ -7,7 +7,7 @@ public enum JSON {
         do {
             return try JSONDecoder().decode(type, from: Data(bytes))
         } catch {
-            throw GockerError(.invalidConfig, "parse \(what)", cause: DecodingDescription(error))
+            throw GockerError(.invalidConfig, "parse \(what)", cause: DecodingDescription(located(error, type, bytes)))
         }
     }
 
@@ -43,13 +43,33 @@ public enum JSON {
         return Array((try? encoder.encode(value)) ?? Data())
     }
 
+    /// JSONDecoder's error, or where it names no field (a number that does
+    /// not fit its field is "not valid JSON" to it) and the text is JSON,
+    /// the error of a decoder that says where the bad value is.
+    static func located<T: Decodable>(_ error: any Error, _ type: T.Type, _ bytes: [UInt8]) -> any Error {
+        guard case DecodingError.dataCorrupted(let c) = error, c.codingPath.isEmpty,
+              let value = JSONReader.parse(bytes) else { return error }
+        do {
+            _ = try T(from: JSONPathFinder(value: value, codingPath: []))
+        } catch let located as DecodingError {
+            switch located {
+            case .dataCorrupted(let c) where !c.codingPath.isEmpty: return located
+            case .typeMismatch(_, let c) where !c.codingPath.isEmpty: return located
+            default: break
+            }
+        } catch {}
+        return error
+    }
+
     /// Decoding errors carry Swift's debug text; keep one readable line.
     struct DecodingDescription: Error, CustomStringConvertible {
         let description: String
         init(_ error: any Error) {
             switch error {
+            case DecodingError.dataCorrupted(let c) where !c.codingPath.isEmpty:
+                description = "invalid value at \"\(Self.path(c.codingPath))\": \(Self.detail(c))"
             case DecodingError.dataCorrupted(let c):
-                description = c.debugDescription
+                description = Self.detail(c)
             case DecodingError.keyNotFound(let key, let c):
                 description = "missing field \"\(Self.path(c.codingPath + [key]))\""
             case DecodingError.typeMismatch(_, let c), DecodingError.valueNotFound(_, let c):
@@ -58,6 +78,13 @@ public enum JSON {
                 description = "\(error)"
             }
         }
+        /// The decoder's text, with its underlying error's when it has one
+        /// (which says what was wrong where the text says only "not valid").
+        static func detail(_ c: DecodingError.Context) -> String {
+            guard let under = c.underlyingError else { return c.debugDescription }
+            return "\(c.debugDescription) (\(under))"
+        }
+
         static func path(_ keys: [any CodingKey]) -> String {
             keys.map { $0.intValue.map(String.init) ?? $0.stringValue }.joined(separator: ".")
         }

@@ -29,6 +29,12 @@ struct ControllerSettingsTests {
         #expect(try m.settings(for: reservation, version: .v2) == [CgroupSetting("memory.low", "33554432")])
         #expect(throws: GockerError.self) { try m.settings(for: res(memory: .init(limit: 100, swap: 50)), version: .v1) }
         #expect(!m.isRequested(by: res()) && m.isRequested(by: r))
+        // -1 is "no limit" (OCI); any other negative is refused, naming the field.
+        #expect(try m.settings(for: res(memory: .init(limit: -1)), version: .v1) == [CgroupSetting("memory.limit_in_bytes", "-1")])
+        for bad in [Spec.Resources.Memory(limit: -5), .init(reservation: -2), .init(limit: 67_108_864, swap: -5)] {
+            let error = try #require(throws: GockerError.self) { try m.settings(for: res(memory: bad), version: .v1) }
+            #expect(error.description.hasPrefix("memory ") && error.description.contains("-1 for no limit"), "\(error)")
+        }
     }
 
     @Test(arguments: [(UInt64(512), "20"), (1024, "39"), (2, "1"), (262_144, "10000")])
@@ -47,6 +53,10 @@ struct ControllerSettingsTests {
         #expect(try c.settings(for: r, version: .v2) == [CgroupSetting("cpu.max", "50000 100000")])
         #expect(throws: GockerError.self) { try c.settings(for: res(cpu: .init(shares: 1)), version: .v1) }
         #expect(!c.isRequested(by: res(cpu: .init(shares: 0))), "0 shares means unset")
+        #expect(try c.settings(for: res(cpu: .init(quota: -1, period: 100_000)), version: .v2) == [CgroupSetting("cpu.max", "max 100000")])
+        for quota: Int64 in [-5, 0, 999] {
+            #expect(throws: GockerError.self) { try c.settings(for: res(cpu: .init(quota: quota, period: 100_000)), version: .v1) }
+        }
     }
 
     @Test func pids() throws {

@@ -177,3 +177,21 @@ struct JSONReaderTests {
         #expect(JSONReader.imageRecord(Array(#"{"id":"x","layers":[],"created":"t"}"#.utf8)) == nil, "no config")
     }
 }
+
+/// A config JSONDecoder refuses is reported naming the bad field.
+struct DecodingErrorTests {
+    @Test(arguments: [
+        (#"{"ociVersion": "1.0.2", "process": {"user": {"uid": -1, "gid": 0}, "cwd": "/"}}"#, "process.user.uid", "-1"),
+        (#"{"ociVersion": "1.0.2", "process": {"user": {"uid": 0, "gid": 4294967296}, "cwd": "/"}}"#, "process.user.gid", "4294967296"),
+        (#"{"ociVersion": "1.0.2", "linux": {"resources": {"memory": {"limit": "x"}}}}"#, "linux.resources.memory.limit", ""),
+        (#"{"ociVersion": "1.0.2", "process": {"user": {"uid": 0, "gid": 0}}}"#, "process.cwd", ""),
+    ] as [(String, String, String)])
+    func theFieldIsNamed(json: String, field: String, value: String) throws {
+        let error = try #require(throws: GockerError.self) {
+            try JSON.decode(Spec.self, from: Array(json.utf8), what: "config.json", reader: JSONReader.spec)
+        }
+        #expect(error.description.contains(field) && (value.isEmpty || error.description.contains(value)), "\(error)")
+        #expect(!error.description.contains("not valid JSON"), "\(error)")
+        #expect(!error.description.contains("\n"))
+    }
+}

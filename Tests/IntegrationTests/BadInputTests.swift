@@ -3,7 +3,7 @@ import Testing
 
 /// Input gocker must refuse, or read as docker reads it: image names
 /// outside docker's grammar, negative numbers as separate words, relative
-/// roots, broken archives. Each refusal is one line on stderr,
+/// roots, broken archives and configs. Each refusal is one line on stderr,
 /// gocker's status, and nothing left behind.
 @Suite(.enabled(if: canRunContainers, "starts real containers: needs root"))
 struct BadInputTests {
@@ -116,6 +116,38 @@ struct BadInputTests {
         #expect(box.list(work + "/rel-data/containers") == [])
         #expect(box.list(work + "/rel-state") == [])
         #expect(box.list(work + "/rel-data/image/images").count == 1)
+        box.expectNothingLeft()
+    }
+
+    /// A config's bad field is named; a memory limit below -1 is refused
+    /// by the memory plugin before anything is left.
+    @Test func ociConfigsWithBadNumbersAreRefusedNamingTheField() throws {
+        let box = try Sandbox()
+        #expect(try box.gocker(["run", "--rm", "busybox", "true"]).status == 0)
+        let layer = try #require(box.list(box.dataRoot + "/image/layers").first)
+        let bundle = box.dir + "/bundle"
+        #expect(try shell("mkdir -p '\(bundle)' && cp -a '\(box.dataRoot)/image/layers/\(layer)' '\(bundle)/rootfs'").status == 0)
+        defer { try? FileManager.default.removeItem(atPath: bundle) }
+        func config(uid: Int, memory: Int) throws {
+            try """
+                {"ociVersion": "1.0.2",
+                 "process": {"user": {"uid": \(uid), "gid": 0}, "args": ["true"], "env": ["PATH=/bin"], "cwd": "/"},
+                 "root": {"path": "rootfs"},
+                 "mounts": [{"destination": "/proc", "type": "proc", "source": "proc"},
+                            {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "mode=755"]}],
+                 "linux": {"namespaces": [{"type": "pid"}, {"type": "mount"}, {"type": "ipc"}, {"type": "uts"}],
+                           "resources": {"memory": {"limit": \(memory)}}}}
+                """.write(toFile: bundle + "/config.json", atomically: true, encoding: .utf8)
+        }
+        try config(uid: -1, memory: 67_108_864)
+        expectRefused(try box.gocker(["oci", "run", "--bundle", bundle, "baduid"]), status: 1,
+                      saying: "\"process.user.uid\": -1 is not an unsigned 32-bit integer")
+        try config(uid: 0, memory: -5)
+        expectRefused(try box.gocker(["oci", "run", "--bundle", bundle, "badmem"]), status: 1,
+                      saying: "memory limit -5 is not valid")
+        try config(uid: 0, memory: -1)
+        let unlimited = try box.gocker(["oci", "run", "--bundle", bundle, "unlimited"])
+        #expect(unlimited.status == 0, "-1 is no limit: \(unlimited.stderr)")
         box.expectNothingLeft()
     }
 }
