@@ -593,6 +593,10 @@ static void __attribute__((noreturn)) child_main(const struct gk_spawn *s, int s
             _exit(GK_EXIT_SETUP);
     }
     (void)prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0);
+    /* The parent waits for this before it may exit: had it exited before
+     * the signal was cleared, the signal would have killed this process. */
+    if (s->saved_sync && gk_send_all(sync, &m, sizeof m) < 0)
+        _exit(GK_EXIT_SETUP);
 
     /* Wait for `start`: opening the FIFO for writing blocks until a reader
      * opens it. The O_PATH descriptor is reopened through this container's
@@ -770,7 +774,13 @@ int gk_send_saved(int sync)
     struct gk_msg m;
     memset(&m, 0, sizeof m);
     m.type = GK_MSG_SAVED;
-    return gk_send_all(sync, &m, sizeof m);
+    int r = gk_send_all(sync, &m, sizeof m);
+    if (r < 0)
+        return r;
+    /* The child's answer: it has cleared its parent-death signal. */
+    if ((r = gk_recv_msg(sync, &m)) < 0)
+        return r;
+    return m.type == GK_MSG_SAVED ? 0 : -EPROTO;
 }
 
 /* ---- a process that joins a running container (exec) ------------------- */

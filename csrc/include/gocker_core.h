@@ -44,8 +44,11 @@
  *                                            file instead: it exits), so that
  *                                            a parent killed before the state
  *                                            names the child takes it along;
- *                                            then it clears the signal, and
- *                                            the parent may exit. Without
+ *                                            then it clears the signal.
+ *                 <------------------------- GK_MSG_SAVED back: the signal is
+ *                                            cleared; only now may the parent
+ *                                            exit (an exit before the clearing
+ *                                            would kill the child). Without
  *                                            `saved_sync` it clears it at READY.
  *
  *    The parent-death signal fires when the thread that cloned the child
@@ -372,7 +375,8 @@ int gk_spawn(const struct gk_spawn *spec, gk_before_go_fn before_go, void *ctx,
              pid_t *pid, int *terminal_fd, struct gk_msg *err);
 
 /* Sends GK_MSG_SAVED on the sync socket a gk_spawn with `saved_sync` left
- * open: the state names the child now. Returns 0 or -errno. */
+ * open (the state names the child now) and waits for the child's answer
+ * that it has cleared its parent-death signal. Returns 0 or -errno. */
 int gk_send_saved(int sync);
 
 /*
