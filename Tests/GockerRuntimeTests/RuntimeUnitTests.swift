@@ -25,7 +25,7 @@ struct LaunchPlanTests {
         Spec(process: Spec.Process(args: args, env: ["A=1", "PATH=/bin"], cwd: "/work"),
              root: Spec.Root(path: "rootfs", readonly: true), hostname: "h",
              mounts: [Spec.Mount(destination: "/proc", type: "proc", source: "proc"),
-                      Spec.Mount(destination: "dev", type: "tmpfs", source: "tmpfs", options: ["mode=755"]),
+                      Spec.Mount(destination: "/dev", type: "tmpfs", source: "tmpfs", options: ["mode=755"]),
                       Spec.Mount(destination: "/data", type: "bind", source: "data", options: ["rbind", "ro"])],
              linux: Spec.Linux(namespaces: namespaces.map { Spec.Namespace(type: $0) },
                                devices: [Spec.Device(type: "c", path: "/dev/null", major: 1, minor: 3, fileMode: 0o600)]))
@@ -56,6 +56,10 @@ struct LaunchPlanTests {
         var relativeCwd = spec()
         relativeCwd.process?.cwd = "tmp"
         #expect(throws: GockerError.self) { try LaunchPlan(spec: relativeCwd, bundle: "/b") }
+        // The runtime spec: a mount's destination must be absolute.
+        var relativeDestination = spec()
+        relativeDestination.mounts?[1].destination = "dev"
+        #expect(throws: GockerError.self) { try LaunchPlan(spec: relativeDestination, bundle: "/b") }
     }
 }
 
