@@ -261,7 +261,7 @@ enum CgroupFiles {
         var log = [CChar](repeating: 0, count: 512)
         let r = gk_dev_attach(fd, c, c.count, &log, log.count)
         guard r == 0 else {
-            let verifier = String(cString: log).split(separator: "\n").first.map { " (verifier: \($0))" } ?? ""
+            let verifier = Sys.string(log).split(separator: "\n").first.map { " (verifier: \($0))" } ?? ""
             throw GockerError(.system, "attach the device rules to cgroup \(dir) as an eBPF program\(verifier)",
                               cause: SystemCallError("bpf", path: dir, errno: -r))
         }

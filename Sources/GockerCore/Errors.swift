@@ -78,6 +78,7 @@ public func errnoText(_ e: Int32) -> String {
 
 /// Runs system calls on behalf of `what` ("create state directory of abc"),
 /// turning their failure into a GockerError that says so.
+@discardableResult
 public func performing<T>(_ what: @autoclosure () -> String, code: GockerError.Code = .system,
                           _ body: () throws(SystemCallError) -> T) throws(GockerError) -> T {
     do { return try body() } catch { throw GockerError(code, what(), cause: error) }

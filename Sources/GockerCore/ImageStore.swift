@@ -410,7 +410,7 @@ public struct ImageStore: Sendable {
                     "conflict: unable to delete \(image.shortID) (cannot be forced) - image is being used by running container \(running.id.prefix(12))")
             }
             if let user = users.first, !force {
-                if let ref {
+                if ref != nil {
                     throw GockerError(.invalidState,
                         "conflict: unable to remove repository reference \"\(text)\" (must force) - container \(user.id.prefix(12)) is using its referenced image \(image.shortID)")
                 }

@@ -23,6 +23,12 @@ public enum Sys {
 
     public static func close(_ fd: Int32) { _ = Glibc.close(fd) }
 
+    /// The NUL-terminated text a C call wrote into `buffer`.
+    public static func string(_ buffer: [CChar]) -> String {
+        let bytes = buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
     /// Reads a whole file, into a buffer of the size the file says it has
     /// (proc and cgroup files say 0: a page first; at most 1 MB first),
     /// not zeroed first.
@@ -136,7 +142,7 @@ public enum Sys {
         var failed = [CChar](repeating: 0, count: Int(PATH_MAX))
         let r = gk_remove_tree(path, &call, &failed, failed.count)
         if r < 0 {
-            throw SystemCallError(call.map { String(cString: $0) } ?? "remove", path: String(cString: failed), errno: -r)
+            throw SystemCallError(call.map { String(cString: $0) } ?? "remove", path: Sys.string(failed), errno: -r)
         }
     }
 

@@ -602,7 +602,7 @@ public struct Engine: Sendable {
     static func hostHostname() -> String {
         var buf = [CChar](repeating: 0, count: 256)
         gethostname(&buf, buf.count - 1)
-        return String(cString: buf)
+        return Sys.string(buf)
     }
 
     /// Without -i, the container's standard input is /dev/null, as in docker.

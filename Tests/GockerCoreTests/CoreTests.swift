@@ -204,7 +204,7 @@ struct InitLayerTests {
         let p = popen("cd \(root) && mkdir top bottom && chmod 755 top bottom && umask 022 && (\(script)) 2>&1", "r")
         var out = [CChar](repeating: 0, count: 512)
         var text = ""
-        while let p, fgets(&out, Int32(out.count), p) != nil { text += String(cString: out) }
+        while let p, fgets(&out, Int32(out.count), p) != nil { text += Sys.string(out) }
         guard let p, pclose(p) == 0 else { throw GockerError(.system, "layer script failed: \(text)") }
         return (root, [root + "/top", root + "/bottom"])
     }

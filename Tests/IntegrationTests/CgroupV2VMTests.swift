@@ -138,7 +138,7 @@ enum VM {
 
     /// Runs a program with its output in a file; kills it after `timeout` seconds.
     static func run(_ path: String, _ args: [String], output: String, timeout: Double = 60) throws -> Int32 {
-        FileManager.default.createFile(atPath: output, contents: nil)
+        _ = FileManager.default.createFile(atPath: output, contents: nil)
         let p = Process()
         p.executableURL = URL(fileURLWithPath: path)
         p.arguments = args

@@ -37,7 +37,7 @@ final class PrivateContainerd {
         process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/containerd")
         process.arguments = ["--config", dir + "/config.toml", "--log-level", "warn"]
-        FileManager.default.createFile(atPath: dir + "/log", contents: nil)
+        _ = FileManager.default.createFile(atPath: dir + "/log", contents: nil)
         process.standardOutput = FileHandle(forWritingAtPath: dir + "/log")
         process.standardError = FileHandle(forWritingAtPath: dir + "/log")
         process.standardInput = FileHandle.nullDevice
@@ -78,7 +78,7 @@ final class PrivateContainerd {
         p.executableURL = URL(fileURLWithPath: "/usr/bin/ctr")
         p.arguments = ["--address", socket] + args
         let out = dir + "/ctr-\(UUID().uuidString)"
-        FileManager.default.createFile(atPath: out, contents: nil)
+        _ = FileManager.default.createFile(atPath: out, contents: nil)
         p.standardOutput = FileHandle(forWritingAtPath: out)
         p.standardError = FileHandle(forWritingAtPath: out)
         p.standardInput = FileHandle.nullDevice

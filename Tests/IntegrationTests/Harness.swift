@@ -81,12 +81,12 @@ final class Sandbox {
         p.environment = environment
         // Output goes to files: no pipe can fill up and stall the child.
         let base = dir + "/run-\(UUID().uuidString)"
-        FileManager.default.createFile(atPath: base + ".out", contents: nil)
-        FileManager.default.createFile(atPath: base + ".err", contents: nil)
+        _ = FileManager.default.createFile(atPath: base + ".out", contents: nil)
+        _ = FileManager.default.createFile(atPath: base + ".err", contents: nil)
         p.standardOutput = FileHandle(forWritingAtPath: base + ".out")
         p.standardError = FileHandle(forWritingAtPath: base + ".err")
         if let input {
-            FileManager.default.createFile(atPath: base + ".in", contents: Data(input.utf8))
+            _ = FileManager.default.createFile(atPath: base + ".in", contents: Data(input.utf8))
             p.standardInput = FileHandle(forReadingAtPath: base + ".in")
         } else {
             p.standardInput = FileHandle.nullDevice
@@ -103,12 +103,12 @@ final class Sandbox {
     /// Starts gocker in the background with its output going to files in the sandbox.
     func start(_ args: [String]) throws -> (Process, outFile: String) {
         let outFile = dir + "/bg-\(UUID().uuidString).out"
-        FileManager.default.createFile(atPath: outFile, contents: nil)
+        _ = FileManager.default.createFile(atPath: outFile, contents: nil)
         let p = Process()
         p.executableURL = URL(fileURLWithPath: Sandbox.binary)
         p.arguments = args
         p.environment = environment
-        FileManager.default.createFile(atPath: outFile + ".err", contents: nil)
+        _ = FileManager.default.createFile(atPath: outFile + ".err", contents: nil)
         p.standardOutput = FileHandle(forWritingAtPath: outFile)
         p.standardError = FileHandle(forWritingAtPath: outFile + ".err")
         p.standardInput = FileHandle.nullDevice

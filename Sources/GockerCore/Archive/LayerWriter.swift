@@ -336,6 +336,7 @@ public final class LayerWriter {
         return [a, m]
     }
 
+    @discardableResult
     private func system<T>(_ name: String, _ what: String, _ body: () throws(SystemCallError) -> T) throws(GockerError) -> T {
         try performing("import: entry \"\(name)\": \(what)", body)
     }
