@@ -297,6 +297,13 @@ int gk_seccomp_compile(const struct gk_seccomp_profile *p, struct gk_seccomp_fil
         goto done;
     }
     close(fd);
+    if ((size_t)len / sizeof(struct sock_filter) > BPF_MAXINSNS) {
+        /* The kernel would refuse it, and only at the container's start. */
+        free(buf);
+        r = -E2BIG;
+        say(what, size, "the seccomp profile compiles to more than 4096 instructions", NULL, NULL);
+        goto done;
+    }
     out->program = buf;
     out->len = (size_t)len / sizeof(struct sock_filter);
     out->flags = flags;

@@ -68,11 +68,10 @@ extension Runtime {
             throw GockerError(.invalidState, "container \(id) is not running")
         }
 
-        // The container's filter, as runc applies it to every process.
-        let seccomp = try Spec.decodeFile(path: s.bundle + "/config.json").linux?.seccomp.map { p throws(GockerError) in
-            try SeccompProgram(p, id: id, bundle: s.bundle, annotations: s.annotations, status: .running,
-                               cacheDirectory: seccompCache)
-        }
+        // The container's filter, as runc applies it to every process: the
+        // one `create` kept, not what the bundle's config says now.
+        let seccomp = try SeccompProgram.kept(in: store.directory(id), id: id, bundle: s.bundle,
+                                              annotations: s.annotations, cacheDirectory: seccompCache)
         let arena = CArena()
         var spec = process.cSpawn(arena: arena, stdio: stdio)
         if let listener = try seccomp?.attach(to: &spec, arena: arena) { fds.append(listener) }

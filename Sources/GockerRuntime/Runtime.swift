@@ -249,6 +249,9 @@ public struct Runtime: Sendable {
                 return try Sys.open(fifo, GK_O_PATH)
             }
             defer { Sys.close(fifoFD) }
+            if let program = plan.seccomp, let profile = spec.linux?.seccomp {
+                try program.keep(in: store.directory(id), profile: profile)
+            }
             (pid, terminal, sync) = try spawn(id: id, plan: plan, fifoFD: fifoFD, stdio: stdio, lateGo: lateGo,
                                               cgroupDirectory: cloneDirectory) { pid throws(GockerError) in
                 let (driver, record) = try groups.value().get()

@@ -15,12 +15,14 @@ public struct SeccompProgram: Sendable {
     /// as spaces for the child to fill, and where they are.
     var state: [UInt8] = []
     var pidOffsets: [Int] = []
+    /// The cache's file of this program, when it has one.
+    var cacheFile: String?
 
     /// Compiles `profile`; `id`, `bundle`, `annotations` and `status` make
     /// the container process state a listener gets.
     public init(_ profile: Spec.Seccomp, id: String = "", bundle: String = "", annotations: [String: String]? = nil,
                 status: ContainerStatus = .creating, cacheDirectory: String? = nil) throws(GockerError) {
-        (instructions, flags, notify) = try Self.compiled(profile, cacheDirectory: cacheDirectory)
+        (instructions, flags, notify, cacheFile) = try Self.compiled(profile, cacheDirectory: cacheDirectory)
         guard notify else { return }
         guard let path = profile.listenerPath, !path.isEmpty else {
             throw GockerError(.invalidConfig, "seccomp: SCMP_ACT_NOTIFY needs linux.seccomp.listenerPath")
@@ -60,20 +62,48 @@ public struct SeccompProgram: Sendable {
         precondition(pidOffsets.count == 2)
     }
 
+    /// A program without a listener, as `file` (a cache file) holds it.
+    init?(file: [UInt8]) {
+        guard let (instructions, flags, notify) = Self.decode(file), !notify else { return nil }
+        self.instructions = instructions
+        self.flags = flags
+        self.notify = false
+    }
+
+    /// Changes with the way gocker turns a profile into rules: a program
+    /// an older gocker compiled is not taken.
+    static let cacheFormat = "gocker-seccomp-2"
+
+    /// A cache file: 16 bytes of header (flags and notify; the number of
+    /// instructions), then the program. Anything else (a file cut short) is
+    /// not taken.
+    static func encode(_ program: [UInt64], flags: UInt32, notify: Bool) -> [UInt8] {
+        ([UInt64(flags) | (notify ? 1 << 32 : 0), UInt64(program.count)] + program).withUnsafeBytes { Array($0) }
+    }
+
+    static func decode(_ bytes: [UInt8]) -> ([UInt64], UInt32, Bool)? {
+        guard bytes.count >= 16, bytes.count % 8 == 0 else { return nil }
+        let words = bytes.withUnsafeBytes { raw in Array(raw.bindMemory(to: UInt64.self)) }
+        guard words[1] == UInt64(words.count - 2) else { return nil }
+        return (Array(words.dropFirst(2)), UInt32(truncatingIfNeeded: words[0]), words[0] >> 32 != 0)
+    }
+
     /// The program, from the cache when one was made for the same profile,
-    /// architecture and libseccomp.
-    static func compiled(_ profile: Spec.Seccomp, cacheDirectory: String?) throws(GockerError) -> ([UInt64], UInt32, Bool) {
+    /// architecture, libseccomp and cache format; and the cache's file.
+    static func compiled(_ profile: Spec.Seccomp, cacheDirectory: String?) throws(GockerError) -> ([UInt64], UInt32, Bool, String?) {
         var key: String?
         if let cacheDirectory {
             var h = SHA256()
-            h.update(Array("\(String(cString: gk_seccomp_version()))\0\(Self.machine)\0".utf8))
-            h.update(Spec(linux: Spec.Linux(seccomp: profile)).json)
+            h.update(Array("\(cacheFormat)\0\(String(cString: gk_seccomp_version()))\0\(Self.machine)\0".utf8))
+            // Where a listener is and what it is told make no other program.
+            var rules = profile
+            rules.listenerPath = nil
+            rules.listenerMetadata = nil
+            h.update(Spec(linux: Spec.Linux(seccomp: rules)).json)
             key = "\(cacheDirectory)/\(h.finalize().hex).bpf"
         }
-        if let key, let bytes = try? Sys.readFile(key), bytes.count >= 8, bytes.count % 8 == 0 {
-            // 8 bytes of header (flags, notify), then the program.
-            let words = bytes.withUnsafeBytes { raw in Array(raw.bindMemory(to: UInt64.self)) }
-            return (Array(words.dropFirst()), UInt32(truncatingIfNeeded: words[0]), words[0] >> 32 != 0)
+        if let key, let bytes = try? Sys.readFile(key), let (program, flags, notify) = decode(bytes) {
+            return (program, flags, notify, key)
         }
         let arena = CArena()
         let rules: [gk_seccomp_rule] = (profile.syscalls ?? []).map { s in
@@ -102,15 +132,55 @@ public struct SeccompProgram: Sendable {
         }
         defer { gk_seccomp_free(&out) }
         let program = Array(UnsafeBufferPointer(start: out.program!.assumingMemoryBound(to: UInt64.self), count: out.len))
+        var cached: String?
         if let key {
-            let file = [UInt64(out.flags) | (out.notify != 0 ? 1 << 32 : 0)] + program
-            let bytes = file.withUnsafeBytes { Array($0) }
+            let bytes = encode(program, flags: out.flags, notify: out.notify != 0)
             // A cache that cannot be written is only slower.
-            if (try? Sys.writeFileAtomic(key, bytes, mode: 0o600)) == nil, let dir = cacheDirectory {
-                if (try? Sys.mkdirAll(dir, mode: 0o700)) != nil { _ = try? Sys.writeFileAtomic(key, bytes, mode: 0o600) }
+            if (try? Sys.writeFileAtomic(key, bytes, mode: 0o600)) != nil {
+                cached = key
+            } else if let dir = cacheDirectory, (try? Sys.mkdirAll(dir, mode: 0o700)) != nil,
+                      (try? Sys.writeFileAtomic(key, bytes, mode: 0o600)) != nil {
+                cached = key
             }
         }
-        return (program, out.flags, out.notify != 0)
+        return (program, out.flags, out.notify != 0, cached)
+    }
+
+    /// The names under a container's state directory of what `exec` loads:
+    /// the program (no listener), or the profile (with one).
+    static let programFile = "seccomp.bpf"
+    static let profileFile = "seccomp.json"
+
+    /// Keeps the container's filter in its state directory `dir` for
+    /// `exec`, which must not take a later edit of the bundle's config: a
+    /// hard link to the cache's file where there is one (no data written),
+    /// else the program; with a listener, the profile itself (exec sends
+    /// its own listener there).
+    func keep(in dir: String, profile: Spec.Seccomp) throws(GockerError) {
+        try performing("keep the seccomp filter") { () throws(SystemCallError) in
+            if notify {
+                try Sys.writeFileAtomic("\(dir)/\(Self.profileFile)", Spec(linux: Spec.Linux(seccomp: profile)).json, mode: 0o600)
+                return
+            }
+            let path = "\(dir)/\(Self.programFile)"
+            if let cacheFile, link(cacheFile, path) == 0 { return }
+            try Sys.writeFileAtomic(path, Self.encode(instructions, flags: flags, notify: false), mode: 0o600)
+        }
+    }
+
+    /// The filter `keep` left in `dir`, nil when the container has none.
+    static func kept(in dir: String, id: String, bundle: String, annotations: [String: String]?,
+                     cacheDirectory: String?) throws(GockerError) -> SeccompProgram? {
+        if let bytes = try? Sys.readFile("\(dir)/\(programFile)") {
+            guard let program = SeccompProgram(file: bytes) else {
+                throw GockerError(.system, "read the seccomp filter of \(id): \(dir)/\(programFile) is damaged")
+            }
+            return program
+        }
+        guard Sys.exists("\(dir)/\(profileFile)") else { return nil }
+        guard let profile = try Spec.decodeFile(path: "\(dir)/\(profileFile)").linux?.seccomp else { return nil }
+        return try SeccompProgram(profile, id: id, bundle: bundle, annotations: annotations, status: .running,
+                                  cacheDirectory: cacheDirectory)
     }
 
     public static let machine: String = {

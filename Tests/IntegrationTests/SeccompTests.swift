@@ -59,6 +59,13 @@ struct SeccompTests {
         #expect(try box.gocker(["rm", "sc"]).status == 0)
         // The compiled program was kept for the next start.
         #expect(box.list(box.dataRoot + "/seccomp").count == 1)
+
+        // `gocker exec` in such a container runs under the same filter.
+        let d = try box.gocker(["run", "-d", "--name", "sce", "busybox", "sleep", "60"])
+        #expect(d.status == 0, "\(d.stderr)")
+        let e = try box.gocker(["exec", "sce", "sh", "-c", "grep Seccomp: /proc/self/status; unshare -U true && echo unshared"])
+        #expect(seccompField(e.stdout) == "2" && !e.stdout.contains("unshared"), "\(e.stdout)\(e.stderr)")
+        #expect(try box.gocker(["rm", "-f", "sce"]).status == 0)
         box.expectNothingLeft()
     }
 
@@ -153,6 +160,15 @@ struct SeccompTests {
             return c
         }()).write(to: URL(fileURLWithPath: bundle + "/config.json"))
         #expect(try box.gocker(["oci", "run", "-d", "--bundle", bundle, "sc2"]).status == 0)
+        // The filter is the one the container was created with: a later edit
+        // of the bundle's config (no seccomp at all) changes nothing.
+        try JSONSerialization.data(withJSONObject: try {
+            var c = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: bundle + "/config.json"))) as? [String: Any])
+            var linux = c["linux"] as! [String: Any]
+            linux["seccomp"] = nil
+            c["linux"] = linux
+            return c
+        }()).write(to: URL(fileURLWithPath: bundle + "/config.json"))
         let e = try box.gocker(["oci", "exec", "sc2", "sh", "-c", "grep Seccomp: /proc/self/status; mkdir /tmp/b && echo made"])
         #expect(seccompField(e.stdout) == "2", "\(e.stdout)\(e.stderr)")
         #expect(!e.stdout.contains("made") && e.stderr.contains("Permission denied"), "\(e.stdout)\(e.stderr)")
