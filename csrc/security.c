@@ -45,10 +45,21 @@ static int last_cap(void)
     return last;
 }
 
+/* A config without process.capabilities leaves the sets as they are, and a
+ * non-root user then loses them all at the change of uid; but without
+ * no_new_privs, loading its seccomp filter wants CAP_SYS_ADMIN. The
+ * permitted set is kept across the change and CAP_SYS_ADMIN made effective
+ * until the filter is loaded: execve gives a non-root user without file
+ * capabilities none of them (root keeps all, as it would have). */
+static int keeps_all_for_seccomp(const struct gk_spawn *s)
+{
+    return s->seccomp_program && !(s->flags & GK_SPAWN_NO_NEW_PRIVS) && !(s->flags & GK_SPAWN_SET_CAPS);
+}
+
 int gk_drop_bounding(const struct gk_spawn *s)
 {
     if (!(s->flags & GK_SPAWN_SET_CAPS))
-        return 0;
+        return keeps_all_for_seccomp(s) && prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0 ? -errno : 0;
     int last = last_cap();
     for (int c = 0; c <= last && c < 64; c++) {
         if (s->caps.bounding & (1ULL << c))
@@ -109,8 +120,19 @@ int gk_drop_held_caps(const struct gk_spawn *s)
 
 int gk_set_caps(const struct gk_spawn *s)
 {
-    if (!(s->flags & GK_SPAWN_SET_CAPS))
+    if (!(s->flags & GK_SPAWN_SET_CAPS)) {
+        if (!keeps_all_for_seccomp(s))
+            return 0;
+        struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0};
+        struct __user_cap_data_struct data[2];
+        if (syscall(SYS_capget, &hdr, data) < 0)
+            return -errno;
+        data[CAP_TO_INDEX(CAP_SYS_ADMIN)].effective |= data[CAP_TO_INDEX(CAP_SYS_ADMIN)].permitted & CAP_TO_MASK(CAP_SYS_ADMIN);
+        if (syscall(SYS_capset, &hdr, data) < 0)
+            return -errno;
+        (void)prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0);
         return 0;
+    }
     uint64_t held = gk_holds_for_seccomp(s) ? 1ULL << CAP_SYS_ADMIN : 0;
     if (capset_sets(s->caps.effective | held, s->caps.permitted | held, s->caps.inheritable) < 0)
         return -errno;

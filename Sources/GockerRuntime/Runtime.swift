@@ -246,6 +246,9 @@ public struct Runtime: Sendable {
             let fifo = store.fifoPath(id)
             let fifoFD = try performing("create exec fifo of \(id)") { () throws(SystemCallError) in
                 try Sys.check("mkfifo", path: fifo) { mkfifo(fifo, 0o622) }
+                // Writable by the container's user, whoever it is (the umask
+                // took the bits away): the state directory keeps others out.
+                try Sys.check("chmod", path: fifo) { chmod(fifo, 0o622) }
                 return try Sys.open(fifo, GK_O_PATH)
             }
             defer { Sys.close(fifoFD) }

@@ -174,6 +174,25 @@ struct SeccompTests {
         #expect(!e.stdout.contains("made") && e.stderr.contains("Permission denied"), "\(e.stdout)\(e.stderr)")
         #expect(try box.gocker(["oci", "delete", "--force", "sc2"]).status == 0)
 
+        // A non-root user, no capabilities listed, no no_new_privs: the
+        // filter still loads (CAP_SYS_ADMIN kept until then), and the
+        // command has no capability left.
+        let user = try ociBundle(box, args: ["sh", "-c", "id -u; grep -E 'Seccomp:|CapEff:|CapPrm:' /proc/self/status; mkdir /tmp/u && echo made; true"],
+                                 seccomp: Self.noMkdir)
+        try JSONSerialization.data(withJSONObject: try {
+            var c = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: user + "/config.json"))) as? [String: Any])
+            var p = c["process"] as! [String: Any]
+            p["user"] = ["uid": 1000, "gid": 1000]
+            c["process"] = p
+            return c
+        }()).write(to: URL(fileURLWithPath: user + "/config.json"))
+        let u = try box.gocker(["oci", "run", "--bundle", user, "sc4"])
+        #expect(u.status == 0, "\(u.stderr)")
+        #expect(u.stdout.hasPrefix("1000\n") && seccompField(u.stdout) == "2", "\(u.stdout)")
+        #expect(u.stdout.contains("CapEff:\t0000000000000000") && u.stdout.contains("CapPrm:\t0000000000000000"), "\(u.stdout)")
+        #expect(!u.stdout.contains("made") && u.stderr.contains("Permission denied"), "\(u.stdout)\(u.stderr)")
+        _ = try box.gocker(["oci", "delete", "--force", "sc4"])
+
         // A bad profile is refused before anything is made.
         let bad = try ociBundle(box, args: ["true"], seccomp: #"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_KILL_EVERYONE"}]}"#)
         let b = try box.gocker(["oci", "run", "--bundle", bad, "sc3"])
