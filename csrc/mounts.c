@@ -403,7 +403,7 @@ const char *gk_refuse_target(const struct gk_mount *mt, int source, int target, 
         /* Only the host's own sysfs or cgroups, bound over the container's. */
         long src_fs = source >= 0 ? fs_type(source) : 0;
         int sys_itself = src_fs == GK_SYSFS_MAGIC || src_fs == GK_CGROUP_SUPER_MAGIC ||
-                         src_fs == GK_CGROUP2_SUPER_MAGIC || under(mt->source, "/sys");
+                         src_fs == GK_CGROUP2_SUPER_MAGIC || (source < 0 && under(mt->source, "/sys"));
         if (!sys_itself)
             return "target resolves into /sys";
     }

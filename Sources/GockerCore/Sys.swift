@@ -80,13 +80,15 @@ public enum Sys {
     /// that a reader sees the old content or the new, never a part.
     public static func writeFileAtomic(_ path: String, _ bytes: some Collection<UInt8>, mode: mode_t = 0o644) throws(SystemCallError) {
         let tmp = "\(path).tmp-\(getpid())"
-        let fd = try open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW, mode)
+        var fd = try open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW, mode)
         do {
             try writeAll(fd, bytes, path: tmp)
             close(fd)
+            // Closed once only: another thread may have the number by now.
+            fd = -1
             try check("rename", path: path) { Glibc.rename(tmp, path) }
         } catch {
-            close(fd)
+            if fd >= 0 { close(fd) }
             _ = unlink(tmp)
             throw error
         }

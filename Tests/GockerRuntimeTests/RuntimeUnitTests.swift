@@ -60,6 +60,9 @@ struct LaunchPlanTests {
         var relativeDestination = spec()
         relativeDestination.mounts?[1].destination = "dev"
         #expect(throws: GockerError.self) { try LaunchPlan(spec: relativeDestination, bundle: "/b") }
+        // A bind into /sys only of the host's /sys, judged on the cleaned path.
+        #expect(LaunchPlan.refusal(destination: "/sys/kernel", type: "bind", isBind: true, source: "/sys/../etc") != nil)
+        #expect(LaunchPlan.refusal(destination: "/sys/fs/cgroup/x", type: "bind", isBind: true, source: "/sys/fs/cgroup/x") == nil)
     }
 }
 
