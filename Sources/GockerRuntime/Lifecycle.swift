@@ -106,7 +106,15 @@ extension Engine {
             _ = (line + "\n").withCString { write(reportFD, $0, strlen($0)) }
         }
         do throws(GockerError) {
-            let record = try load(id)
+            // The monitor (this process's parent) owns the container from
+            // here on, whatever becomes of the gocker that spawned it: a
+            // `run -d` killed before it could say so leaves no container
+            // that looks abandoned mid-start.
+            let monitor = getppid()
+            let record = try updateRecord(id) { r in
+                r.ownerPid = monitor
+                r.ownerStart = UInt64(gk_process_start_time(monitor))
+            }
             // stop or rm came while the monitor waited to restart it.
             if record.stopRequested == true {
                 throw GockerError(.invalidState, "container \(record.name) was stopped")
