@@ -9,15 +9,25 @@ public enum Paths {
     /// monitor and the container's mount namespace. "" stays "".
     public static func absolute(_ path: String, cwd: () -> String = currentDirectory) -> String {
         guard !path.isEmpty else { return path }
-        let full = path.hasPrefix("/") ? path : cwd() + "/" + path
-        var parts: [Substring] = []
-        for c in full.split(separator: "/") {
+        return clean(path.hasPrefix("/") ? path : cwd() + "/" + path)
+    }
+
+    /// An absolute path with its "." and ".." components and repeated
+    /// slashes resolved by name ("/sys/../etc" is "/etc"). By hand, on the
+    /// start path: no split and join, whose first use in a process has the
+    /// runtime scan every protocol conformance in the binary.
+    public static func clean(_ path: String) -> String {
+        var parts: [String] = []
+        for c in Sys.components(path) {
             if c == "." { continue }
             if c == ".." { _ = parts.popLast(); continue }
             parts.append(c)
         }
         var out = ""
-        for p in parts { out += "/" + p }
+        for p in parts {
+            out += "/"
+            out += p
+        }
         return out.isEmpty ? "/" : out
     }
 

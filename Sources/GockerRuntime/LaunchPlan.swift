@@ -149,15 +149,8 @@ public struct LaunchPlan: Sendable {
     /// filesystem (csrc/mounts.c gk_refuse_target), with the same words.
     public static func refusal(destination: String, type: String, isBind: Bool, source: String) -> String? {
         // Lexically, as the container's root sees it ("/sys/../etc" is /etc).
-        func clean(_ p: String) -> String {
-            var parts: [Substring] = []
-            for part in p.split(separator: "/") where part != "." {
-                if part == ".." { _ = parts.popLast() } else { parts.append(part) }
-            }
-            return "/" + parts.joined(separator: "/")
-        }
-        let path = clean(destination)
-        let source = clean(source)
+        let path = Paths.clean(destination)
+        let source = Paths.clean(source)
         func under(_ p: String, _ dir: String) -> Bool { p == dir || p.hasPrefix(dir + "/") }
         if path == "/" { return "target resolves to the container's root" }
         if path == "/proc" {
