@@ -17,7 +17,6 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #ifndef SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV
@@ -340,24 +339,6 @@ const char *gk_seccomp_version(void)
     return v;
 }
 
-int gk_seccomp_connect(const char *path)
-{
-    struct sockaddr_un addr;
-    memset(&addr, 0, sizeof addr);
-    addr.sun_family = AF_UNIX;
-    if (strlen(path) >= sizeof addr.sun_path)
-        return -ENAMETOOLONG;
-    memcpy(addr.sun_path, path, strlen(path) + 1);
-    int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (s < 0)
-        return -errno;
-    if (connect(s, (struct sockaddr *)&addr, sizeof addr) < 0) {
-        int e = errno;
-        close(s);
-        return -e;
-    }
-    return s;
-}
 
 /* ---- the child: load, and hand the listener on -------------------------- */
 

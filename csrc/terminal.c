@@ -12,7 +12,6 @@
 #include <sys/ioctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <sys/wait.h>
 #include <termios.h>
 #include <unistd.h>
@@ -301,21 +300,9 @@ int gk_relay_wait(pid_t pid, int master, int in_fd, int out_fd, int winsize_fd, 
 
 int gk_send_console(const char *socket_path, int master)
 {
-    struct sockaddr_un addr;
-    memset(&addr, 0, sizeof addr);
-    addr.sun_family = AF_UNIX;
-    size_t len = strlen(socket_path);
-    if (len >= sizeof addr.sun_path)
-        return -ENAMETOOLONG;
-    memcpy(addr.sun_path, socket_path, len + 1);
-    int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int s = gk_connect_unix(socket_path);
     if (s < 0)
-        return -errno;
-    if (connect(s, (struct sockaddr *)&addr, sizeof addr) < 0) {
-        int e = errno;
-        close(s);
-        return -e;
-    }
+        return s;
     /* The payload is the terminal's name, as runc sends it. */
     char name[32] = "/dev/pts/";
     unsigned int n = 0;

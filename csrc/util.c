@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 size_t gk_strlcat(char *dst, size_t len, size_t size, const char *src)
@@ -187,4 +188,23 @@ int gk_remove_tree(const char *path, const char **call, char *failed, size_t n)
     if (r == 0)
         failed[0] = '\0';
     return r;
+}
+
+int gk_connect_unix(const char *path)
+{
+    struct sockaddr_un addr;
+    memset(&addr, 0, sizeof addr);
+    addr.sun_family = AF_UNIX;
+    if (strlen(path) >= sizeof addr.sun_path)
+        return -ENAMETOOLONG;
+    memcpy(addr.sun_path, path, strlen(path) + 1);
+    int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (s < 0)
+        return -errno;
+    if (connect(s, (struct sockaddr *)&addr, sizeof addr) < 0) {
+        int e = errno;
+        close(s);
+        return -e;
+    }
+    return s;
 }

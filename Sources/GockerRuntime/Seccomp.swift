@@ -197,7 +197,7 @@ public struct SeccompProgram: Sendable {
         spec.seccomp_len = instructions.count
         spec.seccomp_flags = flags
         guard notify, let listenerPath else { return nil }
-        let fd = gk_seccomp_connect(listenerPath)
+        let fd = gk_connect_unix(listenerPath)
         if fd < 0 {
             throw GockerError(.system, "send the seccomp listener", cause: SystemCallError("connect", path: listenerPath, errno: -fd))
         }

@@ -351,8 +351,9 @@ int gk_seccomp_compile(const struct gk_seccomp_profile *p, struct gk_seccomp_fil
 void gk_seccomp_free(struct gk_seccomp_filter *f);
 /* libseccomp's version, "2.5.4". */
 const char *gk_seccomp_version(void);
-/* A SOCK_STREAM socket connected to the unix socket `path`, or -errno. */
-int gk_seccomp_connect(const char *path);
+/* A SOCK_STREAM socket connected to the unix socket `path` (close-on-exec),
+ * or -errno: a seccomp listener's, a console socket. */
+int gk_connect_unix(const char *path);
 
 /*
  * Clones the container's first process and lets it run up to READY.
