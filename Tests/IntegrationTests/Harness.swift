@@ -205,3 +205,14 @@ final class Sandbox {
 /// The integration tests start real containers: they need root. Under CI
 /// they always run (and fail if not root) rather than skip.
 let canRunContainers = getuid() == 0 || ProcessInfo.processInfo.environment["CI"] == "true"
+
+/// Runs a shell script on the host; its exit status.
+@discardableResult
+func sh(_ script: String) throws -> Int32 {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: "/bin/sh")
+    p.arguments = ["-c", script]
+    try p.run()
+    p.waitUntilExit()
+    return p.terminationStatus
+}

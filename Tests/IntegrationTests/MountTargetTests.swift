@@ -8,16 +8,6 @@ import Testing
 /// line on stderr, exit 125, and nothing left behind.
 @Suite(.enabled(if: canRunContainers, "starts real containers: needs root"))
 struct MountTargetTests {
-    @discardableResult
-    func sh(_ script: String) throws -> Int32 {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/bin/sh")
-        p.arguments = ["-c", script]
-        try p.run()
-        p.waitUntilExit()
-        return p.terminationStatus
-    }
-
     /// The busybox layer with `extra` (a shell script run in a copy of it)
     /// applied: as a directory in the sandbox, and imported as `name`.
     @discardableResult

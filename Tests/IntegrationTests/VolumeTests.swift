@@ -5,16 +5,6 @@ import Testing
 /// volume commands, and targets that stay inside the container's root.
 @Suite(.enabled(if: canRunContainers, "starts real containers: needs root"))
 struct VolumeTests {
-    /// Runs a shell script on the host; its exit status.
-    @discardableResult
-    func sh(_ script: String) throws -> Int32 {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/bin/sh")
-        p.arguments = ["-c", script]
-        try p.run()
-        p.waitUntilExit()
-        return p.terminationStatus
-    }
 
     func volumeNames(_ box: Sandbox) -> [String] { box.list(box.dataRoot + "/volumes").filter { !$0.hasPrefix(".") } }
 
