@@ -5,7 +5,6 @@ import Testing
 /// volume commands, and targets that stay inside the container's root.
 @Suite(.enabled(if: canRunContainers, "starts real containers: needs root"))
 struct VolumeTests {
-
     func volumeNames(_ box: Sandbox) -> [String] { box.list(box.dataRoot + "/volumes").filter { !$0.hasPrefix(".") } }
 
     /// An image made with `gocker import` from the busybox layer plus
