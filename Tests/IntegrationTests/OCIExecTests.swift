@@ -27,12 +27,13 @@ struct OCIExecTests {
 
         /// Accepts one connection and returns the descriptor it carries
         /// (SCM_RIGHTS) and the name sent with it.
-        func receive() throws -> (fd: Int32, name: String) {
+        /// With `rest`, what follows on the connection up to its end too.
+        func receive(max: Int = 256, rest: Bool = false) throws -> (fd: Int32, name: String) {
             var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
             guard poll(&p, 1, 10_000) == 1 else { throw POSIXError(.ETIMEDOUT) }
             let conn = accept(fd, nil, nil)
             defer { close(conn) }
-            var name = [UInt8](repeating: 0, count: 256)
+            var name = [UInt8](repeating: 0, count: max)
             // struct cmsghdr (16 bytes on 64-bit Linux) followed by one int.
             var control = [UInt8](repeating: 0, count: 24)
             let n = name.withUnsafeMutableBytes { nameRaw in
@@ -50,7 +51,15 @@ struct OCIExecTests {
             let type = control.withUnsafeBytes { $0.load(fromByteOffset: 12, as: Int32.self) }
             guard level == SOL_SOCKET, type == 1 /* SCM_RIGHTS */ else { throw POSIXError(.EPROTO) }
             let received = control.withUnsafeBytes { $0.load(fromByteOffset: 16, as: Int32.self) }
-            return (received, String(decoding: name[0..<n], as: UTF8.self))
+            var bytes = Array(name[0..<n])
+            while rest {
+                var q = pollfd(fd: conn, events: Int16(POLLIN), revents: 0)
+                guard poll(&q, 1, 10_000) == 1 else { throw POSIXError(.ETIMEDOUT) }
+                let m = name.withUnsafeMutableBytes { read(conn, $0.baseAddress, $0.count) }
+                if m <= 0 { break }
+                bytes += name[0..<m]
+            }
+            return (received, String(decoding: bytes, as: UTF8.self))
         }
     }
 

@@ -193,6 +193,28 @@ struct SeccompTests {
         #expect(!u.stdout.contains("made") && u.stderr.contains("Permission denied"), "\(u.stdout)\(u.stderr)")
         _ = try box.gocker(["oci", "delete", "--force", "sc4"])
 
+        // SCMP_ACT_NOTIFY: the listener goes to listenerPath with the
+        // container process state (runtime-spec), as the engine's agent
+        // receives it; a call nobody makes here (acct) is the one notified.
+        let agent = try OCIExecTests.ConsoleSocket(path: box.dir + "/agent.sock")
+        let notifying = try ociBundle(box, args: ["true"], seccomp: """
+            {"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": "\(agent.path)", "listenerMetadata": "meta-1",
+             "syscalls": [{"names": ["acct"], "action": "SCMP_ACT_NOTIFY"}]}
+            """)
+        let nr = try box.gocker(["oci", "run", "--bundle", notifying, "sc5"])
+        #expect(nr.status == 0, "\(nr.stderr)")
+        let (listener, text) = try agent.receive(max: 4096, rest: true)
+        defer { if listener >= 0 { close(listener) } }
+        #expect(listener >= 0)
+        let target = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/fd/\(listener)")) ?? ""
+        #expect(target == "anon_inode:seccomp notify", "\(target)")
+        let sent = try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any], "\(text)")
+        #expect(sent["fds"] as? [String] == ["seccompFd"] && sent["metadata"] as? String == "meta-1", "\(text)")
+        let inner = try #require(sent["state"] as? [String: Any], "\(text)")
+        #expect(inner["id"] as? String == "sc5" && (inner["pid"] as? Int ?? 0) > 0 && inner["pid"] as? Int == sent["pid"] as? Int,
+                "\(text)")
+        _ = try box.gocker(["oci", "delete", "--force", "sc5"])
+
         // A bad profile is refused before anything is made.
         let bad = try ociBundle(box, args: ["true"], seccomp: #"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_KILL_EVERYONE"}]}"#)
         let b = try box.gocker(["oci", "run", "--bundle", bad, "sc3"])
