@@ -37,14 +37,28 @@ static void say(char *what, size_t size, const char *a, const char *name, const 
         gk_strlcat(what, n, size, b);
 }
 
+/* A name of the spec's and its value. */
+struct named {
+    const char *name;
+    uint32_t value;
+};
+
+/* The value of `name` in `table`: 0, or -EINVAL when it is not there. */
+static int find_named(const struct named *table, size_t n, const char *name, uint32_t *out)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(name, table[i].name) == 0) {
+            *out = table[i].value;
+            return 0;
+        }
+    return -EINVAL;
+}
+
 /* The action named `name` (SCMP_ACT_*), with `errno_ret` (-1: none given)
  * for ERRNO and TRACE; 0 or -EINVAL. */
 static int action_value(const char *name, int64_t errno_ret, uint32_t *out, char *what, size_t size)
 {
-    static const struct {
-        const char *name;
-        uint32_t value;
-    } plain[] = {
+    static const struct named plain[] = {
         {"SCMP_ACT_KILL", SCMP_ACT_KILL},       {"SCMP_ACT_KILL_THREAD", SCMP_ACT_KILL_THREAD},
         {"SCMP_ACT_KILL_PROCESS", SCMP_ACT_KILL_PROCESS}, {"SCMP_ACT_TRAP", SCMP_ACT_TRAP},
         {"SCMP_ACT_ALLOW", SCMP_ACT_ALLOW},     {"SCMP_ACT_LOG", SCMP_ACT_LOG},
@@ -64,14 +78,11 @@ static int action_value(const char *name, int64_t errno_ret, uint32_t *out, char
         *out = SCMP_ACT_TRACE(ret);
         return 0;
     }
-    for (size_t i = 0; i < sizeof plain / sizeof plain[0]; i++) {
-        if (strcmp(name, plain[i].name) != 0)
-            continue;
+    if (find_named(plain, sizeof plain / sizeof plain[0], name, out) == 0) {
         if (errno_ret >= 0) {
             say(what, size, "errnoRet is only for SCMP_ACT_ERRNO and SCMP_ACT_TRACE, not ", name, NULL);
             return -EINVAL;
         }
-        *out = plain[i].value;
         return 0;
     }
     say(what, size, "unknown seccomp action ", name, NULL);
@@ -80,39 +91,27 @@ static int action_value(const char *name, int64_t errno_ret, uint32_t *out, char
 
 static int compare_op(const char *name, enum scmp_compare *out)
 {
-    static const struct {
-        const char *name;
-        enum scmp_compare op;
-    } ops[] = {
+    static const struct named ops[] = {
         {"SCMP_CMP_NE", SCMP_CMP_NE}, {"SCMP_CMP_LT", SCMP_CMP_LT}, {"SCMP_CMP_LE", SCMP_CMP_LE},
         {"SCMP_CMP_EQ", SCMP_CMP_EQ}, {"SCMP_CMP_GE", SCMP_CMP_GE}, {"SCMP_CMP_GT", SCMP_CMP_GT},
         {"SCMP_CMP_MASKED_EQ", SCMP_CMP_MASKED_EQ},
     };
-    for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++)
-        if (strcmp(name, ops[i].name) == 0) {
-            *out = ops[i].op;
-            return 0;
-        }
-    return -EINVAL;
+    uint32_t v;
+    if (find_named(ops, sizeof ops / sizeof ops[0], name, &v) < 0)
+        return -EINVAL;
+    *out = (enum scmp_compare)v;
+    return 0;
 }
 
 static int filter_flag(const char *name, unsigned int *out)
 {
-    static const struct {
-        const char *name;
-        unsigned int flag;
-    } flags[] = {
+    static const struct named flags[] = {
         {"SECCOMP_FILTER_FLAG_TSYNC", SECCOMP_FILTER_FLAG_TSYNC},
         {"SECCOMP_FILTER_FLAG_LOG", SECCOMP_FILTER_FLAG_LOG},
         {"SECCOMP_FILTER_FLAG_SPEC_ALLOW", SECCOMP_FILTER_FLAG_SPEC_ALLOW},
         {"SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV", SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV},
     };
-    for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++)
-        if (strcmp(name, flags[i].name) == 0) {
-            *out = flags[i].flag;
-            return 0;
-        }
-    return -EINVAL;
+    return find_named(flags, sizeof flags / sizeof flags[0], name, out);
 }
 
 /* "SCMP_ARCH_X86_64" -> libseccomp's token for "x86_64". */

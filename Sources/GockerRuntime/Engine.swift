@@ -372,7 +372,7 @@ public struct Engine: Sendable {
     func nameHolder(_ name: String) -> String? {
         var buf = [CChar](repeating: 0, count: 256)
         let n = readlink(namePath(name), &buf, buf.count - 1)
-        if n >= 0 { return String(decoding: buf[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self) }
+        if n >= 0 { return Sys.string(buf) }
         if errno == ENOENT { return nil }
         guard let text = try? Sys.readText(namePath(name)) else { return Sys.exists(namePath(name)) ? "" : nil }
         return text.trimmed
@@ -426,8 +426,7 @@ public struct Engine: Sendable {
 
     /// Finds a container by full id, unique id prefix or name.
     public func lookup(_ ref: String) throws(GockerError) -> ContainerRecord {
-        let direct = !ref.isEmpty && !ref.hasPrefix(".") && !ref.contains("/")
-        if direct && Sys.exists(containerDir(ref) + "/container.json") { return try load(ref) }
+        if containerExists(ref) { return try load(ref) }
         let isName = (try? Identifier.validateName(ref)) != nil
         if isName, let id = nameHolder(ref), containerExists(id) { return try load(id) }
         let ids = containerIDs().filter { $0.hasPrefix(ref) }
