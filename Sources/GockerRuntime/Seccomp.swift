@@ -72,7 +72,7 @@ public struct SeccompProgram: Sendable {
 
     /// Changes with the way gocker turns a profile into rules: a program
     /// an older gocker compiled is not taken.
-    static let cacheFormat = "gocker-seccomp-2"
+    static let cacheFormat = "gocker-seccomp-3"
 
     /// A cache file: 16 bytes of header (flags and notify; the number of
     /// instructions), then the program. Anything else (a file cut short) is
@@ -94,17 +94,79 @@ public struct SeccompProgram: Sendable {
         var key: String?
         if let cacheDirectory {
             var h = SHA256()
-            h.update(Array("\(cacheFormat)\0\(String(cString: gk_seccomp_version()))\0\(Self.machine)\0".utf8))
-            // Where a listener is and what it is told make no other program.
-            var rules = profile
-            rules.listenerPath = nil
-            rules.listenerMetadata = nil
-            h.update(Spec(linux: Spec.Linux(seccomp: rules)).json)
+            h.update(KeyBytes(profile).bytes)
             key = "\(cacheDirectory)/\(h.finalize().hex).bpf"
         }
         if let key, let bytes = try? Sys.readFile(key), let (program, flags, notify) = decode(bytes) {
             return (program, flags, notify, key)
         }
+        let (program, flags, notify) = try compile(profile)
+        var cached: String?
+        if let key {
+            let bytes = encode(program, flags: flags, notify: notify)
+            // A cache that cannot be written is only slower.
+            if (try? Sys.writeFileAtomic(key, bytes, mode: 0o600)) != nil {
+                cached = key
+            } else if let dir = cacheDirectory, (try? Sys.mkdirAll(dir, mode: 0o700)) != nil,
+                      (try? Sys.writeFileAtomic(key, bytes, mode: 0o600)) != nil {
+                cached = key
+            }
+        }
+        return (program, flags, notify, cached)
+    }
+
+    /// What a program is made from: the cache format, libseccomp, the
+    /// machine and every field of the profile but where its listener is and
+    /// what that is told; each string and list with its length first and
+    /// each optional marked, so that no two profiles give the same bytes.
+    struct KeyBytes {
+        var bytes: [UInt8] = []
+
+        init(_ p: Spec.Seccomp) {
+            bytes.reserveCapacity(8192)
+            string(cacheFormat)
+            string(String(cString: gk_seccomp_version()))
+            string(machine)
+            string(p.defaultAction)
+            number(p.defaultErrnoRet.map(UInt64.init))
+            strings(p.architectures)
+            strings(p.flags)
+            number((p.syscalls?.count).map(UInt64.init))
+            for rule in p.syscalls ?? [] {
+                strings(rule.names)
+                string(rule.action)
+                number(rule.errnoRet.map(UInt64.init))
+                number((rule.args?.count).map(UInt64.init))
+                for a in rule.args ?? [] {
+                    number(UInt64(a.index))
+                    number(a.value)
+                    number(a.valueTwo)
+                    string(a.op)
+                }
+            }
+        }
+
+        mutating func word(_ v: UInt64) { withUnsafeBytes(of: v.littleEndian) { bytes.append(contentsOf: $0) } }
+
+        mutating func number(_ v: UInt64?) {
+            word(v == nil ? 0 : 1)
+            if let v { word(v) }
+        }
+
+        mutating func string(_ s: String) {
+            word(UInt64(s.utf8.count))
+            bytes.append(contentsOf: s.utf8)
+        }
+
+        mutating func strings(_ list: [String]?) {
+            number((list?.count).map(UInt64.init))
+            for s in list ?? [] { string(s) }
+        }
+    }
+
+    /// `profile` compiled by libseccomp, as a search tree unless `plain`
+    /// (see gk_seccomp_tree).
+    static func compile(_ profile: Spec.Seccomp, plain: Bool = false) throws(GockerError) -> ([UInt64], UInt32, Bool) {
         let arena = CArena()
         let rules: [gk_seccomp_rule] = (profile.syscalls ?? []).map { s in
             let args: [gk_seccomp_arg] = (s.args ?? []).map { a in
@@ -122,6 +184,7 @@ public struct SeccompProgram: Sendable {
         p.nflags = profile.flags?.count ?? 0
         p.rules = arena.array(rules)
         p.nrules = rules.count
+        p.plain = plain ? 1 : 0
         var out = gk_seccomp_filter()
         var what = [CChar](repeating: 0, count: 256)
         let r = gk_seccomp_compile(&p, &out, &what, what.count)
@@ -132,18 +195,7 @@ public struct SeccompProgram: Sendable {
         }
         defer { gk_seccomp_free(&out) }
         let program = Array(UnsafeBufferPointer(start: out.program!.assumingMemoryBound(to: UInt64.self), count: out.len))
-        var cached: String?
-        if let key {
-            let bytes = encode(program, flags: out.flags, notify: out.notify != 0)
-            // A cache that cannot be written is only slower.
-            if (try? Sys.writeFileAtomic(key, bytes, mode: 0o600)) != nil {
-                cached = key
-            } else if let dir = cacheDirectory, (try? Sys.mkdirAll(dir, mode: 0o700)) != nil,
-                      (try? Sys.writeFileAtomic(key, bytes, mode: 0o600)) != nil {
-                cached = key
-            }
-        }
-        return (program, out.flags, out.notify != 0, cached)
+        return (program, out.flags, out.notify != 0)
     }
 
     /// The names under a container's state directory of what `exec` loads:

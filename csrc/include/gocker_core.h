@@ -333,6 +333,9 @@ struct gk_seccomp_profile {
     size_t nflags;
     const struct gk_seccomp_rule *rules;
     size_t nrules;
+    /* 1: libseccomp's program as it is, not as a tree (for comparing the
+     * two) */
+    int plain;
 };
 
 struct gk_seccomp_filter {
@@ -349,6 +352,19 @@ struct gk_seccomp_filter {
  * gets the default action), and is an error in any other rule. */
 int gk_seccomp_compile(const struct gk_seccomp_profile *p, struct gk_seccomp_filter *out, char *what, size_t size);
 void gk_seccomp_free(struct gk_seccomp_filter *f);
+/* `program` (struct sock_filter[len]) rewritten as a search tree over the
+ * architecture and then the syscall number, each leaf an action or the
+ * original's instructions from where they look at arguments: the same
+ * filter, but what a call walks (and what the kernel walks for every
+ * number when it loads the filter) is a few instructions instead of
+ * hundreds. 1 with `*tree` malloc'd, or 0 when the program does something
+ * before its argument checks that the rewrite does not follow (it is then
+ * used as it is). See seccomp_tree.c. */
+int gk_seccomp_tree(const void *program, size_t len, void **tree, size_t *tree_len);
+/* Loads `program` (no flags) in a child process of its own, which then
+ * exits (or is killed by the filter): 0 when the kernel takes it, or
+ * -errno. */
+int gk_seccomp_try(const void *program, size_t len);
 /* libseccomp's version, "2.5.4". */
 const char *gk_seccomp_version(void);
 /* A SOCK_STREAM socket connected to the unix socket `path` (close-on-exec),
