@@ -112,6 +112,10 @@ int gk_take_terminal(int slave);
 /* Loads the filter of `s`, if any, and sends its listener on (seccomp.c);
  * `host_pid` is the pid the state names. 0 or -errno. */
 int gk_seccomp_load(const struct gk_spawn *s, pid_t host_pid);
+/* 1 when `program`, run on `arch` (an AUDIT_ARCH_*), returns
+ * SECCOMP_RET_ALLOW for each of the syscall numbers `nrs` without looking
+ * at their arguments (seccomp_tree.c). */
+int gk_seccomp_allows(const void *program, size_t len, uint32_t arch, const int *nrs, size_t n);
 /* Drops what the child held only to load the filter (see gocker_core.h). */
 int gk_drop_held_caps(const struct gk_spawn *s);
 /* Whether the child holds CAP_SYS_ADMIN for the load. */

@@ -31,6 +31,7 @@
 
 #include <errno.h>
 #include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -152,6 +153,17 @@ static size_t merge(struct interval *iv, size_t n)
         if (u == 0 || iv[i].leaf.kind != iv[u - 1].leaf.kind || iv[i].leaf.value != iv[u - 1].leaf.value)
             iv[u++] = iv[i];
     return u;
+}
+
+int gk_seccomp_allows(const void *program, size_t len, uint32_t arch, const int *nrs, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        struct leaf l;
+        if (!run_prefix(program, len, arch, 1, (uint32_t)nrs[i], &l) || l.kind != LEAF_RET ||
+            (l.value & SECCOMP_RET_ACTION_FULL) != SECCOMP_RET_ALLOW)
+            return 0;
+    }
+    return 1;
 }
 
 /* ---- writing the new program --------------------------------------------- */

@@ -322,18 +322,29 @@ static void __attribute__((noreturn)) exec_command(int report, const struct gk_s
  * container process state. */
 static pid_t host_pid;
 
-/* The seccomp filter, last before execve (see gocker_core.h); failures go
- * to `report`. */
-static void load_seccomp(int report, const struct gk_spawn *s)
+/* Loads the seccomp filter and lets go of what was held for it (see
+ * gocker_core.h): 0, or -errno with `*what` naming the step. */
+static int seccomp_now(const struct gk_spawn *s, const char **what)
 {
     int r;
-    if (!s->seccomp_program)
-        return;
-    if ((r = gk_seccomp_load(s, host_pid)) < 0)
-        child_fail(report, GK_STAGE_SECCOMP, -r, s->seccomp_state ? "load seccomp filter or send its listener" : "load seccomp filter",
-                   NULL, GK_EXIT_SETUP);
-    if ((s->flags & GK_SPAWN_INIT) && (r = gk_drop_held_caps(s)) < 0)
-        child_fail(report, GK_STAGE_SECCOMP, -r, "drop CAP_SYS_ADMIN after loading the seccomp filter", NULL, GK_EXIT_SETUP);
+    if ((r = gk_seccomp_load(s, host_pid)) < 0) {
+        *what = s->seccomp_state ? "load seccomp filter or send its listener" : "load seccomp filter";
+        return r;
+    }
+    if ((s->flags & GK_SPAWN_INIT) && (r = gk_drop_held_caps(s)) < 0) {
+        *what = "drop CAP_SYS_ADMIN after loading the seccomp filter";
+        return r;
+    }
+    return 0;
+}
+
+/* The seccomp filter, last before execve; failures go to `report`. */
+static void load_seccomp(int report, const struct gk_spawn *s)
+{
+    const char *what = "";
+    int r;
+    if (s->seccomp_program && (r = seccomp_now(s, &what)) < 0)
+        child_fail(report, GK_STAGE_SECCOMP, -r, what, NULL, GK_EXIT_SETUP);
 }
 
 /* Waits for GO (the parent has put the child in its cgroups, or sent the
@@ -584,6 +595,11 @@ static void __attribute__((noreturn)) child_main(const struct gk_spawn *s, int s
     m.type = GK_MSG_READY;
     if (gk_send_all(sync, &m, sizeof m) < 0)
         _exit(GK_EXIT_SETUP);
+    /* The filter now, while the parent saves the state, when what follows
+     * gets through it (seccomp_early); a failure is told on the FIFO. */
+    const int early = s->seccomp_program && s->seccomp_early;
+    const char *early_what = "";
+    const int early_r = early ? seccomp_now(s, &early_what) : 0;
     if (s->saved_sync) {
         ssize_t got;
         do
@@ -609,7 +625,10 @@ static void __attribute__((noreturn)) child_main(const struct gk_spawn *s, int s
         child_fail(sync, GK_STAGE_START_WAIT, errno, "open exec fifo", fdpath, GK_EXIT_SETUP);
     close(s->exec_fifo_fd);
 
-    load_seccomp(fifo, s);
+    if (!early)
+        load_seccomp(fifo, s);
+    else if (early_r < 0)
+        child_fail(fifo, GK_STAGE_SECCOMP, -early_r, early_what, NULL, GK_EXIT_SETUP);
     if (s->flags & GK_SPAWN_INIT)
         gk_become_init(fifo, slave); /* returns in the command's process */
     exec_command(fifo, s, slave);

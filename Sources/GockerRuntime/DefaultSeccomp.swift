@@ -105,6 +105,20 @@ public enum DefaultSeccomp {
         }
     }
 
+    /// Changes with what `profile` makes (a test pins a digest of it): a
+    /// program cached for an older profile is not taken for this one.
+    static let version = 1
+
+    /// The name the program of `profile(capabilities:machine:)` is cached
+    /// under: the version, the machine and which of the capabilities that
+    /// change it the container has.
+    /// (On a start's path: no Set, no generic integer formatting.)
+    public static func cacheName(capabilities: [String], machine: String = SeccompProgram.machine) -> String {
+        var name = "default-\(version)-\(machine)-"
+        for rule in byCapability { name += capabilities.contains(rule.cap) ? "1" : "0" }
+        return name
+    }
+
     /// The profile of a container whose bounding set is `capabilities`.
     public static func profile(capabilities: [String], machine: String = SeccompProgram.machine) -> Spec.Seccomp {
         let caps = Set(capabilities)

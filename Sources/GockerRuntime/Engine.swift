@@ -213,8 +213,11 @@ public struct Engine: Sendable {
         let spec = try ContainerSpec.build(
             request: request, image: image,
             containerDir: dir, hostname: hostname, env: env, args: args, userMounts: userMounts.map(\.oci))
-        let launch = ContainerSpec.extras(request: request, image: image, layerPaths: layerPaths, containerDir: dir,
+        var launch = ContainerSpec.extras(request: request, image: image, layerPaths: layerPaths, containerDir: dir,
                                           volatileUpper: request.autoRemove && ownedHere)
+        if spec.linux?.seccomp != nil, case .default = try ContainerSpec.securityOptions(request.securityOpts).seccomp {
+            launch.seccompDefault = DefaultSeccomp.cacheName(capabilities: spec.process?.capabilities?.bounding ?? [])
+        }
         let points = userMounts.isEmpty ? nil : userMounts.map(\.point)
         var record = ContainerRecord(
             id: id, name: request.name ?? Identifier.randomName(), image: request.image, imageID: image.id, args: args,

@@ -185,12 +185,18 @@ public struct LaunchExtras: Codable, Sendable, Equatable {
     public var groupAdd: [String]?
     /// docker's `--init`: a tiny init as PID 1.
     public var initProcess: Bool?
+    /// The config's seccomp profile is docker's default made by gocker, and
+    /// its program is cached under this name (DefaultSeccomp.cacheName): a
+    /// start finds it without reading the profile.
+    public var seccompDefault: String?
 
-    public init(overlay: String? = nil, user: String? = nil, groupAdd: [String]? = nil, initProcess: Bool? = nil) {
+    public init(overlay: String? = nil, user: String? = nil, groupAdd: [String]? = nil, initProcess: Bool? = nil,
+                seccompDefault: String? = nil) {
         self.overlay = overlay
         self.user = user
         self.groupAdd = groupAdd
         self.initProcess = initProcess
+        self.seccompDefault = seccompDefault
     }
 
     /// As container.json holds it.
@@ -199,6 +205,7 @@ public struct LaunchExtras: Codable, Sendable, Equatable {
             w.field("groupAdd", groupAdd)
             w.field("initProcess", initProcess)
             w.field("overlay", overlay)
+            w.field("seccompDefault", seccompDefault)
             w.field("user", user)
         }
     }

@@ -181,7 +181,8 @@ public struct Runtime: Sendable {
         if let given { spec = given } else { spec = try Spec.decodeFile(path: bundle + "/config.json") }
         var plan = try LaunchPlan(spec: spec, bundle: bundle, extras: extras ?? LaunchExtras())
         plan.seccomp = try spec.linux?.seccomp.map { p throws(GockerError) in
-            try SeccompProgram(p, id: id, bundle: bundle, annotations: spec.annotations, cacheDirectory: seccompCache)
+            try SeccompProgram(p, id: id, bundle: bundle, annotations: spec.annotations, cacheDirectory: seccompCache,
+                               cacheName: extras?.seccompDefault)
         }
         if plan.process.terminal && !allowTerminal {
             throw GockerError(.invalidConfig, "process.terminal needs --console-socket")

@@ -20,9 +20,11 @@ public struct SeccompProgram: Sendable {
 
     /// Compiles `profile`; `id`, `bundle`, `annotations` and `status` make
     /// the container process state a listener gets.
+    /// `cacheName`: the profile is one gocker made, cached under that name
+    /// (see LaunchExtras.seccompDefault) rather than under a digest of it.
     public init(_ profile: Spec.Seccomp, id: String = "", bundle: String = "", annotations: [String: String]? = nil,
-                status: ContainerStatus = .creating, cacheDirectory: String? = nil) throws(GockerError) {
-        (instructions, flags, notify, cacheFile) = try Self.compiled(profile, cacheDirectory: cacheDirectory)
+                status: ContainerStatus = .creating, cacheDirectory: String? = nil, cacheName: String? = nil) throws(GockerError) {
+        (instructions, flags, notify, cacheFile) = try Self.compiled(profile, cacheDirectory: cacheDirectory, name: cacheName)
         guard notify else { return }
         guard let path = profile.listenerPath, !path.isEmpty else {
             throw GockerError(.invalidConfig, "seccomp: SCMP_ACT_NOTIFY needs linux.seccomp.listenerPath")
@@ -90,12 +92,17 @@ public struct SeccompProgram: Sendable {
 
     /// The program, from the cache when one was made for the same profile,
     /// architecture, libseccomp and cache format; and the cache's file.
-    static func compiled(_ profile: Spec.Seccomp, cacheDirectory: String?) throws(GockerError) -> ([UInt64], UInt32, Bool, String?) {
+    static func compiled(_ profile: Spec.Seccomp, cacheDirectory: String?,
+                         name: String? = nil) throws(GockerError) -> ([UInt64], UInt32, Bool, String?) {
         var key: String?
         if let cacheDirectory {
-            var h = SHA256()
-            h.update(KeyBytes(profile).bytes)
-            key = "\(cacheDirectory)/\(h.finalize().hex).bpf"
+            if let name, (try? Identifier.validateName(name)) != nil {
+                key = "\(cacheDirectory)/\(name)-\(cacheFormat)-\(String(cString: gk_seccomp_version())).bpf"
+            } else {
+                var h = SHA256()
+                h.update(KeyBytes(profile).bytes)
+                key = "\(cacheDirectory)/\(h.finalize().hex).bpf"
+            }
         }
         if let key, let bytes = try? Sys.readFile(key), let (program, flags, notify) = decode(bytes) {
             return (program, flags, notify, key)
@@ -247,6 +254,7 @@ public struct SeccompProgram: Sendable {
         let program = arena.array(instructions)
         spec.seccomp_program = UnsafeRawPointer(program)
         spec.seccomp_len = instructions.count
+        spec.seccomp_early = gk_seccomp_early(program, instructions.count)
         spec.seccomp_flags = flags
         guard notify, let listenerPath else { return nil }
         let fd = gk_connect_unix(listenerPath)

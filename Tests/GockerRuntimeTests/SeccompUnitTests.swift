@@ -58,6 +58,27 @@ struct SeccompUnitTests {
         #expect(key(heard) == key(a))
     }
 
+    /// A program of docker's profile is cached under its version, machine
+    /// and the capabilities that change it: a change to the profile must
+    /// raise the version (the digest below is of what version 1 makes).
+    @Test func theDefaultProfileIsWhatItsCacheNameSays() {
+        var h = SHA256()
+        for machine in ["x86_64", "aarch64", "s390x"] {
+            for caps in [Capabilities.dockerDefault, Capabilities.all(), []] {
+                h.update(Spec(linux: Spec.Linux(seccomp: DefaultSeccomp.profile(capabilities: caps, machine: machine))).json)
+            }
+        }
+        let digest = h.finalize().hex
+        #expect(DefaultSeccomp.version == 1 && digest == "8f0b3bf6e9150375104f3dadded910297d06b5902bd76b403595875c91a8cdc6",
+                "DefaultSeccomp's profile changed (\(digest)): raise DefaultSeccomp.version and pin the new digest here")
+        let plain = DefaultSeccomp.cacheName(capabilities: Capabilities.dockerDefault, machine: "x86_64")
+        #expect(plain == DefaultSeccomp.cacheName(capabilities: Capabilities.dockerDefault + ["CAP_NET_ADMIN"], machine: "x86_64"))
+        #expect(plain != DefaultSeccomp.cacheName(capabilities: Capabilities.dockerDefault + ["CAP_SYS_ADMIN"], machine: "x86_64"))
+        #expect(plain != DefaultSeccomp.cacheName(capabilities: Capabilities.dockerDefault.filter { $0 != "CAP_SYS_CHROOT" },
+                                                  machine: "x86_64"))
+        #expect(plain != DefaultSeccomp.cacheName(capabilities: Capabilities.dockerDefault, machine: "aarch64"))
+    }
+
     @Test func whatCreateKeepsIsWhatExecLoads() throws {
         let cache = try tempDir()
         let state = try tempDir()

@@ -69,6 +69,31 @@ struct SeccompTests {
         box.expectNothingLeft()
     }
 
+    /// The filter goes on while the parent saves the state when it lets
+    /// through what the first process does before `start` reaches it: a
+    /// created container then waits for `start` under it already. A profile
+    /// that refuses one of those calls (prctl, here, only with the
+    /// arguments of the one gocker makes) is loaded after `start`, which it
+    /// therefore cannot keep out, and still applies to the command.
+    @Test func loadedBeforeStartOnlyWhenWhatFollowsGetsThrough() throws {
+        let box = try Sandbox()
+        let out = #", {"destination": "/out", "type": "bind", "source": "\#(box.dir)", "options": ["rbind"]}"#
+        let noPrctl = #"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["prctl"], "action": "SCMP_ACT_ERRNO", "args": [{"index": 0, "value": 1, "op": "SCMP_CMP_EQ"}]}]}"#
+        for (id, profile, waiting) in [("early", Self.noMkdir, "2"), ("late", noPrctl, "0")] {
+            let bundle = try ociBundle(box, args: ["sh", "-c", "grep Seccomp: /proc/self/status > /out/\(id)"], seccomp: profile,
+                                       extraMounts: out)
+            let c = try box.gocker(["oci", "create", "--bundle", bundle, id])
+            #expect(c.status == 0, "\(c.stderr)")
+            let pid = try #require(try OCITests().state(box, id)["pid"] as? Int)
+            #expect(seccompField(try String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) == waiting, "\(id)")
+            #expect(try box.gocker(["oci", "start", id]).status == 0)
+            #expect(box.waitFor { seccompField(box.contents(box.dir + "/\(id)")) == "2" }, "\(id): \(box.contents(box.dir + "/\(id)"))")
+            #expect(try box.gocker(["oci", "delete", "--force", id]).status == 0)
+            try? FileManager.default.removeItem(atPath: bundle + "/rootfs")
+        }
+        box.expectNothingLeft()
+    }
+
     @Test(arguments: [["--security-opt", "seccomp=unconfined"], ["--privileged"]])
     func unconfinedAndPrivilegedLiftIt(flags: [String]) throws {
         let box = try Sandbox()
@@ -121,8 +146,8 @@ struct SeccompTests {
     }
 
     /// A bundle whose config refuses mkdir with EACCES.
-    func ociBundle(_ box: Sandbox, args: [String], seccomp: String) throws -> String {
-        let bundle = try OCITests().makeBundle(box, args: args)
+    func ociBundle(_ box: Sandbox, args: [String], seccomp: String, extraMounts: String = "") throws -> String {
+        let bundle = try OCITests().makeBundle(box, args: args, extraMounts: extraMounts)
         let path = bundle + "/config.json"
         var config = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as? [String: Any])
         var linux = config["linux"] as? [String: Any] ?? [:]

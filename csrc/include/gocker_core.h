@@ -72,7 +72,13 @@
  *    last: after the FIFO opened (a profile cannot keep `start` from
  *    reaching it) and, with GK_SPAWN_INIT, before the init forks, so that
  *    only descriptor shuffling, the signal mask and execve() run under it
- *    (the init too). Without no_new_privs the kernel takes a filter only
+ *    (the init too). Loading costs the kernel a tenth of a millisecond and
+ *    more (it runs the filter for every syscall number): when the filter
+ *    lets through, whatever their arguments, the few calls the first
+ *    process makes between READY and the FIFO's open (seccomp_early, see
+ *    gk_seccomp_early), it loads it right after READY instead, while the
+ *    parent saves the state, and reports a failure on the FIFO as it
+ *    would have. Without no_new_privs the kernel takes a filter only
  *    from a holder of CAP_SYS_ADMIN: the child then keeps CAP_SYS_ADMIN in
  *    its effective and permitted sets until the load (execve() computes the
  *    new sets from the bounding, inheritable and ambient ones, never from
@@ -298,6 +304,8 @@ struct gk_spawn {
     const void *seccomp_program;
     size_t seccomp_len;
     unsigned int seccomp_flags;
+    /* 1: load it right after READY (gk_seccomp_early said it may be) */
+    int seccomp_early;
     int seccomp_listener;
     const char *seccomp_state;
     size_t seccomp_state_len;
@@ -361,6 +369,11 @@ void gk_seccomp_free(struct gk_seccomp_filter *f);
  * before its argument checks that the rewrite does not follow (it is then
  * used as it is). See seccomp_tree.c. */
 int gk_seccomp_tree(const void *program, size_t len, void **tree, size_t *tree_len);
+/* 1 when `program` lets through, whatever their arguments, every call the
+ * first process makes between READY and the exec FIFO's open (the SAVED
+ * handshake, the FIFO's open and close) on this machine's architecture:
+ * it may then be loaded right after READY (see 3. above). */
+int gk_seccomp_early(const void *program, size_t len);
 /* Loads `program` (no flags) in a child process of its own, which then
  * exits (or is killed by the filter): 0 when the kernel takes it, or
  * -errno. */
