@@ -512,6 +512,12 @@ public struct JSONWriter {
         field(k, object: v.keys.sorted().reduce(into: JSONWriter()) { w, name in w.field(name, v[name]) })
     }
 
+    /// A value's JSON text as it is.
+    public mutating func field(_ k: String, raw: [UInt8]) {
+        key(k)
+        bytes += raw
+    }
+
     public mutating func field(_ k: String, object: JSONWriter?) {
         guard let object else { return }
         key(k)
@@ -539,9 +545,43 @@ public struct JSONWriter {
     }
 }
 
+extension Spec.Seccomp {
+    /// `linux.seccomp`'s text in config.json.
+    public var json: JSONWriter {
+        JSONWriter.object { w in
+            w.field("architectures", architectures)
+            w.field("defaultAction", defaultAction)
+            w.field("defaultErrnoRet", defaultErrnoRet)
+            w.field("flags", flags)
+            w.field("listenerMetadata", listenerMetadata)
+            w.field("listenerPath", listenerPath)
+            w.field("syscalls", objects: syscalls?.map { x in
+                JSONWriter.object { w in
+                    w.field("action", x.action)
+                    w.field("args", objects: x.args?.map { a in
+                        JSONWriter.object { w in
+                            w.field("index", a.index)
+                            w.field("op", a.op)
+                            w.field("value", a.value)
+                            w.field("valueTwo", a.valueTwo)
+                        }
+                    })
+                    w.field("errnoRet", x.errnoRet)
+                    w.field("names", x.names)
+                }
+            })
+        }
+    }
+}
+
 extension Spec {
     /// config.json's text (what JSONDecoder reads back as this value).
-    public var json: [UInt8] {
+    public var json: [UInt8] { json(seccomp: nil) }
+
+    /// config.json's text with `seccomp`, a `linux.seccomp` object's text
+    /// written before (see DefaultSeccomp.rendered), in place of this
+    /// value's own.
+    public func json(seccomp: [UInt8]?) -> [UInt8] {
         JSONWriter.object { w in
             w.field("annotations", annotations)
             w.field("hostname", hostname)
@@ -598,31 +638,11 @@ extension Spec {
                         }
                     })
                     w.field("rootfsPropagation", l.rootfsPropagation)
-                    w.field("seccomp", object: l.seccomp.map { c in
-                        JSONWriter.object { w in
-                            w.field("architectures", c.architectures)
-                            w.field("defaultAction", c.defaultAction)
-                            w.field("defaultErrnoRet", c.defaultErrnoRet)
-                            w.field("flags", c.flags)
-                            w.field("listenerMetadata", c.listenerMetadata)
-                            w.field("listenerPath", c.listenerPath)
-                            w.field("syscalls", objects: c.syscalls?.map { x in
-                                JSONWriter.object { w in
-                                    w.field("action", x.action)
-                                    w.field("args", objects: x.args?.map { a in
-                                        JSONWriter.object { w in
-                                            w.field("index", a.index)
-                                            w.field("op", a.op)
-                                            w.field("value", a.value)
-                                            w.field("valueTwo", a.valueTwo)
-                                        }
-                                    })
-                                    w.field("errnoRet", x.errnoRet)
-                                    w.field("names", x.names)
-                                }
-                            })
-                        }
-                    })
+                    if let seccomp {
+                        w.field("seccomp", raw: seccomp)
+                    } else {
+                        w.field("seccomp", object: l.seccomp?.json)
+                    }
                 }
             })
             w.field("mounts", objects: mounts?.map { m in

@@ -265,9 +265,12 @@ public enum ContainerSpec {
     /// `userMounts` (volumes, binds, tmpfs) come after the default mounts and
     /// replace any of them with the same destination. Its root is the
     /// bundle's empty `rootfs`, on which the overlay of `extras` is mounted.
+    /// `defaultSeccomp` false: docker's default profile, when it applies,
+    /// is left out (the caller writes it rendered and names it to the
+    /// runtime: see DefaultSeccomp.rendered and LaunchExtras.seccompDefault).
     public static func build(request: RunRequest, image: ImageRecord, containerDir: String,
                              hostname: String, env: [String], args: [String],
-                             userMounts: [Spec.Mount] = []) throws(GockerError) -> Spec {
+                             userMounts: [Spec.Mount] = [], defaultSeccomp: Bool = true) throws(GockerError) -> Spec {
         var namespaces = ["pid", "ipc", "uts", "mount"].map { Spec.Namespace(type: $0) }
         if request.network == .none { namespaces.append(Spec.Namespace(type: "network")) }
         let caps = try Capabilities.set(add: request.capAdd, drop: request.capDrop, privileged: request.privileged)
@@ -301,6 +304,7 @@ public enum ContainerSpec {
                 rootfsPropagation: "rprivate",
                 maskedPaths: request.privileged ? [] : DefaultPaths.masked,
                 readonlyPaths: request.privileged ? [] : DefaultPaths.readonly,
-                seccomp: try seccompProfile(security.seccomp, privileged: request.privileged, capabilities: caps)))
+                seccomp: defaultSeccomp || security.seccomp != .default
+                    ? try seccompProfile(security.seccomp, privileged: request.privileged, capabilities: caps) : nil))
     }
 }

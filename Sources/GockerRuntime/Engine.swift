@@ -211,12 +211,17 @@ public struct Engine: Sendable {
         var layerPaths = image.layers.map(images.layerPath)
         if let initLayer = images.initLayer(for: image.layers) { layerPaths.append(initLayer) }
         let spec = try ContainerSpec.build(
-            request: request, image: image,
-            containerDir: dir, hostname: hostname, env: env, args: args, userMounts: userMounts.map(\.oci))
+            request: request, image: image, containerDir: dir, hostname: hostname, env: env, args: args,
+            userMounts: userMounts.map(\.oci), defaultSeccomp: false)
         var launch = ContainerSpec.extras(request: request, image: image, layerPaths: layerPaths, containerDir: dir,
                                           volatileUpper: request.autoRemove && ownedHere)
-        if spec.linux?.seccomp != nil, case .default = try ContainerSpec.securityOptions(request.securityOpts).seccomp {
-            launch.seccompDefault = DefaultSeccomp.cacheName(capabilities: spec.process?.capabilities?.bounding ?? [])
+        // docker's default profile: in config.json as written before for
+        // the same capabilities, and to the runtime by its cache name.
+        var seccomp: [UInt8]?
+        if !request.privileged, try ContainerSpec.securityOptions(request.securityOpts).seccomp == .default {
+            let caps = spec.process?.capabilities?.bounding ?? []
+            launch.seccompDefault = DefaultSeccomp.cacheName(capabilities: caps)
+            seccomp = DefaultSeccomp.rendered(capabilities: caps, cacheDirectory: runtime.seccompCache)
         }
         let points = userMounts.isEmpty ? nil : userMounts.map(\.point)
         var record = ContainerRecord(
@@ -235,7 +240,7 @@ public struct Engine: Sendable {
         // Write-ahead: the record and the bundle appear in one rename, before
         // the name, the volumes, the groups or any process: whatever a
         // gocker killed from here on leaves, `ps -a` lists and `rm -f` removes.
-        try writeBundle(dir: dir, spec: spec, record: record, hostname: hostname, network: request.network)
+        try writeBundle(dir: dir, spec: spec, seccomp: seccomp, record: record, hostname: hostname, network: request.network)
         do throws(GockerError) {
             try claimName(&record, requested: request.name != nil)
             if !userMounts.isEmpty {
@@ -258,7 +263,7 @@ public struct Engine: Sendable {
     /// It is written in `.new-<id>` beside, and renamed into place whole:
     /// a container directory always holds its record. A `.new-` directory
     /// left by a gocker that died is removed by `reapOrphans`.
-    func writeBundle(dir: String, spec: Spec, record: ContainerRecord, hostname: String,
+    func writeBundle(dir: String, spec: Spec, seccomp: [UInt8]? = nil, record: ContainerRecord, hostname: String,
                      network: NetworkMode) throws(GockerError) {
         let new = "\(dataRoot)/containers/.new-\(record.id)"
         try performing("create container \(record.id)") { () throws(SystemCallError) in
@@ -292,7 +297,7 @@ public struct Engine: Sendable {
                 }
                 try Sys.writeFileExclusive("\(new)/hosts", hosts)
                 try Sys.writeFileExclusive("\(new)/resolv.conf", (try? Sys.readFile("/etc/resolv.conf")) ?? [])
-                try Sys.writeFileExclusive("\(new)/config.json", spec.json)
+                try Sys.writeFileExclusive("\(new)/config.json", spec.json(seccomp: seccomp))
                 try Sys.check("rename", path: dir) { rename(new, dir) }
             } catch {
                 try? Sys.removeAll(new)

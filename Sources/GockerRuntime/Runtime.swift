@@ -180,9 +180,14 @@ public struct Runtime: Sendable {
         let spec: Spec
         if let given { spec = given } else { spec = try Spec.decodeFile(path: bundle + "/config.json") }
         var plan = try LaunchPlan(spec: spec, bundle: bundle, extras: extras ?? LaunchExtras())
-        plan.seccomp = try spec.linux?.seccomp.map { p throws(GockerError) in
-            try SeccompProgram(p, id: id, bundle: bundle, annotations: spec.annotations, cacheDirectory: seccompCache,
-                               cacheName: extras?.seccompDefault)
+        if let p = spec.linux?.seccomp {
+            plan.seccomp = try SeccompProgram(p, id: id, bundle: bundle, annotations: spec.annotations,
+                                              cacheDirectory: seccompCache, cacheName: extras?.seccompDefault)
+        } else if let name = extras?.seccompDefault {
+            // `run`'s own spec, without docker's profile (its config.json
+            // has it): the program by name, the profile made only to compile.
+            plan.seccomp = try SeccompProgram(defaultNamed: name, capabilities: spec.process?.capabilities?.bounding ?? [],
+                                              cacheDirectory: seccompCache)
         }
         if plan.process.terminal && !allowTerminal {
             throw GockerError(.invalidConfig, "process.terminal needs --console-socket")
@@ -253,8 +258,8 @@ public struct Runtime: Sendable {
                 return try Sys.open(fifo, GK_O_PATH)
             }
             defer { Sys.close(fifoFD) }
-            if let program = plan.seccomp, let profile = spec.linux?.seccomp {
-                try program.keep(in: store.directory(id), profile: profile)
+            if let program = plan.seccomp {
+                try program.keep(in: store.directory(id), profile: spec.linux?.seccomp)
             }
             (pid, terminal, sync) = try spawn(id: id, plan: plan, fifoFD: fifoFD, stdio: stdio, lateGo: lateGo,
                                               cgroupDirectory: cloneDirectory) { pid throws(GockerError) in

@@ -24,7 +24,7 @@ public struct SeccompProgram: Sendable {
     /// (see LaunchExtras.seccompDefault) rather than under a digest of it.
     public init(_ profile: Spec.Seccomp, id: String = "", bundle: String = "", annotations: [String: String]? = nil,
                 status: ContainerStatus = .creating, cacheDirectory: String? = nil, cacheName: String? = nil) throws(GockerError) {
-        (instructions, flags, notify, cacheFile) = try Self.compiled(profile, cacheDirectory: cacheDirectory, name: cacheName)
+        (instructions, flags, notify, cacheFile) = try Self.compiled({ profile }, cacheDirectory: cacheDirectory, name: cacheName)
         guard notify else { return }
         guard let path = profile.listenerPath, !path.isEmpty else {
             throw GockerError(.invalidConfig, "seccomp: SCMP_ACT_NOTIFY needs linux.seccomp.listenerPath")
@@ -64,6 +64,17 @@ public struct SeccompProgram: Sendable {
         precondition(pidOffsets.count == 2)
     }
 
+    /// The program of docker's default profile for `capabilities`, cached
+    /// as `name` (DefaultSeccomp.cacheName): the profile is made only when
+    /// it is not there.
+    init(defaultNamed name: String, capabilities: [String], cacheDirectory: String?) throws(GockerError) {
+        guard name == DefaultSeccomp.cacheName(capabilities: capabilities) else {
+            throw GockerError(.invalidConfig, "seccomp: \(name) is not this gocker's default profile for the container's capabilities")
+        }
+        (instructions, flags, notify, cacheFile) = try Self.compiled({ DefaultSeccomp.profile(capabilities: capabilities) },
+                                                                     cacheDirectory: cacheDirectory, name: name)
+    }
+
     /// A program without a listener, as `file` (a cache file) holds it.
     init?(file: [UInt8]) {
         guard let (instructions, flags, notify) = Self.decode(file), !notify else { return nil }
@@ -92,7 +103,7 @@ public struct SeccompProgram: Sendable {
 
     /// The program, from the cache when one was made for the same profile,
     /// architecture, libseccomp and cache format; and the cache's file.
-    static func compiled(_ profile: Spec.Seccomp, cacheDirectory: String?,
+    static func compiled(_ profile: () -> Spec.Seccomp, cacheDirectory: String?,
                          name: String? = nil) throws(GockerError) -> ([UInt64], UInt32, Bool, String?) {
         var key: String?
         if let cacheDirectory {
@@ -100,14 +111,14 @@ public struct SeccompProgram: Sendable {
                 key = "\(cacheDirectory)/\(name)-\(cacheFormat)-\(String(cString: gk_seccomp_version())).bpf"
             } else {
                 var h = SHA256()
-                h.update(KeyBytes(profile).bytes)
+                h.update(KeyBytes(profile()).bytes)
                 key = "\(cacheDirectory)/\(h.finalize().hex).bpf"
             }
         }
         if let key, let bytes = try? Sys.readFile(key), let (program, flags, notify) = decode(bytes) {
             return (program, flags, notify, key)
         }
-        let (program, flags, notify) = try compile(profile)
+        let (program, flags, notify) = try compile(profile())
         var cached: String?
         if let key {
             let bytes = encode(program, flags: flags, notify: notify)
@@ -215,9 +226,9 @@ public struct SeccompProgram: Sendable {
     /// hard link to the cache's file where there is one (no data written),
     /// else the program; with a listener, the profile itself (exec sends
     /// its own listener there).
-    func keep(in dir: String, profile: Spec.Seccomp) throws(GockerError) {
+    func keep(in dir: String, profile: Spec.Seccomp?) throws(GockerError) {
         try performing("keep the seccomp filter") { () throws(SystemCallError) in
-            if notify {
+            if notify, let profile {
                 try Sys.writeFileAtomic("\(dir)/\(Self.profileFile)", Spec(linux: Spec.Linux(seccomp: profile)).json, mode: 0o600)
                 return
             }

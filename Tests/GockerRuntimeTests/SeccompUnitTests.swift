@@ -79,6 +79,24 @@ struct SeccompUnitTests {
         #expect(plain != DefaultSeccomp.cacheName(capabilities: Capabilities.dockerDefault, machine: "aarch64"))
     }
 
+    /// `run` writes docker's profile into config.json as rendered once for
+    /// the same cache name, and reads it back from there after.
+    @Test func theDefaultProfileIsRenderedOnceAndReadBack() throws {
+        let dir = try tempDir()
+        defer { try? Sys.removeAll(dir) }
+        let caps = Capabilities.dockerDefault
+        let first = DefaultSeccomp.rendered(capabilities: caps, cacheDirectory: dir, machine: "x86_64")
+        let config = dir + "/config.json"
+        try Sys.writeFileAtomic(config, Spec(ociVersion: "1.0.2", linux: Spec.Linux()).json(seccomp: first))
+        #expect(try Spec.decodeFile(path: config).linux?.seccomp == DefaultSeccomp.profile(capabilities: caps, machine: "x86_64"))
+        let file = "\(dir)/\(DefaultSeccomp.cacheName(capabilities: caps, machine: "x86_64")).json"
+        #expect(try Sys.readFile(file) == first)
+        let planted = Array(#"{"defaultAction":"SCMP_ACT_LOG"}"#.utf8)
+        try Sys.writeFileAtomic(file, planted)
+        #expect(DefaultSeccomp.rendered(capabilities: caps, cacheDirectory: dir, machine: "x86_64") == planted)
+        #expect(DefaultSeccomp.rendered(capabilities: caps + ["CAP_SYS_ADMIN"], cacheDirectory: dir, machine: "x86_64") != planted)
+    }
+
     @Test func whatCreateKeepsIsWhatExecLoads() throws {
         let cache = try tempDir()
         let state = try tempDir()
@@ -240,7 +258,7 @@ struct SeccompTreeTests {
     }
 
     @Test func randomProfilesDecideAsLibseccomp() throws {
-        let names = DefaultSeccomp.names(DefaultSeccomp.allowed)
+        let names = DefaultSeccomp.allowed
         let actions = ["SCMP_ACT_ALLOW", "SCMP_ACT_ERRNO", "SCMP_ACT_KILL_PROCESS", "SCMP_ACT_TRAP", "SCMP_ACT_LOG",
                        "SCMP_ACT_TRACE", "SCMP_ACT_KILL_THREAD"]
         let ops = ["SCMP_CMP_NE", "SCMP_CMP_LT", "SCMP_CMP_LE", "SCMP_CMP_EQ", "SCMP_CMP_GE", "SCMP_CMP_GT",

@@ -56,9 +56,19 @@ struct SeccompTests {
         let inspect = try box.gocker(["inspect", "sc"])
         #expect(inspect.stdout.contains(#""Seccomp" : "default""#) || inspect.stdout.contains(#""Seccomp":"default""#),
                 "\(inspect.stdout)")
+        // config.json holds the profile, as runc would be given it.
+        let shown = try JSONSerialization.jsonObject(with: Data(inspect.stdout.utf8)) as? [[String: Any]]
+        let id = try #require(shown?.first?["Id"] as? String)
+        let config = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(box.dataRoot)/containers/\(id)/config.json")))
+        let seccomp = ((config as? [String: Any])?["linux"] as? [String: Any])?["seccomp"] as? [String: Any]
+        #expect(seccomp?["defaultAction"] as? String == "SCMP_ACT_ERRNO")
+        let allowed = (seccomp?["syscalls"] as? [[String: Any]])?.first?["names"] as? [String] ?? []
+        #expect(allowed.contains("accept4") && !allowed.contains("unshare"), "\(allowed.count) names")
         #expect(try box.gocker(["rm", "sc"]).status == 0)
-        // The compiled program was kept for the next start.
-        #expect(box.list(box.dataRoot + "/seccomp").count == 1)
+        // The compiled program, and config.json's text of the profile, were
+        // kept for the next start.
+        let kept = box.list(box.dataRoot + "/seccomp")
+        #expect(kept.count == 2 && kept.contains { $0.hasSuffix(".bpf") } && kept.contains { $0.hasSuffix(".json") }, "\(kept)")
 
         // `gocker exec` in such a container runs under the same filter.
         let d = try box.gocker(["run", "-d", "--name", "sce", "busybox", "sleep", "60"])
