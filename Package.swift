@@ -15,6 +15,7 @@ let package = Package(
         .target(
             name: "CGockerCore",
             path: "csrc",
+            exclude: ["floor"],
             cSettings: [.define("_GNU_SOURCE"), .unsafeFlags(["-O2"])],
             // libcgroup's opens of /proc/mounts, and its first clearing of its mount
             // table, go through csrc/libcgroup_mounts.c. libseccomp (Debian
@@ -22,6 +23,14 @@ let package = Package(
             // compiles seccomp profiles (csrc/seccomp.c).
             linkerSettings: [.linkedLibrary("seccomp"),
                              .unsafeFlags(["-Xlinker", "--wrap=fopen", "-Xlinker", "--wrap=memset"])]
+        ),
+        // The bench's reference row, `gocker-floor ROOTFS` (the gocker binary
+        // under that name): the least a container start can cost here.
+        .target(
+            name: "CGockerFloor",
+            path: "csrc/floor",
+            publicHeadersPath: ".",
+            cSettings: [.define("_GNU_SOURCE"), .unsafeFlags(["-O2"])]
         ),
         // zlib and liblzma, to read gzip and xz image tarballs. (The tar format
         // itself is read by gocker: see Sources/GockerCore/Archive.)
@@ -63,11 +72,18 @@ let package = Package(
             name: "GockerRuntime",
             dependencies: ["GockerCore", "GockerCgroups", "GockerControllers", "CGockerCore"]
         ),
+        // `gocker bench`: container starts timed from outside, the report
+        // and its chart.
+        .target(
+            name: "GockerBench",
+            dependencies: ["GockerRuntime", "GockerCore", "GockerCgroups", "CGockerFloor"]
+        ),
         // Argument definitions of both front doors.
         .target(
             name: "GockerCLI",
             dependencies: [
                 "GockerRuntime",
+                "GockerBench",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -78,6 +94,7 @@ let package = Package(
         .testTarget(name: "GockerCoreTests", dependencies: ["GockerCore", "CGockerCore"]),
         .testTarget(name: "GockerRuntimeTests", dependencies: ["GockerRuntime", "CGockerCore"]),
         .testTarget(name: "GockerCgroupsTests", dependencies: ["GockerCgroups", "GockerControllers", "CGockerCore"]),
+        .testTarget(name: "GockerBenchTests", dependencies: ["GockerBench", "GockerRuntime"]),
         .testTarget(name: "GockerCLITests", dependencies: ["GockerCLI"]),
         .testTarget(name: "IntegrationTests", dependencies: ["GockerCore", "GockerCgroups", "gocker"]),
     ]

@@ -68,7 +68,6 @@ int gk_recv_msg(int fd, struct gk_msg *m)
 const char *gk_stage_name(int stage)
 {
     switch (stage) {
-    case GK_STAGE_SYNC: return "sync";
     case GK_STAGE_SETNS: return "join namespace";
     case GK_STAGE_HOSTNAME: return "set hostname";
     case GK_STAGE_PROPAGATION: return "mount propagation";
@@ -86,7 +85,6 @@ const char *gk_stage_name(int stage)
     case GK_STAGE_RLIMITS: return "rlimits";
     case GK_STAGE_MASKED_PATHS: return "masked paths";
     case GK_STAGE_TERMINAL: return "terminal";
-    case GK_STAGE_INIT: return "init";
     case GK_STAGE_START_WAIT: return "wait for start";
     case GK_STAGE_EXEC: return "exec";
     case GK_STAGE_CGROUP: return "join cgroup";

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Glibc
+import GockerBench
 import GockerCore
 import GockerRuntime
 
@@ -49,14 +50,14 @@ struct Bench: ParsableCommand {
     }
 
     func run() throws {
-        var options = GockerRuntime.Bench.Options(dataRoot: global.dataRoot, stateRoot: global.stateRoot,
-                                                  gocker: GockerRuntime.Bench.selfPath())
+        var options = GockerBench.Bench.Options(dataRoot: global.dataRoot, stateRoot: global.stateRoot,
+                                                gocker: GockerBench.Bench.selfPath())
         options.count = count
         options.warmup = warmup
         options.parallel = parallel
         options.runtimes = runtime
         options.matrix = matrix
-        let result = try GockerRuntime.Bench(options).run { line in
+        let result = try GockerBench.Bench(options).run { line in
             let text = line + "\n"
             _ = text.withCString { write(2, $0, strlen($0)) }
         }

@@ -116,7 +116,6 @@ enum gk_msg_type {
 /* Where in the child a failure happened. */
 enum gk_stage {
     GK_STAGE_NONE = 0,
-    GK_STAGE_SYNC,
     GK_STAGE_SETNS,
     GK_STAGE_HOSTNAME,
     GK_STAGE_PROPAGATION,
@@ -134,7 +133,6 @@ enum gk_stage {
     GK_STAGE_RLIMITS,
     GK_STAGE_MASKED_PATHS,
     GK_STAGE_TERMINAL,
-    GK_STAGE_INIT,
     GK_STAGE_START_WAIT,
     GK_STAGE_EXEC,
     GK_STAGE_CGROUP,

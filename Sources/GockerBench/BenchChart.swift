@@ -1,4 +1,5 @@
 import GockerCore
+import GockerRuntime
 
 /// `gocker bench --svg`: the latency distribution of each row as a box plot
 /// (box p25-p75, line at p50, whiskers from min to p99, a dot at max), one

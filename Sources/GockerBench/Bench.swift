@@ -1,6 +1,7 @@
 import Glibc
 import GockerCgroups
 import GockerCore
+import GockerRuntime
 
 /// `gocker bench`: container start latency, measured from outside. Every
 /// start is an external process timed from posix_spawn to waitpid, the
@@ -18,7 +19,7 @@ public struct Bench: Sendable {
         /// `NAME --root DIR run --bundle B ID`: runc, crun or any
         /// runc-compatible binary, by name (found in $PATH) or path.
         case runtime(String)
-        /// `gocker-floor ROOTFS` (csrc/floor.c): clone with five
+        /// `gocker-floor ROOTFS` (csrc/floor/floor.c): clone with five
         /// namespaces, pivot_root, /proc, exec `true`, wait. The floor.
         case floor
     }

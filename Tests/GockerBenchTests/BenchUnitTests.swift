@@ -1,7 +1,7 @@
 import FoundationEssentials
 import GockerCore
 import Testing
-@testable import GockerRuntime
+@testable import GockerBench
 
 struct BenchPlanTests {
     @Test func defaultRows() {

@@ -1,5 +1,6 @@
 import Glibc
 import GockerCore
+import GockerRuntime
 
 /// One timed start.
 public struct BenchSample: Codable, Sendable, Equatable {
