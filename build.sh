@@ -63,6 +63,12 @@ vmkernel() {
     ln -sfn "$pkg" .build/vm/kernel
 }
 
+# Every build this script makes treats a warning as an error, Swift's and
+# the C core's (with -Wall): CI (.ci/run) fails on one. (-Wall after
+# -Werror: SwiftPM 6.3 stops with an internal error on a -Werror that ends
+# the C flags.)
+WERROR=(-Xcc -Werror -Xcc -Wall -Xswiftc -warnings-as-errors)
+
 # The release binary: fully static, each function in a section of its own,
 # linked by lld in the order .ci/hot-functions.txt gives (`./build.sh
 # order` writes it): the code a start runs sits together, so that a start
@@ -74,7 +80,7 @@ vmkernel() {
 # one, remove .build/release/gocker, or .build/*/release for the
 # compiler's flags.)
 release() {
-    swift build -c release --static-swift-stdlib -Xswiftc -static-executable \
+    swift build -c release "${WERROR[@]}" --static-swift-stdlib -Xswiftc -static-executable \
         -Xswiftc -Xfrontend -Xswiftc -function-sections -Xcc -ffunction-sections -Xswiftc -use-ld=lld \
         -Xswiftc -Xfrontend -Xswiftc -disable-concrete-type-metadata-mangled-name-accessors \
         -Xlinker --symbol-ordering-file="$PWD/.ci/hot-functions.txt" -Xlinker --no-warn-symbol-ordering "$@"
@@ -143,7 +149,7 @@ test)
     # The cgroup v2 VM test boots the static release binary on the test kernel.
     release
     vmkernel
-    exec swift test "$@"
+    exec swift test "${WERROR[@]}" "$@"
     ;;
 *)
     sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'
