@@ -124,17 +124,18 @@ public struct Engine: Sendable {
     /// `gocker run` in the foreground: returns the container's exit status.
     /// (`run -d` is `create` and `startDetached`.)
     public func run(_ request: RunRequest) throws(GockerError) -> Int32 {
-        // The container starts in this process: its cgroup driver comes up
-        // meanwhile.
-        Runtime.prepareDriver(backend: request.cgroupBackend)
-        if request.network == .none { Runtime.prepareNetworkNamespace() }
+        // The container starts in this process: its cgroup driver (and its
+        // network namespace) come up meanwhile.
+        let ahead = Runtime.StartAhead(backend: request.cgroupBackend ?? runtime.cgroupBackend,
+                                       networkNamespace: request.network == .none)
         let (record, spec) = try createWithSpec(request, ownedHere: true)
         do throws(GockerError) {
             if !request.interactive { try Self.detachStdin() }
             let terminal = request.tty ? Runtime.TerminalIO.standard(interactive: request.interactive) : nil
             let exit = try runtime(for: record).runForeground(
                 id: record.id, bundle: containerDir(record.id), terminal: terminal,
-                log: (logPath(record.id), record.logMaxSize ?? 0), spec: spec, extras: record.launch)
+                log: (logPath(record.id), record.logMaxSize ?? 0), spec: spec, extras: record.launch,
+                ahead: ahead)
             if exit.oomKilled {
                 Runtime.warn("container \(record.name) was OOM-killed: it ran out of its memory limit")
             }

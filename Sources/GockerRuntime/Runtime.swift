@@ -33,52 +33,6 @@ public struct Runtime: Sendable {
         }
     }
 
-    typealias DriverJob = Background<Result<CgroupDriver, GockerError>>
-    nonisolated(unsafe) static var preparedDriver: (backend: String, job: DriverJob)?
-
-    /// Starts bringing the cgroup driver up (libcgroup reads the host's
-    /// mounts) on a thread of its own, for the next container this process
-    /// creates with that backend (nil: the default) to take: `run` calls it
-    /// first, so that it overlaps the image and the bundle.
-    public static func prepareDriver(backend: String?) {
-        guard preparedDriver == nil else { return }
-        let name = backend ?? Runtime(stateRoot: "").cgroupBackend
-        preparedDriver = (name, startDriver(backend: name))
-    }
-
-    nonisolated(unsafe) static var preparedNetworkNamespace: Background<Int32>?
-
-    /// Starts making a network namespace (lo up) on a thread of its own, for
-    /// the next container this process creates that asks for a new one:
-    /// the kernel's work to make it (the largest of a start's namespaces)
-    /// then overlaps the image and the bundle instead of the clone.
-    public static func prepareNetworkNamespace() {
-        guard preparedNetworkNamespace == nil else { return }
-        preparedNetworkNamespace = Background { gk_new_netns() }
-    }
-
-    /// The prepared network namespace's descriptor, if one was made; the
-    /// caller closes it.
-    static func takeNetworkNamespace() -> Int32? {
-        guard let job = preparedNetworkNamespace else { return nil }
-        preparedNetworkNamespace = nil
-        let fd = job.value()
-        return fd >= 0 ? fd : nil
-    }
-
-    /// The prepared driver for `backend`, or one coming up now.
-    static func driverJob(backend: String) -> DriverJob {
-        if let p = preparedDriver, p.backend == backend {
-            preparedDriver = nil
-            return p.job
-        }
-        return startDriver(backend: backend)
-    }
-
-    static func startDriver(backend: String) -> DriverJob {
-        DriverJob { Result { () throws(GockerError) in try newDriver(backend: backend) } }
-    }
-
     /// The driver for new containers. When libcgroup cannot initialise, the
     /// whole container falls back to cgroupfs, and says so.
     static func newDriver(backend cgroupBackend: String) throws(GockerError) -> CgroupDriver {
@@ -166,15 +120,15 @@ public struct Runtime: Sendable {
     /// `spec`, when given, is the bundle's config.json as its writer had it.
     /// `extras`: what the engine adds for its own containers (never read
     /// from the bundle).
+    /// `ahead`: what `run` made ahead for this container (see StartAhead);
+    /// nil: the driver comes up now.
     func create(id: String, bundle: String, spec given: Spec? = nil, extras: LaunchExtras? = nil,
-                pidFile: String?, allowTerminal: Bool,
-                stdio: [Int32] = [-1, -1, -1]) throws(GockerError) -> (RuntimeState, terminal: Int32?, ownPIDNamespace: Bool) {
-        // A network namespace made ahead (`gocker run` makes one while it
-        // writes the bundle) is joined; otherwise the first process makes
-        // its own, beside the groups, rather than hold up the clone (see
-        // `spawn`). One made ahead and not asked for is dropped.
-        defer { if let unused = Self.takeNetworkNamespace() { Sys.close(unused) } }
-        let driverJob = Self.driverJob(backend: cgroupBackend)
+                pidFile: String?, allowTerminal: Bool, stdio: [Int32] = [-1, -1, -1],
+                ahead: StartAhead? = nil) throws(GockerError) -> (RuntimeState, terminal: Int32?, ownPIDNamespace: Bool) {
+        let ahead = ahead ?? StartAhead(backend: cgroupBackend)
+        // A network namespace made ahead is joined by the child, and closed
+        // here once it has (or when it was not asked for).
+        defer { ahead.closeNetworkNamespace() }
         try Identifier.validateContainerID(id)
         let bundle = try Self.realPath(bundle, what: "bundle")
         let spec: Spec
@@ -206,18 +160,14 @@ public struct Runtime: Sendable {
         try Self.validateBackend(cgroupBackend)
         let resources = Self.keepingDefaultDevices(spec.linux?.resources ?? Spec.Resources())
         // The groups are made on the driver's thread while the child is
-        // cloned and mounts its root filesystem and binds; it waits for
-        // them only before its device nodes (GK_SPAWN_LATE_GO). It waits
-        // for them first where the groups must exist before the clone (v2:
-        // cloned straight into them), where its mounts depend on them (an
-        // OCI "cgroup" mount names them; opening a block device to mount its
-        // filesystem is judged by the devices group), or where it fills a
-        // volume (which a container that fails on its limits must leave
-        // untouched).
-        let lateGo = CgroupDriver.detectVersion() == .v1
-            && !plan.mounts.contains { m in
-                m.options.copyUp || (!m.options.isBind && (m.type == "cgroup" || m.source.hasPrefix("/")))
-            }
+        // cloned and mounts its root filesystem and binds, where they can
+        // be (see StartChoices).
+        let choices = StartChoices.choose(
+            cgroupVersion: CgroupDriver.detectVersion(), mounts: plan.mounts,
+            newNetwork: plan.cloneFlags & GK_CLONE_NEWNET != 0, networkMadeAhead: ahead.networkNamespace != nil,
+            driverMadeFor: ahead.backend, backend: cgroupBackend)
+        let driverJob = choices.reuseDriver ? ahead.driver : StartAhead(backend: cgroupBackend).driver
+        let lateGo = choices.lateGo
 
         let lock = try store.reserve(id)
         defer { lock.release() }
@@ -261,7 +211,8 @@ public struct Runtime: Sendable {
             if let program = plan.seccomp {
                 try program.keep(in: store.directory(id), profile: spec.linux?.seccomp)
             }
-            (pid, terminal, sync) = try spawn(id: id, plan: plan, fifoFD: fifoFD, stdio: stdio, lateGo: lateGo,
+            (pid, terminal, sync) = try spawn(id: id, plan: plan, fifoFD: fifoFD, stdio: stdio, choices: choices,
+                                              ahead: ahead,
                                               cgroupDirectory: cloneDirectory) { pid throws(GockerError) in
                 let (driver, record) = try groups.value().get()
                 return try GoHook.join(driver, record, pid: pid)
@@ -358,7 +309,9 @@ public struct Runtime: Sendable {
     /// Returns the sync socket too, on which the caller sends GK_MSG_SAVED
     /// once the state names the child (until then the child dies with this
     /// process), and which it closes.
-    private func spawn(id: String, plan: LaunchPlan, fifoFD: Int32, stdio: [Int32], lateGo: Bool, cgroupDirectory: String?,
+    /// `ahead`: its network namespace is closed by the caller.
+    private func spawn(id: String, plan: LaunchPlan, fifoFD: Int32, stdio: [Int32], choices: StartChoices,
+                       ahead: StartAhead, cgroupDirectory: String?,
                        beforeGo: @escaping (pid_t) throws(GockerError) -> [Int32]) throws(GockerError) -> (pid_t, terminal: Int32, sync: Int32) {
         let cgroupFD = cgroupDirectory.map { Glibc.open($0, O_RDONLY | O_DIRECTORY | O_CLOEXEC) } ?? -1
         defer { if cgroupFD >= 0 { Sys.close(cgroupFD) } }
@@ -410,26 +363,27 @@ public struct Runtime: Sendable {
         }
         var spec = plan.process.cSpawn(arena: arena, stdio: stdio)
         if let listener = try plan.seccomp?.attach(to: &spec, arena: arena) { heldFDs.append(listener) }
-        if plan.cloneFlags & GK_CLONE_NEWNET != 0 { spec.flags |= UInt32(GK_SPAWN_LOOPBACK_UP) }
         var cloneFlags = plan.cloneFlags
-        if cloneFlags & GK_CLONE_NEWNET != 0 {
-            // Not made by clone: the kernel's set-up of a network namespace
-            // (half a millisecond and more) would hold up the parent.
-            cloneFlags &= ~GK_CLONE_NEWNET
-            if let net = Self.takeNetworkNamespace() {
-                // Made beforehand, lo up: joined.
-                heldFDs.append(net)
-                joins.append(gk_ns_join(fd: net, nstype: GK_CLONE_NEWNET))
-                spec.flags &= ~UInt32(GK_SPAWN_LOOPBACK_UP)
+        // Never made by clone (see StartChoices.Network).
+        cloneFlags &= ~GK_CLONE_NEWNET
+        switch choices.network {
+        case .none:
+            break
+        case .joinMadeAhead:
+            // Waited for only now, when it has had the longest to be made.
+            if let fd = ahead.madeNetworkNamespace {
+                joins.append(gk_ns_join(fd: fd, nstype: GK_CLONE_NEWNET))
             } else {
-                // Made by the child, while the parent makes the groups.
-                spec.flags |= UInt32(GK_SPAWN_UNSHARE_NET)
+                // Making it failed: the child tries.
+                spec.flags |= UInt32(GK_SPAWN_UNSHARE_NET | GK_SPAWN_LOOPBACK_UP)
             }
+        case .childUnshares:
+            spec.flags |= UInt32(GK_SPAWN_UNSHARE_NET | GK_SPAWN_LOOPBACK_UP)
         }
         if plan.devSymlinks { spec.flags |= UInt32(GK_SPAWN_DEV_SYMLINKS) }
         if plan.rootReadonly { spec.flags |= UInt32(GK_SPAWN_ROOT_READONLY) }
         if plan.initProcess { spec.flags |= UInt32(GK_SPAWN_INIT) }
-        if lateGo { spec.flags |= UInt32(GK_SPAWN_LATE_GO) }
+        if choices.lateGo { spec.flags |= UInt32(GK_SPAWN_LATE_GO) }
         spec.clone_flags = UInt(cloneFlags)
         if plan.cloneFlags & GK_CLONE_NEWCGROUP != 0 {
             // Unshared by the child once it is in its groups, its root.
@@ -715,7 +669,7 @@ public struct Runtime: Sendable {
                               terminal io: TerminalIO? = nil,
                               log: (path: String, maxSize: UInt64)? = nil,
                               checkOOM: Bool = true, spec: Spec? = nil,
-                              extras: LaunchExtras? = nil) throws(GockerError) -> Exit {
+                              extras: LaunchExtras? = nil, ahead: StartAhead? = nil) throws(GockerError) -> Exit {
         _ = gk_forward_block()
         // Pipes for the container's stdout and stderr when they are logged.
         var pipes: [Int32] = []
@@ -734,7 +688,7 @@ public struct Runtime: Sendable {
         let created: (RuntimeState, terminal: Int32?, ownPIDNamespace: Bool)
         do {
             created = try create(id: id, bundle: bundle, spec: spec, extras: extras, pidFile: pidFile,
-                                 allowTerminal: io != nil, stdio: stdio)
+                                 allowTerminal: io != nil, stdio: stdio, ahead: ahead)
         } catch {
             for fd in pipes { Sys.close(fd) }
             throw error

@@ -212,3 +212,66 @@ struct SignalTests {
         #expect(Runtime.exitCode(0) == 0)
     }
 }
+
+struct StartChoicesTests {
+    typealias Choices = Runtime.StartChoices
+
+    func mount(_ type: String, _ source: String, _ options: [String] = []) -> LaunchPlan.PlannedMount {
+        LaunchPlan.PlannedMount(destination: "/m", type: type, source: source,
+                                options: MountOptions(type: type, options: options))
+    }
+
+    func choose(_ version: CgroupVersion = .v1, mounts: [LaunchPlan.PlannedMount] = [], newNetwork: Bool = true,
+                ahead: Bool = false, madeFor: String = "libcgroup", backend: String = "libcgroup") -> Choices {
+        Choices.choose(cgroupVersion: version, mounts: mounts, newNetwork: newNetwork, networkMadeAhead: ahead,
+                       driverMadeFor: madeFor, backend: backend)
+    }
+
+    @Test func goAfterTheMountsOnV1Only() {
+        let plain = [mount("proc", "proc"), mount("tmpfs", "tmpfs"), mount("bind", "/etc/hosts", ["rbind"])]
+        #expect(choose(.v1, mounts: plain).lateGo)
+        #expect(!choose(.v2, mounts: plain).lateGo)
+        #expect(choose(.v1, mounts: []).lateGo)
+    }
+
+    @Test func groupsFirstWhereTheMountsDependOnThem() {
+        // An OCI cgroup mount names the groups.
+        #expect(!choose(mounts: [mount("cgroup", "cgroup")]).lateGo)
+        // A block device's filesystem: judged by the devices group.
+        #expect(!choose(mounts: [mount("ext4", "/dev/sdb1")]).lateGo)
+        // A volume the child fills.
+        #expect(!choose(mounts: [mount("bind", "/var/lib/gocker/volumes/v/_data", ["rbind", "copyup"])]).lateGo)
+        // A bind of a host path is not a filesystem mount of it.
+        #expect(choose(mounts: [mount("bind", "/dev/sdb1", ["bind"])]).lateGo)
+    }
+
+    @Test func networkNamespace() {
+        #expect(choose(newNetwork: false, ahead: false).network == .none)
+        // One made ahead but not asked for is not joined.
+        #expect(choose(newNetwork: false, ahead: true).network == .none)
+        #expect(choose(newNetwork: true, ahead: true).network == .joinMadeAhead)
+        #expect(choose(newNetwork: true, ahead: false).network == .childUnshares)
+    }
+
+    @Test func driverOfTheSameBackendOnly() {
+        #expect(choose(madeFor: "libcgroup", backend: "libcgroup").reuseDriver)
+        #expect(choose(madeFor: "cgroupfs", backend: "cgroupfs").reuseDriver)
+        #expect(!choose(madeFor: "libcgroup", backend: "cgroupfs").reuseDriver)
+        #expect(!choose(madeFor: "cgroupfs", backend: "libcgroup").reuseDriver)
+    }
+
+    /// The value made ahead: a namespace that is really new, that create
+    /// takes and closes.
+    @Test func aNetworkNamespaceMadeAhead() throws {
+        try #require(getuid() == 0, "makes a network namespace")
+        let ahead = Runtime.StartAhead(backend: "cgroupfs", networkNamespace: true)
+        #expect(ahead.backend == "cgroupfs")
+        let fd = try #require(ahead.madeNetworkNamespace)
+        var mine = stat(), made = stat()
+        #expect(stat("/proc/self/ns/net", &mine) == 0 && fstat(fd, &made) == 0)
+        #expect(made.st_ino != mine.st_ino)
+        ahead.closeNetworkNamespace()
+        #expect(fcntl(fd, F_GETFD) < 0)
+        #expect(Runtime.StartAhead(backend: nil).madeNetworkNamespace == nil)
+    }
+}
