@@ -23,9 +23,26 @@ public enum GockerMain {
             Timings.commandParsed()
             return execute(ownFailure: 1) { try fast.run() }
         }
-        if args.first == "run", let fast = RunFastPath(Array(args.dropFirst())) {
+        // run and create are read by their option table, whatever the line.
+        if args.first == "run" || args.first == "create" || (args.count == 2 && args.first == "help" && (args[1] == "run" || args[1] == "create")) {
+            let create = args.first == "create" || args.last == "create"
+            let line: RunLine?
+            do {
+                line = args.first == "help" ? nil : try RunLine.parse(Array(args.dropFirst()))
+            } catch {
+                report(error.description)
+                return 125
+            }
             Timings.commandParsed()
-            return execute(ownFailure: 125) { try fast.run() }
+            guard let line else {
+                print(RunLine.help(create: create), terminator: "")
+                return 0
+            }
+            return execute(ownFailure: 125) {
+                if create { return try Create.create(line) }
+                if line.timings { Timings.printOnExit() }
+                try Run.start(line.request, engine: line.engine)
+            }
         }
         var command: any ParsableCommand
         do {
@@ -74,7 +91,6 @@ public enum GockerMain {
         if let first = args.first, args.count > 1, !args.dropFirst().contains(where: { $0 == "--help" || $0 == "--version" }) {
             let rest = Array(args.dropFirst())
             switch first {
-            case "run": return try Run.parse(rest)
             case "exec": return try Exec.parse(rest)
             case "oci": return try OCI.parseAsRoot(rest)
             default: break
