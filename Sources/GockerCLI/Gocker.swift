@@ -19,9 +19,23 @@ public enum GockerMain {
 
     /// Parses and runs one command line; returns the exit status.
     public static func run(_ args: [String]) -> Int32 {
-        if args.first == "oci", let fast = OCIFastPath(Array(args.dropFirst())) {
+        // The OCI verbs are read by their option tables, whatever the line.
+        if args.first == "oci" || (args.first == "help" && args.dropFirst().first == "oci") {
+            let words = Array(args.dropFirst(args.first == "help" ? 2 : 1))
+            let line: OCILine?
+            do {
+                line = args.first == "help" ? nil : try OCILine(words)
+            } catch {
+                report(error.description)
+                return 125
+            }
             Timings.commandParsed()
-            return execute(ownFailure: 1) { try fast.run() }
+            guard let line else {
+                print(OCILine.help(words), terminator: "")
+                return 0
+            }
+            // The OCI front door fails like runc (exit 1).
+            return execute(ownFailure: 1) { try line.verb.run() }
         }
         // run and create are read by their option table, whatever the line.
         if args.first == "run" || args.first == "create" || (args.count == 2 && args.first == "help" && (args[1] == "run" || args[1] == "create")) {
@@ -57,9 +71,8 @@ public enum GockerMain {
             report(Gocker.message(for: error))
             return 125
         }
-        // The OCI front door fails like runc (exit 1); the docker-like one
-        // like docker (125).
-        return execute(ownFailure: command is any OCICommand ? 1 : 125) { try command.run() }
+        // The docker-like front door fails like docker (125).
+        return execute(ownFailure: 125) { try command.run() }
     }
 
     /// Runs a parsed command: its exit status, its error on stderr.
@@ -92,7 +105,6 @@ public enum GockerMain {
             let rest = Array(args.dropFirst())
             switch first {
             case "exec": return try Exec.parse(rest)
-            case "oci": return try OCI.parseAsRoot(rest)
             default: break
             }
         }

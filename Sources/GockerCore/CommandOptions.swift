@@ -9,6 +9,14 @@ public enum OptionValue: Sendable, Equatable {
     case signed
     /// A signed 64-bit integer, as the next word whatever it is.
     case integer
+    /// An unsigned 32-bit integer (an id), the next word unless it looks
+    /// like an option.
+    case unsigned
+}
+
+extension OptionValue {
+    /// Whether a next word starting with a dash is an option, not the value.
+    var refusesDashes: Bool { self == .text || self == .unsigned }
 }
 
 /// One option of a command: its names, the value it takes, its help, and
@@ -183,15 +191,17 @@ public struct OptionTable<Target>: Sendable {
                     attached = body[body.index(after: eq)...]
                 }
                 guard let o = index(long: name) else {
-                    if name == "help" && attached == nil {
+                    if name == "help" {
                         reading.help = true
                         return reading
                     }
-                    throw Self.error("Unknown option '\(word)'")
+                    throw Self.error(unknown("--" + name))
                 }
                 let option = options[o]
                 if option.value == .none {
-                    guard attached == nil else { throw Self.error("Unknown option '\(word)'") }
+                    if let attached {
+                        throw Self.error("The option '--\(name)' does not take any value, but '\(attached)' was specified.")
+                    }
                     uses.append((o, ""))
                     continue
                 }
@@ -199,7 +209,7 @@ public struct OptionTable<Target>: Sendable {
                 if let attached {
                     value = String(attached)
                 } else {
-                    guard i < args.count, option.value != .text || !Self.looksLikeOption(args[i]) else {
+                    guard i < args.count, !option.value.refusesDashes || !Self.looksLikeOption(args[i]) else {
                         throw Self.error("Missing value for \(option.quoted("--" + name))")
                     }
                     value = args[i]
@@ -209,10 +219,9 @@ public struct OptionTable<Target>: Sendable {
                 uses.append((o, value))
                 continue
             }
-            // -x, -x value, or flags together (-dit), the last one of which
-            // may take the next word.
-            let letters = Array(utf8.dropFirst())
-            for (n, letter) in letters.enumerated() {
+            // -x, -x value, or letters together (-dit); those that take a
+            // value take the next words, in order (-mi 1g).
+            for letter in utf8.dropFirst() {
                 let typed = "-" + String(Character(Unicode.Scalar(letter)))
                 guard let o = index(short: letter) else { throw Self.error("Unknown option '\(typed)'") }
                 let option = options[o]
@@ -220,8 +229,7 @@ public struct OptionTable<Target>: Sendable {
                     uses.append((o, ""))
                     continue
                 }
-                guard n == letters.count - 1 else { throw Self.error("Missing value for \(option.quoted(typed))") }
-                guard i < args.count, option.value != .text || !Self.looksLikeOption(args[i]) else {
+                guard i < args.count, !option.value.refusesDashes || !Self.looksLikeOption(args[i]) else {
                     throw Self.error("Missing value for \(option.quoted(typed))")
                 }
                 try check(option, args[i], typed: typed)
@@ -234,7 +242,7 @@ public struct OptionTable<Target>: Sendable {
     }
 
     func check(_ option: CommandOption<Target>, _ value: String, typed: String) throws(GockerError) {
-        if option.value == .integer, Int64(value) == nil {
+        if option.value == .integer && Int64(value) == nil || option.value == .unsigned && UInt32(value) == nil {
             throw Self.error("The value '\(value)' is invalid for \(option.quoted(typed))")
         }
     }
@@ -246,6 +254,34 @@ public struct OptionTable<Target>: Sendable {
     }
 
     static func error(_ message: String) -> GockerError { GockerError(.invalidArgument, message) }
+
+    /// ArgumentParser's words for an unknown long option: the closest long
+    /// name (fewer than 4 edits away), if there is one.
+    func unknown(_ typed: String) -> String {
+        var best: (name: String, distance: Int)?
+        for o in options {
+            for name in [o.name] + o.aliases {
+                let d = Self.editDistance("--" + name, typed)
+                if d < 4, d < best?.distance ?? .max { best = ("--" + name, d) }
+            }
+        }
+        guard let best else { return "Unknown option '\(typed)'" }
+        return "Unknown option '\(typed)'. Did you mean '\(best.name)'?"
+    }
+
+    /// Levenshtein's distance between two words, by characters.
+    static func editDistance(_ a: String, _ b: String) -> Int {
+        let a = Array(a), b = Array(b)
+        var previous = Array(0...b.count)
+        for i in 1...max(a.count, 1) where !a.isEmpty {
+            var row = [i] + Array(repeating: 0, count: b.count)
+            for j in 1...max(b.count, 1) where !b.isEmpty {
+                row[j] = min(previous[j] + 1, row[j - 1] + 1, previous[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1))
+            }
+            previous = row
+        }
+        return previous[b.count]
+    }
 
     /// The OPTIONS part of `--help`: one option a line (or two, when its
     /// names are long), its help beside it, as ArgumentParser lays it out.

@@ -40,14 +40,15 @@ struct RunArgumentTests {
 
 struct OCIArgumentTests {
     @Test func globalOptionsBeforeTheVerb() throws {
-        let parsed = try Gocker.parseAsRoot(["oci", "--root", "/r", "create", "--bundle", "/b", "--pid-file", "/p", "id1"])
-        let create = try #require(parsed as? OCICreate)
+        let parsed = try #require(try OCILine(["--root", "/r", "create", "--bundle", "/b", "--pid-file", "/p", "id1"]))
+        let create = try #require(parsed.verb as? OCICreate)
         #expect(create.global.root == "/r")
         #expect(create.bundle == "/b" && create.pidFile == "/p" && create.id == "id1")
     }
 
     @Test func killTakesIDThenSignal() throws {
-        let kill = try #require(try Gocker.parseAsRoot(["oci", "kill", "--all", "c1", "KILL"]) as? OCIKill)
+        let line = try #require(try OCILine(["kill", "--all", "c1", "KILL"]))
+        let kill = try #require(line.verb as? OCIKill)
         #expect(kill.all && kill.id == "c1" && kill.signal == "KILL")
     }
 }

@@ -36,6 +36,9 @@ struct RunFastPathTests {
         // The last letter of a group may take the next word.
         let m = try line(["-itm", "64m", "busybox"])
         #expect(m.request.interactive && m.request.tty && m.request.resources.memory == "64m")
+        // Letters that take a value take the next words in order.
+        let mc = try line(["-mic", "1g", "5", "busybox"])
+        #expect(mc.request.interactive && mc.request.resources.memory == "1g" && mc.request.resources.cpuShares == 5)
     }
 
     @Test func helpIsNotAnImage() throws {
@@ -49,14 +52,15 @@ struct RunFastPathTests {
     @Test(arguments: [
         ([], "Missing expected argument '<image>'"),
         (["--rm"], "Missing expected argument '<image>'"),
-        (["--bogus", "busybox"], "Unknown option '--bogus'"),
+        (["--bogus", "busybox"], "Unknown option '--bogus'. Did you mean '--cpus'?"),
+        (["--volumes", "busybox"], "Unknown option '--volumes'. Did you mean '--volume'?"),
         (["-x", "busybox"], "Unknown option '-x'"),
         (["-iX", "busybox"], "Unknown option '-X'"),
-        (["--rm=yes", "busybox"], "Unknown option '--rm=yes'"),
+        (["--rm=yes", "busybox"], "The option '--rm' does not take any value, but 'yes' was specified."),
         (["--name"], "Missing value for '--name <name>'"),
         (["--name", "--rm", "busybox"], "Missing value for '--name <name>'"),
         (["-w", "-1", "busybox"], "Missing value for '-w <dir>'"),
-        (["-mi", "1g", "busybox"], "Missing value for '-m <bytes>'"),
+        (["-im"], "Missing value for '-m <bytes>'"),
         (["--pids-limit", "many", "busybox"], "The value 'many' is invalid for '--pids-limit <n>'"),
         (["-c", "x", "busybox"], "The value 'x' is invalid for '-c <shares>'"),
         (["--network", "bridge0", "busybox"], "network \"bridge0\" not found (available: none, host)"),
