@@ -72,55 +72,48 @@ struct Top: ParsableCommand {
     }
 }
 
-struct OCIExec: OCICommand {
-    static let configuration = CommandConfiguration(
-        commandName: "exec", abstract: "Run a process in a running container.",
-        usage: "gocker oci exec [OPTIONS] CONTAINER-ID [COMMAND [ARG...]]",
-        discussion: """
-            The process is described by --process (an OCI process JSON), or by the \
-            command and flags on top of the container's own process settings.
-            """)
+struct OCIExec: OCIVerb {
+    static let name = "exec"
+    static let abstract = "Run a process in a running container."
+    // runc's usage: gocker oci exec [OPTIONS] CONTAINER-ID [COMMAND [ARG...]]. The process is described by
+    // --process (an OCI process JSON), or by the command and flags on top of the container's own process settings.
+    static let arguments = ["container-id", "command"]
+    static let argumentHelp = ["The container's id.", "The command and its arguments (without --process)."]
+    static let passthrough = true
+    static let options = OptionTable(globals() + [
+        .text("process", short: "p", "file", help: "The process to run, as OCI process JSON.") { $0.process = $1 },
+        .text("console-socket", "path", help: "Send the pty master to this unix socket (with --tty).") { $0.consoleSocket = $1 },
+        .text("cwd", "dir", help: "Working directory inside the container.") { $0.cwd = $1 },
+        .list("env", short: "e", "env", help: "Add an environment variable (NAME=VALUE).") { $0.env.append($1) },
+        .flag("tty", short: "t", help: "Allocate a pseudo-TTY.") { $0.tty = true },
+        .text("user", short: "u", "uid[:gid]", help: "User id and group id.") { $0.user = $1 },
+        CommandOption(name: "additional-gids", short: "g", value: .unsigned, valueName: "gid", repeatable: true,
+                      help: "Additional group id.") { $0.additionalGids.append(UInt32($1) ?? 0) },
+        .list("cap", short: "c", "cap", help: "Add a capability.") { $0.cap.append($1) },
+        .flag("no-new-privs", help: "Set no_new_privs for the process.") { $0.noNewPrivs = true },
+        .flag("detach", short: "d", help: "Return once the process runs.") { $0.detach = true },
+        .text("pid-file", "file", help: "Write the process's pid here.") { $0.pidFile = $1 },
+    ])
 
-    @OptionGroup var global: OCIGlobalOptions
-
-    @Option(name: [.short, .customLong("process")], help: ArgumentHelp("The process to run, as OCI process JSON.", valueName: "file"))
+    var global = OCIGlobalOptions()
     var process: String?
-
-    @Option(name: .customLong("console-socket"), help: ArgumentHelp("Send the pty master to this unix socket (with --tty).", valueName: "path"))
     var consoleSocket: String?
-
-    @Option(help: ArgumentHelp("Working directory inside the container.", valueName: "dir"))
     var cwd: String?
-
-    @Option(name: [.short, .customLong("env")], help: ArgumentHelp("Add an environment variable (NAME=VALUE).", valueName: "env"))
     var env: [String] = []
-
-    @Flag(name: [.short, .customLong("tty")], help: "Allocate a pseudo-TTY.")
     var tty = false
-
-    @Option(name: [.short, .customLong("user")], help: ArgumentHelp("User id and group id.", valueName: "uid[:gid]"))
     var user: String?
-
-    @Option(name: [.customShort("g"), .customLong("additional-gids")], help: ArgumentHelp("Additional group id.", valueName: "gid"))
     var additionalGids: [UInt32] = []
-
-    @Option(name: [.customShort("c"), .customLong("cap")], help: ArgumentHelp("Add a capability.", valueName: "cap"))
     var cap: [String] = []
-
-    @Flag(name: .customLong("no-new-privs"), help: "Set no_new_privs for the process.")
     var noNewPrivs = false
-
-    @Flag(name: [.short, .customLong("detach")], help: "Return once the process runs.")
     var detach = false
-
-    @Option(name: .customLong("pid-file"), help: ArgumentHelp("Write the process's pid here.", valueName: "file"))
     var pidFile: String?
-
-    @Argument(help: ArgumentHelp("The container's id.", valueName: "container-id"))
-    var id: String
-
-    @Argument(parsing: .captureForPassthrough, help: ArgumentHelp("The command and its arguments (without --process).", valueName: "command"))
+    var id = ""
     var command: [String] = []
+
+    mutating func take(_ arguments: [String], rest: [String]) {
+        id = arguments[0]
+        command = rest
+    }
 
     func processPlan(_ runtime: Runtime) throws(GockerError) -> ProcessPlan {
         if let process {

@@ -19,13 +19,44 @@ public enum GockerMain {
 
     /// Parses and runs one command line; returns the exit status.
     public static func run(_ args: [String]) -> Int32 {
-        if args.first == "oci", let fast = OCIFastPath(Array(args.dropFirst())) {
+        // The OCI verbs are read by their option tables, whatever the line.
+        if args.first == "oci" || (args.first == "help" && args.dropFirst().first == "oci") {
+            let words = Array(args.dropFirst(args.first == "help" ? 2 : 1))
+            let line: OCILine?
+            do {
+                line = args.first == "help" ? nil : try OCILine(words)
+            } catch {
+                report(error.description)
+                return 125
+            }
             Timings.commandParsed()
-            return execute(ownFailure: 1) { try fast.run() }
+            guard let line else {
+                print(OCILine.help(words), terminator: "")
+                return 0
+            }
+            // The OCI front door fails like runc (exit 1).
+            return execute(ownFailure: 1) { try line.verb.run() }
         }
-        if args.first == "run", let fast = RunFastPath(Array(args.dropFirst())) {
+        // run and create are read by their option table, whatever the line.
+        if args.first == "run" || args.first == "create" || (args.count == 2 && args.first == "help" && (args[1] == "run" || args[1] == "create")) {
+            let create = args.first == "create" || args.last == "create"
+            let line: RunLine?
+            do {
+                line = args.first == "help" ? nil : try RunLine.parse(Array(args.dropFirst()))
+            } catch {
+                report(error.description)
+                return 125
+            }
             Timings.commandParsed()
-            return execute(ownFailure: 125) { try fast.run() }
+            guard let line else {
+                print(RunLine.help(create: create), terminator: "")
+                return 0
+            }
+            return execute(ownFailure: 125) {
+                if create { return try Create.create(line) }
+                if line.timings { Timings.printOnExit() }
+                try Run.start(line.request, engine: line.engine)
+            }
         }
         var command: any ParsableCommand
         do {
@@ -40,9 +71,8 @@ public enum GockerMain {
             report(Gocker.message(for: error))
             return 125
         }
-        // The OCI front door fails like runc (exit 1); the docker-like one
-        // like docker (125).
-        return execute(ownFailure: command is any OCICommand ? 1 : 125) { try command.run() }
+        // The docker-like front door fails like docker (125).
+        return execute(ownFailure: 125) { try command.run() }
     }
 
     /// Runs a parsed command: its exit status, its error on stderr.
@@ -74,9 +104,7 @@ public enum GockerMain {
         if let first = args.first, args.count > 1, !args.dropFirst().contains(where: { $0 == "--help" || $0 == "--version" }) {
             let rest = Array(args.dropFirst())
             switch first {
-            case "run": return try Run.parse(rest)
             case "exec": return try Exec.parse(rest)
-            case "oci": return try OCI.parseAsRoot(rest)
             default: break
             }
         }

@@ -6,12 +6,18 @@ import GockerRuntime
 struct Create: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Create a new container without starting it (`run`'s options).",
-        usage: "gocker create [OPTIONS] IMAGE [COMMAND] [ARG...]", helpNames: [.long])
+        usage: "gocker create [OPTIONS] IMAGE [COMMAND] [ARG...]", helpNames: [])
 
-    @OptionGroup var options: Run
+    /// As for Run: the line is read by RunLine.options.
+    @Argument(parsing: .allUnrecognized) var words: [String] = []
 
     func run() throws {
-        let record = try options.global.engine.create(try options.request())
+        guard let line = try RunLine.parse(words) else { return print(RunLine.help(create: true), terminator: "") }
+        try Self.create(line)
+    }
+
+    static func create(_ line: RunLine) throws {
+        let record = try line.engine.create(line.request)
         print(record.id)
     }
 }

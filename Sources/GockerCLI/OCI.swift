@@ -4,170 +4,257 @@ import GockerCore
 import GockerRuntime
 
 /// The OCI runtime command line (runc's verbs and flags), for podman,
-/// containerd and anyone with a bundle.
+/// containerd and anyone with a bundle. Listed by `gocker --help`; the line
+/// itself is read by the verbs' option tables (OCILine), GockerMain sends
+/// it there.
 struct OCI: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "oci",
         abstract: "The OCI runtime interface (runc-compatible); also reached as `gocker-oci`.",
-        subcommands: [OCICreate.self, OCIStart.self, OCIState.self, OCIKill.self, OCIDelete.self, OCIRun.self, OCIExec.self, OCIPause.self, OCIResume.self]
+        helpNames: []
     )
 
-    @OptionGroup var global: OCIGlobalOptions
+    @Argument(parsing: .allUnrecognized) var words: [String] = []
+
+    func run() throws {
+        guard let line = try OCILine(words) else { return print(OCILine.help(words), terminator: "") }
+        try line.verb.run()
+    }
 }
 
-/// A verb of the OCI front door: it fails with exit status 1, as runc does.
-protocol OCICommand: ParsableCommand {}
-
-/// The options runc takes before the verb.
-struct OCIGlobalOptions: ParsableArguments {
-    @Option(help: ArgumentHelp("Root directory for storage of container state (env GOCKER_STATE_ROOT).", valueName: "dir"))
-    var root: String = StateStore.defaultRoot
-
-    @Option(help: ArgumentHelp("Where to write errors (default stderr).", valueName: "file"))
+/// The options runc takes before the verb (and gocker after it too).
+struct OCIGlobalOptions: Equatable {
+    var root = StateStore.defaultRoot
     var log: String?
-
-    @Option(name: .customLong("log-format"), help: ArgumentHelp("The log format: text or json.", valueName: "format"))
-    var logFormat: String = "text"
-
-    @Flag(help: "Log more.")
+    var logFormat = "text"
     var debug = false
-
-    @Flag(name: .customLong("systemd-cgroup"), help: "Accepted for compatibility; gocker manages cgroupfs itself.")
     var systemdCgroup = false
-
-    @Option(name: .customLong("cgroup-backend"), help: ArgumentHelp("libcgroup (default) or cgroupfs (env GOCKER_CGROUP_BACKEND).", valueName: "backend"))
     var cgroupBackend: String?
 
     var runtime: Runtime { Runtime(stateRoot: root, cgroupBackend: cgroupBackend) }
+
+    static let options: [CommandOption<OCIGlobalOptions>] = [
+        .text("root", "dir", help: "Root directory for storage of container state (env GOCKER_STATE_ROOT).") { $0.root = $1 },
+        .text("log", "file", help: "Where to write errors (default stderr).") { $0.log = $1 },
+        .text("log-format", "format", help: "The log format: text or json.") { $0.logFormat = $1 },
+        .flag("debug", help: "Log more.") { $0.debug = true },
+        .flag("systemd-cgroup", help: "Accepted for compatibility; gocker manages cgroupfs itself.") { $0.systemdCgroup = true },
+        .text("cgroup-backend", "backend", help: "libcgroup (default) or cgroupfs (env GOCKER_CGROUP_BACKEND).") { $0.cgroupBackend = $1 },
+    ]
+    static let table = OptionTable(options)
 }
 
-struct OCICreate: OCICommand {
-    static let configuration = CommandConfiguration(
-        commandName: "create", abstract: "Create a container from a bundle; `start` runs its process.")
+/// A verb of the OCI front door: its options (the global ones first, as
+/// they are taken after the verb too), its arguments, what it does. It
+/// fails with exit status 1, as runc does.
+protocol OCIVerb: SendableMetatype, Equatable {
+    static var name: String { get }
+    static var abstract: String { get }
+    static var options: OptionTable<Self> { get }
+    /// Its arguments' names and help, for --help; all but the optional
+    /// last are needed.
+    static var arguments: [String] { get }
+    static var argumentHelp: [String] { get }
+    /// The count of arguments it needs (the rest are optional).
+    static var required: Int { get }
+    /// Whether everything after the first argument is a command, left alone.
+    static var passthrough: Bool { get }
+    init()
+    var global: OCIGlobalOptions { get set }
+    var id: String { get }
+    mutating func take(_ arguments: [String], rest: [String])
+    func run() throws
+}
 
-    @OptionGroup var global: OCIGlobalOptions
+extension OCIVerb {
+    static var arguments: [String] { ["container-id"] }
+    static var argumentHelp: [String] { ["The container's id."] }
+    static var required: Int { 1 }
+    static var passthrough: Bool { false }
+    /// The global options, lifted into a verb.
+    static func globals() -> [CommandOption<Self>] {
+        OCIGlobalOptions.options.map { $0.lifted { (v: inout Self, body) throws(GockerError) in try body(&v.global) } }
+    }
+}
 
-    @Option(name: [.short, .customLong("bundle")], help: ArgumentHelp("The bundle directory (default: current).", valueName: "dir"))
-    var bundle: String = "."
+/// The verbs `gocker oci` knows, in its help's order.
+var ociVerbs: [any OCIVerb.Type] { [OCICreate.self, OCIStart.self, OCIState.self, OCIKill.self, OCIDelete.self, OCIRun.self,
+                                    OCIExec.self, OCIPause.self, OCIResume.self] }
 
-    @Option(name: .customLong("pid-file"), help: ArgumentHelp("Write the container's pid here.", valueName: "file"))
+/// A read `gocker oci` line: its verb, with its options and arguments.
+struct OCILine {
+    var verb: any OCIVerb
+
+    /// Reads the words after `oci`; nil when they ask for help (or name no verb).
+    init?(_ args: [String]) throws(GockerError) {
+        var global = OCIGlobalOptions()
+        let reading = try OCIGlobalOptions.table.parse(args, into: &global, stopAfter: 1)
+        guard !reading.help, let name = reading.arguments.first else { return nil }
+        guard let type = ociVerbs.first(where: { $0.name == name }) else {
+            throw GockerError(.invalidArgument, "Unexpected argument '\(name)'")
+        }
+        guard let verb = try Self.read(type, reading.rest, global: global) else { return nil }
+        self.verb = verb
+    }
+
+    static func read<V: OCIVerb>(_ type: V.Type, _ args: [String], global: OCIGlobalOptions) throws(GockerError) -> V? {
+        var verb = V()
+        verb.global = global
+        let reading = try V.options.parse(args, into: &verb, stopAfter: V.passthrough ? 1 : .max)
+        if reading.help { return nil }
+        if reading.arguments.count < V.required {
+            throw GockerError(.invalidArgument, "Missing expected argument '<\(V.arguments[reading.arguments.count])>'")
+        }
+        if reading.arguments.count > V.arguments.count {
+            throw GockerError(.invalidArgument, "Unexpected argument '\(reading.arguments[V.arguments.count])'")
+        }
+        verb.take(reading.arguments, rest: reading.rest)
+        return verb
+    }
+
+    /// `gocker oci --help`, or a verb's when the line names one.
+    static func help(_ args: [String]) -> String {
+        var global = OCIGlobalOptions()
+        let name = (try? OCIGlobalOptions.table.parse(args, into: &global, stopAfter: 1))?.arguments.first
+        if let type = ociVerbs.first(where: { $0.name == name }) { return verbHelp(type) }
+        var out = "OVERVIEW: \(OCI.configuration.abstract)\n\nUSAGE: gocker oci [OPTIONS] <subcommand>\n\nOPTIONS:\n"
+        out += OCIGlobalOptions.table.helpLines() + "\nSUBCOMMANDS:\n"
+        for verb in ociVerbs { OptionTable<OCIGlobalOptions>.appendEntry(&out, verb.name, verb.abstract) }
+        return out
+    }
+
+    static func verbHelp<V: OCIVerb>(_ type: V.Type) -> String {
+        let arguments = V.arguments.enumerated().map { $0.offset < V.required ? "<\($0.element)>" : "[<\($0.element)>]" + (V.passthrough ? " ..." : "") }
+        var out = "OVERVIEW: \(V.abstract)\n\nUSAGE: gocker oci \(V.name) [OPTIONS] \(arguments.joined(separator: " "))\n\nARGUMENTS:\n"
+        for (n, h) in zip(V.arguments, V.argumentHelp) { OptionTable<V>.appendEntry(&out, "<\(n)>", h) }
+        return out + "\nOPTIONS:\n" + V.options.helpLines()
+    }
+}
+
+struct OCICreate: OCIVerb {
+    static let name = "create"
+    static let abstract = "Create a container from a bundle; `start` runs its process."
+    static let options = OptionTable(globals() + [
+        .text("bundle", short: "b", "dir", help: "The bundle directory (default: current).") { $0.bundle = $1 },
+        .text("pid-file", "file", help: "Write the container's pid here.") { $0.pidFile = $1 },
+        .text("console-socket", "path", help: "Send the pty master to this unix socket (a config with process.terminal).") {
+            $0.consoleSocket = $1
+        },
+    ])
+    var global = OCIGlobalOptions()
+    var bundle = "."
     var pidFile: String?
-
-    @Option(name: .customLong("console-socket"), help: ArgumentHelp("Send the pty master to this unix socket (a config with process.terminal).", valueName: "path"))
     var consoleSocket: String?
+    var id = ""
 
-    @Argument(help: ArgumentHelp("The container's id.", valueName: "container-id"))
-    var id: String
+    mutating func take(_ arguments: [String], rest: [String]) { id = arguments[0] }
 
     func run() throws {
         try OCIVerbs.create(global.runtime, bundle: bundle, pidFile: pidFile, consoleSocket: consoleSocket, id: id)
     }
 }
 
-struct OCIStart: OCICommand {
-    static let configuration = CommandConfiguration(
-        commandName: "start", abstract: "Run the process of a created container.")
+struct OCIStart: OCIVerb {
+    static let name = "start"
+    static let abstract = "Run the process of a created container."
+    static let options = OptionTable<Self>(globals())
+    var global = OCIGlobalOptions()
+    var id = ""
 
-    @OptionGroup var global: OCIGlobalOptions
-
-    @Argument(help: ArgumentHelp("The container's id.", valueName: "container-id"))
-    var id: String
-
+    mutating func take(_ arguments: [String], rest: [String]) { id = arguments[0] }
     func run() throws { try OCIVerbs.start(global.runtime, id: id) }
 }
 
-struct OCIState: OCICommand {
-    static let configuration = CommandConfiguration(
-        commandName: "state", abstract: "Print a container's state as JSON.")
+struct OCIState: OCIVerb {
+    static let name = "state"
+    static let abstract = "Print a container's state as JSON."
+    static let options = OptionTable<Self>(globals())
+    var global = OCIGlobalOptions()
+    var id = ""
 
-    @OptionGroup var global: OCIGlobalOptions
-
-    @Argument(help: ArgumentHelp("The container's id.", valueName: "container-id"))
-    var id: String
-
+    mutating func take(_ arguments: [String], rest: [String]) { id = arguments[0] }
     func run() throws { try OCIVerbs.state(global.runtime, id: id) }
 }
 
-struct OCIKill: OCICommand {
-    static let configuration = CommandConfiguration(
-        commandName: "kill", abstract: "Send a signal (default TERM) to a container's process.")
-
-    @OptionGroup var global: OCIGlobalOptions
-
-    @Flag(name: [.short, .customLong("all")], help: "Signal every process of the container.")
+struct OCIKill: OCIVerb {
+    static let name = "kill"
+    static let abstract = "Send a signal (default TERM) to a container's process."
+    static let options = OptionTable(globals() + [
+        .flag("all", short: "a", help: "Signal every process of the container.") { $0.all = true },
+    ])
+    static let arguments = ["container-id", "signal"]
+    static let argumentHelp = ["The container's id.", "The signal: a name (TERM, SIGKILL) or a number."]
+    var global = OCIGlobalOptions()
     var all = false
+    var id = ""
+    var signal = "TERM"
 
-    @Argument(help: ArgumentHelp("The container's id.", valueName: "container-id"))
-    var id: String
-
-    @Argument(help: ArgumentHelp("The signal: a name (TERM, SIGKILL) or a number.", valueName: "signal"))
-    var signal: String = "TERM"
+    mutating func take(_ arguments: [String], rest: [String]) {
+        id = arguments[0]
+        if arguments.count > 1 { signal = arguments[1] }
+    }
 
     func run() throws { try OCIVerbs.kill(global.runtime, id: id, signal: signal, all: all) }
 }
 
-struct OCIDelete: OCICommand {
-    static let configuration = CommandConfiguration(
-        commandName: "delete", abstract: "Delete a container's state and whatever it holds.")
-
-    @OptionGroup var global: OCIGlobalOptions
-
-    @Flag(name: [.short, .customLong("force")], help: "Kill a running container first; an unknown id is not an error.")
+struct OCIDelete: OCIVerb {
+    static let name = "delete"
+    static let abstract = "Delete a container's state and whatever it holds."
+    static let options = OptionTable(globals() + [
+        .flag("force", short: "f", help: "Kill a running container first; an unknown id is not an error.") { $0.force = true },
+    ])
+    var global = OCIGlobalOptions()
     var force = false
+    var id = ""
 
-    @Argument(help: ArgumentHelp("The container's id.", valueName: "container-id"))
-    var id: String
-
+    mutating func take(_ arguments: [String], rest: [String]) { id = arguments[0] }
     func run() throws { try OCIVerbs.delete(global.runtime, id: id, force: force) }
 }
 
-struct OCIRun: OCICommand {
-    static let configuration = CommandConfiguration(
-        commandName: "run", abstract: "Create and start a container from a bundle and wait for it.")
-
-    @OptionGroup var global: OCIGlobalOptions
-
-    @Option(name: [.short, .customLong("bundle")], help: ArgumentHelp("The bundle directory (default: current).", valueName: "dir"))
-    var bundle: String = "."
-
-    @Option(name: .customLong("pid-file"), help: ArgumentHelp("Write the container's pid here.", valueName: "file"))
+struct OCIRun: OCIVerb {
+    static let name = "run"
+    static let abstract = "Create and start a container from a bundle and wait for it."
+    static let options = OptionTable(globals() + [
+        .text("bundle", short: "b", "dir", help: "The bundle directory (default: current).") { $0.bundle = $1 },
+        .text("pid-file", "file", help: "Write the container's pid here.") { $0.pidFile = $1 },
+        .flag("detach", short: "d", help: "Return once the container runs, without waiting.") { $0.detach = true },
+        .text("console-socket", "path", help: "Send the pty master to this unix socket (a config with process.terminal).") {
+            $0.consoleSocket = $1
+        },
+    ])
+    var global = OCIGlobalOptions()
+    var bundle = "."
     var pidFile: String?
-
-    @Flag(name: [.short, .customLong("detach")], help: "Return once the container runs, without waiting.")
     var detach = false
-
-    @Option(name: .customLong("console-socket"), help: ArgumentHelp("Send the pty master to this unix socket (a config with process.terminal).", valueName: "path"))
     var consoleSocket: String?
+    var id = ""
 
-    @Argument(help: ArgumentHelp("The container's id.", valueName: "container-id"))
-    var id: String
+    mutating func take(_ arguments: [String], rest: [String]) { id = arguments[0] }
 
     func run() throws {
         try OCIVerbs.run(global.runtime, bundle: bundle, pidFile: pidFile, detach: detach, consoleSocket: consoleSocket, id: id)
     }
 }
 
-struct OCIPause: OCICommand {
-    static let configuration = CommandConfiguration(
-        commandName: "pause", abstract: "Freeze every process of the container.")
+struct OCIPause: OCIVerb {
+    static let name = "pause"
+    static let abstract = "Freeze every process of the container."
+    static let options = OptionTable<Self>(globals())
+    var global = OCIGlobalOptions()
+    var id = ""
 
-    @OptionGroup var global: OCIGlobalOptions
-
-    @Argument(help: ArgumentHelp("The container's id.", valueName: "container-id"))
-    var id: String
-
+    mutating func take(_ arguments: [String], rest: [String]) { id = arguments[0] }
     func run() throws { try global.runtime.pause(id: id) }
 }
 
-struct OCIResume: OCICommand {
-    static let configuration = CommandConfiguration(
-        commandName: "resume", abstract: "Thaw the processes of a paused container.")
+struct OCIResume: OCIVerb {
+    static let name = "resume"
+    static let abstract = "Thaw the processes of a paused container."
+    static let options = OptionTable<Self>(globals())
+    var global = OCIGlobalOptions()
+    var id = ""
 
-    @OptionGroup var global: OCIGlobalOptions
-
-    @Argument(help: ArgumentHelp("The container's id.", valueName: "container-id"))
-    var id: String
-
+    mutating func take(_ arguments: [String], rest: [String]) { id = arguments[0] }
     func run() throws { try global.runtime.resume(id: id) }
 }
 
@@ -205,103 +292,5 @@ enum OCIVerbs {
         io.consoleSocket = consoleSocket
         let exit = try runtime.runForeground(id: id, bundle: bundle, pidFile: pidFile, terminal: io, checkOOM: false)
         if exit.status != 0 { throw ContainerExit(status: exit.status) }
-    }
-}
-
-/// runc's command lines for the verbs that start and end containers, read
-/// by hand: ArgumentParser first builds its command tree, about a
-/// millisecond of every container start. Only the plain forms containerd,
-/// podman and the bench use are taken here; anything else (help, an
-/// unknown or repeated flag, a missing id) goes to ArgumentParser, which
-/// also words the errors.
-struct OCIFastPath {
-    var root = StateStore.defaultRoot
-    var cgroupBackend: String?
-    var verb = ""
-    var options: [String: String] = [:]
-    var arguments: [String] = []
-
-    /// The global options, each verb's options (long names; nil: a flag)
-    /// and how many arguments it takes.
-    static let globals: [String: Bool] = ["root": true, "log": true, "log-format": true, "debug": false,
-                                          "systemd-cgroup": false, "cgroup-backend": true]
-    /// A switch, not a table: a dictionary of tuples is a generic type the
-    /// runtime builds from its mangled name on first use (0.1 ms of a start).
-    static func verb(_ name: String) -> (options: [String: Bool], arguments: ClosedRange<Int>)? {
-        switch name {
-        case "run": return (["bundle": true, "pid-file": true, "detach": false, "console-socket": true], 1...1)
-        case "create": return (["bundle": true, "pid-file": true, "console-socket": true], 1...1)
-        case "start", "state": return ([:], 1...1)
-        case "delete": return (["force": false], 1...1)
-        case "kill": return (["all": false], 1...2)
-        default: return nil
-        }
-    }
-    static let shortNames = ["b": "bundle", "d": "detach", "f": "force", "a": "all"]
-
-    init?(_ args: [String]) {
-        var i = 0
-        var verbOptions: [String: Bool]?
-        var range: ClosedRange<Int> = 0...0
-        while i < args.count {
-            let a = args[i]
-            i += 1
-            if verbOptions == nil && !a.hasPrefix("-") {
-                guard let v = Self.verb(a) else { return nil }
-                verb = a
-                verbOptions = v.options
-                range = v.arguments
-                continue
-            }
-            if a == "--" { return nil }
-            guard a.hasPrefix("-"), a != "-" else {
-                arguments.append(a)
-                continue
-            }
-            var name = a.hasPrefix("--") ? String(a.dropFirst(2)) : String(a.dropFirst())
-            var value: String?
-            if let eq = name.firstIndex(of: "=") {
-                value = String(name[name.index(after: eq)...])
-                name = String(name[..<eq])
-            }
-            if !a.hasPrefix("--") {
-                guard let long = Self.shortNames[name] else { return nil }
-                name = long
-            }
-            guard let takesValue = (verbOptions ?? Self.globals)[name], options[name] == nil else { return nil }
-            if takesValue {
-                if value == nil {
-                    guard i < args.count, !args[i].hasPrefix("-") else { return nil }
-                    value = args[i]
-                    i += 1
-                }
-            } else if value != nil {
-                return nil
-            }
-            if verbOptions == nil {
-                if name == "root" { root = value! }
-                if name == "cgroup-backend" { cgroupBackend = value! }
-            } else {
-                options[name] = value ?? ""
-            }
-        }
-        guard verbOptions != nil, range.contains(arguments.count) else { return nil }
-    }
-
-    func run() throws {
-        let runtime = Runtime(stateRoot: root, cgroupBackend: cgroupBackend)
-        let id = arguments[0]
-        switch verb {
-        case "run":
-            try OCIVerbs.run(runtime, bundle: options["bundle"] ?? ".", pidFile: options["pid-file"],
-                             detach: options["detach"] != nil, consoleSocket: options["console-socket"], id: id)
-        case "create":
-            try OCIVerbs.create(runtime, bundle: options["bundle"] ?? ".", pidFile: options["pid-file"],
-                                consoleSocket: options["console-socket"], id: id)
-        case "start": try OCIVerbs.start(runtime, id: id)
-        case "state": try OCIVerbs.state(runtime, id: id)
-        case "delete": try OCIVerbs.delete(runtime, id: id, force: options["force"] != nil)
-        default: try OCIVerbs.kill(runtime, id: id, signal: arguments.count > 1 ? arguments[1] : "TERM", all: options["all"] != nil)
-        }
     }
 }

@@ -17,6 +17,24 @@ public struct ResourceFlags: Sendable, Equatable {
 
     public init() {}
 
+    /// The flags, as `run` and `create` take them. The numeric ones take
+    /// the next word even when it starts with a dash, as docker's do: "-1"
+    /// is a value (unlimited, or a bad one refused with its reason).
+    public static let options: [CommandOption<ResourceFlags>] = [
+        .text("memory", short: "m", "bytes", signed: true, help: "Memory limit (b, k, m, g; at least 6m).") { $0.memory = $1 },
+        .text("memory-reservation", "bytes", signed: true, help: "Memory soft limit.") { $0.memoryReservation = $1 },
+        .text("memory-swap", "bytes", signed: true,
+              help: "Memory plus swap limit (-1: unlimited swap; default: twice --memory).") { $0.memorySwap = $1 },
+        .text("cpuset-cpus", aliases: ["cpuset"], "list", help: "CPUs the container may run on (0-3, 0,1).") { $0.cpusetCpus = $1 },
+        .text("cpuset-mems", "list", help: "Memory nodes the container may use (0-3, 0,1).") { $0.cpusetMems = $1 },
+        .integer("cpu-shares", short: "c", aliases: ["cpushare"], "shares", help: "Relative CPU weight, 2 to 262144 (0: unset).") {
+            $0.cpuShares = $1
+        },
+        .text("cpus", "number", signed: true, help: "Number of CPUs (decimal, e.g. 0.5).") { $0.cpus = $1 },
+        .integer("pids-limit", "n", help: "Most processes at once (-1: unlimited).") { $0.pidsLimit = $1 },
+        .list("device", "device", help: "Add a host device: /dev/HOST[:/dev/CONTAINER[:rwm]].") { $0.devices.append($1) },
+    ]
+
     /// docker's sizes: a number with an optional b, k, m, g, t or p (binary
     /// units; "kb", "KiB" and "kib" also read as k).
     public static func parseSize(_ text: String, flag: String) throws(GockerError) -> Int64 {

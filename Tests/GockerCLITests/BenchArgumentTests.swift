@@ -19,8 +19,8 @@ struct BenchArgumentTests {
     }
 
     @Test func runTakesTimings() throws {
-        let run = try Run.parse(["--rm", "--timings", "busybox", "true"])
-        #expect(run.timings && run.image == "busybox" && run.command == ["true"])
-        #expect(!(try Run.parse(["busybox"])).timings)
+        let run = try #require(try RunLine.parse(["--rm", "--timings", "busybox", "true"]))
+        #expect(run.timings && run.request.image == "busybox" && run.request.command == ["true"])
+        #expect(try #require(try RunLine.parse(["busybox"])).timings == false)
     }
 }

@@ -5,9 +5,8 @@ import Testing
 
 struct RunArgumentTests {
     @Test func dockerFlagsAndTheCommandAfterTheImage() throws {
-        let run = try Run.parse(["--rm", "-e", "A=1", "--env", "B=2", "-w", "/tmp", "-h", "box", "--name", "web",
-                                 "--network", "host", "-i", "busybox", "sh", "-c", "echo -e $A", "--rm"])
-        let r = try run.request()
+        let r = try #require(try RunLine.parse(["--rm", "-e", "A=1", "--env", "B=2", "-w", "/tmp", "-h", "box", "--name", "web",
+                                                "--network", "host", "-i", "busybox", "sh", "-c", "echo -e $A", "--rm"])).request
         #expect(r.autoRemove)
         #expect(r.env == ["A=1", "B=2"])
         #expect(r.workdir == "/tmp")
@@ -21,14 +20,14 @@ struct RunArgumentTests {
     }
 
     @Test func defaults() throws {
-        let r = try Run.parse(["busybox"]).request()
+        let r = try #require(try RunLine.parse(["busybox"])).request
         #expect(!r.autoRemove && r.command == [] && r.network == .none && r.entrypoint == nil)
     }
 
     @Test func badInput() {
-        #expect(throws: (any Error).self) { try Run.parse([]) }
-        #expect(throws: (any Error).self) { try Run.parse(["--no-such-flag", "busybox"]) }
-        #expect(throws: (any Error).self) { try Run.parse(["--network", "bridge0", "busybox"]).request() }
+        #expect(throws: (any Error).self) { try RunLine.parse([]) }
+        #expect(throws: (any Error).self) { try RunLine.parse(["--no-such-flag", "busybox"]) }
+        #expect(throws: (any Error).self) { try RunLine.parse(["--network", "bridge0", "busybox"]) }
     }
 
     @Test func exitStatusesOfTheFrontDoors() {
@@ -41,22 +40,23 @@ struct RunArgumentTests {
 
 struct OCIArgumentTests {
     @Test func globalOptionsBeforeTheVerb() throws {
-        let parsed = try Gocker.parseAsRoot(["oci", "--root", "/r", "create", "--bundle", "/b", "--pid-file", "/p", "id1"])
-        let create = try #require(parsed as? OCICreate)
+        let parsed = try #require(try OCILine(["--root", "/r", "create", "--bundle", "/b", "--pid-file", "/p", "id1"]))
+        let create = try #require(parsed.verb as? OCICreate)
         #expect(create.global.root == "/r")
         #expect(create.bundle == "/b" && create.pidFile == "/p" && create.id == "id1")
     }
 
     @Test func killTakesIDThenSignal() throws {
-        let kill = try #require(try Gocker.parseAsRoot(["oci", "kill", "--all", "c1", "KILL"]) as? OCIKill)
+        let line = try #require(try OCILine(["kill", "--all", "c1", "KILL"]))
+        let kill = try #require(line.verb as? OCIKill)
         #expect(kill.all && kill.id == "c1" && kill.signal == "KILL")
     }
 }
 
 struct VolumeArgumentTests {
     @Test func runMountFlags() throws {
-        let r = try Run.parse(["-v", "cache:/cache:ro", "--volume", "/srv:/srv", "--mount", "type=tmpfs,dst=/t",
-                               "--tmpfs", "/run:size=1m", "--volumes-from", "web:ro", "busybox", "-v"]).request()
+        let r = try #require(try RunLine.parse(["-v", "cache:/cache:ro", "--volume", "/srv:/srv", "--mount", "type=tmpfs,dst=/t",
+                                                "--tmpfs", "/run:size=1m", "--volumes-from", "web:ro", "busybox", "-v"])).request
         #expect(r.volumes == ["cache:/cache:ro", "/srv:/srv"])
         #expect(r.mounts == ["type=tmpfs,dst=/t"])
         #expect(r.tmpfs == ["/run:size=1m"])
@@ -80,13 +80,13 @@ struct VolumeArgumentTests {
 /// docker (ArgumentParser would otherwise take "-1" for an option).
 struct NegativeNumberTests {
     @Test func theyAreValues() throws {
-        let r = try Run.parse(["--pids-limit", "-1", "-m", "64m", "--memory-swap", "-1", "busybox"]).request()
+        let r = try #require(try RunLine.parse(["--pids-limit", "-1", "-m", "64m", "--memory-swap", "-1", "busybox"])).request
         #expect(r.resources.pidsLimit == -1 && r.resources.memorySwap == "-1" && r.image == "busybox")
         let resources = try r.resources.resources(privileged: false)
         #expect(resources.pids?.limit == -1 && resources.memory?.swap == -1)
         for (flag, reason) in [("-m", "for --memory: invalid size"), ("--memory-reservation", "for --memory-reservation: invalid size"),
                                ("--cpus", "for --cpus"), ("-c", "for --cpu-shares")] {
-            let request = try Run.parse([flag, "-1", "busybox"]).request()
+            let request = try #require(try RunLine.parse([flag, "-1", "busybox"])).request
             let error = try #require(throws: GockerError.self) { try request.resources.resources(privileged: false) }
             #expect(error.description.contains("invalid argument \"-1\" \(reason)"), "\(error)")
         }

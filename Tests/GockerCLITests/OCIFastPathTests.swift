@@ -1,75 +1,89 @@
-import ArgumentParser
 import GockerCore
 import Testing
 @testable import GockerCLI
 
-/// The hand-read OCI command lines mean exactly what ArgumentParser reads
-/// in them; whatever the fast path does not take, ArgumentParser gets.
+/// `gocker oci` lines are read by the verbs' option tables: runc's forms,
+/// the global options before the verb or after it, ArgumentParser's wording
+/// of a refusal.
 struct OCIFastPathTests {
-    /// What a command line asks for, as plain values.
-    func meaning(_ fast: OCIFastPath) -> [String: String] {
-        var m = ["verb": fast.verb, "root": fast.root, "backend": fast.cgroupBackend ?? "-", "id": fast.arguments[0]]
-        switch fast.verb {
-        case "run", "create":
-            m["bundle"] = fast.options["bundle"] ?? "."
-            m["pid-file"] = fast.options["pid-file"] ?? "-"
-            m["console-socket"] = fast.options["console-socket"] ?? "-"
-            if fast.verb == "run" { m["detach"] = "\(fast.options["detach"] != nil)" }
-        case "delete": m["force"] = "\(fast.options["force"] != nil)"
-        case "kill":
-            m["all"] = "\(fast.options["all"] != nil)"
-            m["signal"] = fast.arguments.count > 1 ? fast.arguments[1] : "TERM"
-        default: break
-        }
-        return m
+    func verb<V: OCIVerb>(_ args: [String], as type: V.Type) throws -> V {
+        let line = try #require(try OCILine(args))
+        return try #require(line.verb as? V)
     }
 
-    func meaning(_ command: any ParsableCommand) -> [String: String]? {
-        func base(_ verb: String, _ g: OCIGlobalOptions, _ id: String) -> [String: String] {
-            ["verb": verb, "root": g.root, "backend": g.cgroupBackend ?? "-", "id": id]
-        }
-        switch command {
-        case let c as OCIRun:
-            return base("run", c.global, c.id).merging(["bundle": c.bundle, "pid-file": c.pidFile ?? "-",
-                "console-socket": c.consoleSocket ?? "-", "detach": "\(c.detach)"]) { a, _ in a }
-        case let c as OCICreate:
-            return base("create", c.global, c.id).merging(["bundle": c.bundle, "pid-file": c.pidFile ?? "-",
-                "console-socket": c.consoleSocket ?? "-"]) { a, _ in a }
-        case let c as OCIStart: return base("start", c.global, c.id)
-        case let c as GockerCLI.OCIState: return base("state", c.global, c.id)
-        case let c as OCIDelete: return base("delete", c.global, c.id).merging(["force": "\(c.force)"]) { a, _ in a }
-        case let c as OCIKill: return base("kill", c.global, c.id).merging(["all": "\(c.all)", "signal": c.signal]) { a, _ in a }
-        default: return nil
-        }
+    @Test func runcLines() throws {
+        var run = try verb(["--root", "/r", "run", "-b", "/b", "--pid-file", "/p", "-d", "c1"], as: OCIRun.self)
+        #expect(run.global.root == "/r" && run.bundle == "/b" && run.pidFile == "/p" && run.detach && run.id == "c1")
+        run = try verb(["--root=/r", "--log", "/l", "--log-format", "json", "run", "--detach", "--bundle=/b", "--console-socket", "/s", "c1"],
+                       as: OCIRun.self)
+        #expect(run.global.log == "/l" && run.global.logFormat == "json" && run.consoleSocket == "/s" && run.bundle == "/b")
+        let create = try verb(["--cgroup-backend", "cgroupfs", "--systemd-cgroup", "create", "--bundle", "/b", "c2"], as: OCICreate.self)
+        #expect(create.global.cgroupBackend == "cgroupfs" && create.global.systemdCgroup && create.bundle == "/b" && create.id == "c2")
+        #expect(try verb(["create", "c3"], as: OCICreate.self).bundle == ".")
+        // The global options after the verb too, and an id after "--".
+        #expect(try verb(["start", "--root", "/r", "c1"], as: OCIStart.self).global.root == "/r")
+        #expect(try verb(["run", "--", "-c1"], as: OCIRun.self).id == "-c1")
+        #expect(try verb(["--debug", "delete", "-f", "c1"], as: OCIDelete.self).force)
+        var kill = try verb(["kill", "--all", "c1", "9"], as: OCIKill.self)
+        #expect(kill.all && kill.id == "c1" && kill.signal == "9")
+        kill = try verb(["kill", "c1"], as: OCIKill.self)
+        #expect(!kill.all && kill.signal == "TERM")
+        let exec = try verb(["exec", "-t", "-e", "A=1", "--env=B=2", "-g", "10", "-g", "11", "--cwd", "/w", "c1", "sh", "-c", "ls -l"],
+                            as: OCIExec.self)
+        #expect(exec.tty && exec.env == ["A=1", "B=2"] && exec.additionalGids == [10, 11] && exec.cwd == "/w")
+        #expect(exec.id == "c1" && exec.command == ["sh", "-c", "ls -l"])
+        #expect(try verb(["pause", "c1"], as: OCIPause.self).id == "c1")
+        #expect(try verb(["resume", "c1"], as: OCIResume.self).id == "c1")
+        #expect(try OCILine(["run", "--help"]) == nil && (try OCILine([])) == nil)
+        #expect(GockerMain.run(["oci", "--help"]) == 0 && GockerMain.run(["oci", "exec", "--help"]) == 0)
     }
 
     @Test(arguments: [
-        ["run", "--bundle", "/b", "c1"],
-        ["--root", "/r", "run", "-b", "/b", "--pid-file", "/p", "-d", "c1"],
-        ["--root=/r", "--log", "/l", "--log-format", "json", "run", "--detach", "--bundle=/b", "--console-socket", "/s", "c1"],
-        ["--cgroup-backend", "cgroupfs", "--systemd-cgroup", "create", "--bundle", "/b", "--pid-file", "/p", "c2"],
-        ["create", "c3"],
-        ["--root", "/r", "start", "c1"],
-        ["state", "c1"],
-        ["--debug", "delete", "--force", "c1"],
-        ["delete", "-f", "c1"],
-        ["kill", "c1", "KILL"],
-        ["kill", "--all", "c1", "9"],
-        ["kill", "c1"],
+        (["run"], "Missing expected argument '<container-id>'"),
+        (["run", "--bundle", "/b"], "Missing expected argument '<container-id>'"),
+        (["run", "--bundle", "/b", "c1", "extra"], "Unexpected argument 'extra'"),
+        (["run", "--bogus", "c1"], "Unknown option '--bogus'. Did you mean '--log'?"),
+        (["run", "--bundl", "/b", "c1"], "Unknown option '--bundl'. Did you mean '--bundle'?"),
+        (["run", "--bundle"], "Missing value for '--bundle <dir>'"),
+        (["--root"], "Missing value for '--root <dir>'"),
+        (["--root", "run", "c1"], "Unexpected argument 'c1'"),
+        (["delete", "--force=yes", "c1"], "The option '--force' does not take any value, but 'yes' was specified."),
+        (["kill", "c1", "KILL", "more"], "Unexpected argument 'more'"),
+        (["exec", "-g", "x", "c1", "true"], "The value 'x' is invalid for '-g <gid>'"),
+        (["bogus", "c1"], "Unexpected argument 'bogus'"),
     ])
-    func readsWhatArgumentParserReads(args: [String]) throws {
-        let fast = try #require(OCIFastPath(args))
-        let parsed = try #require(meaning(try OCI.parseAsRoot(args)))
-        #expect(meaning(fast) == parsed)
+    func badLines(args: [String], message: String) {
+        let error = #expect(throws: GockerError.self) { try OCILine(args) }
+        #expect(error?.description == message)
     }
 
-    @Test(arguments: [
-        ["run", "--help"], ["run", "--bundle", "/b"], ["run", "--bundle", "/b", "c1", "extra"], ["run", "--bogus", "c1"],
-        ["run", "--bundle", "/a", "--bundle", "/b", "c1"], ["exec", "c1", "true"], ["pause", "c1"], ["run", "-db", "/b", "c1"],
-        ["run", "--bundle"], ["--root", "run", "c1"], ["delete", "--force=yes", "c1"], ["kill", "c1", "KILL", "more"],
-        ["run", "--", "c1"], [], ["--root", "/r"],
-    ])
-    func leavesTheRestToArgumentParser(args: [String]) {
-        #expect(OCIFastPath(args) == nil)
+    /// Every option of every verb, by every name and in both forms, is
+    /// read and listed in the verb's --help.
+    @Test func everyOptionIsReadAndListed() throws {
+        func check<V: OCIVerb>(_ type: V.Type) throws {
+            let help = OCILine.verbHelp(V.self).split(whereSeparator: \.isWhitespace).joined(separator: " ")
+            let plain = try verb([V.name, "c1"], as: V.self)
+            let names = V.options.options.flatMap(\.spellings)
+            #expect(Set(names).count == names.count, "\(V.name): a name twice")
+            for option in V.options.options {
+                let value = option.value == .unsigned || option.value == .integer ? "7" : "x1"
+                for spelling in option.spellings {
+                    let forms = option.value == .none ? [[spelling]]
+                        : spelling.hasPrefix("--") ? [[spelling, value], [spelling + "=" + value]] : [[spelling, value]]
+                    for form in forms {
+                        let read = try verb([V.name] + form + ["c1"], as: V.self)
+                        #expect(read != plain && read.id == "c1", "\(V.name) \(form) changed nothing")
+                    }
+                    #expect(help.contains(spelling + " ") || help.contains(spelling + ","), "\(V.name) help lacks \(spelling)")
+                }
+                #expect(help.contains(option.help), "\(V.name) help lacks \(option.name)'s text")
+            }
+            // The globals are every verb's.
+            #expect(Set(OCIGlobalOptions.options.flatMap(\.spellings)).isSubset(of: names))
+        }
+        for type in ociVerbs { try check(type) }
+        #expect(ociVerbs.map { $0.name } == ["create", "start", "state", "kill", "delete", "run", "exec", "pause", "resume"])
+        let rootHelp = OCILine.help([])
+        for type in ociVerbs { #expect(rootHelp.contains("  \(type.name) ")) }
     }
 }

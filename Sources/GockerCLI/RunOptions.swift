@@ -1,0 +1,157 @@
+import ArgumentParser
+import GockerCore
+import GockerRuntime
+
+/// What a `run` or `create` line asks for: the request, and gocker's own
+/// settings around it (the roots, --timings).
+struct RunLine: Equatable {
+    var request = RunRequest(image: "")
+    var dataRoot = Engine.defaultDataRoot
+    var stateRoot = StateStore.defaultRoot
+    var timings = false
+
+    var engine: Engine { Engine(dataRoot: dataRoot, stateRoot: stateRoot) }
+
+    /// `run`'s and `create`'s options, once: the line is read by this
+    /// table and `--help` lists it. The resource flags are ResourceFlags'
+    /// own entries, lifted into the request.
+    static let options = OptionTable<RunLine>([
+        .text("data-root", "dir", help: "Where images, containers' layers and logs live (env GOCKER_DATA_ROOT).") { $0.dataRoot = $1 },
+        .text("root", "dir", help: "Where the runtime state of live containers lives (env GOCKER_STATE_ROOT).") { $0.stateRoot = $1 },
+        .flag("rm", help: "Remove the container when it exits.") { $0.request.autoRemove = true },
+        .text("name", "name", help: "Assign a name to the container.") { $0.request.name = $1 },
+        .list("env", short: "e", "list", help: "Set an environment variable (NAME=VALUE, or NAME to pass gocker's own).") {
+            $0.request.env.append($1)
+        },
+        .list("env-file", "file", help: "Read environment variables from a file.") { $0.request.envFiles.append($1) },
+        .text("workdir", short: "w", "dir", help: "Working directory inside the container (absolute).") { $0.request.workdir = $1 },
+        .flag("interactive", short: "i", help: "Keep STDIN open.") { $0.request.interactive = true },
+        .flag("tty", short: "t", help: "Allocate a terminal from the container's devpts.") { $0.request.tty = true },
+        .text("user", short: "u", "user[:group]",
+              help: "User (name or uid) and group (name or gid), from the container's /etc/passwd and /etc/group.") { $0.request.user = $1 },
+        .text("hostname", short: "h", "name", help: "Container host name.") { $0.request.hostname = $1 },
+        .text("entrypoint", "command", help: "Overwrite the default ENTRYPOINT of the image.") { $0.request.entrypoint = $1 },
+        .text("network", aliases: ["net"], "mode", help: "Connect the container to a network: none (only lo) or host.") { r, text throws(GockerError) in
+            r.request.network = try NetworkMode(parsing: text)
+        },
+        .flag("detach", short: "d", help: "Run in the background under a monitor and print the container's id.") { $0.request.detach = true },
+        .text("restart", "policy", help: "Restart policy: no, on-failure[:N], always, unless-stopped.") { $0.request.restart = $1 },
+        .list("log-opt", "option", help: "Log option: max-size=SIZE (default 10m; 0: unbounded).") { r, opt throws(GockerError) in
+            guard opt.hasPrefix("max-size=") else {
+                throw GockerError(.invalidArgument, "invalid argument \"\(opt)\" for --log-opt: only max-size=SIZE is supported")
+            }
+            r.request.logMaxSize = UInt64(try ResourceFlags.parseSize(String(opt.dropFirst(9)), flag: "--log-opt max-size"))
+        },
+        .list("group-add", "group", help: "Add a supplementary group (name or gid).") { $0.request.groupAdd.append($1) },
+        .list("cap-add", "cap", help: "Add a Linux capability (ALL for all).") { $0.request.capAdd.append($1) },
+        .list("cap-drop", "cap", help: "Drop a Linux capability (ALL for all).") { $0.request.capDrop.append($1) },
+        .flag("privileged", help: "Give the container every capability, no masked or read-only paths, a writable /sys.") {
+            $0.request.privileged = true
+        },
+        .flag("read-only", help: "Mount the container's root filesystem read-only.") { $0.request.readOnly = true },
+        .list("security-opt", "option",
+              help: "Security options: no-new-privileges[:true|false], seccomp=unconfined|<profile.json>.") { $0.request.securityOpts.append($1) },
+        .list("ulimit", "ulimit", help: "Set a resource limit: name=soft[:hard], e.g. nofile=1024:2048.") { $0.request.ulimits.append($1) },
+        .flag("init", help: "Run a tiny init as PID 1 that forwards signals and reaps zombies.") { $0.request.initProcess = true },
+    ] + ResourceFlags.options.map { $0.lifted { (r: inout RunLine, body) throws(GockerError) in try body(&r.request.resources) } } + [
+        .list("volume", short: "v", "[src:]dest[:mode]",
+              help: "Bind a host directory (/abs/path:/dest), mount a named volume (name:/dest) or a new anonymous one (/dest); modes ro, rw, nocopy, rprivate, rshared, rslave...") {
+            $0.request.volumes.append($1)
+        },
+        .list("mount", "mount",
+              help: "Mount in docker's long form: type=bind|volume|tmpfs,source=...,target=...[,readonly][,bind-propagation=...][,bind-recursive=...][,volume-nocopy][,tmpfs-size=...][,tmpfs-mode=...].") {
+            $0.request.mounts.append($1)
+        },
+        .list("tmpfs", "dest[:options]",
+              help: "Mount a tmpfs (nosuid, nodev, noexec by default) with mount options, e.g. /run:size=16m,mode=1777.") {
+            $0.request.tmpfs.append($1)
+        },
+        .list("volumes-from", "container[:ro|rw]", help: "Mount the volumes and binds of another container, as they are or read-only.") {
+            $0.request.volumesFrom.append($1)
+        },
+        .text("cgroup-backend", "backend", help: "libcgroup (default) or cgroupfs (env GOCKER_CGROUP_BACKEND).") { $0.request.cgroupBackend = $1 },
+        .text("cgroup-parent", "path", help: "Parent of the container's cgroups (env GOCKER_CGROUP_PARENT; default gocker).") {
+            $0.request.cgroupParent = $1
+        },
+        .flag("timings", help: "Print how long each phase of the start took, on stderr after the run.") { $0.timings = true },
+    ])
+
+    /// Reads a line (the words after `run` or `create`); nil when it asks
+    /// for help.
+    static func parse(_ args: [String]) throws(GockerError) -> RunLine? {
+        var line = RunLine()
+        let reading = try options.parse(args, into: &line, stopAfter: 1)
+        if reading.help { return nil }
+        guard let image = reading.arguments.first else {
+            throw GockerError(.invalidArgument, "Missing expected argument '<image>'")
+        }
+        line.request.image = image
+        line.request.command = reading.rest
+        return line
+    }
+
+    /// `gocker run --help` and `gocker create --help`.
+    static func help(create: Bool) -> String {
+        let about = create ? Create.configuration : Run.configuration
+        var out = "OVERVIEW: \(about.abstract)\n\n"
+        if !about.discussion.isEmpty { out += wrap(about.discussion) + "\n\n" }
+        out += "USAGE: \(about.usage ?? "")\n\nARGUMENTS:\n"
+        OptionTable<RunLine>.appendEntry(&out, "<image>", "The image: name[:tag] or id.")
+        OptionTable<RunLine>.appendEntry(&out, "<command>", "The command and its arguments.")
+        return out + "\nOPTIONS:\n" + options.helpLines()
+    }
+
+    static func wrap(_ text: String, width: Int = 80) -> String {
+        var out = "", at = 0
+        for word in text.split(separator: " ") {
+            if at > 0 && at + 1 + word.count > width {
+                out += "\n"
+                at = 0
+            } else if at > 0 {
+                out += " "
+                at += 1
+            }
+            out += word
+            at += word.count
+        }
+        return out
+    }
+}
+
+struct Run: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Create and run a new container from an image.",
+        usage: "gocker run [OPTIONS] IMAGE [COMMAND] [ARG...]",
+        discussion: """
+            The exit status is the container's own; 128+N when it was killed by signal N; \
+            125 when gocker itself failed; 126 when the command cannot be invoked; 127 when \
+            it was not found. Signals sent to gocker are passed on to the container's first process.
+            """,
+        helpNames: []  // RunLine.options reads the line, --help included
+    )
+
+    /// The listing of `gocker --help` names this command; its line is read
+    /// by RunLine.options (GockerMain sends it there).
+    @Argument(parsing: .allUnrecognized) var words: [String] = []
+
+    func run() throws {
+        guard let line = try RunLine.parse(words) else { return print(RunLine.help(create: false), terminator: "") }
+        if line.timings { Timings.printOnExit() }
+        try Self.start(line.request, engine: line.engine)
+    }
+
+    /// Runs the request: in the foreground, or detached under a monitor.
+    static func start(_ request: RunRequest, engine: Engine) throws {
+        if request.detach {
+            var record = try engine.create(request, starting: true)
+            do { try engine.startDetached(&record) } catch {
+                try? engine.remove(record.id, force: true, volumes: true)
+                throw error
+            }
+            print(record.id)
+            return
+        }
+        let status = try engine.run(request)
+        if status != 0 { throw ContainerExit(status: status) }
+    }
+}
