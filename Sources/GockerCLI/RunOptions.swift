@@ -15,7 +15,11 @@ struct RunLine: Equatable {
     /// `run`'s and `create`'s options, once: the line is read by this
     /// table and `--help` lists it. The resource flags are ResourceFlags'
     /// own entries, lifted into the request.
-    static let options = OptionTable<RunLine>([
+    static let options = makeOptions()
+
+    /// (A function of its own, not the global's initializer: the table's
+    /// generic code is specialized here.)
+    static func makeOptions() -> OptionTable<RunLine> { OptionTable<RunLine>([
         .text("data-root", "dir", help: "Where images, containers' layers and logs live (env GOCKER_DATA_ROOT).") { $0.dataRoot = $1 },
         .text("root", "dir", help: "Where the runtime state of live containers lives (env GOCKER_STATE_ROOT).") { $0.stateRoot = $1 },
         .flag("rm", help: "Remove the container when it exits.") { $0.request.autoRemove = true },
@@ -74,7 +78,7 @@ struct RunLine: Equatable {
             $0.request.cgroupParent = $1
         },
         .flag("timings", help: "Print how long each phase of the start took, on stderr after the run.") { $0.timings = true },
-    ])
+    ]) }
 
     /// Reads a line (the words after `run` or `create`); nil when it asks
     /// for help.

@@ -16,7 +16,7 @@ public enum OptionValue: Sendable, Equatable {
 
 extension OptionValue {
     /// Whether a next word starting with a dash is an option, not the value.
-    var refusesDashes: Bool { self == .text || self == .unsigned }
+    @inlinable var refusesDashes: Bool { self == .text || self == .unsigned }
 }
 
 /// One option of a command: its names, the value it takes, its help, and
@@ -29,44 +29,39 @@ extension OptionValue {
 public struct CommandOption<Target>: Sendable {
     public typealias Value = OptionValue
 
-    /// The long name, without its dashes.
-    public var name: String
-    /// Other long names for the same option (`--net` for `--network`).
-    public var aliases: [String]
-    /// The one-letter name, as an ASCII byte; 0 for none.
-    public var short: UInt8
-    public var value: Value
-    /// Shown in help as `<valueName>`; empty for a flag.
-    public var valueName: String
-    /// Whether each use adds a value (`-e A -e B`); otherwise the last one counts.
-    public var repeatable: Bool
-    public var help: String
+    /// Its names, value and help: all a command line is read by.
+    public var spec: OptionSpec
     /// Puts one value into the target ("" for a flag). Called after the
     /// whole line was read, in the line's order, so a line with an unknown
     /// option is refused for that before any value is judged.
     public var apply: @Sendable (inout Target, String) throws(GockerError) -> Void
 
+    @inlinable
     public init(name: String, aliases: [String] = [], short: Character? = nil, value: Value, valueName: String = "",
                 repeatable: Bool = false, help: String,
                 apply: @escaping @Sendable (inout Target, String) throws(GockerError) -> Void) {
-        self.name = name
-        self.aliases = aliases
-        self.short = short?.asciiValue ?? 0
-        self.value = value
-        self.valueName = valueName
-        self.repeatable = repeatable
-        self.help = help
+        spec = OptionSpec(name: name, aliases: aliases, short: short?.asciiValue ?? 0, value: value, valueName: valueName,
+                          repeatable: repeatable, help: help)
         self.apply = apply
     }
 
+    public var name: String { spec.name }
+    public var aliases: [String] { spec.aliases }
+    public var short: UInt8 { spec.short }
+    public var value: Value { spec.value }
+    public var valueName: String { spec.valueName }
+    public var repeatable: Bool { spec.repeatable }
+    public var help: String { spec.help }
+    public var spellings: [String] { spec.spellings }
+
     /// A flag: present or not.
-    public static func flag(_ name: String, short: Character? = nil, aliases: [String] = [], help: String,
+    @inlinable public static func flag(_ name: String, short: Character? = nil, aliases: [String] = [], help: String,
                             _ set: @escaping @Sendable (inout Target) -> Void) -> Self {
         Self(name: name, aliases: aliases, short: short, value: .none, help: help) { t, _ in set(&t) }
     }
 
     /// An option with one value; given twice, the last counts.
-    public static func text(_ name: String, short: Character? = nil, aliases: [String] = [], _ valueName: String,
+    @inlinable public static func text(_ name: String, short: Character? = nil, aliases: [String] = [], _ valueName: String,
                             signed: Bool = false, help: String,
                             _ set: @escaping @Sendable (inout Target, String) throws(GockerError) -> Void) -> Self {
         Self(name: name, aliases: aliases, short: short, value: signed ? .signed : .text, valueName: valueName,
@@ -74,7 +69,7 @@ public struct CommandOption<Target>: Sendable {
     }
 
     /// An option given any number of times, each value added in order.
-    public static func list(_ name: String, short: Character? = nil, aliases: [String] = [], _ valueName: String,
+    @inlinable public static func list(_ name: String, short: Character? = nil, aliases: [String] = [], _ valueName: String,
                             help: String, _ add: @escaping @Sendable (inout Target, String) throws(GockerError) -> Void) -> Self {
         Self(name: name, aliases: aliases, short: short, value: .text, valueName: valueName, repeatable: true,
              help: help, apply: add)
@@ -82,7 +77,7 @@ public struct CommandOption<Target>: Sendable {
 
     /// A signed integer option; a word that is not one is refused while
     /// the line is read.
-    public static func integer(_ name: String, short: Character? = nil, aliases: [String] = [], _ valueName: String,
+    @inlinable public static func integer(_ name: String, short: Character? = nil, aliases: [String] = [], _ valueName: String,
                                help: String, _ set: @escaping @Sendable (inout Target, Int64) -> Void) -> Self {
         Self(name: name, aliases: aliases, short: short, value: .integer, valueName: valueName, help: help) { t, text in
             set(&t, Int64(text) ?? 0)
@@ -92,13 +87,43 @@ public struct CommandOption<Target>: Sendable {
     /// The same option putting its value into a part of a larger target:
     /// `access` hands `body` the part (e.g. a controller's flags landing
     /// in the request's resources).
-    public func lifted<Outer>(_ access: @escaping @Sendable (inout Outer, (inout Target) throws(GockerError) -> Void) throws(GockerError) -> Void)
+    @inlinable public func lifted<Outer>(_ access: @escaping @Sendable (inout Outer, (inout Target) throws(GockerError) -> Void) throws(GockerError) -> Void)
         -> CommandOption<Outer> {
         let apply = self.apply
         return CommandOption<Outer>(name: name, aliases: aliases, short: short == 0 ? nil : Character(Unicode.Scalar(short)),
                                     value: value, valueName: valueName, repeatable: repeatable, help: help) { outer, text throws(GockerError) in
             try access(&outer) { (inner: inout Target) throws(GockerError) in try apply(&inner, text) }
         }
+    }
+
+}
+
+/// What a command line is read by, for one option: not generic, so that
+/// the reading is compiled once, whatever the command's target.
+public struct OptionSpec: Sendable, Equatable {
+    /// The long name, without its dashes.
+    public var name: String
+    /// Other long names for the same option (`--net` for `--network`).
+    public var aliases: [String]
+    /// The one-letter name, as an ASCII byte; 0 for none.
+    public var short: UInt8
+    public var value: OptionValue
+    /// Shown in help as `<valueName>`; empty for a flag.
+    public var valueName: String
+    /// Whether each use adds a value (`-e A -e B`); otherwise the last one counts.
+    public var repeatable: Bool
+    public var help: String
+
+    @inlinable
+    public init(name: String, aliases: [String], short: UInt8, value: OptionValue, valueName: String, repeatable: Bool,
+                help: String) {
+        self.name = name
+        self.aliases = aliases
+        self.short = short
+        self.value = value
+        self.valueName = valueName
+        self.repeatable = repeatable
+        self.help = help
     }
 
     /// All its names as typed: `-m`, `--memory`, `--mem`.
@@ -123,48 +148,74 @@ public struct CommandOption<Target>: Sendable {
 /// is left alone. It is on the start path: no Foundation, no dictionary, a
 /// scan of the table per word.
 public struct OptionTable<Target>: Sendable {
-    public var options: [CommandOption<Target>]
+    public let options: [CommandOption<Target>]
+    /// The options' specs, read by OptionReader.
+    public let specs: [OptionSpec]
 
-    public init(_ options: [CommandOption<Target>]) { self.options = options }
+    @inlinable public init(_ options: [CommandOption<Target>]) {
+        self.options = options
+        specs = options.map { $0.spec }
+    }
 
     /// The options of both, this one's first.
     public static func + (a: Self, b: [CommandOption<Target>]) -> Self { Self(a.options + b) }
 
-    /// The option with this long name or alias.
-    public func index(long: Substring) -> Int? {
-        for i in options.indices {
-            let o = options[i]
-            if o.name == long { return i }
-            for a in o.aliases where a == long { return i }
-        }
-        return nil
-    }
-
-    public func index(short: UInt8) -> Int? {
-        for i in options.indices where options[i].short == short { return i }
-        return nil
-    }
-
-    /// The line's words after the options: the command's arguments, and
-    /// the untouched rest once there are `stopAfter` of them.
-    public struct Reading: Sendable, Equatable {
-        public var arguments: [String] = []
-        public var rest: [String] = []
-        /// Whether `--help` was among the options.
-        public var help = false
-    }
+    public typealias Reading = OptionReading
 
     /// Reads `args` into `target`. Errors are worded as ArgumentParser
     /// words them (the CLI's other commands still use it).
+    @inlinable
     public func parse(_ args: [String], into target: inout Target, stopAfter: Int = .max) throws(GockerError) -> Reading {
-        var reading = Reading()
+        let (reading, uses) = try OptionReader.read(args, specs, stopAfter: stopAfter)
+        for use in uses { try options[use.option].apply(&target, use.value) }
+        return reading
+    }
+
+    /// The OPTIONS part of `--help`: one option a line (or two, when its
+    /// names are long), its help beside it, as ArgumentParser lays it out.
+    public func helpLines(width: Int = 80) -> String {
+        var out = ""
+        for o in specs {
+            var names = o.spellings.joined(separator: ", ")
+            if !o.valueName.isEmpty { names += " <\(o.valueName)>" }
+            OptionReader.appendEntry(&out, names, o.help, width: width)
+        }
+        OptionReader.appendEntry(&out, "--help", "Show help information.", width: width)
+        return out
+    }
+
+    /// `  names      help`, the help wrapped at `width` in its column.
+    public static func appendEntry(_ out: inout String, _ names: String, _ help: String, width: Int = 80) {
+        OptionReader.appendEntry(&out, names, help, width: width)
+    }
+}
+
+/// What a line held besides its options: its arguments, the words after
+/// the last of them (the container's command), and whether --help was asked.
+public struct OptionReading: Sendable, Equatable {
+    public var arguments: [String] = []
+    public var rest: [String] = []
+    /// Whether `--help` was among the options.
+    public var help = false
+
+    public init() {}
+}
+
+/// The reading of a command line by a table's specs, not generic: one
+/// compiled copy serves every command.
+public enum OptionReader {
+    /// The reading, and each use of an option (its index in `specs`, its
+    /// value) in the line's order.
+    public static func read(_ args: [String], _ specs: [OptionSpec],
+                            stopAfter: Int = .max) throws(GockerError) -> (OptionReading, [(option: Int, value: String)]) {
+        var reading = OptionReading()
         var uses: [(option: Int, value: String)] = []
         var i = 0
         var optionsEnded = false
         while i < args.count {
             let word = args[i]
             i += 1
-            if optionsEnded || !Self.looksLikeOption(word) {
+            if optionsEnded || !looksLikeOption(word) {
                 if word == "--", !optionsEnded {
                     optionsEnded = true
                     continue
@@ -190,17 +241,17 @@ public struct OptionTable<Target>: Sendable {
                     name = body[..<eq]
                     attached = body[body.index(after: eq)...]
                 }
-                guard let o = index(long: name) else {
+                guard let o = index(long: name, in: specs) else {
                     if name == "help" {
                         reading.help = true
-                        return reading
+                        return (reading, uses)
                     }
-                    throw Self.error(unknown("--" + name))
+                    throw error(unknown("--" + name, in: specs))
                 }
-                let option = options[o]
+                let option = specs[o]
                 if option.value == .none {
                     if let attached {
-                        throw Self.error("The option '--\(name)' does not take any value, but '\(attached)' was specified.")
+                        throw error("The option '--\(name)' does not take any value, but '\(attached)' was specified.")
                     }
                     uses.append((o, ""))
                     continue
@@ -209,8 +260,8 @@ public struct OptionTable<Target>: Sendable {
                 if let attached {
                     value = String(attached)
                 } else {
-                    guard i < args.count, !option.value.refusesDashes || !Self.looksLikeOption(args[i]) else {
-                        throw Self.error("Missing value for \(option.quoted("--" + name))")
+                    guard i < args.count, !option.value.refusesDashes || !looksLikeOption(args[i]) else {
+                        throw error("Missing value for \(option.quoted("--" + name))")
                     }
                     value = args[i]
                     i += 1
@@ -223,27 +274,41 @@ public struct OptionTable<Target>: Sendable {
             // value take the next words, in order (-mi 1g).
             for letter in utf8.dropFirst() {
                 let typed = "-" + String(Character(Unicode.Scalar(letter)))
-                guard let o = index(short: letter) else { throw Self.error("Unknown option '\(typed)'") }
-                let option = options[o]
+                guard let o = index(short: letter, in: specs) else { throw error("Unknown option '\(typed)'") }
+                let option = specs[o]
                 if option.value == .none {
                     uses.append((o, ""))
                     continue
                 }
-                guard i < args.count, !option.value.refusesDashes || !Self.looksLikeOption(args[i]) else {
-                    throw Self.error("Missing value for \(option.quoted(typed))")
+                guard i < args.count, !option.value.refusesDashes || !looksLikeOption(args[i]) else {
+                    throw error("Missing value for \(option.quoted(typed))")
                 }
                 try check(option, args[i], typed: typed)
                 uses.append((o, args[i]))
                 i += 1
             }
         }
-        for use in uses { try options[use.option].apply(&target, use.value) }
-        return reading
+        return (reading, uses)
     }
 
-    func check(_ option: CommandOption<Target>, _ value: String, typed: String) throws(GockerError) {
+    /// The option with this long name or alias, compared byte by byte
+    /// (String == Substring goes through generic code).
+    static func index(long: Substring, in specs: [OptionSpec]) -> Int? {
+        for i in specs.indices {
+            if specs[i].name.utf8.elementsEqual(long.utf8) { return i }
+            for a in specs[i].aliases where a.utf8.elementsEqual(long.utf8) { return i }
+        }
+        return nil
+    }
+
+    static func index(short: UInt8, in specs: [OptionSpec]) -> Int? {
+        for i in specs.indices where specs[i].short == short { return i }
+        return nil
+    }
+
+    static func check(_ option: OptionSpec, _ value: String, typed: String) throws(GockerError) {
         if option.value == .integer && Int64(value) == nil || option.value == .unsigned && UInt32(value) == nil {
-            throw Self.error("The value '\(value)' is invalid for \(option.quoted(typed))")
+            throw error("The value '\(value)' is invalid for \(option.quoted(typed))")
         }
     }
 
@@ -257,11 +322,11 @@ public struct OptionTable<Target>: Sendable {
 
     /// ArgumentParser's words for an unknown long option: the closest long
     /// name (fewer than 4 edits away), if there is one.
-    func unknown(_ typed: String) -> String {
+    static func unknown(_ typed: String, in specs: [OptionSpec]) -> String {
         var best: (name: String, distance: Int)?
-        for o in options {
+        for o in specs {
             for name in [o.name] + o.aliases {
-                let d = Self.editDistance("--" + name, typed)
+                let d = editDistance("--" + name, typed)
                 if d < 4, d < best?.distance ?? .max { best = ("--" + name, d) }
             }
         }
@@ -281,19 +346,6 @@ public struct OptionTable<Target>: Sendable {
             previous = row
         }
         return previous[b.count]
-    }
-
-    /// The OPTIONS part of `--help`: one option a line (or two, when its
-    /// names are long), its help beside it, as ArgumentParser lays it out.
-    public func helpLines(width: Int = 80) -> String {
-        var out = ""
-        for o in options {
-            var names = o.spellings.joined(separator: ", ")
-            if !o.valueName.isEmpty { names += " <\(o.valueName)>" }
-            Self.appendEntry(&out, names, o.help, width: width)
-        }
-        Self.appendEntry(&out, "--help", "Show help information.", width: width)
-        return out
     }
 
     /// `  names      help`, the help wrapped at `width` in its column.
