@@ -5,7 +5,7 @@ import Testing
 /// `gocker oci` lines are read by the verbs' option tables: runc's forms,
 /// the global options before the verb or after it, ArgumentParser's wording
 /// of a refusal.
-struct OCIFastPathTests {
+struct OCIOptionsTests {
     func verb<V: OCIVerb>(_ args: [String], as type: V.Type) throws -> V {
         let line = try #require(try OCILine(args))
         return try #require(line.verb as? V)

@@ -6,7 +6,7 @@ import Testing
 /// `run` and `create` lines are read by one table, RunLine.options: what
 /// a line asks for, the forms docker takes, and ArgumentParser's wording
 /// of a refusal (the other commands' errors read the same).
-struct RunFastPathTests {
+struct RunOptionsTests {
     func line(_ args: [String]) throws -> RunLine { try #require(try RunLine.parse(args)) }
 
     @Test func commonLines() throws {
