@@ -246,7 +246,7 @@ public enum OptionReader {
                         reading.help = true
                         return (reading, uses)
                     }
-                    throw error(unknown("--" + name, in: specs))
+                    throw error(unknown("--" + String(name), in: specs))
                 }
                 let option = specs[o]
                 if option.value == .none {
@@ -261,29 +261,30 @@ public enum OptionReader {
                     value = String(attached)
                 } else {
                     guard i < args.count, !option.value.refusesDashes || !looksLikeOption(args[i]) else {
-                        throw error("Missing value for \(option.quoted("--" + name))")
+                        throw error("Missing value for \(option.quoted("--" + String(name)))")
                     }
                     value = args[i]
                     i += 1
                 }
-                try check(option, value, typed: "--" + name)
+                try check(option, value, typed: "--" + String(name))
                 uses.append((o, value))
                 continue
             }
             // -x, -x value, or letters together (-dit); those that take a
             // value take the next words, in order (-mi 1g).
             for letter in utf8.dropFirst() {
-                let typed = "-" + String(Character(Unicode.Scalar(letter)))
-                guard let o = index(short: letter, in: specs) else { throw error("Unknown option '\(typed)'") }
+                // As typed, for an error only.
+                func typed() -> String { "-" + String(Character(Unicode.Scalar(letter))) }
+                guard let o = index(short: letter, in: specs) else { throw error("Unknown option '\(typed())'") }
                 let option = specs[o]
                 if option.value == .none {
                     uses.append((o, ""))
                     continue
                 }
                 guard i < args.count, !option.value.refusesDashes || !looksLikeOption(args[i]) else {
-                    throw error("Missing value for \(option.quoted(typed))")
+                    throw error("Missing value for \(option.quoted(typed()))")
                 }
-                try check(option, args[i], typed: typed)
+                try check(option, args[i], typed: typed())
                 uses.append((o, args[i]))
                 i += 1
             }
@@ -306,9 +307,11 @@ public enum OptionReader {
         return nil
     }
 
-    static func check(_ option: OptionSpec, _ value: String, typed: String) throws(GockerError) {
+    /// (`typed` is made only for an error: a String + Substring on the
+    /// start path costs a scan of the binary's protocol conformances.)
+    static func check(_ option: OptionSpec, _ value: String, typed: @autoclosure () -> String) throws(GockerError) {
         if option.value == .integer && Int64(value) == nil || option.value == .unsigned && UInt32(value) == nil {
-            throw error("The value '\(value)' is invalid for \(option.quoted(typed))")
+            throw error("The value '\(value)' is invalid for \(option.quoted(typed()))")
         }
     }
 
