@@ -12,6 +12,7 @@
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <seccomp.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -332,8 +333,10 @@ int gk_seccomp_early(const void *program, size_t len)
 {
     /* What wait_go's caller in spawn.c makes after READY: recv and send
      * (the SAVED handshake), prctl (the parent-death signal), open and
-     * close (the FIFO), clock_gettime (a timing mark, without the vDSO). */
-    static const int calls[] = {SYS_recvfrom, SYS_sendto, SYS_prctl, SYS_openat, SYS_close, SYS_clock_gettime};
+     * close (the FIFO), clock_gettime (a timing mark, without the vDSO),
+     * and _exit where one of those fails. */
+    static const int calls[] = {SYS_recvfrom, SYS_sendto, SYS_prctl, SYS_openat, SYS_close, SYS_clock_gettime,
+                                SYS_exit_group, SYS_exit};
     return gk_seccomp_allows(program, len, seccomp_arch_native(), calls, sizeof calls / sizeof calls[0]);
 }
 
@@ -346,6 +349,11 @@ int gk_seccomp_try(const void *program, size_t len)
     if (pid < 0)
         return -errno;
     if (pid == 0) {
+        /* A filter that refuses the exit ends it with SIGSEGV (glibc's
+         * _exit halts): by the default action, not the parent's handler. */
+        const int fatal[] = {SIGSEGV, SIGBUS, SIGILL, SIGSYS};
+        for (size_t i = 0; i < sizeof fatal / sizeof fatal[0]; i++)
+            signal(fatal[i], SIG_DFL);
         if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
             _exit(errno);
         _exit(syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) < 0 ? errno : 0);

@@ -62,11 +62,14 @@ struct interval {
  * number. 1 with `*out` set; 0 when the prefix does something this rewrite
  * does not follow. Without the number, reaching its load is a LEAF_CODE at
  * that load. */
-static int run_prefix(const struct sock_filter *p, size_t n, uint32_t arch, int nr_known, uint32_t nr, struct leaf *out)
+static int run_prefix(const struct sock_filter *p, size_t n, uint32_t arch, int nr_known, uint32_t nr, struct leaf *out,
+                      size_t *budget)
 {
     uint32_t a = 0;
     size_t pc = 0;
     while (pc < n) {
+        if (budget && (*budget)-- == 0)
+            return 0;
         const struct sock_filter *in = &p[pc];
         switch (in->code) {
         case BPF_LD | BPF_W | BPF_ABS:
@@ -159,7 +162,7 @@ int gk_seccomp_allows(const void *program, size_t len, uint32_t arch, const int 
 {
     for (size_t i = 0; i < n; i++) {
         struct leaf l;
-        if (!run_prefix(program, len, arch, 1, (uint32_t)nrs[i], &l) || l.kind != LEAF_RET ||
+        if (!run_prefix(program, len, arch, 1, (uint32_t)nrs[i], &l, NULL) || l.kind != LEAF_RET ||
             (l.value & SECCOMP_RET_ACTION_FULL) != SECCOMP_RET_ALLOW)
             return 0;
     }
@@ -399,6 +402,11 @@ int gk_seccomp_tree(const void *program, size_t len, void **tree, size_t *tree_l
     size_t *moved = NULL;
     struct out o = {0};
     int r = 0;
+    /* Instructions run to find the intervals: docker's profile takes half
+     * a million; a profile that would take more than this many (a program
+     * near 4096 instructions on many architectures: seconds) is used as
+     * it is. */
+    size_t budget = 64u << 20;
     *tree = NULL;
     *tree_len = 0;
 
@@ -416,7 +424,7 @@ int gk_seccomp_tree(const void *program, size_t len, void **tree, size_t *tree_l
     /* Each architecture interval: a leaf, or the number's load. */
     for (size_t i = 0; i < nb; i++) {
         arch[i].start = b[i];
-        if (!run_prefix(p, len, b[i], 0, 0, &arch[i].leaf))
+        if (!run_prefix(p, len, b[i], 0, 0, &arch[i].leaf, &budget))
             goto done;
         const struct leaf l = arch[i].leaf;
         if (l.kind != LEAF_CODE || p[l.value].k != NR_OFFSET) {
@@ -427,7 +435,7 @@ int gk_seccomp_tree(const void *program, size_t len, void **tree, size_t *tree_l
         /* The number's intervals for this architecture. */
         for (size_t j = 0; j < nb; j++) {
             nr[j].start = b[j];
-            if (!run_prefix(p, len, b[i], 1, b[j], &nr[j].leaf))
+            if (!run_prefix(p, len, b[i], 1, b[j], &nr[j].leaf, &budget))
                 goto done;
             if (nr[j].leaf.kind == LEAF_CODE)
                 keep[nr[j].leaf.value] = 1;

@@ -257,6 +257,27 @@ struct SeccompTreeTests {
         }
     }
 
+    /// Loaded right after READY only when what the first process still
+    /// makes before the exec FIFO (its exit on a failure too) gets through
+    /// whatever the arguments.
+    @Test func earlyOnlyWhenTheWaitGetsThrough() throws {
+        func early(_ p: Spec.Seccomp) throws -> Bool {
+            let (program, _, _) = try SeccompProgram.compile(p)
+            return program.withUnsafeBytes { gk_seccomp_early($0.baseAddress, program.count) } == 1
+        }
+        #expect(try early(DefaultSeccomp.profile(capabilities: Capabilities.dockerDefault)))
+        let allow = Spec.Seccomp(defaultAction: "SCMP_ACT_ALLOW")
+        #expect(try early(allow))
+        for name in ["exit_group", "openat", "recvfrom", "sendto", "prctl", "close"] {
+            var p = allow
+            p.syscalls = [.init(names: [name], action: "SCMP_ACT_ERRNO")]
+            #expect(try !early(p), "\(name) refused")
+        }
+        var conditional = allow
+        conditional.syscalls = [.init(names: ["prctl"], action: "SCMP_ACT_ERRNO", args: [.init(index: 0, value: 1, op: "SCMP_CMP_EQ")])]
+        #expect(try !early(conditional))
+    }
+
     @Test func randomProfilesDecideAsLibseccomp() throws {
         let names = DefaultSeccomp.allowed
         let actions = ["SCMP_ACT_ALLOW", "SCMP_ACT_ERRNO", "SCMP_ACT_KILL_PROCESS", "SCMP_ACT_TRAP", "SCMP_ACT_LOG",
