@@ -218,8 +218,9 @@ public struct Engine: Sendable {
                                           volatileUpper: request.autoRemove && ownedHere)
         // docker's default profile: in config.json as written before for
         // the same capabilities, and to the runtime by its cache name.
+        let seccompChoice = try ContainerSpec.securityOptions(request.securityOpts).seccomp
         var seccomp: [UInt8]?
-        if !request.privileged, try ContainerSpec.securityOptions(request.securityOpts).seccomp == .default {
+        if !request.privileged, seccompChoice == .default {
             let caps = spec.process?.capabilities?.bounding ?? []
             launch.seccompDefault = DefaultSeccomp.cacheName(capabilities: caps)
             seccomp = DefaultSeccomp.rendered(capabilities: caps, cacheDirectory: runtime.seccompCache)
@@ -230,8 +231,7 @@ public struct Engine: Sendable {
             created: Timestamp.now(), hostname: hostname, network: request.network.rawValue, autoRemove: request.autoRemove,
             restartPolicy: request.restart, cgroupBackend: request.cgroupBackend, cgroupParent: request.cgroupParent,
             logMaxSize: request.logMaxSize, mounts: points)
-        record.seccompProfile = try ContainerSpec.securityOptions(request.securityOpts).seccomp
-            .shown(privileged: request.privileged)
+        record.seccompProfile = seccompChoice.shown(privileged: request.privileged)
         record.launch = launch
         if ownedHere || starting {
             record.ownerPid = getpid()
