@@ -210,7 +210,7 @@ public struct Bench: Sendable {
                                           cgroupsPath: cgroupsPath, limits: row.limits)
                 try performing("write bundle \(bundle)") { () throws(SystemCallError) in
                     try Sys.mkdirAll(bundle, mode: 0o700)
-                    try Sys.writeFileAtomic(bundle + "/config.json", JSON.encode(spec, pretty: true))
+                    try Sys.writeFileAtomic(bundle + "/config.json", JSONText.pretty(spec.jsonBytes))
                 }
                 r.bundles.append(bundle)
                 r.cgroupPaths.append(cgroupsPath)

@@ -120,7 +120,7 @@ struct OCIExec: OCIVerb {
             guard command.isEmpty else {
                 throw GockerError(.invalidArgument, "a command cannot be given with --process")
             }
-            var p = try JSON.decodeFile(Spec.Process.self, path: process)
+            var p = try JSON.readFile(Spec.Process.self, path: process)
             // What the file leaves out is the container's, as in runc: an
             // exec never runs with more than the container allows by default.
             let base = try runtime.containerProcess(id: id)

@@ -283,7 +283,7 @@ enum OCIVerbs {
 
     static func state(_ runtime: Runtime, id: String) throws {
         let state = try runtime.state(id: id)
-        print(String(decoding: JSON.encode(state, pretty: true), as: UTF8.self))
+        print(String(decoding: JSONText.pretty(state.jsonBytes), as: UTF8.self))
     }
 
     static func kill(_ runtime: Runtime, id: String, signal: String, all: Bool) throws {

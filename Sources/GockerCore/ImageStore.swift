@@ -2,7 +2,7 @@ import FoundationEssentials
 import Glibc
 
 /// An image's run configuration, with docker's field names.
-public struct ImageConfig: Codable, Sendable, Equatable {
+public struct ImageConfig: Codable, JSONShape, Sendable, Equatable {
     public var Cmd: [String]?
     public var Entrypoint: [String]?
     public var Env: [String]?
@@ -17,10 +17,21 @@ public struct ImageConfig: Codable, Sendable, Equatable {
         self.WorkingDir = WorkingDir
         self.User = User
     }
+
+    public init() {}
+
+    /// The image record's members (the OCI image config's too, through Codable).
+    public mutating func fields(_ v: inout JSONFields) throws(JSONError) {
+        try v.field("Cmd", &Cmd)
+        try v.field("Entrypoint", &Entrypoint)
+        try v.field("Env", &Env)
+        try v.field("WorkingDir", &WorkingDir)
+        try v.field("User", &User)
+    }
 }
 
 /// An image: an ordered stack of read-only layers (bottom first) and a config.
-public struct ImageRecord: Codable, Sendable, Equatable {
+public struct ImageRecord: JSONShape, Sendable, Equatable {
     /// sha256 of the encoded config and layer list, 64 hex digits.
     public var id: String
     /// Layer ids, bottom first: an imported layer's id is the sha256 of its
@@ -40,6 +51,20 @@ public struct ImageRecord: Codable, Sendable, Equatable {
     public var history: [ImageHistory]?
 
     public var shortID: String { String(id.prefix(12)) }
+
+    public init() { self.init(id: "", layers: [], config: ImageConfig(), created: "") }
+
+    public mutating func fields(_ v: inout JSONFields) throws(JSONError) {
+        try v.field("id", &id)
+        try v.field("layers", &layers)
+        try v.field("config", &config)
+        try v.field("created", &created)
+        try v.field("size", &size)
+        try v.field("comment", &comment)
+        try v.field("author", &author)
+        try v.field("parent", &parent)
+        try v.field("history", &history)
+    }
 
     public init(id: String, layers: [String], config: ImageConfig, created: String,
                 size: Int64? = nil, comment: String? = nil, author: String? = nil, parent: String? = nil,
@@ -63,7 +88,7 @@ public struct ImageRecord: Codable, Sendable, Equatable {
 }
 
 /// One step of an image's history, with the OCI config's field names.
-public struct ImageHistory: Codable, Sendable, Equatable {
+public struct ImageHistory: Codable, JSONShape, Sendable, Equatable {
     public var created: String?
     public var created_by: String?
     public var author: String?
@@ -78,6 +103,17 @@ public struct ImageHistory: Codable, Sendable, Equatable {
         self.author = author
         self.comment = comment
         self.empty_layer = empty_layer
+    }
+
+    public init() {}
+
+    /// The image record's members (the OCI image config's too, through Codable).
+    public mutating func fields(_ v: inout JSONFields) throws(JSONError) {
+        try v.field("created", &created)
+        try v.field("created_by", &created_by)
+        try v.field("author", &author)
+        try v.field("comment", &comment)
+        try v.field("empty_layer", &empty_layer)
     }
 }
 
@@ -233,11 +269,11 @@ public struct ImageStore: Sendable {
     /// The tags and the images they name.
     public func repositories() throws(GockerError) -> [String: String] {
         guard Sys.exists(repositoriesPath) else { return [:] }
-        return try JSON.decodeFile([String: String].self, path: repositoriesPath, reader: JSONReader.stringMap)
+        return try JSON.readStrings(from: JSON.readFile(repositoriesPath), what: repositoriesPath)
     }
 
     public func image(id: String) throws(GockerError) -> ImageRecord {
-        try JSON.decodeFile(ImageRecord.self, path: imagePath(id), reader: JSONReader.imageRecord)
+        try JSON.readFile(ImageRecord.self, path: imagePath(id))
     }
 
     /// Finds an image by `name[:tag]` or by a unique prefix of its id (a
@@ -321,7 +357,7 @@ public struct ImageStore: Sendable {
         let record = ImageRecord(id: id, layers: layers, config: config, created: created ?? Timestamp.now(),
                                  size: size, comment: comment, author: author, parent: parent, history: history)
         try performing("record image \(tag?.description ?? String(id.prefix(12)))") { () throws(SystemCallError) in
-            try Sys.writeFileAtomic(imagePath(id), JSON.encode(record))
+            try Sys.writeFileAtomic(imagePath(id), record.jsonBytes)
         }
         if let tag { try setTag(tag, to: id) }
         return record
@@ -342,7 +378,7 @@ public struct ImageStore: Sendable {
 
     func saveRepositories(_ repos: [String: String]) throws(GockerError) {
         try performing("write \(repositoriesPath)") { () throws(SystemCallError) in
-            try Sys.writeFileAtomic(repositoriesPath, JSON.encode(repos))
+            try Sys.writeFileAtomic(repositoriesPath, JSON.strings(repos))
         }
     }
 

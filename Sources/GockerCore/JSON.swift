@@ -15,18 +15,30 @@ public enum JSON {
         try decode(type, from: try readFile(path), what: path)
     }
 
-    /// The file read by `reader` (JSONReader's, for gocker's own files), or
-    /// by JSONDecoder where that gives up (nil).
-    public static func decodeFile<T: Decodable>(_ type: T.Type, path: String,
-                                                reader: ([UInt8]) -> T?) throws(GockerError) -> T {
-        try decode(type, from: try readFile(path), what: path, reader: reader)
+    /// A document of one of gocker's shapes, from `bytes`; `what` names it in errors.
+    public static func read<T: JSONShape>(_ type: T.Type, from bytes: [UInt8], what: String) throws(GockerError) -> T {
+        do { return try T(jsonBytes: bytes) } catch {
+            throw GockerError(.invalidConfig, "parse \(what)", cause: error)
+        }
     }
 
-    /// `bytes` read by `reader`, or by JSONDecoder where that gives up.
-    public static func decode<T: Decodable>(_ type: T.Type, from bytes: [UInt8], what: String,
-                                            reader: ([UInt8]) -> T?) throws(GockerError) -> T {
-        if let value = reader(bytes) { return value }
-        return try decode(type, from: bytes, what: what)
+    /// A document of one of gocker's shapes, from the file at `path`.
+    public static func readFile<T: JSONShape>(_ type: T.Type, path: String) throws(GockerError) -> T {
+        try read(type, from: try readFile(path), what: path)
+    }
+
+    /// A JSON object of strings (the image store's repositories.json).
+    public static func readStrings(from bytes: [UInt8], what: String) throws(GockerError) -> [String: String] {
+        do { return try JSONFields.map(try JSONValue.parse(bytes)) } catch {
+            throw GockerError(.invalidConfig, "parse \(what)", cause: error)
+        }
+    }
+
+    /// A JSON object of strings, compact, names sorted.
+    public static func strings(_ map: [String: String]) -> [UInt8] {
+        var out = JSONText()
+        JSONValue.object(map.mapValues { .string($0) }).write(to: &out)
+        return out.bytes
     }
 
     /// A file's bytes; a missing file is `.notFound`.
@@ -48,7 +60,7 @@ public enum JSON {
     /// the error of a decoder that says where the bad value is.
     static func located<T: Decodable>(_ error: any Error, _ type: T.Type, _ bytes: [UInt8]) -> any Error {
         guard case DecodingError.dataCorrupted(let c) = error, c.codingPath.isEmpty,
-              let value = JSONReader.parse(bytes) else { return error }
+              let value = try? JSONValue.parse(bytes) else { return error }
         do {
             _ = try T(from: JSONPathFinder(value: value, codingPath: []))
         } catch let located as DecodingError {

@@ -4,7 +4,7 @@
 /// JSONReader's parse through this strict decoder, which fails at the same
 /// value and says where it is. Error path only: never used to read.
 struct JSONPathFinder: Decoder {
-    typealias Value = JSONReader.Value
+    typealias Value = JSONValue
     let value: Value
     let codingPath: [any CodingKey]
     var userInfo: [CodingUserInfoKey: Any] { [:] }
@@ -24,6 +24,7 @@ struct JSONPathFinder: Decoder {
         case .string(let s): return "the string \"\(s)\""
         case .array: return "an array"
         case .object: return "an object"
+        case .text: return "a value"
         }
     }
 

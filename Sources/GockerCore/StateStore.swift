@@ -2,7 +2,7 @@ import Glibc
 
 /// What gocker keeps about a live container under the state root
 /// (`--root`, default /run/gocker), one directory per id, as runc does.
-public struct RuntimeState: Codable, Sendable, Equatable {
+public struct RuntimeState: JSONShape, Sendable, Equatable {
     public var id: String
     public var pid: Int32
     /// The start time of `pid` (clock ticks since boot): a pid reused by
@@ -25,6 +25,19 @@ public struct RuntimeState: Codable, Sendable, Equatable {
         self.rootfs = rootfs
         self.created = created
         self.annotations = annotations
+    }
+
+    public init() { self.init(id: "", pid: 0, pidStartTime: 0, bundle: "", rootfs: "", created: "", annotations: nil) }
+
+    public mutating func fields(_ v: inout JSONFields) throws(JSONError) {
+        try v.field("id", &id)
+        try v.field("pid", &pid)
+        try v.field("pidStartTime", &pidStartTime)
+        try v.field("bundle", &bundle)
+        try v.field("rootfs", &rootfs)
+        try v.field("created", &created)
+        try v.field("annotations", &annotations)
+        try v.field("cgroups", &cgroups)
     }
 }
 
@@ -86,7 +99,7 @@ public struct StateStore: Sendable {
     public func load(_ id: String) throws(GockerError) -> RuntimeState {
         try Identifier.validateContainerID(id)
         do {
-            return try JSON.decodeFile(RuntimeState.self, path: statePath(id), reader: JSONReader.runtimeState)
+            return try JSON.readFile(RuntimeState.self, path: statePath(id))
         } catch where error.code == .notFound {
             throw GockerError(.notFound, "container \"\(id)\" does not exist")
         }
@@ -94,7 +107,7 @@ public struct StateStore: Sendable {
 
     public func save(_ state: RuntimeState) throws(GockerError) {
         do {
-            try Sys.writeFileAtomic(statePath(state.id), state.json, mode: 0o600)
+            try Sys.writeFileAtomic(statePath(state.id), state.jsonBytes, mode: 0o600)
         } catch {
             throw GockerError(.system, "save state of \(state.id)", cause: error)
         }

@@ -138,7 +138,7 @@ public enum DefaultSeccomp {
         if let path, let bytes = try? Sys.readFile(path), bytes.first == UInt8(ascii: "{"), bytes.last == UInt8(ascii: "}") {
             return bytes
         }
-        let bytes = profile(capabilities: capabilities, machine: machine).json.finished
+        let bytes = profile(capabilities: capabilities, machine: machine).jsonBytes
         if let path, let dir = cacheDirectory, (try? Sys.mkdirAll(dir, mode: 0o700)) != nil {
             // A cache that cannot be written is only slower.
             _ = try? Sys.writeFileAtomic(path, bytes, mode: 0o600)
@@ -178,8 +178,8 @@ public enum DefaultSeccomp {
 /// turned into the OCI form for this machine and the container's
 /// capabilities as docker turns it.
 public enum SeccompProfileFile {
-    struct Profile: Decodable {
-        var defaultAction: String
+    struct Profile: JSONShape {
+        var defaultAction = ""
         var defaultErrnoRet: UInt32?
         var architectures: [String]?
         var archMap: [ArchMap]?
@@ -187,24 +187,56 @@ public enum SeccompProfileFile {
         var listenerPath: String?
         var listenerMetadata: String?
         var syscalls: [Rule]?
+
+        mutating func fields(_ v: inout JSONFields) throws(JSONError) {
+            try v.field("defaultAction", &defaultAction)
+            try v.field("defaultErrnoRet", &defaultErrnoRet)
+            try v.field("architectures", &architectures)
+            try v.field("archMap", &archMap)
+            try v.field("flags", &flags)
+            try v.field("listenerPath", &listenerPath)
+            try v.field("listenerMetadata", &listenerMetadata)
+            try v.field("syscalls", &syscalls)
+        }
     }
-    struct ArchMap: Decodable {
-        var architecture: String
+    struct ArchMap: JSONShape {
+        var architecture = ""
         var subArchitectures: [String]?
+
+        mutating func fields(_ v: inout JSONFields) throws(JSONError) {
+            try v.field("architecture", &architecture)
+            try v.field("subArchitectures", &subArchitectures)
+        }
     }
-    struct Rule: Decodable {
+    struct Rule: JSONShape {
         var names: [String]?
         var name: String?
-        var action: String
+        var action = ""
         var errnoRet: UInt32?
         var args: [Spec.Seccomp.Arg]?
         var includes: Filter?
         var excludes: Filter?
+
+        mutating func fields(_ v: inout JSONFields) throws(JSONError) {
+            try v.field("names", &names)
+            try v.field("name", &name)
+            try v.field("action", &action)
+            try v.field("errnoRet", &errnoRet)
+            try v.field("args", &args)
+            try v.field("includes", &includes)
+            try v.field("excludes", &excludes)
+        }
     }
-    struct Filter: Decodable {
+    struct Filter: JSONShape {
         var arches: [String]?
         var caps: [String]?
         var minKernel: String?
+
+        mutating func fields(_ v: inout JSONFields) throws(JSONError) {
+            try v.field("arches", &arches)
+            try v.field("caps", &caps)
+            try v.field("minKernel", &minKernel)
+        }
     }
 
     public static func load(_ path: String, capabilities: [String]) throws(GockerError) -> Spec.Seccomp {
@@ -213,7 +245,7 @@ public enum SeccompProfileFile {
             throw GockerError(.invalidArgument, "read seccomp profile \(path)", cause: error)
         }
         let p: Profile
-        do { p = try JSON.decode(Profile.self, from: bytes, what: "seccomp profile \(path)") } catch {
+        do { p = try JSON.read(Profile.self, from: bytes, what: "seccomp profile \(path)") } catch {
             throw GockerError(.invalidArgument, error.message, cause: error.cause)
         }
         do { return try convert(p, capabilities: capabilities) } catch {

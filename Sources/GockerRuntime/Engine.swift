@@ -5,7 +5,7 @@ import GockerCore
 
 /// What gocker keeps about a docker-like container under the data root:
 /// `<data-root>/containers/<id>/container.json`, beside its bundle.
-public struct ContainerRecord: Codable, Sendable, Equatable {
+public struct ContainerRecord: JSONShape, Sendable, Equatable {
     public var id: String
     public var name: String
     public var image: String
@@ -42,45 +42,40 @@ public struct ContainerRecord: Codable, Sendable, Equatable {
     public var launch: LaunchExtras? = nil
     public var command: String { args.joined(separator: " ") }
 
-    /// container.json's text (what JSONDecoder reads back as this value).
-    public var json: [UInt8] {
-        JSONWriter.object { w in
-            w.field("args", args)
-            w.field("autoRemove", autoRemove)
-            w.field("cgroupBackend", cgroupBackend)
-            w.field("cgroupParent", cgroupParent)
-            w.field("created", created)
-            w.field("exitCode", exitCode)
-            w.field("finished", finished)
-            w.field("hostname", hostname)
-            w.field("id", id)
-            w.field("image", image)
-            w.field("imageID", imageID)
-            w.field("launch", object: launch?.json)
-            w.field("logMaxSize", logMaxSize)
-            w.field("mounts", objects: mounts?.map { m in
-                JSONWriter.object { w in
-                    w.field("Destination", m.Destination)
-                    w.field("Driver", m.Driver)
-                    w.field("Mode", m.Mode)
-                    w.field("Name", m.Name)
-                    w.field("Propagation", m.Propagation)
-                    w.field("RW", m.RW)
-                    w.field("Source", m.Source)
-                    w.field("Type", m.type)
-                }
-            })
-            w.field("name", name)
-            w.field("network", network)
-            w.field("oomKilled", oomKilled)
-            w.field("ownerPid", ownerPid)
-            w.field("ownerStart", ownerStart)
-            w.field("restartCount", restartCount)
-            w.field("restartPolicy", restartPolicy)
-            w.field("seccompProfile", seccompProfile)
-            w.field("started", started)
-            w.field("stopRequested", stopRequested)
-        }.finished
+    public mutating func fields(_ v: inout JSONFields) throws(JSONError) {
+        try v.field("id", &id)
+        try v.field("name", &name)
+        try v.field("image", &image)
+        try v.field("imageID", &imageID)
+        try v.field("args", &args)
+        try v.field("created", &created)
+        try v.field("hostname", &hostname)
+        try v.field("network", &network)
+        try v.field("autoRemove", &autoRemove)
+        try v.field("exitCode", &exitCode)
+        try v.field("finished", &finished)
+        try v.field("oomKilled", &oomKilled)
+        try v.field("ownerPid", &ownerPid)
+        try v.field("ownerStart", &ownerStart)
+        try v.field("started", &started)
+        try v.field("restartCount", &restartCount)
+        try v.field("restartPolicy", &restartPolicy)
+        try v.field("stopRequested", &stopRequested)
+        try v.field("cgroupBackend", &cgroupBackend)
+        try v.field("cgroupParent", &cgroupParent)
+        try v.field("logMaxSize", &logMaxSize)
+        try v.field("mounts", &mounts)
+        try v.field("seccompProfile", &seccompProfile)
+        try v.field("launch", &launch)
+    }
+
+    /// container.json's text.
+    public var json: [UInt8] { jsonBytes }
+}
+
+extension ContainerRecord {
+    public init() {
+        self.init(id: "", name: "", image: "", imageID: "", args: [], created: "", hostname: "", network: "", autoRemove: false)
     }
 }
 
@@ -450,7 +445,7 @@ public struct Engine: Sendable {
     }
 
     func load(_ id: String) throws(GockerError) -> ContainerRecord {
-        try JSON.decodeFile(ContainerRecord.self, path: containerDir(id) + "/container.json")
+        try JSON.readFile(ContainerRecord.self, path: containerDir(id) + "/container.json")
     }
 
     /// Every container record, oldest first.

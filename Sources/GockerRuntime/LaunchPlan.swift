@@ -174,7 +174,7 @@ public struct LaunchPlan: Sendable {
 /// under the data root), never in the bundle: a bundle's annotations come
 /// from whoever drives `gocker oci` (podman passes its users' through), and
 /// an overlay named there could make any host directory a container's root.
-public struct LaunchExtras: Codable, Sendable, Equatable {
+public struct LaunchExtras: JSONShape, Sendable, Equatable {
     /// overlayfs's mount data for the bundle's root, mounted inside the
     /// container's mount namespace (it disappears with the container and
     /// never shows on the host).
@@ -199,15 +199,14 @@ public struct LaunchExtras: Codable, Sendable, Equatable {
         self.seccompDefault = seccompDefault
     }
 
-    /// As container.json holds it.
-    public var json: JSONWriter {
-        JSONWriter.object { w in
-            w.field("groupAdd", groupAdd)
-            w.field("initProcess", initProcess)
-            w.field("overlay", overlay)
-            w.field("seccompDefault", seccompDefault)
-            w.field("user", user)
-        }
+    public init() {}
+
+    public mutating func fields(_ v: inout JSONFields) throws(JSONError) {
+        try v.field("overlay", &overlay)
+        try v.field("user", &user)
+        try v.field("groupAdd", &groupAdd)
+        try v.field("initProcess", &initProcess)
+        try v.field("seccompDefault", &seccompDefault)
     }
 }
 

@@ -133,6 +133,7 @@ public struct Runtime: Sendable {
         let bundle = try Self.realPath(bundle, what: "bundle")
         let spec: Spec
         if let given { spec = given } else { spec = try Spec.decodeFile(path: bundle + "/config.json") }
+        try spec.checkRefusedMembers()
         var plan = try LaunchPlan(spec: spec, bundle: bundle, extras: extras ?? LaunchExtras())
         if let p = spec.linux?.seccomp {
             plan.seccomp = try SeccompProgram(p, id: id, bundle: bundle, annotations: spec.annotations,

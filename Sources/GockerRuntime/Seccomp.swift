@@ -2,6 +2,32 @@ import CGockerCore
 import Glibc
 import GockerCore
 
+/// What a seccomp listener gets with the filter's descriptor
+/// (runtime-spec "ContainerProcessState").
+struct ContainerProcessState: JSONShape {
+    var ociVersion = Spec.version
+    var fds = ["seccompFd"]
+    var pid = 0
+    var metadata = ""
+    var state = OCIState()
+
+    init() {}
+
+    init(metadata: String, pid: Int, state: OCIState) {
+        self.metadata = metadata
+        self.pid = pid
+        self.state = state
+    }
+
+    mutating func fields(_ v: inout JSONFields) throws(JSONError) {
+        try v.field("ociVersion", &ociVersion)
+        try v.field("fds", &fds)
+        try v.field("pid", &pid)
+        try v.field("metadata", &metadata)
+        try v.field("state", &state)
+    }
+}
+
 /// A config's `linux.seccomp` compiled (libseccomp, in the parent) into the
 /// BPF program the child loads last before execve (csrc/seccomp.c).
 public struct SeccompProgram: Sendable {
@@ -31,22 +57,11 @@ public struct SeccompProgram: Sendable {
         }
         listenerPath = path
         // The runtime-spec's container process state.
-        let marker = 9_999_999_999
-        let inner = JSONWriter.object { w in
-            w.field("annotations", annotations)
-            w.field("bundle", bundle)
-            w.field("id", id)
-            w.field("ociVersion", Spec.version)
-            w.field("pid", marker)
-            w.field("status", status.rawValue)
-        }
-        state = JSONWriter.object { w in
-            w.field("fds", ["seccompFd"])
-            w.field("metadata", profile.listenerMetadata ?? "")
-            w.field("ociVersion", Spec.version)
-            w.field("pid", marker)
-            w.field("state", object: inner)
-        }.finished
+        let marker = 2_000_000_000  // ten digits, GK_SECCOMP_PID_WIDTH, and an Int32 as OCIState.pid
+        state = ContainerProcessState(
+            metadata: profile.listenerMetadata ?? "", pid: marker,
+            state: OCIState(id: id, status: status, pid: Int32(marker), bundle: bundle, owner: nil,
+                            annotations: annotations)).jsonBytes
         // `"pid":` after , or { is never inside a string (its quotes would
         // be escaped there).
         let key = Array(#""pid":\#(marker)"#.utf8)

@@ -40,31 +40,63 @@ public struct ContainerRow: Codable, Sendable, Equatable {
 }
 
 /// `inspect`: a container's config, state, mounts and cgroups.
-public struct ContainerDetails: Codable, Sendable {
-    public struct State: Codable, Sendable {
-        public var Status: String
-        public var Running: Bool
-        public var Paused: Bool
-        public var Pid: Int32
-        public var ExitCode: Int32
-        public var OOMKilled: Bool
-        public var StartedAt: String
-        public var FinishedAt: String
-        public var RestartCount: Int
+public struct ContainerDetails: JSONShape, Sendable {
+    public struct RunState: JSONShape, Sendable {
+        public init() {}
+
+        public var Status = ""
+        public var Running = false
+        public var Paused = false
+        public var Pid: Int32 = 0
+        public var ExitCode: Int32 = 0
+        public var OOMKilled = false
+        public var StartedAt = ""
+        public var FinishedAt = ""
+        public var RestartCount = 0
+
+        public mutating func fields(_ v: inout JSONFields) throws(JSONError) {
+            try v.field("Status", &Status)
+            try v.field("Running", &Running)
+            try v.field("Paused", &Paused)
+            try v.field("Pid", &Pid)
+            try v.field("ExitCode", &ExitCode)
+            try v.field("OOMKilled", &OOMKilled)
+            try v.field("StartedAt", &StartedAt)
+            try v.field("FinishedAt", &FinishedAt)
+            try v.field("RestartCount", &RestartCount)
+        }
     }
-    public var Id: String
-    public var Name: String
-    public var Created: String
-    public var Path: String
-    public var Args: [String]
-    public var Image: String
-    public var ImageName: String
-    public var State: State
-    public var HostConfig: [String: String]
+    public var Id = ""
+    public var Name = ""
+    public var Created = ""
+    public var Path = ""
+    public var Args: [String] = []
+    public var Image = ""
+    public var ImageName = ""
+    public var State = RunState()
+    public var HostConfig: [String: String] = [:]
     public var Config: Spec?
-    public var Mounts: [MountPoint]
+    public var Mounts: [MountPoint] = []
     public var Cgroups: CgroupRecord?
-    public var LogPath: String
+    public var LogPath = ""
+
+    public init() {}
+
+    public mutating func fields(_ v: inout JSONFields) throws(JSONError) {
+        try v.field("Id", &Id)
+        try v.field("Name", &Name)
+        try v.field("Created", &Created)
+        try v.field("Path", &Path)
+        try v.field("Args", &Args)
+        try v.field("Image", &Image)
+        try v.field("ImageName", &ImageName)
+        try v.field("State", &State)
+        try v.field("HostConfig", &HostConfig)
+        try v.field("Config", &Config)
+        try v.field("Mounts", &Mounts)
+        try v.field("Cgroups", &Cgroups)
+        try v.field("LogPath", &LogPath)
+    }
 }
 
 /// Which lines `logs` prints.
@@ -146,18 +178,30 @@ extension Engine {
         let state = state(of: r)
         let spec = try? Spec.decodeFile(path: containerDir(r.id) + "/config.json")
         let runtimeState = try? runtime.store.load(r.id)
-        return ContainerDetails(
-            Id: r.id, Name: "/" + r.name, Created: r.created, Path: r.args.first ?? "", Args: Array(r.args.dropFirst()),
-            Image: "sha256:" + r.imageID, ImageName: r.image,
-            State: .init(Status: state.rawValue, Running: state == .running || state == .paused, Paused: state == .paused,
-                         Pid: pid(of: r) ?? 0,
-                         ExitCode: r.exitCode ?? 0, OOMKilled: r.oomKilled ?? false,
-                         StartedAt: r.started ?? "0001-01-01T00:00:00Z", FinishedAt: r.finished ?? "0001-01-01T00:00:00Z",
-                         RestartCount: r.restartCount ?? 0),
-            HostConfig: ["NetworkMode": r.network, "RestartPolicy": r.restartPolicy ?? "no",
-                         "AutoRemove": r.autoRemove ? "true" : "false", "Seccomp": r.seccompProfile ?? "unconfined"],
-            Config: spec, Mounts: r.mounts ?? [], Cgroups: runtimeState?.cgroups,
-            LogPath: logPath(r.id))
+        var d = ContainerDetails()
+        d.Id = r.id
+        d.Name = "/" + r.name
+        d.Created = r.created
+        d.Path = r.args.first ?? ""
+        d.Args = Array(r.args.dropFirst())
+        d.Image = "sha256:" + r.imageID
+        d.ImageName = r.image
+        d.State.Status = state.rawValue
+        d.State.Running = state == .running || state == .paused
+        d.State.Paused = state == .paused
+        d.State.Pid = pid(of: r) ?? 0
+        d.State.ExitCode = r.exitCode ?? 0
+        d.State.OOMKilled = r.oomKilled ?? false
+        d.State.StartedAt = r.started ?? "0001-01-01T00:00:00Z"
+        d.State.FinishedAt = r.finished ?? "0001-01-01T00:00:00Z"
+        d.State.RestartCount = r.restartCount ?? 0
+        d.HostConfig = ["NetworkMode": r.network, "RestartPolicy": r.restartPolicy ?? "no",
+                        "AutoRemove": r.autoRemove ? "true" : "false", "Seccomp": r.seccompProfile ?? "unconfined"]
+        d.Config = spec
+        d.Mounts = r.mounts ?? []
+        d.Cgroups = runtimeState?.cgroups
+        d.LogPath = logPath(r.id)
+        return d
     }
 
     // MARK: prune

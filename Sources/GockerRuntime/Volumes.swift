@@ -18,7 +18,7 @@ public struct VolumeRecord: Codable, Sendable, Equatable {
 }
 
 /// A user's mount of a container, as `inspect` shows it (docker's Mounts).
-public struct MountPoint: Codable, Sendable, Equatable {
+public struct MountPoint: Codable, JSONShape, Sendable, Equatable {
     public var type: String
     public var Name: String?
     public var Source: String
@@ -32,6 +32,22 @@ public struct MountPoint: Codable, Sendable, Equatable {
         case type = "Type"
         case Name, Source, Destination, Driver, Mode, RW, Propagation
     }
+
+    /// container.json's members (docker inspect's too, through Codable).
+    public mutating func fields(_ v: inout JSONFields) throws(JSONError) {
+        try v.field("Type", &type)
+        try v.field("Name", &Name)
+        try v.field("Source", &Source)
+        try v.field("Destination", &Destination)
+        try v.field("Driver", &Driver)
+        try v.field("Mode", &Mode)
+        try v.field("RW", &RW)
+        try v.field("Propagation", &Propagation)
+    }
+}
+
+extension MountPoint {
+    public init() { self.init(type: "", Name: nil, Source: "", Destination: "", Driver: nil, Mode: "", RW: false, Propagation: "") }
 }
 
 /// A container's mount worked out from its request: what the record shows,

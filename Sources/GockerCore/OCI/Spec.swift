@@ -1,7 +1,22 @@
-/// The OCI runtime-spec configuration (config.json), as far as gocker reads
-/// it. Unknown fields are ignored on decoding; optional ones are left out on
-/// encoding.
-public struct Spec: Codable, Sendable, Equatable {
+/// The OCI runtime-spec configuration (config.json), as far as gocker
+/// models it. Each type lists its members once, in `fields`; members it does
+/// not model are kept in `unmodeled` and written back, and the ones that a
+/// user relies on for safety are refused (`refusedMembers`).
+public struct Spec: JSONShape, Sendable, Equatable {
+    public var unmodeled: [String: JSONValue] = [:]
+
+    public init() { self.init(ociVersion: "") }
+
+    public mutating func fields(_ v: inout JSONFields) throws(JSONError) {
+        try v.field("ociVersion", &ociVersion)
+        try v.field("process", &process)
+        try v.field("root", &root)
+        try v.field("hostname", &hostname)
+        try v.field("mounts", &mounts)
+        try v.field("annotations", &annotations)
+        try v.field("linux", &linux)
+    }
+
     public var ociVersion: String
     public var process: Process?
     public var root: Root?
@@ -24,7 +39,22 @@ public struct Spec: Codable, Sendable, Equatable {
 
     public static let version = "1.0.2"
 
-    public struct Process: Codable, Sendable, Equatable {
+    public struct Process: JSONShape, Sendable, Equatable {
+        public var unmodeled: [String: JSONValue] = [:]
+
+        public init() { self.init(args: nil, env: nil, cwd: "") }
+
+        public mutating func fields(_ v: inout JSONFields) throws(JSONError) {
+            try v.field("terminal", &terminal)
+            try v.field("user", &user)
+            try v.field("args", &args)
+            try v.field("env", &env)
+            try v.field("cwd", &cwd)
+            try v.field("capabilities", &capabilities)
+            try v.field("rlimits", &rlimits)
+            try v.field("noNewPrivileges", &noNewPrivileges)
+        }
+
         public var terminal: Bool?
         public var user: User
         public var args: [String]?
@@ -49,7 +79,19 @@ public struct Spec: Codable, Sendable, Equatable {
     }
 
     /// Capability names ("CAP_CHOWN") in each set.
-    public struct Capabilities: Codable, Sendable, Equatable {
+    public struct Capabilities: JSONShape, Sendable, Equatable {
+        public var unmodeled: [String: JSONValue] = [:]
+
+        public init() {}
+
+        public mutating func fields(_ v: inout JSONFields) throws(JSONError) {
+            try v.field("bounding", &bounding)
+            try v.field("effective", &effective)
+            try v.field("inheritable", &inheritable)
+            try v.field("permitted", &permitted)
+            try v.field("ambient", &ambient)
+        }
+
         public var bounding: [String]?
         public var effective: [String]?
         public var inheritable: [String]?
@@ -66,7 +108,17 @@ public struct Spec: Codable, Sendable, Equatable {
         }
     }
 
-    public struct Rlimit: Codable, Sendable, Equatable {
+    public struct Rlimit: JSONShape, Sendable, Equatable {
+        public var unmodeled: [String: JSONValue] = [:]
+
+        public init() { self.init(type: "", hard: 0, soft: 0) }
+
+        public mutating func fields(_ v: inout JSONFields) throws(JSONError) {
+            try v.field("type", &type)
+            try v.field("hard", &hard)
+            try v.field("soft", &soft)
+        }
+
         public var type: String
         public var hard: UInt64
         public var soft: UInt64
@@ -78,7 +130,19 @@ public struct Spec: Codable, Sendable, Equatable {
         }
     }
 
-    public struct User: Codable, Sendable, Equatable {
+    public struct User: JSONShape, Sendable, Equatable {
+        public var unmodeled: [String: JSONValue] = [:]
+
+
+        public init() { self.init(uid: 0) }
+
+        public mutating func fields(_ v: inout JSONFields) throws(JSONError) {
+            try v.field("uid", &uid)
+            try v.field("gid", &gid)
+            try v.field("umask", &umask)
+            try v.field("additionalGids", &additionalGids)
+        }
+
         public var uid: UInt32
         public var gid: UInt32
         public var umask: UInt32?
@@ -92,7 +156,16 @@ public struct Spec: Codable, Sendable, Equatable {
         }
     }
 
-    public struct Root: Codable, Sendable, Equatable {
+    public struct Root: JSONShape, Sendable, Equatable {
+        public var unmodeled: [String: JSONValue] = [:]
+
+        public init() { self.init(path: "") }
+
+        public mutating func fields(_ v: inout JSONFields) throws(JSONError) {
+            try v.field("path", &path)
+            try v.field("readonly", &readonly)
+        }
+
         public var path: String
         public var readonly: Bool?
 
@@ -102,7 +175,18 @@ public struct Spec: Codable, Sendable, Equatable {
         }
     }
 
-    public struct Mount: Codable, Sendable, Equatable {
+    public struct Mount: JSONShape, Sendable, Equatable {
+        public var unmodeled: [String: JSONValue] = [:]
+
+        public init() { self.init(destination: "") }
+
+        public mutating func fields(_ v: inout JSONFields) throws(JSONError) {
+            try v.field("destination", &destination)
+            try v.field("type", &type)
+            try v.field("source", &source)
+            try v.field("options", &options)
+        }
+
         public var destination: String
         public var type: String?
         public var source: String?
@@ -116,7 +200,23 @@ public struct Spec: Codable, Sendable, Equatable {
         }
     }
 
-    public struct Linux: Codable, Sendable, Equatable {
+    public struct Linux: JSONShape, Sendable, Equatable {
+        public var unmodeled: [String: JSONValue] = [:]
+
+
+        public init() {}
+
+        public mutating func fields(_ v: inout JSONFields) throws(JSONError) {
+            try v.field("namespaces", &namespaces)
+            try v.field("devices", &devices)
+            try v.field("resources", &resources)
+            try v.field("cgroupsPath", &cgroupsPath)
+            try v.field("rootfsPropagation", &rootfsPropagation)
+            try v.field("maskedPaths", &maskedPaths)
+            try v.field("readonlyPaths", &readonlyPaths)
+            try v.field("seccomp", &seccomp)
+        }
+
         public var namespaces: [Namespace]?
         public var devices: [Device]?
         public var resources: Resources?
@@ -144,7 +244,21 @@ public struct Spec: Codable, Sendable, Equatable {
     /// (runtime-spec config-linux.md "Seccomp"). Names are the spec's
     /// (SCMP_ACT_*, SCMP_ARCH_*, SCMP_CMP_*, SECCOMP_FILTER_FLAG_*); they are
     /// checked when the filter is compiled.
-    public struct Seccomp: Codable, Sendable, Equatable {
+    public struct Seccomp: JSONShape, Sendable, Equatable {
+        public var unmodeled: [String: JSONValue] = [:]
+
+        public init() { self.init(defaultAction: "") }
+
+        public mutating func fields(_ v: inout JSONFields) throws(JSONError) {
+            try v.field("defaultAction", &defaultAction)
+            try v.field("defaultErrnoRet", &defaultErrnoRet)
+            try v.field("architectures", &architectures)
+            try v.field("flags", &flags)
+            try v.field("listenerPath", &listenerPath)
+            try v.field("listenerMetadata", &listenerMetadata)
+            try v.field("syscalls", &syscalls)
+        }
+
         public var defaultAction: String
         /// The errno of an SCMP_ACT_ERRNO (or TRACE) default; EPERM if nil.
         public var defaultErrnoRet: UInt32?
@@ -167,7 +281,18 @@ public struct Spec: Codable, Sendable, Equatable {
             self.syscalls = syscalls
         }
 
-        public struct Syscall: Codable, Sendable, Equatable {
+        public struct Syscall: JSONShape, Sendable, Equatable {
+            public var unmodeled: [String: JSONValue] = [:]
+
+            public init() { self.init(names: [], action: "") }
+
+            public mutating func fields(_ v: inout JSONFields) throws(JSONError) {
+                try v.field("names", &names)
+                try v.field("action", &action)
+                try v.field("errnoRet", &errnoRet)
+                try v.field("args", &args)
+            }
+
             public var names: [String]
             public var action: String
             public var errnoRet: UInt32?
@@ -181,7 +306,18 @@ public struct Spec: Codable, Sendable, Equatable {
             }
         }
 
-        public struct Arg: Codable, Sendable, Equatable {
+        public struct Arg: JSONShape, Sendable, Equatable {
+            public var unmodeled: [String: JSONValue] = [:]
+
+            public init() { self.init(index: 0, value: 0, op: "") }
+
+            public mutating func fields(_ v: inout JSONFields) throws(JSONError) {
+                try v.field("index", &index)
+                try v.field("value", &value)
+                try v.field("valueTwo", &valueTwo)
+                try v.field("op", &op)
+            }
+
             public var index: UInt32
             public var value: UInt64
             public var valueTwo: UInt64?
@@ -197,7 +333,18 @@ public struct Spec: Codable, Sendable, Equatable {
     }
 
     /// `linux.resources`: what the cgroup controllers are asked to enforce.
-    public struct Resources: Codable, Sendable, Equatable {
+    public struct Resources: JSONShape, Sendable, Equatable {
+        public var unmodeled: [String: JSONValue] = [:]
+
+        public init() {}
+
+        public mutating func fields(_ v: inout JSONFields) throws(JSONError) {
+            try v.field("memory", &memory)
+            try v.field("cpu", &cpu)
+            try v.field("pids", &pids)
+            try v.field("devices", &devices)
+        }
+
         public var memory: Memory?
         public var cpu: CPU?
         public var pids: Pids?
@@ -210,7 +357,18 @@ public struct Spec: Codable, Sendable, Equatable {
             self.devices = devices
         }
 
-        public struct Memory: Codable, Sendable, Equatable {
+        public struct Memory: JSONShape, Sendable, Equatable {
+            public var unmodeled: [String: JSONValue] = [:]
+
+
+            public init() {}
+
+            public mutating func fields(_ v: inout JSONFields) throws(JSONError) {
+                try v.field("limit", &limit)
+                try v.field("reservation", &reservation)
+                try v.field("swap", &swap)
+            }
+
             /// Bytes; -1 for no limit.
             public var limit: Int64?
             public var reservation: Int64?
@@ -224,7 +382,20 @@ public struct Spec: Codable, Sendable, Equatable {
             }
         }
 
-        public struct CPU: Codable, Sendable, Equatable {
+        public struct CPU: JSONShape, Sendable, Equatable {
+            public var unmodeled: [String: JSONValue] = [:]
+
+
+            public init() {}
+
+            public mutating func fields(_ v: inout JSONFields) throws(JSONError) {
+                try v.field("shares", &shares)
+                try v.field("quota", &quota)
+                try v.field("period", &period)
+                try v.field("cpus", &cpus)
+                try v.field("mems", &mems)
+            }
+
             public var shares: UInt64?
             public var quota: Int64?
             public var period: UInt64?
@@ -241,13 +412,33 @@ public struct Spec: Codable, Sendable, Equatable {
             }
         }
 
-        public struct Pids: Codable, Sendable, Equatable {
+        public struct Pids: JSONShape, Sendable, Equatable {
+            public var unmodeled: [String: JSONValue] = [:]
+
+            public init() { self.init(limit: 0) }
+
+            public mutating func fields(_ v: inout JSONFields) throws(JSONError) {
+                try v.field("limit", &limit)
+            }
+
             /// -1 (or 0) for no limit.
             public var limit: Int64
             public init(limit: Int64) { self.limit = limit }
         }
 
-        public struct DeviceRule: Codable, Sendable, Equatable {
+        public struct DeviceRule: JSONShape, Sendable, Equatable {
+            public var unmodeled: [String: JSONValue] = [:]
+
+            public init() { self.init(allow: false) }
+
+            public mutating func fields(_ v: inout JSONFields) throws(JSONError) {
+                try v.field("allow", &allow)
+                try v.field("type", &type)
+                try v.field("major", &major)
+                try v.field("minor", &minor)
+                try v.field("access", &access)
+            }
+
             public var allow: Bool
             /// "a" (all), "c" or "b"; nil means all.
             public var type: String?
@@ -267,7 +458,16 @@ public struct Spec: Codable, Sendable, Equatable {
         }
     }
 
-    public struct Namespace: Codable, Sendable, Equatable {
+    public struct Namespace: JSONShape, Sendable, Equatable {
+        public var unmodeled: [String: JSONValue] = [:]
+
+        public init() { self.init(type: "") }
+
+        public mutating func fields(_ v: inout JSONFields) throws(JSONError) {
+            try v.field("type", &type)
+            try v.field("path", &path)
+        }
+
         public var type: String
         public var path: String?
 
@@ -277,7 +477,21 @@ public struct Spec: Codable, Sendable, Equatable {
         }
     }
 
-    public struct Device: Codable, Sendable, Equatable {
+    public struct Device: JSONShape, Sendable, Equatable {
+        public var unmodeled: [String: JSONValue] = [:]
+
+        public init() { self.init(type: "", path: "", major: 0, minor: 0) }
+
+        public mutating func fields(_ v: inout JSONFields) throws(JSONError) {
+            try v.field("type", &type)
+            try v.field("path", &path)
+            try v.field("major", &major)
+            try v.field("minor", &minor)
+            try v.field("fileMode", &fileMode)
+            try v.field("uid", &uid)
+            try v.field("gid", &gid)
+        }
+
         public var type: String
         public var path: String
         public var major: Int64
@@ -300,7 +514,7 @@ public struct Spec: Codable, Sendable, Equatable {
 }
 
 /// The state of a container as `state` prints it (runtime-spec "State").
-public struct OCIState: Codable, Sendable, Equatable {
+public struct OCIState: JSONShape, Sendable, Equatable {
     public var ociVersion: String
     public var id: String
     public var status: ContainerStatus
@@ -324,9 +538,23 @@ public struct OCIState: Codable, Sendable, Equatable {
         self.owner = owner
         self.annotations = annotations
     }
+
+    public init() { self.init(id: "", status: .creating, pid: 0, bundle: "") }
+
+    public mutating func fields(_ v: inout JSONFields) throws(JSONError) {
+        try v.field("ociVersion", &ociVersion)
+        try v.field("id", &id)
+        try v.field("status", &status)
+        try v.field("pid", &pid)
+        try v.field("bundle", &bundle)
+        try v.field("rootfs", &rootfs)
+        try v.field("created", &created)
+        try v.field("owner", &owner)
+        try v.field("annotations", &annotations)
+    }
 }
 
 /// The OCI lifecycle.
-public enum ContainerStatus: String, Codable, Sendable {
+public enum ContainerStatus: String, Sendable, JSONField {
     case creating, created, running, stopped, paused
 }
