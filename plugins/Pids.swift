@@ -7,6 +7,18 @@ public struct PidsController: ResourceController {
 
     public init() {}
 
+    public static let options: [CommandOption<ResourceFlags>] = [
+        .resource("pids-limit", "n", value: .integer, help: "Most processes at once (-1: unlimited)."),
+    ]
+    public var options: [CommandOption<ResourceFlags>] { Self.options }
+
+    /// 0 or less: unlimited (-1).
+    public func resources(from flags: ResourceFlags, host: HostFacts, into r: inout Spec.Resources) throws(GockerError) {
+        guard let text = flags["pids-limit"] else { return }
+        let limit = Int64(text) ?? 0  // read as an integer already
+        r.pids = Spec.Resources.Pids(limit: limit <= 0 ? -1 : limit)
+    }
+
     public func isRequested(by r: Spec.Resources) -> Bool { r.pids != nil }
 
     public func settings(for r: Spec.Resources, version: CgroupVersion) throws(GockerError) -> [CgroupSetting] {

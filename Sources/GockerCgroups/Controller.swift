@@ -70,6 +70,16 @@ public protocol ResourceController: Sendable {
     /// One of `stats`, read alone when the controller can (the default
     /// reads them all).
     func stat(_ key: String, path: String, backend: any CgroupBackend) -> UInt64?
+
+    /// Its docker flags (`run`/`create` list them in registry order, and
+    /// `--help` shows them): `.resource` entries, whose values land in a
+    /// `ResourceFlags` under the option's long name.
+    var options: [CommandOption<ResourceFlags>] { get }
+
+    /// Its flags' values turned into OCI resources, with docker's rules
+    /// (units, ranges, cross-flag defaults, host checks against `host`);
+    /// every bad value refused naming its flag. Called in registry order.
+    func resources(from flags: ResourceFlags, host: HostFacts, into resources: inout Spec.Resources) throws(GockerError)
 }
 
 extension ResourceController {
@@ -88,6 +98,8 @@ extension ResourceController {
     public func stat(_ key: String, path: String, backend: any CgroupBackend) -> UInt64? {
         stats(path: path, backend: backend)[key]
     }
+    public var options: [CommandOption<ResourceFlags>] { [] }
+    public func resources(from flags: ResourceFlags, host: HostFacts, into resources: inout Spec.Resources) throws(GockerError) {}
 }
 
 /// The ordered list of controllers the driver applies. The built-in list is
@@ -110,6 +122,22 @@ public struct ControllerRegistry: Sendable {
     }
 
     public var names: [String] { controllers.map(\.name) }
+
+    /// The controllers' flags, in registry order: `run`'s and `create`'s
+    /// resource options.
+    public var options: [CommandOption<ResourceFlags>] {
+        var out: [CommandOption<ResourceFlags>] = []
+        for c in controllers { out += c.options }
+        return out
+    }
+
+    /// The OCI resources `flags` ask for, each controller adding its part
+    /// in registry order.
+    public func resources(from flags: ResourceFlags, host: HostFacts = .live) throws(GockerError) -> Spec.Resources {
+        var r = Spec.Resources()
+        for c in controllers { try c.resources(from: flags, host: host, into: &r) }
+        return r
+    }
 }
 
 /// The "key value" lines of memory.stat, cpu.stat, memory.events, ...
