@@ -4,6 +4,7 @@ import GockerCore
 /// cpu: relative shares (weight on v2) and a quota per period (`--cpus`).
 public struct CPUController: ResourceController {
     public let name = "cpu"
+    public var alwaysGrouped: Bool { true }
 
     public init() {}
 
@@ -91,6 +92,7 @@ public struct CPUController: ResourceController {
 public struct CPUAcctController: ResourceController {
     public let name = "cpuacct"
     public let v2Name: String? = nil
+    public var alwaysGrouped: Bool { true }
 
     public init() {}
 

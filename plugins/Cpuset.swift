@@ -6,6 +6,7 @@ import GockerCore
 /// ancestor from its parent and gives the group its parent's values.
 public struct CpusetController: ResourceController {
     public let name = "cpuset"
+    public var alwaysGrouped: Bool { true }
 
     public init() {}
 

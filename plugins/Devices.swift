@@ -8,6 +8,7 @@ import GockerCore
 public struct DevicesController: ResourceController {
     public let name = "devices"
     public let v2Name: String? = nil
+    public var alwaysGrouped: Bool { true }
 
     public init() {}
 
@@ -117,6 +118,7 @@ public struct DevicesController: ResourceController {
 public struct FreezerController: ResourceController {
     public let name = "freezer"
     public let v2Name: String? = nil
+    public var alwaysGrouped: Bool { true }
 
     public init() {}
 

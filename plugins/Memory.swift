@@ -4,6 +4,7 @@ import GockerCore
 /// memory: limit, reservation (soft limit), memory+swap; OOM kills reported.
 public struct MemoryController: ResourceController {
     public let name = "memory"
+    public var alwaysGrouped: Bool { true }
 
     public init() {}
 

@@ -4,6 +4,7 @@ import GockerCore
 /// pids: the most tasks the container may have at once.
 public struct PidsController: ResourceController {
     public let name = "pids"
+    public var alwaysGrouped: Bool { true }
 
     public init() {}
 

@@ -80,6 +80,44 @@ public protocol ResourceController: Sendable {
     /// (units, ranges, cross-flag defaults, host checks against `host`);
     /// every bad value refused naming its flag. Called in registry order.
     func resources(from flags: ResourceFlags, host: HostFacts, into resources: inout Spec.Resources) throws(GockerError)
+
+    /// Whether every container gets a group in this controller, asked for
+    /// or not (freezer for pause, memory for stats and OOM reports, ...).
+    /// Otherwise the group is made only when `isRequested`, so that a new
+    /// controller adds nothing to a plain start.
+    var alwaysGrouped: Bool { get }
+
+    /// Whether `settings(for:in:)` looks at the group's files: the driver
+    /// then makes the group first (with `prepare`'s settings), asks, and
+    /// writes the answer into it.
+    var probesGroup: Bool { get }
+
+    /// The settings, for a controller whose files depend on the host (a
+    /// weight file the I/O scheduler may or may not offer): `group` says
+    /// which files the container's group has. The default is
+    /// `settings(for:version:)`.
+    func settings(for resources: Spec.Resources, in group: CgroupProbe) throws(GockerError) -> [CgroupSetting]
+}
+
+/// What a controller may ask about the container's group while choosing
+/// its settings: the cgroup version, and whether a file is there. Made by
+/// the driver over its backend, for one controller and one group.
+public struct CgroupProbe: Sendable {
+    public let backend: any CgroupBackend
+    /// The backend's name of the controller (`backendName`).
+    public let controller: String
+    public let path: String
+
+    public init(backend: any CgroupBackend, controller: String, path: String) {
+        self.backend = backend
+        self.controller = controller
+        self.path = path
+    }
+
+    public var version: CgroupVersion { backend.version }
+
+    /// Whether the group has `file` ("blkio.weight").
+    public func has(_ file: String) -> Bool { backend.hasFile(controller, path: path, file: file) }
 }
 
 extension ResourceController {
@@ -100,6 +138,11 @@ extension ResourceController {
     }
     public var options: [CommandOption<ResourceFlags>] { [] }
     public func resources(from flags: ResourceFlags, host: HostFacts, into resources: inout Spec.Resources) throws(GockerError) {}
+    public var alwaysGrouped: Bool { false }
+    public var probesGroup: Bool { false }
+    public func settings(for resources: Spec.Resources, in group: CgroupProbe) throws(GockerError) -> [CgroupSetting] {
+        try settings(for: resources, version: group.version)
+    }
 }
 
 /// The ordered list of controllers the driver applies. The built-in list is
