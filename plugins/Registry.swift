@@ -20,8 +20,13 @@ public enum BuiltinControllers {
         try! ControllerRegistry(all)
     }
 
-    /// `run`'s and `create`'s resource flags: every controller's, in order.
-    public static let options: [CommandOption<ResourceFlags>] = registry.options
+    /// `run`'s and `create`'s resource flags: every controller's, in order
+    /// (`ControllerRegistry.options` without making a registry first).
+    public static let options: [CommandOption<ResourceFlags>] = {
+        var out: [CommandOption<ResourceFlags>] = []
+        for c in all { out += c.options }
+        return out
+    }()
 }
 
 extension ResourceFlags {
