@@ -23,7 +23,7 @@ public struct DevicesController: ResourceController {
         if flags.privileged {
             r.devices = [Spec.Resources.DeviceRule(allow: true, access: "rwm")]
         } else {
-            r.devices = Self.dockerDeviceRules + (try Self.devices(from: flags, host: host).map(\.rule))
+            r.devices = Self.dockerDeviceRules + (try Self.devices(from: flags, host: host).map { $0.rule })
         }
     }
 
