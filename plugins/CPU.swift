@@ -4,8 +4,46 @@ import GockerCore
 /// cpu: relative shares (weight on v2) and a quota per period (`--cpus`).
 public struct CPUController: ResourceController {
     public let name = "cpu"
+    public var alwaysGrouped: Bool { true }
 
     public init() {}
+
+    public static let options: [CommandOption<ResourceFlags>] = [
+        .resource("cpu-shares", short: "c", aliases: ["cpushare"], "shares", value: .integer,
+                  help: "Relative CPU weight, 2 to 262144 (0: unset)."),
+        .resource("cpus", "number", value: .signed, help: "Number of CPUs (decimal, e.g. 0.5)."),
+    ]
+    public var options: [CommandOption<ResourceFlags>] { Self.options }
+
+    /// `--cpu-shares` as OCI shares; `--cpus` as a quota of a 100 ms
+    /// period, at most the host's online CPUs.
+    public func resources(from flags: ResourceFlags, host: HostFacts, into r: inout Spec.Resources) throws(GockerError) {
+        let cpuShares = flags["cpu-shares"].map { Int64($0) ?? 0 }, cpus = flags["cpus"]
+        guard cpuShares != nil || cpus != nil else { return }
+        var cpu = r.cpu ?? Spec.Resources.CPU()
+        if let shares = cpuShares, shares != 0 {
+            guard (2...262_144).contains(shares) else {
+                throw GockerError(.invalidArgument, "invalid argument \"\(shares)\" for --cpu-shares: must be 0 (unset) or 2 to 262144")
+            }
+            cpu.shares = UInt64(shares)
+        }
+        if let text = cpus {
+            guard let n = Double(text), n > 0, text.allSatisfy({ $0.isNumber || $0 == "." }) else {
+                throw GockerError(.invalidArgument, "invalid argument \"\(text)\" for --cpus: expected a decimal number of CPUs")
+            }
+            let count = max(host.onlineCPUs().count, 1)
+            guard n <= Double(count) else {
+                throw GockerError(.invalidArgument,
+                    "invalid argument \"\(text)\" for --cpus: range of CPUs is from 0.01 to \(count).00, as there are only \(count) CPUs available")
+            }
+            cpu.period = 100_000
+            cpu.quota = Int64((n * 100_000).rounded())
+            guard cpu.quota! >= 1000 else {
+                throw GockerError(.invalidArgument, "invalid argument \"\(text)\" for --cpus: at least 0.01 CPUs")
+            }
+        }
+        if cpu != Spec.Resources.CPU() { r.cpu = cpu }
+    }
 
     public func isRequested(by r: Spec.Resources) -> Bool {
         guard let c = r.cpu else { return false }
@@ -54,6 +92,7 @@ public struct CPUController: ResourceController {
 public struct CPUAcctController: ResourceController {
     public let name = "cpuacct"
     public let v2Name: String? = nil
+    public var alwaysGrouped: Bool { true }
 
     public init() {}
 

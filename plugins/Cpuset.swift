@@ -6,8 +6,55 @@ import GockerCore
 /// ancestor from its parent and gives the group its parent's values.
 public struct CpusetController: ResourceController {
     public let name = "cpuset"
+    public var alwaysGrouped: Bool { true }
 
     public init() {}
+
+    public static let options: [CommandOption<ResourceFlags>] = [
+        .resource("cpuset-cpus", aliases: ["cpuset"], "list", help: "CPUs the container may run on (0-3, 0,1)."),
+        .resource("cpuset-mems", "list", help: "Memory nodes the container may use (0-3, 0,1)."),
+    ]
+    public var options: [CommandOption<ResourceFlags>] { Self.options }
+
+    /// Each list well formed, and every CPU or node in it online here.
+    public func resources(from flags: ResourceFlags, host: HostFacts, into r: inout Spec.Resources) throws(GockerError) {
+        let cpusetCpus = flags["cpuset-cpus"], cpusetMems = flags["cpuset-mems"]
+        guard cpusetCpus != nil || cpusetMems != nil else { return }
+        var cpu = r.cpu ?? Spec.Resources.CPU()
+        if let list = cpusetCpus {
+            do { _ = try Self.validateList(list, what: "cpus") } catch {
+                throw GockerError(.invalidArgument, "invalid argument \"\(list)\" for --cpuset-cpus: expected a list like 0-2,4")
+            }
+            let missing = Self.expand(list).subtracting(host.onlineCPUs())
+            guard missing.isEmpty else {
+                throw GockerError(.invalidArgument,
+                    "invalid argument \"\(list)\" for --cpuset-cpus: CPUs \(missing.sorted()) are not available on this host")
+            }
+            cpu.cpus = list
+        }
+        if let list = cpusetMems {
+            do { _ = try Self.validateList(list, what: "mems") } catch {
+                throw GockerError(.invalidArgument, "invalid argument \"\(list)\" for --cpuset-mems: expected a list like 0-1")
+            }
+            let missing = Self.expand(list).subtracting(host.onlineMems())
+            guard missing.isEmpty else {
+                throw GockerError(.invalidArgument,
+                    "invalid argument \"\(list)\" for --cpuset-mems: memory nodes \(missing.sorted()) are not available on this host")
+            }
+            cpu.mems = list
+        }
+        r.cpu = cpu
+    }
+
+    /// The numbers a valid list names.
+    static func expand(_ list: String) -> Set<Int> {
+        var out = Set<Int>()
+        for part in list.split(separator: ",") {
+            let b = part.split(separator: "-").compactMap { Int($0) }
+            if b.count == 1 { out.insert(b[0]) } else if b.count == 2 { out.formUnion(b[0]...max(b[0], b[1])) }
+        }
+        return out
+    }
 
     public func isRequested(by r: Spec.Resources) -> Bool { r.cpu?.cpus != nil || r.cpu?.mems != nil }
 

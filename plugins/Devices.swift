@@ -8,8 +8,72 @@ import GockerCore
 public struct DevicesController: ResourceController {
     public let name = "devices"
     public let v2Name: String? = nil
+    public var alwaysGrouped: Bool { true }
 
     public init() {}
+
+    public static let options: [CommandOption<ResourceFlags>] = [
+        .resource("device", "device", repeatable: true, help: "Add a host device: /dev/HOST[:/dev/CONTAINER[:rwm]]."),
+    ]
+    public var options: [CommandOption<ResourceFlags>] { Self.options }
+
+    /// docker's allow-list and a rule for each `--device`; with
+    /// `--privileged`, every device.
+    public func resources(from flags: ResourceFlags, host: HostFacts, into r: inout Spec.Resources) throws(GockerError) {
+        if flags.privileged {
+            r.devices = [Spec.Resources.DeviceRule(allow: true, access: "rwm")]
+        } else {
+            r.devices = Self.dockerDeviceRules + (try Self.devices(from: flags, host: host).map { $0.rule })
+        }
+    }
+
+    /// Docker's device allow-list: everything denied, except creating any
+    /// node (mknod) and using null, zero, full, random, urandom, tty,
+    /// console, ptmx and the pts.
+    public static let dockerDeviceRules: [Spec.Resources.DeviceRule] = [
+        .init(allow: false, access: "rwm"),
+        .init(allow: true, type: "c", access: "m"),
+        .init(allow: true, type: "b", access: "m"),
+    ] + [(1, 3), (1, 5), (1, 7), (1, 8), (1, 9), (5, 0), (5, 1), (5, 2)].map {
+        Spec.Resources.DeviceRule(allow: true, type: "c", major: $0.0, minor: $0.1, access: "rwm")
+    } + [.init(allow: true, type: "c", major: 136, access: "rwm")]
+
+    /// Each `--device HOST[:CONTAINER[:PERMISSIONS]]`: the node to create
+    /// in the container and the rule that allows it.
+    public static func devices(from flags: ResourceFlags,
+                               host: HostFacts) throws(GockerError) -> [(node: Spec.Device, rule: Spec.Resources.DeviceRule)] {
+        var out: [(Spec.Device, Spec.Resources.DeviceRule)] = []
+        for text in flags.all("device") {
+            let parts = text.split(separator: ":", omittingEmptySubsequences: false).map(String.init)
+            guard (1...3).contains(parts.count), parts[0].hasPrefix("/") else {
+                throw GockerError(.invalidArgument, "invalid argument \"\(text)\" for --device: expected /dev/HOST[:/dev/CONTAINER[:rwm]]")
+            }
+            let hostPath = parts[0]
+            var target = parts.count > 1 ? parts[1] : hostPath
+            var access = "rwm"
+            if parts.count == 2, !parts[1].hasPrefix("/"), parts[1].allSatisfy({ "rwm".contains($0) }) {
+                access = parts[1]
+                target = hostPath
+            }
+            if parts.count == 3 { access = parts[2] }
+            guard target.hasPrefix("/"), !access.isEmpty, access.allSatisfy({ "rwm".contains($0) }) else {
+                throw GockerError(.invalidArgument, "invalid argument \"\(text)\" for --device: bad container path or permissions")
+            }
+            let node: HostFacts.DeviceNode
+            switch host.device(hostPath) {
+            case .failure(let cause):
+                throw GockerError(.invalidArgument, "invalid argument \"\(text)\" for --device", cause: cause)
+            case .success(nil):
+                throw GockerError(.invalidArgument, "invalid argument \"\(text)\" for --device: \(hostPath) is not a device")
+            case .success(let found?):
+                node = found
+            }
+            out.append((Spec.Device(type: node.type, path: target, major: node.major, minor: node.minor,
+                                    fileMode: node.mode, uid: 0, gid: 0),
+                        Spec.Resources.DeviceRule(allow: true, type: node.type, major: node.major, minor: node.minor, access: access)))
+        }
+        return out
+    }
 
     public func isRequested(by r: Spec.Resources) -> Bool { !(r.devices ?? []).isEmpty }
 
@@ -54,6 +118,7 @@ public struct DevicesController: ResourceController {
 public struct FreezerController: ResourceController {
     public let name = "freezer"
     public let v2Name: String? = nil
+    public var alwaysGrouped: Bool { true }
 
     public init() {}
 

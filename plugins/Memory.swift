@@ -4,8 +4,60 @@ import GockerCore
 /// memory: limit, reservation (soft limit), memory+swap; OOM kills reported.
 public struct MemoryController: ResourceController {
     public let name = "memory"
+    public var alwaysGrouped: Bool { true }
 
     public init() {}
+
+    /// `-m`, `--memory-reservation`, `--memory-swap`. They take the next
+    /// word even when it starts with a dash, as docker's do: "-1" is a
+    /// value (unlimited, or a bad one refused with its reason).
+    public static let options: [CommandOption<ResourceFlags>] = [
+        .resource("memory", short: "m", "bytes", value: .signed, help: "Memory limit (b, k, m, g; at least 6m)."),
+        .resource("memory-reservation", "bytes", value: .signed, help: "Memory soft limit."),
+        .resource("memory-swap", "bytes", value: .signed,
+                  help: "Memory plus swap limit (-1: unlimited swap; default: twice --memory)."),
+    ]
+    public var options: [CommandOption<ResourceFlags>] { Self.options }
+
+    /// docker's rules: a limit of at least 6 MB; memory+swap needs the
+    /// limit, is at least it, and is twice it unless given; the
+    /// reservation is at most the limit.
+    public func resources(from flags: ResourceFlags, host: HostFacts, into r: inout Spec.Resources) throws(GockerError) {
+        let memory = flags["memory"], memorySwap = flags["memory-swap"], memoryReservation = flags["memory-reservation"]
+        guard memory != nil || memorySwap != nil || memoryReservation != nil else { return }
+        var mem = Spec.Resources.Memory()
+        if let m = memory {
+            let v = try ResourceFlags.parseSize(m, flag: "--memory")
+            guard v >= 6 * 1024 * 1024 else {
+                throw GockerError(.invalidArgument, "invalid argument \"\(m)\" for --memory: minimum memory limit allowed is 6MB")
+            }
+            mem.limit = v
+        }
+        if let s = memorySwap {
+            guard let limit = mem.limit else {
+                throw GockerError(.invalidArgument, "--memory-swap \"\(s)\" needs --memory: set the memory limit too")
+            }
+            if s == "-1" { mem.swap = -1 } else {
+                let v = try ResourceFlags.parseSize(s, flag: "--memory-swap")
+                guard v >= limit else {
+                    throw GockerError(.invalidArgument,
+                        "invalid argument \"\(s)\" for --memory-swap: it must be at least the memory limit (\(memory!)), or -1")
+                }
+                mem.swap = v
+            }
+        } else if let limit = mem.limit {
+            mem.swap = limit * 2  // docker: as much swap as memory
+        }
+        if let res = memoryReservation {
+            let v = try ResourceFlags.parseSize(res, flag: "--memory-reservation")
+            if let limit = mem.limit, v > limit {
+                throw GockerError(.invalidArgument,
+                    "invalid argument \"\(res)\" for --memory-reservation: it must be below the memory limit (\(memory!))")
+            }
+            mem.reservation = v
+        }
+        if mem.limit != nil || mem.reservation != nil { r.memory = mem }
+    }
 
     public func isRequested(by r: Spec.Resources) -> Bool {
         guard let m = r.memory else { return false }

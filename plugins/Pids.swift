@@ -4,8 +4,21 @@ import GockerCore
 /// pids: the most tasks the container may have at once.
 public struct PidsController: ResourceController {
     public let name = "pids"
+    public var alwaysGrouped: Bool { true }
 
     public init() {}
+
+    public static let options: [CommandOption<ResourceFlags>] = [
+        .resource("pids-limit", "n", value: .integer, help: "Most processes at once (-1: unlimited)."),
+    ]
+    public var options: [CommandOption<ResourceFlags>] { Self.options }
+
+    /// 0 or less: unlimited (-1).
+    public func resources(from flags: ResourceFlags, host: HostFacts, into r: inout Spec.Resources) throws(GockerError) {
+        guard let text = flags["pids-limit"] else { return }
+        let limit = Int64(text) ?? 0  // read as an integer already
+        r.pids = Spec.Resources.Pids(limit: limit <= 0 ? -1 : limit)
+    }
 
     public func isRequested(by r: Spec.Resources) -> Bool { r.pids != nil }
 

@@ -390,9 +390,9 @@ public struct Bench: Sendable {
         request.command = ["true"]
         request.autoRemove = true
         if limits {
-            request.resources.memory = "64m"
-            request.resources.cpus = "0.5"
-            request.resources.pidsLimit = 100
+            request.resources["memory"] = "64m"
+            request.resources["cpus"] = "0.5"
+            request.resources["pids-limit"] = "100"
         }
         let env = ContainerSpec.environment(image: image.config.Env ?? [], hostname: "bench", request: [])
         var spec = try ContainerSpec.build(request: request, image: image, containerDir: etc,

@@ -1,4 +1,6 @@
 import ArgumentParser
+import GockerCgroups
+import GockerControllers
 import GockerCore
 import GockerRuntime
 
@@ -13,7 +15,7 @@ struct RunLine: Equatable {
     var engine: Engine { Engine(dataRoot: dataRoot, stateRoot: stateRoot) }
 
     /// `run`'s and `create`'s options, once: the line is read by this
-    /// table and `--help` lists it. The resource flags are ResourceFlags'
+    /// table and `--help` lists it. The resource flags are the controllers'
     /// own entries, lifted into the request.
     static let options = makeOptions()
 
@@ -57,7 +59,7 @@ struct RunLine: Equatable {
               help: "Security options: no-new-privileges[:true|false], seccomp=unconfined|<profile.json>.") { $0.request.securityOpts.append($1) },
         .list("ulimit", "ulimit", help: "Set a resource limit: name=soft[:hard], e.g. nofile=1024:2048.") { $0.request.ulimits.append($1) },
         .flag("init", help: "Run a tiny init as PID 1 that forwards signals and reaps zombies.") { $0.request.initProcess = true },
-    ] + ResourceFlags.options.map { $0.lifted { (r: inout RunLine, body) throws(GockerError) in try body(&r.request.resources) } } + [
+    ] + BuiltinControllers.options.map { $0.lifted { (r: inout RunLine, body) throws(GockerError) in try body(&r.request.resources) } } + [
         .list("volume", short: "v", "[src:]dest[:mode]",
               help: "Bind a host directory (/abs/path:/dest), mount a named volume (name:/dest) or a new anonymous one (/dest); modes ro, rw, nocopy, rprivate, rshared, rslave...") {
             $0.request.volumes.append($1)

@@ -16,6 +16,11 @@ public protocol CgroupBackend: Sendable {
     /// Makes the group (and missing ancestors) and writes `settings` in order.
     func create(_ controller: String, path: String, settings: [CgroupSetting]) throws(GockerError)
     func read(_ controller: String, path: String, file: String) throws(GockerError) -> String
+    /// Whether the group has `file` (a host probe: which weight file the
+    /// I/O scheduler offers).
+    func hasFile(_ controller: String, path: String, file: String) -> Bool
+    /// Writes `settings` in order into the group, which exists.
+    func write(_ controller: String, path: String, settings: [CgroupSetting]) throws(GockerError)
     func attach(_ controller: String, path: String, pid: Int32) throws(GockerError)
     func processes(_ controller: String, path: String) -> [Int32]
     /// Removes the group; a missing one is not an error. `waiting`: a group
@@ -113,6 +118,14 @@ public struct CgroupfsV1Backend: CgroupBackend {
         try CgroupFiles.read(try dir(controller, path), file)
     }
 
+    public func hasFile(_ controller: String, path: String, file: String) -> Bool {
+        (try? dir(controller, path)).map { Sys.exists("\($0)/\(file)") } ?? false
+    }
+
+    public func write(_ controller: String, path: String, settings: [CgroupSetting]) throws(GockerError) {
+        try CgroupFiles.write(try dir(controller, path), settings)
+    }
+
     public func attach(_ controller: String, path: String, pid: Int32) throws(GockerError) {
         try CgroupFiles.write(try dir(controller, path), CgroupSetting("cgroup.procs", "\(pid)"))
     }
@@ -159,6 +172,12 @@ public struct CgroupfsV2Backend: CgroupBackend {
 
     public func read(_ controller: String, path: String, file: String) throws(GockerError) -> String {
         try CgroupFiles.read(dir(path), file)
+    }
+
+    public func hasFile(_ controller: String, path: String, file: String) -> Bool { Sys.exists("\(dir(path))/\(file)") }
+
+    public func write(_ controller: String, path: String, settings: [CgroupSetting]) throws(GockerError) {
+        try CgroupFiles.write(dir(path), settings)
     }
 
     public func attach(_ controller: String, path: String, pid: Int32) throws(GockerError) {

@@ -70,6 +70,54 @@ public protocol ResourceController: Sendable {
     /// One of `stats`, read alone when the controller can (the default
     /// reads them all).
     func stat(_ key: String, path: String, backend: any CgroupBackend) -> UInt64?
+
+    /// Its docker flags (`run`/`create` list them in registry order, and
+    /// `--help` shows them): `.resource` entries, whose values land in a
+    /// `ResourceFlags` under the option's long name.
+    var options: [CommandOption<ResourceFlags>] { get }
+
+    /// Its flags' values turned into OCI resources, with docker's rules
+    /// (units, ranges, cross-flag defaults, host checks against `host`);
+    /// every bad value refused naming its flag. Called in registry order.
+    func resources(from flags: ResourceFlags, host: HostFacts, into resources: inout Spec.Resources) throws(GockerError)
+
+    /// Whether every container gets a group in this controller, asked for
+    /// or not (freezer for pause, memory for stats and OOM reports, ...).
+    /// Otherwise the group is made only when `isRequested`, so that a new
+    /// controller adds nothing to a plain start.
+    var alwaysGrouped: Bool { get }
+
+    /// Whether `settings(for:in:)` looks at the group's files: the driver
+    /// then makes the group first (with `prepare`'s settings), asks, and
+    /// writes the answer into it.
+    var probesGroup: Bool { get }
+
+    /// The settings, for a controller whose files depend on the host (a
+    /// weight file the I/O scheduler may or may not offer): `group` says
+    /// which files the container's group has. The default is
+    /// `settings(for:version:)`.
+    func settings(for resources: Spec.Resources, in group: CgroupProbe) throws(GockerError) -> [CgroupSetting]
+}
+
+/// What a controller may ask about the container's group while choosing
+/// its settings: the cgroup version, and whether a file is there. Made by
+/// the driver over its backend, for one controller and one group.
+public struct CgroupProbe: Sendable {
+    public let backend: any CgroupBackend
+    /// The backend's name of the controller (`backendName`).
+    public let controller: String
+    public let path: String
+
+    public init(backend: any CgroupBackend, controller: String, path: String) {
+        self.backend = backend
+        self.controller = controller
+        self.path = path
+    }
+
+    public var version: CgroupVersion { backend.version }
+
+    /// Whether the group has `file` ("blkio.weight").
+    public func has(_ file: String) -> Bool { backend.hasFile(controller, path: path, file: file) }
 }
 
 extension ResourceController {
@@ -87,6 +135,13 @@ extension ResourceController {
     public func stats(path: String, backend: any CgroupBackend) -> [String: UInt64] { [:] }
     public func stat(_ key: String, path: String, backend: any CgroupBackend) -> UInt64? {
         stats(path: path, backend: backend)[key]
+    }
+    public var options: [CommandOption<ResourceFlags>] { [] }
+    public func resources(from flags: ResourceFlags, host: HostFacts, into resources: inout Spec.Resources) throws(GockerError) {}
+    public var alwaysGrouped: Bool { false }
+    public var probesGroup: Bool { false }
+    public func settings(for resources: Spec.Resources, in group: CgroupProbe) throws(GockerError) -> [CgroupSetting] {
+        try settings(for: resources, version: group.version)
     }
 }
 
@@ -110,6 +165,22 @@ public struct ControllerRegistry: Sendable {
     }
 
     public var names: [String] { controllers.map(\.name) }
+
+    /// The controllers' flags, in registry order: `run`'s and `create`'s
+    /// resource options.
+    public var options: [CommandOption<ResourceFlags>] {
+        var out: [CommandOption<ResourceFlags>] = []
+        for c in controllers { out += c.options }
+        return out
+    }
+
+    /// The OCI resources `flags` ask for, each controller adding its part
+    /// in registry order.
+    public func resources(from flags: ResourceFlags, host: HostFacts = .live) throws(GockerError) -> Spec.Resources {
+        var r = Spec.Resources()
+        for c in controllers { try c.resources(from: flags, host: host, into: &r) }
+        return r
+    }
 }
 
 /// The "key value" lines of memory.stat, cpu.stat, memory.events, ...

@@ -2,8 +2,9 @@ import CGockerCore
 import Glibc
 import GockerCore
 
-/// Applies the registry's controllers to one container: every controller the
-/// host offers gets a group, limits or not; prepare -> create -> set, then
+/// Applies the registry's controllers to one container: every always-grouped
+/// controller the host offers gets a group, limits or not, and any other one
+/// when the resources ask something of it; prepare -> create -> set, then
 /// attach once the first process exists.
 public struct CgroupDriver: Sendable {
     public let backend: any CgroupBackend
@@ -45,16 +46,20 @@ public struct CgroupDriver: Sendable {
     /// device rules it enforces as a program.
     public struct Plan {
         public var controller: any ResourceController
-        public var settings: [CgroupSetting]
+        /// For a controller that `probesGroup`, asked of it once its group
+        /// is made: nil until then.
+        public var settings: [CgroupSetting]?
         public var devicePolicy: [DeviceRule]?
     }
 
-    /// Each controller the host offers, with what `resources` asks of it.
+    /// Each controller that gets a group (always-grouped ones the host
+    /// offers, and those `resources` asks something of), with what it asks.
     /// Refuses a request the host cannot serve.
     public func plan(for resources: Spec.Resources) throws(GockerError) -> [Plan] {
         var out: [Plan] = []
         for c in registry.controllers {
             let requested = c.isRequested(by: resources)
+            guard requested || c.alwaysGrouped else { continue }
             guard backend.offers(c.backendName(backend.version)) else {
                 if requested { throw GockerError(.invalidConfig, "the host offers no \(c.name) cgroup controller") }
                 continue
@@ -63,19 +68,35 @@ public struct CgroupDriver: Sendable {
                 out.append(Plan(controller: c, settings: [], devicePolicy: nil))
                 continue
             }
-            out.append(Plan(controller: c, settings: try c.settings(for: resources, version: backend.version),
+            out.append(Plan(controller: c, settings: c.probesGroup ? nil : try c.settings(for: resources, version: backend.version),
                             devicePolicy: try c.devicePolicy(for: resources, version: backend.version)))
         }
         return out
     }
 
-    /// Each controller the host offers, with the settings `resources` asks of it.
-    public func settings(for resources: Spec.Resources) throws(GockerError) -> [(any ResourceController, [CgroupSetting])] {
-        try plan(for: resources).map { ($0.controller, $0.settings) }
+    /// Each controller that gets a group, with the settings `resources`
+    /// asks of it. A controller that probes its group is asked about the
+    /// group at `path` as it is now.
+    public func settings(for resources: Spec.Resources, path: String = "") throws(GockerError) -> [(any ResourceController, [CgroupSetting])] {
+        var out: [(any ResourceController, [CgroupSetting])] = []
+        for p in try plan(for: resources) {
+            let c = p.controller
+            if let settings = p.settings { out.append((c, settings)) } else {
+                out.append((c, try c.settings(for: resources, in: probe(c, path))))
+            }
+        }
+        return out
+    }
+
+    /// What `controller` may ask about the group at `path`.
+    public func probe(_ controller: any ResourceController, _ path: String) -> CgroupProbe {
+        CgroupProbe(backend: backend, controller: controller.backendName(backend.version), path: path)
     }
 
     /// prepare -> create -> set (and on v2 the device program, before any
-    /// process is in the group). On failure removes what it made.
+    /// process is in the group). A controller that probes its group has it
+    /// made with `prepare`'s settings first, then is asked, then its
+    /// settings are written. On failure removes what it made.
     public func create(path: String, resources: Spec.Resources) throws(GockerError) -> CgroupRecord {
         let planned = try plan(for: resources)
         var made: [String] = []
@@ -83,10 +104,16 @@ public struct CgroupDriver: Sendable {
             for p in planned {
                 let c = p.controller
                 var all = try c.prepare(path: path, backend: backend)
-                all.removeAll { d in p.settings.contains { $0.file == d.file } }
                 made.append(c.name)
                 let key = c.backendName(backend.version)
-                try backend.create(key, path: path, settings: all + p.settings)
+                if let settings = p.settings {
+                    all.removeAll { d in settings.contains { $0.file == d.file } }
+                    try backend.create(key, path: path, settings: all + settings)
+                } else {
+                    try backend.create(key, path: path, settings: all)
+                    let settings = try c.settings(for: resources, in: probe(c, path))
+                    if !settings.isEmpty { try backend.write(key, path: path, settings: settings) }
+                }
                 if let rules = p.devicePolicy { try backend.attachDevicePolicy(rules, controller: key, path: path) }
             }
         } catch {

@@ -151,6 +151,36 @@ public final class LibcgroupBackend: CgroupBackend, @unchecked Sendable {
         return try CgroupFiles.read(dir, file)
     }
 
+    /// Looks in the directory libcgroup reports for the group.
+    public func hasFile(_ controller: String, path: String, file: String) -> Bool {
+        directory(controller, path).map { Sys.exists("\($0)/\(file)") } ?? false
+    }
+
+    /// Through cgroup_modify_cgroup, up to the first file written again;
+    /// the rest as `create` writes them.
+    public func write(_ controller: String, path: String, settings: [CgroupSetting]) throws(GockerError) {
+        guard let dir = directory(controller, path) else {
+            throw GockerError(.notFound, "the host offers no \(controller) cgroup controller")
+        }
+        if groupAlone(controller) { return try CgroupFiles.write(dir, settings) }
+        var first: [CgroupSetting] = []
+        var rest = settings[...]
+        while let s = rest.first, !first.contains(where: { $0.file == s.file }) {
+            first.append(s)
+            rest = rest.dropFirst()
+        }
+        if !first.isEmpty {
+            try withGroup(controller, path) { (cg, ctrl) throws(GockerError) in
+                for s in first {
+                    try check(counted { cgroup_add_value_string(ctrl, s.file, s.value) },
+                              "libcgroup: set \(s.file) of \(controller):/\(path) to \"\(s.value)\"")
+                }
+                try check(counted { cgroup_modify_cgroup(cg) }, "libcgroup: write \(first) into \(controller):/\(path)")
+            }
+        }
+        if !rest.isEmpty { try CgroupFiles.write(dir, Array(rest)) }
+    }
+
     public func attach(_ controller: String, path: String, pid: Int32) throws(GockerError) {
         if groupAlone(controller) {
             return try CgroupFiles.write(directory(controller, path)!, CgroupSetting("cgroup.procs", "\(pid)"))

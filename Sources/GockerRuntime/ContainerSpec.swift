@@ -1,3 +1,5 @@
+import GockerCgroups
+import GockerControllers
 import GockerCore
 
 /// What `gocker run` was asked for, before anything exists on disk.
@@ -299,7 +301,7 @@ public enum ContainerSpec {
             mounts: mounts,
             linux: Spec.Linux(
                 namespaces: namespaces,
-                devices: request.privileged ? nil : try request.resources.parsedDevices().map(\.node),
+                devices: request.privileged ? nil : try DevicesController.devices(from: request.resources, host: .live).map { $0.node },
                 resources: try request.resources.resources(privileged: request.privileged),
                 rootfsPropagation: "rprivate",
                 maskedPaths: request.privileged ? [] : DefaultPaths.masked,

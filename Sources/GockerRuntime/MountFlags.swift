@@ -1,3 +1,4 @@
+import GockerCgroups
 import GockerCore
 
 /// One mount a user asked for with `-v`, `--mount` or `--tmpfs`, parsed and

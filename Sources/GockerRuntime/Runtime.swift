@@ -65,7 +65,7 @@ public struct Runtime: Sendable {
     /// rule already allows, nor without rules (all is allowed then).
     static func keepingDefaultDevices(_ r: Spec.Resources) -> Spec.Resources {
         guard var rules = r.devices, !rules.isEmpty else { return r }
-        let wanted = ResourceFlags.dockerDeviceRules.filter(\.allow)
+        let wanted = DevicesController.dockerDeviceRules.filter(\.allow)
         // Already allowed at the end (gocker run's own list): nothing to add.
         if let lastDeny = rules.lastIndex(where: { !$0.allow }), wanted.allSatisfy({ rules[(lastDeny + 1)...].contains($0) }) {
             return r

@@ -81,7 +81,7 @@ struct VolumeArgumentTests {
 struct NegativeNumberTests {
     @Test func theyAreValues() throws {
         let r = try #require(try RunLine.parse(["--pids-limit", "-1", "-m", "64m", "--memory-swap", "-1", "busybox"])).request
-        #expect(r.resources.pidsLimit == -1 && r.resources.memorySwap == "-1" && r.image == "busybox")
+        #expect(r.resources["pids-limit"] == "-1" && r.resources["memory-swap"] == "-1" && r.image == "busybox")
         let resources = try r.resources.resources(privileged: false)
         #expect(resources.pids?.limit == -1 && resources.memory?.swap == -1)
         for (flag, reason) in [("-m", "for --memory: invalid size"), ("--memory-reservation", "for --memory-reservation: invalid size"),

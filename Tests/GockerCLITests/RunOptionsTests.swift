@@ -11,8 +11,8 @@ struct RunOptionsTests {
 
     @Test func commonLines() throws {
         var r = try line(["--rm", "-m", "64m", "--cpus", "0.5", "--pids-limit", "100", "--cgroup-backend", "cgroupfs", "busybox", "true"])
-        #expect(r.request.autoRemove && r.request.resources.memory == "64m" && r.request.resources.cpus == "0.5")
-        #expect(r.request.resources.pidsLimit == 100 && r.request.cgroupBackend == "cgroupfs" && r.request.command == ["true"])
+        #expect(r.request.autoRemove && r.request.resources["memory"] == "64m" && r.request.resources["cpus"] == "0.5")
+        #expect(r.request.resources["pids-limit"] == "100" && r.request.cgroupBackend == "cgroupfs" && r.request.command == ["true"])
         r = try line(["--net=host", "--name", "web", "-d", "busybox", "sleep", "5"])
         #expect(r.request.network == .host && r.request.name == "web" && r.request.detach && r.request.command == ["sleep", "5"])
         r = try line(["-t", "-i", "-e", "A=1", "--env", "B=2", "--env=C=3", "-w", "/tmp", "-u", "1000:1000", "busybox", "env"])
@@ -26,7 +26,7 @@ struct RunOptionsTests {
         r = try line(["--name", "a", "--name", "b", "--", "-", "x"])
         #expect(r.request.name == "b" && r.request.image == "-" && r.request.command == ["x"])
         r = try line(["--log-opt", "max-size=1m", "-c", "-5", "busybox"])
-        #expect(r.request.logMaxSize == 1024 * 1024 && r.request.resources.cpuShares == -5)
+        #expect(r.request.logMaxSize == 1024 * 1024 && r.request.resources["cpu-shares"] == "-5")
     }
 
     @Test(arguments: [["-it"], ["-dit"], ["-ti", "-d"], ["-d", "-i", "-t"], ["--detach", "-ti"]])
@@ -35,10 +35,10 @@ struct RunOptionsTests {
         #expect(r.request.interactive && r.request.tty && r.request.detach == flags.joined().contains("d"))
         // The last letter of a group may take the next word.
         let m = try line(["-itm", "64m", "busybox"])
-        #expect(m.request.interactive && m.request.tty && m.request.resources.memory == "64m")
+        #expect(m.request.interactive && m.request.tty && m.request.resources["memory"] == "64m")
         // Letters that take a value take the next words in order.
         let mc = try line(["-mic", "1g", "5", "busybox"])
-        #expect(mc.request.interactive && mc.request.resources.memory == "1g" && mc.request.resources.cpuShares == 5)
+        #expect(mc.request.interactive && mc.request.resources["memory"] == "1g" && mc.request.resources["cpu-shares"] == "5")
     }
 
     @Test func helpIsNotAnImage() throws {

@@ -128,4 +128,28 @@ struct RegistryTests {
         try r.register(Fake(name: "hugetlb"))
         #expect(r.names.last == "hugetlb")
     }
+
+    /// plugins/README.md's table: one row per file, its controllers in the
+    /// second column, what asks for them in the third. Every registered
+    /// controller has a row, and its row names each of its flags (by one
+    /// of its spellings, in backquotes), so the table stays true as
+    /// plugins come and go.
+    @Test func readmeTableListsEveryControllerAndItsFlags() throws {
+        let readme = String(#filePath.split(separator: "/").dropLast(3).joined(separator: "/"))
+        let text = try Sys.readText("/" + readme + "/plugins/README.md")
+        let rows = text.split(separator: "\n").filter { $0.hasPrefix("| `") }.map { row in
+            row.split(separator: "|").map { $0.trimmed }
+        }
+        #expect(rows.count >= 5, "the table was found")
+        for c in BuiltinControllers.all {
+            let row = rows.first { $0.count > 2 && $0[1].split(separator: ",").map { $0.trimmed }.contains(c.name) }
+            guard let row else {
+                Issue.record("plugins/README.md's table has no row for \(c.name)")
+                continue
+            }
+            for o in c.options {
+                #expect(o.spellings.contains { row[2].contains("`\($0)`") }, "\(c.name)'s row lacks \(o.spellings)")
+            }
+        }
+    }
 }

@@ -1,4 +1,5 @@
 import Glibc
+import GockerControllers
 import GockerCore
 import Testing
 @testable import GockerRuntime
@@ -45,8 +46,8 @@ struct CgroupMountTests {
         #expect(rules.contains(.init(allow: true, type: "c", major: 1, minor: 3, access: "rwm")))
         #expect(!rules.contains { $0.major == 1 && $0.minor == 11 && $0 != kmsg }, "\(rules)")
         // gocker run's own list already ends with them: nothing added; no rules: nothing added.
-        let docker = Spec.Resources(devices: ResourceFlags.dockerDeviceRules + [kmsg])
-        #expect(Runtime.keepingDefaultDevices(Spec.Resources(devices: ResourceFlags.dockerDeviceRules)).devices == ResourceFlags.dockerDeviceRules)
+        let docker = Spec.Resources(devices: DevicesController.dockerDeviceRules + [kmsg])
+        #expect(Runtime.keepingDefaultDevices(Spec.Resources(devices: DevicesController.dockerDeviceRules)).devices == DevicesController.dockerDeviceRules)
         #expect(Runtime.keepingDefaultDevices(docker).devices == docker.devices, "run --device X:r keeps its r")
         #expect(Runtime.keepingDefaultDevices(Spec.Resources()).devices == nil)
     }
