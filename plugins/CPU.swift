@@ -14,6 +14,7 @@ public struct CPUController: ResourceController {
         .resource("cpus", "number", value: .signed, help: "Number of CPUs (decimal, e.g. 0.5)."),
     ]
     public var options: [CommandOption<ResourceFlags>] { Self.options }
+    public var resourceMembers: [ResourceMember] { [.shape("cpu", Spec.Resources.CPU.self)] }
 
     /// `--cpu-shares` as OCI shares; `--cpus` as a quota of a 100 ms
     /// period, at most the host's online CPUs.
@@ -110,5 +111,42 @@ public struct CPUAcctController: ResourceController {
             guard let usec = CgroupStatFile.field(stat, "usage_usec") else { return [:] }
             return ["cpu.usage_ns": usec * 1000]
         }
+    }
+}
+
+/// `linux.resources.cpu`, read by CPUController (its cpus and mems by CpusetController).
+extension Spec.Resources {
+    public struct CPU: JSONShape, Sendable, Equatable {
+        public var unmodeled: [String: JSONValue] = [:]
+
+        public init() {}
+
+        public mutating func fields(_ v: inout JSONFields) throws(JSONError) {
+            try v.field("shares", &shares)
+            try v.field("quota", &quota)
+            try v.field("period", &period)
+            try v.field("cpus", &cpus)
+            try v.field("mems", &mems)
+        }
+
+        public var shares: UInt64?
+        public var quota: Int64?
+        public var period: UInt64?
+        public var cpus: String?
+        public var mems: String?
+
+        public init(shares: UInt64? = nil, quota: Int64? = nil, period: UInt64? = nil, cpus: String? = nil,
+                    mems: String? = nil) {
+            self.shares = shares
+            self.quota = quota
+            self.period = period
+            self.cpus = cpus
+            self.mems = mems
+        }
+    }
+
+    public var cpu: CPU? {
+        get { member("cpu") }
+        set { setMember("cpu", newValue) }
     }
 }

@@ -16,6 +16,7 @@ public struct DevicesController: ResourceController {
         .resource("device", "device", repeatable: true, help: "Add a host device: /dev/HOST[:/dev/CONTAINER[:rwm]]."),
     ]
     public var options: [CommandOption<ResourceFlags>] { Self.options }
+    public var resourceMembers: [ResourceMember] { [.shapes("devices", Spec.Resources.DeviceRule.self)] }
 
     /// docker's allow-list and a rule for each `--device`; with
     /// `--privileged`, every device.
@@ -157,5 +158,44 @@ public struct FreezerController: ResourceController {
             nanosleep(&ts, nil)
         }
         throw GockerError(.system, "the freezer of \(path) did not become \(want) within 5 s")
+    }
+}
+
+/// `linux.resources.devices`, read by DevicesController.
+extension Spec.Resources {
+    public struct DeviceRule: JSONShape, Sendable, Equatable {
+        public var unmodeled: [String: JSONValue] = [:]
+
+        public init() { self.init(allow: false) }
+
+        public mutating func fields(_ v: inout JSONFields) throws(JSONError) {
+            try v.field("allow", &allow)
+            try v.field("type", &type)
+            try v.field("major", &major)
+            try v.field("minor", &minor)
+            try v.field("access", &access)
+        }
+
+        public var allow: Bool
+        /// "a" (all), "c" or "b"; nil means all.
+        public var type: String?
+        /// nil means any (*).
+        public var major: Int64?
+        public var minor: Int64?
+        /// Some of "rwm"; nil means all.
+        public var access: String?
+
+        public init(allow: Bool, type: String? = nil, major: Int64? = nil, minor: Int64? = nil, access: String? = nil) {
+            self.allow = allow
+            self.type = type
+            self.major = major
+            self.minor = minor
+            self.access = access
+        }
+    }
+
+    public var devices: [DeviceRule]? {
+        get { members("devices") }
+        set { setMembers("devices", newValue) }
     }
 }

@@ -18,6 +18,7 @@ public struct MemoryController: ResourceController {
                   help: "Memory plus swap limit (-1: unlimited swap; default: twice --memory)."),
     ]
     public var options: [CommandOption<ResourceFlags>] { Self.options }
+    public var resourceMembers: [ResourceMember] { [.shape("memory", Spec.Resources.Memory.self)] }
 
     /// docker's rules: a limit of at least 6 MB; memory+swap needs the
     /// limit, is at least it, and is twice it unless given; the
@@ -125,5 +126,37 @@ public struct MemoryController: ResourceController {
         guard key == "memory.oom_kill" else { return stats(path: path, backend: backend)[key] }
         let file = backend.version == .v1 ? "memory.oom_control" : "memory.events"
         return CgroupStatFile.field((try? backend.read(name, path: path, file: file)) ?? "", "oom_kill")
+    }
+}
+
+/// `linux.resources.memory`, read by MemoryController.
+extension Spec.Resources {
+    public struct Memory: JSONShape, Sendable, Equatable {
+        public var unmodeled: [String: JSONValue] = [:]
+
+        public init() {}
+
+        public mutating func fields(_ v: inout JSONFields) throws(JSONError) {
+            try v.field("limit", &limit)
+            try v.field("reservation", &reservation)
+            try v.field("swap", &swap)
+        }
+
+        /// Bytes; -1 for no limit.
+        public var limit: Int64?
+        public var reservation: Int64?
+        /// Memory plus swap, bytes; -1 for no limit.
+        public var swap: Int64?
+
+        public init(limit: Int64? = nil, reservation: Int64? = nil, swap: Int64? = nil) {
+            self.limit = limit
+            self.reservation = reservation
+            self.swap = swap
+        }
+    }
+
+    public var memory: Memory? {
+        get { member("memory") }
+        set { setMember("memory", newValue) }
     }
 }

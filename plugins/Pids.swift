@@ -12,6 +12,7 @@ public struct PidsController: ResourceController {
         .resource("pids-limit", "n", value: .integer, help: "Most processes at once (-1: unlimited)."),
     ]
     public var options: [CommandOption<ResourceFlags>] { Self.options }
+    public var resourceMembers: [ResourceMember] { [.shape("pids", Spec.Resources.Pids.self)] }
 
     /// 0 or less: unlimited (-1).
     public func resources(from flags: ResourceFlags, host: HostFacts, into r: inout Spec.Resources) throws(GockerError) {
@@ -31,5 +32,27 @@ public struct PidsController: ResourceController {
     public func stats(path: String, backend: any CgroupBackend) -> [String: UInt64] {
         guard let v = (try? backend.read(name, path: path, file: "pids.current")).flatMap({ UInt64($0.trimmed) }) else { return [:] }
         return ["pids.current": v]
+    }
+}
+
+/// `linux.resources.pids`, read by PidsController.
+extension Spec.Resources {
+    public struct Pids: JSONShape, Sendable, Equatable {
+        public var unmodeled: [String: JSONValue] = [:]
+
+        public init() { self.init(limit: 0) }
+
+        public mutating func fields(_ v: inout JSONFields) throws(JSONError) {
+            try v.field("limit", &limit)
+        }
+
+        /// -1 (or 0) for no limit.
+        public var limit: Int64
+        public init(limit: Int64) { self.limit = limit }
+    }
+
+    public var pids: Pids? {
+        get { member("pids") }
+        set { setMember("pids", newValue) }
     }
 }

@@ -87,6 +87,11 @@ public protocol ResourceController: Sendable {
     /// controller adds nothing to a plain start.
     var alwaysGrouped: Bool { get }
 
+    /// The members of `linux.resources` this controller reads, each
+    /// declared with its shape (an extension of Spec.Resources in the
+    /// controller's file). A member no controller declares is refused.
+    var resourceMembers: [ResourceMember] { get }
+
     /// Whether `settings(for:in:)` looks at the group's files: the driver
     /// then makes the group first (with `prepare`'s settings), asks, and
     /// writes the answer into it.
@@ -139,6 +144,7 @@ extension ResourceController {
     public var options: [CommandOption<ResourceFlags>] { [] }
     public func resources(from flags: ResourceFlags, host: HostFacts, into resources: inout Spec.Resources) throws(GockerError) {}
     public var alwaysGrouped: Bool { false }
+    public var resourceMembers: [ResourceMember] { [] }
     public var probesGroup: Bool { false }
     public func settings(for resources: Spec.Resources, in group: CgroupProbe) throws(GockerError) -> [CgroupSetting] {
         try settings(for: resources, version: group.version)
@@ -147,6 +153,28 @@ extension ResourceController {
 
 /// The ordered list of controllers the driver applies. The built-in list is
 /// in plugins/Registry.swift.
+/// A member of `linux.resources` and how to check it: it reads as its
+/// shape, and holds nothing the shape does not model.
+public struct ResourceMember {
+    public let key: String
+    /// The members of the value the shape does not model, by path
+    /// below the member ("swappiness", "0.foo").
+    let unmodeled: (JSONValue) throws(JSONError) -> [(String, JSONValue)]
+
+    /// An object of shape `T`.
+    public static func shape<T: JSONShape>(_ key: String, _: T.Type) -> ResourceMember {
+        ResourceMember(key: key) { v throws(JSONError) in try T(json: v).unmodeled.map { ($0.key, $0.value) } }
+    }
+
+    /// An array of objects of shape `T`.
+    public static func shapes<T: JSONShape>(_ key: String, _: T.Type) -> ResourceMember {
+        ResourceMember(key: key) { v throws(JSONError) in
+            let items: [T] = try JSONFields.array(v)
+            return items.enumerated().flatMap { i, item in item.unmodeled.map { ("\(i).\($0.key)", $0.value) } }
+        }
+    }
+}
+
 public struct ControllerRegistry: Sendable {
     public private(set) var controllers: [any ResourceController] = []
 
@@ -165,6 +193,31 @@ public struct ControllerRegistry: Sendable {
     }
 
     public var names: [String] { controllers.map(\.name) }
+
+    /// `resources` holds only members a controller declares, each reading
+    /// as its shape and holding nothing the shape does not model; anything
+    /// else given (not null, "", [] or {}) is refused, naming it: a limit
+    /// no controller enforces must not pass for enforced.
+    public func check(_ resources: Spec.Resources) throws(GockerError) {
+        for key in resources.unmodeled.keys.sorted() {
+            let value = resources.unmodeled[key]!
+            var declared: ResourceMember?
+            for c in controllers {
+                if let m = c.resourceMembers.first(where: { $0.key == key }) { declared = m; break }
+            }
+            guard let declared else {
+                if value.isEmpty { continue }
+                throw GockerError(.invalidConfig, "linux.resources.\(key) is not supported: no cgroup controller of gocker reads it")
+            }
+            let extra: [(String, JSONValue)]
+            do { extra = try declared.unmodeled(value) } catch {
+                throw GockerError(.invalidConfig, "config.json: \(error.under(key).under("resources").under("linux"))")
+            }
+            if let (path, _) = extra.sorted(by: { $0.0 < $1.0 }).first(where: { !$0.1.isEmpty }) {
+                throw GockerError(.invalidConfig, "linux.resources.\(key).\(path) is not supported")
+            }
+        }
+    }
 
     /// The controllers' flags, in registry order: `run`'s and `create`'s
     /// resource options.

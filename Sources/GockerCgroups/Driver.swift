@@ -56,6 +56,7 @@ public struct CgroupDriver: Sendable {
     /// offers, and those `resources` asks something of), with what it asks.
     /// Refuses a request the host cannot serve.
     public func plan(for resources: Spec.Resources) throws(GockerError) -> [Plan] {
+        try registry.check(resources)
         var out: [Plan] = []
         for c in registry.controllers {
             let requested = c.isRequested(by: resources)

@@ -87,7 +87,7 @@ public struct JSONError: Error, Sendable, Equatable, CustomStringConvertible {
     }
 
     /// The same error, found inside member (or index) `key`.
-    @inlinable func under(_ key: String) -> JSONError {
+    @inlinable public func under(_ key: String) -> JSONError {
         var e = self
         e.path.insert(key, at: 0)
         return e
@@ -256,7 +256,7 @@ public struct JSONFields {
         }
     }
 
-    @inlinable static func array<T: JSONField>(_ v: JSONValue) throws(JSONError) -> [T] {
+    @inlinable public static func array<T: JSONField>(_ v: JSONValue) throws(JSONError) -> [T] {
         guard case .array(let a) = v else { throw .wrongType(v, "an array") }
         var out: [T] = []
         out.reserveCapacity(a.count)
@@ -329,6 +329,11 @@ extension JSONValue: JSONField {
 }
 
 extension JSONValue {
+    /// A shape's value as a tree, as its text would read.
+    @inlinable public init<S: JSONShape>(shape: S) {
+        self = (try? JSONValue.parse(shape.jsonBytes)) ?? .null
+    }
+
     /// An integer member: a plain JSON integer that fits `I`.
     @inlinable static func integer<I: FixedWidthInteger>(_ v: JSONValue) throws(JSONError) -> I {
         guard case .number(let text) = v else { throw .wrongType(v, "a number") }

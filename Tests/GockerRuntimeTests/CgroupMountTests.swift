@@ -37,17 +37,23 @@ struct CgroupMountTests {
         #expect(own.mounts[1].type == "cgroup2" && !own.mounts[1].options.isBind)
     }
 
+    func resources(devices: [Spec.Resources.DeviceRule]) -> Spec.Resources {
+        var r = Spec.Resources()
+        r.devices = devices
+        return r
+    }
+
     @Test func theDefaultDevicesStayUsableWhateverTheRulesDeny() {
         // A node the config reads only (`--device /dev/kmsg:/dev/kmsg:r`) gets no more than its rule.
         let kmsg = Spec.Resources.DeviceRule(allow: true, type: "c", major: 1, minor: 11, access: "r")
-        let denyAll = Spec.Resources(devices: [.init(allow: false, access: "rwm"), kmsg])
+        let denyAll = resources(devices: [.init(allow: false, access: "rwm"), kmsg])
         let rules = Runtime.keepingDefaultDevices(denyAll).devices ?? []
         #expect(Array(rules.prefix(2)) == [.init(allow: false, access: "rwm"), kmsg])
         #expect(rules.contains(.init(allow: true, type: "c", major: 1, minor: 3, access: "rwm")))
         #expect(!rules.contains { $0.major == 1 && $0.minor == 11 && $0 != kmsg }, "\(rules)")
         // gocker run's own list already ends with them: nothing added; no rules: nothing added.
-        let docker = Spec.Resources(devices: DevicesController.dockerDeviceRules + [kmsg])
-        #expect(Runtime.keepingDefaultDevices(Spec.Resources(devices: DevicesController.dockerDeviceRules)).devices == DevicesController.dockerDeviceRules)
+        let docker = resources(devices: DevicesController.dockerDeviceRules + [kmsg])
+        #expect(Runtime.keepingDefaultDevices(resources(devices: DevicesController.dockerDeviceRules)).devices == DevicesController.dockerDeviceRules)
         #expect(Runtime.keepingDefaultDevices(docker).devices == docker.devices, "run --device X:r keeps its r")
         #expect(Runtime.keepingDefaultDevices(Spec.Resources()).devices == nil)
     }

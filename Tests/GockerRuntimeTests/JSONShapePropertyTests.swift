@@ -1,3 +1,4 @@
+import GockerControllers
 import Testing
 @testable import GockerCore
 @testable import GockerRuntime

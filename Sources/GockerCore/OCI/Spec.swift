@@ -332,129 +332,39 @@ public struct Spec: JSONShape, Sendable, Equatable {
         }
     }
 
-    /// `linux.resources`: what the cgroup controllers are asked to enforce.
+    /// `linux.resources`: what the cgroup controllers are asked to
+    /// enforce. Its members are declared by the controllers that read
+    /// them (plugins/), each as a shape of its own with an accessor on
+    /// this type (`resources.memory`); here they are kept as read, and the
+    /// controller registry refuses a member no controller reads.
     public struct Resources: JSONShape, Sendable, Equatable {
+        /// Every member, by name, as read (none is modeled here).
         public var unmodeled: [String: JSONValue] = [:]
 
         public init() {}
 
-        public mutating func fields(_ v: inout JSONFields) throws(JSONError) {
-            try v.field("memory", &memory)
-            try v.field("cpu", &cpu)
-            try v.field("pids", &pids)
-            try v.field("devices", &devices)
+        public mutating func fields(_ v: inout JSONFields) throws(JSONError) {}
+
+        /// The member `key` read as `T`; nil when absent or null, or when
+        /// it does not read as `T` (which the registry refuses before any
+        /// controller looks: see ControllerRegistry.check).
+        @inlinable public func member<T: JSONShape>(_ key: String, as: T.Type = T.self) -> T? {
+            guard let v = unmodeled[key] else { return nil }
+            return try? T(json: v)
         }
 
-        public var memory: Memory?
-        public var cpu: CPU?
-        public var pids: Pids?
-        public var devices: [DeviceRule]?
-
-        public init(memory: Memory? = nil, cpu: CPU? = nil, pids: Pids? = nil, devices: [DeviceRule]? = nil) {
-            self.memory = memory
-            self.cpu = cpu
-            self.pids = pids
-            self.devices = devices
+        /// The member `key`, an array of `T`.
+        @inlinable public func members<T: JSONShape>(_ key: String, as: T.Type = T.self) -> [T]? {
+            guard let v = unmodeled[key] else { return nil }
+            return try? JSONFields.array(v)
         }
 
-        public struct Memory: JSONShape, Sendable, Equatable {
-            public var unmodeled: [String: JSONValue] = [:]
-
-
-            public init() {}
-
-            public mutating func fields(_ v: inout JSONFields) throws(JSONError) {
-                try v.field("limit", &limit)
-                try v.field("reservation", &reservation)
-                try v.field("swap", &swap)
-            }
-
-            /// Bytes; -1 for no limit.
-            public var limit: Int64?
-            public var reservation: Int64?
-            /// Memory plus swap, bytes; -1 for no limit.
-            public var swap: Int64?
-
-            public init(limit: Int64? = nil, reservation: Int64? = nil, swap: Int64? = nil) {
-                self.limit = limit
-                self.reservation = reservation
-                self.swap = swap
-            }
+        @inlinable public mutating func setMember<T: JSONShape>(_ key: String, _ value: T?) {
+            unmodeled[key] = value.map { JSONValue(shape: $0) }
         }
 
-        public struct CPU: JSONShape, Sendable, Equatable {
-            public var unmodeled: [String: JSONValue] = [:]
-
-
-            public init() {}
-
-            public mutating func fields(_ v: inout JSONFields) throws(JSONError) {
-                try v.field("shares", &shares)
-                try v.field("quota", &quota)
-                try v.field("period", &period)
-                try v.field("cpus", &cpus)
-                try v.field("mems", &mems)
-            }
-
-            public var shares: UInt64?
-            public var quota: Int64?
-            public var period: UInt64?
-            public var cpus: String?
-            public var mems: String?
-
-            public init(shares: UInt64? = nil, quota: Int64? = nil, period: UInt64? = nil, cpus: String? = nil,
-                        mems: String? = nil) {
-                self.shares = shares
-                self.quota = quota
-                self.period = period
-                self.cpus = cpus
-                self.mems = mems
-            }
-        }
-
-        public struct Pids: JSONShape, Sendable, Equatable {
-            public var unmodeled: [String: JSONValue] = [:]
-
-            public init() { self.init(limit: 0) }
-
-            public mutating func fields(_ v: inout JSONFields) throws(JSONError) {
-                try v.field("limit", &limit)
-            }
-
-            /// -1 (or 0) for no limit.
-            public var limit: Int64
-            public init(limit: Int64) { self.limit = limit }
-        }
-
-        public struct DeviceRule: JSONShape, Sendable, Equatable {
-            public var unmodeled: [String: JSONValue] = [:]
-
-            public init() { self.init(allow: false) }
-
-            public mutating func fields(_ v: inout JSONFields) throws(JSONError) {
-                try v.field("allow", &allow)
-                try v.field("type", &type)
-                try v.field("major", &major)
-                try v.field("minor", &minor)
-                try v.field("access", &access)
-            }
-
-            public var allow: Bool
-            /// "a" (all), "c" or "b"; nil means all.
-            public var type: String?
-            /// nil means any (*).
-            public var major: Int64?
-            public var minor: Int64?
-            /// Some of "rwm"; nil means all.
-            public var access: String?
-
-            public init(allow: Bool, type: String? = nil, major: Int64? = nil, minor: Int64? = nil, access: String? = nil) {
-                self.allow = allow
-                self.type = type
-                self.major = major
-                self.minor = minor
-                self.access = access
-            }
+        @inlinable public mutating func setMembers<T: JSONShape>(_ key: String, _ value: [T]?) {
+            unmodeled[key] = value.map { .array($0.map { JSONValue(shape: $0) }) }
         }
     }
 
