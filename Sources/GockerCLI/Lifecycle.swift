@@ -339,7 +339,8 @@ struct Unpause: ParsableCommand {
     func run() throws { try arguments.apply(paused: false) }
 }
 
-/// `printEach` of one of gocker's JSON shapes.
+/// `inspect`'s way: one JSON array of what each name gives; a name that
+/// gives nothing is reported on stderr, and the exit status is then 1.
 func printEach<T: JSONShape>(_ names: [String], _ look: (String) throws(GockerError) -> T) throws {
     var out: [T] = []
     var failed = false
@@ -355,17 +356,3 @@ func printEach<T: JSONShape>(_ names: [String], _ look: (String) throws(GockerEr
     if failed { throw ExitCode(1) }
 }
 
-/// `inspect`'s way: one JSON array of what each name gives; a name that
-/// gives nothing is reported on stderr, and the exit status is then 1.
-func printEach<T: Encodable>(_ names: [String], _ look: (String) throws(GockerError) -> T) throws {
-    var out: [T] = []
-    var failed = false
-    for name in names {
-        do { out.append(try look(name)) } catch {
-            GockerMain.report(error.description)
-            failed = true
-        }
-    }
-    print(String(decoding: JSON.encode(out, pretty: true), as: UTF8.self))
-    if failed { throw ExitCode(1) }
-}

@@ -89,7 +89,7 @@ struct VolumeCommand: ParsableCommand {
             if quiet {
                 for v in rows { print(v.Name) }
             } else if format == "json" {
-                for v in rows { print(String(decoding: JSON.encode(v), as: UTF8.self)) }
+                for v in rows { print(String(decoding: v.jsonBytes, as: UTF8.self)) }
             } else {
                 print(TextTable.render([["DRIVER", "VOLUME NAME"]] + rows.map { [$0.Driver, $0.Name] }), terminator: "")
             }

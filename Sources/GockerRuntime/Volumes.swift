@@ -3,7 +3,7 @@ import GockerCore
 
 /// A local volume, as `volume inspect` shows it: its data lives in
 /// `<data-root>/volumes/<name>/_data`, this record beside it in volume.json.
-public struct VolumeRecord: Codable, Sendable, Equatable {
+public struct VolumeRecord: JSONShape, Sendable, Equatable {
     public var CreatedAt: String
     public var Driver: String
     public var Labels: [String: String]
@@ -15,10 +15,25 @@ public struct VolumeRecord: Codable, Sendable, Equatable {
     /// The label that marks a volume made for a container's `-v DESTINATION`.
     public static let anonymousLabel = "io.gocker.volume.anonymous"
     public var isAnonymous: Bool { Labels[Self.anonymousLabel] != nil }
+
+    /// volume.json's members, and `volume inspect`'s.
+    public mutating func fields(_ v: inout JSONFields) throws(JSONError) {
+        try v.field("CreatedAt", &CreatedAt)
+        try v.field("Driver", &Driver)
+        try v.field("Labels", &Labels)
+        try v.field("Mountpoint", &Mountpoint)
+        try v.field("Name", &Name)
+        try v.field("Options", &Options)
+        try v.field("Scope", &Scope)
+    }
+}
+
+extension VolumeRecord {
+    public init() { self.init(CreatedAt: "", Driver: "", Labels: [:], Mountpoint: "", Name: "", Options: [:], Scope: "") }
 }
 
 /// A user's mount of a container, as `inspect` shows it (docker's Mounts).
-public struct MountPoint: Codable, JSONShape, Sendable, Equatable {
+public struct MountPoint: JSONShape, Sendable, Equatable {
     public var type: String
     public var Name: String?
     public var Source: String
@@ -28,12 +43,7 @@ public struct MountPoint: Codable, JSONShape, Sendable, Equatable {
     public var RW: Bool
     public var Propagation: String
 
-    enum CodingKeys: String, CodingKey {
-        case type = "Type"
-        case Name, Source, Destination, Driver, Mode, RW, Propagation
-    }
-
-    /// container.json's members (docker inspect's too, through Codable).
+    /// container.json's members, and `inspect`'s.
     public mutating func fields(_ v: inout JSONFields) throws(JSONError) {
         try v.field("Type", &type)
         try v.field("Name", &Name)
@@ -100,7 +110,7 @@ extension Engine {
             if mkdir(volumeDataPath(name), 0o755) < 0 && errno != EEXIST {
                 throw SystemCallError("mkdir", path: volumeDataPath(name), errno: errno)
             }
-            try Sys.writeFileAtomic(volumeDir(name) + "/volume.json", JSON.encode(record, pretty: true))
+            try Sys.writeFileAtomic(volumeDir(name) + "/volume.json", JSONText.pretty(record.jsonBytes))
         }
         return record
     }
@@ -109,7 +119,7 @@ extension Engine {
         guard (try? MountFlags.validateVolumeName(name)) != nil, Sys.exists(volumeDir(name) + "/volume.json") else {
             throw GockerError(.notFound, "get \(name): no such volume")
         }
-        return try JSON.decodeFile(VolumeRecord.self, path: volumeDir(name) + "/volume.json")
+        return try JSON.readFile(VolumeRecord.self, path: volumeDir(name) + "/volume.json")
     }
 
     /// Every volume, by name.

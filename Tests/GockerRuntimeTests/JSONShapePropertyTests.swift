@@ -13,7 +13,7 @@ struct JSONShapePropertyTests {
         Spec.Resources.Memory.self, Spec.Resources.CPU.self, Spec.Resources.Pids.self, Spec.Resources.DeviceRule.self,
         Spec.Seccomp.self, Spec.Seccomp.Syscall.self, Spec.Seccomp.Arg.self, OCIState.self,
         RuntimeState.self, CgroupRecord.self, ImageRecord.self, ImageConfig.self, ImageHistory.self,
-        ContainerRecord.self, LaunchExtras.self, MountPoint.self, ContainerDetails.self, ContainerDetails.RunState.self,
+        ContainerRecord.self, LaunchExtras.self, MountPoint.self, VolumeRecord.self, ContainerDetails.self, ContainerDetails.RunState.self,
         SeccompProfileFile.Profile.self, SeccompProfileFile.Rule.self, ContainerProcessState.self,
     ] }
 

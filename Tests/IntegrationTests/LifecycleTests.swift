@@ -129,7 +129,7 @@ struct LifecycleTests {
         let attempts = try box.gocker(["logs", "flaky"]).stdout.split(separator: "\n").filter { $0 == "attempt" }
         #expect(attempts.count == 4, "one run and three restarts")
         let details = try box.gocker(["inspect", "flaky"]).stdout
-        #expect(details.contains("\"RestartCount\" : 3"))
+        #expect(details.contains("\"RestartCount\": 3"))
         #expect(try box.gocker(["rm", "flaky"]).status == 0)
         box.expectNothingLeft()
     }
@@ -137,7 +137,7 @@ struct LifecycleTests {
     @Test func rmDuringTheRestartBackOffEndsIt() throws {
         let box = try Sandbox()
         #expect(try box.gocker(["run", "-d", "--name", "looper", "--restart", "always", "busybox", "false"]).status == 0)
-        #expect(box.waitFor { (try? box.gocker(["inspect", "looper"]))?.stdout.contains("\"RestartCount\" : 2") == true })
+        #expect(box.waitFor { (try? box.gocker(["inspect", "looper"]))?.stdout.contains("\"RestartCount\": 2") == true })
         #expect(try box.gocker(["rm", "-f", "looper"]).status == 0)
         usleep(500_000)
         #expect(box.waitFor { box.processesRootedHere().isEmpty })

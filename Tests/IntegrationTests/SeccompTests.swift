@@ -54,7 +54,7 @@ struct SeccompTests {
         #expect(!r.stdout.contains("mounted"))
         #expect(r.stdout.contains("add_key 1\n") && r.stdout.contains("keyctl 1\n"), "EPERM: \(r.stdout)")
         let inspect = try box.gocker(["inspect", "sc"])
-        #expect(inspect.stdout.contains(#""Seccomp" : "default""#) || inspect.stdout.contains(#""Seccomp":"default""#),
+        #expect(inspect.stdout.contains(#""Seccomp": "default""#) || inspect.stdout.contains(#""Seccomp":"default""#),
                 "\(inspect.stdout)")
         // config.json holds the profile, as runc would be given it.
         let shown = try JSONSerialization.jsonObject(with: Data(inspect.stdout.utf8)) as? [[String: Any]]

@@ -41,7 +41,7 @@ struct VolumeTests {
         let ls = try box.gocker(["volume", "ls"])
         #expect(ls.stdout == "DRIVER    VOLUME NAME\nlocal     store\n")
         let inspect = try box.gocker(["volume", "inspect", "store"])
-        #expect(inspect.stdout.contains("\"Mountpoint\" : \"\(path)\""), "\(inspect.stdout)")
+        #expect(inspect.stdout.contains("\"Mountpoint\": \"\(path)\""), "\(inspect.stdout)")
         #expect(try box.gocker(["volume", "rm", "store"]).stdout == "store\n")
         #expect(volumeNames(box) == [])
         box.expectNothingLeft()
