@@ -32,11 +32,11 @@ struct ProbingWeight: ResourceController {
 
 /// A new controller the host offers, not always grouped.
 struct OnDemand: ResourceController {
-    var name = "hugetlb"
+    var name = "rdma"
     var asked = false
     func isRequested(by r: Spec.Resources) -> Bool { asked }
     func settings(for r: Spec.Resources, version: CgroupVersion) throws(GockerError) -> [CgroupSetting] {
-        asked ? [CgroupSetting("hugetlb.2MB.limit_in_bytes", "0")] : []
+        asked ? [CgroupSetting("rdma.max", "0")] : []
     }
 }
 
@@ -133,24 +133,24 @@ struct DriverHooksTests {
 
     @Test func aControllerNotAlwaysGroupedGetsAGroupOnlyWhenAsked() throws {
         let fs = try FakeCgroupfs()
-        try fs.write("cgroup.controllers", "cpuset cpu io memory hugetlb pids\n")
+        try fs.write("cgroup.controllers", "cpuset cpu io memory rdma pids\n")
         try fs.write("cgroup.subtree_control", "")
         try fs.write("g/cgroup.subtree_control", "")
         var unasked = BuiltinControllers.registry
         try unasked.register(OnDemand())
         let backend = CgroupfsV2Backend(root: fs.root)
         let plain = try CgroupDriver(backend: backend, registry: unasked).create(path: "g/a", resources: Spec.Resources())
-        #expect(!plain.controllers.contains("hugetlb"))
+        #expect(!plain.controllers.contains("rdma"))
         #expect(plain.controllers == BuiltinControllers.all.filter(\.alwaysGrouped).map(\.name))
-        #expect(fs.read("g/cgroup.subtree_control") != "+hugetlb")
+        #expect(fs.read("g/cgroup.subtree_control") != "+rdma")
 
         var asked = BuiltinControllers.registry
         try asked.register(OnDemand(asked: true))
-        try fs.write("g/b/hugetlb.2MB.limit_in_bytes", "x")
+        try fs.write("g/b/rdma.max", "x")
         let record = try CgroupDriver(backend: backend, registry: asked).create(path: "g/b", resources: Spec.Resources())
-        #expect(record.controllers.last == "hugetlb")
-        #expect(fs.read("g/b/hugetlb.2MB.limit_in_bytes") == "0")
-        #expect(fs.read("g/cgroup.subtree_control") == "+hugetlb")
+        #expect(record.controllers.last == "rdma")
+        #expect(fs.read("g/b/rdma.max") == "0")
+        #expect(fs.read("g/cgroup.subtree_control") == "+rdma")
     }
 
     /// The controllers exec, stats, kill --all and rm rely on.

@@ -28,7 +28,7 @@ struct ResourceMemberTests {
         #expect(copy == r)
         // Every member a controller declares has its accessor's name.
         let declared = BuiltinControllers.all.flatMap { $0.resourceMembers.map(\.key) }
-        #expect(Set(declared) == ["memory", "cpu", "pids", "devices"])
+        #expect(Set(declared) == ["memory", "cpu", "pids", "devices", "hugepageLimits"])
     }
 
     @Test(arguments: [

@@ -70,6 +70,20 @@ struct CgroupV2VMTests {
             #expect(v("leftover") == "", "\(b): groups left: \(v("leftover"))")
             print("cgroup v2 VM, \(b): start of `gocker run --rm --timings busybox true`: \(v("timings"))")
         }
+
+        // --- hugetlb (plugins/Hugetlb.swift): Tests/vm/init's hugetlb block.
+        #expect(values["host hugepages"]?.contains("hugepages-2048kB") == true, "\(values["host hugepages"] ?? "<none>")")
+        for b in ["libcgroup", "cgroupfs"] {
+            func v(_ key: String) -> String { values["\(b) \(key)"] ?? "<none>" }
+            #expect(v("hugetlb-run") == "0", "\(b): run --hugetlb-limit: \(v("hugetlb-run"))")
+            #expect(v("hugetlb.2MB.max") == "4194304", "\(b): --hugetlb-limit 2MB:4MB")
+            #expect(v("hugetlb-rm") == "0", "\(b): \(v("hugetlb-rm"))")
+            #expect(v("hugetlb-group-after-rm") == "gone", "\(b)")
+            #expect(v("hugetlb-3MB").hasPrefix("125 ") && v("hugetlb-3MB").contains("the host has no 3MB huge pages (it has 2MB"),
+                    "\(b): \(v("hugetlb-3MB"))")
+            print("cgroup v2 VM, \(b): hugetlb.2MB.max with --hugetlb-limit 2MB:4MB: \(v("hugetlb.2MB.max"))")
+        }
+        // --- end hugetlb
     }
 }
 
