@@ -11,6 +11,7 @@ public enum BuiltinControllers {
         CPUAcctController(),
         MemoryController(),
         PidsController(),
+        BlkioController(),
         DevicesController(),
         FreezerController(),
     ]

@@ -10,7 +10,7 @@ struct JSONShapePropertyTests {
     static var shapes: [any JSONShape.Type] { [
         Spec.self, Spec.Process.self, Spec.User.self, Spec.Capabilities.self, Spec.Rlimit.self, Spec.Root.self,
         Spec.Mount.self, Spec.Linux.self, Spec.Namespace.self, Spec.Device.self, Spec.Resources.self,
-        Spec.Resources.Memory.self, Spec.Resources.CPU.self, Spec.Resources.Pids.self, Spec.Resources.DeviceRule.self,
+        Spec.Resources.Memory.self, Spec.Resources.CPU.self, Spec.Resources.Pids.self, Spec.Resources.BlockIO.self, Spec.Resources.DeviceRule.self,
         Spec.Seccomp.self, Spec.Seccomp.Syscall.self, Spec.Seccomp.Arg.self, OCIState.self,
         RuntimeState.self, CgroupRecord.self, ImageRecord.self, ImageConfig.self, ImageHistory.self,
         ContainerRecord.self, LaunchExtras.self, MountPoint.self, ContainerDetails.self, ContainerDetails.RunState.self,
