@@ -12,6 +12,7 @@ public enum BuiltinControllers {
         MemoryController(),
         PidsController(),
         HugetlbController(),
+        BlkioController(),
         DevicesController(),
         FreezerController(),
     ]

@@ -157,18 +157,20 @@ extension ResourceController {
 /// shape, and holds nothing the shape does not model.
 public struct ResourceMember {
     public let key: String
+    /// The member's shape (the element's, for an array).
+    public let shape: any JSONShape.Type
     /// The members of the value the shape does not model, by path
     /// below the member ("swappiness", "0.foo").
     let unmodeled: (JSONValue) throws(JSONError) -> [(String, JSONValue)]
 
     /// An object of shape `T`.
     public static func shape<T: JSONShape>(_ key: String, _: T.Type) -> ResourceMember {
-        ResourceMember(key: key) { v throws(JSONError) in try T(json: v).unmodeled.map { ($0.key, $0.value) } }
+        ResourceMember(key: key, shape: T.self) { v throws(JSONError) in try T(json: v).unmodeled.map { ($0.key, $0.value) } }
     }
 
     /// An array of objects of shape `T`.
     public static func shapes<T: JSONShape>(_ key: String, _: T.Type) -> ResourceMember {
-        ResourceMember(key: key) { v throws(JSONError) in
+        ResourceMember(key: key, shape: T.self) { v throws(JSONError) in
             let items: [T] = try JSONFields.array(v)
             return items.enumerated().flatMap { i, item in item.unmodeled.map { ("\(i).\($0.key)", $0.value) } }
         }

@@ -33,7 +33,7 @@ struct ResourceMemberTests {
     }
 
     @Test(arguments: [
-        (#"{"blockIO":{"weight":500}}"#, "linux.resources.blockIO is not supported"),
+        (#"{"network":{"classID":1}}"#, "linux.resources.network is not supported"),
         (#"{"memory":{"limit":1,"swappiness":10}}"#, "linux.resources.memory.swappiness is not supported"),
         (#"{"devices":[{"allow":true},{"allow":false,"x":1}]}"#, "linux.resources.devices.1.x is not supported"),
         (#"{"pids":{"limit":"7"}}"#, "wrong type at \"linux.resources.pids.limit\""),

@@ -3,19 +3,18 @@ import Testing
 @testable import GockerCore
 @testable import GockerRuntime
 
-/// Every saved shape, filled with random values in every member: written
+/// Every saved shape (and every controller's linux.resources member), filled with random values in every member: written
 /// and read back, it is the same value; and `fields` names every stored
 /// property, so a new one cannot be forgotten.
 struct JSONShapePropertyTests {
     static var shapes: [any JSONShape.Type] { [
         Spec.self, Spec.Process.self, Spec.User.self, Spec.Capabilities.self, Spec.Rlimit.self, Spec.Root.self,
         Spec.Mount.self, Spec.Linux.self, Spec.Namespace.self, Spec.Device.self, Spec.Resources.self,
-        Spec.Resources.Memory.self, Spec.Resources.CPU.self, Spec.Resources.Pids.self, Spec.Resources.DeviceRule.self,
         Spec.Seccomp.self, Spec.Seccomp.Syscall.self, Spec.Seccomp.Arg.self, OCIState.self,
         RuntimeState.self, CgroupRecord.self, ImageRecord.self, ImageConfig.self, ImageHistory.self,
         ContainerRecord.self, LaunchExtras.self, MountPoint.self, VolumeRecord.self, ContainerDetails.self, ContainerDetails.RunState.self,
         SeccompProfileFile.Profile.self, SeccompProfileFile.Rule.self, ContainerProcessState.self,
-    ] }
+    ] + BuiltinControllers.all.flatMap { $0.resourceMembers.map(\.shape) } }
 
     @Test(arguments: 0..<shapes.count)
     func everyMemberRoundTrips(index: Int) throws {

@@ -84,6 +84,18 @@ struct CgroupV2VMTests {
             print("cgroup v2 VM, \(b): hugetlb.2MB.max with --hugetlb-limit 2MB:4MB: \(v("hugetlb.2MB.max"))")
         }
         // --- end hugetlb
+        // blkio (--blkio-weight 500, its own loop in the VM's init): this
+        // kernel has the I/O cost model's io.weight and no BFQ, so the
+        // weight is on io.weight's scale, read back as "default N".
+        for b in ["libcgroup", "cgroupfs"] {
+            func v(_ key: String) -> String { values["\(b) \(key)"] ?? "<none>" }
+            #expect(v("blkio-run-d") == "0", "\(b): run -d --blkio-weight: \(v("blkio-run-d"))")
+            #expect(v("blkio-group") == "present", "\(b)")
+            #expect(v("io.weight") == "default 4950", "\(b): 1 + (500 - 10) * 9999 / 990")
+            #expect(v("io.bfq.weight") == "-", "\(b): no BFQ on this kernel")
+            #expect(v("blkio-rm") == "0", "\(b): \(v("blkio-rm"))")
+            #expect(v("blkio-leftover") == "", "\(b): groups left: \(v("blkio-leftover"))")
+        }
     }
 }
 
