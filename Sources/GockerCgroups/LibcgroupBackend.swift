@@ -95,7 +95,15 @@ public final class LibcgroupBackend: CgroupBackend, @unchecked Sendable {
     /// On v2, "" is the group alone, with no controller: libcgroup has no call for that.
     private func groupAlone(_ controller: String) -> Bool { version == .v2 && controller.isEmpty }
 
-    public func offers(_ controller: String) -> Bool { groupAlone(controller) || mountPoint(controller) != nil }
+    /// On v1, a controller in a v1 hierarchy of its own: libcgroup also
+    /// names the unified hierarchy of a hybrid host as the mount point of
+    /// a controller bound there (hugetlb on this kind of machine), whose
+    /// files are v2's.
+    public func offers(_ controller: String) -> Bool {
+        if groupAlone(controller) { return true }
+        guard let mp = mountPoint(controller) else { return false }
+        return version == .v2 || gk_fs_type(mp) != 0x6367_7270
+    }
 
     public func exists(_ controller: String, path: String) -> Bool {
         directory(controller, path).map(Sys.isDirectory) ?? false
