@@ -159,21 +159,39 @@ public struct ResourceMember {
     public let key: String
     /// The member's shape (the element's, for an array).
     public let shape: any JSONShape.Type
-    /// The members of the value the shape does not model, by path
-    /// below the member ("swappiness", "0.foo").
-    let unmodeled: (JSONValue) throws(JSONError) -> [(String, JSONValue)]
+    /// Reads the member as its shape; the path below the member of the
+    /// first thing given that the shape does not model ("swappiness",
+    /// "0.foo"), or nil.
+    @usableFromInline let firstUnmodeled: (JSONValue) throws(JSONError) -> String?
 
-    /// An object of shape `T`.
-    public static func shape<T: JSONShape>(_ key: String, _: T.Type) -> ResourceMember {
-        ResourceMember(key: key, shape: T.self) { v throws(JSONError) in try T(json: v).unmodeled.map { ($0.key, $0.value) } }
+    @inlinable init(key: String, shape: any JSONShape.Type, firstUnmodeled: @escaping (JSONValue) throws(JSONError) -> String?) {
+        self.key = key
+        self.shape = shape
+        self.firstUnmodeled = firstUnmodeled
+    }
+
+    /// An object of shape `T`. (Inlinable: specialized in the
+    /// controller's module, so that checking it instantiates nothing at
+    /// run time.)
+    @inlinable public static func shape<T: JSONShape>(_ key: String, _: T.Type) -> ResourceMember {
+        ResourceMember(key: key, shape: T.self) { v throws(JSONError) in firstGiven(try T(json: v).unmodeled) }
     }
 
     /// An array of objects of shape `T`.
-    public static func shapes<T: JSONShape>(_ key: String, _: T.Type) -> ResourceMember {
+    @inlinable public static func shapes<T: JSONShape>(_ key: String, _: T.Type) -> ResourceMember {
         ResourceMember(key: key, shape: T.self) { v throws(JSONError) in
             let items: [T] = try JSONFields.array(v)
-            return items.enumerated().flatMap { i, item in item.unmodeled.map { ("\(i).\($0.key)", $0.value) } }
+            for i in items.indices {
+                if let k = firstGiven(items[i].unmodeled) { return "\(i).\(k)" }
+            }
+            return nil
         }
+    }
+
+    /// The first name, by order, whose value is not empty.
+    @usableFromInline static func firstGiven(_ members: [String: JSONValue]) -> String? {
+        if members.isEmpty { return nil }
+        return members.keys.sorted().first { !members[$0]!.isEmpty }
     }
 }
 
@@ -211,13 +229,11 @@ public struct ControllerRegistry: Sendable {
                 if value.isEmpty { continue }
                 throw GockerError(.invalidConfig, "linux.resources.\(key) is not supported: no cgroup controller of gocker reads it")
             }
-            let extra: [(String, JSONValue)]
-            do { extra = try declared.unmodeled(value) } catch {
+            let extra: String?
+            do { extra = try declared.firstUnmodeled(value) } catch {
                 throw GockerError(.invalidConfig, "config.json: \(error.under(key).under("resources").under("linux"))")
             }
-            if let (path, _) = extra.sorted(by: { $0.0 < $1.0 }).first(where: { !$0.1.isEmpty }) {
-                throw GockerError(.invalidConfig, "linux.resources.\(key).\(path) is not supported")
-            }
+            if let extra { throw GockerError(.invalidConfig, "linux.resources.\(key).\(extra) is not supported") }
         }
     }
 
