@@ -16,20 +16,8 @@ struct JSONPathFinder: Decoder {
         init?(stringValue: String) { nil }
     }
 
-    static func kind(_ v: Value) -> String {
-        switch v {
-        case .null: return "null"
-        case .bool: return "a boolean"
-        case .number(let n): return n
-        case .string(let s): return "the string \"\(s)\""
-        case .array: return "an array"
-        case .object: return "an object"
-        case .text: return "a value"
-        }
-    }
-
     static func wrong(_ v: Value, _ expected: String, _ path: [any CodingKey]) -> DecodingError {
-        .typeMismatch(Any.self, .init(codingPath: path, debugDescription: "\(kind(v)) is not \(expected)"))
+        .typeMismatch(Any.self, .init(codingPath: path, debugDescription: "\(v.kind) is not \(expected)"))
     }
 
     func container<Key: CodingKey>(keyedBy type: Key.Type) throws -> KeyedDecodingContainer<Key> {
