@@ -7,8 +7,9 @@
 /// process instantiates a generic container type per coding-key type
 /// (KeyedDecodingContainer<K> and its box), about 0.5 ms of `oci run` on
 /// this machine with a decoder of our own, more with JSONDecoder. A
-/// `fields` function is generic only over the visitor, whose types are
-/// known when the code is compiled: nothing is instantiated at run time.
+/// `fields` function is not generic (one concrete visitor, `JSONFields`,
+/// reads, writes or lists), and each `field` call is specialized where it
+/// is written: nothing is instantiated at run time.
 ///
 /// Members a type does not model are kept (`unmodeled`) and written back
 /// when the document is rewritten, never dropped.
@@ -382,7 +383,8 @@ extension JSONField where Self: RawRepresentable, RawValue == String {
 
 // MARK: the text
 
-/// JSON text being written: compact, object members sorted by name.
+/// JSON text being written: compact; a map's members sorted by name, a
+/// shape's in `fields`' order.
 public struct JSONText {
     public var bytes: [UInt8] = []
 
