@@ -1,0 +1,57 @@
+import Foundation
+import Testing
+
+/// A config.json member gocker does not enforce and that a user relies on
+/// for safety is refused by `oci create` and `oci run`, naming it, with
+/// nothing made; a member it does not model and that is not one of those
+/// is kept, and the container runs.
+@Suite(.serialized) struct ConfigMemberTests {
+    @Test(arguments: [
+        ("hooks", #"{"prestart":[{"path":"/bin/true"}]}"#, "hooks"),
+        ("linux.uidMappings", #"[{"containerID":0,"hostID":100000,"size":65536}]"#, "linux.uidMappings"),
+        ("process.apparmorProfile", #""gocker-test""#, "process.apparmorProfile"),
+        ("linux.resources.memory.swappiness", "10", "linux.resources.memory.swappiness"),
+    ] as [(String, String, String)])
+    func aSafetyMemberIsRefusedWithNothingMade(path: String, json: String, named: String) throws {
+        let box = try Sandbox()
+        let oci = OCITests()
+        let bundle = try oci.makeBundle(box, args: ["true"])
+        defer { try? FileManager.default.removeItem(atPath: bundle + "/rootfs") }
+        let value = try JSONSerialization.jsonObject(with: Data(json.utf8), options: [.fragmentsAllowed])
+        try oci.editConfig(bundle) { c in
+            let parts = path.split(separator: ".").map(String.init)
+            func set(_ object: inout [String: Any], _ rest: ArraySlice<String>) {
+                guard rest.count > 1 else { object[rest.first!] = value; return }
+                var inner = object[rest.first!] as? [String: Any] ?? [:]
+                set(&inner, rest.dropFirst())
+                object[rest.first!] = inner
+            }
+            set(&c, parts[...])
+        }
+        for verb in ["run", "create"] {
+            let r = try box.gocker(["oci", verb, "--bundle", bundle, "refused-\(verb)"])
+            #expect(r.status != 0, "\(verb): \(r.stderr)")
+            #expect(r.stderr.contains(named) && r.stderr.contains("not supported"), "\(verb): \(r.stderr)")
+            #expect(r.stderr.split(separator: "\n").count == 1, "\(verb): \(r.stderr)")
+            #expect(try box.gocker(["oci", "state", "refused-\(verb)"]).status != 0, "\(verb): no state left")
+        }
+        box.expectNothingLeft()
+    }
+
+    @Test func anUnmodeledMemberIsKeptAndTheContainerRuns() throws {
+        let box = try Sandbox()
+        let oci = OCITests()
+        let bundle = try oci.makeBundle(box, args: ["true"])
+        defer { try? FileManager.default.removeItem(atPath: bundle + "/rootfs") }
+        try oci.editConfig(bundle) { c in
+            var linux = c["linux"] as? [String: Any] ?? [:]
+            linux["sysctl"] = [:] as [String: Any]
+            linux["personality"] = ["domain": "LINUX"]
+            c["linux"] = linux
+            c["hooks"] = [:] as [String: Any]
+        }
+        let r = try box.gocker(["oci", "run", "--bundle", bundle, "kept"])
+        #expect(r.status == 0, "\(r.stderr)")
+        box.expectNothingLeft()
+    }
+}
