@@ -13,7 +13,7 @@ struct JSONShapePropertyTests {
         Spec.Seccomp.self, Spec.Seccomp.Syscall.self, Spec.Seccomp.Arg.self, OCIState.self,
         RuntimeState.self, CgroupRecord.self, ImageRecord.self, ImageConfig.self, ImageHistory.self,
         ContainerRecord.self, LaunchExtras.self, MountPoint.self, VolumeRecord.self, ContainerDetails.self, ContainerDetails.RunState.self,
-        SeccompProfileFile.Profile.self, SeccompProfileFile.Rule.self, ContainerProcessState.self,
+        SeccompProfileFile.Profile.self, IPAM.Book.self, SeccompProfileFile.Rule.self, ContainerProcessState.self,
     ] + BuiltinControllers.all.flatMap { $0.resourceMembers.map(\.shape) } }
 
     @Test(arguments: 0..<shapes.count)

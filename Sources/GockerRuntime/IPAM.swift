@@ -1,0 +1,228 @@
+import Glibc
+import GockerCore
+
+/// An IPv4 address, as a number in host order.
+public struct IPv4: Hashable, Comparable, Sendable, CustomStringConvertible {
+    public var value: UInt32
+
+    public init(_ value: UInt32) { self.value = value }
+
+    /// Dotted quad, each part 0-255 written without leading zeros.
+    public init?(_ text: String) {
+        let parts = text.split(separator: ".", omittingEmptySubsequences: false)
+        guard parts.count == 4 else { return nil }
+        var v: UInt32 = 0
+        for p in parts {
+            guard !p.isEmpty, p.count <= 3, p.allSatisfy({ $0.isASCII && $0.isNumber }),
+                  p == "0" || p.first != "0", let n = UInt32(p), n <= 255 else { return nil }
+            v = v << 8 | n
+        }
+        value = v
+    }
+
+    public var description: String {
+        "\(value >> 24).\(value >> 16 & 255).\(value >> 8 & 255).\(value & 255)"
+    }
+
+    public static func < (a: IPv4, b: IPv4) -> Bool { a.value < b.value }
+}
+
+/// An IPv4 network: `address/prefix`, the address being the network's
+/// own (its host bits zero).
+public struct IPv4Subnet: Hashable, Sendable, CustomStringConvertible {
+    public let address: IPv4
+    public let prefix: Int
+
+    /// `text`, refused (naming `what`, as docker names the flag) unless it
+    /// is a network address with a prefix of 8 to 30 bits.
+    public init(_ text: String, what: String = "subnet") throws(GockerError) {
+        let parts = text.split(separator: "/", omittingEmptySubsequences: false)
+        guard parts.count == 2, let address = IPv4(String(parts[0])), let prefix = Int(parts[1]),
+              parts[1].allSatisfy({ $0.isASCII && $0.isNumber }) else {
+            throw GockerError(.invalidArgument, "invalid \(what) \"\(text)\": expected an IPv4 network such as 192.168.10.0/24")
+        }
+        guard (8...30).contains(prefix) else {
+            throw GockerError(.invalidArgument, "invalid \(what) \"\(text)\": the prefix must be 8 to 30 bits")
+        }
+        let network = IPv4(address.value & Self.mask(prefix))
+        guard network == address else {
+            throw GockerError(.invalidArgument, "invalid \(what) \"\(text)\": it is not a network address (did you mean \(network)/\(prefix)?)")
+        }
+        self.address = address
+        self.prefix = prefix
+    }
+
+    init(network: IPv4, prefix: Int) {
+        address = network
+        self.prefix = prefix
+    }
+
+    static func mask(_ prefix: Int) -> UInt32 { prefix == 0 ? 0 : ~UInt32(0) << (32 - prefix) }
+
+    public var mask: UInt32 { Self.mask(prefix) }
+    public var broadcast: IPv4 { IPv4(address.value | ~mask) }
+    public var description: String { "\(address)/\(prefix)" }
+
+    public func contains(_ ip: IPv4) -> Bool { ip.value & mask == address.value }
+
+    public func overlaps(_ other: IPv4Subnet) -> Bool {
+        contains(other.address) || other.contains(address)
+    }
+
+    /// The first address for a host (the gateway by default).
+    public var firstHost: IPv4 { IPv4(address.value + 1) }
+
+    /// docker's default address pools for bridge networks: 172.17.0.0/16
+    /// to 172.31.0.0/16, then 192.168.0.0/20 to 192.168.240.0/20.
+    public static let dockerPools: [IPv4Subnet] =
+        (17...31).map { IPv4Subnet(network: IPv4(0xAC00_0000 | UInt32($0) << 16), prefix: 16) }
+        + (0..<16).map { IPv4Subnet(network: IPv4(0xC0A8_0000 | UInt32($0) << 12), prefix: 20) }
+
+    /// The first of `pools` that overlaps none of `taken` (the host's
+    /// routes, other networks), or nil.
+    public static func firstFree(_ pools: [IPv4Subnet] = dockerPools, avoiding taken: [IPv4Subnet]) -> IPv4Subnet? {
+        pools.first { pool in !taken.contains { $0.overlaps(pool) } }
+    }
+
+    /// The destinations of the host's IPv4 routes (/proc/net/route),
+    /// default routes left out.
+    public static func hostRoutes(_ text: String) -> [IPv4Subnet] {
+        var out: [IPv4Subnet] = []
+        for line in text.split(separator: "\n").dropFirst() {
+            let f = line.split(whereSeparator: { $0 == "\t" || $0 == " " })
+            guard f.count > 7, let dest = UInt32(f[1], radix: 16), let mask = UInt32(f[7], radix: 16), mask != 0 else { continue }
+            // The file holds them in the machine's byte order (little-endian here).
+            let d = UInt32(littleEndian: dest).byteSwapped, m = UInt32(littleEndian: mask).byteSwapped
+            out.append(IPv4Subnet(network: IPv4(d & m), prefix: m.nonzeroBitCount))
+        }
+        return out
+    }
+}
+
+/// A network's addresses: which container holds which, kept in a file under
+/// the network's directory and changed only under an flock of it, so that
+/// parallel gocker processes never hand out the same address. The network
+/// and broadcast addresses and the gateway are never handed out.
+public struct IPAM: Sendable {
+    /// ipam.json: the subnet, the gateway, and each address given out.
+    public struct Book: JSONShape, Sendable, Equatable {
+        public var subnet = ""
+        public var gateway = ""
+        /// Address to the id of the container that holds it.
+        public var addresses: [String: String] = [:]
+
+        public init() {}
+
+        public mutating func fields(_ v: inout JSONFields) throws(JSONError) {
+            try v.field("subnet", &subnet)
+            try v.field("gateway", &gateway)
+            try v.field("addresses", &addresses)
+        }
+    }
+
+    public let directory: String
+    public let subnet: IPv4Subnet
+    public let gateway: IPv4
+
+    var file: String { directory + "/ipam.json" }
+
+    /// The book of `subnet` in `directory`, made if missing; the gateway
+    /// must be a host address of the subnet.
+    public init(directory: String, subnet: IPv4Subnet, gateway: IPv4? = nil) throws(GockerError) {
+        let gateway = gateway ?? subnet.firstHost
+        guard subnet.contains(gateway), gateway != subnet.address, gateway != subnet.broadcast else {
+            throw GockerError(.invalidArgument, "invalid gateway \(gateway): not a host address of \(subnet)")
+        }
+        self.directory = directory
+        self.subnet = subnet
+        self.gateway = gateway
+        try performing("make the address book in \(directory)") { () throws(SystemCallError) in
+            try Sys.mkdirAll(directory, mode: 0o700)
+        }
+    }
+
+    /// `body` on the book, under its lock; what it leaves is saved.
+    func change<T>(_ body: (inout Book) throws(GockerError) -> T) throws(GockerError) -> T {
+        let fd: Int32
+        do { fd = try Sys.lock(directory + "/ipam.lock") } catch {
+            throw GockerError(.system, "lock the address book of \(subnet)", cause: error)
+        }
+        defer { close(fd) }
+        var book: Book
+        if Sys.exists(file) {
+            book = try JSON.readFile(Book.self, path: file)
+        } else {
+            book = Book()
+            book.subnet = subnet.description
+            book.gateway = gateway.description
+        }
+        let before = book
+        let result = try body(&book)
+        if book != before {
+            try performing("save the address book of \(subnet)") { () throws(SystemCallError) in
+                try Sys.writeFileAtomic(file, book.jsonBytes, mode: 0o600)
+            }
+        }
+        return result
+    }
+
+    /// An address for `container`: `requested` when given (refused outside
+    /// the subnet, or taken), else the lowest free one. A container asking
+    /// again gets the address it holds.
+    public func allocate(for container: String, requested: IPv4? = nil) throws(GockerError) -> IPv4 {
+        try change { (book: inout Book) throws(GockerError) -> IPv4 in
+            if let held = book.addresses.first(where: { $0.value == container }), let ip = IPv4(held.key),
+               requested == nil || requested == ip {
+                return ip
+            }
+            if let ip = requested {
+                guard subnet.contains(ip), ip != subnet.address, ip != subnet.broadcast, ip != gateway else {
+                    throw GockerError(.invalidArgument, "invalid --ip \(ip): not a free host address of \(subnet)")
+                }
+                guard book.addresses[ip.description] == nil else {
+                    throw GockerError(.alreadyExists, "address \(ip) is already in use on \(subnet)")
+                }
+                book.addresses[ip.description] = container
+                return ip
+            }
+            var candidate = subnet.address.value + 1
+            while candidate < subnet.broadcast.value {
+                let ip = IPv4(candidate)
+                if ip != gateway && book.addresses[ip.description] == nil {
+                    book.addresses[ip.description] = container
+                    return ip
+                }
+                candidate += 1
+            }
+            throw GockerError(.invalidState, "no free address left on \(subnet)")
+        }
+    }
+
+    /// Gives back every address `container` holds.
+    public func release(_ container: String) throws(GockerError) {
+        try change { (book: inout Book) throws(GockerError) in
+            book.addresses = book.addresses.filter { $0.value != container }
+        }
+    }
+
+    /// Gives back the addresses of containers `isGone` says no longer
+    /// exist (after a gocker that was killed before it released them).
+    /// Returns the addresses given back.
+    @discardableResult
+    public func reconcile(isGone: (String) -> Bool) throws(GockerError) -> [IPv4] {
+        try change { (book: inout Book) throws(GockerError) -> [IPv4] in
+            let gone = book.addresses.filter { isGone($0.value) }
+            for k in gone.keys { book.addresses[k] = nil }
+            return gone.keys.compactMap { IPv4($0) }.sorted()
+        }
+    }
+
+    /// Who holds what, by address.
+    public func holders() throws(GockerError) -> [IPv4: String] {
+        try change { (book: inout Book) throws(GockerError) -> [IPv4: String] in
+            var out: [IPv4: String] = [:]
+            for (k, v) in book.addresses { if let ip = IPv4(k) { out[ip] = v } }
+            return out
+        }
+    }
+}
