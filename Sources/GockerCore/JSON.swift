@@ -37,7 +37,7 @@ public enum JSON {
     /// A JSON object of strings, compact, names sorted.
     public static func strings(_ map: [String: String]) -> [UInt8] {
         var out = JSONText()
-        JSONValue.object(map.mapValues { .string($0) }).write(to: &out)
+        out.map(map)
         return out.bytes
     }
 

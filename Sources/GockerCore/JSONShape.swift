@@ -346,30 +346,18 @@ extension JSONValue {
     }
 }
 
-extension Int: JSONField {
+/// Integers: a plain JSON integer that fits.
+extension JSONField where Self: FixedWidthInteger {
     @inlinable public init(json: JSONValue) throws(JSONError) { self = try JSONValue.integer(json) }
     @inlinable public func write(to out: inout JSONText) { out.integer(self) }
 }
-extension Int32: JSONField {
-    @inlinable public init(json: JSONValue) throws(JSONError) { self = try JSONValue.integer(json) }
-    @inlinable public func write(to out: inout JSONText) { out.integer(self) }
-}
-extension Int64: JSONField {
-    @inlinable public init(json: JSONValue) throws(JSONError) { self = try JSONValue.integer(json) }
-    @inlinable public func write(to out: inout JSONText) { out.integer(self) }
-}
-extension UInt16: JSONField {
-    @inlinable public init(json: JSONValue) throws(JSONError) { self = try JSONValue.integer(json) }
-    @inlinable public func write(to out: inout JSONText) { out.integer(self) }
-}
-extension UInt32: JSONField {
-    @inlinable public init(json: JSONValue) throws(JSONError) { self = try JSONValue.integer(json) }
-    @inlinable public func write(to out: inout JSONText) { out.integer(self) }
-}
-extension UInt64: JSONField {
-    @inlinable public init(json: JSONValue) throws(JSONError) { self = try JSONValue.integer(json) }
-    @inlinable public func write(to out: inout JSONText) { out.integer(self) }
-}
+
+extension Int: JSONField {}
+extension Int32: JSONField {}
+extension Int64: JSONField {}
+extension UInt16: JSONField {}
+extension UInt32: JSONField {}
+extension UInt64: JSONField {}
 
 /// Enums stored as their string raw value.
 extension JSONField where Self: RawRepresentable, RawValue == String {

@@ -68,9 +68,6 @@ public struct ContainerRecord: JSONShape, Sendable, Equatable {
         try v.field("seccompProfile", &seccompProfile)
         try v.field("launch", &launch)
     }
-
-    /// container.json's text.
-    public var json: [UInt8] { jsonBytes }
 }
 
 extension ContainerRecord {
@@ -272,7 +269,7 @@ public struct Engine: Sendable {
             do throws(SystemCallError) {
                 // In a directory just made, that nobody reads before the
                 // rename: nothing to find there first, nothing to replace.
-                try Sys.writeFileExclusive("\(new)/container.json", record.json)
+                try Sys.writeFileExclusive("\(new)/container.json", record.jsonBytes)
                 for sub in ["rootfs", "upper", "work"] {
                     try Sys.check("mkdir", path: "\(new)/\(sub)") { mkdir("\(new)/\(sub)", 0o755) }
                 }
@@ -304,7 +301,7 @@ public struct Engine: Sendable {
 
     func saveRecord(_ record: ContainerRecord) throws(GockerError) {
         try performing("save container \(record.id)") { () throws(SystemCallError) in
-            try Sys.writeFileAtomic(containerDir(record.id) + "/container.json", record.json)
+            try Sys.writeFileAtomic(containerDir(record.id) + "/container.json", record.jsonBytes)
         }
     }
 

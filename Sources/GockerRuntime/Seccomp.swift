@@ -244,7 +244,7 @@ public struct SeccompProgram: Sendable {
     func keep(in dir: String, profile: Spec.Seccomp?) throws(GockerError) {
         try performing("keep the seccomp filter") { () throws(SystemCallError) in
             if notify, let profile {
-                try Sys.writeFileAtomic("\(dir)/\(Self.profileFile)", Spec(linux: Spec.Linux(seccomp: profile)).json, mode: 0o600)
+                try Sys.writeFileAtomic("\(dir)/\(Self.profileFile)", Spec(linux: Spec.Linux(seccomp: profile)).jsonBytes, mode: 0o600)
                 return
             }
             let path = "\(dir)/\(Self.programFile)"

@@ -4,9 +4,6 @@ extension Spec {
         try JSON.readFile(Spec.self, path: path)
     }
 
-    /// config.json's text.
-    public var json: [UInt8] { jsonBytes }
-
     /// config.json's text with `seccomp`, a `linux.seccomp` object's text
     /// written before (see DefaultSeccomp.rendered), in place of this
     /// value's own.
