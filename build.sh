@@ -25,7 +25,7 @@ cd "$(dirname "$0")"
 # runc) is what the tests import a `gocker save` archive into; strace shows
 # a test the files the release binary opens; gcc and libc6-dev build the
 # static probe program the seccomp tests run inside a container.
-PACKAGES=(busybox-static libcgroup-dev libseccomp-dev pkg-config zlib1g-dev liblzma-dev procps qemu-system-x86 cpio containerd strace gcc libc6-dev)
+PACKAGES=(busybox-static libcgroup-dev libseccomp-dev pkg-config zlib1g-dev liblzma-dev procps qemu-system-x86 cpio containerd strace gcc libc6-dev nftables iproute2)
 
 deps() {
     local missing=()
