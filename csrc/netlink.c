@@ -128,8 +128,10 @@ static void parse_link(const struct nlmsghdr *h, struct link *l)
     for (const struct rtattr *a = IFLA_RTA(ifi); RTA_OK(a, len); a = RTA_NEXT(a, len)) {
         if (a->rta_type == IFLA_MTU && RTA_PAYLOAD(a) >= 4) {
             memcpy(&l->mtu, RTA_DATA(a), 4);
-        } else if (a->rta_type == IFLA_STATS64 && RTA_PAYLOAD(a) >= sizeof l->stats) {
-            memcpy(&l->stats, RTA_DATA(a), sizeof l->stats);
+        } else if (a->rta_type == IFLA_STATS64 && RTA_PAYLOAD(a) >= 4 * sizeof(uint64_t)) {
+            /* an older kernel's is shorter; the first counters are the same */
+            size_t n = RTA_PAYLOAD(a) < sizeof l->stats ? RTA_PAYLOAD(a) : sizeof l->stats;
+            memcpy(&l->stats, RTA_DATA(a), n);
             l->has_stats = 1;
         } else if (a->rta_type == IFLA_LINKINFO) {
             int n = (int)RTA_PAYLOAD(a);

@@ -226,8 +226,9 @@ struct NetlinkTests {
         let outside = IPv4(gateway.value ^ 0x8000)
         #expect(Self.attach(ns, bridge: br, host: host, addr: Self.address(4), gateway: outside) == -ENETUNREACH)
         #expect(!Self.exists("/sys/class/net/\(host)"))
-        // The peer's name taken in the container (a second eth0).
         #expect(Self.inside(ns, "ip link show dev eth0").status != 0, "no eth0 left")
+
+        // The peer's name taken in the container (a second eth0).
         try #require(Self.attach(ns, bridge: br, host: host, addr: Self.address(4), gateway: gateway) == 0)
         let second = Self.name("g")
         defer { _ = gk_link_delete(second) }
