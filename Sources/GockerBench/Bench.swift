@@ -43,7 +43,10 @@ public struct Bench: Sendable {
         var rows = [Row(runtime: "gocker", name: "gocker run --rm", target: .run(flags: []), limits: false),
                     // What docker's seccomp profile costs a start: the same without it.
                     Row(runtime: "gocker", name: "gocker run --rm seccomp=unconfined",
-                        target: .run(flags: ["--security-opt", "seccomp=unconfined"]), limits: false)]
+                        target: .run(flags: ["--security-opt", "seccomp=unconfined"]), limits: false),
+                    // What the default network (a veth on its bridge) costs a start.
+                    Row(runtime: "gocker", name: "gocker run --rm --network none",
+                        target: .run(flags: ["--network", "none"]), limits: false)]
         if matrix {
             rows.append(Row(runtime: "gocker", name: "gocker run --rm cgroupfs",
                             target: .run(flags: ["--cgroup-backend=cgroupfs"]), limits: false))

@@ -53,8 +53,8 @@ struct Stats: ParsableCommand {
             for r in rows { print(String(decoding: JSON.encode(r), as: UTF8.self)) }
             return
         }
-        let header = ["CONTAINER ID", "NAME", "CPU %", "MEM USAGE / LIMIT", "MEM %", "PIDS"]
-        let table = [header] + rows.map { [$0.ID, $0.Name, $0.CPUPerc, $0.MemUsage, $0.MemPerc, $0.PIDs] }
+        let header = ["CONTAINER ID", "NAME", "CPU %", "MEM USAGE / LIMIT", "MEM %", "NET I/O", "PIDS"]
+        let table = [header] + rows.map { [$0.ID, $0.Name, $0.CPUPerc, $0.MemUsage, $0.MemPerc, $0.NetIO, $0.PIDs] }
         print(TextTable.render(table), terminator: "")
     }
 }

@@ -144,7 +144,7 @@ struct Gocker: ParsableCommand {
             ]),
             CommandGroup(name: "Images", subcommands: [Images.self, RemoveImages.self, Tag.self, Import.self, ImageCommand.self,
                                                         Save.self, Load.self, History.self]),
-            CommandGroup(name: "Volumes", subcommands: [VolumeCommand.self]),
+            CommandGroup(name: "Volumes and networks", subcommands: [VolumeCommand.self, NetworkCommand.self]),
             CommandGroup(name: "OCI runtime", subcommands: [OCI.self]),
         ]
     )

@@ -37,9 +37,17 @@ struct RunLine: Equatable {
               help: "User (name or uid) and group (name or gid), from the container's /etc/passwd and /etc/group.") { $0.request.user = $1 },
         .text("hostname", short: "h", "name", help: "Container host name.") { $0.request.hostname = $1 },
         .text("entrypoint", "command", help: "Overwrite the default ENTRYPOINT of the image.") { $0.request.entrypoint = $1 },
-        .text("network", aliases: ["net"], "mode", help: "Connect the container to a network: none (only lo) or host.") { r, text throws(GockerError) in
+        .text("network", aliases: ["net"], "network",
+              help: "Connect the container to a network: bridge (the default), a network made by `network create`, none (only lo), host, or container:NAME (another container's).") { r, text throws(GockerError) in
             r.request.network = try NetworkMode(parsing: text)
         },
+        .text("ip", "address", help: "IPv4 address on a user-made network (e.g. 172.30.100.104).") { $0.request.ip = $1 },
+        .text("mac-address", "address", help: "Container MAC address (e.g. 92:d0:c6:0a:29:33).") { $0.request.macAddress = $1 },
+        .list("network-alias", "alias", help: "Another name the network's containers know this one by.") { $0.request.networkAliases.append($1) },
+        .list("dns", "ip", help: "Set a DNS server (replaces the host's).") { $0.request.dns.append($1) },
+        .list("dns-search", "domain", help: "Set a DNS search domain (. for none).") { $0.request.dnsSearch.append($1) },
+        .list("dns-option", aliases: ["dns-opt"], "option", help: "Set a DNS option (resolv.conf's options).") { $0.request.dnsOptions.append($1) },
+        .list("add-host", "host:ip", help: "Add a line to /etc/hosts (host:ip; host-gateway is the network's gateway).") { $0.request.addHosts.append($1) },
         .flag("detach", short: "d", help: "Run in the background under a monitor and print the container's id.") { $0.request.detach = true },
         .text("restart", "policy", help: "Restart policy: no, on-failure[:N], always, unless-stopped.") { $0.request.restart = $1 },
         .list("log-opt", "option", help: "Log option: max-size=SIZE (default 10m; 0: unbounded).") { r, opt throws(GockerError) in

@@ -14,7 +14,16 @@ public struct RunRequest: Sendable, Equatable {
     public var hostname: String?
     /// nil: the image's; "": none.
     public var entrypoint: String?
-    public var network: NetworkMode = .none
+    public var network: NetworkMode = .default
+    /// `--ip`, `--mac-address`, `--network-alias`.
+    public var ip: String?
+    public var macAddress: String?
+    public var networkAliases: [String] = []
+    /// `--dns`, `--dns-search`, `--dns-option`, `--add-host`.
+    public var dns: [String] = []
+    public var dnsSearch: [String] = []
+    public var dnsOptions: [String] = []
+    public var addHosts: [String] = []
     public var interactive = false
     public var tty = false
     /// `-u user[:group]`: nil for the image's.
@@ -60,19 +69,6 @@ public enum SeccompChoice: Sendable, Equatable {
         case .unconfined: return "unconfined"
         case .file(let path): return path
         }
-    }
-}
-
-/// How a container is networked: `none` is a network namespace of its own
-/// holding only `lo`; `host` shares the host's.
-public enum NetworkMode: String, Sendable, Equatable, CaseIterable {
-    case none, host
-
-    public init(parsing text: String) throws(GockerError) {
-        guard let mode = NetworkMode(rawValue: text) else {
-            throw GockerError(.invalidArgument, "network \"\(text)\" not found (available: none, host)")
-        }
-        self = mode
     }
 }
 
@@ -274,7 +270,7 @@ public enum ContainerSpec {
                              hostname: String, env: [String], args: [String],
                              userMounts: [Spec.Mount] = [], defaultSeccomp: Bool = true) throws(GockerError) -> Spec {
         var namespaces = ["pid", "ipc", "uts", "mount"].map { Spec.Namespace(type: $0) }
-        if request.network == .none { namespaces.append(Spec.Namespace(type: "network")) }
+        if request.network.ownNamespace { namespaces.append(Spec.Namespace(type: "network")) }
         let caps = try Capabilities.set(add: request.capAdd, drop: request.capDrop, privileged: request.privileged)
         let security = try securityOptions(request.securityOpts)
         var mounts = defaultMounts(containerDir: containerDir)

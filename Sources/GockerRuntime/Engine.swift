@@ -119,7 +119,7 @@ public struct Engine: Sendable {
         // The container starts in this process: its cgroup driver (and its
         // network namespace) come up meanwhile.
         let ahead = Runtime.StartAhead(backend: request.cgroupBackend ?? runtime.cgroupBackend,
-                                       networkNamespace: request.network == .none)
+                                       networkNamespace: request.network.ownNamespace)
         let (record, spec) = try createWithSpec(request, ownedHere: true)
         do throws(GockerError) {
             if !request.interactive { try Self.detachStdin() }
@@ -185,6 +185,7 @@ public struct Engine: Sendable {
             throw GockerError(.invalidArgument, "conflicting options: --restart \(request.restart) and --rm")
         }
         let userMounts = try planMounts(request)
+        let net = try planNetwork(request)
         // From the image's lookup until the container's record is in place:
         // `rmi` waits, and then sees the container.
         let dataRootLock = lockDataRoot(LOCK_SH)
@@ -194,7 +195,7 @@ public struct Engine: Sendable {
         let args = try ContainerSpec.commandLine(request: request, image: image.config)
 
         let id = Identifier.newContainerID()
-        let hostname = request.hostname ?? (request.network == .host ? Self.hostHostname() : String(id.prefix(12)))
+        let hostname = request.hostname ?? (net.hostname ?? String(id.prefix(12)))
         let env = ContainerSpec.environment(image: image.config.Env ?? [], hostname: hostname, request: userEnv)
         let dir = containerDir(id)
         // Capabilities, security options and resources are checked here,
@@ -203,9 +204,10 @@ public struct Engine: Sendable {
         // over the image's.
         var layerPaths = image.layers.map(images.layerPath)
         if let initLayer = images.initLayer(for: image.layers) { layerPaths.append(initLayer) }
-        let spec = try ContainerSpec.build(
+        var spec = try ContainerSpec.build(
             request: request, image: image, containerDir: dir, hostname: hostname, env: env, args: args,
             userMounts: userMounts.map(\.oci), defaultSeccomp: false)
+        if let path = net.joinPath { spec.linux?.namespaces?.append(Spec.Namespace(type: "network", path: path)) }
         var launch = ContainerSpec.extras(request: request, image: image, layerPaths: layerPaths, containerDir: dir,
                                           volatileUpper: request.autoRemove && ownedHere)
         // docker's default profile: in config.json as written before for
@@ -220,7 +222,7 @@ public struct Engine: Sendable {
         let points = userMounts.isEmpty ? nil : userMounts.map(\.point)
         var record = ContainerRecord(
             id: id, name: request.name ?? Identifier.randomName(), image: request.image, imageID: image.id, args: args,
-            created: Timestamp.now(), hostname: hostname, network: request.network.rawValue, autoRemove: request.autoRemove,
+            created: Timestamp.now(), hostname: hostname, network: request.network.name, autoRemove: request.autoRemove,
             restartPolicy: request.restart, cgroupBackend: request.cgroupBackend, cgroupParent: request.cgroupParent,
             logMaxSize: request.logMaxSize, mounts: points)
         record.seccompProfile = seccompChoice.shown(privileged: request.privileged)
@@ -230,11 +232,24 @@ public struct Engine: Sendable {
             record.ownerStart = UInt64(gk_process_start_time(getpid()))
             record.started = record.created
         }
+        // An address is taken before the record exists: one a gocker killed
+        // meanwhile took goes back on the network's next use (the container
+        // does not exist).
+        if let network = net.record {
+            record.launch?.network = try attach(id: id, to: network, request: request)
+        }
         // Write-ahead: the record and the bundle appear in one rename, before
         // the name, the volumes, the groups or any process: whatever a
         // gocker killed from here on leaves, `ps -a` lists and `rm -f` removes.
-        try writeBundle(dir: dir, spec: spec, seccomp: seccomp, record: record, hostname: hostname, network: request.network)
         do throws(GockerError) {
+            try writeBundle(dir: dir, spec: spec, seccomp: seccomp, record: record, hostname: hostname, request: request,
+                            sharedFiles: net.sharedFiles)
+        } catch {
+            if let a = record.launch?.network { detach(id: id, from: a.network) }
+            throw error
+        }
+        do throws(GockerError) {
+            if let a = record.launch?.network, a.network != NetworkRecord.defaultName { syncHosts(network: a.network) }
             try claimName(&record, requested: request.name != nil)
             if !userMounts.isEmpty {
                 // The record names the volumes: `volume rm` sees this
@@ -257,7 +272,7 @@ public struct Engine: Sendable {
     /// a container directory always holds its record. A `.new-` directory
     /// left by a gocker that died is removed by `reapOrphans`.
     func writeBundle(dir: String, spec: Spec, seccomp: [UInt8]? = nil, record: ContainerRecord, hostname: String,
-                     network: NetworkMode) throws(GockerError) {
+                     request: RunRequest, sharedFiles: (hosts: [UInt8], resolv: [UInt8])? = nil) throws(GockerError) {
         let new = "\(dataRoot)/containers/.new-\(record.id)"
         try performing("create container \(record.id)") { () throws(SystemCallError) in
             if mkdir(new, 0o711) < 0 {
@@ -274,22 +289,16 @@ public struct Engine: Sendable {
                     try Sys.check("mkdir", path: "\(new)/\(sub)") { mkdir("\(new)/\(sub)", 0o755) }
                 }
                 try Sys.writeFileExclusive("\(new)/hostname", Array("\(hostname)\n".utf8))
-                let hosts: [UInt8]
-                if network == .host, let h = try? Sys.readFile("/etc/hosts") {
-                    hosts = h
-                } else {
-                    hosts = Array("""
-                        127.0.0.1\tlocalhost
-                        ::1\tlocalhost ip6-localhost ip6-loopback
-                        fe00::0\tip6-localnet
-                        ff00::0\tip6-mcastprefix
-                        ff02::1\tip6-allnodes
-                        ff02::2\tip6-allrouters
-
-                        """.utf8)
-                }
+                let hosts = sharedFiles?.hosts
+                    ?? Self.hostsFile(request: request, hostname: hostname, attachment: record.launch?.network)
                 try Sys.writeFileExclusive("\(new)/hosts", hosts)
-                try Sys.writeFileExclusive("\(new)/resolv.conf", (try? Sys.readFile("/etc/resolv.conf")) ?? [])
+                if let a = record.launch?.network, a.network != NetworkRecord.defaultName {
+                    // What `syncHosts` adds the network's other containers to.
+                    try Sys.writeFileExclusive("\(new)/hosts.own", hosts)
+                }
+                let resolv = sharedFiles?.resolv ?? Self.resolvConf(
+                    host: (try? Sys.readFile("/etc/resolv.conf")) ?? [], request: request)
+                try Sys.writeFileExclusive("\(new)/resolv.conf", resolv)
                 try Sys.writeFileExclusive("\(new)/config.json", spec.json(seccomp: seccomp))
                 try Sys.check("rename", path: dir) { rename(new, dir) }
             } catch {
@@ -548,9 +557,11 @@ public struct Engine: Sendable {
         // and only the one that renamed it removes what is inside.
         let tomb = "\(dataRoot)/containers/.removing-\(id)"
         var failure: GockerError?
+        var attachment: NetworkAttachment?
         do {
             let fd = try lockRecord(id)
             defer { Sys.close(fd) }
+            attachment = (try? load(id))?.launch?.network
             // Another gocker may have renamed it away while this one waited.
             if Sys.exists(containerDir(id)) {
                 try performing("remove container \(id)") { () throws(SystemCallError) in
@@ -563,7 +574,9 @@ public struct Engine: Sendable {
         } catch {
             failure = error
         }
-        // The name and the anonymous volumes go whatever happened above.
+        // The name, the address and the anonymous volumes go whatever
+        // happened above.
+        if let attachment { disconnect(id: id, attachment) }
         dropName(name, of: id)
         removeAnonymousVolumes(anonymousVolumes)
         if let failure { throw failure }

@@ -123,6 +123,8 @@ public struct IPAM: Sendable {
     public let directory: String
     public let subnet: IPv4Subnet
     public let gateway: IPv4
+    /// Where addresses are handed out from (`--ip-range`); nil: the subnet.
+    public var range: IPv4Subnet?
 
     var file: String { directory + "/ipam.json" }
 
@@ -185,10 +187,11 @@ public struct IPAM: Sendable {
                 book.addresses[ip.description] = container
                 return ip
             }
-            var candidate = subnet.address.value + 1
-            while candidate < subnet.broadcast.value {
-                let ip = IPv4(candidate)
-                if ip != gateway && book.addresses[ip.description] == nil {
+            let pool = range ?? subnet
+            var candidate = UInt64(pool.address.value)
+            while candidate <= UInt64(pool.broadcast.value) {
+                let ip = IPv4(UInt32(candidate))
+                if ip != gateway && ip != subnet.address && ip != subnet.broadcast && book.addresses[ip.description] == nil {
                     book.addresses[ip.description] = container
                     return ip
                 }

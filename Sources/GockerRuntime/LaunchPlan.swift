@@ -189,6 +189,8 @@ public struct LaunchExtras: JSONShape, Sendable, Equatable {
     /// its program is cached under this name (DefaultSeccomp.cacheName): a
     /// start finds it without reading the profile.
     public var seccompDefault: String?
+    /// The bridge network it is connected to at each start.
+    public var network: NetworkAttachment?
 
     public init(overlay: String? = nil, user: String? = nil, groupAdd: [String]? = nil, initProcess: Bool? = nil,
                 seccompDefault: String? = nil) {
@@ -207,6 +209,7 @@ public struct LaunchExtras: JSONShape, Sendable, Equatable {
         try v.field("groupAdd", &groupAdd)
         try v.field("initProcess", &initProcess)
         try v.field("seccompDefault", &seccompDefault)
+        try v.field("network", &network)
     }
 }
 

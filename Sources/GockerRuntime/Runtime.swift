@@ -125,7 +125,8 @@ public struct Runtime: Sendable {
     func create(id: String, bundle: String, spec given: Spec? = nil, extras: LaunchExtras? = nil,
                 pidFile: String?, allowTerminal: Bool, stdio: [Int32] = [-1, -1, -1],
                 ahead: StartAhead? = nil) throws(GockerError) -> (RuntimeState, terminal: Int32?, ownPIDNamespace: Bool) {
-        let ahead = ahead ?? StartAhead(backend: cgroupBackend)
+        var ahead = ahead ?? StartAhead(backend: cgroupBackend, networkNamespace: extras?.network != nil)
+        if let a = extras?.network { ahead.connect(a) }
         // A network namespace made ahead is joined by the child, and closed
         // here once it has (or when it was not asked for).
         defer { ahead.closeNetworkNamespace() }
@@ -374,6 +375,10 @@ public struct Runtime: Sendable {
             // Waited for only now, when it has had the longest to be made.
             if let fd = ahead.madeNetworkNamespace {
                 joins.append(gk_ns_join(fd: fd, nstype: GK_CLONE_NEWNET))
+            } else if let a = ahead.attachment {
+                // A namespace of its own would have no network.
+                throw GockerError(.system, "connect to network \(a.network)",
+                                  cause: SystemCallError("netlink", errno: ahead.networkFailure ?? EINVAL))
             } else {
                 // Making it failed: the child tries.
                 spec.flags |= UInt32(GK_SPAWN_UNSHARE_NET | GK_SPAWN_LOOPBACK_UP)

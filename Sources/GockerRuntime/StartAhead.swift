@@ -1,3 +1,4 @@
+import Glibc
 import CGockerCore
 import GockerCgroups
 import GockerCore
@@ -18,7 +19,10 @@ extension Runtime {
         let driver: DriverJob
         /// Its descriptor, or a negative errno; the `create` that takes this
         /// closes it.
-        let networkNamespace: Background<Int32>?
+        var networkNamespace: Background<Int32>?
+        /// The network the namespace is connected to once made (see
+        /// `connect`).
+        var attachment: NetworkAttachment?
 
         /// `backend` nil: the default (GOCKER_CGROUP_BACKEND, else libcgroup).
         public init(backend: String?, networkNamespace: Bool = false) {
@@ -33,6 +37,34 @@ extension Runtime {
         var madeNetworkNamespace: Int32? {
             guard let fd = networkNamespace?.value(), fd >= 0 else { return nil }
             return fd
+        }
+
+        /// Connects the namespace, once made and on the thread that made
+        /// it, as `a` says (a veth on the network's bridge, its address and
+        /// route): still while the image and the bundle are read. A host
+        /// end left by an earlier run of the same container, whose
+        /// namespace the kernel has not yet taken down, is removed first.
+        mutating func connect(_ a: NetworkAttachment) {
+            attachment = a
+            networkNamespace = networkNamespace?.then { fd in
+                guard fd >= 0 else { return fd }
+                var r = a.connect(netns: fd)
+                if r == -EEXIST {
+                    _ = gk_link_delete(a.hostInterface)
+                    r = a.connect(netns: fd)
+                }
+                if r < 0 {
+                    Sys.close(fd)
+                    return r
+                }
+                return fd
+            }
+        }
+
+        /// Why making or connecting the namespace failed, if it did.
+        var networkFailure: Int32? {
+            guard let fd = networkNamespace?.value(), fd < 0 else { return nil }
+            return -fd
         }
 
         func closeNetworkNamespace() {

@@ -10,6 +10,8 @@ public struct ContainerStats: Codable, Sendable, Equatable {
     public var CPUPerc: String
     public var MemUsage: String
     public var MemPerc: String
+    /// Bytes received / sent on its network interfaces (lo left out).
+    public var NetIO: String
     public var PIDs: String
 }
 
@@ -19,10 +21,12 @@ extension Engine {
     public func stats(interval: Double = 0.5) -> [ContainerStats] {
         reapOrphans()
         var live: [(ContainerRecord, CgroupDriver, CgroupRecord)] = []
+        var pids: [Int32] = []
         for record in records() {
             guard let state = try? runtime.store.load(record.id), runtime.status(of: state) != .stopped,
                   let groups = state.cgroups else { continue }
             live.append((record, runtime.driver(for: groups), groups))
+            pids.append(state.pid)
         }
         let before = live.map { $0.1.stats($0.2)["cpu.usage_ns"] ?? 0 }
         if !live.isEmpty {
@@ -42,8 +46,47 @@ extension Engine {
                 ID: String(record.id.prefix(12)), Name: record.name,
                 CPUPerc: Self.percent(cpu), MemUsage: "\(Self.binary(usage)) / \(Self.binary(limit))",
                 MemPerc: Self.percent(limit > 0 ? Double(usage) / Double(limit) * 100 : 0),
+                NetIO: record.network == "host" ? "0B / 0B" : Self.netIO(pid: pids[i]),
                 PIDs: "\(now["pids.current"] ?? 0)")
         }
+    }
+
+    /// docker's NET I/O: the interfaces' received and sent bytes, from
+    /// the container's /proc/PID/net/dev (its network namespace's).
+    static func netIO(pid: Int32) -> String {
+        let (rx, tx) = interfaceBytes((try? Sys.readText("/proc/\(pid)/net/dev")) ?? "")
+        return "\(decimal(rx)) / \(decimal(tx))"
+    }
+
+    /// Received and sent bytes of every interface but lo in a
+    /// /proc/net/dev text.
+    static func interfaceBytes(_ text: String) -> (rx: UInt64, tx: UInt64) {
+        var rx: UInt64 = 0, tx: UInt64 = 0
+        for line in text.split(separator: "\n") {
+            guard let colon = line.firstIndex(of: ":") else { continue }
+            let name = String(line[..<colon].filter { $0 != " " })
+            let f = line[line.index(after: colon)...].split(separator: " ")
+            guard name != "lo", f.count >= 9, let r = UInt64(f[0]), let t = UInt64(f[8]) else { continue }
+            rx &+= r
+            tx &+= t
+        }
+        return (rx, tx)
+    }
+
+    /// Sizes as docker's stats prints NET I/O: three significant digits
+    /// and a decimal unit (0B, 648B, 1.23kB, 45.6MB).
+    static func decimal(_ bytes: UInt64) -> String {
+        let units = ["B", "kB", "MB", "GB", "TB"]
+        var v = Double(bytes)
+        var u = 0
+        while v >= 1000 && u < units.count - 1 {
+            v /= 1000
+            u += 1
+        }
+        let scale = pow(10, Double(v >= 100 ? 0 : v >= 10 ? 1 : 2))
+        var text = String((v * scale).rounded() / scale)
+        if text.hasSuffix(".0") { text.removeLast(2) }
+        return text + units[u]
     }
 
     static func percent(_ v: Double) -> String {

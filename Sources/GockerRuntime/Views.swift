@@ -79,6 +79,8 @@ public struct ContainerDetails: JSONShape, Sendable {
     public var Mounts: [MountPoint] = []
     public var Cgroups: CgroupRecord?
     public var LogPath = ""
+    /// docker's: the address on the network, and each network by name.
+    public var NetworkSettings: [String: JSONValue] = [:]
 
     public init() {}
 
@@ -96,6 +98,7 @@ public struct ContainerDetails: JSONShape, Sendable {
         try v.field("Mounts", &Mounts)
         try v.field("Cgroups", &Cgroups)
         try v.field("LogPath", &LogPath)
+        try v.field("NetworkSettings", &NetworkSettings)
     }
 }
 
@@ -201,6 +204,7 @@ extension Engine {
         d.Mounts = r.mounts ?? []
         d.Cgroups = runtimeState?.cgroups
         d.LogPath = logPath(r.id)
+        d.NetworkSettings = networkSettings(r)
         return d
     }
 

@@ -21,13 +21,13 @@ struct RunArgumentTests {
 
     @Test func defaults() throws {
         let r = try #require(try RunLine.parse(["busybox"])).request
-        #expect(!r.autoRemove && r.command == [] && r.network == .none && r.entrypoint == nil)
+        #expect(!r.autoRemove && r.command == [] && r.network == .bridge("bridge") && r.entrypoint == nil)
     }
 
     @Test func badInput() {
         #expect(throws: (any Error).self) { try RunLine.parse([]) }
         #expect(throws: (any Error).self) { try RunLine.parse(["--no-such-flag", "busybox"]) }
-        #expect(throws: (any Error).self) { try RunLine.parse(["--network", "bridge0", "busybox"]) }
+        #expect(throws: (any Error).self) { try RunLine.parse(["--network", "container:", "busybox"]) }
     }
 
     @Test func exitStatusesOfTheFrontDoors() {

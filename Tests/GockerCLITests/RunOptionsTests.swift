@@ -63,7 +63,7 @@ struct RunOptionsTests {
         (["-im"], "Missing value for '-m <bytes>'"),
         (["--pids-limit", "many", "busybox"], "The value 'many' is invalid for '--pids-limit <n>'"),
         (["-c", "x", "busybox"], "The value 'x' is invalid for '-c <shares>'"),
-        (["--network", "bridge0", "busybox"], "network \"bridge0\" not found (available: none, host)"),
+        (["--network", "container:", "busybox"], "invalid network \"container:\": container:NAME needs a container"),
         (["--log-opt", "max-file=3", "busybox"], "invalid argument \"max-file=3\" for --log-opt: only max-size=SIZE is supported"),
     ])
     func badLines(args: [String], message: String) {

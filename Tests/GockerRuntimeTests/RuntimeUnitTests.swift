@@ -187,10 +187,43 @@ struct CapabilityTests {
         #expect(throws: GockerError.self) { try ContainerSpec.noNewPrivileges(["apparmor=unconfined"]) }
     }
 
+    @Test func resolvConfLeavesOutLoopbackNameservers() throws {
+        let host = Array("# made by a resolver\nnameserver 127.0.0.53\nnameserver 10.0.0.2\nsearch corp.test\noptions edns0\n".utf8)
+        var r = RunRequest(image: "busybox")
+        #expect(String(decoding: Engine.resolvConf(host: host, request: r), as: UTF8.self)
+                == "search corp.test\nnameserver 10.0.0.2\noptions edns0\n")
+        let onlyLoopback = Array("nameserver 127.0.0.53\n".utf8)
+        #expect(String(decoding: Engine.resolvConf(host: onlyLoopback, request: r), as: UTF8.self)
+                == "nameserver 8.8.8.8\nnameserver 8.8.4.4\n")
+        r.network = .host
+        #expect(Engine.resolvConf(host: onlyLoopback, request: r) == onlyLoopback)
+        r.network = .default
+        r.dns = ["10.1.1.1"]
+        r.dnsSearch = ["."]
+        #expect(String(decoding: Engine.resolvConf(host: host, request: r), as: UTF8.self) == "nameserver 10.1.1.1\noptions edns0\n")
+    }
+
+    @Test func netIOAsDockerPrintsIt() {
+        let dev = """
+            Inter-|   Receive                                                |  Transmit
+             face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed
+                lo:     840      10    0    0    0     0          0         0      840      10    0    0    0     0       0          0
+              eth0:    1234      12    0    0    0     0          0         0      648       8    0    0    0     0       0          0
+            """
+        #expect(Engine.interfaceBytes(dev) == (1234, 648))
+        #expect(Engine.decimal(0) == "0B" && Engine.decimal(648) == "648B" && Engine.decimal(1234) == "1.23kB")
+        #expect(Engine.decimal(45_600_000) == "45.6MB" && Engine.decimal(999) == "999B")
+    }
+
     @Test func networkModes() throws {
         #expect(try NetworkMode(parsing: "none") == .none)
         #expect(try NetworkMode(parsing: "host") == .host)
-        #expect(throws: GockerError.self) { try NetworkMode(parsing: "bridge") }
+        #expect(try NetworkMode(parsing: "bridge") == .bridge("bridge"))
+        #expect(try NetworkMode(parsing: "mynet") == .bridge("mynet"))
+        #expect(try NetworkMode(parsing: "container:web") == .container("web"))
+        #expect(throws: GockerError.self) { try NetworkMode(parsing: "container:") }
+        #expect(NetworkMode.none.ownNamespace && NetworkMode.default.ownNamespace)
+        #expect(!NetworkMode.host.ownNamespace && !NetworkMode.container("web").ownNamespace)
     }
 }
 

@@ -53,6 +53,13 @@ final class Sandbox {
         // Whatever a failing test left: its processes, then its groups and files.
         for pid in processesRootedHere() { kill(pid, SIGKILL) }
         for _ in 0..<100 where !processesRootedHere().isEmpty { usleep(20_000) }
+        // Bridges are the host's: the sandbox's networks go, with their
+        // containers (the default network's bridge is made by the first run).
+        if FileManager.default.fileExists(atPath: dataRoot + "/networks") {
+            let ids = ((try? gocker(["ps", "-aq", "--no-trunc"]))?.stdout ?? "").split(separator: "\n").map(String.init)
+            if !ids.isEmpty { _ = try? gocker(["rm", "-f"] + ids) }
+            _ = try? gocker(["network", "prune", "-f"])
+        }
         for group in cgroupsLeft() { rmdir(group) }
         for d in cgroupParentDirs { rmdir(d) }
         try? FileManager.default.removeItem(atPath: dir)
@@ -199,6 +206,16 @@ final class Sandbox {
         #expect(hostMountsHere() == [], "mounts left", sourceLocation: sourceLocation)
         #expect(processesRootedHere() == [], "processes left", sourceLocation: sourceLocation)
         #expect(cgroupsLeft() == [], "cgroups left", sourceLocation: sourceLocation)
+        for n in list(dataRoot + "/networks") where !n.hasPrefix(".") {
+            let dir = "\(dataRoot)/networks/\(n)"
+            let record = (try? JSONSerialization.jsonObject(with: Data(contents(dir + "/network.json").utf8))) as? [String: Any]
+            if let br = record?["bridge"] as? String {
+                #expect(list("/sys/class/net/\(br)/brif") == [], "veths left on \(br)", sourceLocation: sourceLocation)
+            }
+            let book = (try? JSONSerialization.jsonObject(with: Data(contents(dir + "/ipam.json").utf8))) as? [String: Any]
+            let held = (book?["addresses"] as? [String: Any]) ?? [:]
+            #expect(held.isEmpty, "addresses left on \(n): \(held)", sourceLocation: sourceLocation)
+        }
     }
 }
 

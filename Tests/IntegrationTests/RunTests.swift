@@ -19,7 +19,7 @@ struct RunTests {
 
     @Test func hostnameNetworkAndRootAreTheContainers() throws {
         let box = try Sandbox()
-        let r = try box.gocker(["run", "--rm", "--hostname", "box", "busybox", "sh", "-c",
+        let r = try box.gocker(["run", "--rm", "--hostname", "box", "--network", "none", "busybox", "sh", "-c",
                                 "hostname; cat /etc/hostname; ls /sys/class/net; cat /sys/class/net/lo/operstate; ls /; cat /etc/passwd"])
         #expect(r.status == 0, "\(r.stderr)")
         let lines = r.stdout.split(separator: "\n").map(String.init)

@@ -1,0 +1,236 @@
+import CGockerCore
+import Glibc
+import GockerCore
+
+/// What `create` works out from `--network` before anything is made.
+struct PlannedNetwork {
+    /// The bridge network the container gets an address on.
+    var record: NetworkRecord?
+    /// `container:NAME`: the network namespace to join.
+    var joinPath: String?
+    /// The hostname it gets unless `--hostname` says (host: the host's).
+    var hostname: String?
+    /// `container:NAME`: that container's /etc/hosts and /etc/resolv.conf.
+    var sharedFiles: (hosts: [UInt8], resolv: [UInt8])?
+}
+
+extension Engine {
+    /// Checks `--network` and the options that go with it.
+    func planNetwork(_ request: RunRequest) throws(GockerError) -> PlannedNetwork {
+        for d in request.dns where IPv4(d) == nil && !d.contains(":") {
+            throw GockerError(.invalidArgument, "invalid --dns \"\(d)\": expected an IP address")
+        }
+        for h in request.addHosts {
+            let parts = h.split(separator: ":", maxSplits: 1).map(String.init)
+            guard parts.count == 2, !parts[0].isEmpty, (try? Self.validateHostname(parts[0])) != nil,
+                  IPv4(parts[1]) != nil || parts[1] == "host-gateway" || parts[1].contains(":") else {
+                throw GockerError(.invalidArgument, "invalid argument \"\(h)\" for \"--add-host\" flag: expected host:ip")
+            }
+        }
+        if let mac = request.macAddress, NetworkAttachment.macBytes(mac) == nil {
+            throw GockerError(.invalidArgument, "invalid --mac-address \"\(mac)\": expected six hex bytes such as 02:42:ac:11:00:02")
+        }
+        var ip: IPv4?
+        if let text = request.ip {
+            guard let v = IPv4(text) else { throw GockerError(.invalidArgument, "invalid --ip \"\(text)\": expected an IPv4 address") }
+            ip = v
+        }
+        for a in request.networkAliases { try Self.validateHostname(a) }
+        var plan = PlannedNetwork()
+        switch request.network {
+        case .host:
+            plan.hostname = Self.hostHostname()
+            if ip != nil || request.macAddress != nil || !request.networkAliases.isEmpty {
+                throw GockerError(.invalidArgument, "conflicting options: --ip, --mac-address and --network-alias need a bridge network, not host")
+            }
+        case .none:
+            if ip != nil || request.macAddress != nil || !request.networkAliases.isEmpty {
+                throw GockerError(.invalidArgument, "conflicting options: --ip, --mac-address and --network-alias need a bridge network, not none")
+            }
+        case .container(let ref):
+            if ip != nil || request.macAddress != nil || !request.networkAliases.isEmpty || !request.dns.isEmpty
+                || !request.addHosts.isEmpty || request.hostname != nil {
+                throw GockerError(.invalidArgument, "conflicting options: --network container:\(ref) takes the other container's network settings (no --ip, --mac-address, --network-alias, --dns, --add-host or --hostname)")
+            }
+            let other = try lookup(ref)
+            guard let pid = pid(of: other) else {
+                throw GockerError(.invalidState, "cannot join network of a non running container: \(other.name)")
+            }
+            plan.joinPath = "/proc/\(pid)/ns/net"
+            plan.hostname = other.hostname
+            let dir = containerDir(other.id)
+            plan.sharedFiles = ((try? Sys.readFile(dir + "/hosts")) ?? [], (try? Sys.readFile(dir + "/resolv.conf")) ?? [])
+        case .bridge(let name):
+            let r: NetworkRecord
+            do { r = try network(name) } catch where error.code == .notFound {
+                throw GockerError(.notFound, "network \(name) not found")
+            }
+            if ip != nil && r.name == NetworkRecord.defaultName {
+                throw GockerError(.invalidArgument, "user specified IP address is supported on user defined networks only")
+            }
+            if !request.networkAliases.isEmpty && r.name == NetworkRecord.defaultName {
+                throw GockerError(.invalidArgument, "network-scoped alias is supported only for containers in user defined networks")
+            }
+            if let ip {
+                let s = r.parsedSubnet
+                guard s.contains(ip), ip != s.address, ip != s.broadcast, ip != r.parsedGateway else {
+                    throw GockerError(.invalidArgument, "invalid --ip \(ip): not a free host address of network \(r.name)'s subnet \(s)")
+                }
+            }
+            plan.record = r
+        }
+        return plan
+    }
+
+    /// An address on `network` for container `id` and what its start needs
+    /// to connect it. Addresses of containers that are gone are given back
+    /// first.
+    func attach(id: String, to network: NetworkRecord, request: RunRequest) throws(GockerError) -> NetworkAttachment {
+        var ipam = try IPAM(directory: networkDir(network.name), subnet: network.parsedSubnet, gateway: network.parsedGateway)
+        ipam.range = network.ipRange.flatMap { try? IPv4Subnet($0) }
+        try ipam.reconcile { holder in holder != id && !containerExists(holder) }
+        let ip = try ipam.allocate(for: id, requested: request.ip.flatMap { IPv4($0) })
+        var a = NetworkAttachment()
+        a.network = network.name
+        a.bridge = network.bridge
+        a.hostInterface = "gk" + String(id.prefix(12))
+        a.address = ip.description
+        a.prefix = network.parsedSubnet.prefix
+        a.gateway = network.gateway
+        a.mac = request.macAddress?.lowercased() ?? NetworkAttachment.mac(for: ip)
+        a.mtu = network.mtu
+        a.aliases = request.networkAliases.isEmpty ? nil : request.networkAliases
+        return a
+    }
+
+    /// Gives back the address of container `id` on `network`.
+    func detach(id: String, from network: String) {
+        guard let r = try? JSON.readFile(NetworkRecord.self, path: networkDir(network) + "/network.json"),
+              let ipam = try? IPAM(directory: networkDir(r.name), subnet: r.parsedSubnet, gateway: r.parsedGateway) else { return }
+        try? ipam.release(id)
+    }
+
+    /// What a container's removal does to its network: its veth goes now
+    /// (not when the kernel gets to its namespace), its address goes
+    /// back, and the network's other containers forget its name.
+    func disconnect(id: String, _ a: NetworkAttachment) {
+        _ = gk_link_delete(a.hostInterface)
+        detach(id: id, from: a.network)
+        if a.network != NetworkRecord.defaultName { syncHosts(network: a.network) }
+    }
+
+    /// The /etc/hosts of a new container: localhost, `--add-host`'s, and
+    /// its own address under its hostname (the host's file on the host's
+    /// network).
+    static func hostsFile(request: RunRequest, hostname: String, attachment: NetworkAttachment?) -> [UInt8] {
+        var text: String
+        if request.network == .host, let h = try? Sys.readText("/etc/hosts") {
+            text = h
+            if !text.isEmpty && !text.hasSuffix("\n") { text += "\n" }
+        } else {
+            text = """
+                127.0.0.1\tlocalhost
+                ::1\tlocalhost ip6-localhost ip6-loopback
+                fe00::0\tip6-localnet
+                ff00::0\tip6-mcastprefix
+                ff02::1\tip6-allnodes
+                ff02::2\tip6-allrouters
+
+                """
+        }
+        for h in request.addHosts {
+            let parts = h.split(separator: ":", maxSplits: 1).map(String.init)
+            let ip = parts[1] == "host-gateway" ? (attachment?.gateway ?? "127.0.0.1") : parts[1]
+            text += "\(ip)\t\(parts[0])\n"
+        }
+        if let a = attachment { text += "\(a.address)\t\(hostname)\n" }
+        return Array(text.utf8)
+    }
+
+    /// /etc/resolv.conf for a container, from the host's as docker makes
+    /// it: nameservers on loopback (a local resolver the container cannot
+    /// reach) are left out, and where none is left, docker's defaults
+    /// (8.8.8.8, 8.8.4.4) take their place. `--dns`, `--dns-search` and
+    /// `--dns-option` replace the host's lines of their kind. On the
+    /// host's network, the host's file as it is (unless those are given).
+    static func resolvConf(host: [UInt8], request: RunRequest) -> [UInt8] {
+        let given = !request.dns.isEmpty || !request.dnsSearch.isEmpty || !request.dnsOptions.isEmpty
+        if request.network == .host && !given { return host }
+        var servers: [String] = [], search: [String] = [], options: [String] = []
+        for line in String(decoding: host, as: UTF8.self).split(separator: "\n") {
+            let f = line.split(whereSeparator: { $0 == " " || $0 == "\t" }).map(String.init)
+            guard f.count >= 2 else { continue }
+            switch f[0] {
+            case "nameserver":
+                let s = f[1]
+                if request.network != .host && (s.hasPrefix("127.") || s == "::1") { continue }
+                servers.append(s)
+            case "search", "domain": search = Array(f.dropFirst())
+            case "options": options += f.dropFirst()
+            default: continue
+            }
+        }
+        if !request.dns.isEmpty { servers = request.dns }
+        if !request.dnsSearch.isEmpty { search = request.dnsSearch == ["."] ? [] : request.dnsSearch }
+        if !request.dnsOptions.isEmpty { options = request.dnsOptions }
+        if servers.isEmpty { servers = ["8.8.8.8", "8.8.4.4"] }
+        var text = ""
+        if !search.isEmpty { text += "search " + search.joined(separator: " ") + "\n" }
+        for s in servers { text += "nameserver \(s)\n" }
+        if !options.isEmpty { text += "options " + options.joined(separator: " ") + "\n" }
+        return Array(text.utf8)
+    }
+
+    /// Name resolution on a user's network: every container's /etc/hosts
+    /// is its own part (hosts.own) followed by the network's other
+    /// containers, by name, alias and hostname. gocker has no daemon to
+    /// answer DNS, so the files are kept in step by whatever gocker adds a
+    /// container to the network or removes one, under the network's lock;
+    /// each is rewritten in place, as the container has it bind-mounted.
+    func syncHosts(network: String) {
+        let dir = networkDir(network)
+        guard let lock = try? Sys.lock(dir + "/hosts.lock") else { return }
+        defer { close(lock) }
+        let members = containers(on: network)
+        for m in members {
+            let cdir = containerDir(m.record.id)
+            guard var text = try? Sys.readText(cdir + "/hosts.own") else { continue }
+            for o in members where o.record.id != m.record.id {
+                var names = [o.record.name] + (o.attachment.aliases ?? [])
+                if !names.contains(o.record.hostname) { names.append(o.record.hostname) }
+                text += "\(o.attachment.address)\t\(names.joined(separator: " "))\n"
+            }
+            let fd = Glibc.open(cdir + "/hosts", O_WRONLY | O_TRUNC | O_NOFOLLOW | O_CLOEXEC)
+            guard fd >= 0 else { continue }
+            _ = try? Sys.writeAll(fd, Array(text.utf8), path: cdir + "/hosts")
+            Sys.close(fd)
+        }
+    }
+
+    /// inspect's NetworkSettings: docker's top-level address members (of
+    /// the default network) and one entry per network.
+    func networkSettings(_ r: ContainerRecord) -> [String: JSONValue] {
+        var out: [String: JSONValue] = ["IPAddress": .string(""), "IPPrefixLen": .number("0"), "Gateway": .string(""),
+                                        "MacAddress": .string(""), "Networks": .object([:])]
+        guard let a = r.launch?.network else {
+            if r.network == "host" || r.network == "none" {
+                out["Networks"] = .object([r.network: .object(["IPAddress": .string(""), "Gateway": .string("")])])
+            }
+            return out
+        }
+        let id = (try? JSON.readFile(NetworkRecord.self, path: networkDir(a.network) + "/network.json"))?.id ?? ""
+        let entry: [String: JSONValue] = [
+            "NetworkID": .string(id), "EndpointID": .string(a.hostInterface), "Gateway": .string(a.gateway),
+            "IPAddress": .string(a.address), "IPPrefixLen": .number(String(a.prefix)), "MacAddress": .string(a.mac),
+            "Aliases": a.aliases.map { .array($0.map(JSONValue.string)) } ?? .null,
+        ]
+        if a.network == NetworkRecord.defaultName {
+            out["IPAddress"] = .string(a.address)
+            out["IPPrefixLen"] = .number(String(a.prefix))
+            out["Gateway"] = .string(a.gateway)
+            out["MacAddress"] = .string(a.mac)
+        }
+        out["Networks"] = .object([a.network: .object(entry)])
+        return out
+    }
+}

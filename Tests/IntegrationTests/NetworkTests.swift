@@ -1,0 +1,209 @@
+import Foundation
+import Testing
+
+/// Bridge networks: containers get an address on a bridge of the test's
+/// own, reach each other (by name on a user's network), the host reaches
+/// them through the bridge, and whatever a network or a container made
+/// goes with it. Traffic only between the test's containers and the host's
+/// side of the test's bridges.
+@Suite(.enabled(if: canRunContainers, "starts real containers: needs root"))
+struct NetworkTests {
+    /// A network name and a /24 of 10.213.0.0/16 no other test here uses.
+    static func network(_ n: Int) -> (name: String, subnet: String, prefix: String) {
+        ("gkt-net\(n)-\(getpid())", "10.213.\(n).0/24", "10.213.\(n).")
+    }
+
+    func inspect(_ box: Sandbox, _ ref: String) throws -> [String: Any] {
+        let r = try box.gocker(["network", "inspect", ref])
+        let array = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [[String: Any]]
+        return try #require(array?.first, "\(r.stderr)")
+    }
+
+    func bridge(_ box: Sandbox, _ ref: String) throws -> String {
+        let options = try inspect(box, ref)["Options"] as? [String: String]
+        return try #require(options?["com.docker.network.bridge.name"])
+    }
+
+    func linkExists(_ name: String) -> Bool { FileManager.default.fileExists(atPath: "/sys/class/net/\(name)") }
+
+    func expectRefused(_ r: Sandbox.Result, saying text: String, sourceLocation: SourceLocation = #_sourceLocation) {
+        #expect(r.status == 125, "\(r.stderr)", sourceLocation: sourceLocation)
+        #expect(r.stderr.hasPrefix("gocker: error: ") && r.stderr.contains(text), "\(r.stderr)", sourceLocation: sourceLocation)
+        #expect(r.stderr.split(separator: "\n").count == 1, "one line: \(r.stderr)", sourceLocation: sourceLocation)
+    }
+
+    @Test func containersOnAUserNetworkReachEachOtherByNameAndAlias() throws {
+        let box = try Sandbox()
+        let net = Self.network(1)
+        let made = try box.gocker(["network", "create", "--subnet", net.subnet, net.name])
+        #expect(made.status == 0, "\(made.stderr)")
+        let br = try bridge(box, net.name)
+        #expect(linkExists(br) && FileManager.default.fileExists(atPath: "/sys/class/net/\(br)/bridge"))
+        #expect(try shell("ip -o -4 addr show dev \(br)").output.contains("inet \(net.prefix)1/24"))
+
+        let web = try box.gocker(["run", "-d", "--name", "web", "--network", net.name, "--network-alias", "www",
+                                  "busybox", "httpd", "-f", "-p", "80", "-h", "/etc"])
+        #expect(web.status == 0, "\(web.stderr)")
+        let id = web.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let veth = "gk" + id.prefix(12)
+        #expect(linkExists(veth))
+        #expect((try? FileManager.default.destinationOfSymbolicLink(atPath: "/sys/class/net/\(veth)/master"))?.hasSuffix("/" + br) == true)
+        let containers = try #require(try inspect(box, net.name)["Containers"] as? [String: [String: String]])
+        #expect(containers[id]?["IPv4Address"] == "\(net.prefix)2/24" && containers[id]?["Name"] == "web")
+
+        // By name, by alias, by ping; eth0 as docker sets it up.
+        let client = try box.gocker(["run", "--rm", "--network", net.name, "busybox", "sh", "-c",
+                                     "wget -qO- http://web/hostname && wget -qO- http://www/hostname && ping -c1 -W2 web >/dev/null && ip -o -4 addr show eth0 && ip route"])
+        #expect(client.status == 0, "\(client.stderr)")
+        let lines = client.stdout.split(separator: "\n").map(String.init)
+        #expect(lines.count >= 4 && lines[0] == String(id.prefix(12)) && lines[1] == String(id.prefix(12)), "\(client.stdout)")
+        #expect(client.stdout.contains("inet \(net.prefix)3/24") && client.stdout.contains("default via \(net.prefix)1 dev eth0"),
+                "\(client.stdout)")
+        // The host, through the bridge.
+        let fromHost = try shell("printf 'GET /hostname HTTP/1.0\\r\\n\\r\\n' | busybox nc -w 5 \(net.prefix)2 80")
+        #expect(fromHost.status == 0 && fromHost.output.split(whereSeparator: \.isNewline).last == id.prefix(12), "\(fromHost.output)")
+
+        // A network with a container on it stays; its container's veth and
+        // address go with the container.
+        expectRefused(try box.gocker(["network", "rm", net.name]), saying: "has active endpoints")
+        #expect(try box.gocker(["rm", "-f", "web"]).status == 0)
+        #expect(!linkExists(veth))
+        #expect(try inspect(box, net.name)["Containers"] as? [String: Any] == nil
+                || (try inspect(box, net.name)["Containers"] as? [String: Any])?.isEmpty == true)
+        let again = try box.gocker(["run", "--rm", "--network", net.name, "busybox", "ip", "-o", "-4", "addr", "show", "eth0"])
+        #expect(again.stdout.contains("inet \(net.prefix)2/24"), "the address came back: \(again.stdout)")
+        let rm = try box.gocker(["network", "rm", net.name])
+        #expect(rm.status == 0 && rm.stdout == net.name + "\n", "\(rm.stderr)")
+        #expect(!linkExists(br))
+        #expect(box.list(box.dataRoot + "/networks").filter { !$0.hasPrefix("bridge") }.isEmpty)
+    }
+
+    @Test func theDefaultNetworkGivesAnAddressButNoNames() throws {
+        let box = try Sandbox()
+        #expect(try box.gocker(["run", "-d", "--name", "srv", "busybox", "sleep", "60"]).status == 0)
+        let r = try box.gocker(["run", "--rm", "busybox", "sh", "-c", "ip -o -4 addr show eth0; cat /etc/hosts; ping -c1 -W1 srv"])
+        #expect(r.status != 0, "no names on the default network, as in docker: \(r.stdout)")
+        let inet = try #require(r.stdout.split(separator: "\n").first { $0.contains("inet ") })
+        let address = String(try #require(inet.split(separator: " ").first { $0.contains("/") }).split(separator: "/")[0])
+        #expect(r.stdout.contains("\(address)\t"), "its own address in /etc/hosts: \(r.stdout)")
+        let ls = try box.gocker(["network", "ls"])
+        #expect(ls.stdout.hasPrefix("NETWORK ID     NAME      DRIVER    SCOPE\n"), "\(ls.stdout)")
+        for row in ["bridge    bridge    local", "host      host      local", "none      null      local"] {
+            #expect(ls.stdout.contains(row), "\(ls.stdout)")
+        }
+        let subnet = try #require(((try inspect(box, "bridge")["IPAM"] as? [String: Any])?["Config"] as? [[String: String]])?.first?["Subnet"])
+        #expect(subnet.hasSuffix("/16") || subnet.hasSuffix("/20"), "one of docker's pools: \(subnet)")
+        expectRefused(try box.gocker(["network", "rm", "bridge"]), saying: "bridge is a pre-defined network and cannot be removed")
+        expectRefused(try box.gocker(["network", "rm", "host"]), saying: "host is a pre-defined network and cannot be removed")
+        expectRefused(try box.gocker(["network", "rm", "none"]), saying: "none is a pre-defined network and cannot be removed")
+        // --network container:NAME: the other's interface and address.
+        let joined = try box.gocker(["run", "--rm", "--network", "container:srv", "busybox", "ip", "-o", "-4", "addr", "show", "eth0"])
+        #expect(joined.status == 0 && joined.stdout.contains("inet "), "\(joined.stderr)")
+        let own = try box.gocker(["exec", "srv", "ip", "-o", "-4", "addr", "show", "eth0"])
+        #expect(joined.stdout == own.stdout)
+        // Its interface's counters, in stats' NET I/O (three pings of the
+        // network's gateway: the host's side of the sandbox's bridge).
+        let gateway = try #require(((try inspect(box, "bridge")["IPAM"] as? [String: Any])?["Config"] as? [[String: String]])?.first?["Gateway"])
+        #expect(try box.gocker(["exec", "srv", "ping", "-c3", "-W2", gateway]).status == 0)
+        let stats = try box.gocker(["stats", "--no-stream", "--format", "json"])
+        let row = try #require(try JSONSerialization.jsonObject(with: Data(stats.stdout.utf8)) as? [String: String])
+        let io = try #require(row["NetIO"]).components(separatedBy: " / ")
+        #expect(io.count == 2 && io.allSatisfy { $0 != "0B" && $0.hasSuffix("B") }, "\(row)")
+        let header = try box.gocker(["stats", "--no-stream"]).stdout.split(separator: "\n").first ?? ""
+        #expect(header.contains("MEM %") && header.contains("NET I/O") && header.hasSuffix("PIDS"), "\(header)")
+        #expect(try box.gocker(["rm", "-f", "srv"]).status == 0)
+        let br = try bridge(box, "bridge")
+        #expect(try box.gocker(["network", "prune", "-f"]).stdout.contains("bridge"))
+        #expect(!linkExists(br), "an unused default network's bridge goes with prune")
+    }
+
+    @Test func parallelRunsGetDistinctAddresses() throws {
+        let box = try Sandbox()
+        let net = Self.network(2)
+        #expect(try box.gocker(["network", "create", "--subnet", net.subnet, net.name]).status == 0)
+        // Twelve gockers at once, each keeping its container (and address).
+        let starts = try (0..<12).map { _ in try box.start(["run", "-d", "--network", net.name, "busybox", "sleep", "60"]) }
+        for (p, _) in starts { box.finish(p, within: 60) }
+        #expect(starts.allSatisfy { $0.0.terminationStatus == 0 }, "\(starts.map { box.contents($0.outFile + ".err") })")
+        let containers = try #require(try inspect(box, net.name)["Containers"] as? [String: [String: String]])
+        let ips = containers.values.compactMap { $0["IPv4Address"] }
+        #expect(ips.count == 12 && Set(ips).count == 12, "\(ips)")
+        #expect(ips.allSatisfy { $0.hasPrefix(net.prefix) })
+        let ids = starts.map { box.contents($0.outFile).trimmingCharacters(in: .whitespacesAndNewlines) }
+        #expect(try box.gocker(["rm", "-f"] + ids).status == 0)
+        #expect(try box.gocker(["network", "rm", net.name]).status == 0)
+    }
+
+    @Test func addressesComeBackAfterAKilledGocker() throws {
+        let box = try Sandbox()
+        let net = Self.network(3)
+        #expect(try box.gocker(["network", "create", "--subnet", net.subnet, "--ip-range", "10.213.3.128/25", net.name]).status == 0)
+        // An address taken for a container that never came to be (its gocker
+        // was killed before the record was written) is free again.
+        let book = box.dataRoot + "/networks/\(net.name)/ipam.json"
+        let r0 = try box.gocker(["run", "--rm", "--network", net.name, "busybox", "ip", "-o", "-4", "addr", "show", "eth0"])
+        #expect(r0.stdout.contains("inet \(net.prefix)128/24"), "from --ip-range: \(r0.stdout)")
+        var text = box.contents(book)
+        text = text.replacingOccurrences(of: "\"addresses\":{}", with: "\"addresses\":{\"\(net.prefix)130\":\"\(String(repeating: "ab", count: 32))\"}")
+        try text.write(toFile: book, atomically: true, encoding: .utf8)
+        #expect(box.contents(book).contains("\(net.prefix)130"))
+        let taken = try box.gocker(["run", "--rm", "--network", net.name, "--ip", "\(net.prefix)130", "busybox", "true"])
+        #expect(taken.status == 0, "\(taken.stderr)")
+
+        // A gocker killed while its container runs: rm -f gives the address back.
+        let (p, _) = try box.start(["run", "--name", "held", "--network", net.name, "--ip", "\(net.prefix)140", "busybox", "sleep", "60"])
+        #expect(box.waitFor { box.contents(book).contains("\(net.prefix)140") && box.runningState() != nil })
+        kill(p.processIdentifier, SIGKILL)
+        p.waitUntilExit()
+        expectRefused(try box.gocker(["run", "--rm", "--network", net.name, "--ip", "\(net.prefix)140", "busybox", "true"]),
+                      saying: "address \(net.prefix)140 is already in use")
+        #expect(try box.gocker(["rm", "-f", "held"]).status == 0)
+        #expect(!box.contents(book).contains("\(net.prefix)140"))
+        #expect(try box.gocker(["run", "--rm", "--network", net.name, "--ip", "\(net.prefix)140", "busybox", "true"]).status == 0)
+        #expect(try box.gocker(["network", "rm", net.name]).status == 0)
+    }
+
+    @Test func badNetworkInputIsRefusedAndLeavesNothing() throws {
+        let box = try Sandbox()
+        let net = Self.network(4)
+        #expect(try box.gocker(["network", "create", "--subnet", net.subnet, net.name]).status == 0)
+        let br = try bridge(box, net.name)
+        expectRefused(try box.gocker(["network", "create", "--subnet", "10.213.4.0/25", net.name + "b"]), saying: "overlaps with network \(net.name)")
+        expectRefused(try box.gocker(["network", "create", "--subnet", "10.213.5.1/24", net.name + "c"]),
+                      saying: "it is not a network address (did you mean 10.213.5.0/24?)")
+        expectRefused(try box.gocker(["network", "create", "--subnet", "10.213.6.0/24", net.name]),
+                      saying: "network with name \(net.name) already exists")
+        expectRefused(try box.gocker(["network", "create", "--driver", "overlay", net.name + "d"]), saying: "plugin \"overlay\" not found")
+        expectRefused(try box.gocker(["network", "create", "--subnet", "10.213.7.0/24", "--gateway", "10.213.8.1", net.name + "e"]),
+                      saying: "not a host address of 10.213.7.0/24")
+        expectRefused(try box.gocker(["network", "create", "bridge"]), saying: "network with name bridge already exists")
+        for args in [["--network", "nosuchnet"], ["--network", net.name, "--ip", "10.213.9.5"],
+                     ["--network", net.name, "--ip", "\(net.prefix)1"], ["--ip", "172.17.0.9"],
+                     ["--network", net.name, "--mac-address", "zz:00"], ["--add-host", "nocolon"],
+                     ["--dns", "not-an-ip"], ["--network", "host", "--ip", "\(net.prefix)9"]] {
+            let r = try box.gocker(["run", "--rm"] + args + ["busybox", "true"])
+            #expect(r.status == 125 && r.stderr.split(separator: "\n").count == 1, "\(args): \(r.stderr)")
+        }
+        expectRefused(try box.gocker(["run", "--rm", "--network", "nosuchnet", "busybox", "true"]), saying: "network nosuchnet not found")
+        // Taken: one container holds it.
+        #expect(try box.gocker(["run", "-d", "--name", "aa", "--network", net.name, "--ip", "\(net.prefix)7", "busybox", "sleep", "60"]).status == 0)
+        expectRefused(try box.gocker(["run", "--rm", "--network", net.name, "--ip", "\(net.prefix)7", "busybox", "true"]),
+                      saying: "address \(net.prefix)7 is already in use")
+        #expect(try box.gocker(["ps", "-aq"]).stdout.split(separator: "\n").count == 1, "only aa is left")
+        #expect(try box.gocker(["rm", "-f", "aa"]).status == 0)
+        #expect(box.list("/sys/class/net/\(br)/brif").isEmpty, "no veth left on the bridge")
+        #expect(Set(box.list(box.dataRoot + "/networks")).isSubset(of: [net.name, "bridge"]))
+        #expect(try box.gocker(["network", "rm", net.name]).status == 0)
+    }
+
+    @Test func resolvConfAndHostsAsDockerWritesThem() throws {
+        let box = try Sandbox()
+        let r = try box.gocker(["run", "--rm", "--dns", "10.213.0.53", "--dns-search", "example.test", "--dns-option", "ndots:2",
+                                "--add-host", "db.local:10.213.0.9", "busybox", "cat", "/etc/resolv.conf", "/etc/hosts"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.contains("search example.test\nnameserver 10.213.0.53\noptions ndots:2\n"), "\(r.stdout)")
+        #expect(r.stdout.contains("10.213.0.9\tdb.local\n"), "\(r.stdout)")
+        let host = try box.gocker(["run", "--rm", "--network", "host", "busybox", "cat", "/etc/resolv.conf"])
+        #expect(host.stdout == box.contents("/etc/resolv.conf"), "the host's network: the host's file")
+    }
+}
