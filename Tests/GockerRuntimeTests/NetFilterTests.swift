@@ -208,7 +208,15 @@ import Testing
         let argv: [String] = ["/usr/bin/env", "ip", "netns", "exec", ns, "/bin/busybox", "httpd", "-f", "-p", "80", "-h", www]
         var cargs: [UnsafeMutablePointer<CChar>?] = argv.map { strdup($0) } + [nil]
         defer { for p in cargs { free(p) } }
-        try #require(posix_spawn(&httpd, "/usr/bin/env", nil, nil, &cargs, environ) == 0)
+        // With no signal blocked (the test's threads may block some).
+        var attr = posix_spawnattr_t()
+        posix_spawnattr_init(&attr)
+        defer { posix_spawnattr_destroy(&attr) }
+        var none = sigset_t()
+        sigemptyset(&none)
+        posix_spawnattr_setsigmask(&attr, &none)
+        posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETSIGMASK))
+        try #require(posix_spawn(&httpd, "/usr/bin/env", nil, &attr, &cargs, environ) == 0)
 
         let nf = try NetFilter(table: table)
         try nf.addNetwork(subnet: net, bridge: host)
@@ -217,7 +225,7 @@ import Testing
 
         // From the host through 127.0.0.1 (output DNAT, route_localnet, masquerade).
         var answer = ""
-        for _ in 0..<50 {
+        for _ in 0..<30 {
             answer = httpGet(IPv4("127.0.0.1")!, port)
             if answer.contains("gocker-nft") { break }
             usleep(100_000)
@@ -227,7 +235,7 @@ import Testing
         #expect(httpGet(gw, port).contains("gocker-nft-\(pid)"))
         // From the "container" through the host's address back to itself (hairpin).
         // (busybox nc: Debian 12's static busybox wget crashes.)
-        let hairpin = try sh(["/bin/sh", "-c", "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | ip netns exec \(ns) /bin/busybox nc -w 3 \(gw) \(port) 2>&1; true"])
+        let hairpin = try sh(["/bin/sh", "-c", "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | timeout -s KILL 5 ip netns exec \(ns) /bin/busybox nc -w 3 \(gw) \(port) 2>&1; true"])
         #expect(hairpin.contains("gocker-nft-\(pid)"), "\(hairpin)")
 
         // Withdrawn: the port no longer answers.
@@ -237,12 +245,12 @@ import Testing
         #expect(try nf.exists() == false)
     }
 
-    /// `GET /` to ip:port with a 3 s timeout: the whole answer, or "".
+    /// `GET /` to ip:port with a 2 s timeout: the whole answer, or "".
     func httpGet(_ ip: IPv4, _ port: UInt16) -> String {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { return "" }
         defer { close(fd) }
-        var tv = timeval(tv_sec: 3, tv_usec: 0)
+        var tv = timeval(tv_sec: 2, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
         setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
         var sa = sockaddr_in()
