@@ -222,10 +222,10 @@ public struct NetFilter: Sendable {
     static let nftPaths = ["/usr/sbin/nft", "/sbin/nft", "/usr/bin/nft", "/bin/nft"]
 
     /// The nft binary: one of the usual places, else on $PATH.
-    static func nftBinary() throws(GockerError) -> String {
-        let path = (Sys.env("PATH") ?? "").split(separator: ":").map { String($0) + "/nft" }
-        for p in nftPaths + path where access(p, X_OK) == 0 { return p }
-        throw GockerError(.notFound, "nft not found (looked in \(nftPaths.joined(separator: ", ")) and $PATH): install nftables")
+    static func nftBinary(_ places: [String] = nftPaths, path: String? = Sys.env("PATH")) throws(GockerError) -> String {
+        let onPath = (path ?? "").split(separator: ":").map { String($0) + "/nft" }
+        for p in places + onPath where access(p, X_OK) == 0 { return p }
+        throw GockerError(.notFound, "nft not found (looked in \(places.joined(separator: ", ")) and $PATH): install nftables")
     }
 
     /// `nft -f -` with `script` on its standard input (`nft -j` with the
@@ -270,8 +270,16 @@ public struct NetFilter: Sendable {
         defer { for p in cargs { free(p) } }
         var env: [UnsafeMutablePointer<CChar>?] = [strdup("PATH=/usr/sbin:/usr/bin:/sbin:/bin"), strdup("LC_ALL=C"), nil]
         defer { for p in env { free(p) } }
+        // No signal blocked in nft, whatever this thread blocks.
+        var attr = posix_spawnattr_t()
+        posix_spawnattr_init(&attr)
+        defer { posix_spawnattr_destroy(&attr) }
+        var none = sigset_t()
+        sigemptyset(&none)
+        posix_spawnattr_setsigmask(&attr, &none)
+        posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETSIGMASK))
         var pid: pid_t = 0
-        let sr = posix_spawn(&pid, binary, &actions, nil, &cargs, &env)
+        let sr = posix_spawn(&pid, binary, &actions, &attr, &cargs, &env)
         close(inPipe[0]); close(outPipe[1]); close(errPipe[1])
         guard sr == 0 else {
             close(inPipe[1]); close(outPipe[0]); close(errPipe[0])

@@ -109,6 +109,10 @@ import Testing
         let e = #expect(throws: GockerError.self) { try nf.addNetwork(subnet: net, bridge: "gkn\(pid)x") }
         #expect(e?.description.contains("route_localnet") == true, "\(String(describing: e))")
         #expect(try nf.exists() == false)
+        // No nft anywhere: an error naming it.
+        let none = #expect(throws: GockerError.self) { try NetFilter.nftBinary(["/nonexistent/nft"], path: "/nonexistent") }
+        #expect(none?.message.hasPrefix("nft not found (looked in /nonexistent/nft and $PATH)") == true)
+        #expect(try NetFilter.nftBinary().hasSuffix("/nft"))
     }
 
     @Test func publishedPortsAreMapElementsAddedAndRemovedOverNetlink() throws {
