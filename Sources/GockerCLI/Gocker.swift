@@ -139,7 +139,7 @@ struct Gocker: ParsableCommand {
         groupedSubcommands: [
             CommandGroup(name: "Containers", subcommands: [
                 Run.self, Create.self, Start.self, Stop.self, Restart.self, Kill.self, Wait.self, Remove.self,
-                Exec.self, Top.self, Pause.self, Unpause.self, PS.self, Logs.self, Inspect.self, Stats.self, ContainerCommand.self,
+                Exec.self, Top.self, Port.self, Pause.self, Unpause.self, PS.self, Logs.self, Inspect.self, Stats.self, ContainerCommand.self,
                 Commit.self, Export.self, Diff.self, Bench.self,
             ]),
             CommandGroup(name: "Images", subcommands: [Images.self, RemoveImages.self, Tag.self, Import.self, ImageCommand.self,

@@ -173,3 +173,23 @@ struct NetworkCommand: ParsableCommand {
         }
     }
 }
+
+struct Port: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "List a container's published ports, or the host address of one of them.")
+
+    @OptionGroup var global: GlobalOptions
+
+    @Argument(help: ArgumentHelp("The container: name, id or id prefix.", valueName: "container"))
+    var container: String
+
+    @Argument(help: ArgumentHelp("A container port, PORT[/tcp|udp].", valueName: "port"))
+    var port: String?
+
+    func run() throws {
+        let ports = try global.engine.ports(container, only: port)
+        for p in ports {
+            print(port == nil ? p.description : "\(p.hostIP ?? "0.0.0.0"):\(p.hostPort)")
+        }
+    }
+}

@@ -47,6 +47,8 @@ struct RunLine: Equatable {
         .list("dns", "ip", help: "Set a DNS server (replaces the host's).") { $0.request.dns.append($1) },
         .list("dns-search", "domain", help: "Set a DNS search domain (. for none).") { $0.request.dnsSearch.append($1) },
         .list("dns-option", aliases: ["dns-opt"], "option", help: "Set a DNS option (resolv.conf's options).") { $0.request.dnsOptions.append($1) },
+        .list("publish", short: "p", "[ip:][hostPort:]containerPort[/proto]",
+              help: "Publish a container's port on the host (ranges as 8000-8010:80-90; tcp or udp).") { $0.request.publish.append($1) },
         .list("add-host", "host:ip", help: "Add a line to /etc/hosts (host:ip; host-gateway is the network's gateway).") { $0.request.addHosts.append($1) },
         .flag("detach", short: "d", help: "Run in the background under a monitor and print the container's id.") { $0.request.detach = true },
         .text("restart", "policy", help: "Restart policy: no, on-failure[:N], always, unless-stopped.") { $0.request.restart = $1 },

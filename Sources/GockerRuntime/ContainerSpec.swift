@@ -24,6 +24,9 @@ public struct RunRequest: Sendable, Equatable {
     public var dnsSearch: [String] = []
     public var dnsOptions: [String] = []
     public var addHosts: [String] = []
+    /// `-p/--publish`, as given; `-P/--publish-all`.
+    public var publish: [String] = []
+    public var publishAll = false
     public var interactive = false
     public var tty = false
     /// `-u user[:group]`: nil for the image's.

@@ -12,6 +12,8 @@ struct PlannedNetwork {
     var hostname: String?
     /// `container:NAME`: that container's /etc/hosts and /etc/resolv.conf.
     var sharedFiles: (hosts: [UInt8], resolv: [UInt8])?
+    /// `-p`, read.
+    var ports: [PortRequest] = []
 }
 
 extension Engine {
@@ -37,6 +39,14 @@ extension Engine {
         }
         for a in request.networkAliases { try Self.validateHostname(a) }
         var plan = PlannedNetwork()
+        for p in request.publish { plan.ports += try PortSpec.parse(p) }
+        if !plan.ports.isEmpty {
+            switch request.network {
+            case .bridge: break
+            default:
+                throw GockerError(.invalidArgument, "conflicting options: -p needs a bridge network, not --network \(request.network.name)")
+            }
+        }
         switch request.network {
         case .host:
             plan.hostname = Self.hostHostname()
@@ -103,6 +113,26 @@ extension Engine {
         return a
     }
 
+    /// The host ports of `requests`, settled: each asked for is free on
+    /// the host, ephemeral ones are picked. Two requests for one host port
+    /// are refused.
+    func settlePorts(_ requests: [PortRequest]) throws(GockerError) -> [PublishedPort] {
+        var out: [PublishedPort] = []
+        var seen: Set<String> = []
+        for r in requests {
+            var p = PublishedPort()
+            p.proto = r.proto.rawValue
+            p.hostIP = r.hostIP?.description
+            p.hostPort = try PortSpec.hostPort(for: r)
+            p.containerPort = r.containerPort
+            guard seen.insert("\(p.proto)/\(p.hostPort)").inserted else {
+                throw GockerError(.alreadyExists, "Bind for \(p.hostIP ?? "0.0.0.0"):\(p.hostPort) failed: port is already allocated")
+            }
+            out.append(p)
+        }
+        return out
+    }
+
     /// Gives back the address of container `id` on `network`.
     func detach(id: String, from network: String) {
         guard let r = try? JSON.readFile(NetworkRecord.self, path: networkDir(network) + "/network.json"),
@@ -114,6 +144,7 @@ extension Engine {
     /// (not when the kernel gets to its namespace), its address goes
     /// back, and the network's other containers forget its name.
     func disconnect(id: String, _ a: NetworkAttachment) {
+        if !a.mappings.isEmpty { try? NetFilter().unpublish(a.mappings) }
         _ = gk_link_delete(a.hostInterface)
         detach(id: id, from: a.network)
         if a.network != NetworkRecord.defaultName { syncHosts(network: a.network) }
@@ -232,5 +263,24 @@ extension Engine {
         }
         out["Networks"] = .object([a.network: .object(entry)])
         return out
+    }
+
+    /// `port CONTAINER [PORT[/PROTO]]`: its published ports, as docker
+    /// lists them.
+    public func ports(_ ref: String, only: String? = nil) throws(GockerError) -> [PublishedPort] {
+        let r = try lookup(ref)
+        var ports = r.launch?.network?.ports ?? []
+        if let only {
+            let parts = only.split(separator: "/", maxSplits: 1).map(String.init)
+            guard let port = UInt16(parts[0]), port > 0, parts.count == 1 || PortProtocol(rawValue: parts[1].lowercased()) != nil else {
+                throw GockerError(.invalidArgument, "invalid port \"\(only)\": expected PORT[/tcp|udp]")
+            }
+            let proto = parts.count == 2 ? parts[1].lowercased() : "tcp"
+            ports = ports.filter { $0.containerPort == port && $0.proto == proto }
+            if ports.isEmpty {
+                throw GockerError(.notFound, "No public port '\(port)/\(proto)' published for \(r.name)")
+            }
+        }
+        return ports
     }
 }

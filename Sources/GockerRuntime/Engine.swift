@@ -237,6 +237,14 @@ public struct Engine: Sendable {
         // does not exist).
         if let network = net.record {
             record.launch?.network = try attach(id: id, to: network, request: request)
+            if !net.ports.isEmpty {
+                do throws(GockerError) {
+                    record.launch?.network?.ports = try settlePorts(net.ports)
+                } catch {
+                    detach(id: id, from: network.name)
+                    throw error
+                }
+            }
         }
         // Write-ahead: the record and the bundle appear in one rename, before
         // the name, the volumes, the groups or any process: whatever a
@@ -250,6 +258,17 @@ public struct Engine: Sendable {
         }
         do throws(GockerError) {
             if let a = record.launch?.network, a.network != NetworkRecord.defaultName { syncHosts(network: a.network) }
+            // Published for as long as the container exists (its address is
+            // its own until then): no start spends anything on them. All or
+            // none: a port another container publishes is refused here, and
+            // then none of this one's is there for `remove` to withdraw.
+            if let mappings = record.launch?.network?.mappings, !mappings.isEmpty {
+                do throws(GockerError) { try NetFilter().publish(mappings) } catch {
+                    record.launch?.network?.ports = nil
+                    try? saveRecord(record)
+                    throw error
+                }
+            }
             try claimName(&record, requested: request.name != nil)
             if !userMounts.isEmpty {
                 // The record names the volumes: `volume rm` sees this

@@ -201,7 +201,8 @@ public struct NetFilter: Sendable {
         let port = "\(m.hostIP?.description ?? "0.0.0.0"):\(m.hostPort)/\(m.proto.rawValue)"
         switch (add, e) {
         case (true, EBUSY), (true, EEXIST):
-            throw GockerError(.alreadyExists, "publish \(port): already published to another address in nftables table ip \(table)")
+            // docker's words: another container publishes it.
+            throw GockerError(.alreadyExists, "Bind for \(m.hostIP?.description ?? "0.0.0.0"):\(m.hostPort) failed: port is already allocated")
         case (true, ENOENT):
             throw GockerError(.notFound, "publish \(port): nftables table ip \(table) or its port maps do not exist (no network made them)")
         default:

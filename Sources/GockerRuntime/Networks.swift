@@ -62,6 +62,8 @@ public struct NetworkAttachment: JSONShape, Sendable, Equatable {
     public var mtu = 1500
     /// `--network-alias`: more names the network's containers know it by.
     public var aliases: [String]?
+    /// `-p`, settled: published while the container exists.
+    public var ports: [PublishedPort]?
 
     public init() {}
 
@@ -75,6 +77,17 @@ public struct NetworkAttachment: JSONShape, Sendable, Equatable {
         try v.field("mac", &mac)
         try v.field("mtu", &mtu)
         try v.field("aliases", &aliases)
+        try v.field("ports", &ports)
+    }
+
+    /// Its published ports as gocker's port maps hold them.
+    var mappings: [PortMapping] {
+        guard let ip = IPv4(address) else { return [] }
+        return (ports ?? []).compactMap { p in
+            guard let proto = PortProtocol(rawValue: p.proto) else { return nil }
+            return PortMapping(proto: proto, hostIP: p.hostIP.flatMap { IPv4($0) }, hostPort: p.hostPort,
+                               containerIP: ip, containerPort: p.containerPort)
+        }
     }
 
     /// docker's MAC address for an address: 02:42 and the address's bytes.
@@ -120,6 +133,27 @@ public struct NetworkAttachment: JSONShape, Sendable, Equatable {
             }
         }
     }
+}
+
+/// A published port of a container, as its record keeps it.
+public struct PublishedPort: JSONShape, Sendable, Equatable {
+    public var proto = "tcp"
+    /// nil: every address of the host.
+    public var hostIP: String?
+    public var hostPort: UInt16 = 0
+    public var containerPort: UInt16 = 0
+
+    public init() {}
+
+    public mutating func fields(_ v: inout JSONFields) throws(JSONError) {
+        try v.field("proto", &proto)
+        try v.field("hostIP", &hostIP)
+        try v.field("hostPort", &hostPort)
+        try v.field("containerPort", &containerPort)
+    }
+
+    /// docker's `port` line: `80/tcp -> 0.0.0.0:8080`.
+    public var description: String { "\(containerPort)/\(proto) -> \(hostIP ?? "0.0.0.0"):\(hostPort)" }
 }
 
 /// How a container is networked: `none` is a network namespace of its own
@@ -261,9 +295,6 @@ extension Engine {
         guard driver == "bridge" else {
             throw GockerError(.notFound, "plugin \"\(driver)\" not found: gocker has only the bridge driver")
         }
-        guard !isInternal else {
-            throw GockerError(.invalidArgument, "--internal is not supported yet: it needs gocker's nftables table")
-        }
         guard !NetworkRecord.predefined.contains(name) else {
             throw GockerError(.alreadyExists, "network with name \(name) already exists")
         }
@@ -360,10 +391,12 @@ extension Engine {
                 throw GockerError(.system, "create bridge \(r.bridge)", cause: SystemCallError("netlink", errno: -index))
             }
             do throws(GockerError) {
+                try NetFilter().addNetwork(subnet: subnet, bridge: r.bridge, internal: isInternal)
                 try performing("create network \(name)") { () throws(SystemCallError) in
                     try Sys.check("rename", path: networkDir(name)) { rename(new, networkDir(name)) }
                 }
             } catch {
+                try? NetFilter().removeNetwork(subnet: subnet, bridge: r.bridge)
                 _ = gk_link_delete(r.bridge)
                 throw error
             }
@@ -403,6 +436,7 @@ extension Engine {
             try performing("remove network \(r.name)") { () throws(SystemCallError) in
                 try Sys.check("rename", path: networkDir(r.name)) { rename(networkDir(r.name), tomb) }
             }
+            try NetFilter().removeNetwork(subnet: r.parsedSubnet, bridge: r.bridge)
             let e = gk_link_delete(r.bridge)
             if e < 0 && e != -ENODEV {
                 throw GockerError(.system, "remove bridge \(r.bridge)", cause: SystemCallError("netlink", errno: -e))

@@ -151,7 +151,9 @@ extension Engine {
             rows.append(ContainerRow(
                 ID: r.id, Image: r.image, Command: r.command, CreatedAt: r.created,
                 RunningFor: since(r.created, now: now), Status: statusText(r, state, now: now), State: state.rawValue,
-                Ports: "", Names: r.name))
+                Ports: (r.launch?.network?.ports ?? []).map { "\($0.hostIP ?? "0.0.0.0"):\($0.hostPort)->\($0.containerPort)/\($0.proto)" }
+                    .joined(separator: ", "),
+                Names: r.name))
         }
         return rows
     }

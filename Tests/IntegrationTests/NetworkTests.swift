@@ -207,3 +207,120 @@ struct NetworkTests {
         #expect(host.stdout == box.contents("/etc/resolv.conf"), "the host's network: the host's file")
     }
 }
+
+/// Published ports and outside access. "Outside" is a network namespace
+/// the test makes and routes to over a veth pair of its own (10.214.N.0/30):
+/// nothing leaves the machine.
+@Suite(.enabled(if: canRunContainers, "starts real containers: needs root"))
+struct PublishedPortTests {
+    /// An outside namespace with `busybox httpd` answering
+    /// /cgi-bin/ip with the address a request came from.
+    final class Outside {
+        let ns: String, hostEnd: String, dir: String
+        let hostAddress: String, address: String
+
+        init(_ n: Int) throws {
+            ns = "gkt-out\(n)-\(getpid())"
+            hostEnd = "gkto\(n)\(getpid() % 100000)"
+            hostAddress = "10.214.\(n).1"
+            address = "10.214.\(n).2"
+            dir = "/tmp/gkt-out\(n)-\(getpid())"
+            try FileManager.default.createDirectory(atPath: dir + "/cgi-bin", withIntermediateDirectories: true)
+            try "#!/bin/sh\necho 'Content-Type: text/plain'\necho\necho \"$REMOTE_ADDR\"\n"
+                .write(toFile: dir + "/cgi-bin/ip", atomically: true, encoding: .utf8)
+            chmod(dir + "/cgi-bin/ip", 0o755)
+            let setup = """
+                ip netns add \(ns) && ip link add \(hostEnd) type veth peer name eth0 netns \(ns) \
+                && ip addr add \(hostAddress)/30 dev \(hostEnd) && ip link set \(hostEnd) up \
+                && ip netns exec \(ns) ip addr add \(address)/30 dev eth0 && ip netns exec \(ns) ip link set eth0 up \
+                && ip netns exec \(ns) ip link set lo up
+                """
+            let r = try shell(setup)
+            guard r.status == 0 else {
+                cleanUp()
+                throw POSIXError(.EIO)
+            }
+            // In the foreground, a child of this test (killed at the end),
+            // holding no pipe of the test's.
+            server.executableURL = URL(fileURLWithPath: "/usr/sbin/ip")
+            server.arguments = ["netns", "exec", ns, "busybox", "httpd", "-f", "-p", address + ":8000", "-h", dir]
+            server.standardInput = FileHandle.nullDevice
+            server.standardOutput = FileHandle.nullDevice
+            server.standardError = FileHandle.nullDevice
+            try server.run()
+            usleep(200_000)
+        }
+        let server = Process()
+
+        func cleanUp() {
+            if server.isRunning { kill(server.processIdentifier, SIGKILL) }
+            _ = try? shell("ip link del \(hostEnd); ip netns del \(ns); rm -rf \(dir)")
+        }
+
+        deinit { cleanUp() }
+    }
+
+    func get(_ address: String, _ port: Int, path: String = "/hostname") throws -> String {
+        let r = try shell("printf 'GET \(path) HTTP/1.0\\r\\n\\r\\n' | timeout -s KILL 5 busybox nc \(address) \(port)")
+        return String(r.output.split(whereSeparator: \.isNewline).last ?? "")
+    }
+
+    @Test func aPublishedPortAnswersOnTheHostsAddressesAndByHairpin() throws {
+        let box = try Sandbox()
+        let outside = try Outside(1)
+        let web = try box.gocker(["run", "-d", "--name", "web", "-p", "80", "-p", "127.0.0.1::80/tcp", "busybox",
+                                  "httpd", "-f", "-p", "80", "-h", "/etc"])
+        #expect(web.status == 0, "\(web.stderr)")
+        let id = String(web.stdout.prefix(12))
+        let lines = try box.gocker(["port", "web"]).stdout.split(separator: "\n").map(String.init)
+        #expect(lines.count == 2 && lines[0].hasPrefix("80/tcp -> 0.0.0.0:") && lines[1].hasPrefix("80/tcp -> 127.0.0.1:"), "\(lines)")
+        let port = try #require(Int(try box.gocker(["port", "web", "80"]).stdout.split(separator: "\n")[0].split(separator: ":")[1]))
+        let local = try #require(Int(lines[1].split(separator: ":").last ?? ""))
+        #expect(try box.gocker(["ps"]).stdout.contains("0.0.0.0:\(port)->80/tcp, 127.0.0.1:\(local)->80/tcp"))
+        // The host, on 127.0.0.1 and on an address of its own.
+        #expect(try get("127.0.0.1", port) == id)
+        #expect(try get(outside.hostAddress, port) == id)
+        #expect(try get("127.0.0.1", local) == id)
+        // Another container, through the host's address (hairpin).
+        let hairpin = try box.gocker(["run", "--rm", "busybox", "sh", "-c",
+                                      "printf 'GET /hostname HTTP/1.0\\r\\n\\r\\n' | nc -w 5 \(outside.hostAddress) \(port) | tail -n 1"])
+        #expect(hairpin.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == id, "\(hairpin.stdout) \(hairpin.stderr)")
+
+        // Taken: by another container, and on the host.
+        let taken = try box.gocker(["run", "--rm", "-p", "\(port):80", "busybox", "true"])
+        #expect(taken.status == 125 && taken.stderr == "gocker: error: Bind for 0.0.0.0:\(port) failed: port is already allocated\n",
+                "\(taken.stderr)")
+        for (args, text) in [(["-p", "8000-8010:80-85"], "invalid ranges specified for container and host Ports"),
+                             (["-p", "80/sctpx"], "invalid proto: sctpx"), (["--network", "host", "-p", "80"], "-p needs a bridge network")] {
+            let r = try box.gocker(["run", "--rm"] + args + ["busybox", "true"])
+            #expect(r.status == 125 && r.stderr.contains(text) && r.stderr.split(separator: "\n").count == 1, "\(args): \(r.stderr)")
+        }
+        #expect(try box.gocker(["ps", "-aq"]).stdout.split(separator: "\n").count == 1, "only web")
+
+        // Gone with the container.
+        #expect(try box.gocker(["rm", "-f", "web"]).status == 0)
+        let map = try shell("nft list map ip gocker ports").output
+        #expect(!map.contains(". \(port) :"), "\(map)")
+        #expect(try get("127.0.0.1", port) != id)
+        box.expectNothingLeft()
+    }
+
+    @Test func outsideAccessIsMasqueradedAndInternalNetworksHaveNone() throws {
+        let box = try Sandbox()
+        let outside = try Outside(2)
+        let seen = try box.gocker(["run", "--rm", "busybox", "timeout", "5", "wget", "-qO-", "http://\(outside.address):8000/cgi-bin/ip"])
+        #expect(seen.status == 0 && seen.stdout == outside.hostAddress + "\n", "the host's address: \(seen.stdout) \(seen.stderr)")
+
+        let net = "gkt-int-\(getpid())"
+        #expect(try box.gocker(["network", "create", "--internal", "--subnet", "10.213.20.0/24", net]).status == 0)
+        #expect(try box.gocker(["run", "-d", "--name", "peer", "--network", net, "busybox", "httpd", "-f", "-p", "80", "-h", "/etc"]).status == 0)
+        let inside = try box.gocker(["run", "--rm", "--network", net, "busybox", "sh", "-c",
+                                     "timeout 3 wget -qO- http://peer/hostname && ! timeout 3 wget -qO- http://\(outside.address):8000/cgi-bin/ip"])
+        #expect(inside.status == 0, "reaches its peer, not the outside: \(inside.stdout) \(inside.stderr)")
+        let inspect = try box.gocker(["network", "inspect", net]).stdout
+        #expect(inspect.contains("\"Internal\": true"))
+        #expect(try box.gocker(["rm", "-f", "peer"]).status == 0)
+        #expect(try box.gocker(["network", "rm", net]).status == 0)
+        box.expectNothingLeft()
+    }
+}
