@@ -16,6 +16,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stdlib.h>
 #include <fcntl.h>
 #include <sched.h>
 #include <string.h>
@@ -234,11 +235,10 @@ static int rtnl_open(struct rtnl *s, int ns)
         s->fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
         if (s->fd < 0)
             r = -errno;
-        if (setns(back, CLONE_NEWNET) < 0) {
-            r = -errno;
-            if (s->fd >= 0)
-                close(s->fd);
-        }
+        /* A thread left in the other namespace would make whatever it
+         * does next there: never go on from that. */
+        if (setns(back, CLONE_NEWNET) < 0)
+            abort();
     }
     close(back);
     return r;

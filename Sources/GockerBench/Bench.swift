@@ -46,7 +46,11 @@ public struct Bench: Sendable {
                         target: .run(flags: ["--security-opt", "seccomp=unconfined"]), limits: false),
                     // What the default network (a veth on its bridge) costs a start.
                     Row(runtime: "gocker", name: "gocker run --rm --network none",
-                        target: .run(flags: ["--network", "none"]), limits: false)]
+                        target: .run(flags: ["--network", "none"]), limits: false),
+                    // And a published port (an ephemeral host port: parallel
+                    // starts never ask for the same one).
+                    Row(runtime: "gocker", name: "gocker run --rm -p 80",
+                        target: .run(flags: ["-p", "80"]), limits: false)]
         if matrix {
             rows.append(Row(runtime: "gocker", name: "gocker run --rm cgroupfs",
                             target: .run(flags: ["--cgroup-backend=cgroupfs"]), limits: false))

@@ -106,7 +106,7 @@ struct NetworkCommand: ParsableCommand {
             if quiet {
                 for v in rows { print(id(v)) }
             } else if format == "json" {
-                for v in rows { print(String(decoding: v.jsonBytes, as: UTF8.self)) }
+                for v in rows { print(String(decoding: NetworkRow(v).jsonBytes, as: UTF8.self)) }
             } else {
                 print(TextTable.render([["NETWORK ID", "NAME", "DRIVER", "SCOPE"]] + rows.map { [id($0), $0.Name, $0.Driver, $0.Scope] }),
                       terminator: "")

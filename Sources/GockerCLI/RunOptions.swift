@@ -49,6 +49,9 @@ struct RunLine: Equatable {
         .list("dns-option", aliases: ["dns-opt"], "option", help: "Set a DNS option (resolv.conf's options).") { $0.request.dnsOptions.append($1) },
         .list("publish", short: "p", "[ip:][hostPort:]containerPort[/proto]",
               help: "Publish a container's port on the host (ranges as 8000-8010:80-90; tcp or udp).") { $0.request.publish.append($1) },
+        .flag("publish-all", short: "P", help: "Publish every port the image exposes (EXPOSE) on an ephemeral host port.") {
+            $0.request.publishAll = true
+        },
         .list("add-host", "host:ip", help: "Add a line to /etc/hosts (host:ip; host-gateway is the network's gateway).") { $0.request.addHosts.append($1) },
         .flag("detach", short: "d", help: "Run in the background under a monitor and print the container's id.") { $0.request.detach = true },
         .text("restart", "policy", help: "Restart policy: no, on-failure[:N], always, unless-stopped.") { $0.request.restart = $1 },

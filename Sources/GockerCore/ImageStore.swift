@@ -8,6 +8,14 @@ public struct ImageConfig: Codable, JSONShape, Sendable, Equatable {
     public var Env: [String]?
     public var WorkingDir: String?
     public var User: String?
+    /// docker's `EXPOSE`: "80/tcp" and the like, each an empty object.
+    public var ExposedPorts: [String: EmptyObject]?
+
+    /// `{}`: the value of each of ExposedPorts' members.
+    public struct EmptyObject: Codable, JSONShape, Sendable, Equatable {
+        public init() {}
+        public mutating func fields(_ v: inout JSONFields) throws(JSONError) {}
+    }
 
     public init(Cmd: [String]? = nil, Entrypoint: [String]? = nil, Env: [String]? = nil,
                 WorkingDir: String? = nil, User: String? = nil) {
@@ -27,6 +35,7 @@ public struct ImageConfig: Codable, JSONShape, Sendable, Equatable {
         try v.field("Env", &Env)
         try v.field("WorkingDir", &WorkingDir)
         try v.field("User", &User)
+        try v.field("ExposedPorts", &ExposedPorts)
     }
 }
 

@@ -19,13 +19,18 @@ struct PlannedNetwork {
 extension Engine {
     /// Checks `--network` and the options that go with it.
     func planNetwork(_ request: RunRequest) throws(GockerError) -> PlannedNetwork {
-        for d in request.dns where IPv4(d) == nil && !d.contains(":") {
+        for d in request.dns where !Self.isIPAddress(d) {
             throw GockerError(.invalidArgument, "invalid --dns \"\(d)\": expected an IP address")
+        }
+        for (flag, values) in [("--dns-search", request.dnsSearch), ("--dns-option", request.dnsOptions)] {
+            for v in values where v.isEmpty || v.utf8.contains(where: { $0 <= 0x20 || $0 == 0x7f }) {
+                throw GockerError(.invalidArgument, "invalid \(flag) \"\(v)\": no spaces or control characters")
+            }
         }
         for h in request.addHosts {
             let parts = h.split(separator: ":", maxSplits: 1).map(String.init)
             guard parts.count == 2, !parts[0].isEmpty, (try? Self.validateHostname(parts[0])) != nil,
-                  IPv4(parts[1]) != nil || parts[1] == "host-gateway" || parts[1].contains(":") else {
+                  parts[1] == "host-gateway" || Self.isIPAddress(parts[1]) else {
                 throw GockerError(.invalidArgument, "invalid argument \"\(h)\" for \"--add-host\" flag: expected host:ip")
             }
         }
@@ -92,14 +97,27 @@ extension Engine {
         return plan
     }
 
+    /// An IPv4 or IPv6 address, as inet_pton reads it.
+    static func isIPAddress(_ text: String) -> Bool {
+        var buf = [UInt8](repeating: 0, count: 16)
+        return inet_pton(AF_INET, text, &buf) == 1 || inet_pton(AF_INET6, text, &buf) == 1
+    }
+
     /// An address on `network` for container `id` and what its start needs
     /// to connect it. Addresses of containers that are gone are given back
     /// first.
     func attach(id: String, to network: NetworkRecord, request: RunRequest) throws(GockerError) -> NetworkAttachment {
-        var ipam = try IPAM(directory: networkDir(network.name), subnet: network.parsedSubnet, gateway: network.parsedGateway)
+        // Never made here: a network removed meanwhile stays removed.
+        var ipam: IPAM
+        do {
+            ipam = try IPAM(directory: networkDir(network.name), subnet: network.parsedSubnet,
+                            gateway: network.parsedGateway, create: false)
+        } catch where error.code == .notFound {
+            throw GockerError(.notFound, "network \(network.name) not found")
+        }
         ipam.range = network.ipRange.flatMap { try? IPv4Subnet($0) }
         try ipam.reconcile { holder in holder != id && !containerExists(holder) }
-        let ip = try ipam.allocate(for: id, requested: request.ip.flatMap { IPv4($0) })
+        let ip = try ipam.allocate(for: id, requested: request.ip.flatMap { IPv4($0) }, owner: IPAM.thisProcess)
         var a = NetworkAttachment()
         a.network = network.name
         a.bridge = network.bridge
@@ -125,7 +143,7 @@ extension Engine {
             p.hostIP = r.hostIP?.description
             p.hostPort = try PortSpec.hostPort(for: r)
             p.containerPort = r.containerPort
-            guard seen.insert("\(p.proto)/\(p.hostPort)").inserted else {
+            guard seen.insert("\(p.proto)/\(p.hostIP ?? "")/\(p.hostPort)").inserted else {
                 throw GockerError(.alreadyExists, "Bind for \(p.hostIP ?? "0.0.0.0"):\(p.hostPort) failed: port is already allocated")
             }
             out.append(p)
@@ -136,7 +154,8 @@ extension Engine {
     /// Gives back the address of container `id` on `network`.
     func detach(id: String, from network: String) {
         guard let r = try? JSON.readFile(NetworkRecord.self, path: networkDir(network) + "/network.json"),
-              let ipam = try? IPAM(directory: networkDir(r.name), subnet: r.parsedSubnet, gateway: r.parsedGateway) else { return }
+              let ipam = try? IPAM(directory: networkDir(r.name), subnet: r.parsedSubnet, gateway: r.parsedGateway,
+                                   create: false) else { return }
         try? ipam.release(id)
     }
 
@@ -231,9 +250,13 @@ extension Engine {
                 if !names.contains(o.record.hostname) { names.append(o.record.hostname) }
                 text += "\(o.attachment.address)\t\(names.joined(separator: " "))\n"
             }
-            let fd = Glibc.open(cdir + "/hosts", O_WRONLY | O_TRUNC | O_NOFOLLOW | O_CLOEXEC)
+            // Over what is there, then cut to length: a reader never finds
+            // it empty (its own part, first, is the same each time).
+            let fd = Glibc.open(cdir + "/hosts", O_WRONLY | O_NOFOLLOW | O_CLOEXEC)
             guard fd >= 0 else { continue }
-            _ = try? Sys.writeAll(fd, Array(text.utf8), path: cdir + "/hosts")
+            let bytes = Array(text.utf8)
+            let written = bytes.withUnsafeBytes { pwrite(fd, $0.baseAddress, $0.count, 0) }
+            if written == bytes.count { _ = ftruncate(fd, off_t(bytes.count)) }
             Sys.close(fd)
         }
     }
@@ -282,5 +305,27 @@ extension Engine {
             }
         }
         return ports
+    }
+
+    /// `--network container:NAME`, at each start after the first: the
+    /// config names the other container's network namespace by its
+    /// process, which is looked up afresh (it may have restarted), and
+    /// the start is refused when it does not run.
+    func joinNetworkOfContainer(_ record: ContainerRecord) throws(GockerError) {
+        guard record.network.hasPrefix("container:") else { return }
+        let ref = String(record.network.dropFirst("container:".count))
+        let other = try lookup(ref)
+        guard let pid = pid(of: other) else {
+            throw GockerError(.invalidState, "cannot join network of a non running container: \(other.name)")
+        }
+        let path = containerDir(record.id) + "/config.json"
+        var spec = try Spec.decodeFile(path: path)
+        guard let i = spec.linux?.namespaces?.firstIndex(where: { $0.type == "network" }) else { return }
+        let want = "/proc/\(pid)/ns/net"
+        guard spec.linux?.namespaces?[i].path != want else { return }
+        spec.linux?.namespaces?[i].path = want
+        try performing("update container \(record.id)") { () throws(SystemCallError) in
+            try Sys.writeFileAtomic(path, spec.jsonBytes)
+        }
     }
 }

@@ -185,13 +185,28 @@ public struct Engine: Sendable {
             throw GockerError(.invalidArgument, "conflicting options: --restart \(request.restart) and --rm")
         }
         let userMounts = try planMounts(request)
-        let net = try planNetwork(request)
+        var net = try planNetwork(request)
         // From the image's lookup until the container's record is in place:
         // `rmi` waits, and then sees the container.
         let dataRootLock = lockDataRoot(LOCK_SH)
         defer { if let dataRootLock { Sys.close(dataRootLock) } }
         let (image, _) = try images.resolve(request.image)
         gk_mark(GK_MARK_IMAGE)
+
+        if request.publishAll {
+            // -P: each port the image exposes, on an ephemeral host port.
+            guard net.record != nil else {
+                throw GockerError(.invalidArgument, "conflicting options: -P needs a bridge network, not --network \(request.network.name)")
+            }
+            for key in (image.config.ExposedPorts ?? [:]).keys.sorted() {
+                let parts = key.split(separator: "/").map(String.init)
+                guard let port = UInt16(parts[0]) else { continue }
+                let proto = PortProtocol(rawValue: parts.count == 2 ? parts[1] : "tcp") ?? .tcp
+                if !net.ports.contains(where: { $0.containerPort == port && $0.proto == proto }) {
+                    net.ports.append(PortRequest(proto: proto, containerPort: port))
+                }
+            }
+        }
         let args = try ContainerSpec.commandLine(request: request, image: image.config)
 
         let id = Identifier.newContainerID()
@@ -583,6 +598,10 @@ public struct Engine: Sendable {
             attachment = (try? load(id))?.launch?.network
             // Another gocker may have renamed it away while this one waited.
             if Sys.exists(containerDir(id)) {
+                // Its network first: a gocker killed after this leaves a
+                // container that `rm -f` removes again (and disconnecting
+                // twice is no harm).
+                if let a = attachment { disconnect(id: id, a) }
                 try performing("remove container \(id)") { () throws(SystemCallError) in
                     try Sys.check("rename", path: containerDir(id)) { rename(containerDir(id), tomb) }
                     try Sys.removeAll(tomb)
@@ -593,9 +612,8 @@ public struct Engine: Sendable {
         } catch {
             failure = error
         }
-        // The name, the address and the anonymous volumes go whatever
-        // happened above.
-        if let attachment { disconnect(id: id, attachment) }
+        // The name and the anonymous volumes go whatever happened above.
+        _ = attachment
         dropName(name, of: id)
         removeAnonymousVolumes(anonymousVolumes)
         if let failure { throw failure }

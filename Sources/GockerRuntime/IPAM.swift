@@ -1,3 +1,4 @@
+import CGockerCore
 import Glibc
 import GockerCore
 
@@ -110,6 +111,10 @@ public struct IPAM: Sendable {
         public var gateway = ""
         /// Address to the id of the container that holds it.
         public var addresses: [String: String] = [:]
+        /// Container id to the gocker process that took its address ("pid
+        /// start-time"): until the container's record exists, that process
+        /// alive means the address is still being taken, not left.
+        public var owners: [String: String]?
 
         public init() {}
 
@@ -117,6 +122,7 @@ public struct IPAM: Sendable {
             try v.field("subnet", &subnet)
             try v.field("gateway", &gateway)
             try v.field("addresses", &addresses)
+            try v.field("owners", &owners)
         }
     }
 
@@ -128,9 +134,10 @@ public struct IPAM: Sendable {
 
     var file: String { directory + "/ipam.json" }
 
-    /// The book of `subnet` in `directory`, made if missing; the gateway
-    /// must be a host address of the subnet.
-    public init(directory: String, subnet: IPv4Subnet, gateway: IPv4? = nil) throws(GockerError) {
+    /// The book of `subnet` in `directory` (made if missing, unless
+    /// `create` is false: then a missing directory is a network gone); the
+    /// gateway must be a host address of the subnet.
+    public init(directory: String, subnet: IPv4Subnet, gateway: IPv4? = nil, create: Bool = true) throws(GockerError) {
         let gateway = gateway ?? subnet.firstHost
         guard subnet.contains(gateway), gateway != subnet.address, gateway != subnet.broadcast else {
             throw GockerError(.invalidArgument, "invalid gateway \(gateway): not a host address of \(subnet)")
@@ -138,9 +145,23 @@ public struct IPAM: Sendable {
         self.directory = directory
         self.subnet = subnet
         self.gateway = gateway
+        guard create else {
+            guard Sys.isDirectory(directory) else { throw GockerError(.notFound, "network of \(subnet) not found") }
+            return
+        }
         try performing("make the address book in \(directory)") { () throws(SystemCallError) in
             try Sys.mkdirAll(directory, mode: 0o700)
         }
+    }
+
+    /// This process, as an owner: its pid and start time.
+    public static var thisProcess: String { "\(getpid()) \(gk_process_start_time(getpid()))" }
+
+    /// Whether the process an owner string names still runs.
+    public static func ownerAlive(_ owner: String?) -> Bool {
+        guard let parts = owner?.split(separator: " "), parts.count == 2, let pid = Int32(parts[0]),
+              let start = UInt64(parts[1]), pid > 0 else { return false }
+        return UInt64(gk_process_start_time(pid)) == start
     }
 
     /// `body` on the book, under its lock; what it leaves is saved.
@@ -171,8 +192,9 @@ public struct IPAM: Sendable {
     /// An address for `container`: `requested` when given (refused outside
     /// the subnet, or taken), else the lowest free one. A container asking
     /// again gets the address it holds.
-    public func allocate(for container: String, requested: IPv4? = nil) throws(GockerError) -> IPv4 {
+    public func allocate(for container: String, requested: IPv4? = nil, owner: String? = nil) throws(GockerError) -> IPv4 {
         try change { (book: inout Book) throws(GockerError) -> IPv4 in
+            if let owner { book.owners = (book.owners ?? [:]).merging([container: owner]) { _, new in new } }
             if let held = book.addresses.first(where: { $0.value == container }), let ip = IPv4(held.key),
                requested == nil || requested == ip {
                 return ip
@@ -205,6 +227,8 @@ public struct IPAM: Sendable {
     public func release(_ container: String) throws(GockerError) {
         try change { (book: inout Book) throws(GockerError) in
             book.addresses = book.addresses.filter { $0.value != container }
+            book.owners?[container] = nil
+            if book.owners?.isEmpty == true { book.owners = nil }
         }
     }
 
@@ -214,8 +238,13 @@ public struct IPAM: Sendable {
     @discardableResult
     public func reconcile(isGone: (String) -> Bool) throws(GockerError) -> [IPv4] {
         try change { (book: inout Book) throws(GockerError) -> [IPv4] in
-            let gone = book.addresses.filter { isGone($0.value) }
-            for k in gone.keys { book.addresses[k] = nil }
+            // A gocker that is still making its container holds its address.
+            let gone = book.addresses.filter { isGone($0.value) && !Self.ownerAlive(book.owners?[$0.value]) }
+            for (k, id) in gone {
+                book.addresses[k] = nil
+                book.owners?[id] = nil
+            }
+            if book.owners?.isEmpty == true { book.owners = nil }
             return gone.keys.compactMap { IPv4($0) }.sorted()
         }
     }

@@ -92,3 +92,38 @@ extension Engine {
         return v
     }
 }
+
+/// One line of `network ls --format json`, docker's members.
+public struct NetworkRow: JSONShape, Sendable {
+    public var CreatedAt = ""
+    public var Driver = ""
+    public var ID = ""
+    public var IPv6 = "false"
+    public var Internal = "false"
+    public var Labels = ""
+    public var Name = ""
+    public var Scope = "local"
+
+    public init() {}
+
+    public init(_ v: NetworkView) {
+        CreatedAt = v.Created
+        Driver = v.Driver
+        ID = String(v.Id.prefix(12))
+        Internal = v.Internal ? "true" : "false"
+        Labels = v.Labels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")
+        Name = v.Name
+        Scope = v.Scope
+    }
+
+    public mutating func fields(_ v: inout JSONFields) throws(JSONError) {
+        try v.field("CreatedAt", &CreatedAt)
+        try v.field("Driver", &Driver)
+        try v.field("ID", &ID)
+        try v.field("IPv6", &IPv6)
+        try v.field("Internal", &Internal)
+        try v.field("Labels", &Labels)
+        try v.field("Name", &Name)
+        try v.field("Scope", &Scope)
+    }
+}

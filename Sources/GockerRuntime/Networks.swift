@@ -278,6 +278,7 @@ extension Engine {
         if let r = try? JSON.readFile(NetworkRecord.self, path: path) { return r }
         return try withHostNetworkLock { () throws(GockerError) -> NetworkRecord in
             if let r = try? JSON.readFile(NetworkRecord.self, path: path) { return r }
+            reapNetworkLeftovers()
             let taken = IPv4Subnet.hostRoutes((try? Sys.readText("/proc/net/route")) ?? "")
                 + storedNetworks().map(\.parsedSubnet)
             guard let subnet = IPv4Subnet.firstFree(avoiding: taken) else {
@@ -302,9 +303,7 @@ extension Engine {
         for (k, v) in options {
             switch k {
             case NetworkRecord.bridgeNameOption:
-                guard !v.isEmpty, v.utf8.count < 16, !v.contains("/"), !v.contains(where: { $0 == " " || $0 == ":" }) else {
-                    throw GockerError(.invalidArgument, "invalid bridge name \"\(v)\": at most 15 characters, no '/', ':' or spaces")
-                }
+                try NetFilter.checkBridge(v)
             case NetworkRecord.mtuOption:
                 guard let m = Int(v), (68...65535).contains(m) else {
                     throw GockerError(.invalidArgument, "invalid MTU \"\(v)\": expected 68 to 65535")
@@ -332,6 +331,7 @@ extension Engine {
         }
         if Sys.exists(networkDir(name)) { throw GockerError(.alreadyExists, "network with name \(name) already exists") }
         return try withHostNetworkLock { () throws(GockerError) -> NetworkRecord in
+            reapNetworkLeftovers()
             let others = storedNetworks()
             if others.contains(where: { $0.name == name }) {
                 throw GockerError(.alreadyExists, "network with name \(name) already exists")
@@ -416,32 +416,69 @@ extension Engine {
     }
 
     /// `network rm`: refused while a container is on it, and for the
-    /// predefined networks.
+    /// predefined networks (by name or id).
     public func removeNetwork(_ ref: String) throws(GockerError) {
         if NetworkRecord.predefined.contains(ref) {
             throw GockerError(.invalidArgument, "\(ref) is a pre-defined network and cannot be removed")
         }
-        try drop(try network(ref))
+        let r = try network(ref)
+        if NetworkRecord.predefined.contains(r.name) {
+            throw GockerError(.invalidArgument, "\(r.name) is a pre-defined network and cannot be removed")
+        }
+        try drop(r)
     }
 
-    /// Removes network `r` unless a container is on it: its record leaves
-    /// its place first (a start that looks for it from then on finds
-    /// none), then its nftables elements and its bridge.
+    /// Removes network `r` unless a container is on it or is taking an
+    /// address on it (judged under its address book's lock, which every
+    /// create takes): its nftables elements and its bridge go first, its
+    /// record last, so that a failure or a gocker killed halfway leaves a
+    /// network that `network rm` removes again.
     func drop(_ r: NetworkRecord) throws(GockerError) {
         if let c = containers(on: r.name).first {
             throw GockerError(.invalidState, "error while removing network: network \(r.name) id \(r.id) has active endpoints (container \(c.record.name))")
         }
         try withHostNetworkLock { () throws(GockerError) in
-            let tomb = "\(networksDir)/.removing-\(r.id)"
-            try performing("remove network \(r.name)") { () throws(SystemCallError) in
-                try Sys.check("rename", path: networkDir(r.name)) { rename(networkDir(r.name), tomb) }
+            reapNetworkLeftovers()
+            let ipam = try IPAM(directory: networkDir(r.name), subnet: r.parsedSubnet, gateway: r.parsedGateway, create: false)
+            try ipam.change { (book: inout IPAM.Book) throws(GockerError) in
+                let held = book.addresses.values.filter { id in
+                    containerExists(id) || IPAM.ownerAlive(book.owners?[id])
+                }
+                if let id = held.first {
+                    let name = (try? load(id))?.name ?? String(id.prefix(12))
+                    throw GockerError(.invalidState, "error while removing network: network \(r.name) id \(r.id) has active endpoints (container \(name))")
+                }
+                try removeNetworkParts(r)
+                let tomb = "\(networksDir)/.removing-\(r.id)"
+                try performing("remove network \(r.name)") { () throws(SystemCallError) in
+                    try Sys.check("rename", path: networkDir(r.name)) { rename(networkDir(r.name), tomb) }
+                }
+                try? Sys.removeAll(tomb)
             }
-            try NetFilter().removeNetwork(subnet: r.parsedSubnet, bridge: r.bridge)
-            let e = gk_link_delete(r.bridge)
-            if e < 0 && e != -ENODEV {
-                throw GockerError(.system, "remove bridge \(r.bridge)", cause: SystemCallError("netlink", errno: -e))
+        }
+    }
+
+    /// A network's elements in the nftables table and its bridge (each
+    /// gone already is no error).
+    func removeNetworkParts(_ r: NetworkRecord) throws(GockerError) {
+        try NetFilter().removeNetwork(subnet: r.parsedSubnet, bridge: r.bridge)
+        let e = gk_link_delete(r.bridge)
+        if e < 0 && e != -ENODEV {
+            throw GockerError(.system, "remove bridge \(r.bridge)", cause: SystemCallError("netlink", errno: -e))
+        }
+    }
+
+    /// What a gocker killed while it made or removed a network left
+    /// (`.new-ID`, `.removing-ID`): its bridge and elements, then the
+    /// directory. Under the host's network lock, which every making and
+    /// removing holds: nothing found here is still being worked on.
+    func reapNetworkLeftovers() {
+        for name in (try? Sys.listDirectory(networksDir)) ?? [] where name.hasPrefix(".new-") || name.hasPrefix(".removing-") {
+            let dir = "\(networksDir)/\(name)"
+            if let r = try? JSON.readFile(NetworkRecord.self, path: dir + "/network.json") {
+                guard (try? removeNetworkParts(r)) != nil else { continue }
             }
-            try? Sys.removeAll(tomb)
+            try? Sys.removeAll(dir)
         }
     }
 

@@ -233,8 +233,9 @@ extension Engine {
         do {
             defer { Sys.close(fd) }
             guard let r = try? load(id), state(of: r) == .exited || state(of: r) == .created,
-                  (try? runtime.delete(id: id, force: true)) != nil,
-                  rename(containerDir(id), tomb) == 0 else { return false }
+                  (try? runtime.delete(id: id, force: true)) != nil else { return false }
+            if let a = r.launch?.network { disconnect(id: id, a) }
+            guard rename(containerDir(id), tomb) == 0 else { return false }
             record = r
         }
         try? Sys.removeAll(tomb)

@@ -6,25 +6,29 @@ import Testing
 struct BenchPlanTests {
     @Test func defaultRows() {
         let rows = Bench.rows(runtimes: ["runc", "/opt/crun"], matrix: false)
-        #expect(rows.map(\.name) == ["gocker run --rm", "gocker run --rm seccomp=unconfined", "gocker oci run", "runc run",
+        #expect(rows.map(\.name) == ["gocker run --rm", "gocker run --rm seccomp=unconfined", "gocker run --rm --network none",
+                                     "gocker run --rm -p 80", "gocker oci run", "runc run",
                                      "/opt/crun run", "C floor: clone, pivot_root, exec"])
-        #expect(rows[5].target == .floor)
+        #expect(rows[7].target == .floor)
         #expect(rows[0].target == .run(flags: []))
         #expect(rows[1].target == .run(flags: ["--security-opt", "seccomp=unconfined"]))
-        #expect(rows[2].target == .oci)
-        #expect(rows[4].target == .runtime("/opt/crun") && rows[4].runtime == "/opt/crun")
+        #expect(rows[2].target == .run(flags: ["--network", "none"]))
+        #expect(rows[3].target == .run(flags: ["-p", "80"]))
+        #expect(rows[4].target == .oci)
+        #expect(rows[6].target == .runtime("/opt/crun") && rows[6].runtime == "/opt/crun")
         #expect(rows.allSatisfy { !$0.limits })
     }
 
     @Test func theMatrix() {
         let rows = Bench.rows(runtimes: ["runc"], matrix: true)
         #expect(rows.map(\.name) == [
-            "gocker run --rm", "gocker run --rm seccomp=unconfined", "gocker run --rm cgroupfs", "gocker run --rm limits",
+            "gocker run --rm", "gocker run --rm seccomp=unconfined", "gocker run --rm --network none", "gocker run --rm -p 80",
+            "gocker run --rm cgroupfs", "gocker run --rm limits",
             "gocker run --rm cgroupfs limits",
             "gocker run --rm --network host", "gocker oci run", "gocker oci run limits", "runc run", "runc run limits",
             "C floor: clone, pivot_root, exec",
         ])
-        #expect(rows[4].target == .run(flags: ["--cgroup-backend=cgroupfs"] + Bench.limitFlags))
+        #expect(rows[6].target == .run(flags: ["--cgroup-backend=cgroupfs"] + Bench.limitFlags))
         #expect(rows.filter(\.limits).count == 4)
     }
 

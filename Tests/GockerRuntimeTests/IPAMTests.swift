@@ -113,3 +113,24 @@ struct IPAMTests {
         #expect(Set(holders.values).count == 80)
     }
 }
+
+@Suite struct IPAMOwnerTests {
+    @Test func anAddressBeingTakenIsNotReconciledAway() throws {
+        var template = Array("/tmp/gocker-ipam-XXXXXX".utf8CString)
+        let dir = String(cString: try #require(mkdtemp(&template)))
+        defer { try? Sys.removeAll(dir) }
+        let ipam = try IPAM(directory: dir + "/net", subnet: try IPv4Subnet("10.9.0.0/24"))
+        // Taken by this (live) process for a container with no record yet,
+        // and by a process that is gone.
+        let live = try ipam.allocate(for: "aaaa", owner: IPAM.thisProcess)
+        let dead = try ipam.allocate(for: "bbbb", owner: "2147483646 1")
+        #expect(try ipam.reconcile { _ in true } == [dead])
+        #expect(try ipam.holders() == [live: "aaaa"])
+        try ipam.release("aaaa")
+        #expect(try ipam.holders().isEmpty)
+        #expect(!String(decoding: try Sys.readFile(dir + "/net/ipam.json"), as: UTF8.self).contains("owners"))
+        // A network whose directory is gone is not made again.
+        #expect(throws: GockerError.self) { try IPAM(directory: dir + "/gone", subnet: try IPv4Subnet("10.9.0.0/24"), create: false) }
+        #expect(!Sys.exists(dir + "/gone"))
+    }
+}

@@ -23,9 +23,9 @@ struct BenchTests {
         for s in samples {
             #expect(Set(s.keys) == ["runtime", "row", "index", "warmup", "ms", "ok", "error"], "\(s)")
         }
-        let rows = ["gocker run --rm", "gocker run --rm seccomp=unconfined", "gocker oci run", "gocker-no-such-runtime run",
-                    "\(missingPath) run", "C floor: clone, pivot_root, exec"]
-        for row in rows.prefix(3) + [rows[5]] {
+        let rows = ["gocker run --rm", "gocker run --rm seccomp=unconfined", "gocker run --rm --network none", "gocker run --rm -p 80",
+                    "gocker oci run", "gocker-no-such-runtime run", "\(missingPath) run", "C floor: clone, pivot_root, exec"]
+        for row in rows.prefix(5) + [rows[7]] {
             let measured = samples.filter { $0["row"] as? String == row && $0["warmup"] as? Bool == false }
             #expect(measured.map { $0["index"] as? Int } == [0, 1, 2], "\(row)")
             #expect(measured.allSatisfy { $0["ok"] as? Bool == true && $0["ms"] is Double && $0["error"] is NSNull },
@@ -36,7 +36,7 @@ struct BenchTests {
         let fields: Set<String> = ["runtime", "row", "command", "n", "failedStarts", "failed", "error", "p50", "p90",
                                    "p99", "min", "max", "mean", "total", "p25", "p75", "ratio", "throughput", "phases"]
         for s in summary { #expect(Set(s.keys) == fields, "\(s)") }
-        for s in summary.prefix(3) {
+        for s in summary.prefix(5) {
             #expect(s["n"] as? Int == 3 && s["failed"] as? Bool == false)
             for key in ["p50", "p90", "p99", "min", "max", "total", "ratio", "throughput"] {
                 #expect((s[key] as? Double ?? 0) > 0, "\(key) of \(s["row"]!)")
@@ -46,13 +46,13 @@ struct BenchTests {
         }
         #expect(summary[0]["ratio"] as? Double == 1)
         // The floor row ran `true` in its own namespaces and root, every time.
-        #expect(summary[5]["n"] as? Int == 3 && summary[5]["failed"] as? Bool == false && (summary[5]["p50"] as? Double ?? 0) > 0)
+        #expect(summary[7]["n"] as? Int == 3 && summary[7]["failed"] as? Bool == false && (summary[7]["p50"] as? Double ?? 0) > 0)
         // The runtimes that do not exist: failed, with why, and not tried again.
-        for s in summary[3...4] {
+        for s in summary[5...6] {
             #expect(s["failed"] as? Bool == true && s["n"] as? Int == 0 && s["p50"] is NSNull)
         }
-        #expect((summary[3]["error"] as? String)?.contains("executable file not found in $PATH") == true)
-        #expect((summary[4]["error"] as? String)?.contains("no such file or directory") == true)
+        #expect((summary[5]["error"] as? String)?.contains("executable file not found in $PATH") == true)
+        #expect((summary[6]["error"] as? String)?.contains("no such file or directory") == true)
         #expect(samples.filter { ($0["row"] as? String)?.contains("no-such-runtime") == true }.count == 2)
 
         #expect(r.stdout.contains("runtime/row"))
@@ -73,7 +73,7 @@ struct BenchTests {
         let doc = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: json))) as? [String: Any])
         #expect(doc["parallel"] as? Int == 2)
         let samples = try #require(doc["samples"] as? [[String: Any]])
-        #expect(samples.count == 8 && samples.allSatisfy { $0["ok"] as? Bool == true }, "four rows, two each: \(samples)")
+        #expect(samples.count == 12 && samples.allSatisfy { $0["ok"] as? Bool == true }, "six rows, two each: \(samples)")
         #expect(r.stdout.contains("2 at a time"))
         let bad = try box.gocker(["bench", "--parallel", "0"])
         #expect(bad.status == 125 && bad.stderr.hasPrefix("gocker: error: "))

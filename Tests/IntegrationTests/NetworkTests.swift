@@ -177,10 +177,16 @@ struct NetworkTests {
         expectRefused(try box.gocker(["network", "create", "--subnet", "10.213.7.0/24", "--gateway", "10.213.8.1", net.name + "e"]),
                       saying: "not a host address of 10.213.7.0/24")
         expectRefused(try box.gocker(["network", "create", "bridge"]), saying: "network with name bridge already exists")
+        expectRefused(try box.gocker(["network", "create", "-o", "com.docker.network.bridge.name=br%d", net.name + "f"]),
+                      saying: "invalid bridge name \"br%d\"")
+        let bridgeID = try #require(try inspect(box, "bridge")["Id"] as? String)
+        expectRefused(try box.gocker(["network", "rm", String(bridgeID.prefix(12))]), saying: "bridge is a pre-defined network and cannot be removed")
         for args in [["--network", "nosuchnet"], ["--network", net.name, "--ip", "10.213.9.5"],
                      ["--network", net.name, "--ip", "\(net.prefix)1"], ["--ip", "172.17.0.9"],
                      ["--network", net.name, "--mac-address", "zz:00"], ["--add-host", "nocolon"],
-                     ["--dns", "not-an-ip"], ["--network", "host", "--ip", "\(net.prefix)9"]] {
+                     ["--dns", "not-an-ip"], ["--network", "host", "--ip", "\(net.prefix)9"],
+                     ["--dns", "::1\nnameserver 10.6.6.6"], ["--dns-search", "a.test\nnameserver 10.6.6.6"],
+                     ["--add-host", "x:1::\n10.6.6.6 y"]] {
             let r = try box.gocker(["run", "--rm"] + args + ["busybox", "true"])
             #expect(r.status == 125 && r.stderr.split(separator: "\n").count == 1, "\(args): \(r.stderr)")
         }
@@ -297,11 +303,37 @@ struct PublishedPortTests {
         }
         #expect(try box.gocker(["ps", "-aq"]).stdout.split(separator: "\n").count == 1, "only web")
 
-        // Gone with the container.
+        // Gone with the container, also when prune removes it.
+        #expect(try box.gocker(["run", "--name", "once", "-p", "80", "busybox", "true"]).status == 0)
+        let once = try #require(Int(try box.gocker(["port", "once", "80"]).stdout.split(separator: ":").last?
+            .trimmingCharacters(in: .whitespacesAndNewlines) ?? ""))
+        #expect(try shell("nft list map ip gocker ports").output.contains(". \(once) :"))
+        #expect(try box.gocker(["container", "prune", "-f"]).status == 0)
+        #expect(!(try shell("nft list map ip gocker ports").output.contains(". \(once) :")))
         #expect(try box.gocker(["rm", "-f", "web"]).status == 0)
         let map = try shell("nft list map ip gocker ports").output
         #expect(!map.contains(". \(port) :"), "\(map)")
         #expect(try get("127.0.0.1", port) != id)
+        box.expectNothingLeft()
+    }
+
+    @Test func publishAllPublishesWhatTheImageExposes() throws {
+        let box = try Sandbox()
+        #expect(try box.gocker(["run", "--name", "base", "busybox", "true"]).status == 0)
+        let commit = try box.gocker(["commit", "-c", "EXPOSE 80 53/udp", "base", "exposed:1"])
+        #expect(commit.status == 0, "\(commit.stderr)")
+        #expect(try box.gocker(["rm", "base"]).status == 0)
+        let run = try box.gocker(["run", "-d", "--name", "pub", "-P", "exposed:1", "httpd", "-f", "-p", "80", "-h", "/etc"])
+        #expect(run.status == 0, "\(run.stderr)")
+        let lines = try box.gocker(["port", "pub"]).stdout.split(separator: "\n").map(String.init)
+        #expect(lines.count == 2 && lines[0].hasPrefix("53/udp -> 0.0.0.0:") && lines[1].hasPrefix("80/tcp -> 0.0.0.0:"), "\(lines)")
+        let port = try #require(Int(lines[1].split(separator: ":").last ?? ""))
+        #expect(try get("127.0.0.1", port) == String(run.stdout.prefix(12)))
+        let refused = try box.gocker(["run", "--rm", "-P", "--network", "none", "exposed:1", "true"])
+        #expect(refused.status == 125 && refused.stderr.contains("-P needs a bridge network"), "\(refused.stderr)")
+        let bad = try box.gocker(["commit", "-c", "EXPOSE 80/sctp", "pub", "exposed:2"])
+        #expect(bad.status == 125 && bad.stderr.contains("is not PORT[/tcp|udp]"), "\(bad.stderr)")
+        #expect(try box.gocker(["rm", "-f", "pub"]).status == 0)
         box.expectNothingLeft()
     }
 

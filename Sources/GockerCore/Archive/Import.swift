@@ -164,7 +164,7 @@ public final class ImportProgress {
 extension ImageConfig {
     /// Applies one `gocker import --change` instruction, in Dockerfile
     /// syntax: CMD, ENTRYPOINT (JSON array or shell form), ENV (KEY=VALUE...
-    /// or KEY VALUE), WORKDIR, USER.
+    /// or KEY VALUE), WORKDIR, USER, EXPOSE (PORT[/tcp|udp]...).
     public mutating func apply(change: String, command: String = "import") throws(GockerError) {
         let text = change.drop { $0 == " " || $0 == "\t" }
         let instruction = String(text.prefix { $0 != " " && $0 != "\t" })
@@ -202,8 +202,20 @@ extension ImageConfig {
         case "USER":
             guard !rest.isEmpty else { throw bad("USER needs a user") }
             User = rest
+        case "EXPOSE":
+            let words = try Self.words(rest, bad)
+            guard !words.isEmpty else { throw bad("EXPOSE needs a port") }
+            var ports = ExposedPorts ?? [:]
+            for w in words {
+                let parts = w.lowercased().split(separator: "/", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
+                guard let port = UInt16(parts[0]), port > 0, parts.count == 1 || parts[1] == "tcp" || parts[1] == "udp" else {
+                    throw bad("\"\(w)\" is not PORT[/tcp|udp]")
+                }
+                ports["\(port)/\(parts.count == 2 ? parts[1] : "tcp")"] = EmptyObject()
+            }
+            ExposedPorts = ports
         default:
-            throw bad("only CMD, ENTRYPOINT, ENV, WORKDIR and USER can be changed")
+            throw bad("only CMD, ENTRYPOINT, ENV, WORKDIR, USER and EXPOSE can be changed")
         }
     }
 
