@@ -150,12 +150,14 @@ final class Sandbox {
     }
 
     /// The state of the one container in the state root once it has
-    /// started: its state file written and its exec FIFO gone.
+    /// started: its state file written with its process (not the state
+    /// written ahead, with none yet) and its exec FIFO gone.
     func runningState() -> [String: Any]? {
         guard let id = list(stateRoot).first,
               !FileManager.default.fileExists(atPath: "\(stateRoot)/\(id)/exec.fifo"),
               let data = FileManager.default.contents(atPath: "\(stateRoot)/\(id)/state.json"),
-              let obj = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { return nil }
+              let obj = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+              (obj["pid"] as? Int ?? 0) > 0 else { return nil }
         return obj
     }
 
