@@ -192,8 +192,12 @@ public struct IPAM: Sendable {
     /// An address for `container`: `requested` when given (refused outside
     /// the subnet, or taken), else the lowest free one. A container asking
     /// again gets the address it holds.
-    public func allocate(for container: String, requested: IPv4? = nil, owner: String? = nil) throws(GockerError) -> IPv4 {
+    /// With `isGone`, the addresses of containers that are gone are given
+    /// back first, in the same turn of the lock (see `reconcile`).
+    public func allocate(for container: String, requested: IPv4? = nil, owner: String? = nil,
+                         isGone: ((String) -> Bool)? = nil) throws(GockerError) -> IPv4 {
         try change { (book: inout Book) throws(GockerError) -> IPv4 in
+            if let isGone { Self.giveBack(&book, isGone: isGone) }
             if let owner { book.owners = (book.owners ?? [:]).merging([container: owner]) { _, new in new } }
             if let held = book.addresses.first(where: { $0.value == container }), let ip = IPv4(held.key),
                requested == nil || requested == ip {
@@ -238,15 +242,22 @@ public struct IPAM: Sendable {
     @discardableResult
     public func reconcile(isGone: (String) -> Bool) throws(GockerError) -> [IPv4] {
         try change { (book: inout Book) throws(GockerError) -> [IPv4] in
-            // A gocker that is still making its container holds its address.
-            let gone = book.addresses.filter { isGone($0.value) && !Self.ownerAlive(book.owners?[$0.value]) }
-            for (k, id) in gone {
-                book.addresses[k] = nil
-                book.owners?[id] = nil
-            }
-            if book.owners?.isEmpty == true { book.owners = nil }
-            return gone.keys.compactMap { IPv4($0) }.sorted()
+            Self.giveBack(&book, isGone: isGone)
         }
+    }
+
+    /// Takes out of `book` the addresses of containers `isGone` says are
+    /// gone; a gocker that is still making its container holds its
+    /// address. Returns them.
+    @discardableResult
+    static func giveBack(_ book: inout Book, isGone: (String) -> Bool) -> [IPv4] {
+        let gone = book.addresses.filter { isGone($0.value) && !ownerAlive(book.owners?[$0.value]) }
+        for (k, id) in gone {
+            book.addresses[k] = nil
+            book.owners?[id] = nil
+        }
+        if book.owners?.isEmpty == true { book.owners = nil }
+        return gone.keys.compactMap { IPv4($0) }.sorted()
     }
 
     /// Who holds what, by address.

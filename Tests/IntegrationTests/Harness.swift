@@ -212,6 +212,9 @@ final class Sandbox {
             let dir = "\(dataRoot)/networks/\(n)"
             let record = (try? JSONSerialization.jsonObject(with: Data(contents(dir + "/network.json").utf8))) as? [String: Any]
             if let br = record?["bridge"] as? String {
+                // A veth goes with its network namespace, when the kernel
+                // has taken that down.
+                _ = waitFor { list("/sys/class/net/\(br)/brif").isEmpty }
                 #expect(list("/sys/class/net/\(br)/brif") == [], "veths left on \(br)", sourceLocation: sourceLocation)
             }
             let book = (try? JSONSerialization.jsonObject(with: Data(contents(dir + "/ipam.json").utf8))) as? [String: Any]

@@ -67,7 +67,8 @@ struct NetworkTests {
         // address go with the container.
         expectRefused(try box.gocker(["network", "rm", net.name]), saying: "has active endpoints")
         #expect(try box.gocker(["rm", "-f", "web"]).status == 0)
-        #expect(!linkExists(veth))
+        // With its network namespace, which the kernel takes down.
+        #expect(box.waitFor { !linkExists(veth) })
         #expect(try inspect(box, net.name)["Containers"] as? [String: Any] == nil
                 || (try inspect(box, net.name)["Containers"] as? [String: Any])?.isEmpty == true)
         let again = try box.gocker(["run", "--rm", "--network", net.name, "busybox", "ip", "-o", "-4", "addr", "show", "eth0"])
@@ -197,7 +198,7 @@ struct NetworkTests {
                       saying: "address \(net.prefix)7 is already in use")
         #expect(try box.gocker(["ps", "-aq"]).stdout.split(separator: "\n").count == 1, "only aa is left")
         #expect(try box.gocker(["rm", "-f", "aa"]).status == 0)
-        #expect(box.list("/sys/class/net/\(br)/brif").isEmpty, "no veth left on the bridge")
+        #expect(box.waitFor { box.list("/sys/class/net/\(br)/brif").isEmpty }, "no veth left on the bridge")
         #expect(Set(box.list(box.dataRoot + "/networks")).isSubset(of: [net.name, "bridge"]))
         #expect(try box.gocker(["network", "rm", net.name]).status == 0)
     }
