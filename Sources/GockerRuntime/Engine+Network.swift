@@ -151,6 +151,17 @@ extension Engine {
         return out
     }
 
+    /// Gives back, on every network, the addresses of containers that
+    /// never came to be or are gone (their gocker killed): `container
+    /// prune` leaves none behind, without waiting for a network's next use.
+    func reconcileAddresses() {
+        for r in storedNetworks() {
+            guard let ipam = try? IPAM(directory: networkDir(r.name), subnet: r.parsedSubnet, gateway: r.parsedGateway,
+                                       create: false) else { continue }
+            _ = try? ipam.reconcile { holder in !containerExists(holder) }
+        }
+    }
+
     /// Gives back the address of container `id` on `network`.
     func detach(id: String, from network: String) {
         guard let r = try? JSON.readFile(NetworkRecord.self, path: networkDir(network) + "/network.json"),

@@ -219,6 +219,7 @@ extension Engine {
         for r in records() where state(of: r) == .exited || state(of: r) == .created {
             if removeIfStopped(r.id) { removed.append(r.id) }
         }
+        reconcileAddresses()
         return removed
     }
 
