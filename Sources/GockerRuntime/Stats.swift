@@ -76,17 +76,7 @@ extension Engine {
     /// Sizes as docker's stats prints NET I/O: three significant digits
     /// and a decimal unit (0B, 648B, 1.23kB, 45.6MB).
     static func decimal(_ bytes: UInt64) -> String {
-        let units = ["B", "kB", "MB", "GB", "TB"]
-        var v = Double(bytes)
-        var u = 0
-        while v >= 1000 && u < units.count - 1 {
-            v /= 1000
-            u += 1
-        }
-        let scale = pow(10, Double(v >= 100 ? 0 : v >= 10 ? 1 : 2))
-        var text = String((v * scale).rounded() / scale)
-        if text.hasSuffix(".0") { text.removeLast(2) }
-        return text + units[u]
+        scaled(bytes, step: 1000, units: ["B", "kB", "MB", "GB", "TB"], digits: 3)
     }
 
     static func percent(_ v: Double) -> String {
@@ -98,14 +88,19 @@ extension Engine {
     /// Sizes as docker's stats prints them: four significant digits and a
     /// binary unit (1.5MiB, 64MiB, 23.45GiB).
     public static func binary(_ bytes: UInt64) -> String {
-        let units = ["B", "KiB", "MiB", "GiB", "TiB"]
+        scaled(bytes, step: 1024, units: ["B", "KiB", "MiB", "GiB", "TiB"], digits: 4)
+    }
+
+    /// `bytes` in the largest unit below `step` times it, to `digits`
+    /// significant digits (fewer when they are zeros after the point).
+    static func scaled(_ bytes: UInt64, step: Double, units: [String], digits: Int) -> String {
         var v = Double(bytes)
         var u = 0
-        while v >= 1024 && u < units.count - 1 {
-            v /= 1024
+        while v >= step && u < units.count - 1 {
+            v /= step
             u += 1
         }
-        let scale = pow(10, Double(v >= 100 ? 1 : v >= 10 ? 2 : 3))
+        let scale = pow(10, Double(digits - (v >= 100 ? 3 : v >= 10 ? 2 : 1)))
         var text = String((v * scale).rounded() / scale)
         if text.hasSuffix(".0") { text.removeLast(2) }
         return text + units[u]

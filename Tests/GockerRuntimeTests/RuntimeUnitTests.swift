@@ -213,6 +213,9 @@ struct CapabilityTests {
         #expect(Engine.interfaceBytes(dev) == (1234, 648))
         #expect(Engine.decimal(0) == "0B" && Engine.decimal(648) == "648B" && Engine.decimal(1234) == "1.23kB")
         #expect(Engine.decimal(45_600_000) == "45.6MB" && Engine.decimal(999) == "999B")
+        // MEM USAGE's sizes, four digits and binary units, from the same code.
+        #expect(Engine.binary(1536) == "1.5KiB" && Engine.binary(64 << 20) == "64MiB" && Engine.binary(25_179_245_773) == "23.45GiB")
+        #expect(Engine.binary(1023) == "1023B" && Engine.binary(0) == "0B")
     }
 
     @Test func networkModes() throws {
