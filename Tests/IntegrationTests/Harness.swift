@@ -53,16 +53,34 @@ final class Sandbox {
         // Whatever a failing test left: its processes, then its groups and files.
         for pid in processesRootedHere() { kill(pid, SIGKILL) }
         for _ in 0..<100 where !processesRootedHere().isEmpty { usleep(20_000) }
-        // Bridges are the host's: the sandbox's networks go, with their
-        // containers (the default network's bridge is made by the first run).
-        if FileManager.default.fileExists(atPath: dataRoot + "/networks") {
-            let ids = ((try? gocker(["ps", "-aq", "--no-trunc"]))?.stdout ?? "").split(separator: "\n").map(String.init)
-            if !ids.isEmpty { _ = try? gocker(["rm", "-f"] + ids) }
-            _ = try? gocker(["network", "prune", "-f"])
+        // Bridges are the host's: the networks of every data root in the
+        // sandbox go (a test may use more than one), with their containers
+        // (the default network's bridge is made by the first run).
+        for root in networkDataRoots() {
+            let ids = ((try? gocker(["ps", "--data-root", root, "-aq", "--no-trunc"]))?.stdout ?? "")
+                .split(separator: "\n").map(String.init)
+            if !ids.isEmpty { _ = try? gocker(["rm", "--data-root", root, "-f"] + ids) }
+            _ = try? gocker(["network", "prune", "--data-root", root, "-f"])
         }
         for group in cgroupsLeft() { rmdir(group) }
         for d in cgroupParentDirs { rmdir(d) }
         try? FileManager.default.removeItem(atPath: dir)
+    }
+
+    /// The data roots under the sandbox's directory that hold networks.
+    func networkDataRoots() -> [String] {
+        var roots: [String] = []
+        guard let e = FileManager.default.enumerator(atPath: dir) else { return roots }
+        while let path = e.nextObject() as? String {
+            if path.split(separator: "/").count > 4 { e.skipDescendants(); continue }
+            if (path as NSString).lastPathComponent == "networks" {
+                roots.append(dir + "/" + (path as NSString).deletingLastPathComponent)
+                e.skipDescendants()
+            } else if path.hasSuffix("/containers") || path.hasSuffix("/image") || path.hasSuffix("/volumes") {
+                e.skipDescendants()
+            }
+        }
+        return roots
     }
 
     struct Result {
