@@ -92,9 +92,26 @@ extension Engine {
                     throw GockerError(.invalidArgument, "invalid --ip \(ip): not a free host address of network \(r.name)'s subnet \(s)")
                 }
             }
+            try ensureBridge(r)
             plan.record = r
         }
         return plan
+    }
+
+    /// A network's bridge and its place in the nftables table are the
+    /// host's and go with a reboot, while its record stays: they are made
+    /// again, under the host's lock, by the first container after that.
+    /// (Otherwise one netlink query.)
+    func ensureBridge(_ r: NetworkRecord) throws(GockerError) {
+        guard gk_link_index(r.bridge) < 0 else { return }
+        try withHostNetworkLock { () throws(GockerError) in
+            guard gk_link_index(r.bridge) < 0 else { return }
+            let index = gk_bridge_up(r.bridge, r.parsedGateway.value.bigEndian, UInt32(r.parsedSubnet.prefix), UInt32(r.mtu))
+            guard index >= 0 else {
+                throw GockerError(.system, "create bridge \(r.bridge)", cause: SystemCallError("netlink", errno: -index))
+            }
+            try NetFilter().addNetwork(subnet: r.parsedSubnet, bridge: r.bridge, internal: r.internal)
+        }
     }
 
     /// An IPv4 or IPv6 address, as inet_pton reads it.
