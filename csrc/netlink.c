@@ -115,8 +115,6 @@ struct link {
     int index;
     unsigned int mtu;
     char kind[16];
-    int has_stats;
-    struct rtnl_link_stats64 stats;
 };
 
 static void parse_link(const struct nlmsghdr *h, struct link *l)
@@ -129,11 +127,6 @@ static void parse_link(const struct nlmsghdr *h, struct link *l)
     for (const struct rtattr *a = IFLA_RTA(ifi); RTA_OK(a, len); a = RTA_NEXT(a, len)) {
         if (a->rta_type == IFLA_MTU && RTA_PAYLOAD(a) >= 4) {
             memcpy(&l->mtu, RTA_DATA(a), 4);
-        } else if (a->rta_type == IFLA_STATS64 && RTA_PAYLOAD(a) >= 4 * sizeof(uint64_t)) {
-            /* an older kernel's is shorter; the first counters are the same */
-            size_t n = RTA_PAYLOAD(a) < sizeof l->stats ? RTA_PAYLOAD(a) : sizeof l->stats;
-            memcpy(&l->stats, RTA_DATA(a), n);
-            l->has_stats = 1;
         } else if (a->rta_type == IFLA_LINKINFO) {
             int n = (int)RTA_PAYLOAD(a);
             for (const struct rtattr *i = RTA_DATA(a); RTA_OK(i, n); i = RTA_NEXT(i, n))
@@ -358,28 +351,6 @@ int gk_link_delete(const char *name)
     return r;
 }
 
-int gk_link_stats(int netns_fd, const char *name, uint64_t out[4])
-{
-    if (!valid_name(name))
-        return -EINVAL;
-    struct rtnl s;
-    struct link l;
-    int r = netns_fd < 0 ? rtnl_open_host(&s) : rtnl_open(&s, netns_fd);
-    if (r < 0)
-        return r;
-    r = query_link(&s, name, &l);
-    close(s.fd);
-    if (r < 0)
-        return r;
-    if (!l.has_stats)
-        return -ENODATA;
-    out[0] = l.stats.rx_bytes;
-    out[1] = l.stats.rx_packets;
-    out[2] = l.stats.tx_bytes;
-    out[3] = l.stats.tx_packets;
-    return 0;
-}
-
 int gk_bridge_up(const char *name, uint32_t addr, unsigned int prefix, unsigned int mtu)
 {
     if (!valid_name(name) || prefix > 32)
@@ -515,6 +486,24 @@ int gk_veth_attach(int netns_fd, const struct gk_veth *v)
     if (r < 0)
         return r;
     r = make_pair(&s, netns_fd, v);
+    close(s.fd);
+    return r;
+}
+
+int gk_default_route(int netns_fd, const char *name, uint32_t gateway)
+{
+    if (!valid_name(name) || netns_fd < 0 || !gateway)
+        return -EINVAL;
+    struct rtnl s;
+    struct link l;
+    int r = rtnl_open(&s, netns_fd);
+    if (r < 0)
+        return r;
+    if ((r = query_link(&s, name, &l)) == 0) {
+        struct batch b = {0};
+        add_default_route(&b, l.index, gateway);
+        r = talk(&s, &b, NULL);
+    }
     close(s.fd);
     return r;
 }

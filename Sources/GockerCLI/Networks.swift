@@ -16,7 +16,7 @@ struct NetworkCommand: ParsableCommand {
             made by `network create` find each other by name and --network-alias (gocker keeps \
             their /etc/hosts in step). `host` and `none` are always there.
             """,
-        subcommands: [Create.self, List.self, Inspect.self, Remove.self, Prune.self])
+        subcommands: [Create.self, List.self, Inspect.self, Remove.self, Prune.self, Connect.self, Disconnect.self])
 
     struct Create: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Create a bridge network.")
@@ -152,6 +152,61 @@ struct NetworkCommand: ParsableCommand {
                 }
             }
             if failed { throw ExitCode(125) }
+        }
+    }
+
+    struct Connect: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Connect a container to a network.",
+            discussion: """
+                A running container gets the network's interface at once (eth1, eth2, ...: the lowest \
+                free name), with an address on it; a stopped one gets it at its next start. Its first \
+                network keeps the default route. Containers with --network none, host or \
+                container:NAME cannot be connected.
+                """)
+
+        @OptionGroup var global: GlobalOptions
+
+        @Option(help: ArgumentHelp("IPv4 address on the network (default: the next free one).", valueName: "ip"))
+        var ip: String?
+
+        @Option(help: ArgumentHelp("A name the network's other containers know it by as well (repeatable).", valueName: "name"))
+        var alias: [String] = []
+
+        @Argument(help: ArgumentHelp("Network name or id.", valueName: "network"))
+        var network: String
+
+        @Argument(help: ArgumentHelp("Container name or id.", valueName: "container"))
+        var container: String
+
+        func run() throws {
+            try global.engine.connect(network: network, container: container, ip: ip, aliases: alias)
+        }
+    }
+
+    struct Disconnect: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Disconnect a container from a network.",
+            discussion: """
+                Its address goes back and, while it runs, its interface on the network goes. Leaving \
+                its first network makes the next one first: that network's gateway becomes the default \
+                route and the published ports move to its address.
+                """)
+
+        @OptionGroup var global: GlobalOptions
+
+        @Flag(name: [.short, .customLong("force")],
+              help: "Disconnect also from a network whose record is gone (gocker always does; accepted for docker's scripts).")
+        var force = false
+
+        @Argument(help: ArgumentHelp("Network name or id.", valueName: "network"))
+        var network: String
+
+        @Argument(help: ArgumentHelp("Container name or id.", valueName: "container"))
+        var container: String
+
+        func run() throws {
+            try global.engine.disconnect(network: network, container: container)
         }
     }
 

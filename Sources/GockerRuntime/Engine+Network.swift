@@ -80,22 +80,28 @@ extension Engine {
             do { r = try network(name) } catch where error.code == .notFound {
                 throw GockerError(.notFound, "network \(name) not found")
             }
-            if ip != nil && r.name == NetworkRecord.defaultName {
-                throw GockerError(.invalidArgument, "user specified IP address is supported on user defined networks only")
-            }
-            if !request.networkAliases.isEmpty && r.name == NetworkRecord.defaultName {
-                throw GockerError(.invalidArgument, "network-scoped alias is supported only for containers in user defined networks")
-            }
-            if let ip {
-                let s = r.parsedSubnet
-                guard s.contains(ip), ip != s.address, ip != s.broadcast, ip != r.parsedGateway else {
-                    throw GockerError(.invalidArgument, "invalid --ip \(ip): not a free host address of network \(r.name)'s subnet \(s)")
-                }
-            }
+            try Self.checkEndpoint(ip: ip, aliases: request.networkAliases, on: r)
             try ensureBridge(r)
             plan.record = r
         }
         return plan
+    }
+
+    /// `--ip` and `--network-alias` (`--alias`) for network `r`: only on
+    /// a user's network, and the address a host address of its subnet.
+    static func checkEndpoint(ip: IPv4?, aliases: [String], on r: NetworkRecord) throws(GockerError) {
+        if ip != nil && r.name == NetworkRecord.defaultName {
+            throw GockerError(.invalidArgument, "user specified IP address is supported on user defined networks only")
+        }
+        if !aliases.isEmpty && r.name == NetworkRecord.defaultName {
+            throw GockerError(.invalidArgument, "network-scoped alias is supported only for containers in user defined networks")
+        }
+        if let ip {
+            let s = r.parsedSubnet
+            guard s.contains(ip), ip != s.address, ip != s.broadcast, ip != r.parsedGateway else {
+                throw GockerError(.invalidArgument, "invalid --ip \(ip): not a free host address of network \(r.name)'s subnet \(s)")
+            }
+        }
     }
 
     /// A network's bridge and its place in the nftables table are the
@@ -123,7 +129,8 @@ extension Engine {
     /// An address on `network` for container `id` and what its start needs
     /// to connect it. Addresses of containers that are gone are given back
     /// first.
-    func attach(id: String, to network: NetworkRecord, request: RunRequest) throws(GockerError) -> NetworkAttachment {
+    func attach(id: String, to network: NetworkRecord, ip requested: IPv4?, mac: String?,
+                aliases: [String]) throws(GockerError) -> NetworkAttachment {
         // Never made here: a network removed meanwhile stays removed.
         var ipam: IPAM
         do {
@@ -133,7 +140,7 @@ extension Engine {
             throw GockerError(.notFound, "network \(network.name) not found")
         }
         ipam.range = network.ipRange.flatMap { try? IPv4Subnet($0) }
-        let ip = try ipam.allocate(for: id, requested: request.ip.flatMap { IPv4($0) }, owner: IPAM.thisProcess,
+        let ip = try ipam.allocate(for: id, requested: requested, owner: IPAM.thisProcess,
                                    isGone: { holder in holder != id && !containerExists(holder) })
         var a = NetworkAttachment()
         a.network = network.name
@@ -142,9 +149,9 @@ extension Engine {
         a.address = ip.description
         a.prefix = network.parsedSubnet.prefix
         a.gateway = network.gateway
-        a.mac = request.macAddress?.lowercased() ?? NetworkAttachment.mac(for: ip)
+        a.mac = mac?.lowercased() ?? NetworkAttachment.mac(for: ip)
         a.mtu = network.mtu
-        a.aliases = request.networkAliases.isEmpty ? nil : request.networkAliases
+        a.aliases = aliases.isEmpty ? nil : aliases
         return a
     }
 
@@ -187,16 +194,19 @@ extension Engine {
         try? ipam.release(id)
     }
 
-    /// What a container's removal does to its network: its published
-    /// ports are withdrawn, its address goes back, and the network's other
-    /// containers forget its name. Its veth goes with its network
+    /// What a container's removal does to its networks: its published
+    /// ports are withdrawn, its addresses go back, and the networks' other
+    /// containers forget its name. Its veths go with its network
     /// namespace, which the kernel takes down once the container's last
-    /// process is gone: deleting it here would wait for the kernel's
+    /// process is gone: deleting them here would wait for the kernel's
     /// grace periods (20 to 30 ms on this machine) on every `run --rm`.
-    func disconnect(id: String, _ a: NetworkAttachment) {
-        if !a.mappings.isEmpty { try? NetFilter().unpublish(a.mappings) }
-        detach(id: id, from: a.network)
-        if a.network != NetworkRecord.defaultName { syncHosts(network: a.network) }
+    func disconnect(id: String, _ list: [NetworkAttachment]) {
+        for a in list {
+            if !a.mappings.isEmpty { try? NetFilter().unpublish(a.mappings) }
+            detach(id: id, from: a.network)
+        }
+        let names = list.map(\.network)
+        syncHosts(networks: names, leaving: (id, names))
     }
 
     /// The /etc/hosts of a new container: localhost, `--add-host`'s, and
@@ -262,23 +272,48 @@ extension Engine {
     }
 
     /// Name resolution on a user's network: every container's /etc/hosts
-    /// is its own part (hosts.own) followed by the network's other
-    /// containers, by name, alias and hostname. gocker has no daemon to
-    /// answer DNS, so the files are kept in step by whatever gocker adds a
-    /// container to the network or removes one, under the network's lock;
-    /// each is rewritten in place, as the container has it bind-mounted.
-    func syncHosts(network: String) {
-        let dir = networkDir(network)
-        guard let lock = try? Sys.lock(dir + "/hosts.lock") else { return }
-        defer { close(lock) }
-        let members = containers(on: network)
-        for m in members {
-            let cdir = containerDir(m.record.id)
+    /// is its own part (hosts.own) followed by the containers it shares a
+    /// user's network with, by name, alias and hostname (their address on
+    /// that network). gocker has no daemon to answer DNS, so the files are
+    /// kept in step by whatever gocker adds a container to a network or
+    /// removes one, under one lock for all of them (a container on two
+    /// networks has one file); each is rewritten in place, as the container
+    /// has it bind-mounted. The default network resolves no names, as in
+    /// docker. `leaving`: a container being removed or disconnected,
+    /// whose record still says it is there.
+    func syncHosts(networks changed: [String], leaving: (id: String, networks: [String])? = nil,
+                   also: ContainerRecord? = nil) {
+        let changed = Set(changed).subtracting([NetworkRecord.defaultName])
+        // The lock: an flock on the networks' directory itself (no file
+        // left behind).
+        guard !changed.isEmpty else { return }
+        let lock = Glibc.open(networksDir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard lock >= 0, flock(lock, LOCK_EX) == 0 else {
+            if lock >= 0 { Sys.close(lock) }
+            return
+        }
+        defer { Sys.close(lock) }
+        var members: [String: [(record: ContainerRecord, attachment: NetworkAttachment)]] = [:]
+        for r in records() {
+            for a in r.launch?.attachments ?? [] where a.network != NetworkRecord.defaultName {
+                if let leaving, leaving.id == r.id, leaving.networks.contains(a.network) { continue }
+                members[a.network, default: []].append((r, a))
+            }
+        }
+        var targets = changed.sorted().flatMap { members[$0] ?? [] }.map(\.record)
+        if let also { targets.append(also) }
+        var done: Set<String> = []
+        for m in targets where done.insert(m.id).inserted {
+            let cdir = containerDir(m.id)
             guard var text = try? Sys.readText(cdir + "/hosts.own") else { continue }
-            for o in members where o.record.id != m.record.id {
-                var names = [o.record.name] + (o.attachment.aliases ?? [])
-                if !names.contains(o.record.hostname) { names.append(o.record.hostname) }
-                text += "\(o.attachment.address)\t\(names.joined(separator: " "))\n"
+            var lines: Set<String> = []
+            for a in m.launch?.attachments ?? [] {
+                for o in members[a.network] ?? [] where o.record.id != m.id {
+                    var names = [o.record.name] + (o.attachment.aliases ?? [])
+                    if !names.contains(o.record.hostname) { names.append(o.record.hostname) }
+                    let line = "\(o.attachment.address)\t\(names.joined(separator: " "))\n"
+                    if lines.insert(line).inserted { text += line }
+                }
             }
             // Over what is there, then cut to length: a reader never finds
             // it empty (its own part, first, is the same each time).
@@ -296,25 +331,29 @@ extension Engine {
     func networkSettings(_ r: ContainerRecord) -> [String: JSONValue] {
         var out: [String: JSONValue] = ["IPAddress": .string(""), "IPPrefixLen": .number("0"), "Gateway": .string(""),
                                         "MacAddress": .string(""), "Networks": .object([:])]
-        guard let a = r.launch?.network else {
+        let list = r.launch?.attachments ?? []
+        guard !list.isEmpty else {
             if r.network == "host" || r.network == "none" {
                 out["Networks"] = .object([r.network: .object(["IPAddress": .string(""), "Gateway": .string("")])])
             }
             return out
         }
-        let id = (try? JSON.readFile(NetworkRecord.self, path: networkDir(a.network) + "/network.json"))?.id ?? ""
-        let entry: [String: JSONValue] = [
-            "NetworkID": .string(id), "EndpointID": .string(a.hostInterface), "Gateway": .string(a.gateway),
-            "IPAddress": .string(a.address), "IPPrefixLen": .number(String(a.prefix)), "MacAddress": .string(a.mac),
-            "Aliases": a.aliases.map { .array($0.map(JSONValue.string)) } ?? .null,
-        ]
-        if a.network == NetworkRecord.defaultName {
-            out["IPAddress"] = .string(a.address)
-            out["IPPrefixLen"] = .number(String(a.prefix))
-            out["Gateway"] = .string(a.gateway)
-            out["MacAddress"] = .string(a.mac)
+        var networks: [String: JSONValue] = [:]
+        for a in list {
+            let id = (try? JSON.readFile(NetworkRecord.self, path: networkDir(a.network) + "/network.json"))?.id ?? ""
+            networks[a.network] = .object([
+                "NetworkID": .string(id), "EndpointID": .string(a.hostInterface), "Gateway": .string(a.gateway),
+                "IPAddress": .string(a.address), "IPPrefixLen": .number(String(a.prefix)), "MacAddress": .string(a.mac),
+                "Aliases": a.aliases.map { .array($0.map(JSONValue.string)) } ?? .null,
+            ])
+            if a.network == NetworkRecord.defaultName {
+                out["IPAddress"] = .string(a.address)
+                out["IPPrefixLen"] = .number(String(a.prefix))
+                out["Gateway"] = .string(a.gateway)
+                out["MacAddress"] = .string(a.mac)
+            }
         }
-        out["Networks"] = .object([a.network: .object(entry)])
+        out["Networks"] = .object(networks)
         return out
     }
 

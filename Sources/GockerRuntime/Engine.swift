@@ -251,7 +251,8 @@ public struct Engine: Sendable {
         // meanwhile took goes back on the network's next use (the container
         // does not exist).
         if let network = net.record {
-            record.launch?.network = try attach(id: id, to: network, request: request)
+            record.launch?.network = try attach(id: id, to: network, ip: request.ip.flatMap { IPv4($0) },
+                                                mac: request.macAddress, aliases: request.networkAliases)
             if !net.ports.isEmpty {
                 do throws(GockerError) {
                     record.launch?.network?.ports = try settlePorts(net.ports)
@@ -272,7 +273,7 @@ public struct Engine: Sendable {
             throw error
         }
         do throws(GockerError) {
-            if let a = record.launch?.network, a.network != NetworkRecord.defaultName { syncHosts(network: a.network) }
+            if let a = record.launch?.network { syncHosts(networks: [a.network]) }
             // Published for as long as the container exists (its address is
             // its own until then): no start spends anything on them. All or
             // none: a port another container publishes is refused here, and
@@ -591,17 +592,15 @@ public struct Engine: Sendable {
         // and only the one that renamed it removes what is inside.
         let tomb = "\(dataRoot)/containers/.removing-\(id)"
         var failure: GockerError?
-        var attachment: NetworkAttachment?
         do {
             let fd = try lockRecord(id)
             defer { Sys.close(fd) }
-            attachment = (try? load(id))?.launch?.network
             // Another gocker may have renamed it away while this one waited.
             if Sys.exists(containerDir(id)) {
-                // Its network first: a gocker killed after this leaves a
+                // Its networks first: a gocker killed after this leaves a
                 // container that `rm -f` removes again (and disconnecting
                 // twice is no harm).
-                if let a = attachment { disconnect(id: id, a) }
+                disconnect(id: id, (try? load(id))?.launch?.attachments ?? [])
                 try performing("remove container \(id)") { () throws(SystemCallError) in
                     try Sys.check("rename", path: containerDir(id)) { rename(containerDir(id), tomb) }
                     try Sys.removeAll(tomb)
@@ -613,7 +612,6 @@ public struct Engine: Sendable {
             failure = error
         }
         // The name and the anonymous volumes go whatever happened above.
-        _ = attachment
         dropName(name, of: id)
         removeAnonymousVolumes(anonymousVolumes)
         if let failure { throw failure }

@@ -189,8 +189,21 @@ public struct LaunchExtras: JSONShape, Sendable, Equatable {
     /// its program is cached under this name (DefaultSeccomp.cacheName): a
     /// start finds it without reading the profile.
     public var seccompDefault: String?
-    /// The bridge network it is connected to at each start.
+    /// The bridge network it is connected to at each start: the first,
+    /// whose gateway is its default route and which holds its published
+    /// ports.
     public var network: NetworkAttachment?
+    /// The networks `network connect` added, in the order it did.
+    public var moreNetworks: [NetworkAttachment]?
+
+    /// Every network it is on, the first one first.
+    public var attachments: [NetworkAttachment] {
+        get { (network.map { [$0] } ?? []) + (moreNetworks ?? []) }
+        set {
+            network = newValue.first
+            moreNetworks = newValue.count > 1 ? Array(newValue.dropFirst()) : nil
+        }
+    }
 
     public init(overlay: String? = nil, user: String? = nil, groupAdd: [String]? = nil, initProcess: Bool? = nil,
                 seccompDefault: String? = nil) {
@@ -210,6 +223,7 @@ public struct LaunchExtras: JSONShape, Sendable, Equatable {
         try v.field("initProcess", &initProcess)
         try v.field("seccompDefault", &seccompDefault)
         try v.field("network", &network)
+        try v.field("moreNetworks", &moreNetworks)
     }
 }
 

@@ -55,6 +55,9 @@ public struct NetworkAttachment: JSONShape, Sendable, Equatable {
     public var bridge = ""
     /// The host end of its veth pair.
     public var hostInterface = ""
+    /// The container's end; nil: eth0 (records from before `network
+    /// connect`).
+    public var interface: String?
     public var address = ""
     public var prefix = 0
     public var gateway = ""
@@ -71,6 +74,7 @@ public struct NetworkAttachment: JSONShape, Sendable, Equatable {
         try v.field("network", &network)
         try v.field("bridge", &bridge)
         try v.field("hostInterface", &hostInterface)
+        try v.field("interface", &interface)
         try v.field("address", &address)
         try v.field("prefix", &prefix)
         try v.field("gateway", &gateway)
@@ -79,6 +83,9 @@ public struct NetworkAttachment: JSONShape, Sendable, Equatable {
         try v.field("aliases", &aliases)
         try v.field("ports", &ports)
     }
+
+    /// The container's end of its veth pair.
+    public var device: String { interface ?? "eth0" }
 
     /// Its published ports as gocker's port maps hold them.
     var mappings: [PortMapping] {
@@ -112,13 +119,14 @@ public struct NetworkAttachment: JSONShape, Sendable, Equatable {
     }
 
     /// Connects the network namespace `netns` as this attachment says:
-    /// a veth pair, `eth0` inside with the address, MAC, MTU and default
-    /// route, the host end on the bridge. 0 or -errno.
-    func connect(netns: Int32) -> Int32 {
+    /// a veth pair, its device inside with the address, MAC and MTU (and
+    /// the default route through the gateway when `defaultRoute`), the
+    /// host end on the bridge. 0 or -errno.
+    func connect(netns: Int32, defaultRoute: Bool) -> Int32 {
         guard let ip = IPv4(address), let gw = IPv4(gateway), let mac = Self.macBytes(mac) else { return -EINVAL }
         return bridge.withCString { br in
             hostInterface.withCString { host in
-                "eth0".withCString { peer in
+                device.withCString { peer in
                     var v = gk_veth()
                     v.bridge = br
                     v.host_name = host
@@ -127,7 +135,7 @@ public struct NetworkAttachment: JSONShape, Sendable, Equatable {
                     v.mtu = UInt32(mtu)
                     v.addr = ip.value.bigEndian
                     v.prefix = UInt32(prefix)
-                    v.gateway = gw.value.bigEndian
+                    v.gateway = defaultRoute ? gw.value.bigEndian : 0
                     return gk_veth_attach(netns, &v)
                 }
             }
@@ -253,7 +261,6 @@ extension Engine {
     /// The default network is made on first use.
     public func network(_ ref: String) throws(GockerError) -> NetworkRecord {
         if ref == NetworkRecord.defaultName { return try defaultNetwork() }
-        try? Self.validateNetworkName(ref)
         if !ref.contains("/"), ref.first != ".", let r = try? JSON.readFile(NetworkRecord.self, path: networkDir(ref) + "/network.json") {
             return r
         }
@@ -410,7 +417,7 @@ extension Engine {
     /// The containers on network `name` (by record), with their attachment.
     func containers(on name: String) -> [(record: ContainerRecord, attachment: NetworkAttachment)] {
         records().compactMap { r in
-            guard let a = r.launch?.network, a.network == name else { return nil }
+            guard let a = r.launch?.attachments.first(where: { $0.network == name }) else { return nil }
             return (r, a)
         }
     }

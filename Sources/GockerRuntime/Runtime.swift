@@ -125,8 +125,9 @@ public struct Runtime: Sendable {
     func create(id: String, bundle: String, spec given: Spec? = nil, extras: LaunchExtras? = nil,
                 pidFile: String?, allowTerminal: Bool, stdio: [Int32] = [-1, -1, -1],
                 ahead: StartAhead? = nil) throws(GockerError) -> (RuntimeState, terminal: Int32?, ownPIDNamespace: Bool) {
-        var ahead = ahead ?? StartAhead(backend: cgroupBackend, networkNamespace: extras?.network != nil)
-        if let a = extras?.network { ahead.connect(a) }
+        let networks = extras?.attachments ?? []
+        var ahead = ahead ?? StartAhead(backend: cgroupBackend, networkNamespace: !networks.isEmpty)
+        ahead.connect(networks)
         // A network namespace made ahead is joined by the child, and closed
         // here once it has (or when it was not asked for).
         defer { ahead.closeNetworkNamespace() }
@@ -375,7 +376,7 @@ public struct Runtime: Sendable {
             // Waited for only now, when it has had the longest to be made.
             if let fd = ahead.madeNetworkNamespace {
                 joins.append(gk_ns_join(fd: fd, nstype: GK_CLONE_NEWNET))
-            } else if let a = ahead.attachment {
+            } else if let a = ahead.attachments.first {
                 // A namespace of its own would have no network.
                 throw GockerError(.system, "connect to network \(a.network)",
                                   cause: SystemCallError("netlink", errno: ahead.networkFailure ?? EINVAL))

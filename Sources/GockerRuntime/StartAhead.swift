@@ -20,9 +20,9 @@ extension Runtime {
         /// Its descriptor, or a negative errno; the `create` that takes this
         /// closes it.
         var networkNamespace: Background<Int32>?
-        /// The network the namespace is connected to once made (see
+        /// The networks the namespace is connected to once made (see
         /// `connect`).
-        var attachment: NetworkAttachment?
+        var attachments: [NetworkAttachment] = []
 
         /// `backend` nil: the default (GOCKER_CGROUP_BACKEND, else libcgroup).
         public init(backend: String?, networkNamespace: Bool = false) {
@@ -40,22 +40,27 @@ extension Runtime {
         }
 
         /// Connects the namespace, once made and on the thread that made
-        /// it, as `a` says (a veth on the network's bridge, its address and
-        /// route): still while the image and the bundle are read. A host
-        /// end left by an earlier run of the same container, whose
-        /// namespace the kernel has not yet taken down, is removed first.
-        mutating func connect(_ a: NetworkAttachment) {
-            attachment = a
+        /// it, to each network of `list` (a veth on the network's bridge,
+        /// its address; the first one's gateway is the default route):
+        /// still while the image and the bundle are read. A host end left
+        /// by an earlier run of the same container, whose namespace the
+        /// kernel has not yet taken down, is removed first.
+        mutating func connect(_ list: [NetworkAttachment]) {
+            guard !list.isEmpty else { return }
+            attachments = list
             networkNamespace = networkNamespace?.then { fd in
                 guard fd >= 0 else { return fd }
-                var r = a.connect(netns: fd)
-                if r == -EEXIST {
-                    _ = gk_link_delete(a.hostInterface)
-                    r = a.connect(netns: fd)
-                }
-                if r < 0 {
-                    Sys.close(fd)
-                    return r
+                for (i, a) in list.enumerated() {
+                    var r = a.connect(netns: fd, defaultRoute: i == 0)
+                    if r == -EEXIST {
+                        _ = gk_link_delete(a.hostInterface)
+                        r = a.connect(netns: fd, defaultRoute: i == 0)
+                    }
+                    if r < 0 {
+                        // The ends made so far go with the namespace.
+                        Sys.close(fd)
+                        return r
+                    }
                 }
                 return fd
             }

@@ -235,7 +235,7 @@ extension Engine {
             defer { Sys.close(fd) }
             guard let r = try? load(id), state(of: r) == .exited || state(of: r) == .created,
                   (try? runtime.delete(id: id, force: true)) != nil else { return false }
-            if let a = r.launch?.network { disconnect(id: id, a) }
+            disconnect(id: id, r.launch?.attachments ?? [])
             guard rename(containerDir(id), tomb) == 0 else { return false }
             record = r
         }

@@ -208,6 +208,75 @@ struct NetworkTests {
         #expect(try box.gocker(["network", "rm", net.name]).status == 0)
     }
 
+    @Test func networkConnectAndDisconnectARunningAndAStoppedContainer() throws {
+        let box = try Sandbox()
+        let a = Self.network(30), b = Self.network(31)
+        for n in [a, b] { #expect(try box.gocker(["network", "create", "--subnet", n.subnet, n.name]).status == 0) }
+        let one = try box.gocker(["run", "-d", "--name", "one", "--network", a.name, "-p", "80", "busybox",
+                                  "httpd", "-f", "-p", "80", "-h", "/etc"])
+        #expect(one.status == 0, "\(one.stderr)")
+        let id = String(one.stdout.prefix(12))
+        let two = try box.gocker(["run", "-d", "--name", "two", "--network", b.name, "--network-alias", "db", "busybox",
+                                  "httpd", "-f", "-p", "80", "-h", "/etc"])
+        #expect(two.status == 0, "\(two.stderr)")
+        let twoID = String(two.stdout.prefix(12))
+        // Two networks are kept apart.
+        #expect(try box.gocker(["exec", "one", "ping", "-c1", "-W1", "\(b.prefix)2"]).status != 0)
+
+        // Running: eth1 at once, the first network keeps the default route,
+        // and names are known both ways.
+        #expect(try box.gocker(["network", "connect", "--alias", "extra", b.name, "one"]).status == 0)
+        let eth1 = try box.gocker(["exec", "one", "sh", "-c", "ip -o -4 addr show eth1; ip route"])
+        #expect(eth1.stdout.contains("inet \(b.prefix)3/24") && eth1.stdout.contains("default via \(a.prefix)1 dev eth0"),
+                "\(eth1.stdout)")
+        let veth = "gk\(id)1"
+        #expect((try? FileManager.default.destinationOfSymbolicLink(atPath: "/sys/class/net/\(veth)/master"))?
+            .hasSuffix("/" + (try bridge(box, b.name))) == true)
+        let byName = try box.gocker(["exec", "one", "sh", "-c", "printf 'GET /hostname HTTP/1.0\\r\\n\\r\\n' | nc -w 5 db 80 | tail -n 1"])
+        #expect(byName.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == twoID, "\(byName.stdout) \(byName.stderr)")
+        #expect(try box.gocker(["exec", "two", "ping", "-c1", "-W2", "extra"]).status == 0)
+        let members = try #require(try inspect(box, b.name)["Containers"] as? [String: [String: String]])
+        #expect(members.values.contains { $0["Name"] == "one" && $0["IPv4Address"] == "\(b.prefix)3/24" }, "\(members)")
+        expectRefused(try box.gocker(["network", "connect", b.name, "one"]), saying: "endpoint with name one already exists in network \(b.name)")
+
+        // Leaving the first network: the second takes the default route
+        // and the published port, and the first gets its address back.
+        let port = try #require(Int(try box.gocker(["port", "one", "80"]).stdout.split(separator: "\n")[0].split(separator: ":")[1]))
+        #expect(try box.gocker(["network", "disconnect", a.name, "one"]).status == 0)
+        let after = try box.gocker(["exec", "one", "sh", "-c", "ip -o link; ip route"])
+        #expect(!after.stdout.contains("eth0") && after.stdout.contains("default via \(b.prefix)1 dev eth1"), "\(after.stdout)")
+        #expect((try inspect(box, a.name)["Containers"] as? [String: Any] ?? [:]).isEmpty)
+        let viaHost = try shell("printf 'GET /hostname HTTP/1.0\\r\\n\\r\\n' | timeout -s KILL 5 busybox nc 127.0.0.1 \(port) | tail -n 1")
+        #expect(viaHost.output.trimmingCharacters(in: .whitespacesAndNewlines) == id, "\(viaHost.output)")
+        #expect(try box.gocker(["exec", "two", "ping", "-c1", "-W2", "one"]).status == 0, "still by name on the second")
+
+        // Stopped: connected at its next start, both networks at once.
+        #expect(try box.gocker(["stop", "-t", "0", "one"]).status == 0)
+        #expect(try box.gocker(["network", "connect", a.name, "one"]).status == 0)
+        #expect(try box.gocker(["start", "one"]).status == 0)
+        let both = try box.gocker(["exec", "one", "sh", "-c", "ip -o -4 addr; ip route"])
+        #expect(both.stdout.contains("eth0    inet \(a.prefix)2/24") && both.stdout.contains("eth1    inet \(b.prefix)3/24")
+                && both.stdout.contains("default via \(b.prefix)1 dev eth1"), "\(both.stdout)")
+
+        // Bad input: one line, nothing changed.
+        #expect(try box.gocker(["run", "-d", "--name", "solo", "--network", "none", "busybox", "sleep", "60"]).status == 0)
+        expectRefused(try box.gocker(["network", "connect", a.name, "solo"]), saying: "cannot be connected to another network")
+        expectRefused(try box.gocker(["network", "connect", "nosuchnet", "one"]), saying: "network nosuchnet not found")
+        expectRefused(try box.gocker(["network", "connect", "--ip", "10.213.99.9", a.name, "two"]), saying: "not a free host address")
+        expectRefused(try box.gocker(["network", "connect", "--ip", "\(a.prefix)2", a.name, "two"]), saying: "already in use")
+        expectRefused(try box.gocker(["network", "disconnect", a.name, "two"]), saying: "is not connected to network \(a.name)")
+        expectRefused(try box.gocker(["network", "connect", "host", "two"]), saying: "connected to host network")
+        #expect(try box.gocker(["exec", "two", "ip", "-o", "link"]).stdout.split(separator: "\n").count == 2, "lo and eth0 only")
+        #expect((try inspect(box, a.name)["Containers"] as? [String: Any] ?? [:]).count == 1)
+
+        for c in ["one", "two", "solo"] { #expect(try box.gocker(["rm", "-f", c]).status == 0) }
+        for n in [a, b] {
+            let br = try bridge(box, n.name)
+            #expect(box.waitFor { box.list("/sys/class/net/\(br)/brif").isEmpty }, "no veth left on \(br)")
+            #expect(try box.gocker(["network", "rm", n.name]).status == 0)
+        }
+    }
+
     @Test func resolvConfAndHostsAsDockerWritesThem() throws {
         let box = try Sandbox()
         let r = try box.gocker(["run", "--rm", "--dns", "10.213.0.53", "--dns-search", "example.test", "--dns-option", "ndots:2",

@@ -47,9 +47,8 @@ int gk_link_index(const char *name);
  * or -errno. */
 int gk_veth_attach(int netns_fd, const struct gk_veth *v);
 
-/* The counters of link `name` in the namespace `netns_fd` (-1: the main
- * thread's): out[0..3] = rx_bytes, rx_packets, tx_bytes, tx_packets.
- * 0 or -errno. */
-int gk_link_stats(int netns_fd, const char *name, uint64_t out[4]);
+/* A default route via `gateway` (network byte order) out of link `name`
+ * in the namespace `netns_fd`: 0, -EEXIST when there is one, or -errno. */
+int gk_default_route(int netns_fd, const char *name, uint32_t gateway);
 
 #endif
