@@ -109,7 +109,9 @@ extension Engine {
     /// again, under the host's lock, by the first container after that.
     /// (Otherwise one netlink query.)
     func ensureBridge(_ r: NetworkRecord) throws(GockerError) {
-        guard gk_link_index(r.bridge) < 0 else { return }
+        // sysfs first: one system call, where a netlink query takes a
+        // socket and a round trip.
+        guard !Sys.exists("/sys/class/net/\(r.bridge)/bridge"), gk_link_index(r.bridge) < 0 else { return }
         try withHostNetworkLock { () throws(GockerError) in
             guard gk_link_index(r.bridge) < 0 else { return }
             let index = gk_bridge_up(r.bridge, r.parsedGateway.value.bigEndian, UInt32(r.parsedSubnet.prefix), UInt32(r.mtu))
@@ -188,9 +190,22 @@ extension Engine {
 
     /// Gives back the address of container `id` on `network`.
     func detach(id: String, from network: String) {
-        guard let r = try? JSON.readFile(NetworkRecord.self, path: networkDir(network) + "/network.json"),
-              let ipam = try? IPAM(directory: networkDir(r.name), subnet: r.parsedSubnet, gateway: r.parsedGateway,
-                                   create: false) else { return }
+        guard let r = try? JSON.readFile(NetworkRecord.self, path: networkDir(network) + "/network.json") else { return }
+        detach(id: id, from: network, subnet: r.parsedSubnet, gateway: r.parsedGateway)
+    }
+
+    /// Gives back the address attachment `a` holds (the network's subnet
+    /// and gateway as the attachment has them: its record is not read).
+    func detach(id: String, _ a: NetworkAttachment) {
+        guard let ip = IPv4(a.address), let gateway = IPv4(a.gateway), (0...32).contains(a.prefix) else {
+            return detach(id: id, from: a.network)
+        }
+        let mask: UInt32 = a.prefix == 0 ? 0 : ~0 << (32 - a.prefix)
+        detach(id: id, from: a.network, subnet: IPv4Subnet(network: IPv4(ip.value & mask), prefix: a.prefix), gateway: gateway)
+    }
+
+    private func detach(id: String, from network: String, subnet: IPv4Subnet, gateway: IPv4) {
+        guard let ipam = try? IPAM(directory: networkDir(network), subnet: subnet, gateway: gateway, create: false) else { return }
         try? ipam.release(id)
     }
 
@@ -203,7 +218,7 @@ extension Engine {
     func disconnect(id: String, _ list: [NetworkAttachment]) {
         for a in list {
             if !a.mappings.isEmpty { try? NetFilter().unpublish(a.mappings) }
-            detach(id: id, from: a.network)
+            detach(id: id, a)
         }
         let names = list.map(\.network)
         syncHosts(networks: names, leaving: (id, names))

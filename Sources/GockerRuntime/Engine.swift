@@ -118,9 +118,10 @@ public struct Engine: Sendable {
     public func run(_ request: RunRequest) throws(GockerError) -> Int32 {
         // The container starts in this process: its cgroup driver (and its
         // network namespace) come up meanwhile.
-        let ahead = Runtime.StartAhead(backend: request.cgroupBackend ?? runtime.cgroupBackend,
+        var ahead = Runtime.StartAhead(backend: request.cgroupBackend ?? runtime.cgroupBackend,
                                        networkNamespace: request.network.ownNamespace)
-        let (record, spec) = try createWithSpec(request, ownedHere: true)
+        // Its veth is made there too, as soon as its address is known.
+        let (record, spec) = try createWithSpec(request, ownedHere: true) { a in ahead.connect([a]) }
         do throws(GockerError) {
             if !request.interactive { try Self.detachStdin() }
             let terminal = request.tty ? Runtime.TerminalIO.standard(interactive: request.interactive) : nil
@@ -167,8 +168,9 @@ public struct Engine: Sendable {
     /// create, with the OCI config written to the bundle. `ownedHere`: the
     /// container starts now in this process, which the record names as its
     /// owner from the first write.
-    func createWithSpec(_ request: RunRequest, ownedHere: Bool = false,
-                        starting: Bool = false) throws(GockerError) -> (record: ContainerRecord, spec: Spec) {
+    /// `attached`: told of the container's network once it has its address.
+    func createWithSpec(_ request: RunRequest, ownedHere: Bool = false, starting: Bool = false,
+                        attached: (NetworkAttachment) -> Void = { _ in }) throws(GockerError) -> (record: ContainerRecord, spec: Spec) {
         // Everything that can be refused is refused before anything is made.
         try ContainerSpec.validateWorkdir(request.workdir)
         if let name = request.name { try Identifier.validateName(name) }
@@ -253,6 +255,7 @@ public struct Engine: Sendable {
         if let network = net.record {
             record.launch?.network = try attach(id: id, to: network, ip: request.ip.flatMap { IPv4($0) },
                                                 mac: request.macAddress, aliases: request.networkAliases)
+            if let a = record.launch?.network { attached(a) }
             if !net.ports.isEmpty {
                 do throws(GockerError) {
                     record.launch?.network?.ports = try settlePorts(net.ports)

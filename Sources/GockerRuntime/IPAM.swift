@@ -164,26 +164,39 @@ public struct IPAM: Sendable {
         return UInt64(gk_process_start_time(pid)) == start
     }
 
-    /// `body` on the book, under its lock; what it leaves is saved.
+    /// `body` on the book, under its lock (an flock on ipam.json itself);
+    /// what it leaves is saved, in place (see Sys.rewrite): every reader
+    /// and writer holds the lock.
     func change<T>(_ body: (inout Book) throws(GockerError) -> T) throws(GockerError) -> T {
         let fd: Int32
-        do { fd = try Sys.lock(directory + "/ipam.lock") } catch {
+        do {
+            fd = try Sys.open(file, O_RDWR | O_CREAT | O_NOFOLLOW, 0o600)
+            do { try Sys.check("flock", path: file) { flock(fd, LOCK_EX) } } catch {
+                Sys.close(fd)
+                throw error
+            }
+        } catch {
             throw GockerError(.system, "lock the address book of \(subnet)", cause: error)
         }
-        defer { close(fd) }
+        defer { Sys.close(fd) }
+        let text: [UInt8]
+        do { text = try Sys.readAll(fd, path: file) } catch {
+            throw GockerError(.system, "read the address book of \(subnet)", cause: error)
+        }
         var book: Book
-        if Sys.exists(file) {
-            book = try JSON.readFile(Book.self, path: file)
-        } else {
+        if text.allSatisfy({ $0 == 0x20 || $0 == 0x0a }) {
+            // Just made.
             book = Book()
             book.subnet = subnet.description
             book.gateway = gateway.description
+        } else {
+            book = try JSON.read(Book.self, from: text, what: file)
         }
         let before = book
         let result = try body(&book)
-        if book != before {
+        if book != before || text.isEmpty {
             try performing("save the address book of \(subnet)") { () throws(SystemCallError) in
-                try Sys.writeFileAtomic(file, book.jsonBytes, mode: 0o600)
+                try Sys.rewrite(fd, book.jsonBytes, path: file)
             }
         }
         return result

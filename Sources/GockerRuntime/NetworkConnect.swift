@@ -118,7 +118,7 @@ extension Engine {
                 }
             }
         }
-        detach(id: record.id, from: gone.network)
+        detach(id: record.id, gone)
         syncHosts(networks: [gone.network], also: record)
     }
 

@@ -127,7 +127,8 @@ public struct Runtime: Sendable {
                 ahead: StartAhead? = nil) throws(GockerError) -> (RuntimeState, terminal: Int32?, ownPIDNamespace: Bool) {
         let networks = extras?.attachments ?? []
         var ahead = ahead ?? StartAhead(backend: cgroupBackend, networkNamespace: !networks.isEmpty)
-        ahead.connect(networks)
+        // (`run` connected it once the address was known.)
+        if ahead.attachments.isEmpty { ahead.connect(networks) }
         // A network namespace made ahead is joined by the child, and closed
         // here once it has (or when it was not asked for).
         defer { ahead.closeNetworkNamespace() }

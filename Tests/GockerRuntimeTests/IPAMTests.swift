@@ -134,3 +134,29 @@ struct IPAMTests {
         #expect(!Sys.exists(dir + "/gone"))
     }
 }
+
+@Suite struct AddressBookFileTests {
+    /// The book is rewritten in place: a shorter one is cut to its length,
+    /// and one left padded with blanks (a gocker killed between the write
+    /// and the cut) still reads, with nothing lost.
+    @Test func theBookIsRewrittenInPlaceAndReadWithTrailingBlanks() throws {
+        var template = Array("/tmp/gocker-ipam-XXXXXX".utf8CString)
+        let dir = String(cString: try #require(mkdtemp(&template)))
+        defer { try? Sys.removeAll(dir) }
+        let ipam = try IPAM(directory: dir + "/net", subnet: try IPv4Subnet("10.9.1.0/24"))
+        let file = dir + "/net/ipam.json"
+        let a = try ipam.allocate(for: "aaaa")
+        let b = try ipam.allocate(for: "bbbb")
+        let inode = try #require(Sys.fileID(file))
+        let long = try Sys.readFile(file)
+        try ipam.release("bbbb")
+        let short = try Sys.readFile(file)
+        #expect(short.count < long.count && short.last != UInt8(ascii: " "), "cut to its length")
+        #expect(Sys.fileID(file) == inode, "the same file, not a renamed one")
+        // As a killed gocker leaves it.
+        try Sys.writeFileAtomic(file, short + Array(repeating: UInt8(ascii: " "), count: 40), mode: 0o600)
+        #expect(try ipam.holders() == [a: "aaaa"])
+        #expect(try ipam.allocate(for: "cccc") == b, "the freed address, once more")
+        #expect(try Sys.readFile(file).last != UInt8(ascii: " "))
+    }
+}
