@@ -106,19 +106,42 @@ extension Engine {
 
     /// A network's bridge and its place in the nftables table are the
     /// host's and go with a reboot, while its record stays: they are made
-    /// again, under the host's lock, by the first container after that.
-    /// (Otherwise one netlink query.)
+    /// again, under the host's lock, by the first container to be made or
+    /// started on it after that, and the ports its containers publish are
+    /// published again. (Otherwise one stat of sysfs.)
     func ensureBridge(_ r: NetworkRecord) throws(GockerError) {
         // sysfs first: one system call, where a netlink query takes a
         // socket and a round trip.
-        guard !Sys.exists("/sys/class/net/\(r.bridge)/bridge"), gk_link_index(r.bridge) < 0 else { return }
+        guard !Self.bridgeExists(r.bridge), gk_link_index(r.bridge) < 0 else { return }
         try withHostNetworkLock { () throws(GockerError) in
             guard gk_link_index(r.bridge) < 0 else { return }
             let index = gk_bridge_up(r.bridge, r.parsedGateway.value.bigEndian, UInt32(r.parsedSubnet.prefix), UInt32(r.mtu))
             guard index >= 0 else {
                 throw GockerError(.system, "create bridge \(r.bridge)", cause: SystemCallError("netlink", errno: -index))
             }
-            try NetFilter().addNetwork(subnet: r.parsedSubnet, bridge: r.bridge, internal: r.internal)
+            let filter = try NetFilter()
+            try filter.addNetwork(subnet: r.parsedSubnet, bridge: r.bridge, internal: r.internal)
+            // Each container's all or none; one whose port something else
+            // took meanwhile keeps the others'.
+            for c in containers(on: r.name) where !c.attachment.mappings.isEmpty {
+                do throws(GockerError) { try filter.publish(c.attachment.mappings) } catch {
+                    Runtime.warn("container \(c.record.name): its ports were not published again: \(error.description)")
+                }
+            }
+        }
+    }
+
+    static func bridgeExists(_ name: String) -> Bool { Sys.exists("/sys/class/net/\(name)/bridge") }
+
+    /// Before a container's start: the bridges of its networks, made again
+    /// where a reboot took them (see ensureBridge).
+    func ensureBridges(of record: ContainerRecord) throws(GockerError) {
+        for a in record.launch?.attachments ?? [] where !Self.bridgeExists(a.bridge) {
+            let r: NetworkRecord
+            do { r = try network(a.network) } catch where error.code == .notFound {
+                throw GockerError(.notFound, "network \(a.network) not found: container \(record.name) cannot start on it (network disconnect it)")
+            }
+            try ensureBridge(r)
         }
     }
 

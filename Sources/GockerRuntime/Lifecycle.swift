@@ -122,6 +122,7 @@ extension Engine {
             let runtime = runtime(for: record)
             try? runtime.delete(id: id, force: true)  // what a previous run left
             try joinNetworkOfContainer(record)
+            try ensureBridges(of: record)
             let (_, terminal, _) = try runtime.create(id: id, bundle: containerDir(id), extras: launchExtras(of: record),
                                                    pidFile: nil, allowTerminal: consoleFD >= 0)
             if let terminal {

@@ -412,6 +412,33 @@ struct PublishedPortTests {
         box.expectNothingLeft()
     }
 
+    /// A reboot takes a network's bridge and its containers' port map
+    /// elements, while their records stay: the next start makes both again.
+    @Test func afterARebootAContainerStartsAgainWithItsPorts() throws {
+        let box = try Sandbox()
+        let net = "gkt-rb-\(getpid())"
+        #expect(try box.gocker(["network", "create", "--subnet", "10.213.32.0/24", net]).status == 0)
+        let web = try box.gocker(["run", "-d", "--name", "web", "--network", net, "-p", "80", "busybox",
+                                  "httpd", "-f", "-p", "80", "-h", "/etc"])
+        #expect(web.status == 0, "\(web.stderr)")
+        let id = String(web.stdout.prefix(12))
+        let port = try #require(Int(try box.gocker(["port", "web", "80"]).stdout.split(separator: "\n")[0].split(separator: ":")[1]))
+        #expect(try get("127.0.0.1", port) == id)
+        #expect(try box.gocker(["stop", "-t", "0", "web"]).status == 0)
+        let inspect = try box.gocker(["network", "inspect", net])
+        let object = (try JSONSerialization.jsonObject(with: Data(inspect.stdout.utf8)) as? [[String: Any]])?.first
+        let br = try #require((object?["Options"] as? [String: String])?["com.docker.network.bridge.name"])
+        let reboot = try shell("ip link del \(br) && nft delete element ip gocker ports '{ tcp . \(port) }'")
+        #expect(reboot.status == 0, "\(reboot.output)")
+        let start = try box.gocker(["start", "web"])
+        #expect(start.status == 0, "\(start.stderr)")
+        #expect(FileManager.default.fileExists(atPath: "/sys/class/net/\(br)/bridge"))
+        #expect(try get("127.0.0.1", port) == id)
+        #expect(try box.gocker(["rm", "-f", "web"]).status == 0)
+        #expect(try box.gocker(["network", "rm", net]).status == 0)
+        box.expectNothingLeft()
+    }
+
     @Test func outsideAccessIsMasqueradedAndInternalNetworksHaveNone() throws {
         let box = try Sandbox()
         let outside = try Outside(2)
