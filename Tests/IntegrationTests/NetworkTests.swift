@@ -127,13 +127,13 @@ struct NetworkTests {
         let box = try Sandbox()
         let net = Self.network(2)
         #expect(try box.gocker(["network", "create", "--subnet", net.subnet, net.name]).status == 0)
-        // Twelve gockers at once, each keeping its container (and address).
-        let starts = try (0..<12).map { _ in try box.start(["run", "-d", "--network", net.name, "busybox", "sleep", "60"]) }
+        // Twenty gockers at once, each keeping its container (and address).
+        let starts = try (0..<20).map { _ in try box.start(["run", "-d", "--network", net.name, "busybox", "sleep", "60"]) }
         for (p, _) in starts { box.finish(p, within: 60) }
         #expect(starts.allSatisfy { $0.0.terminationStatus == 0 }, "\(starts.map { box.contents($0.outFile + ".err") })")
         let containers = try #require(try inspect(box, net.name)["Containers"] as? [String: [String: String]])
         let ips = containers.values.compactMap { $0["IPv4Address"] }
-        #expect(ips.count == 12 && Set(ips).count == 12, "\(ips)")
+        #expect(ips.count == 20 && Set(ips).count == 20, "\(ips)")
         #expect(ips.allSatisfy { $0.hasPrefix(net.prefix) })
         let ids = starts.map { box.contents($0.outFile).trimmingCharacters(in: .whitespacesAndNewlines) }
         #expect(try box.gocker(["rm", "-f"] + ids).status == 0)
