@@ -79,7 +79,7 @@ extension OCIVerb {
 
 /// The verbs `gocker oci` knows, in its help's order.
 var ociVerbs: [any OCIVerb.Type] { [OCICreate.self, OCIStart.self, OCIState.self, OCIKill.self, OCIDelete.self, OCIRun.self,
-                                    OCIExec.self, OCIPause.self, OCIResume.self] }
+                                    OCIExec.self, OCIPause.self, OCIResume.self, OCIList.self, OCIPs.self] }
 
 /// A read `gocker oci` line: its verb, with its options and arguments.
 struct OCILine {
@@ -106,6 +106,8 @@ struct OCILine {
         case OCIExec.name: verb = try Self.read(OCIExec.self, rest, global: global)
         case OCIPause.name: verb = try Self.read(OCIPause.self, rest, global: global)
         case OCIResume.name: verb = try Self.read(OCIResume.self, rest, global: global)
+        case OCIList.name: verb = try Self.read(OCIList.self, rest, global: global)
+        case OCIPs.name: verb = try Self.read(OCIPs.self, rest, global: global)
         default: throw GockerError(.invalidArgument, "Unexpected argument '\(name)'")
         }
         guard let verb else { return nil }
@@ -273,6 +275,89 @@ struct OCIResume: OCIVerb {
     func run() throws { try global.runtime.resume(id: id) }
 }
 
+struct OCIList: OCIVerb {
+    static let name = "list"
+    static let abstract = "List the containers of the state root."
+    static let options = OptionTable(globals() + [
+        .text("format", short: "f", "format", help: "table (default) or json.") { $0.format = $1 },
+        .flag("quiet", short: "q", help: "Only the ids.") { $0.quiet = true },
+    ])
+    static let arguments: [String] = []
+    static let argumentHelp: [String] = []
+    static let required = 0
+    var global = OCIGlobalOptions()
+    var format = "table"
+    var quiet = false
+    var id = ""
+
+    mutating func take(_ arguments: [String], rest: [String]) {}
+
+    /// runc's: ids sorted, a table with its columns (pid 0 once stopped,
+    /// the owner's name or #uid), or its JSON (null for none).
+    func run() throws {
+        guard format == "table" || format == "json" else {
+            throw GockerError(.invalidArgument, "invalid format option \"\(format)\": expected table or json")
+        }
+        let runtime = global.runtime
+        let states = runtime.store.ids().sorted().compactMap { id -> GockerCore.OCIState? in
+            guard var s = try? runtime.state(id: id) else { return nil }
+            var st = stat()
+            let uid = stat(runtime.store.directory(id), &st) == 0 ? st.st_uid : 0
+            s.owner = uid == 0 ? "root" : "#\(uid)"
+            return s
+        }
+        if quiet {
+            for s in states { print(s.id) }
+        } else if format == "json" {
+            print(states.isEmpty ? "null" : "[" + states.map { String(decoding: $0.jsonBytes, as: UTF8.self) }.joined(separator: ",") + "]")
+        } else {
+            var rows = [["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"]]
+            for s in states {
+                rows.append([s.id, String(s.pid), s.status.rawValue, s.bundle, s.created ?? "", s.owner ?? ""])
+            }
+            print(OCIVerbs.columns(rows), terminator: "")
+        }
+    }
+}
+
+struct OCIPs: OCIVerb {
+    static let name = "ps"
+    static let abstract = "List a container's processes: the host's ps output cut down to them, or their host pids as JSON."
+    static let arguments = ["container-id", "ps-options"]
+    static let argumentHelp = ["The container's id.", "Options for the host's ps (default -ef); not with --format json."]
+    static let passthrough = true
+    static let options = OptionTable(globals() + [
+        .text("format", short: "f", "format", help: "table (default) or json.") { $0.format = $1 },
+    ])
+    var global = OCIGlobalOptions()
+    var format = "table"
+    var id = ""
+    var psOptions: [String] = []
+
+    mutating func take(_ arguments: [String], rest: [String]) {
+        id = arguments[0]
+        psOptions = rest
+    }
+
+    func run() throws {
+        let runtime = global.runtime
+        let s = try runtime.store.load(id)
+        let pids = runtime.status(of: s) == .stopped ? [] : runtime.processes(of: s).sorted()
+        switch format {
+        case "json":
+            guard psOptions.isEmpty else {
+                throw GockerError(.invalidArgument, "ps options are not supported with --format json")
+            }
+            print("[" + pids.map { String($0) }.joined(separator: ",") + "]")
+        case "table":
+            let rows = try Engine.hostPS(psOptions.isEmpty ? ["-ef"] : psOptions, pids: Set(pids))
+            print(OCIVerbs.columns(rows), terminator: "")
+        default:
+            throw GockerError(.invalidArgument, "invalid format option \"\(format)\": expected table or json")
+        }
+    }
+}
+
 /// What the OCI verbs do, whichever parser read their command line.
 enum OCIVerbs {
     static func create(_ runtime: Runtime, bundle: String, pidFile: String?, consoleSocket: String?, id: String) throws {
@@ -291,6 +376,27 @@ enum OCIVerbs {
     }
 
     static func delete(_ runtime: Runtime, id: String, force: Bool) throws { try runtime.delete(id: id, force: force) }
+
+    /// Rows as columns, each as wide as its widest cell and three spaces
+    /// apart (at least 12 wide), as runc's tabwriter prints them.
+    static func columns(_ rows: [[String]]) -> String {
+        var widths: [Int] = []
+        for r in rows {
+            for (i, c) in r.enumerated() {
+                if i == widths.count { widths.append(0) }
+                widths[i] = max(widths[i], c.count)
+            }
+        }
+        var out = ""
+        for r in rows {
+            for (i, c) in r.enumerated() {
+                out += c
+                if i < r.count - 1 { out += String(repeating: " ", count: max(widths[i] + 3, 12) - c.count) }
+            }
+            out += "\n"
+        }
+        return out
+    }
 
     static func run(_ runtime: Runtime, bundle: String, pidFile: String?, detach: Bool, consoleSocket: String?, id: String) throws {
         if detach {

@@ -520,10 +520,19 @@ public struct Runtime: Sendable {
 
     /// Sends `signal` to the container's first process, or with `all` to
     /// every process of the container.
+    /// runc's words and ways, which containerd's shim matches on: a
+    /// stopped container's process is "not running" (an error), and
+    /// `--all` signals whatever is left, which may be nothing (no error:
+    /// the shim's `kill --all ID 9` after the container ended).
     public func kill(id: String, signal: Int32, all: Bool = false) throws(GockerError) {
         let s = try store.load(id)
         guard status(of: s) != .stopped else {
-            throw GockerError(.invalidState, "container \(id) is not running")
+            guard all else { throw GockerError(.invalidState, "container not running") }
+            // What is left in its groups (its pid may be another's now).
+            if let record = s.cgroups {
+                for pid in driver(for: record).processes(record) { _ = Glibc.kill(pid, signal) }
+            }
+            return
         }
         if all && signal == SIGKILL, let record = s.cgroups {
             return driver(for: record).killAll(record)

@@ -111,7 +111,7 @@ extension Engine {
 
     /// Runs the host's ps with `options` and keeps the header and the rows
     /// whose PID column is one of `pids` (docker's `top CONTAINER OPTIONS`).
-    static func hostPS(_ options: [String], pids: Set<Int32>) throws(GockerError) -> [[String]] {
+    public static func hostPS(_ options: [String], pids: Set<Int32>) throws(GockerError) -> [[String]] {
         guard let ps = ["/usr/bin/ps", "/bin/ps"].first(where: Sys.exists) else {
             throw GockerError(.notFound, "ps options need the host's ps, which is not installed")
         }

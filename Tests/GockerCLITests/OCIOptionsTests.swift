@@ -62,7 +62,9 @@ struct OCIOptionsTests {
     @Test func everyOptionIsReadAndListed() throws {
         func check<V: OCIVerb>(_ type: V.Type) throws {
             let help = OCILine.verbHelp(V.self).split(whereSeparator: \.isWhitespace).joined(separator: " ")
-            let plain = try verb([V.name, "c1"], as: V.self)
+            // `list` takes no container.
+            let id = V.arguments.isEmpty ? "" : "c1"
+            let plain = try verb([V.name] + (id.isEmpty ? [] : [id]), as: V.self)
             let names = V.options.options.flatMap(\.spellings)
             #expect(Set(names).count == names.count, "\(V.name): a name twice")
             for option in V.options.options {
@@ -71,8 +73,8 @@ struct OCIOptionsTests {
                     let forms = option.value == .none ? [[spelling]]
                         : spelling.hasPrefix("--") ? [[spelling, value], [spelling + "=" + value]] : [[spelling, value]]
                     for form in forms {
-                        let read = try verb([V.name] + form + ["c1"], as: V.self)
-                        #expect(read != plain && read.id == "c1", "\(V.name) \(form) changed nothing")
+                        let read = try verb([V.name] + form + (id.isEmpty ? [] : [id]), as: V.self)
+                        #expect(read != plain && read.id == id, "\(V.name) \(form) changed nothing")
                     }
                     #expect(help.contains(spelling + " ") || help.contains(spelling + ","), "\(V.name) help lacks \(spelling)")
                 }
@@ -82,7 +84,10 @@ struct OCIOptionsTests {
             #expect(Set(OCIGlobalOptions.options.flatMap(\.spellings)).isSubset(of: names))
         }
         for type in ociVerbs { try check(type) }
-        #expect(ociVerbs.map { $0.name } == ["create", "start", "state", "kill", "delete", "run", "exec", "pause", "resume"])
+        #expect(ociVerbs.map { $0.name } == ["create", "start", "state", "kill", "delete", "run", "exec", "pause", "resume", "list", "ps"])
+        let ps = try verb(["ps", "-f", "json", "c1", "-o", "pid"], as: OCIPs.self)
+        #expect(ps.format == "json" && ps.id == "c1" && ps.psOptions == ["-o", "pid"])
+        #expect(try verb(["list", "-q"], as: OCIList.self).quiet)
         let rootHelp = OCILine.help([])
         for type in ociVerbs { #expect(rootHelp.contains("  \(type.name) ")) }
     }

@@ -91,6 +91,44 @@ struct OCITests {
         box.expectNothingLeft()
     }
 
+    /// What containerd's shim and podman run: list, ps (json: host pids),
+    /// and kill --all of a container that already ended.
+    @Test func listPsAndKillAsRuncAnswersThem() throws {
+        let box = try Sandbox()
+        let bundle = try makeBundle(box, args: ["sleep", "100"])
+        #expect(try box.gocker(["oci", "run", "-d", "--bundle", bundle, "c4"]).status == 0)
+        let pid = try #require(try state(box, "c4")["pid"] as? Int)
+        let table = try box.gocker(["oci", "list"]).stdout.split(separator: "\n").map(String.init)
+        #expect(table.count == 2 && table[0].hasPrefix("ID          PID         STATUS") && table[0].hasSuffix("OWNER"), "\(table)")
+        #expect(table[1].hasPrefix("c4") && table[1].contains(" \(pid) ") && table[1].contains(" running ")
+                && table[1].contains(bundle) && table[1].hasSuffix("root"), "\(table)")
+        #expect(try box.gocker(["oci", "list", "-q"]).stdout == "c4\n")
+        let listed = try JSONSerialization.jsonObject(with: Data(try box.gocker(["oci", "list", "--format", "json"]).stdout.utf8)) as? [[String: Any]]
+        #expect(listed?.count == 1 && listed?[0]["id"] as? String == "c4" && listed?[0]["pid"] as? Int == pid
+                && listed?[0]["status"] as? String == "running", "\(String(describing: listed))")
+        let pids = try JSONSerialization.jsonObject(with: Data(try box.gocker(["oci", "ps", "--format", "json", "c4"]).stdout.utf8)) as? [Int]
+        #expect(pids == [pid])
+        let ps = try box.gocker(["oci", "ps", "c4"]).stdout.split(separator: "\n")
+        #expect(ps.count == 2 && ps[0].contains("PID") && ps[1].contains(" \(pid) ") && ps[1].hasSuffix("sleep 100"), "\(ps)")
+        let psOptions = try box.gocker(["oci", "ps", "c4", "-o", "pid,comm"]).stdout.split(separator: "\n")
+        #expect(psOptions.count == 2 && psOptions[1].hasSuffix("sleep"), "\(psOptions)")
+        #expect(try box.gocker(["oci", "ps", "--format", "json", "c4", "-ef"]).status == 1)
+
+        #expect(try box.gocker(["oci", "kill", "c4", "KILL"]).status == 0)
+        #expect(box.waitFor { (try? state(box, "c4"))?["status"] as? String == "stopped" })
+        // The shim's second kill: runc answers 0 with --all, and "container
+        // not running" without.
+        let again = try box.gocker(["oci", "kill", "--all", "c4", "9"])
+        #expect(again.status == 0, "\(again.stderr)")
+        let single = try box.gocker(["oci", "kill", "c4", "9"])
+        #expect(single.status == 1 && single.stderr.contains("container not running"), "\(single.stderr)")
+        #expect(try box.gocker(["oci", "ps", "--format", "json", "c4"]).stdout == "[]\n")
+        #expect(try box.gocker(["oci", "list"]).stdout.contains(" 0           stopped "))
+        #expect(try box.gocker(["oci", "delete", "c4"]).status == 0)
+        #expect(try box.gocker(["oci", "list", "--format", "json"]).stdout == "null\n")
+        box.expectNothingLeft()
+    }
+
     @Test func runInTheForegroundAndTheGockerOciName() throws {
         let box = try Sandbox()
         let bundle = try makeBundle(box, args: ["sh", "-c", "echo hello from $(hostname); exit 5"])
