@@ -124,6 +124,35 @@ struct ContainerdTests {
         box.expectNothingLeft()
     }
 
+    /// What the shim asks of the runtime beyond a run: `ctr task ps`
+    /// (`ps --format json`), and `task kill -a` then `task rm -f` (a second
+    /// `kill --all` of a container that already ended).
+    @Test func containerdsShimListsKillsAllAndRemovesAGockerTask() throws {
+        let box = try Sandbox()
+        let archive = box.dir + "/busybox.tar"
+        #expect(try box.gocker(["save", "-o", archive, "busybox"]).status == 0)
+        let containerd = try PrivateContainerd(in: box)
+        #expect(try containerd.ctr(["images", "import", archive]).status == 0)
+        let id = "bb-gocker"
+        let run = try containerd.ctr(["run", "-d", "--fifo-dir", containerd.dir + "/fifo", "--runc-root", containerd.dir + "/runc",
+                                      "--cgroup", "\(box.cgroupParent)/\(id)", "--runc-binary", try gockerOCI(box),
+                                      "docker.io/library/busybox:latest", id, "sleep", "100"])
+        #expect(run.status == 0, "\(run.output)")
+        let ps = try containerd.ctr(["tasks", "ps", id])
+        let rows = ps.output.split(separator: "\n")
+        #expect(ps.status == 0 && rows.count == 2 && rows[0].hasPrefix("PID"), "\(ps.output)")
+        let pid = try #require(Int32(rows.last?.split(separator: " ").first ?? ""))
+        #expect(try String(contentsOfFile: "/proc/\(pid)/cmdline", encoding: .utf8).hasPrefix("sleep"))
+        let kill = try containerd.ctr(["tasks", "kill", "-a", "-s", "SIGKILL", id])
+        #expect(kill.status == 0, "\(kill.output)")
+        #expect(box.waitFor { !FileManager.default.fileExists(atPath: "/proc/\(pid)") })
+        let rm = try containerd.ctr(["tasks", "rm", "-f", id])
+        #expect(rm.status == 0, "\(rm.output)")
+        #expect(try containerd.ctr(["containers", "rm", id]).status == 0)
+        #expect(try containerd.ctr(["tasks", "ls", "-q"]).output.isEmpty)
+        box.expectNothingLeft()
+    }
+
     /// A `gocker-oci` link to the gocker under test, as containerd is given it.
     func gockerOCI(_ box: Sandbox) throws -> String {
         let link = box.dir + "/gocker-oci"
