@@ -248,6 +248,61 @@ static int exec_lookup(const struct gk_spawn *s)
     return seen_eacces ? EACCES : last;
 }
 
+/* 0 when `path` is a file this process may execute, else the errno an
+ * execve would most likely give. */
+static int can_exec(const char *path)
+{
+    struct stat st;
+    if (stat(path, &st) < 0)
+        return errno;
+    if (!S_ISREG(st.st_mode))
+        return EACCES;
+    return access(path, X_OK) < 0 ? errno : 0;
+}
+
+/* Whether exec_lookup would find `argv[0]`: 0, or ENOENT (not there, not
+ * in PATH) or EACCES. Asked before READY, as runc does, so that `create`
+ * fails for a command the container does not have, not the process after
+ * `create` answered. */
+static int exec_check(const struct gk_spawn *s)
+{
+    const char *file = s->argv[0];
+    if (file[0] == '\0')
+        return ENOENT;
+    if (strchr(file, '/'))
+        return can_exec(file);
+    const char *path = s->path && s->path[0] ? s->path
+                                             : "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+    size_t flen = strlen(file);
+    int seen_eacces = 0;
+    for (const char *p = path;; p++) {
+        const char *start = p;
+        while (*p && *p != ':')
+            p++;
+        size_t dlen = (size_t)(p - start);
+        char buf[PATH_MAX];
+        if (dlen + 1 + flen + 1 <= sizeof buf) {
+            size_t n = 0;
+            if (dlen == 0) {
+                buf[n++] = '.';
+            } else {
+                memcpy(buf, start, dlen);
+                n = dlen;
+            }
+            buf[n++] = '/';
+            memcpy(buf + n, file, flen + 1);
+            int r = can_exec(buf);
+            if (r == 0)
+                return 0;
+            if (r == EACCES)
+                seen_eacces = 1;
+        }
+        if (*p == '\0')
+            break;
+    }
+    return seen_eacces ? EACCES : ENOENT;
+}
+
 /* The process's own settings, in the order the kernel needs: user (from
  * the container's /etc/passwd and /etc/group), HOME, rlimits, bounding set,
  * credentials, capabilities, no_new_privs. Failures go to `sync`. */
@@ -586,6 +641,10 @@ static void __attribute__((noreturn)) child_main(const struct gk_spawn *s, int s
     close(root);
 
     become_process(sync, s, slave);
+    int missing = exec_check(s);
+    if (missing)
+        child_fail(sync, GK_STAGE_EXEC, missing, "exec", s->argv[0],
+                   missing == ENOENT || missing == ENOTDIR ? GK_EXIT_NOT_FOUND : GK_EXIT_NOT_EXECUTABLE);
 
     /* Created. The parent may go away once it has saved the state that
      * names this process (GK_MSG_SAVED), not before: until then nothing

@@ -34,8 +34,9 @@ public enum GockerMain {
                 print(OCILine.help(words), terminator: "")
                 return 0
             }
-            // The OCI front door fails like runc (exit 1).
-            return execute(ownFailure: 1) { try line.verb.run() }
+            // The OCI front door fails like runc: exit 1, also for a
+            // command the container cannot run (engines read the words).
+            return execute(ownFailure: 1, everyFailure: true) { try line.verb.run() }
         }
         // run and create are read by their option table, whatever the line.
         if args.first == "run" || args.first == "create" || (args.count == 2 && args.first == "help" && (args[1] == "run" || args[1] == "create")) {
@@ -76,7 +77,8 @@ public enum GockerMain {
     }
 
     /// Runs a parsed command: its exit status, its error on stderr.
-    static func execute(ownFailure: Int32, _ body: () throws -> Void) -> Int32 {
+    /// `everyFailure`: every error exits `ownFailure` (126 and 127 too).
+    static func execute(ownFailure: Int32, everyFailure: Bool = false, _ body: () throws -> Void) -> Int32 {
         do {
             try body()
             return 0
@@ -84,7 +86,7 @@ public enum GockerMain {
             return e.status
         } catch let e as GockerError {
             report(e.description)
-            return e.exitStatus == 125 ? ownFailure : e.exitStatus
+            return e.exitStatus == 125 || everyFailure ? ownFailure : e.exitStatus
         } catch let e as ExitCode {
             return e.rawValue
         } catch {

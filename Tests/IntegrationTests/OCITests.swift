@@ -129,6 +129,21 @@ struct OCITests {
         box.expectNothingLeft()
     }
 
+    /// As runc: a command the container does not have fails `create`,
+    /// with the words podman turns into 127 (and 126), and nothing is left.
+    @Test(arguments: [("nosuch", "exec: \"nosuch\": executable file not found in $PATH"),
+                      ("/bin/nosuch", "exec: \"/bin/nosuch\": no such file or directory"),
+                      ("/etc/passwd", "exec: \"/etc/passwd\": permission denied")])
+    func createFailsForACommandTheContainerCannotRun(command: String, message: String) throws {
+        let box = try Sandbox()
+        let bundle = try makeBundle(box, args: [command])
+        let r = try box.gocker(["oci", "create", "--bundle", bundle, "c5"])
+        #expect(r.status == 1 && r.stderr.contains(message) && r.stderr.split(separator: "\n").count == 1, "\(r.stderr)")
+        #expect(try box.gocker(["oci", "state", "c5"]).status == 1)
+        #expect(try box.gocker(["oci", "list", "-q"]).stdout.isEmpty)
+        box.expectNothingLeft()
+    }
+
     @Test func runInTheForegroundAndTheGockerOciName() throws {
         let box = try Sandbox()
         let bundle = try makeBundle(box, args: ["sh", "-c", "echo hello from $(hostname); exit 5"])
