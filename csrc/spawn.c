@@ -483,6 +483,12 @@ static int child_terminal(const struct gk_spawn *s, int sync)
     if ((r = gk_send_fd(sync, master)) < 0)
         child_fail(sync, GK_STAGE_TERMINAL, -r, "send pty master", NULL, GK_EXIT_SETUP);
     close(master);
+    /* The terminal is its stdio from now on: the caller's (`create`'s
+     * pipes, which containerd's shim reads to their end) are let go at
+     * once, not when `start` comes. */
+    for (int fd = 0; fd < 3; fd++)
+        if (slave != fd && dup2(slave, fd) < 0)
+            child_fail(sync, GK_STAGE_TERMINAL, errno, "make the terminal stdio", NULL, GK_EXIT_SETUP);
     return slave;
 }
 

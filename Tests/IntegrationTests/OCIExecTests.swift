@@ -184,6 +184,13 @@ struct OCIExecTests {
         #expect(c.status == 0, "\(c.stderr)")
         let (master, _) = try console.receive()
         defer { close(master) }
+        // Created, its stdio already the terminal: nothing of create's own
+        // output files (containerd's shim reads those pipes to their end).
+        let pid = try #require(try OCITests().state(box, "t1")["pid"] as? Int)
+        for fd in 0...2 {
+            let target = link("/proc/\(pid)/fd/\(fd)")
+            #expect(target.hasPrefix("/dev/pts/") && !target.contains(box.dir), "fd \(fd): \(target)")
+        }
         var ws = winsize(ws_row: 21, ws_col: 77, ws_xpixel: 0, ws_ypixel: 0)
         _ = ioctl(master, UInt(TIOCSWINSZ), &ws)
         #expect(try box.gocker(["oci", "start", "t1"]).status == 0)
