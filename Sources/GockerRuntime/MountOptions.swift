@@ -11,7 +11,8 @@ public struct MountOptions: Equatable, Sendable {
     /// as runc takes them); `flags` apply to its top mount only.
     public var recursiveFlags: UInt = 0
     /// "copyup" (gocker's own): an empty bind source is first filled with
-    /// what the image holds at the target, as docker seeds a new volume.
+    /// what the image holds at the target, as docker seeds a new volume;
+    /// "tmpcopyup" (runc's): the same for a new tmpfs.
     public var copyUp = false
     /// Options the kernel takes as data ("mode=755,size=65536k").
     public var data: [String] = []
@@ -47,7 +48,9 @@ public struct MountOptions: Equatable, Sendable {
                 recursiveFlags |= f
             } else if option.hasPrefix("r"), let f = Self.clearing[String(option.dropFirst())] {
                 recursiveFlags &= ~f
-            } else if option == "copyup" {
+            } else if option == "copyup" || (option == "tmpcopyup" && type == "tmpfs") {
+                // tmpcopyup (runc's, which podman sends for --tmpfs and
+                // --read-only): the new tmpfs seeded from the image.
                 copyUp = true
             } else if option == "bind" {
                 isBind = true

@@ -340,7 +340,7 @@ public struct Runtime: Sendable {
         // order for every gocker (two containers naming the same volumes in
         // other orders never wait for each other in a circle).
         var volumes: [[UInt64]: Int32] = [:]
-        for m in plan.mounts where m.options.copyUp {
+        for m in plan.mounts where m.options.copyUp && m.options.isBind {
             let fd = Glibc.open(m.source, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
             guard fd >= 0 else { continue }
             heldFDs.append(fd)

@@ -144,6 +144,19 @@ struct OCITests {
         box.expectNothingLeft()
     }
 
+    /// podman's --tmpfs and --read-only: a tmpfs with runc's tmpcopyup
+    /// starts with what the image holds there, and the image keeps it as it was.
+    @Test func aTmpfsWithTmpcopyupHoldsTheImagesContent() throws {
+        let box = try Sandbox()
+        let bundle = try makeBundle(box, args: ["sh", "-c", "grep -c root /etc/passwd; touch /etc/new && grep -q tmpfs /proc/mounts && echo writable"],
+                                    extraMounts: #", {"destination": "/etc", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "tmpcopyup", "mode=755"]}"#)
+        let r = try box.gocker(["oci", "run", "--bundle", bundle, "t5"])
+        #expect(r.status == 0 && r.stdout == "1\nwritable\n", "\(r.stdout) \(r.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: bundle + "/rootfs/etc/new"))
+        try? FileManager.default.removeItem(atPath: bundle + "/rootfs")
+        box.expectNothingLeft()
+    }
+
     @Test func runInTheForegroundAndTheGockerOciName() throws {
         let box = try Sandbox()
         let bundle = try makeBundle(box, args: ["sh", "-c", "echo hello from $(hostname); exit 5"])
