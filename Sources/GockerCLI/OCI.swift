@@ -1,5 +1,6 @@
 import ArgumentParser
 import Glibc
+import GockerCgroups
 import GockerCore
 import GockerRuntime
 
@@ -79,7 +80,7 @@ extension OCIVerb {
 
 /// The verbs `gocker oci` knows, in its help's order.
 var ociVerbs: [any OCIVerb.Type] { [OCICreate.self, OCIStart.self, OCIState.self, OCIKill.self, OCIDelete.self, OCIRun.self,
-                                    OCIExec.self, OCIPause.self, OCIResume.self, OCIList.self, OCIPs.self] }
+                                    OCIExec.self, OCIPause.self, OCIResume.self, OCIList.self, OCIPs.self, OCIUpdate.self] }
 
 /// A read `gocker oci` line: its verb, with its options and arguments.
 struct OCILine {
@@ -108,6 +109,7 @@ struct OCILine {
         case OCIResume.name: verb = try Self.read(OCIResume.self, rest, global: global)
         case OCIList.name: verb = try Self.read(OCIList.self, rest, global: global)
         case OCIPs.name: verb = try Self.read(OCIPs.self, rest, global: global)
+        case OCIUpdate.name: verb = try Self.read(OCIUpdate.self, rest, global: global)
         default: throw GockerError(.invalidArgument, "Unexpected argument '\(name)'")
         }
         guard let verb else { return nil }
@@ -355,6 +357,92 @@ struct OCIPs: OCIVerb {
         default:
             throw GockerError(.invalidArgument, "invalid format option \"\(format)\": expected table or json")
         }
+    }
+}
+
+struct OCIUpdate: OCIVerb {
+    static let name = "update"
+    static let abstract = "Change the resource limits of a container that has not stopped."
+    /// runc's flags: each sets one member of linux.resources (memory
+    /// sizes as runc reads them: 128m, 1g, or bytes; -1 unlimited).
+    static let fields: [(flag: String, section: String, member: String, size: Bool, help: String)] = [
+        ("memory", "memory", "limit", true, "Memory limit."),
+        ("memory-reservation", "memory", "reservation", true, "Memory soft limit."),
+        ("memory-swap", "memory", "swap", true, "Memory plus swap limit (-1: unlimited)."),
+        ("kernel-memory", "memory", "kernel", true, "Kernel memory limit."),
+        ("kernel-memory-tcp", "memory", "kernelTCP", true, "Kernel TCP buffer memory limit."),
+        ("cpu-share", "cpu", "shares", false, "CPU shares (relative weight)."),
+        ("cpu-quota", "cpu", "quota", false, "CPU CFS quota in microseconds per period."),
+        ("cpu-period", "cpu", "period", false, "CPU CFS period in microseconds."),
+        ("cpu-rt-runtime", "cpu", "realtimeRuntime", false, "CPU real-time runtime in microseconds."),
+        ("cpu-rt-period", "cpu", "realtimePeriod", false, "CPU real-time period in microseconds."),
+        ("cpuset-cpus", "cpu", "cpus", false, "CPUs to run on (0-3, 0,1)."),
+        ("cpuset-mems", "cpu", "mems", false, "Memory nodes to use (0-3, 0,1)."),
+        ("pids-limit", "pids", "limit", false, "Maximum number of processes (-1: unlimited)."),
+        ("blkio-weight", "blockIO", "weight", false, "Block I/O weight (10 to 1000)."),
+    ]
+    static let options = OptionTable(globals() + [
+        .text("resources", short: "r", "file", help: "linux.resources as JSON from this file (- for standard input); the flags below go over it.") {
+            $0.resourcesFile = $1
+        },
+    ] + fields.map { f in
+        CommandOption<Self>(name: f.flag, value: .signed, valueName: "value", help: f.help) { $0.flags.append((f.flag, $1)) }
+    })
+    var global = OCIGlobalOptions()
+    var resourcesFile: String?
+    var flags: [(String, String)] = []
+    var id = ""
+
+    static func == (a: Self, b: Self) -> Bool {
+        a.global == b.global && a.resourcesFile == b.resourcesFile && a.id == b.id
+            && a.flags.map { $0.0 + "=" + $0.1 } == b.flags.map { $0.0 + "=" + $0.1 }
+    }
+
+    mutating func take(_ arguments: [String], rest: [String]) { id = arguments[0] }
+
+    /// linux.resources from the file and the flags.
+    func resources() throws(GockerError) -> Spec.Resources {
+        var resources = Spec.Resources()
+        if let file = resourcesFile {
+            let bytes: [UInt8]
+            if file == "-" {
+                do { bytes = try Sys.readAll(0, path: "standard input") } catch {
+                    throw GockerError(.system, "read the resources", cause: error)
+                }
+            } else {
+                bytes = try JSON.readFile(file)
+            }
+            resources = try JSON.read(Spec.Resources.self, from: bytes, what: file == "-" ? "standard input" : file)
+        }
+        for (flag, text) in flags {
+            guard let f = Self.fields.first(where: { $0.flag == flag }) else { continue }
+            let number: String
+            if f.member == "cpus" || f.member == "mems" {
+                resources.unmodeled[f.section] = Self.setting(resources.unmodeled[f.section], f.member, .string(text))
+                continue
+            } else if f.size && text != "-1" {
+                number = String(try ResourceFlags.parseSize(text, flag: "--" + flag))
+            } else {
+                guard Int64(text) != nil else { throw GockerError(.invalidArgument, "invalid value \"\(text)\" for --\(flag)") }
+                number = text
+            }
+            resources.unmodeled[f.section] = Self.setting(resources.unmodeled[f.section], f.member, .number(number))
+        }
+        return resources
+    }
+
+    static func setting(_ section: JSONValue?, _ member: String, _ value: JSONValue) -> JSONValue {
+        guard case .object(var object)? = section else { return .object([member: value]) }
+        object[member] = value
+        return .object(object)
+    }
+
+    func run() throws {
+        let resources = try resources()
+        guard !resources.unmodeled.isEmpty else {
+            throw GockerError(.invalidArgument, "nothing to update: give --resources or a limit flag")
+        }
+        try global.runtime.update(id: id, resources: resources)
     }
 }
 

@@ -125,6 +125,21 @@ public struct CgroupDriver: Sendable {
         return CgroupRecord(backend: backend.name, version: backend.version, path: path, controllers: made)
     }
 
+    /// `update`: the settings `resources` asks of each controller, written
+    /// into the container's existing groups. A controller it never got a
+    /// group for, and device rules, are refused (they are set at create).
+    public func update(_ record: CgroupRecord, resources: Spec.Resources) throws(GockerError) {
+        if case .array(let rules)? = resources.unmodeled["devices"], !rules.isEmpty {
+            throw GockerError(.invalidConfig, "update does not change linux.resources.devices: device rules are set at create")
+        }
+        for (c, settings) in try settings(for: resources, path: record.path) where c.isRequested(by: resources) {
+            guard record.controllers.contains(c.name) else {
+                throw GockerError(.invalidState, "the container has no \(c.name) group: its \(c.name) limits can only be set at create")
+            }
+            if !settings.isEmpty { try backend.write(c.backendName(backend.version), path: record.path, settings: settings) }
+        }
+    }
+
     /// The backend's name of one controller of each distinct group the
     /// record names (one per hierarchy: a single one on v2), preferring a
     /// real controller to "" (the v2 group alone).

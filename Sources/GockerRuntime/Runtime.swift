@@ -516,6 +516,21 @@ public struct Runtime: Sendable {
                         rootfs: s.rootfs, created: s.created, owner: "", annotations: s.annotations)
     }
 
+    // MARK: update
+
+    /// runc's `update`: new limits for a container that has not stopped,
+    /// written into its groups.
+    public func update(id: String, resources: Spec.Resources) throws(GockerError) {
+        let lock = try store.lock(id)
+        defer { lock.release() }
+        let s = try store.load(id)
+        guard status(of: s) != .stopped else { throw GockerError(.invalidState, "container not running") }
+        guard let record = s.cgroups else {
+            throw GockerError(.invalidState, "container \(id) has no cgroups to update")
+        }
+        try driver(for: record).update(record, resources: resources)
+    }
+
     // MARK: kill
 
     /// Sends `signal` to the container's first process, or with `all` to

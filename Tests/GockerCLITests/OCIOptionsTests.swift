@@ -84,7 +84,11 @@ struct OCIOptionsTests {
             #expect(Set(OCIGlobalOptions.options.flatMap(\.spellings)).isSubset(of: names))
         }
         for type in ociVerbs { try check(type) }
-        #expect(ociVerbs.map { $0.name } == ["create", "start", "state", "kill", "delete", "run", "exec", "pause", "resume", "list", "ps"])
+        #expect(ociVerbs.map { $0.name } == ["create", "start", "state", "kill", "delete", "run", "exec", "pause", "resume", "list", "ps",
+                                            "update"])
+        let update = try verb(["update", "--memory", "1g", "--cpu-quota", "-1", "c1"], as: OCIUpdate.self)
+        let members = try update.resources().unmodeled
+        #expect(members["memory"] == .object(["limit": .number("1073741824")]) && members["cpu"] == .object(["quota": .number("-1")]))
         let ps = try verb(["ps", "-f", "json", "c1", "-o", "pid"], as: OCIPs.self)
         #expect(ps.format == "json" && ps.id == "c1" && ps.psOptions == ["-o", "pid"])
         #expect(try verb(["list", "-q"], as: OCIList.self).quiet)

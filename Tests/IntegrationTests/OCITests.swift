@@ -157,6 +157,52 @@ struct OCITests {
         box.expectNothingLeft()
     }
 
+    /// runc's `update` (podman update, the shim's Update): by flags and by
+    /// a resources file, into the running container's groups.
+    @Test func updateChangesTheLimitsOfARunningContainer() throws {
+        let box = try Sandbox()
+        let bundle = try makeBundle(box, args: ["sleep", "100"])
+        let config = box.contents(bundle + "/config.json").replacingOccurrences(
+            of: #""linux": {"#, with: #""linux": {"resources": {"memory": {"limit": 67108864}, "pids": {"limit": 100}}, "#)
+        try config.write(toFile: bundle + "/config.json", atomically: true, encoding: .utf8)
+        #expect(try box.gocker(["oci", "run", "-d", "--bundle", bundle, "u1"]).status == 0)
+        let pid = try #require(try state(box, "u1")["pid"] as? Int)
+        let v2 = box.contents("/proc/\(pid)/cgroup").hasPrefix("0::")
+        func group(_ controller: String) -> String {
+            let lines = box.contents("/proc/\(pid)/cgroup").split(separator: "\n")
+            let line = lines.first { v2 || $0.split(separator: ":")[1].split(separator: ",").contains(Substring(controller)) } ?? ""
+            let path = line.split(separator: ":", maxSplits: 2).last.map(String.init) ?? ""
+            return v2 ? "/sys/fs/cgroup" + path : "/sys/fs/cgroup/\(controller)" + path
+        }
+        func value(_ controller: String, _ v1: String, _ v2file: String) -> String {
+            box.contents(group(controller) + "/" + (v2 ? v2file : v1)).trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        #expect(value("memory", "memory.limit_in_bytes", "memory.max") == "67108864")
+        let r = try box.gocker(["oci", "update", "--memory", "128m", "--pids-limit", "50", "u1"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(value("memory", "memory.limit_in_bytes", "memory.max") == "134217728")
+        #expect(value("pids", "pids.max", "pids.max") == "50")
+        // A resources file, as the shim writes it; the flag goes over it.
+        let file = box.dir + "/resources.json"
+        try #"{"memory": {"limit": 100663296}, "pids": {"limit": 70}}"#.write(toFile: file, atomically: true, encoding: .utf8)
+        #expect(try box.gocker(["oci", "update", "--resources", file, "--pids-limit", "80", "u1"]).status == 0)
+        #expect(value("memory", "memory.limit_in_bytes", "memory.max") == "100663296")
+        #expect(value("pids", "pids.max", "pids.max") == "80")
+        for (args, text) in [(["--memory", "lots"], "invalid size"), ([String](), "nothing to update"),
+                             (["--pids-limit", "x"], "invalid value")] {
+            let bad = try box.gocker(["oci", "update"] + args + ["u1"])
+            #expect(bad.status == 1 && bad.stderr.contains(text), "\(args): \(bad.stderr)")
+        }
+        #expect(value("pids", "pids.max", "pids.max") == "80")
+        #expect(try box.gocker(["oci", "kill", "u1", "KILL"]).status == 0)
+        #expect(box.waitFor { (try? state(box, "u1"))?["status"] as? String == "stopped" })
+        let stopped = try box.gocker(["oci", "update", "--pids-limit", "9", "u1"])
+        #expect(stopped.status == 1 && stopped.stderr.contains("container not running"), "\(stopped.stderr)")
+        #expect(try box.gocker(["oci", "delete", "u1"]).status == 0)
+        try? FileManager.default.removeItem(atPath: bundle + "/rootfs")
+        box.expectNothingLeft()
+    }
+
     @Test func runInTheForegroundAndTheGockerOciName() throws {
         let box = try Sandbox()
         let bundle = try makeBundle(box, args: ["sh", "-c", "echo hello from $(hostname); exit 5"])
