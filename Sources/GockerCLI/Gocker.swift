@@ -36,7 +36,16 @@ public enum GockerMain {
             }
             // The OCI front door fails like runc: exit 1, also for a
             // command the container cannot run (engines read the words).
-            return execute(ownFailure: 1, everyFailure: true) { try line.verb.run() }
+            return execute(ownFailure: 1, everyFailure: true) {
+                let format = line.verb.global.logFormat
+                guard format == "text" || format == "json" else {
+                    throw GockerError(.invalidArgument, "invalid log format \"\(format)\": expected text or json")
+                }
+                do { try line.verb.run() } catch let e as GockerError {
+                    OCILog.error(e.description, global: line.verb.global)
+                    throw e
+                }
+            }
         }
         // run and create are read by their option table, whatever the line.
         if args.first == "run" || args.first == "create" || (args.count == 2 && args.first == "help" && (args[1] == "run" || args[1] == "create")) {

@@ -45,6 +45,32 @@ struct OCIGlobalOptions: Equatable {
     static let table = OptionTable(options)
 }
 
+/// `--log FILE` (`--log-format text|json`): a failure is written there too,
+/// as runc's logrus writes it, for the engine that reads the file (podman
+/// with --log-format json reads the message from it).
+enum OCILog {
+    static func error(_ message: String, global: OCIGlobalOptions) {
+        guard let path = global.log else { return }
+        let time = Timestamp.now()
+        var line: String
+        if global.logFormat == "json" {
+            line = String(decoding: JSON.strings(["level": "error", "msg": message, "time": time]), as: UTF8.self)
+        } else {
+            var quoted = ""
+            for c in message {
+                if c == "\\" || c == "\"" { quoted.append("\\") }
+                quoted.append(c)
+            }
+            line = "time=\"\(time)\" level=error msg=\"\(quoted)\""
+        }
+        line += "\n"
+        let fd = Glibc.open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { return }
+        _ = line.withCString { write(fd, $0, strlen($0)) }
+        Sys.close(fd)
+    }
+}
+
 /// A verb of the OCI front door: its options (the global ones first, as
 /// they are taken after the verb too), its arguments, what it does. It
 /// fails with exit status 1, as runc does.

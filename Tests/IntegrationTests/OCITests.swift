@@ -126,6 +126,14 @@ struct OCITests {
         #expect(try box.gocker(["oci", "list"]).stdout.contains(" 0           stopped "))
         #expect(try box.gocker(["oci", "delete", "c4"]).status == 0)
         #expect(try box.gocker(["oci", "list", "--format", "json"]).stdout == "null\n")
+        // --log: a failure is written there too, as runc's logrus writes it.
+        let log = box.dir + "/runtime.log"
+        #expect(try box.gocker(["oci", "--log", log, "--log-format", "json", "kill", "c4", "9"]).status == 1)
+        #expect(try box.gocker(["oci", "--log", log, "state", "c4"]).status == 1)
+        let lines = box.contents(log).split(separator: "\n").map(String.init)
+        let entry = try JSONSerialization.jsonObject(with: Data((lines.first ?? "").utf8)) as? [String: String]
+        #expect(entry?["level"] == "error" && entry?["msg"] == "container \"c4\" does not exist" && entry?["time"] != nil, "\(lines)")
+        #expect(lines.count == 2 && lines[1].hasPrefix("time=\"") && lines[1].hasSuffix(#"level=error msg="container \"c4\" does not exist""#), "\(lines)")
         box.expectNothingLeft()
     }
 
