@@ -24,8 +24,9 @@ cd "$(dirname "$0")"
 # v2 kernel (Tests/IntegrationTests/CgroupV2VMTests.swift); containerd (with
 # runc) is what the tests import a `gocker save` archive into; strace shows
 # a test the files the release binary opens; gcc and libc6-dev build the
-# static probe program the seccomp tests run inside a container.
-PACKAGES=(busybox-static libcgroup-dev libseccomp-dev pkg-config zlib1g-dev liblzma-dev procps qemu-system-x86 cpio containerd strace gcc libc6-dev nftables iproute2)
+# static probe program the seccomp tests run inside a container; podman (with
+# conmon) drives gocker-oci in the tests as it drives runc.
+PACKAGES=(busybox-static libcgroup-dev libseccomp-dev pkg-config zlib1g-dev liblzma-dev procps qemu-system-x86 cpio containerd strace gcc libc6-dev nftables iproute2 podman)
 
 deps() {
     local missing=()

@@ -22,6 +22,11 @@ public enum GockerMain {
         // The OCI verbs are read by their option tables, whatever the line.
         if args.first == "oci" || (args.first == "help" && args.dropFirst().first == "oci") {
             let words = Array(args.dropFirst(args.first == "help" ? 2 : 1))
+            // runc's --version (podman asks it of every runtime it knows).
+            if words == ["--version"] || words == ["-v"] {
+                print(OCILine.version)
+                return 0
+            }
             let line: OCILine?
             do {
                 line = args.first == "help" ? nil : try OCILine(words)
@@ -137,6 +142,7 @@ struct ContainerExit: Error {
 }
 
 struct Gocker: ParsableCommand {
+    static let gockerVersion = "0.1.0"
     static let configuration = CommandConfiguration(
         commandName: "gocker",
         abstract: "A daemonless Linux container runtime.",
@@ -145,7 +151,7 @@ struct Gocker: ParsableCommand {
             filesystem, without a daemon. `gocker oci` speaks the OCI runtime command \
             line, for podman and containerd.
             """,
-        version: "0.1.0",
+        version: gockerVersion,
         subcommands: [MonitorStart.self, MonitorExited.self],
         groupedSubcommands: [
             CommandGroup(name: "Containers", subcommands: [

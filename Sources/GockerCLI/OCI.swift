@@ -1,4 +1,5 @@
 import ArgumentParser
+import CGockerCore
 import Glibc
 import GockerCgroups
 import GockerCore
@@ -155,6 +156,11 @@ struct OCILine {
         }
         verb.take(reading.arguments, rest: reading.rest)
         return verb
+    }
+
+    /// `--version`, in runc's lines.
+    static var version: String {
+        "gocker-oci version \(Gocker.gockerVersion)\nspec: \(Spec.version)\nlibseccomp: \(String(cString: gk_seccomp_version()))"
     }
 
     /// `gocker oci --help`, or a verb's when the line names one.
