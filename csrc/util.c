@@ -1,6 +1,8 @@
 #include "internal.h"
+#include "gocker_sys.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -205,4 +207,9 @@ int gk_connect_unix(const char *path)
         return -e;
     }
     return s;
+}
+
+int gk_reserve(int fd, long long len)
+{
+    return fallocate(fd, FALLOC_FL_KEEP_SIZE, 0, (off_t)len);
 }

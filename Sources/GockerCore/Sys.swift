@@ -99,7 +99,8 @@ public enum Sys {
         }
     }
 
-    /// Replaces the content of open file `fd` in place: one pwrite(2) of
+    /// Replaces the content of open file `fd` in place: its room reserved
+    /// first (fallocate, its size kept), then one pwrite(2) of
     /// `bytes`, padded with spaces to the old length, then ftruncate(2) to
     /// the new one, so that a process killed between the two leaves the
     /// new document and blanks (which a JSON reader skips). For a file that
@@ -111,6 +112,11 @@ public enum Sys {
         try check("fstat", path: path) { fstat(fd, &st) }
         var out = bytes
         if Int(st.st_size) > out.count { out += repeatElement(UInt8(ascii: " "), count: Int(st.st_size) - out.count) }
+        // A full disk is found before anything is overwritten (a file
+        // system without fallocate goes on).
+        if out.count > Int(st.st_size) && gk_reserve(fd, Int64(out.count)) < 0 && errno != EOPNOTSUPP {
+            throw SystemCallError("fallocate", path: path, errno: errno)
+        }
         var off = 0
         while off < out.count {
             let n = try check("pwrite", path: path) {

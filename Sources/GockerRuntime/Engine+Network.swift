@@ -165,8 +165,13 @@ extension Engine {
             throw GockerError(.notFound, "network \(network.name) not found")
         }
         ipam.range = network.ipRange.flatMap { try? IPv4Subnet($0) }
-        let ip = try ipam.allocate(for: id, requested: requested, owner: IPAM.thisProcess,
+        let ip: IPv4
+        do {
+            ip = try ipam.allocate(for: id, requested: requested, owner: IPAM.thisProcess,
                                    isGone: { holder in holder != id && !containerExists(holder) })
+        } catch where error.code == .notFound {
+            throw GockerError(.notFound, "network \(network.name) not found")
+        }
         var a = NetworkAttachment()
         a.network = network.name
         a.bridge = network.bridge

@@ -169,16 +169,24 @@ public struct IPAM: Sendable {
     /// and writer holds the lock.
     func change<T>(_ body: (inout Book) throws(GockerError) -> T) throws(GockerError) -> T {
         let fd: Int32
-        do {
+        do throws(SystemCallError) {
             fd = try Sys.open(file, O_RDWR | O_CREAT | O_NOFOLLOW, 0o600)
             do { try Sys.check("flock", path: file) { flock(fd, LOCK_EX) } } catch {
                 Sys.close(fd)
                 throw error
             }
         } catch {
+            // Its directory gone: the network was removed.
+            if error.errno == ENOENT { throw GockerError(.notFound, "network of \(subnet) not found: it was removed") }
             throw GockerError(.system, "lock the address book of \(subnet)", cause: error)
         }
         defer { Sys.close(fd) }
+        // A book `network rm` removed while this one waited for its lock:
+        // the network is gone (its lock was on the file removed).
+        var st = stat()
+        if fstat(fd, &st) == 0 && st.st_nlink == 0 {
+            throw GockerError(.notFound, "network of \(subnet) not found: it was removed")
+        }
         let text: [UInt8]
         do { text = try Sys.readAll(fd, path: file) } catch {
             throw GockerError(.system, "read the address book of \(subnet)", cause: error)

@@ -159,4 +159,32 @@ struct IPAMTests {
         #expect(try ipam.allocate(for: "cccc") == b, "the freed address, once more")
         #expect(try Sys.readFile(file).last != UInt8(ascii: " "))
     }
+
+    /// An allocation that waited for the lock while `network rm` removed
+    /// the book finds the network gone, and writes nothing.
+    @Test func anAllocationWaitingOnARemovedBookFails() throws {
+        var template = Array("/tmp/gocker-ipam-XXXXXX".utf8CString)
+        let dir = String(cString: try #require(mkdtemp(&template)))
+        defer { try? Sys.removeAll(dir) }
+        let ipam = try IPAM(directory: dir + "/net", subnet: try IPv4Subnet("10.9.2.0/24"))
+        _ = try ipam.allocate(for: "aaaa")
+        let file = dir + "/net/ipam.json"
+        let held = open(file, O_RDWR)
+        #expect(held >= 0 && flock(held, LOCK_EX) == 0)
+        let done = DispatchSemaphore(value: 0)
+        let outcome = Mutex<String>("")
+        DispatchQueue.global().async {
+            do throws(GockerError) { _ = try ipam.allocate(for: "bbbb"); outcome.withLock { $0 = "allocated" } } catch {
+                outcome.withLock { $0 = error.code == .notFound ? "not found" : error.description }
+            }
+            done.signal()
+        }
+        usleep(200_000)
+        // What network rm does under the lock: the book goes.
+        #expect(unlink(file) == 0)
+        close(held)
+        #expect(done.wait(timeout: .now() + 10) == .success)
+        #expect(outcome.withLock { $0 } == "not found")
+        #expect(!Sys.exists(file))
+    }
 }

@@ -14,4 +14,8 @@ static inline ssize_t gk_getrandom(void *buf, size_t len) {
     return getrandom(buf, len, 0);
 }
 
+/* Reserves the blocks of a file's first `len` bytes without changing its
+ * size (fallocate with FALLOC_FL_KEEP_SIZE): 0 or -1 with errno set. */
+int gk_reserve(int fd, long long len);
+
 #endif
