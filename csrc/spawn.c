@@ -600,16 +600,18 @@ static void __attribute__((noreturn)) child_main(const struct gk_spawn *s, int s
                 child_fail(sync, GK_STAGE_MOUNT, -r, "set propagation of", mt->target, GK_EXIT_SETUP);
             close(bind_fd[i]);
         } else {
-            if ((r = gk_mount_fs_at(root, target, mt->source, mt->fstype, mt->flags, mt->data)) < 0)
+            /* tmpcopyup: written first, read-only (when asked) after. */
+            unsigned long fs_flags = mt->copy_up ? mt->flags & ~(unsigned long)MS_RDONLY : mt->flags;
+            if ((r = gk_mount_fs_at(root, target, mt->source, mt->fstype, fs_flags, mt->data)) < 0)
                 child_fail(sync, GK_STAGE_MOUNT, -r, mt->fstype, mt->target, GK_EXIT_SETUP);
             if (mt->copy_up) {
-                /* tmpcopyup: the new tmpfs gets what the image holds there
-                 * (`target`, opened before the mount, is still the image's
-                 * directory). */
+                /* The new tmpfs gets what the image holds there (`target`,
+                 * opened before the mount, is still the image's directory). */
                 int top;
                 what[0] = '\0';
                 if ((r = gk_open_in_root(root, where.path, O_PATH, &top)) < 0 ||
-                    (r = gk_copy_up(root, target, top, what, sizeof what)) < 0)
+                    (r = gk_copy_up(root, target, top, what, sizeof what)) < 0 ||
+                    ((mt->flags & MS_RDONLY) && (r = gk_set_mount_flags(top, MS_RDONLY, 0)) < 0))
                     child_fail(sync, GK_STAGE_MOUNT, -r, "copy the image's content into the tmpfs at", mt->target,
                                GK_EXIT_SETUP);
                 close(top);

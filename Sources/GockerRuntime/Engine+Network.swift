@@ -119,8 +119,16 @@ extension Engine {
             guard index >= 0 else {
                 throw GockerError(.system, "create bridge \(r.bridge)", cause: SystemCallError("netlink", errno: -index))
             }
-            let filter = try NetFilter()
-            try filter.addNetwork(subnet: r.parsedSubnet, bridge: r.bridge, internal: r.internal)
+            let filter: NetFilter
+            do throws(GockerError) {
+                filter = try NetFilter()
+                try filter.addNetwork(subnet: r.parsedSubnet, bridge: r.bridge, internal: r.internal)
+            } catch {
+                // Without its rules the bridge would pass for a whole
+                // network to the next look: it goes, and is made again.
+                _ = gk_link_delete(r.bridge)
+                throw error
+            }
             // Each container's all or none; one whose port something else
             // took meanwhile keeps the others'.
             for c in containers(on: r.name) where !c.attachment.mappings.isEmpty {

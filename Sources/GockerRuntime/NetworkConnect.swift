@@ -35,6 +35,7 @@ extension Engine {
         defer { Sys.close(fd) }
         var record = try load(found.id)
         try Self.checkConnectable(record)
+        try refuseWhileStarting(record, doing: "connected")
         var list = record.launch?.attachments ?? []
         if list.contains(where: { $0.network == net.name }) {
             throw GockerError(.alreadyExists, "endpoint with name \(record.name) already exists in network \(net.name)")
@@ -91,6 +92,7 @@ extension Engine {
         let fd = try lockRecord(found.id)
         defer { Sys.close(fd) }
         var record = try load(found.id)
+        try refuseWhileStarting(record, doing: "disconnected")
         var list = record.launch?.attachments ?? []
         guard let i = list.firstIndex(where: { $0.network == name }) else {
             if record.network == name {
@@ -120,6 +122,16 @@ extension Engine {
         }
         detach(id: record.id, gone)
         syncHosts(networks: [gone.network], also: record)
+    }
+
+    /// A container its gocker is starting (its owner lives, its process is
+    /// not there yet) has read its networks already: a change now would
+    /// miss its interfaces, or give back an address it is about to use.
+    func refuseWhileStarting(_ r: ContainerRecord, doing what: String) throws(GockerError) {
+        let s = state(of: r)
+        if pid(of: r) == nil && (s == .running || s == .restarting) {
+            throw GockerError(.invalidState, "container \(r.name) is starting: it can be \(what) once it runs")
+        }
     }
 
     /// Only a container with a network namespace of its own and bridge

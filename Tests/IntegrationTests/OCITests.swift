@@ -161,6 +161,14 @@ struct OCITests {
         let r = try box.gocker(["oci", "run", "--bundle", bundle, "t5"])
         #expect(r.status == 0 && r.stdout == "1\nwritable\n", "\(r.stdout) \(r.stderr)")
         #expect(!FileManager.default.fileExists(atPath: bundle + "/rootfs/etc/new"))
+        // Read-only (podman's --tmpfs DIR:ro): seeded first, then read-only.
+        let config = box.contents(bundle + "/config.json")
+            .replacingOccurrences(of: #""tmpcopyup", "mode=755""#, with: #""tmpcopyup", "ro", "mode=755""#)
+            .replacingOccurrences(of: #"&& grep -q tmpfs"#, with: #"2>/dev/null || echo read-only; grep -q tmpfs"#)
+            .replacingOccurrences(of: #"&& echo writable"#, with: "")
+        try config.write(toFile: bundle + "/config.json", atomically: true, encoding: .utf8)
+        let ro = try box.gocker(["oci", "run", "--bundle", bundle, "t6"])
+        #expect(ro.status == 0 && ro.stdout == "1\nread-only\n", "\(ro.stdout) \(ro.stderr)")
         try? FileManager.default.removeItem(atPath: bundle + "/rootfs")
         box.expectNothingLeft()
     }
