@@ -394,7 +394,7 @@ struct OCIPs: OCIVerb {
 
 struct OCIUpdate: OCIVerb {
     static let name = "update"
-    static let abstract = "Change the resource limits of a container that has not stopped."
+    static let abstract = "Change the resource limits of a container that has not stopped (device rules stay as they are)."
     /// runc's flags: each sets one member of linux.resources (memory
     /// sizes as runc reads them: 128m, 1g, or bytes; -1 unlimited).
     static let fields: [(flag: String, section: String, member: String, size: Bool, help: String)] = [

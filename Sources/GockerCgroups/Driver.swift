@@ -127,16 +127,24 @@ public struct CgroupDriver: Sendable {
 
     /// `update`: the settings `resources` asks of each controller, written
     /// into the container's existing groups. A controller it never got a
-    /// group for, and device rules, are refused (they are set at create).
+    /// group for is refused. Device rules are left as they are, as runc
+    /// leaves them (containerd sends the whole linux.resources, the
+    /// default rules among them). Where the kernel refuses a controller's
+    /// settings in their order (v1: a memory limit above the current
+    /// memory+swap one), they are written the other way round.
     public func update(_ record: CgroupRecord, resources: Spec.Resources) throws(GockerError) {
-        if case .array(let rules)? = resources.unmodeled["devices"], !rules.isEmpty {
-            throw GockerError(.invalidConfig, "update does not change linux.resources.devices: device rules are set at create")
-        }
+        var resources = resources
+        resources.unmodeled["devices"] = nil
         for (c, settings) in try settings(for: resources, path: record.path) where c.isRequested(by: resources) {
             guard record.controllers.contains(c.name) else {
                 throw GockerError(.invalidState, "the container has no \(c.name) group: its \(c.name) limits can only be set at create")
             }
-            if !settings.isEmpty { try backend.write(c.backendName(backend.version), path: record.path, settings: settings) }
+            guard !settings.isEmpty else { continue }
+            let key = c.backendName(backend.version)
+            do { try backend.write(key, path: record.path, settings: settings) } catch {
+                guard settings.count > 1 else { throw error }
+                try backend.write(key, path: record.path, settings: settings.reversed())
+            }
         }
     }
 

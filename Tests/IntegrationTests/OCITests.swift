@@ -200,10 +200,20 @@ struct OCITests {
         #expect(value("pids", "pids.max", "pids.max") == "50")
         // A resources file, as the shim writes it; the flag goes over it.
         let file = box.dir + "/resources.json"
-        try #"{"memory": {"limit": 100663296}, "pids": {"limit": 70}}"#.write(toFile: file, atomically: true, encoding: .utf8)
+        // (With the default device rules in it, as containerd sends them.)
+        try #"{"memory": {"limit": 100663296}, "pids": {"limit": 70}, "devices": [{"allow": false, "access": "rwm"}]}"#
+            .write(toFile: file, atomically: true, encoding: .utf8)
         #expect(try box.gocker(["oci", "update", "--resources", file, "--pids-limit", "80", "u1"]).status == 0)
         #expect(value("memory", "memory.limit_in_bytes", "memory.max") == "100663296")
         #expect(value("pids", "pids.max", "pids.max") == "80")
+        #expect(box.contents("/proc/\(pid)/status").contains("State:"), "the device rules left alone: it still runs")
+        if !v2 {
+            // Above the memory+swap limit: that one is raised first.
+            let both = try box.gocker(["oci", "update", "--memory", "256m", "--memory-swap", "512m", "u1"])
+            #expect(both.status == 0, "\(both.stderr)")
+            #expect(value("memory", "memory.limit_in_bytes", "") == "268435456"
+                    && value("memory", "memory.memsw.limit_in_bytes", "") == "536870912")
+        }
         for (args, text) in [(["--memory", "lots"], "invalid size"), ([String](), "nothing to update"),
                              (["--pids-limit", "x"], "invalid value")] {
             let bad = try box.gocker(["oci", "update"] + args + ["u1"])
