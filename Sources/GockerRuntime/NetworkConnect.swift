@@ -73,6 +73,12 @@ extension Engine {
             detach(id: record.id, from: net.name)
             throw error
         }
+        // A container made on the default network has no own part of
+        // /etc/hosts yet (nothing was added to it): its file is that part.
+        let own = containerDir(record.id) + "/hosts.own"
+        if !Sys.exists(own), let hosts = try? Sys.readFile(containerDir(record.id) + "/hosts") {
+            try? Sys.writeFileExclusive(own, hosts)
+        }
         syncHosts(networks: [net.name], also: record)
     }
 

@@ -258,6 +258,14 @@ struct NetworkTests {
         #expect(both.stdout.contains("eth0    inet \(a.prefix)2/24") && both.stdout.contains("eth1    inet \(b.prefix)3/24")
                 && both.stdout.contains("default via \(b.prefix)1 dev eth1"), "\(both.stdout)")
 
+        // Made on the default network, then connected: it learns the
+        // network's names too.
+        #expect(try box.gocker(["run", "-d", "--name", "late", "busybox", "sleep", "60"]).status == 0)
+        #expect(try box.gocker(["network", "connect", b.name, "late"]).status == 0)
+        #expect(try box.gocker(["exec", "late", "ping", "-c1", "-W2", "db"]).status == 0)
+        #expect(try box.gocker(["exec", "two", "ping", "-c1", "-W2", "late"]).status == 0)
+        #expect(try box.gocker(["rm", "-f", "late"]).status == 0)
+
         // Bad input: one line, nothing changed.
         #expect(try box.gocker(["run", "-d", "--name", "solo", "--network", "none", "busybox", "sleep", "60"]).status == 0)
         expectRefused(try box.gocker(["network", "connect", a.name, "solo"]), saying: "cannot be connected to another network")
