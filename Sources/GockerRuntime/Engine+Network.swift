@@ -167,8 +167,7 @@ extension Engine {
         // Never made here: a network removed meanwhile stays removed.
         var ipam: IPAM
         do {
-            ipam = try IPAM(directory: networkDir(network.name), subnet: network.parsedSubnet,
-                            gateway: network.parsedGateway, create: false)
+            ipam = try addressBook(network.name, subnet: network.parsedSubnet, gateway: network.parsedGateway)
         } catch where error.code == .notFound {
             throw GockerError(.notFound, "network \(network.name) not found")
         }
@@ -213,13 +212,28 @@ extension Engine {
         return out
     }
 
+    /// The address book of network `name` (never made here: a network
+    /// removed meanwhile stays removed), made again from the containers'
+    /// records should it no longer read.
+    func addressBook(_ name: String, subnet: IPv4Subnet, gateway: IPv4) throws(GockerError) -> IPAM {
+        var ipam = try IPAM(directory: networkDir(name), subnet: subnet, gateway: gateway, create: false)
+        let engine = self
+        ipam.rebuild = {
+            var held: [String: String] = [:]
+            for r in engine.records() {
+                for a in r.launch?.attachments ?? [] where a.network == name { held[a.address] = r.id }
+            }
+            return held
+        }
+        return ipam
+    }
+
     /// Gives back, on every network, the addresses of containers that
     /// never came to be or are gone (their gocker killed): `container
     /// prune` leaves none behind, without waiting for a network's next use.
     func reconcileAddresses() {
         for r in storedNetworks() {
-            guard let ipam = try? IPAM(directory: networkDir(r.name), subnet: r.parsedSubnet, gateway: r.parsedGateway,
-                                       create: false) else { continue }
+            guard let ipam = try? addressBook(r.name, subnet: r.parsedSubnet, gateway: r.parsedGateway) else { continue }
             _ = try? ipam.reconcile { holder in !containerExists(holder) }
         }
     }
@@ -241,7 +255,7 @@ extension Engine {
     }
 
     private func detach(id: String, from network: String, subnet: IPv4Subnet, gateway: IPv4) {
-        guard let ipam = try? IPAM(directory: networkDir(network), subnet: subnet, gateway: gateway, create: false) else { return }
+        guard let ipam = try? addressBook(network, subnet: subnet, gateway: gateway) else { return }
         try? ipam.release(id)
     }
 

@@ -131,6 +131,10 @@ public struct IPAM: Sendable {
     public let gateway: IPv4
     /// Where addresses are handed out from (`--ip-range`); nil: the subnet.
     public var range: IPv4Subnet?
+    /// Who holds what (address to container id) as the containers' own
+    /// records say: a book that no longer reads (a machine that lost power
+    /// mid-write) is made again from it rather than stopping the network.
+    public var rebuild: (@Sendable () -> [String: String])?
 
     var file: String { directory + "/ipam.json" }
 
@@ -192,17 +196,25 @@ public struct IPAM: Sendable {
             throw GockerError(.system, "read the address book of \(subnet)", cause: error)
         }
         var book: Book
+        var rebuilt = false
         if text.allSatisfy({ $0 == 0x20 || $0 == 0x0a }) {
             // Just made.
             book = Book()
             book.subnet = subnet.description
             book.gateway = gateway.description
         } else {
-            book = try JSON.read(Book.self, from: text, what: file)
+            do { book = try JSON.read(Book.self, from: text, what: file) } catch {
+                guard let rebuild else { throw error }
+                book = Book()
+                book.subnet = subnet.description
+                book.gateway = gateway.description
+                book.addresses = rebuild()
+                rebuilt = true
+            }
         }
         let before = book
         let result = try body(&book)
-        if book != before || text.isEmpty {
+        if book != before || text.isEmpty || rebuilt {
             try performing("save the address book of \(subnet)") { () throws(SystemCallError) in
                 try Sys.rewrite(fd, book.jsonBytes, path: file)
             }

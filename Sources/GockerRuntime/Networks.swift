@@ -446,7 +446,7 @@ extension Engine {
         }
         try withHostNetworkLock { () throws(GockerError) in
             reapNetworkLeftovers()
-            let ipam = try IPAM(directory: networkDir(r.name), subnet: r.parsedSubnet, gateway: r.parsedGateway, create: false)
+            let ipam = try addressBook(r.name, subnet: r.parsedSubnet, gateway: r.parsedGateway)
             try ipam.change { (book: inout IPAM.Book) throws(GockerError) in
                 let held = book.addresses.values.filter { id in
                     containerExists(id) || IPAM.ownerAlive(book.owners?[id])

@@ -180,8 +180,9 @@ struct IPAMTests {
             done.signal()
         }
         usleep(200_000)
-        // What network rm does under the lock: the book goes.
-        #expect(unlink(file) == 0)
+        // What network rm does under the lock: the book goes, with its
+        // directory (an allocation that only now opens it finds neither).
+        #expect(unlink(file) == 0 && rmdir(dir + "/net") == 0)
         close(held)
         #expect(done.wait(timeout: .now() + 10) == .success)
         #expect(outcome.withLock { $0 } == "not found")

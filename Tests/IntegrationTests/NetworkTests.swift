@@ -169,6 +169,23 @@ struct NetworkTests {
         #expect(try box.gocker(["network", "rm", net.name]).status == 0)
     }
 
+    /// A book that no longer reads (power lost mid-write) is made again
+    /// from the containers' records: the network goes on, no address twice.
+    @Test func anAddressBookThatNoLongerReadsIsMadeAgain() throws {
+        let box = try Sandbox()
+        let net = Self.network(33)
+        #expect(try box.gocker(["network", "create", "--subnet", net.subnet, net.name]).status == 0)
+        #expect(try box.gocker(["run", "-d", "--name", "holder", "--network", net.name, "busybox", "sleep", "60"]).status == 0)
+        let book = box.dataRoot + "/networks/\(net.name)/ipam.json"
+        try #"{"subnet": "10.213.33.0/24", "addr"#.write(toFile: book, atomically: false, encoding: .utf8)
+        let next = try box.gocker(["run", "--rm", "--network", net.name, "busybox", "ip", "-o", "-4", "addr", "show", "eth0"])
+        #expect(next.status == 0 && next.stdout.contains("inet \(net.prefix)3/24"), "\(next.stdout) \(next.stderr)")
+        let read = try JSONSerialization.jsonObject(with: Data(box.contents(book).utf8)) as? [String: Any]
+        #expect((read?["addresses"] as? [String: String])?.keys.sorted() == ["\(net.prefix)2"], "\(box.contents(book))")
+        #expect(try box.gocker(["rm", "-f", "holder"]).status == 0)
+        #expect(try box.gocker(["network", "rm", net.name]).status == 0)
+    }
+
     @Test func badNetworkInputIsRefusedAndLeavesNothing() throws {
         let box = try Sandbox()
         let net = Self.network(4)
