@@ -193,84 +193,18 @@ static void make_devices(int sync, const struct gk_spawn *s, int root)
     }
 }
 
-/* Looks `argv[0]` up in `path` like execvp, with the container's PATH, and
- * execs it. Returns the errno of the most telling failure. */
-static int exec_lookup(const struct gk_spawn *s)
-{
-    const char *file = s->argv[0];
-    char *const *argv = (char *const *)s->argv;
-    char *const *envp = (char *const *)s->envp;
-    if (file[0] == '\0')
-        return ENOENT;
-    if (strchr(file, '/')) {
-        execve(file, argv, envp);
-        return errno;
-    }
-    const char *path = s->path && s->path[0] ? s->path
-                                             : "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-    size_t flen = strlen(file);
-    int seen_eacces = 0, last = ENOENT;
-    for (const char *p = path;; p++) {
-        const char *start = p;
-        while (*p && *p != ':')
-            p++;
-        size_t dlen = (size_t)(p - start);
-        char buf[PATH_MAX];
-        if (dlen + 1 + flen + 1 <= sizeof buf) {
-            size_t n = 0;
-            if (dlen == 0) {
-                buf[n++] = '.';
-            } else {
-                memcpy(buf, start, dlen);
-                n = dlen;
-            }
-            buf[n++] = '/';
-            memcpy(buf + n, file, flen + 1);
-            execve(buf, argv, envp);
-            switch (errno) {
-            case EACCES:
-                seen_eacces = 1;
-                break;
-            case ENOENT:
-            case ENOTDIR:
-            case ESTALE:
-            case ENODEV:
-            case ETIMEDOUT:
-                break;
-            default:
-                last = errno;
-                return last;
-            }
-        }
-        if (*p == '\0')
-            break;
-    }
-    return seen_eacces ? EACCES : last;
-}
-
-/* 0 when `path` is a file this process may execute, else the errno an
- * execve would most likely give. */
-static int can_exec(const char *path)
-{
-    struct stat st;
-    if (stat(path, &st) < 0)
-        return errno;
-    if (!S_ISREG(st.st_mode))
-        return EACCES;
-    return access(path, X_OK) < 0 ? errno : 0;
-}
-
-/* Whether exec_lookup would find `argv[0]`: 0, or ENOENT (not there, not
- * in PATH) or EACCES. Asked before READY, as runc does, so that `create`
- * fails for a command the container does not have, not the process after
- * `create` answered. */
-static int exec_check(const struct gk_spawn *s)
+/* Tries each place `argv[0]` may be, as execvp looks: the name itself when
+ * it has a slash, else each PATH entry in order (the container's PATH, or
+ * the default one). `attempt` returns 0 (found: stop), or an errno:
+ * not-there ones go on, EACCES is remembered, any other stops. Returns 0
+ * or the errno of the most telling failure. */
+static int walk_path(const struct gk_spawn *s, int (*attempt)(const char *, const struct gk_spawn *))
 {
     const char *file = s->argv[0];
     if (file[0] == '\0')
         return ENOENT;
     if (strchr(file, '/'))
-        return can_exec(file);
+        return attempt(file, s);
     const char *path = s->path && s->path[0] ? s->path
                                              : "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
     size_t flen = strlen(file);
@@ -291,17 +225,57 @@ static int exec_check(const struct gk_spawn *s)
             }
             buf[n++] = '/';
             memcpy(buf + n, file, flen + 1);
-            int r = can_exec(buf);
-            if (r == 0)
+            int r = attempt(buf, s);
+            switch (r) {
+            case 0:
                 return 0;
-            if (r == EACCES)
+            case EACCES:
                 seen_eacces = 1;
+                break;
+            case ENOENT:
+            case ENOTDIR:
+            case ESTALE:
+            case ENODEV:
+            case ETIMEDOUT:
+                break;
+            default:
+                return r;
+            }
         }
         if (*p == '\0')
             break;
     }
     return seen_eacces ? EACCES : ENOENT;
 }
+
+static int try_exec(const char *path, const struct gk_spawn *s)
+{
+    execve(path, (char *const *)s->argv, (char *const *)s->envp);
+    return errno;
+}
+
+/* 0 when `path` is a file this process may execute, else the errno an
+ * execve would most likely give. */
+static int can_exec(const char *path, const struct gk_spawn *s)
+{
+    (void)s;
+    struct stat st;
+    if (stat(path, &st) < 0)
+        return errno;
+    if (!S_ISREG(st.st_mode))
+        return EACCES;
+    return access(path, X_OK) < 0 ? errno : 0;
+}
+
+/* Execs `argv[0]` as execvp would; returns the errno of the most telling
+ * failure. */
+static int exec_lookup(const struct gk_spawn *s) { return walk_path(s, try_exec); }
+
+/* Whether exec_lookup would find `argv[0]`: 0, or ENOENT (not there, not
+ * in PATH) or EACCES. Asked before READY, as runc does, so that `create`
+ * fails for a command the container does not have, not the process after
+ * `create` answered. */
+static int exec_check(const struct gk_spawn *s) { return walk_path(s, can_exec); }
 
 /* The process's own settings, in the order the kernel needs: user (from
  * the container's /etc/passwd and /etc/group), HOME, rlimits, bounding set,

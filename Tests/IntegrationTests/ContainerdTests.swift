@@ -74,19 +74,7 @@ final class PrivateContainerd {
     /// Runs ctr against this containerd.
     @discardableResult
     func ctr(_ args: [String]) throws -> (status: Int32, output: String) {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/ctr")
-        p.arguments = ["--address", socket] + args
-        let out = dir + "/ctr-\(UUID().uuidString)"
-        _ = FileManager.default.createFile(atPath: out, contents: nil)
-        p.standardOutput = FileHandle(forWritingAtPath: out)
-        p.standardError = FileHandle(forWritingAtPath: out)
-        p.standardInput = FileHandle.nullDevice
-        try p.run()
-        p.waitUntilExit()
-        let text = (try? String(contentsOfFile: out, encoding: .utf8)) ?? ""
-        try? FileManager.default.removeItem(atPath: out)
-        return (p.terminationStatus, text)
+        try runTool("/usr/bin/ctr", ["--address", socket] + args, scratch: dir)
     }
 }
 

@@ -256,3 +256,24 @@ func sh(_ script: String) throws -> Int32 {
     p.waitUntilExit()
     return p.terminationStatus
 }
+
+/// Runs `executable` with `args` to its end, stdin from /dev/null, stdout
+/// and stderr together through a file in `scratch` (no pipe to fill up):
+/// its status and output.
+func runTool(_ executable: String, _ args: [String], environment: [String: String]? = nil,
+             scratch: String) throws -> (status: Int32, output: String) {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: executable)
+    p.arguments = args
+    if let environment { p.environment = environment }
+    let out = scratch + "/out-\(UUID().uuidString)"
+    _ = FileManager.default.createFile(atPath: out, contents: nil)
+    p.standardOutput = FileHandle(forWritingAtPath: out)
+    p.standardError = FileHandle(forWritingAtPath: out)
+    p.standardInput = FileHandle.nullDevice
+    try p.run()
+    p.waitUntilExit()
+    let text = (try? String(contentsOfFile: out, encoding: .utf8)) ?? ""
+    try? FileManager.default.removeItem(atPath: out)
+    return (p.terminationStatus, text)
+}

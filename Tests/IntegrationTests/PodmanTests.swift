@@ -57,31 +57,19 @@ final class PrivatePodman {
     /// podman with this configuration and storage; its containers' groups
     /// under the sandbox's cgroup parent.
     @discardableResult
-    func podman(_ args: [String], input: String? = nil) throws -> (status: Int32, output: String) {
-        let p = Process()
+    func podman(_ args: [String]) throws -> (status: Int32, output: String) {
         var args = args
         if ["run", "create"].contains(args.first) {
             args.insert(contentsOf: ["--cgroup-parent", "/" + box.cgroupParent, "--network", "none"], at: 1)
         }
+        var env = ProcessInfo.processInfo.environment
+        env["CONTAINERS_CONF"] = dir + "/containers.conf"
         // Through bash, which closes every descriptor above 2 first: conmon
         // (podman's child, which outlives it) would hold one this process
         // left open, and `run -d` would not return until the container ended.
-        p.executableURL = URL(fileURLWithPath: "/bin/bash")
-        p.arguments = ["-c", #"for f in /proc/$$/fd/*; do n=${f##*/}; [ "$n" -gt 2 ] && eval "exec $n>&-"; done; exec /usr/bin/podman "$@""#,
-                       "podman", "--root", dir + "/root", "--runroot", dir + "/run", "--tmpdir", dir + "/tmp"] + args
-        var env = ProcessInfo.processInfo.environment
-        env["CONTAINERS_CONF"] = dir + "/containers.conf"
-        p.environment = env
-        let out = dir + "/out-\(UUID().uuidString)"
-        _ = FileManager.default.createFile(atPath: out, contents: nil)
-        p.standardOutput = FileHandle(forWritingAtPath: out)
-        p.standardError = FileHandle(forWritingAtPath: out)
-        p.standardInput = FileHandle.nullDevice
-        try p.run()
-        p.waitUntilExit()
-        let text = (try? String(contentsOfFile: out, encoding: .utf8)) ?? ""
-        try? FileManager.default.removeItem(atPath: out)
-        return (p.terminationStatus, text)
+        return try runTool("/bin/bash", ["-c", #"for f in /proc/$$/fd/*; do n=${f##*/}; [ "$n" -gt 2 ] && eval "exec $n>&-"; done; exec /usr/bin/podman "$@""#,
+                                         "podman", "--root", dir + "/root", "--runroot", dir + "/run", "--tmpdir", dir + "/tmp"] + args,
+                           environment: env, scratch: dir)
     }
 }
 
