@@ -128,3 +128,10 @@ struct UnmodeledMemberTests {
         }
     }
 }
+
+@Suite struct SpecVersionTests {
+    @Test func onlyTheRuntimeSpecs1xLineIsSupported() {
+        for v in ["1", "1.0", "1.0.2", "1.0.2-dev", "1.1.0", "1.2.0-rc.1"] { #expect(Spec.isSupported(version: v), "\(v)") }
+        for v in ["invalid", "2.0.0", "0.9", "1.0.x", "1..2", "1.0.2.3", "-1", "1.", ""] { #expect(!Spec.isSupported(version: v), "\(v)") }
+    }
+}

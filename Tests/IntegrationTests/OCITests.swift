@@ -335,6 +335,18 @@ struct OCITests {
         #expect(r.stderr.contains("process.args"))
         let bad = try box.gocker(["oci", "create", "--bundle", bundle, "../escape"])
         #expect(bad.status == 1 && bad.stderr.contains("invalid container id"))
+        for version in ["invalid", "2.0.0", "1.0.x", ""] {
+            try #"{"ociVersion": "\#(version)", "process": {"args": ["true"], "cwd": "/", "user": {"uid": 0, "gid": 0}}, "root": {"path": "rootfs"}}"#
+                .write(toFile: bundle + "/config.json", atomically: true, encoding: .utf8)
+            let r = try box.gocker(["oci", "create", "--bundle", bundle, "v1"])
+            if version.isEmpty {
+                // Not given: as runc, no version to judge (this config is
+                // refused for what else it lacks).
+                #expect(!r.stderr.contains("ociVersion"), "\(r.stderr)")
+            } else {
+                #expect(r.status == 1 && r.stderr.contains("ociVersion \"\(version)\" is not supported"), "\(version): \(r.stderr)")
+            }
+        }
         box.expectNothingLeft()
     }
 

@@ -30,7 +30,19 @@ extension Spec {
     ]
 
     /// The first member of `refusedMembers` this config gives.
+    /// A version of the runtime spec's 1.x line: 1, 1.MINOR or
+    /// 1.MINOR.PATCH, with a pre-release suffix or not (1.0.2-dev).
+    public static func isSupported(version: String) -> Bool {
+        let core = version.split(separator: "-", maxSplits: 1, omittingEmptySubsequences: false)[0]
+        let parts = core.split(separator: ".", omittingEmptySubsequences: false)
+        return (1...3).contains(parts.count) && parts[0] == "1"
+            && parts.allSatisfy { p in !p.isEmpty && p.utf8.allSatisfy { $0 >= 0x30 && $0 <= 0x39 } }
+    }
+
     public func checkRefusedMembers() throws(GockerError) {
+        if !ociVersion.isEmpty && !Self.isSupported(version: ociVersion) {
+            throw GockerError(.invalidConfig, "config.json: ociVersion \"\(ociVersion)\" is not supported: gocker runs configs of the runtime spec 1.x")
+        }
         for (path, why) in Self.refusedMembers {
             let parts = path.split(separator: ".")
             let members: [String: JSONValue]?
