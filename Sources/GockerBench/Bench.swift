@@ -177,9 +177,15 @@ public struct Bench: Sendable {
         defer { BenchProcess.restoreSignals(oldMask) }
         let scratch = try makeScratch()
         var runs: [RowRun] = []
-        defer { cleanUp(scratch: scratch, runs: runs) }
-
         let engine = Engine(dataRoot: options.dataRoot, stateRoot: options.stateRoot)
+        // The `run` rows make the default network when it is not there yet;
+        // the bench then removes it again (its bridge, its nftables part).
+        let hadDefaultNetwork = engine.hasDefaultNetwork
+        defer {
+            cleanUp(scratch: scratch, runs: runs)
+            if !hadDefaultNetwork { engine.removeDefaultNetworkIfUnused() }
+        }
+
         let (image, _) = try engine.images.resolve("busybox")
         try prepareRootfs(scratch: scratch, layers: image.layers.map(engine.images.layerPath))
         let etc = try prepareEtc(scratch: scratch)

@@ -492,6 +492,17 @@ extension Engine {
     /// `network prune`: the networks no container is on, the default one
     /// too (it is made again, as it was, on its next use). Returns their
     /// names.
+    /// Whether the default network has been made (its bridge, its subnet).
+    public var hasDefaultNetwork: Bool { Sys.exists(networkDir(NetworkRecord.defaultName) + "/network.json") }
+
+    /// Removes the default network unless a container is on it: for one
+    /// who made it only to measure (`gocker bench`), not to keep.
+    public func removeDefaultNetworkIfUnused() {
+        guard let r = try? JSON.readFile(NetworkRecord.self, path: networkDir(NetworkRecord.defaultName) + "/network.json"),
+              containers(on: r.name).isEmpty else { return }
+        try? drop(r)
+    }
+
     public func pruneNetworks() throws(GockerError) -> [String] {
         var removed: [String] = []
         for r in storedNetworks() where containers(on: r.name).isEmpty {

@@ -60,8 +60,10 @@ struct BenchTests {
         #expect(r.stdout.contains("gocker's phases"))
         let chart = box.contents(svg)
         #expect(chart.hasPrefix("<svg") && chart.contains("gocker oci run") && chart.hasSuffix("</svg>\n"))
-        // Its scratch directory (bundles, copies of the image) is gone.
+        // Its scratch directory (bundles, copies of the image) is gone, and
+        // the default network its run rows made (no bridge left behind).
         #expect(box.list(box.dataRoot + "/tmp") == [])
+        #expect(box.list(box.dataRoot + "/networks").isEmpty, "\(box.list(box.dataRoot + "/networks"))")
         box.expectNothingLeft()
     }
 
