@@ -405,6 +405,52 @@ static void wait_go(const struct gk_spawn *s, int sync)
     gk_mark(GK_MARK_GO);
 }
 
+/* Writes `text` to the existing file `path`: 0 or -errno. */
+static int write_text(const char *path, const char *text)
+{
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    size_t n = strlen(text);
+    ssize_t w = write(fd, text, n);
+    int e = w < 0 ? errno : (w != (ssize_t)n ? EIO : 0);
+    close(fd);
+    return -e;
+}
+
+/* The process's own settings that go through the host's /proc (before any
+ * namespace is joined, whatever /proc the container gets): oom_score_adj,
+ * and the AppArmor profile or SELinux label execve gives the command. */
+static void process_attributes(const struct gk_spawn *s, int sync)
+{
+    int r;
+    if (s->flags & GK_SPAWN_OOM_SCORE_ADJ) {
+        char text[16];
+        size_t n = 0;
+        if (s->oom_score_adj < 0)
+            n = gk_strlcat(text, 0, sizeof text, "-");
+        gk_utoa(text + n, sizeof text - n,
+                (unsigned long)(s->oom_score_adj < 0 ? -(long)s->oom_score_adj : s->oom_score_adj));
+        if ((r = write_text("/proc/self/oom_score_adj", text)) < 0)
+            child_fail(sync, GK_STAGE_PROCESS_ATTR, -r, "write", "/proc/self/oom_score_adj", GK_EXIT_SETUP);
+    }
+    if (s->label_path && (r = write_text(s->label_path, s->label)) < 0)
+        child_fail(sync, GK_STAGE_PROCESS_ATTR, -r, "write", s->label_path, GK_EXIT_SETUP);
+}
+
+/* linux.sysctl, in the namespaces the container has now (/proc/sys
+ * answers for the writer's network, IPC and UTS namespaces). */
+static void write_sysctls(const struct gk_spawn *s, int sync)
+{
+    int r;
+    for (size_t i = 0; i < s->nsysctl; i++)
+        if ((r = write_text(s->sysctl_paths[i], s->sysctl_values[i])) < 0)
+            child_fail(sync, GK_STAGE_SYSCTL, -r, "write", s->sysctl_paths[i], GK_EXIT_SETUP);
+}
+
+/* The host's /proc, open O_PATH (see child_prologue), or -1. */
+static int host_proc = -1;
+
 /* What every child does first: signals reset, parent-death signal, no
  * core dumps or ptrace from the container until execve (whose /proc/PID/exe
  * is still gocker's binary), nothing of the parent's descriptors but those
@@ -431,6 +477,11 @@ static void child_prologue(const struct gk_spawn *s, int sync, int extra_fd)
     for (size_t i = 0; i < s->njoins; i++)
         keep[nkeep++] = s->joins[i].fd;
     close_other_fds(keep, nkeep);
+    process_attributes(s, sync);
+    /* The host's procfs, for reopening the exec FIFO later: the
+     * container may mount none, or its root may not be one gocker made. */
+    if (extra_fd >= 0 && (host_proc = open("/proc", O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0)
+        child_fail(sync, GK_STAGE_START_WAIT, errno, "open", "/proc", GK_EXIT_SETUP);
 
     if (!(s->flags & GK_SPAWN_LATE_GO))
         wait_go(s, sync);
@@ -466,16 +517,12 @@ static int child_terminal(const struct gk_spawn *s, int sync)
     return slave;
 }
 
-static void __attribute__((noreturn)) child_main(const struct gk_spawn *s, int sync)
+/* The container's own mount namespace: its root filesystem (an overlay or
+ * a bind of rootfs), pivot_root into it, and the config's mounts in their
+ * order. Returns the new root, open O_PATH. */
+static int private_root(const struct gk_spawn *s, int sync)
 {
-    struct gk_msg m;
     int r;
-
-    child_prologue(s, sync, s->exec_fifo_fd);
-
-    if (s->hostname && sethostname(s->hostname, strlen(s->hostname)) < 0)
-        child_fail(sync, GK_STAGE_HOSTNAME, errno, "sethostname", s->hostname, GK_EXIT_SETUP);
-
     /* Private first (slave when a mount or the root asks for slave or
      * shared propagation: it must go on receiving from the host), whatever
      * the config asks: a mount made below here must never propagate to the
@@ -602,6 +649,38 @@ static void __attribute__((noreturn)) child_main(const struct gk_spawn *s, int s
         close(target);
     }
 
+    return root;
+}
+
+/* No mount namespace of the container's own: the host's kept (chroot into
+ * rootfs) or one joined (its root as it is). Nothing is mounted: that
+ * would change a namespace others live in. Returns the root, open O_PATH. */
+static int shared_root(const struct gk_spawn *s, int sync)
+{
+    if ((s->flags & GK_SPAWN_CHROOT) && (chdir(s->rootfs) < 0 || chroot(".") < 0))
+        child_fail(sync, GK_STAGE_PIVOT_ROOT, errno, "chroot", s->rootfs, GK_EXIT_SETUP);
+    if (chdir("/") < 0)
+        child_fail(sync, GK_STAGE_PIVOT_ROOT, errno, "chdir", "/", GK_EXIT_SETUP);
+    int root = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (root < 0)
+        child_fail(sync, GK_STAGE_MOUNT, errno, "open", "/", GK_EXIT_SETUP);
+    return root;
+}
+
+static void __attribute__((noreturn)) child_main(const struct gk_spawn *s, int sync)
+{
+    struct gk_msg m;
+    int r;
+
+    child_prologue(s, sync, s->exec_fifo_fd);
+
+    if (s->hostname && sethostname(s->hostname, strlen(s->hostname)) < 0)
+        child_fail(sync, GK_STAGE_HOSTNAME, errno, "sethostname", s->hostname, GK_EXIT_SETUP);
+
+    write_sysctls(s, sync);
+    int root = (s->flags & (GK_SPAWN_CHROOT | GK_SPAWN_JOINED_ROOT)) ? shared_root(s, sync) : private_root(s, sync);
+    char what[GK_MSG_TEXT];
+
     gk_mark(GK_MARK_MOUNTED);
     if (s->flags & GK_SPAWN_LATE_GO)
         wait_go(s, sync);
@@ -668,15 +747,17 @@ static void __attribute__((noreturn)) child_main(const struct gk_spawn *s, int s
         _exit(GK_EXIT_SETUP);
 
     /* Wait for `start`: opening the FIFO for writing blocks until a reader
-     * opens it. The O_PATH descriptor is reopened through this container's
-     * /proc, as the FIFO's host path is no longer reachable. */
+     * opens it. The O_PATH descriptor is reopened through the host's /proc
+     * (held since the prologue), as the FIFO's host path is no longer
+     * reachable and the container may have no /proc of its own. */
     char fdpath[48];
-    size_t n = gk_strlcat(fdpath, 0, sizeof fdpath, "/proc/self/fd/");
+    size_t n = gk_strlcat(fdpath, 0, sizeof fdpath, "self/fd/");
     gk_utoa(fdpath + n, sizeof fdpath - n, (unsigned long)s->exec_fifo_fd);
-    int fifo = open(fdpath, O_WRONLY | O_CLOEXEC);
+    int fifo = openat(host_proc, fdpath, O_WRONLY | O_CLOEXEC);
     if (fifo < 0)
         child_fail(sync, GK_STAGE_START_WAIT, errno, "open exec fifo", fdpath, GK_EXIT_SETUP);
     close(s->exec_fifo_fd);
+    close(host_proc);
 
     if (!early)
         load_seccomp(fifo, s);
@@ -838,7 +919,8 @@ kill_child:
 int gk_spawn(const struct gk_spawn *spec, gk_before_go_fn before_go, void *ctx,
              pid_t *pid_out, int *terminal_fd, struct gk_msg *err)
 {
-    return launch(spec, spec->clone_flags, child_main, -1, 1, before_go, ctx, pid_out, terminal_fd, err);
+    int pid_ns = (spec->flags & GK_SPAWN_JOIN_PID) ? spec->pid_ns_fd : -1;
+    return launch(spec, spec->clone_flags, child_main, pid_ns, 1, before_go, ctx, pid_out, terminal_fd, err);
 }
 
 int gk_send_saved(int sync)

@@ -2,6 +2,7 @@
 #include "gocker_sys.h"
 
 #include <errno.h>
+#include <sys/ioctl.h>
 #include <fcntl.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -91,6 +92,9 @@ const char *gk_stage_name(int stage)
     case GK_STAGE_EXEC: return "exec";
     case GK_STAGE_CGROUP: return "join cgroup";
     case GK_STAGE_SECCOMP: return "seccomp";
+    case GK_STAGE_SYSCTL: return "sysctl";
+    case GK_STAGE_PROCESS_ATTR: return "process attributes";
+    case GK_STAGE_HOOK: return "hook";
     default: return "setup";
     }
 }
@@ -212,4 +216,11 @@ int gk_connect_unix(const char *path)
 int gk_reserve(int fd, long long len)
 {
     return fallocate(fd, FALLOC_FL_KEEP_SIZE, 0, (off_t)len);
+}
+
+int gk_ns_type(int fd)
+{
+    /* NS_GET_NSTYPE of <linux/nsfs.h>: _IO(0xb7, 0x3). */
+    int r = ioctl(fd, (unsigned long)((0xb7 << 8) | 0x3));
+    return r < 0 ? -errno : r;
 }

@@ -18,8 +18,23 @@ public struct LaunchPlan: Sendable {
         public var options: MountOptions
     }
 
+    /// Where the container's mounts live: a namespace of its own (the
+    /// root filesystem set up and pivoted into), one joined by path (its
+    /// root as it is), or the host's (chroot into rootfs; nothing mounted).
+    public enum MountNamespace: Sendable, Equatable { case own, joined, host }
+
+    public struct Sysctl: Equatable, Sendable {
+        public var path: String
+        public var value: String
+    }
+
     public var cloneFlags: Int32 = 0
     public var joins: [Join] = []
+    /// A PID namespace joined by path: the first process is cloned into it.
+    public var pidNamespacePath: String?
+    public var mountNamespace = MountNamespace.own
+    /// linux.sysctl: /proc/sys paths and their values, in key order.
+    public var sysctls: [Sysctl] = []
     public var hostname: String?
     public var rootPropagation: UInt = UInt(MS_PRIVATE | MS_REC)
     public var rootfs: String
@@ -69,6 +84,7 @@ public struct LaunchPlan: Sendable {
         self.overlay = extras.overlay
 
         var seen = Set<String>()
+        var joinedTypes: [Int32: String] = [:]
         for ns in spec.linux?.namespaces ?? [] {
             guard seen.insert(ns.type).inserted else {
                 throw GockerError(.invalidConfig, "namespace \"\(ns.type)\" is listed twice")
@@ -80,28 +96,70 @@ public struct LaunchPlan: Sendable {
                 throw GockerError(.invalidConfig, "unknown namespace type \"\(ns.type)\"")
             }
             if let path = ns.path, !path.isEmpty {
-                if ns.type == "pid" || ns.type == "mount" {
-                    throw GockerError(.invalidConfig, "joining an existing \(ns.type) namespace is not supported yet")
+                guard path.hasPrefix("/") else {
+                    throw GockerError(.invalidConfig, "\(ns.type) namespace path \"\(path)\" is not absolute")
                 }
-                joins.append(Join(path: path, type: flag))
+                joinedTypes[flag] = path
+                switch flag {
+                case GK_CLONE_NEWPID: pidNamespacePath = path
+                case GK_CLONE_NEWNS: mountNamespace = .joined
+                default: break
+                }
+                // The PID namespace is entered around clone, not by the child.
+                if flag != GK_CLONE_NEWPID { joins.append(Join(path: path, type: flag)) }
             } else {
                 cloneFlags |= flag
             }
         }
-        guard cloneFlags & GK_CLONE_NEWNS != 0 else {
-            throw GockerError(.invalidConfig, "a container needs its own mount namespace")
+        if cloneFlags & GK_CLONE_NEWNS == 0 && mountNamespace != .joined { mountNamespace = .host }
+        if !(spec.linux?.uidMappings ?? []).isEmpty || !(spec.linux?.gidMappings ?? []).isEmpty {
+            throw GockerError(.invalidConfig, "linux.uidMappings and gidMappings need a user namespace, which is not supported yet")
+        }
+        if let hooks = spec.hooks, !hooks.isEmpty {
+            throw GockerError(.invalidConfig, "config.json: hooks are not supported yet")
+        }
+        /// Whether the container's namespace of type `flag` is its own:
+        /// made for it, or joined by a path that is not the one gocker
+        /// itself is in (/proc/1/ns/net is the host's).
+        func own(_ flag: Int32, _ type: String) -> Bool {
+            if cloneFlags & flag != 0 { return true }
+            guard let path = joinedTypes[flag] else { return false }
+            return !Self.sameFile(path, "/proc/self/ns/\(type)")
         }
         if let hostname = spec.hostname, !hostname.isEmpty {
-            guard cloneFlags & GK_CLONE_NEWUTS != 0 else {
+            guard own(GK_CLONE_NEWUTS, "uts") else {
                 throw GockerError(.invalidConfig, "cannot set hostname without a private UTS namespace")
             }
             self.hostname = hostname
+        }
+        for (key, value) in (spec.linux?.sysctl ?? [:]).sorted(by: { $0.key < $1.key }) {
+            let (path, flag, type) = try Self.sysctl(key)
+            guard own(flag, type) else {
+                let name = type == "net" ? "network" : type
+                throw GockerError(.invalidConfig, "linux.sysctl \"\(key)\" needs a \(name) namespace of the container's own")
+            }
+            guard !value.utf8.contains(0) else {
+                throw GockerError(.invalidConfig, "linux.sysctl \"\(key)\": the value holds a NUL byte")
+            }
+            sysctls.append(Sysctl(path: path, value: value))
+        }
+        if mountNamespace != .own {
+            let why = mountNamespace == .joined ? "its mount namespace is joined by path"
+                : "linux.namespaces lists no mount namespace"
+            func refuse(_ what: String) -> GockerError {
+                GockerError(.invalidConfig, "\(what) need a mount namespace of the container's own (\(why))")
+            }
+            if !(spec.mounts ?? []).isEmpty { throw refuse("mounts") }
+            if !maskedPaths.isEmpty || !readonlyPaths.isEmpty { throw refuse("masked and read-only paths") }
+            if rootReadonly { throw refuse("a read-only root") }
+            if let p = spec.linux?.rootfsPropagation, !p.isEmpty { throw refuse("rootfsPropagation") }
+            if overlay != nil { throw refuse("an overlay root") }
+            if mountNamespace == .joined && !(spec.linux?.devices ?? []).isEmpty { throw refuse("linux.devices") }
         }
         if let name = spec.linux?.rootfsPropagation, !name.isEmpty {
             rootPropagation = try MountOptions.propagation(named: name)
         }
 
-        var createsDev = false
         for m in spec.mounts ?? [] {
             let destination = m.destination
             guard destination.hasPrefix("/") else {
@@ -120,15 +178,19 @@ public struct LaunchPlan: Sendable {
             if let why = Self.refusal(destination: destination, type: m.type ?? "bind", isBind: options.isBind, source: source) {
                 throw GockerError(.invalidConfig, "mount \(destination): \(why)")
             }
-            if destination == "/dev" && !options.isBind { createsDev = true }
             mounts.append(PlannedMount(destination: destination, type: m.type ?? "bind", source: source, options: options))
         }
+        // The spec's default devices are there whatever the mounts are,
+        // unless /dev is the host's, bound, or that of a mount namespace
+        // joined (runc makes none then either).
         let configured = spec.linux?.devices ?? []
-        if createsDev {
+        let devBound = mounts.contains { Paths.clean($0.destination) == "/dev" && $0.options.isBind }
+        if devBound && !configured.isEmpty {
+            throw GockerError(.invalidConfig, "linux.devices cannot be made in a /dev bound from the host")
+        }
+        if !devBound && mountNamespace != .joined {
             devices = Self.defaultDevices.filter { d in !configured.contains { $0.path == d.path } } + configured
             devSymlinks = true
-        } else {
-            devices = configured
         }
         for d in devices where d.type != "c" && d.type != "u" && d.type != "b" && d.type != "p" {
             throw GockerError(.invalidConfig, "device \(d.path) has unknown type \"\(d.type)\"")
@@ -161,6 +223,34 @@ public struct LaunchPlan: Sendable {
         }
         if isBind && under(path, "/sys") && !under(source, "/sys") { return "target resolves into /sys" }
         return nil
+    }
+
+    /// The IPC sysctls of an IPC namespace (runc's list; fs.mqueue.* too).
+    static let ipcSysctls: Set<String> = ["kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem",
+                                          "kernel.shmall", "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced"]
+
+    /// A linux.sysctl key ("net.ipv4.ip_forward", or with slashes): its
+    /// /proc/sys path and the namespace it belongs to. Only namespaced ones
+    /// are taken, as runc: the others would change the host.
+    static func sysctl(_ key: String) throws(GockerError) -> (path: String, flag: Int32, type: String) {
+        let dotted = String(key.map { $0 == "/" ? "." : $0 })
+        let parts = dotted.split(separator: ".", omittingEmptySubsequences: false)
+        guard parts.count >= 2, parts.allSatisfy({ p in
+            !p.isEmpty && p.utf8.allSatisfy { $0 > 0x20 && $0 < 0x7f }
+        }) else {
+            throw GockerError(.invalidConfig, "linux.sysctl \"\(key)\" is not a sysctl name")
+        }
+        let path = "/proc/sys/" + parts.joined(separator: "/")
+        if ipcSysctls.contains(dotted) || dotted.hasPrefix("fs.mqueue.") { return (path, GK_CLONE_NEWIPC, "ipc") }
+        if dotted.hasPrefix("net.") { return (path, GK_CLONE_NEWNET, "net") }
+        if dotted == "kernel.hostname" || dotted == "kernel.domainname" { return (path, GK_CLONE_NEWUTS, "uts") }
+        throw GockerError(.invalidConfig, "linux.sysctl \"\(key)\" is not in a separate kernel namespace")
+    }
+
+    /// Whether the two paths are one file (one namespace).
+    static func sameFile(_ a: String, _ b: String) -> Bool {
+        var sa = stat(), sb = stat()
+        return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino
     }
 
     static func absolute(_ path: String, in bundle: String) -> String {

@@ -18,6 +18,12 @@ public struct ProcessPlan: Sendable {
     /// nil: capabilities are left as they are.
     public var capabilities: gk_caps?
     public var rlimits: [gk_rlimit] = []
+    /// process.oomScoreAdj.
+    public var oomScoreAdj: Int32?
+    /// The file of /proc/self/attr the label is written to, and the label:
+    /// process.apparmorProfile or process.selinuxLabel, on a host that has
+    /// that security module.
+    public var label: (path: String, text: String)?
 
     /// `userName` and `groupAdd` come from docker's `-u` and `--group-add`
     /// (resolved in the container's own files): from gocker's own record of
@@ -46,6 +52,38 @@ public struct ProcessPlan: Sendable {
         for r in process.rlimits ?? [] {
             rlimits.append(gk_rlimit(resource: try Ulimits.resource(r.type), soft: r.soft, hard: r.hard))
         }
+        if let adj = process.oomScoreAdj {
+            guard (-1000...1000).contains(adj) else {
+                throw GockerError(.invalidConfig, "process.oomScoreAdj \(adj) is outside -1000..1000")
+            }
+            oomScoreAdj = Int32(adj)
+        }
+        let apparmor = process.apparmorProfile ?? "", selinux = process.selinuxLabel ?? ""
+        if !apparmor.isEmpty && !selinux.isEmpty {
+            throw GockerError(.invalidConfig, "process.apparmorProfile and process.selinuxLabel are both given: a host has one of them")
+        }
+        if !apparmor.isEmpty {
+            guard Self.hostHasAppArmor() else {
+                throw GockerError(.invalidConfig, "process.apparmorProfile \"\(apparmor)\": AppArmor is not enabled on this host")
+            }
+            // The profile the command gets at execve (as aa_change_onexec).
+            let modern = "/proc/self/attr/apparmor/exec"
+            label = (Sys.exists(modern) ? modern : "/proc/self/attr/exec", "exec \(apparmor)")
+        } else if !selinux.isEmpty {
+            guard Sys.exists("/sys/fs/selinux/enforce") else {
+                throw GockerError(.invalidConfig, "process.selinuxLabel \"\(selinux)\": SELinux is not enabled on this host")
+            }
+            label = ("/proc/self/attr/exec", selinux)
+        }
+        if let label, label.text.utf8.contains(0) {
+            throw GockerError(.invalidConfig, "process label \"\(label.text)\" holds a NUL byte")
+        }
+    }
+
+    /// AppArmor is loaded and enabled (its module parameter says Y).
+    static func hostHasAppArmor() -> Bool {
+        guard let text = try? Sys.readFile("/sys/module/apparmor/parameters/enabled") else { return false }
+        return text.first == UInt8(ascii: "Y")
     }
 
     /// The process's PATH, for looking the command up.
@@ -82,6 +120,14 @@ public struct ProcessPlan: Sendable {
         s.rlimits = arena.array(rlimits)
         s.nrlimits = rlimits.count
         s.stdio = (stdio[0], stdio[1], stdio[2])
+        if let oomScoreAdj {
+            s.flags |= UInt32(GK_SPAWN_OOM_SCORE_ADJ)
+            s.oom_score_adj = oomScoreAdj
+        }
+        if let label {
+            s.label_path = arena.string(label.path)
+            s.label = arena.string(label.text)
+        }
         return s
     }
 }

@@ -325,14 +325,14 @@ public struct Runtime: Sendable {
         defer { for fd in heldFDs { Sys.close(fd) } }
         var joins: [gk_ns_join] = []
         for j in plan.joins {
-            do {
-                let fd = try Sys.open(j.path, O_RDONLY)
-                heldFDs.append(fd)
-                joins.append(gk_ns_join(fd: fd, nstype: j.type))
-            } catch {
-                throw GockerError(.invalidConfig, "open namespace", cause: error)
-            }
+            let fd = try Self.openNamespace(j.path, type: j.type)
+            heldFDs.append(fd)
+            joins.append(gk_ns_join(fd: fd, nstype: j.type))
         }
+        let pidNamespace = try plan.pidNamespacePath.map { p throws(GockerError) in
+            try Self.openNamespace(p, type: GK_CLONE_NEWPID)
+        }
+        if let pidNamespace { heldFDs.append(pidNamespace) }
         // A volume the child may seed is locked until the child is READY:
         // two containers starting with one new volume seed it once, and
         // neither sees it half-filled.
@@ -389,6 +389,18 @@ public struct Runtime: Sendable {
             spec.flags |= UInt32(GK_SPAWN_UNSHARE_NET | GK_SPAWN_LOOPBACK_UP)
         }
         if plan.devSymlinks { spec.flags |= UInt32(GK_SPAWN_DEV_SYMLINKS) }
+        switch plan.mountNamespace {
+        case .own: break
+        case .joined: spec.flags |= UInt32(GK_SPAWN_JOINED_ROOT)
+        case .host: spec.flags |= UInt32(GK_SPAWN_CHROOT)
+        }
+        if let pidNamespace {
+            spec.flags |= UInt32(GK_SPAWN_JOIN_PID)
+            spec.pid_ns_fd = pidNamespace
+        }
+        spec.sysctl_paths = arena.stringArray(plan.sysctls.map(\.path))
+        spec.sysctl_values = arena.stringArray(plan.sysctls.map(\.value))
+        spec.nsysctl = plan.sysctls.count
         if plan.rootReadonly { spec.flags |= UInt32(GK_SPAWN_ROOT_READONLY) }
         if plan.initProcess { spec.flags |= UInt32(GK_SPAWN_INIT) }
         if choices.lateGo { spec.flags |= UInt32(GK_SPAWN_LATE_GO) }
@@ -432,6 +444,23 @@ public struct Runtime: Sendable {
             throw GockerError(.system, "create container \(id)", cause: SystemCallError("clone", errno: -r))
         }
         return (pid, terminal, sync.pointee)
+    }
+
+    /// The namespace file at `path`, open, checked to be of `type` (a
+    /// CLONE_NEW* flag).
+    static func openNamespace(_ path: String, type: Int32) throws(GockerError) -> Int32 {
+        let name = LaunchPlan.namespaceFlags.first { $0.value == type }?.key ?? "\(type)"
+        let fd: Int32
+        do { fd = try Sys.open(path, O_RDONLY) } catch {
+            throw GockerError(.invalidConfig, "open \(name) namespace", cause: error)
+        }
+        let found = gk_ns_type(fd)
+        guard found == type else {
+            Sys.close(fd)
+            let what = found < 0 ? "is not a namespace" : "is not a \(name) namespace"
+            throw GockerError(.invalidConfig, "namespace path \(path) \(what)")
+        }
+        return fd
     }
 
     static func text(of msg: gk_msg) -> String {

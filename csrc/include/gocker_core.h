@@ -137,6 +137,9 @@ enum gk_stage {
     GK_STAGE_EXEC,
     GK_STAGE_CGROUP,
     GK_STAGE_SECCOMP,
+    GK_STAGE_SYSCTL,
+    GK_STAGE_PROCESS_ATTR,
+    GK_STAGE_HOOK,
 };
 
 #define GK_MSG_TEXT 200
@@ -224,6 +227,16 @@ struct gk_ns_join {
 /* A new network namespace, unshared by the child itself at the end of its
  * prologue, before any mount (with GK_SPAWN_LOOPBACK_UP, lo up later). */
 #define GK_SPAWN_UNSHARE_NET 0x200
+/* Write oom_score_adj (the process's own, through the host's /proc, before
+ * any namespace is joined). */
+#define GK_SPAWN_OOM_SCORE_ADJ 0x400
+/* No mount namespace of the container's own: the host's is kept (chroot
+ * into rootfs; nothing is mounted) ... */
+#define GK_SPAWN_CHROOT 0x800
+/* ... or one joined by path: its root is the container's as it is. */
+#define GK_SPAWN_JOINED_ROOT 0x1000
+/* Clone into the PID namespace open as pid_ns_fd (joined by path). */
+#define GK_SPAWN_JOIN_PID 0x2000
 
 /* Capability sets, one bit per CAP_* number. */
 struct gk_caps {
@@ -308,6 +321,19 @@ struct gk_spawn {
     const char *seccomp_state;
     size_t seccomp_state_len;
     size_t seccomp_pid_at[2];
+
+    int oom_score_adj;          /* with GK_SPAWN_OOM_SCORE_ADJ */
+    int pid_ns_fd;              /* with GK_SPAWN_JOIN_PID */
+    /* Non-NULL: `label` is written to the file `label_path` (of the host's
+     * /proc/self/attr) before any namespace is joined: the AppArmor profile
+     * or SELinux label the command gets at execve. */
+    const char *label_path;
+    const char *label;
+    /* linux.sysctl: each value written to its /proc/sys path once the
+     * namespaces are joined, before the root filesystem is set up. */
+    const char *const *sysctl_paths;
+    const char *const *sysctl_values;
+    size_t nsysctl;
 };
 
 #define GK_SECCOMP_PID_WIDTH 10
@@ -524,6 +550,10 @@ int gk_new_netns(void);
  * failed on in `failed` (room for `n` bytes). For the parent only: it
  * allocates. */
 int gk_remove_tree(const char *path, const char **call, char *failed, size_t n);
+
+/* The type of the namespace open as `fd` (a CLONE_NEW* flag), or -errno
+ * (-ENOTTY: not a namespace). */
+int gk_ns_type(int fd);
 
 /* The stage's name, for messages ("mount", "pivot_root", ...). */
 const char *gk_stage_name(int stage);

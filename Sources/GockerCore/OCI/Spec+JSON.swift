@@ -21,12 +21,14 @@ extension Spec {
     /// safety: given with anything in them, the config is refused, naming
     /// them, rather than run without what they ask.
     public static let refusedMembers: [(path: String, why: String)] = [
-        ("hooks", "gocker does not run OCI hooks"),
-        ("process.apparmorProfile", "gocker does not apply AppArmor profiles"),
-        ("process.selinuxLabel", "gocker does not apply SELinux labels"),
-        ("linux.mountLabel", "gocker does not apply SELinux labels"),
-        ("linux.uidMappings", "gocker does not make user namespaces"),
-        ("linux.gidMappings", "gocker does not make user namespaces"),
+        ("linux.mountLabel", "gocker does not apply SELinux labels to mounts"),
+        ("linux.intelRdt", "gocker does not manage Intel RDT"),
+        ("linux.personality", "gocker does not set execution domains"),
+        ("linux.timeOffsets", "gocker does not make time namespaces"),
+        ("process.ioPriority", "gocker does not set I/O priorities"),
+        ("process.scheduler", "gocker does not set scheduling policies"),
+        ("process.execCPUAffinity", "gocker does not set CPU affinities"),
+        ("domainname", "gocker does not set NIS domain names"),
     ]
 
     /// The first member of `refusedMembers` this config gives.

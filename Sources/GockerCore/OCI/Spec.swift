@@ -14,6 +14,7 @@ public struct Spec: JSONShape, Sendable, Equatable {
         try v.field("hostname", &hostname)
         try v.field("mounts", &mounts)
         try v.field("annotations", &annotations)
+        try v.field("hooks", &hooks)
         try v.field("linux", &linux)
     }
 
@@ -23,6 +24,7 @@ public struct Spec: JSONShape, Sendable, Equatable {
     public var hostname: String?
     public var mounts: [Mount]?
     public var annotations: [String: String]?
+    public var hooks: Hooks?
     public var linux: Linux?
 
     public init(ociVersion: String = Spec.version, process: Process? = nil, root: Root? = nil,
@@ -53,6 +55,9 @@ public struct Spec: JSONShape, Sendable, Equatable {
             try v.field("capabilities", &capabilities)
             try v.field("rlimits", &rlimits)
             try v.field("noNewPrivileges", &noNewPrivileges)
+            try v.field("oomScoreAdj", &oomScoreAdj)
+            try v.field("apparmorProfile", &apparmorProfile)
+            try v.field("selinuxLabel", &selinuxLabel)
         }
 
         public var terminal: Bool?
@@ -63,6 +68,9 @@ public struct Spec: JSONShape, Sendable, Equatable {
         public var capabilities: Capabilities?
         public var rlimits: [Rlimit]?
         public var noNewPrivileges: Bool?
+        public var oomScoreAdj: Int?
+        public var apparmorProfile: String?
+        public var selinuxLabel: String?
 
         public init(terminal: Bool? = nil, user: User = User(), args: [String]?, env: [String]?,
                     cwd: String = "/", capabilities: Capabilities? = nil, rlimits: [Rlimit]? = nil,
@@ -215,8 +223,14 @@ public struct Spec: JSONShape, Sendable, Equatable {
             try v.field("maskedPaths", &maskedPaths)
             try v.field("readonlyPaths", &readonlyPaths)
             try v.field("seccomp", &seccomp)
+            try v.field("sysctl", &sysctl)
+            try v.field("uidMappings", &uidMappings)
+            try v.field("gidMappings", &gidMappings)
         }
 
+        public var sysctl: [String: String]?
+        public var uidMappings: [IDMapping]?
+        public var gidMappings: [IDMapping]?
         public var namespaces: [Namespace]?
         public var devices: [Device]?
         public var resources: Resources?
@@ -365,6 +379,96 @@ public struct Spec: JSONShape, Sendable, Equatable {
 
         @inlinable public mutating func setMembers<T: JSONShape>(_ key: String, _ value: [T]?) {
             unmodeled[key] = value.map { .array($0.map { JSONValue(shape: $0) }) }
+        }
+    }
+
+    /// `linux.uidMappings` / `gidMappings`: `size` ids from `containerID`
+    /// inside the user namespace are `hostID`... outside.
+    public struct IDMapping: JSONShape, Sendable, Equatable {
+        public var unmodeled: [String: JSONValue] = [:]
+
+        public init() { self.init(containerID: 0, hostID: 0, size: 0) }
+
+        public mutating func fields(_ v: inout JSONFields) throws(JSONError) {
+            try v.field("containerID", &containerID)
+            try v.field("hostID", &hostID)
+            try v.field("size", &size)
+        }
+
+        public var containerID: UInt32
+        public var hostID: UInt32
+        public var size: UInt32
+
+        public init(containerID: UInt32, hostID: UInt32, size: UInt32) {
+            self.containerID = containerID
+            self.hostID = hostID
+            self.size = size
+        }
+    }
+
+    /// `hooks`: programs run at points of the container's lifecycle
+    /// (runtime-spec config.md "POSIX-platform Hooks").
+    public struct Hooks: JSONShape, Sendable, Equatable {
+        public var unmodeled: [String: JSONValue] = [:]
+
+        public init() {}
+
+        public mutating func fields(_ v: inout JSONFields) throws(JSONError) {
+            try v.field("prestart", &prestart)
+            try v.field("createRuntime", &createRuntime)
+            try v.field("createContainer", &createContainer)
+            try v.field("startContainer", &startContainer)
+            try v.field("poststart", &poststart)
+            try v.field("poststop", &poststop)
+        }
+
+        public var prestart: [Hook]?
+        public var createRuntime: [Hook]?
+        public var createContainer: [Hook]?
+        public var startContainer: [Hook]?
+        public var poststart: [Hook]?
+        public var poststop: [Hook]?
+
+        /// The kinds gocker runs, in the order of a container's life.
+        public static let kinds = ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"]
+
+        public subscript(kind: String) -> [Hook] {
+            switch kind {
+            case "prestart": prestart ?? []
+            case "createRuntime": createRuntime ?? []
+            case "createContainer": createContainer ?? []
+            case "startContainer": startContainer ?? []
+            case "poststart": poststart ?? []
+            case "poststop": poststop ?? []
+            default: []
+            }
+        }
+
+        public var isEmpty: Bool { Self.kinds.allSatisfy { self[$0].isEmpty } }
+    }
+
+    public struct Hook: JSONShape, Sendable, Equatable {
+        public var unmodeled: [String: JSONValue] = [:]
+
+        public init() { self.init(path: "") }
+
+        public mutating func fields(_ v: inout JSONFields) throws(JSONError) {
+            try v.field("path", &path)
+            try v.field("args", &args)
+            try v.field("env", &env)
+            try v.field("timeout", &timeout)
+        }
+
+        public var path: String
+        public var args: [String]?
+        public var env: [String]?
+        public var timeout: Int?
+
+        public init(path: String, args: [String]? = nil, env: [String]? = nil, timeout: Int? = nil) {
+            self.path = path
+            self.args = args
+            self.env = env
+            self.timeout = timeout
         }
     }
 
