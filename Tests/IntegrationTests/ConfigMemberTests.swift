@@ -10,7 +10,7 @@ import Testing
         ("hooks", #"{"prestart":[{"path":"/bin/true"}]}"#, "hooks"),
         ("linux.uidMappings", #"[{"containerID":0,"hostID":100000,"size":65536}]"#, "linux.uidMappings"),
         ("process.apparmorProfile", #""gocker-test""#, "process.apparmorProfile"),
-        ("linux.resources.memory.swappiness", "10", "linux.resources.memory.swappiness"),
+        ("linux.resources.memory.kernelTCP", "1048576", "linux.resources.memory.kernelTCP"),
     ] as [(String, String, String)])
     func aSafetyMemberIsRefusedWithNothingMade(path: String, json: String, named: String) throws {
         let box = try Sandbox()
