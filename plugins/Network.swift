@@ -60,7 +60,7 @@ public struct NetPrioController: ResourceController {
                     "linux.resources.network.priorities.\(i).name \"\(p.name)\" is not an interface name (1 to 15 characters, no /, : or spaces)")
             }
             // One line a write: the kernel reads one pair per write.
-            out.append(CgroupSetting("net_prio.ifpriomap", "\(p.name) \(p.priority)"))
+            out.append(CgroupSetting("net_prio.ifpriomap", "\(p.name) \(p.priority)\n"))
         }
         return out
     }
