@@ -1,7 +1,10 @@
 import GockerCgroups
 import GockerCore
 
-/// memory: limit, reservation (soft limit), memory+swap; OOM kills reported.
+/// memory: limit, reservation (soft limit), memory+swap, swappiness, the
+/// OOM killer switched off; OOM kills reported. Swappiness and the OOM
+/// switch are cgroup v1 files: v2 has neither, and a config asking for
+/// them there is refused (as crun does) rather than run without them.
 public struct MemoryController: ResourceController {
     public let name = "memory"
     public var alwaysGrouped: Bool { true }
@@ -16,6 +19,9 @@ public struct MemoryController: ResourceController {
         .resource("memory-reservation", "bytes", value: .signed, help: "Memory soft limit."),
         .resource("memory-swap", "bytes", value: .signed,
                   help: "Memory plus swap limit (-1: unlimited swap; default: twice --memory)."),
+        .resource("memory-swappiness", "0-100", value: .signed,
+                  help: "How readily the container's memory is swapped out, 0 to 100 (-1: the host's; cgroup v1 only)."),
+        .resource("oom-kill-disable", "", value: .none, help: "Do not OOM-kill the container's processes at its limit (cgroup v1 only)."),
     ]
     public var options: [CommandOption<ResourceFlags>] { Self.options }
     public var resourceMembers: [ResourceMember] { [.shape("memory", Spec.Resources.Memory.self)] }
@@ -25,7 +31,8 @@ public struct MemoryController: ResourceController {
     /// reservation is at most the limit.
     public func resources(from flags: ResourceFlags, host: HostFacts, into r: inout Spec.Resources) throws(GockerError) {
         let memory = flags["memory"], memorySwap = flags["memory-swap"], memoryReservation = flags["memory-reservation"]
-        guard memory != nil || memorySwap != nil || memoryReservation != nil else { return }
+        let swappiness = flags["memory-swappiness"], oomKillDisable = flags["oom-kill-disable"] != nil
+        guard memory != nil || memorySwap != nil || memoryReservation != nil || swappiness != nil || oomKillDisable else { return }
         var mem = Spec.Resources.Memory()
         if let m = memory {
             let v = try ResourceFlags.parseSize(m, flag: "--memory")
@@ -57,12 +64,23 @@ public struct MemoryController: ResourceController {
             }
             mem.reservation = v
         }
-        if mem.limit != nil || mem.reservation != nil { r.memory = mem }
+        // docker's: -1 (its default) leaves the host's swappiness.
+        if let text = swappiness {
+            guard let v = Int64(text), v == -1 || Self.swappiness.contains(v) else {
+                throw GockerError(.invalidArgument, "invalid argument \"\(text)\" for --memory-swappiness: must be 0 to 100 (-1: the host's)")
+            }
+            if v != -1 { mem.swappiness = v }
+        }
+        if oomKillDisable { mem.disableOOMKiller = true }
+        if mem.limit != nil || mem.reservation != nil || mem.swappiness != nil || mem.disableOOMKiller != nil { r.memory = mem }
     }
+
+    /// The swappiness values the kernel takes (memory.swappiness, v1).
+    public static let swappiness: ClosedRange<Int64> = 0...100
 
     public func isRequested(by r: Spec.Resources) -> Bool {
         guard let m = r.memory else { return false }
-        return m.limit != nil || m.reservation != nil || m.swap != nil
+        return m.limit != nil || m.reservation != nil || m.swap != nil || m.asksSwappiness || m.disableOOMKiller == true
     }
 
     public func settings(for r: Spec.Resources, version: CgroupVersion) throws(GockerError) -> [CgroupSetting] {
@@ -76,6 +94,13 @@ public struct MemoryController: ResourceController {
         if let limit = m.limit, limit >= 0, let swap = m.swap, swap >= 0, swap < limit {
             throw GockerError(.invalidConfig, "memory+swap limit \(swap) is below the memory limit \(limit)")
         }
+        // Swappiness: 0 to 100, or -1 for the host's (docker's default,
+        // which engines pass on); disableOOMKiller false is the kernel's
+        // default and asks nothing (runc writes nothing for it either).
+        if let s = m.swappiness, s != -1, !Self.swappiness.contains(s) {
+            throw GockerError(.invalidConfig,
+                "memory swappiness \(s) (--memory-swappiness, linux.resources.memory.swappiness) is not valid: 0 to 100")
+        }
         func v1(_ v: Int64) -> String { v < 0 ? "-1" : "\(v)" }
         func v2(_ v: Int64) -> String { v < 0 ? "max" : "\(v)" }
         var out: [CgroupSetting] = []
@@ -85,15 +110,53 @@ public struct MemoryController: ResourceController {
             if let limit = m.limit { out.append(CgroupSetting("memory.limit_in_bytes", v1(limit))) }
             if let swap = m.swap { out.append(CgroupSetting("memory.memsw.limit_in_bytes", v1(swap))) }
             if let res = m.reservation { out.append(CgroupSetting("memory.soft_limit_in_bytes", v1(res))) }
+            if m.asksSwappiness, let s = m.swappiness { out.append(CgroupSetting("memory.swappiness", "\(s)")) }
+            if m.disableOOMKiller == true { out.append(CgroupSetting("memory.oom_control", "1")) }
         case .v2:
+            // No file for either on v2: runc drops them, crun refuses them;
+            // a container must not run believing it has them.
+            if m.asksSwappiness, let s = m.swappiness {
+                throw GockerError(.invalidConfig, "memory swappiness \(s) (--memory-swappiness, linux.resources.memory.swappiness): "
+                    + "cgroup v2 has no per-group swappiness (memory.swappiness is cgroup v1's)")
+            }
+            if m.disableOOMKiller == true {
+                throw GockerError(.invalidConfig, "disabling the OOM killer (--oom-kill-disable, linux.resources.memory.disableOOMKiller): "
+                    + "cgroup v2 cannot (memory.oom_control is cgroup v1's)")
+            }
+            // memory.swap.max is the swap beyond memory.max: without a
+            // memory limit a swap limit means nothing (runc refuses it too).
+            if let swap = m.swap, swap >= 0, (m.limit ?? -1) < 0 {
+                throw GockerError(.invalidConfig, "memory+swap limit \(swap) (--memory-swap, linux.resources.memory.swap) "
+                    + "needs a memory limit on cgroup v2: memory.swap.max is the swap beyond it")
+            }
             if let limit = m.limit { out.append(CgroupSetting("memory.max", v2(limit))) }
             if let swap = m.swap {
                 // v2 limits swap alone: memory+swap minus memory.
-                let value = swap < 0 || (m.limit ?? -1) < 0 ? "max" : "\(swap - m.limit!)"
+                let value = swap < 0 ? "max" : "\(swap - m.limit!)"
                 out.append(CgroupSetting("memory.swap.max", value))
             }
             if let res = m.reservation { out.append(CgroupSetting("memory.low", v2(res))) }
         }
+        return out
+    }
+
+    /// `update` on v2 of memory+swap without a memory limit: the swap
+    /// beyond the group's current memory.max, as runc reckons it from the
+    /// limit it has. With no limit there ("max") it is refused, as a swap
+    /// limit without a memory limit is at create; never unlimited swap.
+    public func updating(_ r: Spec.Resources, in group: CgroupProbe) throws(GockerError) -> Spec.Resources {
+        guard group.version == .v2, var m = r.memory, let swap = m.swap, swap >= 0, m.limit == nil else { return r }
+        guard let current = group.read("memory.max") else {
+            throw GockerError(.system, "update memory+swap limit \(swap): cannot read the group's memory.max")
+        }
+        if current == "max" { m.limit = -1 } else {
+            guard let limit = Int64(current) else {
+                throw GockerError(.system, "update memory+swap limit \(swap): the group's memory.max reads \"\(current)\"")
+            }
+            m.limit = limit
+        }
+        var out = r
+        out.memory = m
         return out
     }
 
@@ -140,6 +203,8 @@ extension Spec.Resources {
             try v.field("limit", &limit)
             try v.field("reservation", &reservation)
             try v.field("swap", &swap)
+            try v.field("swappiness", &swappiness)
+            try v.field("disableOOMKiller", &disableOOMKiller)
         }
 
         /// Bytes; -1 for no limit.
@@ -147,12 +212,23 @@ extension Spec.Resources {
         public var reservation: Int64?
         /// Memory plus swap, bytes; -1 for no limit.
         public var swap: Int64?
+        /// 0 to 100 (OCI's is unsigned); -1, docker's default, leaves the
+        /// host's, as no value does.
+        public var swappiness: Int64?
+        /// true: processes over the limit wait instead of being OOM-killed.
+        public var disableOOMKiller: Bool?
 
-        public init(limit: Int64? = nil, reservation: Int64? = nil, swap: Int64? = nil) {
+        public init(limit: Int64? = nil, reservation: Int64? = nil, swap: Int64? = nil,
+                    swappiness: Int64? = nil, disableOOMKiller: Bool? = nil) {
             self.limit = limit
             self.reservation = reservation
             self.swap = swap
+            self.swappiness = swappiness
+            self.disableOOMKiller = disableOOMKiller
         }
+
+        /// Whether a swappiness other than the host's is asked for.
+        public var asksSwappiness: Bool { swappiness.map { $0 != -1 } ?? false }
     }
 
     public var memory: Memory? {

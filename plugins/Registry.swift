@@ -13,6 +13,8 @@ public enum BuiltinControllers {
         PidsController(),
         HugetlbController(),
         BlkioController(),
+        NetClsController(),
+        NetPrioController(),
         DevicesController(),
         FreezerController(),
     ]

@@ -102,6 +102,18 @@ public protocol ResourceController: Sendable {
     /// which files the container's group has. The default is
     /// `settings(for:version:)`.
     func settings(for resources: Spec.Resources, in group: CgroupProbe) throws(GockerError) -> [CgroupSetting]
+
+    /// `update`: the resources to write into the container's existing
+    /// group, given what it holds now. A controller whose file combines
+    /// values fills in from the group what an update leaves out (v2's
+    /// memory.swap.max is the swap beyond memory.max: `--memory-swap`
+    /// alone is reckoned from the current limit). The default: as given.
+    func updating(_ resources: Spec.Resources, in group: CgroupProbe) throws(GockerError) -> Spec.Resources
+
+    /// What `resources` asks of this controller, for a message:
+    /// "linux.resources.hugepageLimits". The default names the members it
+    /// declares that `resources` gives.
+    func request(in resources: Spec.Resources) -> String
 }
 
 /// What a controller may ask about the container's group while choosing
@@ -123,6 +135,12 @@ public struct CgroupProbe: Sendable {
 
     /// Whether the group has `file` ("blkio.weight").
     public func has(_ file: String) -> Bool { backend.hasFile(controller, path: path, file: file) }
+
+    /// What the group's `file` holds now, without its last newline; nil
+    /// when it cannot be read.
+    public func read(_ file: String) -> String? {
+        (try? backend.read(controller, path: path, file: file))?.trimmed
+    }
 }
 
 extension ResourceController {
@@ -148,6 +166,11 @@ extension ResourceController {
     public var probesGroup: Bool { false }
     public func settings(for resources: Spec.Resources, in group: CgroupProbe) throws(GockerError) -> [CgroupSetting] {
         try settings(for: resources, version: group.version)
+    }
+    public func updating(_ resources: Spec.Resources, in group: CgroupProbe) throws(GockerError) -> Spec.Resources { resources }
+    public func request(in resources: Spec.Resources) -> String {
+        let given = resourceMembers.map(\.key).filter { resources.unmodeled[$0].map { !$0.isEmpty } ?? false }
+        return given.isEmpty ? "the \(name) limits" : given.map { "linux.resources.\($0)" }.joined(by: ", ")
     }
 }
 

@@ -62,7 +62,11 @@ public struct CgroupDriver: Sendable {
             let requested = c.isRequested(by: resources)
             guard requested || c.alwaysGrouped else { continue }
             guard backend.offers(c.backendName(backend.version)) else {
-                if requested { throw GockerError(.invalidConfig, "the host offers no \(c.name) cgroup controller") }
+                if requested {
+                    let why = backend.version == .v1 ? "it is not mounted as a cgroup v1 hierarchy on this host"
+                        : "the cgroup2 root does not list it in cgroup.controllers"
+                    throw GockerError(.invalidConfig, "\(c.request(in: resources)): the host offers no \(c.name) cgroup controller (\(why))")
+                }
                 continue
             }
             guard requested else {
@@ -129,12 +133,16 @@ public struct CgroupDriver: Sendable {
     /// into the container's existing groups. A controller it never got a
     /// group for is refused. Device rules are left as they are, as runc
     /// leaves them (containerd sends the whole linux.resources, the
-    /// default rules among them). Where the kernel refuses a controller's
+    /// default rules among them). A controller may first complete the
+    /// request from what its group holds (`updating`). Where the kernel refuses a controller's
     /// settings in their order (v1: a memory limit above the current
     /// memory+swap one), they are written the other way round.
     public func update(_ record: CgroupRecord, resources: Spec.Resources) throws(GockerError) {
         var resources = resources
         resources.unmodeled["devices"] = nil
+        for c in registry.controllers where record.controllers.contains(c.name) && c.isRequested(by: resources) {
+            resources = try c.updating(resources, in: probe(c, record.path))
+        }
         for (c, settings) in try settings(for: resources, path: record.path) where c.isRequested(by: resources) {
             guard record.controllers.contains(c.name) else {
                 throw GockerError(.invalidState, "the container has no \(c.name) group: its \(c.name) limits can only be set at create")

@@ -14,6 +14,11 @@ public struct RuntimeState: JSONShape, Sendable, Equatable {
     public var annotations: [String: String]?
     /// The groups made for the container, and by which backend.
     public var cgroups: CgroupRecord?
+    /// Its `linux.resources` as `update` last left them: the config's,
+    /// with every update's members laid over them (runc keeps the same in
+    /// its state.json). Absent until the first update, when the config's
+    /// are the container's.
+    public var resources: Spec.Resources?
 
     public init(id: String, pid: Int32, pidStartTime: UInt64, bundle: String,
                 rootfs: String, created: String, annotations: [String: String]?, cgroups: CgroupRecord? = nil) {
@@ -38,11 +43,13 @@ public struct RuntimeState: JSONShape, Sendable, Equatable {
         try v.field("created", &created)
         try v.field("annotations", &annotations)
         try v.field("cgroups", &cgroups)
+        try v.field("resources", &resources)
     }
 }
 
 /// The state root: `<root>/<id>/state.json`, `<root>/<id>/exec.fifo`.
-/// The state file is written once, at create: a container is "created"
+/// The state file is written at create (and again by `update`, for the
+/// limits it set): a container is "created"
 /// while its exec FIFO exists (`start` removes it), and its process says the
 /// rest.
 /// Every change to one container happens under an flock of its directory,

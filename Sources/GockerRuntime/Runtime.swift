@@ -548,16 +548,41 @@ public struct Runtime: Sendable {
     // MARK: update
 
     /// runc's `update`: new limits for a container that has not stopped,
-    /// written into its groups.
+    /// written into its groups, then kept in its state (`resources`: what
+    /// it had, the config's before the first update, with the new members
+    /// laid over), replaced atomically under the container's lock, for a
+    /// later reader to see.
     public func update(id: String, resources: Spec.Resources) throws(GockerError) {
         let lock = try store.lock(id)
         defer { lock.release() }
-        let s = try store.load(id)
+        var s = try store.load(id)
         guard status(of: s) != .stopped else { throw GockerError(.invalidState, "container not running") }
         guard let record = s.cgroups else {
             throw GockerError(.invalidState, "container \(id) has no cgroups to update")
         }
         try driver(for: record).update(record, resources: resources)
+        let before = s.resources
+            ?? (try? JSON.readFile(Spec.self, path: "\(s.bundle)/config.json"))?.linux?.resources
+            ?? Spec.Resources()
+        s.resources = Self.updated(before, with: resources)
+        try store.save(s)
+    }
+
+    /// `resources` laid over `before`, member by member: an object's
+    /// members one by one (a new memory limit keeps the reservation), any
+    /// other value whole. Device rules stay as they were: `update` does not
+    /// change them.
+    static func updated(_ before: Spec.Resources, with resources: Spec.Resources) -> Spec.Resources {
+        var out = before
+        for (key, value) in resources.unmodeled where key != "devices" {
+            if case .object(let new) = value, case .object(var old)? = out.unmodeled[key] {
+                for (k, v) in new { old[k] = v }
+                out.unmodeled[key] = .object(old)
+            } else {
+                out.unmodeled[key] = value
+            }
+        }
+        return out
     }
 
     // MARK: kill

@@ -191,7 +191,8 @@ struct HugetlbTests {
         let fs = try FakeCgroupfs()
         let driver = CgroupDriver(backend: CgroupfsV1Backend(mounts: ["pids": fs.root + "/pids"]), registry: try ControllerRegistry([Self.controller]))
         let error = #expect(throws: GockerError.self) { try driver.create(path: "g", resources: try resources(["2MB:4MB"])) }
-        #expect(error?.description == "the host offers no hugetlb cgroup controller")
+        #expect(error?.description == "linux.resources.hugepageLimits: the host offers no hugetlb cgroup controller "
+            + "(it is not mounted as a cgroup v1 hierarchy on this host)")
         #expect(((try? Sys.listDirectory(fs.root)) ?? []) == [])
     }
 }

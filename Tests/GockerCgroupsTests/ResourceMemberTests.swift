@@ -33,8 +33,9 @@ struct ResourceMemberTests {
     }
 
     @Test(arguments: [
-        (#"{"network":{"classID":1}}"#, "linux.resources.network is not supported"),
-        (#"{"memory":{"limit":1,"swappiness":10}}"#, "linux.resources.memory.swappiness is not supported"),
+        (#"{"rdma":{"mlx5_1":{"hcaHandles":3}}}"#, "linux.resources.rdma is not supported"),
+        (#"{"memory":{"limit":1,"kernelTCP":10}}"#, "linux.resources.memory.kernelTCP is not supported"),
+        (#"{"network":{"classID":1,"x":2}}"#, "linux.resources.network.x is not supported"),
         (#"{"devices":[{"allow":true},{"allow":false,"x":1}]}"#, "linux.resources.devices.1.x is not supported"),
         (#"{"pids":{"limit":"7"}}"#, "wrong type at \"linux.resources.pids.limit\""),
         (#"{"pids":{}}"#, "missing field \"linux.resources.pids.limit\""),
@@ -50,6 +51,6 @@ struct ResourceMemberTests {
     }
 
     @Test func emptyMembersNoControllerReadsAreLeftAlone() throws {
-        try BuiltinControllers.registry.check(resources(#"{"blockIO":{},"hugepageLimits":[],"memory":{"swappiness":null},"unified":null}"#))
+        try BuiltinControllers.registry.check(resources(#"{"blockIO":{},"hugepageLimits":[],"memory":{"kernelTCP":null},"unified":null}"#))
     }
 }

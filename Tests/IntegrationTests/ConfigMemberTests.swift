@@ -14,7 +14,7 @@ import Testing
         ("linux.intelRdt", #"{"closID":"x"}"#, "linux.intelRdt", "not supported"),
         ("linux.sysctl", #"{"vm.swappiness":"10"}"#, "vm.swappiness", "is not in a separate kernel namespace"),
         ("process.oomScoreAdj", "1001", "process.oomScoreAdj", "outside -1000..1000"),
-        ("linux.resources.memory.swappiness", "10", "linux.resources.memory.swappiness", "not supported"),
+        ("linux.resources.memory.kernelTCP", "1048576", "linux.resources.memory.kernelTCP", "not supported"),
     ] as [(String, String, String, String)])
     func aSafetyMemberIsRefusedWithNothingMade(path: String, json: String, named: String, why: String) throws {
         let box = try Sandbox()
