@@ -46,7 +46,7 @@ struct OCIVerbsTests {
         let bundle = try specBundle(box) { setProcess(&$0, args: ["sh", "-c", "test -e /proc/1/status && test -d /sys/fs/cgroup"]) }
         let run = try box.gocker(["oci", "run", "--bundle", bundle, "s1"])
         #expect(run.status == 0, "\(run.stderr)")
-        #expect(try box.gocker(["oci", "delete", "s1"]).status == 0)
+        // oci run removes what it ran, as runc's.
         let before = box.contents(bundle + "/config.json")
         let again = try box.gocker(["oci", "spec", "-b", bundle])
         #expect(again.status == 1)
