@@ -40,13 +40,17 @@ public enum GockerMain {
                 return 0
             }
             // The OCI front door fails like runc: exit 1, also for a
-            // command the container cannot run (engines read the words).
-            return execute(ownFailure: 1, everyFailure: true) {
+            // command the container cannot run (engines read the words);
+            // exec as runc's: 255 and "exec failed: ..." once its line was
+            // read (containerd and podman take 255 for a process that never ran).
+            let exec = line.verb is OCIExec
+            return execute(ownFailure: exec ? 255 : 1, everyFailure: true) {
                 let format = line.verb.global.logFormat
                 guard format == "text" || format == "json" else {
                     throw GockerError(.invalidArgument, "invalid log format \"\(format)\": expected text or json")
                 }
-                do { try line.verb.run() } catch let e as GockerError {
+                do { try line.verb.run() } catch var e as GockerError {
+                    if exec { e.message = "exec failed: " + e.message }
                     OCILog.error(e.description, global: line.verb.global)
                     throw e
                 }

@@ -107,7 +107,8 @@ extension OCIVerb {
 
 /// The verbs `gocker oci` knows, in its help's order.
 var ociVerbs: [any OCIVerb.Type] { [OCICreate.self, OCIStart.self, OCIState.self, OCIKill.self, OCIDelete.self, OCIRun.self,
-                                    OCIExec.self, OCIPause.self, OCIResume.self, OCIList.self, OCIPs.self, OCIUpdate.self] }
+                                    OCIExec.self, OCIPause.self, OCIResume.self, OCIList.self, OCIPs.self, OCIUpdate.self,
+                                    OCIEvents.self, OCIFeatures.self, OCISpec.self] }
 
 /// A read `gocker oci` line: its verb, with its options and arguments.
 struct OCILine {
@@ -137,6 +138,9 @@ struct OCILine {
         case OCIList.name: verb = try Self.read(OCIList.self, rest, global: global)
         case OCIPs.name: verb = try Self.read(OCIPs.self, rest, global: global)
         case OCIUpdate.name: verb = try Self.read(OCIUpdate.self, rest, global: global)
+        case OCIEvents.name: verb = try Self.read(OCIEvents.self, rest, global: global)
+        case OCIFeatures.name: verb = try Self.read(OCIFeatures.self, rest, global: global)
+        case OCISpec.name: verb = try Self.read(OCISpec.self, rest, global: global)
         default: throw GockerError(.invalidArgument, "Unexpected argument '\(name)'")
         }
         guard let verb else { return nil }

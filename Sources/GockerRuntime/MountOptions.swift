@@ -35,6 +35,16 @@ public struct MountOptions: Equatable, Sendable {
         "unbindable": UInt(MS_UNBINDABLE), "runbindable": UInt(MS_UNBINDABLE | MS_REC),
     ]
 
+    /// Every option name this type gives a meaning to (the rest reach
+    /// mount(2) as data), as `oci features` lists them: the flags, their
+    /// recursive forms ("rro", "rnosuid"; not "rremount"), propagations,
+    /// bind and rbind, copyup and tmpcopyup.
+    public static var names: [String] {
+        let flags = Array(setting.keys) + Array(clearing.keys)
+        let recursive = flags.filter { $0 != "remount" }.map { "r" + $0 }
+        return Set(flags + recursive + Array(propagations.keys) + ["bind", "rbind", "copyup", "tmpcopyup"]).sorted()
+    }
+
     public init(type: String?, options: [String]) {
         isBind = type == "bind"
         for option in options {

@@ -85,7 +85,7 @@ struct OCIOptionsTests {
         }
         for type in ociVerbs { try check(type) }
         #expect(ociVerbs.map { $0.name } == ["create", "start", "state", "kill", "delete", "run", "exec", "pause", "resume", "list", "ps",
-                                            "update"])
+                                            "update", "events", "features", "spec"])
         let update = try verb(["update", "--memory", "1g", "--cpu-quota", "-1", "c1"], as: OCIUpdate.self)
         let members = try update.resources().unmodeled
         #expect(members["memory"] == .object(["limit": .number("1073741824")]) && members["cpu"] == .object(["quota": .number("-1")]))

@@ -128,16 +128,17 @@ struct OCIExecTests {
         #expect(name.hasPrefix("/dev/pts/"))
         #expect(readPTY(master, until: "/dev/pts/", box).contains("/dev/pts/"))
 
+        // exec's failures exit 255, as runc's.
         let refused = try box.gocker(["oci", "exec", "--tty", "--detach", "x1", "true"])
-        #expect(refused.status == 1 && refused.stderr.contains("console-socket"), "\(refused.stderr)")
+        #expect(refused.status == 255 && refused.stderr.contains("console-socket"), "\(refused.stderr)")
         let unknown = try box.gocker(["oci", "exec", "nope", "true"])
-        #expect(unknown.status == 1 && unknown.stderr.contains("does not exist"), "\(unknown.stderr)")
+        #expect(unknown.status == 255 && unknown.stderr.contains("does not exist"), "\(unknown.stderr)")
 
         // pause and resume, as podman calls them; no exec while paused.
         #expect(try box.gocker(["oci", "pause", "x1"]).status == 0)
         #expect(try OCITests().state(box, "x1")["status"] as? String == "paused")
         let whilePaused = try box.gocker(["oci", "exec", "x1", "true"])
-        #expect(whilePaused.status == 1 && whilePaused.stderr.contains("paused"), "\(whilePaused.stderr)")
+        #expect(whilePaused.status == 255 && whilePaused.stderr.contains("paused"), "\(whilePaused.stderr)")
         let deletePaused = try box.gocker(["oci", "delete", "x1"])
         #expect(deletePaused.status == 1 && deletePaused.stderr.contains("paused"), "\(deletePaused.stderr)")
         #expect(try box.gocker(["oci", "resume", "x1"]).status == 0)
