@@ -153,5 +153,8 @@ void gk_log_flush(struct gk_log_stream *s, struct gk_log *l);
 
 /* Receives one gk_msg and, if it carries one, a descriptor (else *fd = -1). */
 int gk_recv_fd(int sock, struct gk_msg *m, int *fd);
+/* Writes a new user namespace's maps for process `pid` (idmap.c): 0, or
+ * -errno with the call that failed in *call. */
+int gk_write_id_maps(pid_t pid, const char *uid_map, const char *gid_map, const char **call);
 
 #endif

@@ -35,6 +35,9 @@
 #ifndef OPEN_TREE_CLOEXEC
 #define OPEN_TREE_CLOEXEC O_CLOEXEC
 #endif
+#ifndef MOVE_MOUNT_F_EMPTY_PATH
+#define MOVE_MOUNT_F_EMPTY_PATH 0x00000004
+#endif
 #ifndef CLOSE_RANGE_CLOEXEC
 #define CLOSE_RANGE_CLOEXEC (1U << 2)
 #endif
@@ -160,8 +163,14 @@ int gk_new_netns(void)
     return fd < 0 ? -errno : fd;
 }
 
+/* The most devices a container in a user namespace may have bound. */
+#define GK_MAX_DEVICES 256
+/* With GK_SPAWN_USERNS, the host's device nodes cloned before pivot_root. */
+static int dev_tree[GK_MAX_DEVICES];
+
 /* Device nodes and /dev's links, each made in its directory as resolved
- * inside the root. */
+ * inside the root; in a user namespace, the host's nodes bound on empty
+ * files. */
 static void make_devices(int sync, const struct gk_spawn *s, int root)
 {
     const char *name = where.name;
@@ -171,6 +180,16 @@ static void make_devices(int sync, const struct gk_spawn *s, int root)
         const struct gk_device *d = &s->devices[i];
         if ((r = gk_make_target(root, d->path, GK_TARGET_PARENT, &dir, &where)) < 0)
             child_fail_at(sync, GK_STAGE_DEVICES, -r, "create directory for", d->path, NULL, &where);
+        if (s->flags & GK_SPAWN_USERNS) {
+            /* An empty file to bind on (a regular file needs no CAP_MKNOD). */
+            if (mknodat(dir, name, S_IFREG | 0666, 0) < 0 && errno != EEXIST)
+                child_fail(sync, GK_STAGE_DEVICES, errno, "create", d->path, GK_EXIT_SETUP);
+            if (syscall(SYS_move_mount, dev_tree[i], "", dir, name, MOVE_MOUNT_F_EMPTY_PATH) < 0)
+                child_fail(sync, GK_STAGE_DEVICES, errno, "bind device on", d->path, GK_EXIT_SETUP);
+            close(dev_tree[i]);
+            close(dir);
+            continue;
+        }
         if (mknodat(dir, name, d->mode, makedev(d->major, d->minor)) < 0 && errno != EEXIST)
             child_fail(sync, GK_STAGE_DEVICES, errno, "mknod", d->path, GK_EXIT_SETUP);
         if (fchownat(dir, name, d->uid, d->gid, AT_SYMLINK_NOFOLLOW) < 0)
@@ -405,6 +424,9 @@ static void wait_go(const struct gk_spawn *s, int sync)
     gk_mark(GK_MARK_GO);
 }
 
+/* The host's /proc, open O_PATH (see child_prologue), or -1. */
+static int host_proc = -1;
+
 /* Writes `text` to the existing file `path`: 0 or -errno. */
 static int write_text(const char *path, const char *text)
 {
@@ -439,17 +461,22 @@ static void process_attributes(const struct gk_spawn *s, int sync)
 }
 
 /* linux.sysctl, in the namespaces the container has now (/proc/sys
- * answers for the writer's network, IPC and UTS namespaces). */
+ * answers for the writer's network, IPC and UTS namespaces), through the
+ * host's /proc (the paths are relative to it: "sys/net/..."): the
+ * container may mount no /proc of its own. */
 static void write_sysctls(const struct gk_spawn *s, int sync)
 {
-    int r;
-    for (size_t i = 0; i < s->nsysctl; i++)
-        if ((r = write_text(s->sysctl_paths[i], s->sysctl_values[i])) < 0)
-            child_fail(sync, GK_STAGE_SYSCTL, -r, "write", s->sysctl_paths[i], GK_EXIT_SETUP);
+    for (size_t i = 0; i < s->nsysctl; i++) {
+        int fd = openat(host_proc, s->sysctl_paths[i], O_WRONLY | O_CLOEXEC);
+        size_t n = strlen(s->sysctl_values[i]);
+        ssize_t w = fd < 0 ? -1 : write(fd, s->sysctl_values[i], n);
+        int e = w < 0 ? errno : (w != (ssize_t)n ? EIO : 0);
+        if (fd >= 0)
+            close(fd);
+        if (e)
+            child_fail(sync, GK_STAGE_SYSCTL, e, "write sysctl", s->sysctl_paths[i], GK_EXIT_SETUP);
+    }
 }
-
-/* The host's /proc, open O_PATH (see child_prologue), or -1. */
-static int host_proc = -1;
 
 /* What every child does first: signals reset, parent-death signal, no
  * core dumps or ptrace from the container until execve (whose /proc/PID/exe
@@ -464,9 +491,11 @@ static void child_prologue(const struct gk_spawn *s, int sync, int extra_fd)
     (void)prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
     if (s->njoins > 64)
         child_fail(sync, GK_STAGE_SETNS, E2BIG, "too many namespaces to join", NULL, GK_EXIT_SETUP);
-    int keep[6 + s->njoins];
+    int keep[7 + s->njoins];
     size_t nkeep = 0;
     keep[nkeep++] = sync;
+    if (s->flags & GK_SPAWN_ROOTFS_TREE)
+        keep[nkeep++] = s->rootfs_tree;
     if (s->seccomp_state)
         keep[nkeep++] = s->seccomp_listener;
     if (extra_fd >= 0)
@@ -491,8 +520,24 @@ static void child_prologue(const struct gk_spawn *s, int sync, int extra_fd)
             child_fail(sync, GK_STAGE_SETNS, errno, "setns", NULL, GK_EXIT_SETUP);
         close(s->joins[i].fd);
     }
+    if (s->unshare_flags && unshare((int)s->unshare_flags) < 0)
+        child_fail(sync, GK_STAGE_SETNS, errno, "unshare namespaces in the user namespace joined", NULL, GK_EXIT_SETUP);
     if ((s->flags & GK_SPAWN_UNSHARE_NET) && unshare(CLONE_NEWNET) < 0)
         child_fail(sync, GK_STAGE_SETNS, errno, "unshare the network namespace", NULL, GK_EXIT_SETUP);
+}
+
+/* With GK_SPAWN_USERNS, once pivot_root is done (host paths on the way to
+ * rootfs may be closed to the namespace's ids), the user namespace's root
+ * from here on (its maps were written before GO): files made now belong to
+ * the container's root, not to an id the namespace cannot name. The
+ * capabilities stay (the kernel clears them only on leaving the
+ * namespace's own root). */
+static void become_ns_root(const struct gk_spawn *s, int sync)
+{
+    if ((s->flags & GK_SPAWN_USERNS) &&
+        (syscall(SYS_setresgid, 0, 0, 0) < 0 || (syscall(SYS_setgroups, 0, NULL) < 0 && errno != EPERM) ||
+         syscall(SYS_setresuid, 0, 0, 0) < 0))
+        child_fail(sync, GK_STAGE_CREDENTIALS, errno, "become root of the user namespace", NULL, GK_EXIT_SETUP);
 }
 
 /* With GK_SPAWN_TERMINAL, a pty pair from the container's devpts: the
@@ -520,83 +565,11 @@ static int child_terminal(const struct gk_spawn *s, int sync)
 /* The container's own mount namespace: its root filesystem (an overlay or
  * a bind of rootfs), pivot_root into it, and the config's mounts in their
  * order. Returns the new root, open O_PATH. */
-static int private_root(const struct gk_spawn *s, int sync)
+/* The config's mounts, in its order, each target resolved inside `root`
+ * (mounts.c); `bind_fd`/`bind_dir`: the bind sources cloned beforehand. */
+static void apply_mounts(const struct gk_spawn *s, int sync, int root, int *bind_fd, const int *bind_dir)
 {
     int r;
-    /* Private first (slave when a mount or the root asks for slave or
-     * shared propagation: it must go on receiving from the host), whatever
-     * the config asks: a mount made below here must never propagate to the
-     * host, and pivot_root refuses a shared parent. The propagation the
-     * config asks for is applied to the new root after pivot_root. */
-    unsigned long first = MS_REC | MS_PRIVATE;
-    for (size_t i = 0; i <= s->nmounts; i++) {
-        unsigned long p = i < s->nmounts ? s->mounts[i].propagation : s->root_propagation;
-        if (p & (MS_SLAVE | MS_SHARED))
-            first = MS_REC | MS_SLAVE;
-    }
-    if (mount(NULL, "/", NULL, first, NULL) < 0)
-        child_fail(sync, GK_STAGE_PROPAGATION, errno, "make / private", NULL, GK_EXIT_SETUP);
-
-    if (s->overlay_data) {
-        if (mount("overlay", s->rootfs, "overlay", 0, s->overlay_data) < 0) {
-            /* Kernels before 5.10 know no "volatile" (asked for containers
-             * removed when they end): mount without it. The options are
-             * this child's own copy. */
-            size_t n = strlen(s->overlay_data), v = sizeof(",volatile") - 1;
-            int err = errno;
-            if (err == EINVAL && n > v && strcmp(s->overlay_data + n - v, ",volatile") == 0) {
-                ((char *)s->overlay_data)[n - v] = '\0';
-                err = mount("overlay", s->rootfs, "overlay", 0, s->overlay_data) < 0 ? errno : 0;
-            }
-            if (err)
-                child_fail(sync, GK_STAGE_ROOTFS, err, "mount overlay on", s->rootfs, GK_EXIT_SETUP);
-        }
-    } else if (mount(s->rootfs, s->rootfs, NULL, MS_BIND | MS_REC, NULL) < 0) {
-        child_fail(sync, GK_STAGE_ROOTFS, errno, "bind root", s->rootfs, GK_EXIT_SETUP);
-    }
-
-    /* Host paths to bind are cloned now, while the host's tree is visible;
-     * their targets are resolved after pivot_root, inside the container's
-     * root, so that no symlink in the image can point a mount outside it. */
-    if (s->nmounts > GK_MAX_MOUNTS)
-        child_fail(sync, GK_STAGE_MOUNT, E2BIG, "too many mounts", NULL, GK_EXIT_SETUP);
-    int bind_fd[s->nmounts ? s->nmounts : 1];
-    int bind_dir[s->nmounts ? s->nmounts : 1];
-    for (size_t i = 0; i < s->nmounts; i++) {
-        const struct gk_mount *mt = &s->mounts[i];
-        bind_fd[i] = -1;
-        bind_dir[i] = 1;
-        if (mt->kind != GK_MOUNT_BIND)
-            continue;
-        unsigned int fl = OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | (mt->recursive ? AT_RECURSIVE : 0);
-        bind_fd[i] = (int)syscall(SYS_open_tree, AT_FDCWD, mt->source, fl);
-        if (bind_fd[i] < 0)
-            child_fail(sync, GK_STAGE_BIND_SOURCE, errno, "bind source", mt->source, GK_EXIT_SETUP);
-        struct stat st;
-        if (fstat(bind_fd[i], &st) < 0)
-            child_fail(sync, GK_STAGE_BIND_SOURCE, errno, "stat bind source", mt->source, GK_EXIT_SETUP);
-        bind_dir[i] = S_ISDIR(st.st_mode);
-    }
-
-    if (chdir(s->rootfs) < 0)
-        child_fail(sync, GK_STAGE_PIVOT_ROOT, errno, "chdir", s->rootfs, GK_EXIT_SETUP);
-    if (syscall(SYS_pivot_root, ".", ".") < 0)
-        child_fail(sync, GK_STAGE_PIVOT_ROOT, errno, "pivot_root", s->rootfs, GK_EXIT_SETUP);
-    /* The old root now sits on top of the new one: keep its unmount from
-     * propagating anywhere, then detach it. */
-    if (mount(NULL, ".", NULL, MS_SLAVE | MS_REC, NULL) < 0)
-        child_fail(sync, GK_STAGE_PIVOT_ROOT, errno, "make old root slave", NULL, GK_EXIT_SETUP);
-    if (umount2(".", MNT_DETACH) < 0)
-        child_fail(sync, GK_STAGE_PIVOT_ROOT, errno, "detach old root", NULL, GK_EXIT_SETUP);
-    if (chdir("/") < 0)
-        child_fail(sync, GK_STAGE_PIVOT_ROOT, errno, "chdir", "/", GK_EXIT_SETUP);
-    gk_mark(GK_MARK_PIVOTED);
-
-    /* Every target is resolved inside the new root and mounted on through
-     * its descriptor (mounts.c). */
-    int root = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
-    if (root < 0)
-        child_fail(sync, GK_STAGE_MOUNT, errno, "open", "/", GK_EXIT_SETUP);
     char what[GK_MSG_TEXT];
     for (size_t i = 0; i < s->nmounts; i++) {
         const struct gk_mount *mt = &s->mounts[i];
@@ -649,6 +622,113 @@ static int private_root(const struct gk_spawn *s, int sync)
         close(target);
     }
 
+}
+
+static int private_root(const struct gk_spawn *s, int sync)
+{
+    int r;
+    /* Private first (slave when a mount or the root asks for slave or
+     * shared propagation: it must go on receiving from the host), whatever
+     * the config asks: a mount made below here must never propagate to the
+     * host, and pivot_root refuses a shared parent. The propagation the
+     * config asks for is applied to the new root after pivot_root. */
+    unsigned long first = MS_REC | MS_PRIVATE;
+    for (size_t i = 0; i <= s->nmounts; i++) {
+        unsigned long p = i < s->nmounts ? s->mounts[i].propagation : s->root_propagation;
+        if (p & (MS_SLAVE | MS_SHARED))
+            first = MS_REC | MS_SLAVE;
+    }
+    if (mount(NULL, "/", NULL, first, NULL) < 0)
+        child_fail(sync, GK_STAGE_PROPAGATION, errno, "make / private", NULL, GK_EXIT_SETUP);
+
+    if (s->overlay_data) {
+        if (mount("overlay", s->rootfs, "overlay", 0, s->overlay_data) < 0) {
+            /* Kernels before 5.10 know no "volatile" (asked for containers
+             * removed when they end): mount without it. The options are
+             * this child's own copy. */
+            size_t n = strlen(s->overlay_data), v = sizeof(",volatile") - 1;
+            int err = errno;
+            if (err == EINVAL && n > v && strcmp(s->overlay_data + n - v, ",volatile") == 0) {
+                ((char *)s->overlay_data)[n - v] = '\0';
+                err = mount("overlay", s->rootfs, "overlay", 0, s->overlay_data) < 0 ? errno : 0;
+            }
+            if (err)
+                child_fail(sync, GK_STAGE_ROOTFS, err, "mount overlay on", s->rootfs, GK_EXIT_SETUP);
+        }
+    } else if (s->flags & GK_SPAWN_ROOTFS_TREE) {
+        if (syscall(SYS_move_mount, s->rootfs_tree, "", AT_FDCWD, s->rootfs, MOVE_MOUNT_F_EMPTY_PATH) < 0)
+            child_fail(sync, GK_STAGE_ROOTFS, errno, "move the idmapped root onto", s->rootfs, GK_EXIT_SETUP);
+        close(s->rootfs_tree);
+    } else if (mount(s->rootfs, s->rootfs, NULL, MS_BIND | MS_REC, NULL) < 0) {
+        child_fail(sync, GK_STAGE_ROOTFS, errno, "bind root", s->rootfs, GK_EXIT_SETUP);
+    }
+
+    /* In a user namespace device nodes cannot be made: the host's are
+     * cloned now, while its /dev is visible, and bound in place later. */
+    if ((s->flags & GK_SPAWN_USERNS) && s->ndevices > GK_MAX_DEVICES)
+        child_fail(sync, GK_STAGE_DEVICES, E2BIG, "too many devices", NULL, GK_EXIT_SETUP);
+    for (size_t i = 0; (s->flags & GK_SPAWN_USERNS) && i < s->ndevices; i++) {
+        dev_tree[i] = (int)syscall(SYS_open_tree, AT_FDCWD, s->devices[i].path, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+        if (dev_tree[i] < 0)
+            child_fail(sync, GK_STAGE_DEVICES, errno, "bind the host's device", s->devices[i].path, GK_EXIT_SETUP);
+    }
+
+    /* Host paths to bind are cloned now, while the host's tree is visible;
+     * their targets are resolved after pivot_root, inside the container's
+     * root, so that no symlink in the image can point a mount outside it. */
+    if (s->nmounts > GK_MAX_MOUNTS)
+        child_fail(sync, GK_STAGE_MOUNT, E2BIG, "too many mounts", NULL, GK_EXIT_SETUP);
+    int bind_fd[s->nmounts ? s->nmounts : 1];
+    int bind_dir[s->nmounts ? s->nmounts : 1];
+    for (size_t i = 0; i < s->nmounts; i++) {
+        const struct gk_mount *mt = &s->mounts[i];
+        bind_fd[i] = -1;
+        bind_dir[i] = 1;
+        if (mt->kind != GK_MOUNT_BIND)
+            continue;
+        unsigned int fl = OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | (mt->recursive ? AT_RECURSIVE : 0);
+        bind_fd[i] = (int)syscall(SYS_open_tree, AT_FDCWD, mt->source, fl);
+        if (bind_fd[i] < 0)
+            child_fail(sync, GK_STAGE_BIND_SOURCE, errno, "bind source", mt->source, GK_EXIT_SETUP);
+        struct stat st;
+        if (fstat(bind_fd[i], &st) < 0)
+            child_fail(sync, GK_STAGE_BIND_SOURCE, errno, "stat bind source", mt->source, GK_EXIT_SETUP);
+        bind_dir[i] = S_ISDIR(st.st_mode);
+    }
+
+    int root = -1;
+    if (s->flags & GK_SPAWN_USERNS) {
+        /* In a user namespace: the mounts go in before pivot_root, while a
+         * procfs and sysfs are still visible (the kernel mounts new ones
+         * only then), resolved inside rootfs through its descriptor; as the
+         * namespace's root, whose way into rootfs is that descriptor. */
+        if ((root = open(s->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0)
+            child_fail(sync, GK_STAGE_MOUNT, errno, "open", s->rootfs, GK_EXIT_SETUP);
+        become_ns_root(s, sync);
+        apply_mounts(s, sync, root, bind_fd, bind_dir);
+    }
+    if ((root >= 0 ? fchdir(root) : chdir(s->rootfs)) < 0)
+        child_fail(sync, GK_STAGE_PIVOT_ROOT, errno, "chdir", s->rootfs, GK_EXIT_SETUP);
+    if (syscall(SYS_pivot_root, ".", ".") < 0)
+        child_fail(sync, GK_STAGE_PIVOT_ROOT, errno, "pivot_root", s->rootfs, GK_EXIT_SETUP);
+    /* The old root now sits on top of the new one: keep its unmount from
+     * propagating anywhere, then detach it. */
+    if (mount(NULL, ".", NULL, MS_SLAVE | MS_REC, NULL) < 0)
+        child_fail(sync, GK_STAGE_PIVOT_ROOT, errno, "make old root slave", NULL, GK_EXIT_SETUP);
+    if (umount2(".", MNT_DETACH) < 0)
+        child_fail(sync, GK_STAGE_PIVOT_ROOT, errno, "detach old root", NULL, GK_EXIT_SETUP);
+    if (chdir("/") < 0)
+        child_fail(sync, GK_STAGE_PIVOT_ROOT, errno, "chdir", "/", GK_EXIT_SETUP);
+    gk_mark(GK_MARK_PIVOTED);
+
+    if (root >= 0)
+        return root;
+    /* Every target is resolved inside the new root and mounted on through
+     * its descriptor (mounts.c). */
+    root = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (root < 0)
+        child_fail(sync, GK_STAGE_MOUNT, errno, "open", "/", GK_EXIT_SETUP);
+    apply_mounts(s, sync, root, bind_fd, bind_dir);
     return root;
 }
 
@@ -677,8 +757,8 @@ static void __attribute__((noreturn)) child_main(const struct gk_spawn *s, int s
     if (s->hostname && sethostname(s->hostname, strlen(s->hostname)) < 0)
         child_fail(sync, GK_STAGE_HOSTNAME, errno, "sethostname", s->hostname, GK_EXIT_SETUP);
 
-    write_sysctls(s, sync);
     int root = (s->flags & (GK_SPAWN_CHROOT | GK_SPAWN_JOINED_ROOT)) ? shared_root(s, sync) : private_root(s, sync);
+    write_sysctls(s, sync);
     char what[GK_MSG_TEXT];
 
     gk_mark(GK_MARK_MOUNTED);
@@ -861,6 +941,17 @@ static int launch(const struct gk_spawn *spec, unsigned long flags, child_fn chi
     int ret = 0;
     int go_fds[GK_MAX_GO_FDS];
     size_t ngo = 0;
+    if (spec->uid_map) {
+        /* The child's new user namespace gets its maps before it goes on. */
+        const char *call = "";
+        if ((ret = gk_write_id_maps((pid_t)pid, spec->uid_map, spec->gid_map, &call)) < 0) {
+            err->type = GK_MSG_ERROR;
+            err->stage = GK_STAGE_CREDENTIALS;
+            err->err = -ret;
+            gk_strlcat(err->text, 0, sizeof err->text, call);
+            goto kill_child;
+        }
+    }
     if (before_go && (ret = before_go((pid_t)pid, ctx, go_fds, &ngo)) != 0)
         goto kill_child;
     struct gk_msg m;

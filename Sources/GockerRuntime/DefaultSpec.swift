@@ -37,11 +37,8 @@ public enum DefaultSpec {
         linux.maskedPaths = DefaultPaths.masked
         linux.readonlyPaths = DefaultPaths.readonly
         if rootless {
-            func mapping(_ host: UInt32) -> JSONValue {
-                .array([.object(["containerID": .number("0"), "hostID": .number(String(host)), "size": .number("1")])])
-            }
-            linux.unmodeled["uidMappings"] = mapping(uid)
-            linux.unmodeled["gidMappings"] = mapping(gid)
+            linux.uidMappings = [Spec.IDMapping(containerID: 0, hostID: uid, size: 1)]
+            linux.gidMappings = [Spec.IDMapping(containerID: 0, hostID: gid, size: 1)]
         } else {
             var resources = Spec.Resources()
             resources.unmodeled["devices"] = .array([.object(["allow": .bool(false), "access": .string("rwm")])])

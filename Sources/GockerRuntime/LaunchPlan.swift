@@ -28,12 +28,20 @@ public struct LaunchPlan: Sendable {
         public var value: String
     }
 
+    /// A user namespace made for the container (with its maps), one
+    /// joined by path, or none (the host's).
+    public enum UserNamespace: Sendable, Equatable { case none, own, joined }
+
     public var cloneFlags: Int32 = 0
     public var joins: [Join] = []
+    public var userNamespace = UserNamespace.none
+    /// linux.uidMappings and gidMappings, for a user namespace of its own.
+    public var uidMappings: [Spec.IDMapping] = []
+    public var gidMappings: [Spec.IDMapping] = []
     /// A PID namespace joined by path: the first process is cloned into it.
     public var pidNamespacePath: String?
     public var mountNamespace = MountNamespace.own
-    /// linux.sysctl: /proc/sys paths and their values, in key order.
+    /// linux.sysctl: paths under /proc ("sys/net/...") and their values, in key order.
     public var sysctls: [Sysctl] = []
     public var hostname: String?
     public var rootPropagation: UInt = UInt(MS_PRIVATE | MS_REC)
@@ -63,7 +71,7 @@ public struct LaunchPlan: Sendable {
 
     static let namespaceFlags: [String: Int32] = [
         "pid": GK_CLONE_NEWPID, "network": GK_CLONE_NEWNET, "mount": GK_CLONE_NEWNS, "ipc": GK_CLONE_NEWIPC,
-        "uts": GK_CLONE_NEWUTS, "cgroup": GK_CLONE_NEWCGROUP,
+        "uts": GK_CLONE_NEWUTS, "cgroup": GK_CLONE_NEWCGROUP, "user": GK_CLONE_NEWUSER,
     ]
 
     /// `extras`: what gocker itself adds for a docker-like container; never
@@ -89,8 +97,8 @@ public struct LaunchPlan: Sendable {
             guard seen.insert(ns.type).inserted else {
                 throw GockerError(.invalidConfig, "namespace \"\(ns.type)\" is listed twice")
             }
-            if ns.type == "user" || ns.type == "time" {
-                throw GockerError(.invalidConfig, "\(ns.type) namespaces are not supported yet")
+            if ns.type == "time" {
+                throw GockerError(.invalidConfig, "time namespaces are not supported yet")
             }
             guard let flag = Self.namespaceFlags[ns.type] else {
                 throw GockerError(.invalidConfig, "unknown namespace type \"\(ns.type)\"")
@@ -103,26 +111,36 @@ public struct LaunchPlan: Sendable {
                 switch flag {
                 case GK_CLONE_NEWPID: pidNamespacePath = path
                 case GK_CLONE_NEWNS: mountNamespace = .joined
+                case GK_CLONE_NEWUSER: userNamespace = .joined
                 default: break
                 }
-                // The PID namespace is entered around clone, not by the child.
-                if flag != GK_CLONE_NEWPID { joins.append(Join(path: path, type: flag)) }
+                // The PID namespace is entered around clone, not by the
+                // child; the user namespace first, so that the child has
+                // its privileges over the others.
+                if flag == GK_CLONE_NEWUSER {
+                    joins.insert(Join(path: path, type: flag), at: 0)
+                } else if flag != GK_CLONE_NEWPID {
+                    joins.append(Join(path: path, type: flag))
+                }
             } else {
                 cloneFlags |= flag
+                if flag == GK_CLONE_NEWUSER { userNamespace = .own }
             }
         }
         if cloneFlags & GK_CLONE_NEWNS == 0 && mountNamespace != .joined { mountNamespace = .host }
-        if !(spec.linux?.uidMappings ?? []).isEmpty || !(spec.linux?.gidMappings ?? []).isEmpty {
-            throw GockerError(.invalidConfig, "linux.uidMappings and gidMappings need a user namespace, which is not supported yet")
-        }
+        let maps = try Self.userMaps(spec: spec, userNamespace: userNamespace, cloneFlags: cloneFlags,
+                                     process: self.process, mountNamespace: mountNamespace)
+        uidMappings = maps.uids
+        gidMappings = maps.gids
         if let hooks = spec.hooks, !hooks.isEmpty {
             throw GockerError(.invalidConfig, "config.json: hooks are not supported yet")
         }
         /// Whether the container's namespace of type `flag` is its own:
         /// made for it, or joined by a path that is not the one gocker
         /// itself is in (/proc/1/ns/net is the host's).
+        let made = cloneFlags
         func own(_ flag: Int32, _ type: String) -> Bool {
-            if cloneFlags & flag != 0 { return true }
+            if made & flag != 0 { return true }
             guard let path = joinedTypes[flag] else { return false }
             return !Self.sameFile(path, "/proc/self/ns/\(type)")
         }
@@ -225,6 +243,86 @@ public struct LaunchPlan: Sendable {
         return nil
     }
 
+    /// The user namespace's maps, checked: a namespace of its own needs
+    /// both, covering its root and the first process's user; one joined or
+    /// none takes none. The maps are written by the parent before GO
+    /// (root needs no newuidmap).
+    static func userMaps(spec: Spec, userNamespace: UserNamespace, cloneFlags: Int32, process: ProcessPlan,
+                         mountNamespace: MountNamespace) throws(GockerError) -> (uids: [Spec.IDMapping], gids: [Spec.IDMapping]) {
+        let uids = spec.linux?.uidMappings ?? [], gids = spec.linux?.gidMappings ?? []
+        switch userNamespace {
+        case .none:
+            if !uids.isEmpty || !gids.isEmpty {
+                throw GockerError(.invalidConfig, "linux.uidMappings and gidMappings need a user namespace in linux.namespaces")
+            }
+            return ([], [])
+        case .joined:
+            if !uids.isEmpty || !gids.isEmpty {
+                throw GockerError(.invalidConfig, "linux.uidMappings and gidMappings cannot be given for a user namespace joined by path")
+            }
+            if cloneFlags & GK_CLONE_NEWPID != 0 {
+                throw GockerError(.invalidConfig, "a PID namespace of the container's own with a user namespace joined by path is not supported yet")
+            }
+        case .own:
+            for (name, maps) in [("uidMappings", uids), ("gidMappings", gids)] {
+                guard !maps.isEmpty else {
+                    throw GockerError(.invalidConfig, "a user namespace of the container's own needs linux.\(name)")
+                }
+                try Self.checkMappings(maps, name: name)
+            }
+            guard Self.mapped(0, uids), Self.mapped(0, gids) else {
+                throw GockerError(.invalidConfig, "linux.uidMappings and gidMappings must map the container's root (id 0)")
+            }
+            guard Self.mapped(process.user.uid, uids) else {
+                throw GockerError(.invalidConfig, "process.user.uid \(process.user.uid) is not mapped by linux.uidMappings")
+            }
+            for gid in [process.user.gid] + (process.user.additionalGids ?? []) where !Self.mapped(gid, gids) {
+                throw GockerError(.invalidConfig, "process.user gid \(gid) is not mapped by linux.gidMappings")
+            }
+        }
+        guard mountNamespace == .own else {
+            throw GockerError(.invalidConfig, "a user namespace needs a mount namespace of the container's own")
+        }
+        return (uids, gids)
+    }
+
+    /// Sizes above 0, no range past 2^32, no two ranges overlapping on
+    /// either side, at most the kernel's 340 lines.
+    static func checkMappings(_ maps: [Spec.IDMapping], name: String) throws(GockerError) {
+        guard maps.count <= 340 else {
+            throw GockerError(.invalidConfig, "linux.\(name) has \(maps.count) ranges: the kernel takes at most 340")
+        }
+        for (i, m) in maps.enumerated() {
+            guard m.size > 0, UInt64(m.containerID) + UInt64(m.size) <= 1 << 32,
+                  UInt64(m.hostID) + UInt64(m.size) <= 1 << 32 else {
+                throw GockerError(.invalidConfig, "linux.\(name): range \(m.containerID) \(m.hostID) \(m.size) is empty or runs past the last id")
+            }
+            for other in maps[..<i] {
+                func overlap(_ a: UInt32, _ b: UInt32) -> Bool {
+                    UInt64(a) < UInt64(b) + UInt64(other.size) && UInt64(b) < UInt64(a) + UInt64(m.size)
+                }
+                if overlap(m.containerID, other.containerID) || overlap(m.hostID, other.hostID) {
+                    throw GockerError(.invalidConfig, "linux.\(name): ranges overlap")
+                }
+            }
+        }
+    }
+
+    /// Whether container id `id` is in one of the ranges.
+    static func mapped(_ id: UInt32, _ maps: [Spec.IDMapping]) -> Bool {
+        maps.contains { UInt64(id) >= UInt64($0.containerID) && UInt64(id) < UInt64($0.containerID) + UInt64($0.size) }
+    }
+
+    /// Whether host id `id` is in one of the ranges.
+    static func hostMapped(_ id: UInt32, _ maps: [Spec.IDMapping]) -> Bool {
+        maps.contains { UInt64(id) >= UInt64($0.hostID) && UInt64(id) < UInt64($0.hostID) + UInt64($0.size) }
+    }
+
+    /// The maps as /proc/PID/uid_map takes them, one range a line.
+    static func mapText(_ maps: [Spec.IDMapping]) -> String {
+        maps.map { "\($0.containerID) \($0.hostID) \($0.size)\n" }.joined()
+    }
+
     /// The IPC sysctls of an IPC namespace (runc's list; fs.mqueue.* too).
     static let ipcSysctls: Set<String> = ["kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem",
                                           "kernel.shmall", "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced"]
@@ -240,7 +338,7 @@ public struct LaunchPlan: Sendable {
         }) else {
             throw GockerError(.invalidConfig, "linux.sysctl \"\(key)\" is not a sysctl name")
         }
-        let path = "/proc/sys/" + parts.joined(separator: "/")
+        let path = "sys/" + parts.joined(separator: "/")
         if ipcSysctls.contains(dotted) || dotted.hasPrefix("fs.mqueue.") { return (path, GK_CLONE_NEWIPC, "ipc") }
         if dotted.hasPrefix("net.") { return (path, GK_CLONE_NEWNET, "net") }
         if dotted == "kernel.hostname" || dotted == "kernel.domainname" { return (path, GK_CLONE_NEWUTS, "uts") }

@@ -169,7 +169,7 @@ public struct Runtime: Sendable {
         let choices = StartChoices.choose(
             cgroupVersion: CgroupDriver.detectVersion(), mounts: plan.mounts,
             newNetwork: plan.cloneFlags & GK_CLONE_NEWNET != 0, networkMadeAhead: ahead.networkNamespace != nil,
-            driverMadeFor: ahead.backend, backend: cgroupBackend)
+            driverMadeFor: ahead.backend, backend: cgroupBackend, goFirst: plan.userNamespace != .none)
         let driverJob = choices.reuseDriver ? ahead.driver : StartAhead(backend: cgroupBackend).driver
         let lateGo = choices.lateGo
 
@@ -398,6 +398,22 @@ public struct Runtime: Sendable {
             spec.flags |= UInt32(GK_SPAWN_JOIN_PID)
             spec.pid_ns_fd = pidNamespace
         }
+        switch plan.userNamespace {
+        case .none: break
+        case .own:
+            spec.flags |= UInt32(GK_SPAWN_USERNS)
+            spec.uid_map = arena.string(LaunchPlan.mapText(plan.uidMappings))
+            spec.gid_map = arena.string(LaunchPlan.mapText(plan.gidMappings))
+            if let tree = try Self.idmappedRoot(plan) {
+                heldFDs.append(tree)
+                spec.flags |= UInt32(GK_SPAWN_ROOTFS_TREE)
+                spec.rootfs_tree = tree
+            }
+        case .joined:
+            // Made by the child once it is in the user namespace, which
+            // then owns them (the PID namespace is never new here).
+            spec.flags |= UInt32(GK_SPAWN_USERNS)
+        }
         spec.sysctl_paths = arena.stringArray(plan.sysctls.map(\.path))
         spec.sysctl_values = arena.stringArray(plan.sysctls.map(\.value))
         spec.nsysctl = plan.sysctls.count
@@ -409,6 +425,16 @@ public struct Runtime: Sendable {
             // Unshared by the child once it is in its groups, its root.
             spec.clone_flags &= ~UInt(GK_CLONE_NEWCGROUP)
             spec.flags |= UInt32(GK_SPAWN_CGROUP_NS)
+        }
+        if plan.userNamespace == .joined {
+            // Unshared by the child once it is in the user namespace (which
+            // then owns them), after GO (so in its groups already).
+            spec.unshare_flags = spec.clone_flags
+            spec.clone_flags = 0
+            if spec.flags & UInt32(GK_SPAWN_CGROUP_NS) != 0 {
+                spec.flags &= ~UInt32(GK_SPAWN_CGROUP_NS)
+                spec.unshare_flags |= UInt(GK_CLONE_NEWCGROUP)
+            }
         }
         spec.joins = arena.array(joins)
         spec.njoins = joins.count
@@ -444,6 +470,30 @@ public struct Runtime: Sendable {
             throw GockerError(.system, "create container \(id)", cause: SystemCallError("clone", errno: -r))
         }
         return (pid, terminal, sync.pointee)
+    }
+
+    /// With a user namespace of its own, the root filesystem as the
+    /// container's root can use it: as it is when its owner is an id the
+    /// maps give (chowned to the range, as runc expects), else a detached
+    /// mount of it idmapped through the maps (files owned by host root
+    /// show as the container's root); nil for the first. An error when
+    /// the kernel or the filesystem cannot idmap.
+    static func idmappedRoot(_ plan: LaunchPlan) throws(GockerError) -> Int32? {
+        var st = stat()
+        guard stat(plan.rootfs, &st) == 0 else {
+            throw GockerError(.invalidConfig, "root filesystem", cause: SystemCallError("stat", path: plan.rootfs, errno: errno))
+        }
+        if LaunchPlan.hostMapped(st.st_uid, plan.uidMappings) && LaunchPlan.hostMapped(st.st_gid, plan.gidMappings) {
+            return nil
+        }
+        var call: UnsafePointer<CChar>?
+        let fd = gk_idmapped_tree(plan.rootfs, LaunchPlan.mapText(plan.uidMappings), LaunchPlan.mapText(plan.gidMappings), &call)
+        guard fd >= 0 else {
+            let what = call.map { String(cString: $0) } ?? "idmap"
+            throw GockerError(.invalidConfig,
+                              "root filesystem \(plan.rootfs) is owned by \(st.st_uid):\(st.st_gid), which the user namespace's maps do not cover, and its mount cannot be idmapped here (\(what): \(errnoText(-fd))): chown it into the mapped range")
+        }
+        return fd
     }
 
     /// The namespace file at `path`, open, checked to be of `type` (a

@@ -109,15 +109,18 @@ extension Runtime {
         /// - newNetwork: the plan asks for a network namespace of its own.
         /// - networkMadeAhead: one is being made ahead.
         /// - driverMadeFor: the backend of the driver made ahead.
+        /// - goFirst: the child must have GO before anything else (a user
+        ///   namespace's maps come with it).
         static func choose(cgroupVersion: CgroupVersion, mounts: [LaunchPlan.PlannedMount], newNetwork: Bool,
-                           networkMadeAhead: Bool, driverMadeFor: String, backend: String) -> StartChoices {
+                           networkMadeAhead: Bool, driverMadeFor: String, backend: String,
+                           goFirst: Bool = false) -> StartChoices {
             // The child waits for its groups first where they must exist
             // before the clone (v2: cloned straight into them), where its
             // mounts depend on them (an OCI "cgroup" mount names them;
             // opening a block device to mount its filesystem is judged by
             // the devices group), or where it fills a volume (which a
             // container that fails on its limits must leave untouched).
-            let lateGo = cgroupVersion == .v1
+            let lateGo = cgroupVersion == .v1 && !goFirst
                 && !mounts.contains { m in
                     m.options.copyUp || (!m.options.isBind && (m.type == "cgroup" || m.source.hasPrefix("/")))
                 }

@@ -60,8 +60,12 @@ struct OCIVerbsUnitTests {
         _ = try LaunchPlan(spec: read, bundle: "/bundle")
 
         let rootless = try JSON.read(Spec.self, from: DefaultSpec.make(rootless: true, uid: 1000, gid: 100).jsonBytes, what: "config.json")
-        #expect(rootless.linux?.unmodeled["uidMappings"] == .array([.object(["containerID": .number("0"), "hostID": .number("1000"), "size": .number("1")])]))
-        #expect(rootless.linux?.unmodeled["gidMappings"] == .array([.object(["containerID": .number("0"), "hostID": .number("100"), "size": .number("1")])]))
+        #expect(rootless.linux?.uidMappings == [Spec.IDMapping(containerID: 0, hostID: 1000, size: 1)])
+        #expect(rootless.linux?.gidMappings == [Spec.IDMapping(containerID: 0, hostID: 100, size: 1)])
+        // A launch plan is made from it (as root: the maps are written by
+        // gocker, mapping root to the caller).
+        let plan = try LaunchPlan(spec: rootless, bundle: "/bundle")
+        #expect(plan.userNamespace == .own && LaunchPlan.mapText(plan.uidMappings) == "0 1000 1\n")
         #expect(rootless.linux?.namespaces?.map(\.type).contains("user") == true)
         #expect(rootless.linux?.namespaces?.map(\.type).contains("network") == false)
         #expect(rootless.linux?.resources == nil && !(rootless.mounts ?? []).contains { $0.type == "cgroup" })

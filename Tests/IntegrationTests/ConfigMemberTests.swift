@@ -8,7 +8,7 @@ import Testing
 @Suite(.serialized) struct ConfigMemberTests {
     @Test(arguments: [
         ("hooks", #"{"prestart":[{"path":"/bin/true"}]}"#, "hooks", "not supported"),
-        ("linux.uidMappings", #"[{"containerID":0,"hostID":100000,"size":65536}]"#, "linux.uidMappings", "not supported"),
+        ("linux.uidMappings", #"[{"containerID":0,"hostID":100000,"size":65536}]"#, "linux.uidMappings", "need a user namespace in linux.namespaces"),
         ("process.apparmorProfile", #""gocker-test""#, "process.apparmorProfile", "AppArmor is not enabled on this host"),
         ("process.selinuxLabel", #""system_u:system_r:container_t:s0""#, "process.selinuxLabel", "SELinux is not enabled on this host"),
         ("linux.intelRdt", #"{"closID":"x"}"#, "linux.intelRdt", "not supported"),

@@ -237,6 +237,15 @@ struct gk_ns_join {
 #define GK_SPAWN_JOINED_ROOT 0x1000
 /* Clone into the PID namespace open as pid_ns_fd (joined by path). */
 #define GK_SPAWN_JOIN_PID 0x2000
+/* A user namespace (made by clone, its uid_map and gid_map written by the
+ * parent before GO; or joined by path): once GO has come and the joins are
+ * done, the child becomes the namespace's root (setresgid, setgroups,
+ * setresuid 0), and device nodes are the host's, bound (a user namespace
+ * may not mknod). */
+#define GK_SPAWN_USERNS 0x4000
+/* rootfs_tree is a detached mount of rootfs (idmapped: gk_idmapped_tree)
+ * moved onto rootfs in place of a bind. */
+#define GK_SPAWN_ROOTFS_TREE 0x8000
 
 /* Capability sets, one bit per CAP_* number. */
 struct gk_caps {
@@ -334,6 +343,15 @@ struct gk_spawn {
     const char *const *sysctl_paths;
     const char *const *sysctl_values;
     size_t nsysctl;
+
+    /* Non-NULL: the new user namespace's maps ("0 100000 65536\n..."),
+     * written by the parent right after clone. */
+    const char *uid_map;
+    const char *gid_map;
+    /* Namespaces the child unshares itself once it has joined those in
+     * `joins` (a user namespace joined by path must own them). */
+    unsigned long unshare_flags;
+    int rootfs_tree; /* with GK_SPAWN_ROOTFS_TREE */
 };
 
 #define GK_SECCOMP_PID_WIDTH 10
@@ -550,6 +568,13 @@ int gk_new_netns(void);
  * failed on in `failed` (room for `n` bytes). For the parent only: it
  * allocates. */
 int gk_remove_tree(const char *path, const char **call, char *failed, size_t n);
+
+/* A detached mount of `path` (and the mounts below it), idmapped through
+ * a user namespace with these maps (made for the purpose by a child that
+ * exits at once): files owned by host id N show as the id the maps give N
+ * inside, and are written back as N. The descriptor (close-on-exec), or
+ * -errno with the call that failed in *call. For the parent. */
+int gk_idmapped_tree(const char *path, const char *uid_map, const char *gid_map, const char **call);
 
 /* The type of the namespace open as `fd` (a CLONE_NEW* flag), or -errno
  * (-ENOTTY: not a namespace). */
