@@ -18,6 +18,11 @@ int gk_send_all(int fd, const void *buf, size_t len);
 /* Receives one gk_msg; 0, -EPIPE at end of file, or -errno. */
 int gk_recv_msg(int fd, struct gk_msg *m);
 
+/* Runs `set`'s hooks in order, the state's pid filled in with `host_pid`
+ * (hooks.c): 0, or -1 at the first that fails, with `text` naming it and
+ * saying why, and *err its errno (0: the text says it all). */
+int gk_run_hooks(const struct gk_hook_set *set, pid_t host_pid, char *text, size_t size, int *err);
+
 /* ---- the container's user (user.c) ---- */
 
 #include <sys/types.h>

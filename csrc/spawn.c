@@ -562,9 +562,31 @@ static int child_terminal(const struct gk_spawn *s, int sync)
     return slave;
 }
 
-/* The container's own mount namespace: its root filesystem (an overlay or
- * a bind of rootfs), pivot_root into it, and the config's mounts in their
- * order. Returns the new root, open O_PATH. */
+/* Runs `set`'s hooks (createContainer, startContainer); a failure goes
+ * to `report`. */
+static void run_hook_set(int report, const struct gk_hook_set *set)
+{
+    char text[GK_MSG_TEXT];
+    int err = 0;
+    if (set->nhooks && gk_run_hooks(set, host_pid, text, sizeof text, &err) < 0)
+        child_fail(report, GK_STAGE_HOOK, err, text, NULL, GK_EXIT_SETUP);
+}
+
+/* Just before pivot_root (or chroot): with GK_SPAWN_HOOKS the parent runs
+ * the runtime's hooks while this process waits; then the createContainer
+ * hooks run here. */
+static void child_hooks(const struct gk_spawn *s, int sync)
+{
+    if (s->flags & GK_SPAWN_HOOKS) {
+        struct gk_msg m;
+        memset(&m, 0, sizeof m);
+        m.type = GK_MSG_HOOKS;
+        if (gk_send_all(sync, &m, sizeof m) < 0 || gk_recv_msg(sync, &m) < 0 || m.type != GK_MSG_HOOKS)
+            _exit(GK_EXIT_SETUP);
+    }
+    run_hook_set(sync, &s->create_hooks);
+}
+
 /* The config's mounts, in its order, each target resolved inside `root`
  * (mounts.c); `bind_fd`/`bind_dir`: the bind sources cloned beforehand. */
 static void apply_mounts(const struct gk_spawn *s, int sync, int root, int *bind_fd, const int *bind_dir)
@@ -624,6 +646,9 @@ static void apply_mounts(const struct gk_spawn *s, int sync, int root, int *bind
 
 }
 
+/* The container's own mount namespace: its root filesystem (an overlay or
+ * a bind of rootfs), pivot_root into it, and the config's mounts in their
+ * order. Returns the new root, open O_PATH. */
 static int private_root(const struct gk_spawn *s, int sync)
 {
     int r;
@@ -707,6 +732,7 @@ static int private_root(const struct gk_spawn *s, int sync)
         become_ns_root(s, sync);
         apply_mounts(s, sync, root, bind_fd, bind_dir);
     }
+    child_hooks(s, sync);
     if ((root >= 0 ? fchdir(root) : chdir(s->rootfs)) < 0)
         child_fail(sync, GK_STAGE_PIVOT_ROOT, errno, "chdir", s->rootfs, GK_EXIT_SETUP);
     if (syscall(SYS_pivot_root, ".", ".") < 0)
@@ -737,6 +763,7 @@ static int private_root(const struct gk_spawn *s, int sync)
  * would change a namespace others live in. Returns the root, open O_PATH. */
 static int shared_root(const struct gk_spawn *s, int sync)
 {
+    child_hooks(s, sync);
     if ((s->flags & GK_SPAWN_CHROOT) && (chdir(s->rootfs) < 0 || chroot(".") < 0))
         child_fail(sync, GK_STAGE_PIVOT_ROOT, errno, "chroot", s->rootfs, GK_EXIT_SETUP);
     if (chdir("/") < 0)
@@ -838,6 +865,7 @@ static void __attribute__((noreturn)) child_main(const struct gk_spawn *s, int s
         child_fail(sync, GK_STAGE_START_WAIT, errno, "open exec fifo", fdpath, GK_EXIT_SETUP);
     close(s->exec_fifo_fd);
     close(host_proc);
+    run_hook_set(fifo, &s->start_hooks);
 
     if (!early)
         load_seccomp(fifo, s);
@@ -882,6 +910,19 @@ static long clone_child(const struct gk_spawn *spec, unsigned long flags)
 }
 
 typedef void (*child_fn)(const struct gk_spawn *, int);
+
+/* The parent's side of GK_MSG_HOOKS: the runtime's hooks, then the answer
+ * that lets the child go on. 0, or what failed (the caller kills it). */
+static int parent_hooks(const struct gk_spawn *spec, int sync, pid_t pid)
+{
+    int r = spec->run_hooks ? spec->run_hooks(pid, spec->hooks_ctx) : 0;
+    if (r != 0)
+        return r;
+    struct gk_msg m;
+    memset(&m, 0, sizeof m);
+    m.type = GK_MSG_HOOKS;
+    return gk_send_all(sync, &m, sizeof m);
+}
 
 /*
  * The parent side of gk_spawn and gk_exec: clones `child` with `flags` (in
@@ -974,6 +1015,11 @@ static int launch(const struct gk_spawn *spec, unsigned long flags, child_fn chi
 
     int fd = -1;
     ret = gk_recv_fd(sv[0], &m, &fd);
+    if (ret == 0 && m.type == GK_MSG_HOOKS && (spec->flags & GK_SPAWN_HOOKS) && want_ready) {
+        if ((ret = parent_hooks(spec, sv[0], (pid_t)pid)) != 0)
+            goto kill_child;
+        ret = gk_recv_fd(sv[0], &m, &fd);
+    }
     if (ret == 0 && m.type == GK_MSG_TERMINAL && fd >= 0) {
         *terminal_fd = fd;
         ret = gk_recv_fd(sv[0], &m, &fd);

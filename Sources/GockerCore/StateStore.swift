@@ -19,6 +19,9 @@ public struct RuntimeState: JSONShape, Sendable, Equatable {
     /// its state.json). Absent until the first update, when the config's
     /// are the container's.
     public var resources: Spec.Resources?
+    /// The config's poststart and poststop hooks, which `start` and
+    /// `delete` run; absent when it has none.
+    public var hooks: Spec.Hooks?
 
     public init(id: String, pid: Int32, pidStartTime: UInt64, bundle: String,
                 rootfs: String, created: String, annotations: [String: String]?, cgroups: CgroupRecord? = nil) {
@@ -44,6 +47,7 @@ public struct RuntimeState: JSONShape, Sendable, Equatable {
         try v.field("annotations", &annotations)
         try v.field("cgroups", &cgroups)
         try v.field("resources", &resources)
+        try v.field("hooks", &hooks)
     }
 }
 

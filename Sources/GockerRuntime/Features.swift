@@ -99,11 +99,8 @@ extension RuntimeFeatures {
     /// whole 1.x line; the spec's first release is 1.0.0).
     public static let versionMin = "1.0.0"
 
-    /// The hook kinds gocker runs: none while a config's `hooks` is refused
-    /// (Spec.refusedMembers). The test `hooksFollowTheRefusal` fails once
-    /// that refusal goes, so that this list is then read from the hooks'
-    /// own table.
-    public static let hooks: [String] = []
+    /// The hook kinds gocker runs (see HookRunner): the hooks' own table.
+    public static var hooks: [String] { Spec.Hooks.kinds }
 
     /// The namespace types a config may ask for: LaunchPlan's table.
     public static var namespaces: [String] { LaunchPlan.namespaceFlags.keys.sorted() }

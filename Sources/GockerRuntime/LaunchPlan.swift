@@ -58,6 +58,8 @@ public struct LaunchPlan: Sendable {
     public var readonlyPaths: [String] = []
     /// `linux.seccomp`, compiled by `create` (see SeccompProgram).
     public var seccomp: SeccompProgram?
+    /// The config's hooks, checked (see HookRunner); nil when it has none.
+    public var hooks: Spec.Hooks?
 
     /// The devices every container gets, as in runc and docker.
     public static let defaultDevices: [Spec.Device] = [
@@ -133,7 +135,8 @@ public struct LaunchPlan: Sendable {
         uidMappings = maps.uids
         gidMappings = maps.gids
         if let hooks = spec.hooks, !hooks.isEmpty {
-            throw GockerError(.invalidConfig, "config.json: hooks are not supported yet")
+            try HookRunner.validate(hooks)
+            self.hooks = hooks
         }
         /// Whether the container's namespace of type `flag` is its own:
         /// made for it, or joined by a path that is not the one gocker

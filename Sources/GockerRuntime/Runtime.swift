@@ -169,7 +169,11 @@ public struct Runtime: Sendable {
         let choices = StartChoices.choose(
             cgroupVersion: CgroupDriver.detectVersion(), mounts: plan.mounts,
             newNetwork: plan.cloneFlags & GK_CLONE_NEWNET != 0, networkMadeAhead: ahead.networkNamespace != nil,
-            driverMadeFor: ahead.backend, backend: cgroupBackend, goFirst: plan.userNamespace != .none)
+            driverMadeFor: ahead.backend, backend: cgroupBackend,
+            // A user namespace's maps come with GO; hooks before pivot_root
+            // need the child's host pid, and one record at a time on the
+            // socket.
+            goFirst: plan.userNamespace != .none || plan.hooks?.createHooks == true)
         let driverJob = choices.reuseDriver ? ahead.driver : StartAhead(backend: cgroupBackend).driver
         let lateGo = choices.lateGo
 
@@ -216,15 +220,16 @@ public struct Runtime: Sendable {
                 try program.keep(in: store.directory(id), profile: spec.linux?.seccomp)
             }
             (pid, terminal, sync) = try spawn(id: id, plan: plan, fifoFD: fifoFD, stdio: stdio, choices: choices,
-                                              ahead: ahead,
+                                              ahead: ahead, bundle: bundle, annotations: spec.annotations,
                                               cgroupDirectory: cloneDirectory) { pid throws(GockerError) in
                 let (driver, record) = try groups.value().get()
                 return try GoHook.join(driver, record, pid: pid)
             }
-            let state = RuntimeState(
+            var state = RuntimeState(
                 id: id, pid: pid, pidStartTime: UInt64(gk_process_start_time(pid)),
                 bundle: bundle, rootfs: plan.rootfs, created: created, annotations: spec.annotations,
                 cgroups: try groups.value().get().1)
+            state.hooks = plan.hooks?.afterCreate
             try store.save(state)
             // Named by the state now: the child may outlive this process.
             let r = gk_send_saved(sync)
@@ -315,7 +320,7 @@ public struct Runtime: Sendable {
     /// process), and which it closes.
     /// `ahead`: its network namespace is closed by the caller.
     private func spawn(id: String, plan: LaunchPlan, fifoFD: Int32, stdio: [Int32], choices: StartChoices,
-                       ahead: StartAhead, cgroupDirectory: String?,
+                       ahead: StartAhead, bundle: String, annotations: [String: String]?, cgroupDirectory: String?,
                        beforeGo: @escaping (pid_t) throws(GockerError) -> [Int32]) throws(GockerError) -> (pid_t, terminal: Int32, sync: Int32) {
         let cgroupFD = cgroupDirectory.map { Glibc.open($0, O_RDONLY | O_DIRECTORY | O_CLOEXEC) } ?? -1
         defer { if cgroupFD >= 0 { Sys.close(cgroupFD) } }
@@ -457,14 +462,36 @@ public struct Runtime: Sendable {
         sync.initialize(to: -1)
         defer { sync.deallocate() }
         spec.saved_sync = sync
+        // Hooks: the runtime's at GK_MSG_HOOKS, the container's own in the
+        // child (see HookRunner).
+        var hooksCtx: Unmanaged<HookRunner.Parent>?
+        if let hooks = plan.hooks {
+            if hooks.runtimeHooks {
+                let parent = HookRunner.Parent(hooks, id: id, bundle: bundle, annotations: annotations)
+                hooksCtx = Unmanaged.passRetained(parent)
+                spec.flags |= UInt32(GK_SPAWN_HOOKS)
+                spec.run_hooks = HookRunner.Parent.call
+                spec.hooks_ctx = hooksCtx!.toOpaque()
+            }
+            for (kind, status) in [("createContainer", ContainerStatus.creating), ("startContainer", .created)]
+            where !hooks[kind].isEmpty {
+                let set = HookRunner.cSet(kind, hooks[kind], template: HookRunner.stateTemplate(
+                    id: id, status: status, bundle: bundle, annotations: annotations), arena: arena)
+                if kind == "createContainer" { spec.create_hooks = set } else { spec.start_hooks = set }
+            }
+            // Its hooks fork and exec before the filter: never loaded early.
+            if !hooks["startContainer"].isEmpty { spec.seccomp_early = 0 }
+        }
         var pid: pid_t = 0
         var terminal: Int32 = -1
         var msg = gk_msg()
         let ctx = Unmanaged.passRetained(hook)
         let r = gk_spawn(&spec, GoHook.call, ctx.toOpaque(), &pid, &terminal, &msg)
         ctx.release()
+        let hooksError = hooksCtx?.takeRetainedValue().error
         withExtendedLifetime(arena) {}
         if let error = hook.error { throw error }
+        if let hooksError { throw GockerError(hooksError.code, "create container \(id): \(hooksError.message)") }
         if r < 0 {
             if msg.type == Int32(GK_MSG_ERROR.rawValue) { throw Self.childFailure(msg, doing: "create container \(id)") }
             throw GockerError(.system, "create container \(id)", cause: SystemCallError("clone", errno: -r))
@@ -553,7 +580,24 @@ public struct Runtime: Sendable {
             throw GockerError(.invalidState, "cannot start a container that is \(status.rawValue)")
         }
         try begin(state)
+        poststart(state)
         return state
+    }
+
+    /// The poststart hooks of the container just started: a failure is a
+    /// warning, the container runs on (the runtime-spec's rule).
+    func poststart(_ s: RuntimeState) {
+        guard let hooks = s.hooks?["poststart"], !hooks.isEmpty else { return }
+        HookRunner.runWarning("poststart", hooks, state: HookRunner.state(
+            id: s.id, status: .running, pid: s.pid, bundle: s.bundle, annotations: s.annotations))
+    }
+
+    /// The poststop hooks of the container just removed: a failure is a
+    /// warning, it stays removed.
+    func poststop(_ s: RuntimeState) {
+        guard let hooks = s.hooks?["poststop"], !hooks.isEmpty else { return }
+        HookRunner.runWarning("poststop", hooks, state: HookRunner.state(
+            id: s.id, status: .stopped, pid: s.pid, bundle: s.bundle, annotations: s.annotations))
     }
 
     /// Opens the exec FIFO of the created container `state` (locked by the
@@ -720,6 +764,7 @@ public struct Runtime: Sendable {
             try driver.destroy(record)
         }
         try store.remove(id)
+        poststop(s)
     }
 
     /// The end of a foreground container whose first process was reaped:
@@ -742,6 +787,7 @@ public struct Runtime: Sendable {
             }
         }
         try store.remove(s.id)
+        poststop(s)
     }
 
     /// Waits (up to 10 s) until the container's first process is gone,
@@ -853,6 +899,7 @@ public struct Runtime: Sendable {
             throw error
         }
         gk_mark(GK_MARK_STARTED)
+        poststart(state)
         let status: Int32
         if let log, !pipes.isEmpty {
             // gk_wait_logged closes the read ends.

@@ -37,11 +37,38 @@ struct OCIVerbsUnitTests {
         #expect(try JSON.read(RuntimeFeatures.self, from: f.jsonBytes, what: "features") == f)
     }
 
-    /// No hook kind is listed while a config's hooks are refused; once
-    /// they are run, this fails until features lists them.
-    @Test func hooksFollowTheRefusal() {
-        let refused = Spec.refusedMembers.contains { $0.path == "hooks" }
-        #expect(refused == RuntimeFeatures.hooks.isEmpty)
+    /// Features lists the six kinds, and a config with a hook of each
+    /// is planned (not refused); one with a relative path or a timeout
+    /// that is not positive is refused, naming it.
+    @Test func hooksFollowTheRefusal() throws {
+        #expect(RuntimeFeatures.hooks == ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"])
+        #expect(RuntimeFeatures.current().hooks == RuntimeFeatures.hooks)
+        #expect(!Spec.refusedMembers.contains { $0.path == "hooks" })
+        var spec = DefaultSpec.make()
+        var hooks = Spec.Hooks()
+        for kind in RuntimeFeatures.hooks {
+            let h = [Spec.Hook(path: "/bin/true", timeout: 5)]
+            switch kind {
+            case "prestart": hooks.prestart = h
+            case "createRuntime": hooks.createRuntime = h
+            case "createContainer": hooks.createContainer = h
+            case "startContainer": hooks.startContainer = h
+            case "poststart": hooks.poststart = h
+            default: hooks.poststop = h
+            }
+        }
+        spec.hooks = hooks
+        let plan = try LaunchPlan(spec: spec, bundle: "/bundle")
+        #expect(plan.hooks == hooks)
+        for (bad, words) in [(Spec.Hook(path: "bin/true"), "path is not absolute"),
+                             (Spec.Hook(path: "/bin/true", timeout: 0), "timeout 0"),
+                             (Spec.Hook(path: "/bin/true", timeout: -3), "timeout -3")] {
+            spec.hooks = Spec.Hooks()
+            spec.hooks?.poststop = [bad]
+            #expect { _ = try LaunchPlan(spec: spec, bundle: "/bundle") } throws: { e in
+                "\(e)".contains("hooks.poststop") && "\(e)".contains(words)
+            }
+        }
     }
 
     /// The spec reads back through gocker's own decoder, and a launch plan

@@ -7,7 +7,8 @@ import Testing
 /// is kept, and the container runs.
 @Suite(.serialized) struct ConfigMemberTests {
     @Test(arguments: [
-        ("hooks", #"{"prestart":[{"path":"/bin/true"}]}"#, "hooks", "not supported"),
+        ("hooks", #"{"prestart":[{"path":"true"}]}"#, "hooks.prestart", "path is not absolute"),
+        ("hooks", #"{"poststop":[{"path":"/bin/true","timeout":0}]}"#, "hooks.poststop", "timeout 0 is not a positive"),
         ("linux.uidMappings", #"[{"containerID":0,"hostID":100000,"size":65536}]"#, "linux.uidMappings", "need a user namespace in linux.namespaces"),
         ("process.apparmorProfile", #""gocker-test""#, "process.apparmorProfile", "AppArmor is not enabled on this host"),
         ("process.selinuxLabel", #""system_u:system_r:container_t:s0""#, "process.selinuxLabel", "SELinux is not enabled on this host"),

@@ -91,6 +91,22 @@
  *    container process state (the runtime-spec's JSON, that pid written
  *    into it) with the listener descriptor (SCM_RIGHTS) in one message on
  *    that socket and closes both. A failure there is GK_STAGE_SECCOMP.
+ *
+ * 4. Hooks (see hooks.c). With GK_SPAWN_HOOKS (a config with prestart or
+ *    createRuntime hooks; never with GK_SPAWN_LATE_GO) the child, its root
+ *    filesystem mounted and just before pivot_root (or chroot), sends
+ *    GK_MSG_HOOKS on the sync socket and waits; the parent's reply loop
+ *    calls `run_hooks` (the runtime's hooks, run in the parent's
+ *    namespaces) and answers GK_MSG_HOOKS, or kills the child when it
+ *    fails (its error is gk_spawn's). The child then runs the
+ *    createContainer hooks itself, still before pivot_root (their paths
+ *    resolved in its mount namespace, the host's tree still under it), and
+ *    the startContainer hooks once the exec FIFO opened, before seccomp and
+ *    the init (a failure there goes to the FIFO). Each is forked and exec'd
+ *    with the container's state on its stdin (a socket: no SIGPIPE), its
+ *    stdout and stderr on the child's stderr, and waited for with its
+ *    timeout (then SIGKILL). A failure is GK_STAGE_HOOK, errno 0: the text
+ *    says it all, unless the program could not be found or executed.
  */
 #ifndef GOCKER_CORE_H
 #define GOCKER_CORE_H
@@ -111,6 +127,7 @@ enum gk_msg_type {
     GK_MSG_ERROR = 3,
     GK_MSG_TERMINAL = 4, /* carries the pty master as SCM_RIGHTS */
     GK_MSG_SAVED = 5,    /* the parent has saved the state: see saved_sync */
+    GK_MSG_HOOKS = 6,    /* GK_SPAWN_HOOKS: run the runtime's hooks now; and the answer */
 };
 
 /* Where in the child a failure happened. */
@@ -246,6 +263,32 @@ struct gk_ns_join {
 /* rootfs_tree is a detached mount of rootfs (idmapped: gk_idmapped_tree)
  * moved onto rootfs in place of a bind. */
 #define GK_SPAWN_ROOTFS_TREE 0x8000
+/* Stop before pivot_root for the runtime's hooks (see 4. above). */
+#define GK_SPAWN_HOOKS 0x10000
+
+/* One OCI hook the child runs (createContainer, startContainer). */
+struct gk_hook {
+    const char *kind;        /* "createContainer", for messages */
+    const char *path;        /* absolute */
+    const char *const *argv; /* NULL-terminated; argv[0] is the hook's */
+    const char *const *envp; /* NULL-terminated; exactly the hook's */
+    int timeout;             /* seconds; 0: none */
+};
+
+/* Hooks of one kind and the state on their stdin: the runtime-spec's JSON
+ * with GK_SECCOMP_PID_WIDTH spaces at `pid_at` (non-zero) for the pid as
+ * the host sees it. */
+struct gk_hook_set {
+    const struct gk_hook *hooks;
+    size_t nhooks;
+    const char *state;
+    size_t state_len;
+    size_t pid_at;
+};
+
+/* Called by the parent at GK_MSG_HOOKS: 0 to go on, else the child is
+ * killed and this is gk_spawn's result. */
+typedef int (*gk_hooks_fn)(pid_t pid, void *ctx);
 
 /* Capability sets, one bit per CAP_* number. */
 struct gk_caps {
@@ -352,6 +395,11 @@ struct gk_spawn {
      * `joins` (a user namespace joined by path must own them). */
     unsigned long unshare_flags;
     int rootfs_tree; /* with GK_SPAWN_ROOTFS_TREE */
+    /* With GK_SPAWN_HOOKS: the parent's side of GK_MSG_HOOKS. */
+    gk_hooks_fn run_hooks;
+    void *hooks_ctx;
+    struct gk_hook_set create_hooks; /* createContainer */
+    struct gk_hook_set start_hooks;  /* startContainer */
 };
 
 #define GK_SECCOMP_PID_WIDTH 10
