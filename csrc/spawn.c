@@ -698,9 +698,9 @@ static int private_root(const struct gk_spawn *s, int sync)
             child_fail(sync, GK_STAGE_DEVICES, errno, "bind the host's device", s->devices[i].path, GK_EXIT_SETUP);
     }
 
-    /* Host paths to bind are cloned now, while the host's tree is visible;
-     * their targets are resolved after pivot_root, inside the container's
-     * root, so that no symlink in the image can point a mount outside it. */
+    /* Host paths to bind are cloned now; their targets are resolved inside
+     * the container's root (its descriptor), so that no symlink in the
+     * image can point a mount outside it. */
     if (s->nmounts > GK_MAX_MOUNTS)
         child_fail(sync, GK_STAGE_MOUNT, E2BIG, "too many mounts", NULL, GK_EXIT_SETUP);
     int bind_fd[s->nmounts ? s->nmounts : 1];
@@ -721,19 +721,18 @@ static int private_root(const struct gk_spawn *s, int sync)
         bind_dir[i] = S_ISDIR(st.st_mode);
     }
 
-    int root = -1;
-    if (s->flags & GK_SPAWN_USERNS) {
-        /* In a user namespace: the mounts go in before pivot_root, while a
-         * procfs and sysfs are still visible (the kernel mounts new ones
-         * only then), resolved inside rootfs through its descriptor; as the
-         * namespace's root, whose way into rootfs is that descriptor. */
-        if ((root = open(s->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0)
-            child_fail(sync, GK_STAGE_MOUNT, errno, "open", s->rootfs, GK_EXIT_SETUP);
-        become_ns_root(s, sync);
-        apply_mounts(s, sync, root, bind_fd, bind_dir);
-    }
+    /* The mounts go in before pivot_root, each target resolved inside
+     * rootfs through its descriptor (as runc, the runtime's hooks then see
+     * them; and in a user namespace the kernel mounts a procfs and sysfs
+     * only while one is visible). In a user namespace as its root, whose
+     * way into rootfs is that descriptor. */
+    int root = open(s->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (root < 0)
+        child_fail(sync, GK_STAGE_MOUNT, errno, "open", s->rootfs, GK_EXIT_SETUP);
+    become_ns_root(s, sync);
+    apply_mounts(s, sync, root, bind_fd, bind_dir);
     child_hooks(s, sync);
-    if ((root >= 0 ? fchdir(root) : chdir(s->rootfs)) < 0)
+    if (fchdir(root) < 0)
         child_fail(sync, GK_STAGE_PIVOT_ROOT, errno, "chdir", s->rootfs, GK_EXIT_SETUP);
     if (syscall(SYS_pivot_root, ".", ".") < 0)
         child_fail(sync, GK_STAGE_PIVOT_ROOT, errno, "pivot_root", s->rootfs, GK_EXIT_SETUP);
@@ -746,15 +745,6 @@ static int private_root(const struct gk_spawn *s, int sync)
     if (chdir("/") < 0)
         child_fail(sync, GK_STAGE_PIVOT_ROOT, errno, "chdir", "/", GK_EXIT_SETUP);
     gk_mark(GK_MARK_PIVOTED);
-
-    if (root >= 0)
-        return root;
-    /* Every target is resolved inside the new root and mounted on through
-     * its descriptor (mounts.c). */
-    root = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
-    if (root < 0)
-        child_fail(sync, GK_STAGE_MOUNT, errno, "open", "/", GK_EXIT_SETUP);
-    apply_mounts(s, sync, root, bind_fd, bind_dir);
     return root;
 }
 
