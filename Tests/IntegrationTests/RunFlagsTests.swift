@@ -203,7 +203,10 @@ struct OCICreateAnswerTests {
              "process": {"terminal": \(terminal), "user": {"uid": 0, "gid": 0}, "args": ["sleep", "100"],
                          "env": ["PATH=/bin"], "cwd": "/"},
              "root": {"path": "rootfs"},
-             "mounts": [{"destination": "/proc", "type": "proc", "source": "proc"}],
+             "mounts": [{"destination": "/proc", "type": "proc", "source": "proc"},
+                        {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "mode=755"]},
+                        {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
+                         "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"]}],
              "linux": {"namespaces": [{"type": "pid"}, {"type": "mount"}, {"type": "ipc"}]}}
             """
         try config.write(toFile: bundle + "/config.json", atomically: true, encoding: .utf8)
@@ -223,13 +226,20 @@ struct OCICreateAnswerTests {
         defer { box.expectNothingLeft() }
         let bundle = try makeBundle(box)
         let n = 12
-        // Each create in the background, its pid file copied by the same
-        // shell the moment create exits.
-        let script = (0..<n).map { i in
-            "( '\(Sandbox.binary)' oci create --bundle '\(bundle)' --pid-file '\(box.dir)/pid-\(i)' p\(i) 2>'\(box.dir)/err-\(i)'; "
-                + "echo $? > '\(box.dir)/rc-\(i)'; cat '\(box.dir)/pid-\(i)' > '\(box.dir)/seen-\(i)' ) &"
-        }.joined(separator: "\n") + "\nwait"
-        #expect(try runTool("/bin/sh", ["-c", script], environment: box.environment, scratch: box.dir).status == 0)
+        // All the creates at once, each in a shell that copies its pid file
+        // the moment create exits.
+        let shells = try (0..<n).map { i in
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: "/bin/sh")
+            p.arguments = ["-c", "'\(Sandbox.binary)' oci create --bundle '\(bundle)' --pid-file '\(box.dir)/pid-\(i)' p\(i) "
+                + "2>'\(box.dir)/err-\(i)'; echo $? > '\(box.dir)/rc-\(i)'; cat '\(box.dir)/pid-\(i)' > '\(box.dir)/seen-\(i)'"]
+            p.environment = box.environment
+            p.standardInput = FileHandle.nullDevice
+            p.standardOutput = FileHandle.nullDevice
+            try p.run()
+            return p
+        }
+        for p in shells { box.finish(p, within: 60) }
         let results = (0..<n).map { i in
             (status: Int32(box.contents(box.dir + "/rc-\(i)").trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1,
              pidFile: box.contents(box.dir + "/seen-\(i)"), stderr: box.contents(box.dir + "/err-\(i)"))
