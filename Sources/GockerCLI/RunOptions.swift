@@ -69,7 +69,16 @@ struct RunLine: Equatable {
         },
         .flag("read-only", help: "Mount the container's root filesystem read-only.") { $0.request.readOnly = true },
         .list("security-opt", "option",
-              help: "Security options: no-new-privileges[:true|false], seccomp=unconfined|<profile.json>.") { $0.request.securityOpts.append($1) },
+              help: "Security options: no-new-privileges[:true|false], seccomp=unconfined|<profile.json>, apparmor=<profile>|unconfined, label=user:|role:|type:|level:<value> or label=disable.") { $0.request.securityOpts.append($1) },
+        .list("sysctl", "key=value",
+              help: "Set a namespaced kernel parameter (net.*, kernel.msg*, kernel.sem, kernel.shm*, fs.mqueue.*), e.g. net.ipv4.ip_forward=1.") {
+            $0.request.sysctls.append($1)
+        },
+        .integer("oom-score-adj", "int", help: "Tune the container's OOM preferences (-1000 to 1000).") { $0.request.oomScoreAdj = $1 },
+        .text("cgroupns", "mode",
+              help: "Cgroup namespace: private (a namespace of its own; the default on cgroup v2) or host (the host's; the default on cgroup v1).") {
+            $0.request.cgroupns = $1
+        },
         .list("ulimit", "ulimit", help: "Set a resource limit: name=soft[:hard], e.g. nofile=1024:2048.") { $0.request.ulimits.append($1) },
         .flag("init", help: "Run a tiny init as PID 1 that forwards signals and reaps zombies.") { $0.request.initProcess = true },
     ] + BuiltinControllers.options.map { $0.lifted { (r: inout RunLine, body) throws(GockerError) in try body(&r.request.resources) } } + [

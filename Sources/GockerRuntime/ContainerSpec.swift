@@ -1,3 +1,4 @@
+import CGockerCore
 import GockerCgroups
 import GockerControllers
 import GockerCore
@@ -38,6 +39,13 @@ public struct RunRequest: Sendable, Equatable {
     public var readOnly = false
     public var securityOpts: [String] = []
     public var ulimits: [String] = []
+    /// `--sysctl KEY=VALUE`, as given.
+    public var sysctls: [String] = []
+    /// `--oom-score-adj`.
+    public var oomScoreAdj: Int64?
+    /// `--cgroupns private|host`; nil for docker's default: private on
+    /// cgroup v2, host on v1.
+    public var cgroupns: String?
     public var initProcess = false
     public var resources = ResourceFlags()
     /// nil: GOCKER_CGROUP_BACKEND, else libcgroup.
@@ -197,23 +205,65 @@ public enum ContainerSpec {
         ]
     }
 
-    /// `--security-opt`: no-new-privileges[:true|false] and
-    /// seccomp=unconfined|FILE.json (or seccomp:...).
-    public static func securityOptions(_ opts: [String]) throws(GockerError) -> (noNewPrivileges: Bool, seccomp: SeccompChoice) {
-        var nnp = false
-        var seccomp = SeccompChoice.default
+    /// What `--security-opt` asks for.
+    public struct SecurityOptions: Sendable, Equatable {
+        public var noNewPrivileges = false
+        public var seccomp = SeccompChoice.default
+        /// `apparmor=PROFILE`: process.apparmorProfile (nil: none, as
+        /// `apparmor=unconfined`).
+        public var apparmorProfile: String?
+        /// `label=user:|role:|type:|level:VALUE`: process.selinuxLabel,
+        /// container_t's parts with those given laid over (nil: none, as
+        /// `label=disable`).
+        public var selinuxLabel: String?
+    }
+
+    /// `--security-opt`: no-new-privileges[:true|false],
+    /// seccomp=unconfined|FILE.json, apparmor=PROFILE|unconfined,
+    /// label=user:U|role:R|type:T|level:L|disable (each also with ':' for '=').
+    /// A profile or label is refused later, by ProcessPlan, where the host
+    /// has no such security module, as the config's fields are.
+    public static func securityOptions(_ opts: [String]) throws(GockerError) -> SecurityOptions {
+        var out = SecurityOptions()
+        // user, role, type, level
+        var label: [String?] = [nil, nil, nil, nil]
+        var labelDisabled = false
+        func value(_ o: String, _ key: String) -> String? {
+            guard o.hasPrefix(key + "=") || o.hasPrefix(key + ":") else { return nil }
+            return String(o.dropFirst(key.count + 1))
+        }
         for o in opts {
             switch o {
-            case "no-new-privileges", "no-new-privileges:true", "no-new-privileges=true": nnp = true
-            case "no-new-privileges:false", "no-new-privileges=false": nnp = false
-            case _ where o.hasPrefix("seccomp=") || o.hasPrefix("seccomp:"):
-                let value = String(o.dropFirst(8))
-                guard !value.isEmpty else { throw GockerError(.invalidArgument, "invalid --security-opt: \"\(o)\"") }
-                seccomp = value == "unconfined" ? .unconfined : .file(value)
+            case "no-new-privileges", "no-new-privileges:true", "no-new-privileges=true": out.noNewPrivileges = true
+            case "no-new-privileges:false", "no-new-privileges=false": out.noNewPrivileges = false
+            case _ where value(o, "seccomp") != nil:
+                let v = value(o, "seccomp")!
+                guard !v.isEmpty else { throw GockerError(.invalidArgument, "invalid --security-opt: \"\(o)\"") }
+                out.seccomp = v == "unconfined" ? .unconfined : .file(v)
+            case _ where value(o, "apparmor") != nil:
+                let v = value(o, "apparmor")!
+                guard !v.isEmpty else { throw GockerError(.invalidArgument, "invalid --security-opt: \"\(o)\"") }
+                out.apparmorProfile = v == "unconfined" ? nil : v
+            case _ where value(o, "label") != nil:
+                let v = value(o, "label")!
+                if v == "disable" {
+                    labelDisabled = true
+                    continue
+                }
+                let parts = v.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
+                guard parts.count == 2, !parts[1].isEmpty,
+                      let at = ["user", "role", "type", "level"].firstIndex(of: parts[0]) else {
+                    throw GockerError(.invalidArgument, "invalid --security-opt: \"\(o)\": expected label=user:, role:, type: or level:VALUE, or label=disable")
+                }
+                label[at] = parts[1]
             default: throw GockerError(.invalidArgument, "unsupported security option: \"\(o)\"")
             }
         }
-        return (nnp, seccomp)
+        if !labelDisabled && label.contains(where: { $0 != nil }) {
+            let defaults = ["system_u", "system_r", "container_t", "s0"]
+            out.selinuxLabel = (0..<4).map { label[$0] ?? defaults[$0] }.joined(separator: ":")
+        }
+        return out
     }
 
     public static func noNewPrivileges(_ opts: [String]) throws(GockerError) -> Bool {
@@ -234,6 +284,45 @@ public enum ContainerSpec {
             let profile = try SeccompProfileFile.load(path, capabilities: capabilities)
             _ = try SeccompProgram(profile)
             return profile
+        }
+    }
+
+    /// `--sysctl KEY=VALUE` entries as linux.sysctl, each judged as the
+    /// runtime judges the config's (LaunchPlan.sysctl: only namespaced
+    /// ones, refused otherwise with its line), before anything is made.
+    /// A network sysctl needs the container's own network namespace.
+    public static func sysctls(_ entries: [String], network: NetworkMode) throws(GockerError) -> [String: String]? {
+        guard !entries.isEmpty else { return nil }
+        var out: [String: String] = [:]
+        for e in entries {
+            let kv = e.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
+            guard kv.count == 2, !kv[0].isEmpty else {
+                throw GockerError(.invalidArgument, "invalid argument \"\(e)\" for \"--sysctl\" flag: expected KEY=VALUE")
+            }
+            let (_, flag, _) = try LaunchPlan.sysctl(kv[0])
+            if flag == GK_CLONE_NEWNET && network == .host {
+                throw GockerError(.invalidArgument, "sysctl \"\(kv[0])\" cannot be set with --network host: it needs a network namespace of the container's own")
+            }
+            out[kv[0]] = kv[1]
+        }
+        return out
+    }
+
+    /// docker's `--oom-score-adj` range check.
+    public static func validateOOMScoreAdj(_ adj: Int64?) throws(GockerError) {
+        if let adj, !(-1000...1000).contains(adj) {
+            throw GockerError(.invalidArgument, "Invalid value \(adj), range for oom score adj is [-1000, 1000]")
+        }
+    }
+
+    /// `--cgroupns`: whether the container gets a cgroup namespace of its
+    /// own; docker's default is private on cgroup v2, host on v1.
+    public static func privateCgroupNamespace(_ mode: String?, version: CgroupVersion) throws(GockerError) -> Bool {
+        switch mode {
+        case nil: return version == .v2
+        case "private": return true
+        case "host": return false
+        case let m?: throw GockerError(.invalidArgument, "--cgroupns: invalid CGROUP mode \"\(m)\": expected private or host")
         }
     }
 
@@ -269,16 +358,30 @@ public enum ContainerSpec {
     /// `defaultSeccomp` false: docker's default profile, when it applies,
     /// is left out (the caller writes it rendered and names it to the
     /// runtime: see DefaultSeccomp.rendered and LaunchExtras.seccompDefault).
+    /// `cgroupVersion`: the host's, which `--cgroupns`'s default follows.
     public static func build(request: RunRequest, image: ImageRecord, containerDir: String,
                              hostname: String, env: [String], args: [String],
-                             userMounts: [Spec.Mount] = [], defaultSeccomp: Bool = true) throws(GockerError) -> Spec {
+                             userMounts: [Spec.Mount] = [], defaultSeccomp: Bool = true,
+                             cgroupVersion: CgroupVersion = CgroupDriver.detectVersion()) throws(GockerError) -> Spec {
         var namespaces = ["pid", "ipc", "uts", "mount"].map { Spec.Namespace(type: $0) }
         if request.network.ownNamespace { namespaces.append(Spec.Namespace(type: "network")) }
+        let privateCgroups = try privateCgroupNamespace(request.cgroupns, version: cgroupVersion)
+        if privateCgroups { namespaces.append(Spec.Namespace(type: "cgroup")) }
         let caps = try Capabilities.set(add: request.capAdd, drop: request.capDrop, privileged: request.privileged)
         let security = try securityOptions(request.securityOpts)
+        let sysctl = try sysctls(request.sysctls, network: request.network)
+        try validateOOMScoreAdj(request.oomScoreAdj)
         var mounts = defaultMounts(containerDir: containerDir)
         if request.privileged, let sys = mounts.firstIndex(where: { $0.destination == "/sys" }) {
             mounts[sys].options = ["nosuid", "noexec", "nodev", "rw"]
+        }
+        if privateCgroups {
+            // As docker: the container's own groups at /sys/fs/cgroup,
+            // read-only unless privileged (the runtime places them: on v2
+            // cgroup2 itself, rooted at the namespace's root; on v1 each
+            // hierarchy's group bound under a tmpfs).
+            mounts.append(Spec.Mount(destination: "/sys/fs/cgroup", type: "cgroup", source: "cgroup",
+                                     options: ["nosuid", "noexec", "nodev", "relatime", request.privileged ? "rw" : "ro"]))
         }
         // As docker: a parent before what lies below it (a volume on /etc
         // goes before the /etc/hosts bind), otherwise in order.
@@ -287,13 +390,19 @@ public enum ContainerSpec {
                 let (da, db) = (a.element.destination.split(separator: "/").count, b.element.destination.split(separator: "/").count)
                 return da != db ? da < db : a.offset < b.offset
             }.map(\.element)
-        let process = Spec.Process(
+        var process = Spec.Process(
             terminal: request.tty, args: args, env: env,
             cwd: request.workdir ?? image.config.WorkingDir.flatMap { $0.isEmpty ? nil : $0 } ?? "/",
             capabilities: Spec.Capabilities(bounding: caps, effective: caps, inheritable: [], permitted: caps, ambient: []),
             rlimits: try request.ulimits.map { u throws(GockerError) in try Ulimits.parse(u) },
             noNewPrivileges: security.noNewPrivileges)
-        return Spec(
+        process.oomScoreAdj = request.oomScoreAdj.map { Int($0) }
+        process.apparmorProfile = security.apparmorProfile
+        process.selinuxLabel = security.selinuxLabel
+        // A label or profile the host cannot apply is refused now, with the
+        // runtime's words for the config's fields.
+        _ = try ProcessPlan(process: process)
+        var spec = Spec(
             process: process,
             root: Spec.Root(path: "rootfs", readonly: request.readOnly),
             hostname: hostname,
@@ -307,5 +416,7 @@ public enum ContainerSpec {
                 readonlyPaths: request.privileged ? [] : DefaultPaths.readonly,
                 seccomp: defaultSeccomp || security.seccomp != .default
                     ? try seccompProfile(security.seccomp, privileged: request.privileged, capabilities: caps) : nil))
+        spec.linux?.sysctl = sysctl
+        return spec
     }
 }

@@ -91,27 +91,8 @@ public struct Runtime: Sendable {
     @discardableResult
     public func create(id: String, bundle: String, pidFile: String? = nil,
                        consoleSocket: String? = nil) throws(GockerError) -> RuntimeState {
-        let (state, terminal, _) = try create(id: id, bundle: bundle, pidFile: pidFile, allowTerminal: consoleSocket != nil)
-        guard let terminal else {
-            if consoleSocket != nil {
-                try? delete(id: id, force: true)
-                throw GockerError(.invalidConfig, "--console-socket was given but the config's process.terminal is false")
-            }
-            return state
-        }
-        try sendConsole(id: id, terminal, to: consoleSocket!)
-        return state
-    }
-
-    /// Sends the pty master of the created container `id` to the console
-    /// socket and closes it; on failure deletes the container.
-    func sendConsole(id: String, _ terminal: Int32, to socket: String) throws(GockerError) {
-        let r = gk_send_console(socket, terminal)
-        Sys.close(terminal)
-        if r < 0 {
-            try? delete(id: id, force: true)
-            throw GockerError(.system, "send the terminal of \(id)", cause: SystemCallError("connect", path: socket, errno: -r))
-        }
+        try create(id: id, bundle: bundle, pidFile: pidFile, allowTerminal: consoleSocket != nil,
+                   consoleSocket: consoleSocket).0
     }
 
     /// create, also for a config that asks for a terminal: the pty master
@@ -122,8 +103,14 @@ public struct Runtime: Sendable {
     /// from the bundle).
     /// `ahead`: what `run` made ahead for this container (see StartAhead);
     /// nil: the driver comes up now.
+    /// `consoleSocket`: the pty master is sent there (and not returned);
+    /// the config must ask for a terminal.
+    /// What engines read once create has answered is there before it
+    /// returns, in this order: the state, the terminal on the console
+    /// socket, then the pid file, written whole (rename). A failure on the
+    /// way removes the container, its groups and its state.
     func create(id: String, bundle: String, spec given: Spec? = nil, extras: LaunchExtras? = nil,
-                pidFile: String?, allowTerminal: Bool, stdio: [Int32] = [-1, -1, -1],
+                pidFile: String?, allowTerminal: Bool, consoleSocket: String? = nil, stdio: [Int32] = [-1, -1, -1],
                 ahead: StartAhead? = nil) throws(GockerError) -> (RuntimeState, terminal: Int32?, ownPIDNamespace: Bool) {
         let networks = extras?.attachments ?? []
         var ahead = ahead ?? StartAhead(backend: cgroupBackend, networkNamespace: !networks.isEmpty)
@@ -149,6 +136,9 @@ public struct Runtime: Sendable {
         }
         if plan.process.terminal && !allowTerminal {
             throw GockerError(.invalidConfig, "process.terminal needs --console-socket")
+        }
+        if consoleSocket != nil && !plan.process.terminal {
+            throw GockerError(.invalidConfig, "--console-socket was given but the config's process.terminal is false")
         }
         guard Sys.isDirectory(plan.rootfs) else {
             throw GockerError(.invalidConfig, "root filesystem \(plan.rootfs) is not a directory")
@@ -235,6 +225,15 @@ public struct Runtime: Sendable {
             let r = gk_send_saved(sync)
             if r < 0 {
                 throw GockerError(.system, "create container \(id)", cause: SystemCallError("send", errno: -r))
+            }
+            if let consoleSocket, terminal >= 0 {
+                let r = gk_send_console(consoleSocket, terminal)
+                Sys.close(terminal)
+                terminal = -1
+                if r < 0 {
+                    throw GockerError(.system, "send the terminal of \(id)",
+                                      cause: SystemCallError("connect", path: consoleSocket, errno: -r))
+                }
             }
             if let pidFile {
                 try performing("write pid file") { () throws(SystemCallError) in
@@ -576,8 +575,14 @@ public struct Runtime: Sendable {
         defer { lock.release() }
         let state = try store.load(id)
         let status = self.status(of: state)
-        guard status == .created else {
-            throw GockerError(.invalidState, "cannot start a container that is \(status.rawValue)")
+        // runc's words: an init that died after create answered (killed,
+        // or failed on its way to the exec FIFO) makes the container
+        // stopped, and start says so.
+        switch status {
+        case .created: break
+        case .stopped: throw GockerError(.invalidState, "cannot start a container that has stopped")
+        case .running: throw GockerError(.invalidState, "cannot start an already running container")
+        default: throw GockerError(.invalidState, "cannot start a container in the \(status.rawValue) state")
         }
         try begin(state)
         poststart(state)
@@ -612,7 +617,8 @@ public struct Runtime: Sendable {
         _ = unlink(fifo)
         if r == -EIO { throw Self.childFailure(msg, doing: "start container \(id)") }
         if r == -ESRCH {
-            throw GockerError(.invalidState, "container \(id) exited before it could start")
+            // Died while start waited for it (runc's words).
+            throw GockerError(.invalidState, "container process is already dead")
         }
         if r < 0 {
             throw GockerError(.system, "start container \(id)", cause: SystemCallError("open", path: fifo, errno: -r))
@@ -870,19 +876,15 @@ public struct Runtime: Sendable {
         let created: (RuntimeState, terminal: Int32?, ownPIDNamespace: Bool)
         do {
             created = try create(id: id, bundle: bundle, spec: spec, extras: extras, pidFile: pidFile,
-                                 allowTerminal: io != nil, stdio: stdio, ahead: ahead)
+                                 allowTerminal: io != nil, consoleSocket: io?.consoleSocket, stdio: stdio, ahead: ahead)
         } catch {
             for fd in pipes { Sys.close(fd) }
             throw error
         }
-        var (state, terminal, ownPIDNamespace) = created
+        let (state, terminal, ownPIDNamespace) = created
         if !pipes.isEmpty {
             Sys.close(pipes[1])
             Sys.close(pipes[3])
-        }
-        if let t = terminal, let socket = io?.consoleSocket {
-            terminal = nil
-            try sendConsole(id: id, t, to: socket)
         }
         defer { if let terminal { Sys.close(terminal) } }
         do throws(GockerError) {

@@ -74,7 +74,7 @@ public struct ContainerDetails: JSONShape, Sendable {
     public var Image = ""
     public var ImageName = ""
     public var State = RunState()
-    public var HostConfig: [String: String] = [:]
+    public var HostConfig = HostConfigView()
     public var Config: Spec?
     public var Mounts: [MountPoint] = []
     public var Cgroups: CgroupRecord?
@@ -99,6 +99,31 @@ public struct ContainerDetails: JSONShape, Sendable {
         try v.field("Cgroups", &Cgroups)
         try v.field("LogPath", &LogPath)
         try v.field("NetworkSettings", &NetworkSettings)
+    }
+}
+
+/// `inspect`'s HostConfig: docker's members for what gocker keeps.
+public struct HostConfigView: JSONShape, Sendable, Equatable {
+    public var NetworkMode = ""
+    public var RestartPolicy = ""
+    public var AutoRemove = ""
+    public var Seccomp = ""
+    /// `--sysctl`, as docker leaves it out when none was given.
+    public var Sysctls: [String: String]?
+    public var OomScoreAdj = 0
+    /// "private" or "host".
+    public var CgroupnsMode = ""
+
+    public init() {}
+
+    public mutating func fields(_ v: inout JSONFields) throws(JSONError) {
+        try v.field("NetworkMode", &NetworkMode)
+        try v.field("RestartPolicy", &RestartPolicy)
+        try v.field("AutoRemove", &AutoRemove)
+        try v.field("Seccomp", &Seccomp)
+        try v.field("Sysctls", &Sysctls)
+        try v.field("OomScoreAdj", &OomScoreAdj)
+        try v.field("CgroupnsMode", &CgroupnsMode)
     }
 }
 
@@ -200,8 +225,14 @@ extension Engine {
         d.State.StartedAt = r.started ?? "0001-01-01T00:00:00Z"
         d.State.FinishedAt = r.finished ?? "0001-01-01T00:00:00Z"
         d.State.RestartCount = r.restartCount ?? 0
-        d.HostConfig = ["NetworkMode": r.network, "RestartPolicy": r.restartPolicy ?? "no",
-                        "AutoRemove": r.autoRemove ? "true" : "false", "Seccomp": r.seccompProfile ?? "unconfined"]
+        d.HostConfig.NetworkMode = r.network
+        d.HostConfig.RestartPolicy = r.restartPolicy ?? "no"
+        d.HostConfig.AutoRemove = r.autoRemove ? "true" : "false"
+        d.HostConfig.Seccomp = r.seccompProfile ?? "unconfined"
+        // The rest as the container's config has it.
+        d.HostConfig.Sysctls = spec?.linux?.sysctl.flatMap { $0.isEmpty ? nil : $0 }
+        d.HostConfig.OomScoreAdj = spec?.process?.oomScoreAdj ?? 0
+        d.HostConfig.CgroupnsMode = spec?.linux?.namespaces?.contains { $0.type == "cgroup" } == true ? "private" : "host"
         d.Config = spec
         d.Mounts = r.mounts ?? []
         d.Cgroups = runtimeState?.cgroups
