@@ -651,7 +651,6 @@ static void apply_mounts(const struct gk_spawn *s, int sync, int root, int *bind
  * order. Returns the new root, open O_PATH. */
 static int private_root(const struct gk_spawn *s, int sync)
 {
-    int r;
     /* Private first (slave when a mount or the root asks for slave or
      * shared propagation: it must go on receiving from the host), whatever
      * the config asks: a mount made below here must never propagate to the

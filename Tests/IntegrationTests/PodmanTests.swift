@@ -150,4 +150,38 @@ struct PodmanTests {
         for d in box.cgroupParentDirs { rmdir(d + "/conmon") }
         box.expectNothingLeft()
     }
+
+    /// What podman puts in the config from its own flags: a user namespace
+    /// with its maps (--uidmap/--gidmap), sysctls, oom_score_adj and a
+    /// hook-free exec in that user namespace, as under runc.
+    @Test func podmanUserNamespacesSysctlsAndOomScore() throws {
+        let box = try Sandbox()
+        let pm = try PrivatePodman(in: box)
+        let image = PrivatePodman.image
+        let maps = ["--uidmap", "0:100000:65536", "--gidmap", "0:100000:65536"]
+        let r = try pm.podman(["run", "--rm"] + maps + [image, "sh", "-c",
+            "cat /proc/self/uid_map | tr -s ' '; id -u; touch /x && stat -c %u /x; cat /proc/self/oom_score_adj"])
+        #expect(r.status == 0 && r.output == " 0 100000 65536\n0\n0\n0\n", "\(r.status) \(r.output)")
+
+        let s = try pm.podman(["run", "--rm", "--sysctl", "net.ipv4.ip_forward=1", "--oom-score-adj", "300", image,
+                               "cat", "/proc/sys/net/ipv4/ip_forward", "/proc/self/oom_score_adj"])
+        #expect(s.status == 0 && s.output == "1\n300\n", "\(s.status) \(s.output)")
+
+        let d = try pm.podman(["run", "-d", "--name", "u1"] + maps + [image, "sleep", "300"])
+        #expect(d.status == 0, "\(d.output)")
+        let pid = try pm.podman(["inspect", "-f", "{{.State.Pid}}", "u1"]).output.trimmingCharacters(in: .whitespacesAndNewlines)
+        let uid = box.contents("/proc/\(pid)/status").split(separator: "\n").first { $0.hasPrefix("Uid:") } ?? ""
+        #expect(uid.split(separator: "\t").dropFirst().allSatisfy { $0 == "100000" }, "the host sees id 100000: \(uid)")
+        let e = try pm.podman(["exec", "u1", "sh", "-c", "id -u; readlink /proc/self/ns/user"])
+        let owner = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/ns/user")) ?? "?"
+        #expect(e.status == 0 && e.output == "0\n\(owner)\n", "\(e.status) \(e.output)")
+        #expect(try pm.podman(["rm", "-f", "-t", "0", "u1"]).status == 0)
+        // podman's own group for its conmons goes by hand, once the last
+        // conmon has left it.
+        _ = box.waitFor {
+            for d in box.cgroupParentDirs { rmdir(d + "/conmon") }
+            return box.cgroupsLeft().isEmpty
+        }
+        box.expectNothingLeft()
+    }
 }
