@@ -63,6 +63,8 @@ static int run_one(const struct gk_hook *h, const char *state, size_t len, char 
     long pid = syscall(SYS_clone, SIGCHLD, NULL, NULL, NULL, 0);
     if (pid == 0) {
         (void)prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+        /* A group of its own: a timeout kills what it started too. */
+        (void)setpgid(0, 0);
         if (dup2(sv[1], 0) < 0 || dup2(2, 1) < 0)
             _exit(GK_EXIT_SETUP);
         sigset_t none;
@@ -108,6 +110,7 @@ static int run_one(const struct gk_hook *h, const char *state, size_t len, char 
             return -1;
         }
         if (limit && now_ns() - start >= limit) {
+            kill(-(pid_t)pid, SIGKILL);
             kill((pid_t)pid, SIGKILL);
             while (waitpid((pid_t)pid, &status, 0) < 0 && errno == EINTR)
                 ;

@@ -32,8 +32,7 @@ struct gk_idmap_attr {
     uint64_t attr_set, attr_clr, propagation, userns_fd;
 };
 
-/* Writes `text` to /proc/`pid`/`file`: 0 or -errno. */
-static int write_proc(pid_t pid, const char *file, const char *text)
+int gk_write_proc(pid_t pid, const char *file, const char *text)
 {
     char path[64];
     size_t n = gk_strlcat(path, 0, sizeof path, "/proc/");
@@ -54,11 +53,11 @@ static int write_proc(pid_t pid, const char *file, const char *text)
 int gk_write_id_maps(pid_t pid, const char *uid_map, const char *gid_map, const char **call)
 {
     int r;
-    if ((r = write_proc(pid, "uid_map", uid_map)) < 0) {
+    if ((r = gk_write_proc(pid, "uid_map", uid_map)) < 0) {
         *call = "write uid_map";
         return r;
     }
-    if ((r = write_proc(pid, "gid_map", gid_map)) < 0) {
+    if ((r = gk_write_proc(pid, "gid_map", gid_map)) < 0) {
         *call = "write gid_map";
         return r;
     }

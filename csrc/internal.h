@@ -161,5 +161,7 @@ int gk_recv_fd(int sock, struct gk_msg *m, int *fd);
 /* Writes a new user namespace's maps for process `pid` (idmap.c): 0, or
  * -errno with the call that failed in *call. */
 int gk_write_id_maps(pid_t pid, const char *uid_map, const char *gid_map, const char **call);
+/* Writes `text` to /proc/`pid`/`file` (idmap.c): 0 or -errno. */
+int gk_write_proc(pid_t pid, const char *file, const char *text);
 
 #endif

@@ -427,37 +427,21 @@ static void wait_go(const struct gk_spawn *s, int sync)
 /* The host's /proc, open O_PATH (see child_prologue), or -1. */
 static int host_proc = -1;
 
-/* Writes `text` to the existing file `path`: 0 or -errno. */
-static int write_text(const char *path, const char *text)
+/* The AppArmor profile or SELinux label execve gives the command, written
+ * through the host's /proc (the container may have none) once the
+ * runtime's hooks have run (they must not run confined as the container). */
+static void write_label(const struct gk_spawn *s, int sync)
 {
-    int fd = open(path, O_WRONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -errno;
-    size_t n = strlen(text);
-    ssize_t w = write(fd, text, n);
+    if (!s->label_path)
+        return;
+    int fd = openat(host_proc, s->label_path, O_WRONLY | O_CLOEXEC);
+    size_t n = strlen(s->label);
+    ssize_t w = fd < 0 ? -1 : write(fd, s->label, n);
     int e = w < 0 ? errno : (w != (ssize_t)n ? EIO : 0);
-    close(fd);
-    return -e;
-}
-
-/* The process's own settings that go through the host's /proc (before any
- * namespace is joined, whatever /proc the container gets): oom_score_adj,
- * and the AppArmor profile or SELinux label execve gives the command. */
-static void process_attributes(const struct gk_spawn *s, int sync)
-{
-    int r;
-    if (s->flags & GK_SPAWN_OOM_SCORE_ADJ) {
-        char text[16];
-        size_t n = 0;
-        if (s->oom_score_adj < 0)
-            n = gk_strlcat(text, 0, sizeof text, "-");
-        gk_utoa(text + n, sizeof text - n,
-                (unsigned long)(s->oom_score_adj < 0 ? -(long)s->oom_score_adj : s->oom_score_adj));
-        if ((r = write_text("/proc/self/oom_score_adj", text)) < 0)
-            child_fail(sync, GK_STAGE_PROCESS_ATTR, -r, "write", "/proc/self/oom_score_adj", GK_EXIT_SETUP);
-    }
-    if (s->label_path && (r = write_text(s->label_path, s->label)) < 0)
-        child_fail(sync, GK_STAGE_PROCESS_ATTR, -r, "write", s->label_path, GK_EXIT_SETUP);
+    if (fd >= 0)
+        close(fd);
+    if (e)
+        child_fail(sync, GK_STAGE_PROCESS_ATTR, e, "write /proc", s->label_path, GK_EXIT_SETUP);
 }
 
 /* linux.sysctl, in the namespaces the container has now (/proc/sys
@@ -494,7 +478,7 @@ static void child_prologue(const struct gk_spawn *s, int sync, int extra_fd)
     int keep[7 + s->njoins];
     size_t nkeep = 0;
     keep[nkeep++] = sync;
-    if (s->flags & GK_SPAWN_ROOTFS_TREE)
+    if (s->rootfs_tree >= 0 && (s->flags & (GK_SPAWN_ROOTFS_TREE | GK_SPAWN_CHROOT)))
         keep[nkeep++] = s->rootfs_tree;
     if (s->seccomp_state)
         keep[nkeep++] = s->seccomp_listener;
@@ -506,10 +490,10 @@ static void child_prologue(const struct gk_spawn *s, int sync, int extra_fd)
     for (size_t i = 0; i < s->njoins; i++)
         keep[nkeep++] = s->joins[i].fd;
     close_other_fds(keep, nkeep);
-    process_attributes(s, sync);
-    /* The host's procfs, for reopening the exec FIFO later: the
-     * container may mount none, or its root may not be one gocker made. */
-    if (extra_fd >= 0 && (host_proc = open("/proc", O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0)
+    /* The host's procfs, for the exec FIFO's reopening, the sysctls and
+     * the label: the container may mount none, or its root may not be one
+     * gocker made. Close-on-exec; closed before the command's code runs. */
+    if ((host_proc = open("/proc", O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0)
         child_fail(sync, GK_STAGE_START_WAIT, errno, "open", "/proc", GK_EXIT_SETUP);
 
     if (!(s->flags & GK_SPAWN_LATE_GO))
@@ -692,9 +676,15 @@ static int private_root(const struct gk_spawn *s, int sync)
     if ((s->flags & GK_SPAWN_USERNS) && s->ndevices > GK_MAX_DEVICES)
         child_fail(sync, GK_STAGE_DEVICES, E2BIG, "too many devices", NULL, GK_EXIT_SETUP);
     for (size_t i = 0; (s->flags & GK_SPAWN_USERNS) && i < s->ndevices; i++) {
-        dev_tree[i] = (int)syscall(SYS_open_tree, AT_FDCWD, s->devices[i].path, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+        const struct gk_device *d = &s->devices[i];
+        dev_tree[i] = (int)syscall(SYS_open_tree, AT_FDCWD, d->path, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_SYMLINK_NOFOLLOW);
         if (dev_tree[i] < 0)
-            child_fail(sync, GK_STAGE_DEVICES, errno, "bind the host's device", s->devices[i].path, GK_EXIT_SETUP);
+            child_fail(sync, GK_STAGE_DEVICES, errno, "bind the host's device", d->path, GK_EXIT_SETUP);
+        /* Only the node the config describes: its type and number. */
+        struct stat st;
+        if (fstat(dev_tree[i], &st) < 0 || (st.st_mode & S_IFMT) != (d->mode & S_IFMT) ||
+            (!S_ISFIFO(st.st_mode) && st.st_rdev != makedev(d->major, d->minor)))
+            child_fail(sync, GK_STAGE_DEVICES, ENODEV, "the host's node is not the device at", d->path, GK_EXIT_SETUP);
     }
 
     /* Host paths to bind are cloned now; their targets are resolved inside
@@ -775,6 +765,7 @@ static void __attribute__((noreturn)) child_main(const struct gk_spawn *s, int s
 
     int root = (s->flags & (GK_SPAWN_CHROOT | GK_SPAWN_JOINED_ROOT)) ? shared_root(s, sync) : private_root(s, sync);
     write_sysctls(s, sync);
+    write_label(s, sync);
     char what[GK_MSG_TEXT];
 
     gk_mark(GK_MARK_MOUNTED);
@@ -982,6 +973,22 @@ static int launch(const struct gk_spawn *spec, unsigned long flags, child_fn chi
             goto kill_child;
         }
     }
+    if (spec->flags & GK_SPAWN_OOM_SCORE_ADJ) {
+        /* By the parent, in the host's user namespace: lowering it needs
+         * CAP_SYS_RESOURCE there, which a child in a user namespace of its
+         * own no longer has. */
+        char text[16];
+        size_t n = spec->oom_score_adj < 0 ? gk_strlcat(text, 0, sizeof text, "-") : 0;
+        gk_utoa(text + n, sizeof text - n,
+                (unsigned long)(spec->oom_score_adj < 0 ? -(long)spec->oom_score_adj : spec->oom_score_adj));
+        if ((ret = gk_write_proc((pid_t)pid, "oom_score_adj", text)) < 0) {
+            err->type = GK_MSG_ERROR;
+            err->stage = GK_STAGE_PROCESS_ATTR;
+            err->err = -ret;
+            gk_strlcat(err->text, 0, sizeof err->text, "write oom_score_adj");
+            goto kill_child;
+        }
+    }
     if (before_go && (ret = before_go((pid_t)pid, ctx, go_fds, &ngo)) != 0)
         goto kill_child;
     struct gk_msg m;
@@ -1071,6 +1078,15 @@ static void __attribute__((noreturn)) exec_child(const struct gk_spawn *s, int s
      * is done with the container's privileges; joining the mount namespace
      * moves root and cwd to the container's root. */
     child_prologue(s, sync, -1);
+    write_label(s, sync);
+    close(host_proc);
+    /* A container kept in the host's mount namespace: its chroot (the
+     * root of its first process, open as rootfs_tree). */
+    if ((s->flags & GK_SPAWN_CHROOT) && s->rootfs_tree >= 0 &&
+        (fchdir(s->rootfs_tree) < 0 || chroot(".") < 0 || chdir("/") < 0))
+        child_fail(sync, GK_STAGE_PIVOT_ROOT, errno, "chroot into the container's root", NULL, GK_EXIT_SETUP);
+    if ((s->flags & GK_SPAWN_CHROOT) && s->rootfs_tree >= 0)
+        close(s->rootfs_tree);
 
     int slave = child_terminal(s, sync);
     /* Unlike the first process's, an exec's working directory must exist. */

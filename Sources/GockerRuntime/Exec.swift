@@ -62,6 +62,18 @@ extension Runtime {
             if let fd = try open(ns.name) { joins.append(gk_ns_join(fd: fd, nstype: ns.type)) }
         }
         let pidNS = try open("pid") ?? -1
+        // A container with no mount namespace of its own (the host's kept)
+        // has its root by chroot: the new process is chrooted there too,
+        // never left on the host's root.
+        var chrootFD: Int32 = -1
+        if Sys.fileID("/proc/\(s.pid)/ns/mnt") == Sys.fileID("/proc/self/ns/mnt") {
+            do {
+                chrootFD = try Sys.open("/proc/\(s.pid)/root", GK_O_PATH | O_DIRECTORY)
+                fds.append(chrootFD)
+            } catch {
+                throw GockerError(.invalidState, "container \(id) is not running", cause: error)
+            }
+        }
         // The descriptors are the container's only if its first process is
         // still the one recorded (not a reused pid).
         guard UInt64(gk_process_start_time(s.pid)) == s.pidStartTime else {
@@ -77,6 +89,10 @@ extension Runtime {
         if let listener = try seccomp?.attach(to: &spec, arena: arena) { fds.append(listener) }
         spec.joins = arena.array(joins)
         spec.njoins = joins.count
+        if chrootFD >= 0 {
+            spec.flags |= UInt32(GK_SPAWN_CHROOT)
+            spec.rootfs_tree = chrootFD
+        }
         let join: (pid_t) throws(GockerError) -> [Int32]
         if let cgroups = s.cgroups {
             let driver = driver(for: cgroups)

@@ -116,7 +116,9 @@ enum HookRunner {
         sigfillset(&all)
         posix_spawnattr_setsigmask(&attr, &none)
         posix_spawnattr_setsigdefault(&attr, &all)
-        posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+        // A process group of its own: a timeout kills what it started too.
+        posix_spawnattr_setpgroup(&attr, 0)
+        posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP))
         var cargs: [UnsafeMutablePointer<CChar>?] = argv(h).map { strdup($0) } + [nil]
         var cenv: [UnsafeMutablePointer<CChar>?] = (h.env ?? []).map { strdup($0) } + [nil]
         defer {
@@ -156,6 +158,7 @@ enum HookRunner {
                 throw fail("waitpid", e)
             }
             if let limit, Self.now() - start >= limit {
+                Glibc.kill(-pid, SIGKILL)
                 Glibc.kill(pid, SIGKILL)
                 while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
                 if input >= 0 { Sys.close(input) }

@@ -131,7 +131,11 @@ public struct LaunchPlan: Sendable {
         }
         if cloneFlags & GK_CLONE_NEWNS == 0 && mountNamespace != .joined { mountNamespace = .host }
         let maps = try Self.userMaps(spec: spec, userNamespace: userNamespace, cloneFlags: cloneFlags,
-                                     process: self.process, mountNamespace: mountNamespace)
+                                     process: self.process, mountNamespace: mountNamespace,
+                                     joinsOthers: joins.contains { $0.type != GK_CLONE_NEWUSER } || pidNamespacePath != nil)
+        if userNamespace != .none && overlay != nil {
+            throw GockerError(.invalidConfig, "a user namespace with gocker's overlay root is not supported yet")
+        }
         uidMappings = maps.uids
         gidMappings = maps.gids
         if let hooks = spec.hooks, !hooks.isEmpty {
@@ -251,7 +255,7 @@ public struct LaunchPlan: Sendable {
     /// none takes none. The maps are written by the parent before GO
     /// (root needs no newuidmap).
     static func userMaps(spec: Spec, userNamespace: UserNamespace, cloneFlags: Int32, process: ProcessPlan,
-                         mountNamespace: MountNamespace) throws(GockerError) -> (uids: [Spec.IDMapping], gids: [Spec.IDMapping]) {
+                         mountNamespace: MountNamespace, joinsOthers: Bool) throws(GockerError) -> (uids: [Spec.IDMapping], gids: [Spec.IDMapping]) {
         let uids = spec.linux?.uidMappings ?? [], gids = spec.linux?.gidMappings ?? []
         switch userNamespace {
         case .none:
@@ -267,6 +271,11 @@ public struct LaunchPlan: Sendable {
                 throw GockerError(.invalidConfig, "a PID namespace of the container's own with a user namespace joined by path is not supported yet")
             }
         case .own:
+            // Namespaces joined by path belong to the host's user namespace:
+            // a process in a new one has no privilege left to enter them.
+            if joinsOthers {
+                throw GockerError(.invalidConfig, "namespaces joined by path with a user namespace of the container's own are not supported yet")
+            }
             for (name, maps) in [("uidMappings", uids), ("gidMappings", gids)] {
                 guard !maps.isEmpty else {
                     throw GockerError(.invalidConfig, "a user namespace of the container's own needs linux.\(name)")

@@ -20,7 +20,8 @@ public struct ProcessPlan: Sendable {
     public var rlimits: [gk_rlimit] = []
     /// process.oomScoreAdj.
     public var oomScoreAdj: Int32?
-    /// The file of /proc/self/attr the label is written to, and the label:
+    /// The file of /proc/self/attr the label is written to (relative to
+    /// /proc), and the label:
     /// process.apparmorProfile or process.selinuxLabel, on a host that has
     /// that security module.
     public var label: (path: String, text: String)?
@@ -67,13 +68,13 @@ public struct ProcessPlan: Sendable {
                 throw GockerError(.invalidConfig, "process.apparmorProfile \"\(apparmor)\": AppArmor is not enabled on this host")
             }
             // The profile the command gets at execve (as aa_change_onexec).
-            let modern = "/proc/self/attr/apparmor/exec"
-            label = (Sys.exists(modern) ? modern : "/proc/self/attr/exec", "exec \(apparmor)")
+            label = (Sys.exists("/proc/self/attr/apparmor/exec") ? "self/attr/apparmor/exec" : "self/attr/exec",
+                     "exec \(apparmor)")
         } else if !selinux.isEmpty {
             guard Sys.exists("/sys/fs/selinux/enforce") else {
                 throw GockerError(.invalidConfig, "process.selinuxLabel \"\(selinux)\": SELinux is not enabled on this host")
             }
-            label = ("/proc/self/attr/exec", selinux)
+            label = ("self/attr/exec", selinux)
         }
         if let label, label.text.utf8.contains(0) {
             throw GockerError(.invalidConfig, "process label \"\(label.text)\" holds a NUL byte")
@@ -120,6 +121,8 @@ public struct ProcessPlan: Sendable {
         s.rlimits = arena.array(rlimits)
         s.nrlimits = rlimits.count
         s.stdio = (stdio[0], stdio[1], stdio[2])
+        s.rootfs_tree = -1
+        s.pid_ns_fd = -1
         if let oomScoreAdj {
             s.flags |= UInt32(GK_SPAWN_OOM_SCORE_ADJ)
             s.oom_score_adj = oomScoreAdj

@@ -208,16 +208,17 @@ struct HooksTests {
             box.expectNothingLeft()
         }
         for kind in ["createRuntime", "createContainer"] {
-            // The sleep records its pid as the host sees it (the host's
-            // /proc is there before pivot_root), to check that it is gone.
-            try setHooks(bundle, [kind: [shHook("cut -d' ' -f4 /proc/self/stat > \(out)/\(kind).pid; exec sleep 10", timeout: 1)]])
+            // A sleep the hook started records its pid as the host sees it
+            // (the host's /proc is there before pivot_root), to check that
+            // it is gone with the hook (its process group is killed).
+            try setHooks(bundle, [kind: [shHook("sh -c \"cut -d' ' -f4 /proc/self/stat > \(out)/\(kind).pid; exec sleep 10\" & wait", timeout: 1)]])
             let began = Date()
             let r = try box.gocker(["oci", "create", "--bundle", bundle, "hk4"])
             let took = Date().timeIntervalSince(began)
             #expect(r.status == 1 && r.stderr.contains("\(kind) hook /bin/sh: timed out after 1 s"), "\(r.stderr)")
             #expect(took >= 1 && took < 8, "\(kind): create took \(took) s")
             let pid = try #require(Int32(line(box, "\(out)/\(kind).pid")))
-            #expect(kill(pid, 0) != 0, "\(kind): the hook still runs")
+            #expect(box.waitFor(5) { kill(pid, 0) != 0 }, "\(kind): what the hook started still runs")
             #expect(box.list(box.stateRoot) == [] && box.cgroupsLeft() == [])
         }
     }

@@ -131,6 +131,26 @@ struct UserNamespaceTests {
                 "\(r.stdout)")
     }
 
+    /// In a user namespace the devices are the host's nodes, bound: only
+    /// a node of the type and number the config gives.
+    @Test func aDeviceThatIsNotTheHostsNodeIsRefused() throws {
+        let box = try Sandbox()
+        let bundle = try oci.makeBundle(box, args: ["true"])
+        defer {
+            try? FileManager.default.removeItem(atPath: bundle + "/rootfs")
+            box.expectNothingLeft()
+        }
+        try giveUserNamespace(bundle)
+        try oci.editConfig(bundle) { c in
+            var linux = c["linux"] as? [String: Any] ?? [:]
+            linux["devices"] = [["path": "/etc/hostname", "type": "c", "major": 1, "minor": 3]]
+            c["linux"] = linux
+        }
+        let r = try box.gocker(["oci", "run", "--bundle", bundle, "notanode"])
+        #expect(r.status == 1 && r.stderr.contains("the host's node is not the device at /etc/hostname"), "\(r.stderr)")
+        #expect(try box.gocker(["oci", "state", "notanode"]).status != 0)
+    }
+
     @Test(arguments: [
         ([["type": "mount"]], maps, "need a user namespace in linux.namespaces"),
         ([["type": "mount"], ["type": "user"]], [] as [[String: Int]], "needs linux.uidMappings"),
@@ -142,6 +162,8 @@ struct UserNamespaceTests {
         ([["type": "user"]], maps, "a user namespace needs a mount namespace of the container's own"),
         ([["type": "mount"], ["type": "user", "path": "/proc/self/ns/user"], ["type": "pid"]], [] as [[String: Int]],
          "a PID namespace of the container's own with a user namespace joined by path"),
+        ([["type": "mount"], ["type": "user"], ["type": "network", "path": "/proc/self/ns/net"]], maps,
+         "namespaces joined by path with a user namespace of the container's own"),
     ] as [([[String: String]], [[String: Int]], String)])
     func badMapsAreRefusedWithNothingLeft(namespaces: [[String: String]], maps: [[String: Int]], why: String) throws {
         let box = try Sandbox()

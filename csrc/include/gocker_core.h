@@ -248,7 +248,8 @@ struct gk_ns_join {
  * any namespace is joined). */
 #define GK_SPAWN_OOM_SCORE_ADJ 0x400
 /* No mount namespace of the container's own: the host's is kept (chroot
- * into rootfs; nothing is mounted) ... */
+ * into rootfs; nothing is mounted; for exec, into the directory open as
+ * rootfs_tree, the first process's root) ... */
 #define GK_SPAWN_CHROOT 0x800
 /* ... or one joined by path: its root is the container's as it is. */
 #define GK_SPAWN_JOINED_ROOT 0x1000
