@@ -79,6 +79,10 @@ struct RunLine: Equatable {
               help: "Cgroup namespace: private (a namespace of its own; the default on cgroup v2) or host (the host's; the default on cgroup v1).") {
             $0.request.cgroupns = $1
         },
+        .text("userns", "mode",
+              help: "User namespace: host (the host's, the only mode, as docker's --userns; a user namespace with maps is an OCI config's: gocker oci).") {
+            $0.request.userns = $1
+        },
         .list("ulimit", "ulimit", help: "Set a resource limit: name=soft[:hard], e.g. nofile=1024:2048.") { $0.request.ulimits.append($1) },
         .flag("init", help: "Run a tiny init as PID 1 that forwards signals and reaps zombies.") { $0.request.initProcess = true },
     ] + BuiltinControllers.options.map { $0.lifted { (r: inout RunLine, body) throws(GockerError) in try body(&r.request.resources) } } + [

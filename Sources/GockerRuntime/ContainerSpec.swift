@@ -46,6 +46,8 @@ public struct RunRequest: Sendable, Equatable {
     /// `--cgroupns private|host`; nil for docker's default: private on
     /// cgroup v2, host on v1.
     public var cgroupns: String?
+    /// `--userns`: only "host" (docker's per-container mode).
+    public var userns: String?
     public var initProcess = false
     public var resources = ResourceFlags()
     /// nil: GOCKER_CGROUP_BACKEND, else libcgroup.
@@ -366,6 +368,9 @@ public enum ContainerSpec {
         var namespaces = ["pid", "ipc", "uts", "mount"].map { Spec.Namespace(type: $0) }
         if request.network.ownNamespace { namespaces.append(Spec.Namespace(type: "network")) }
         let privateCgroups = try privateCgroupNamespace(request.cgroupns, version: cgroupVersion)
+        if let mode = request.userns, mode != "host" {
+            throw GockerError(.invalidArgument, "--userns: invalid USER mode \"\(mode)\": only host is supported (a user namespace with maps is an OCI config's, run by gocker oci)")
+        }
         if privateCgroups { namespaces.append(Spec.Namespace(type: "cgroup")) }
         let caps = try Capabilities.set(add: request.capAdd, drop: request.capDrop, privileged: request.privileged)
         let security = try securityOptions(request.securityOpts)

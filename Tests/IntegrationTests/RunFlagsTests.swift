@@ -131,6 +131,16 @@ struct RunFlagsTests {
         #expect(r.stdout.contains("/\(box.cgroupParent)/") != privateDefault, "\(r.stdout)")
     }
 
+    /// --userns host, docker's one per-container mode: the host's user
+    /// namespace.
+    @Test func usernsHostIsTheHosts() throws {
+        let box = try Sandbox()
+        defer { box.expectNothingLeft() }
+        let r = try box.gocker(["run", "--rm", "--network", "none", "--userns", "host", "busybox", "readlink", "/proc/self/ns/user"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout == (try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/ns/user")) + "\n")
+    }
+
     /// Each bad value: one line, gocker's 125, nothing made, for run and
     /// for create.
     @Test func badValuesAreRefusedAndLeaveNothing() throws {
@@ -146,6 +156,7 @@ struct RunFlagsTests {
             (["--oom-score-adj", "-1001"], "Invalid value -1001, range for oom score adj is [-1000, 1000]"),
             (["--oom-score-adj", "x"], "--oom-score-adj"),
             (["--cgroupns", "shared"], #"--cgroupns: invalid CGROUP mode "shared""#),
+            (["--userns", "private"], #"--userns: invalid USER mode "private""#),
             (["--security-opt", "label=bogus"], #"invalid --security-opt: "label=bogus""#),
             (["--security-opt", "apparmor="], #"invalid --security-opt: "apparmor=""#),
         ]
