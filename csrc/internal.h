@@ -2,8 +2,17 @@
 #ifndef GOCKER_INTERNAL_H
 #define GOCKER_INTERNAL_H
 
+#include <fcntl.h>
 #include <stddef.h>
 #include "gocker_core.h"
+
+/* open_tree(2)'s flags, which older headers lack. */
+#ifndef OPEN_TREE_CLONE
+#define OPEN_TREE_CLONE 1
+#endif
+#ifndef OPEN_TREE_CLOEXEC
+#define OPEN_TREE_CLOEXEC O_CLOEXEC
+#endif
 
 /* Appends `src` to `dst` (of `size` bytes, holding `len` bytes now), always
  * NUL-terminating; returns the new length. */

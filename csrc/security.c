@@ -148,10 +148,6 @@ int gk_set_caps(const struct gk_spawn *s)
     return 0;
 }
 
-#ifndef OPEN_TREE_CLONE
-#define OPEN_TREE_CLONE 1
-#endif
-
 /* A clone of the mount tree at `fd` (or of /dev/null), with ro and the
  * other flags on every mount in it, moved onto `target`. */
 static int bind_over(int from_dir, const char *from, int target, unsigned long flags)

@@ -56,22 +56,10 @@ enum HookRunner {
     /// first process to fill in (it alone knows it then), and where.
     static func stateTemplate(id: String, status: ContainerStatus, bundle: String,
                               annotations: [String: String]?) -> (bytes: [UInt8], pidAt: Int) {
-        let marker: Int32 = 2_000_000_000  // ten digits: GK_SECCOMP_PID_WIDTH
-        var bytes = state(id: id, status: status, pid: marker, bundle: bundle, annotations: annotations)
-        // `"pid":` after , or { is never inside a string (its quotes would
-        // be escaped there); it comes before the annotations.
-        let key = Array(#""pid":\#(marker)"#.utf8)
-        var i = 1
-        while i + key.count <= bytes.count {
-            if (bytes[i - 1] == UInt8(ascii: ",") || bytes[i - 1] == UInt8(ascii: "{"))
-                && Array(bytes[i..<i + key.count]) == key {
-                let at = i + key.count - Int(GK_SECCOMP_PID_WIDTH)
-                for k in at..<i + key.count { bytes[k] = UInt8(ascii: " ") }
-                return (bytes, at)
-            }
-            i += 1
-        }
-        preconditionFailure("the state has no pid")
+        var bytes = state(id: id, status: status, pid: SeccompProgram.pidMarker, bundle: bundle, annotations: annotations)
+        // (It comes before the annotations: the first one is the state's.)
+        guard let at = SeccompProgram.blankPids(&bytes).first else { preconditionFailure("the state has no pid") }
+        return (bytes, at)
     }
 
     /// Runs the hooks of `kind` in order, each to its end; the first that

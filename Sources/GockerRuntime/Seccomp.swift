@@ -57,26 +57,38 @@ public struct SeccompProgram: Sendable {
         }
         listenerPath = path
         // The runtime-spec's container process state.
-        let marker = 2_000_000_000  // ten digits, GK_SECCOMP_PID_WIDTH, and an Int32 as OCIState.pid
+        let marker = Int(Self.pidMarker)
         state = ContainerProcessState(
             metadata: profile.listenerMetadata ?? "", pid: marker,
-            state: OCIState(id: id, status: status, pid: Int32(marker), bundle: bundle, owner: nil,
+            state: OCIState(id: id, status: status, pid: Self.pidMarker, bundle: bundle, owner: nil,
                             annotations: annotations)).jsonBytes
-        // `"pid":` after , or { is never inside a string (its quotes would
-        // be escaped there).
-        let key = Array(#""pid":\#(marker)"#.utf8)
+        pidOffsets = Self.blankPids(&state)
+        precondition(pidOffsets.count == 2)
+    }
+
+    /// The pid written where the C core writes the real one: ten digits
+    /// (GK_SECCOMP_PID_WIDTH), and an Int32 as OCIState.pid.
+    static let pidMarker: Int32 = 2_000_000_000
+
+    /// Blanks each `"pid":<pidMarker>` member of the JSON `bytes` to spaces
+    /// (for the C core to write the pid there) and returns their offsets.
+    /// `"pid":` after , or { is never inside a string (its quotes would be
+    /// escaped there).
+    static func blankPids(_ bytes: inout [UInt8]) -> [Int] {
+        let key = Array(#""pid":\#(pidMarker)"#.utf8)
+        var offsets: [Int] = []
         var i = 1
-        while i + key.count <= state.count {
-            if (state[i - 1] == UInt8(ascii: ",") || state[i - 1] == UInt8(ascii: "{")) && Array(state[i..<i + key.count]) == key {
+        while i + key.count <= bytes.count {
+            if (bytes[i - 1] == UInt8(ascii: ",") || bytes[i - 1] == UInt8(ascii: "{")) && Array(bytes[i..<i + key.count]) == key {
                 let at = i + key.count - Int(GK_SECCOMP_PID_WIDTH)
-                for k in at..<i + key.count { state[k] = UInt8(ascii: " ") }
-                pidOffsets.append(at)
+                for k in at..<i + key.count { bytes[k] = UInt8(ascii: " ") }
+                offsets.append(at)
                 i += key.count
             } else {
                 i += 1
             }
         }
-        precondition(pidOffsets.count == 2)
+        return offsets
     }
 
     /// The program of docker's default profile for `capabilities`, cached

@@ -224,11 +224,7 @@ struct OCICreateAnswerTests {
         return bundle
     }
 
-    func state(_ box: Sandbox, _ id: String) throws -> [String: Any] {
-        let r = try box.gocker(["oci", "state", id])
-        #expect(r.status == 0, "\(r.stderr)")
-        return try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
-    }
+    func state(_ box: Sandbox, _ id: String) throws -> [String: Any] { try OCITests().state(box, id) }
 
     /// Many creates at once: each pid file is there, whole and right, the
     /// moment its create exits (read before anything else is run).
