@@ -131,6 +131,10 @@ struct ContainerdTests {
         #expect(ps.status == 0 && rows.count == 2 && rows[0].hasPrefix("PID"), "\(ps.output)")
         let pid = try #require(Int32(rows.last?.split(separator: " ").first ?? ""))
         #expect(try String(contentsOfFile: "/proc/\(pid)/cmdline", encoding: .utf8).hasPrefix("sleep"))
+        // The shim's metrics come from the groups gocker made.
+        let metrics = try containerd.ctr(["tasks", "metrics", id])
+        #expect(metrics.status == 0 && metrics.output.contains(id) && metrics.output.contains("memory.usage"),
+                "\(metrics.output)")
         let kill = try containerd.ctr(["tasks", "kill", "-a", "-s", "SIGKILL", id])
         #expect(kill.status == 0, "\(kill.output)")
         #expect(box.waitFor { !FileManager.default.fileExists(atPath: "/proc/\(pid)") })

@@ -138,6 +138,9 @@ struct PodmanTests {
             return box.contents("/sys/fs/cgroup/memory\(path)/memory.limit_in_bytes").trimmingCharacters(in: .whitespacesAndNewlines)
         }
         #expect(memoryLimit() == "67108864")
+        // podman stats reads the container's groups gocker made.
+        let stats = try pm.podman(["stats", "--no-stream", "--format", "{{.Name}} {{.MemUsage}} {{.PIDs}}", "w1"])
+        #expect(stats.status == 0 && stats.output.hasPrefix("w1 ") && stats.output.contains("/ 67.11MB"), "\(stats.output)")
         let update = try pm.podman(["update", "--memory", "128m", "w1"])
         #expect(update.status == 0, "\(update.output)")
         #expect(memoryLimit() == "134217728")
