@@ -393,9 +393,13 @@ static void load_seccomp(int report, const struct gk_spawn *s)
  * `tasks` files through which it joins them itself; end of file: the parent
  * is gone), then makes the child's own cgroup namespace, rooted at those
  * groups, if it is to have one. */
+/* Whether GO came (first thing, or later with GK_SPAWN_LATE_GO). */
+static int go_done;
+
 static void wait_go(const struct gk_spawn *s, int sync)
 {
     struct gk_msg m;
+    go_done = 1;
     int fds[GK_MAX_GO_FDS];
     int n = gk_recv_fds(sync, &m, fds, GK_MAX_GO_FDS);
     if (n == -EMSGSIZE)
@@ -565,15 +569,37 @@ static void child_hooks(const struct gk_spawn *s, int sync)
     run_hook_set(sync, &s->create_hooks);
 }
 
+/* A bind's source, cloned (open_tree) while the host's paths are visible;
+ * `*dir`: whether it is a directory. */
+static int open_bind_source(const struct gk_mount *mt, int *fd, int *dir)
+{
+    unsigned int fl = OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | (mt->recursive ? AT_RECURSIVE : 0);
+    struct stat st;
+    *fd = (int)syscall(SYS_open_tree, AT_FDCWD, mt->source, fl);
+    if (*fd < 0)
+        return -errno;
+    if (fstat(*fd, &st) < 0)
+        return -errno;
+    *dir = S_ISDIR(st.st_mode);
+    return 0;
+}
+
 /* The config's mounts, in its order, each target resolved inside `root`
  * (mounts.c); `bind_fd`/`bind_dir`: the bind sources cloned beforehand. */
-static void apply_mounts(const struct gk_spawn *s, int sync, int root, int *bind_fd, const int *bind_dir)
+static void apply_mounts(const struct gk_spawn *s, int sync, int root, int *bind_fd, int *bind_dir)
 {
     int r;
     char what[GK_MSG_TEXT];
     for (size_t i = 0; i < s->nmounts; i++) {
         const struct gk_mount *mt = &s->mounts[i];
         int target;
+        if (mt->kind == GK_MOUNT_BIND && bind_fd[i] < 0) {
+            /* One of the container's groups (after_go): made by now. */
+            if (!go_done)
+                wait_go(s, sync);
+            if ((r = open_bind_source(mt, &bind_fd[i], &bind_dir[i])) < 0)
+                child_fail(sync, GK_STAGE_BIND_SOURCE, -r, "bind source", mt->source, GK_EXIT_SETUP);
+        }
         r = gk_make_target(root, mt->target, GK_TARGET_EXACT | (bind_dir[i] ? 0 : GK_TARGET_FILE), &target, &where);
         const char *why = gk_refuse_target(mt, bind_fd[i], r < 0 ? -1 : target, &where);
         if (why)
@@ -629,6 +655,7 @@ static void apply_mounts(const struct gk_spawn *s, int sync, int root, int *bind
  * order. Returns the new root, open O_PATH. */
 static int private_root(const struct gk_spawn *s, int sync)
 {
+    int r;
     /* Private first (slave when a mount or the root asks for slave or
      * shared propagation: it must go on receiving from the host), whatever
      * the config asks: a mount made below here must never propagate to the
@@ -692,16 +719,10 @@ static int private_root(const struct gk_spawn *s, int sync)
         const struct gk_mount *mt = &s->mounts[i];
         bind_fd[i] = -1;
         bind_dir[i] = 1;
-        if (mt->kind != GK_MOUNT_BIND)
+        if (mt->kind != GK_MOUNT_BIND || (mt->after_go && !go_done))
             continue;
-        unsigned int fl = OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | (mt->recursive ? AT_RECURSIVE : 0);
-        bind_fd[i] = (int)syscall(SYS_open_tree, AT_FDCWD, mt->source, fl);
-        if (bind_fd[i] < 0)
-            child_fail(sync, GK_STAGE_BIND_SOURCE, errno, "bind source", mt->source, GK_EXIT_SETUP);
-        struct stat st;
-        if (fstat(bind_fd[i], &st) < 0)
-            child_fail(sync, GK_STAGE_BIND_SOURCE, errno, "stat bind source", mt->source, GK_EXIT_SETUP);
-        bind_dir[i] = S_ISDIR(st.st_mode);
+        if ((r = open_bind_source(mt, &bind_fd[i], &bind_dir[i])) < 0)
+            child_fail(sync, GK_STAGE_BIND_SOURCE, -r, "bind source", mt->source, GK_EXIT_SETUP);
     }
 
     /* The mounts go in before pivot_root, each target resolved inside
@@ -763,7 +784,7 @@ static void __attribute__((noreturn)) child_main(const struct gk_spawn *s, int s
     char what[GK_MSG_TEXT];
 
     gk_mark(GK_MARK_MOUNTED);
-    if (s->flags & GK_SPAWN_LATE_GO)
+    if (!go_done)
         wait_go(s, sync);
     make_devices(sync, s, root);
 

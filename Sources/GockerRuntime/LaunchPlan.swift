@@ -16,6 +16,18 @@ public struct LaunchPlan: Sendable {
         public var type: String
         public var source: String
         public var options: MountOptions
+        /// The source is one of the container's own groups (a "cgroup"
+        /// mount's binds on v1): where the child sets up its mounts while
+        /// the groups are made, it waits for them at this mount.
+        public var afterGo = false
+
+        public init(destination: String, type: String, source: String, options: MountOptions, afterGo: Bool = false) {
+            self.destination = destination
+            self.type = type
+            self.source = source
+            self.options = options
+            self.afterGo = afterGo
+        }
     }
 
     /// Where the container's mounts live: a namespace of its own (the
@@ -461,7 +473,9 @@ extension LaunchPlan {
                 for (controller, mount) in v1Mounts().sorted(by: { $0.key < $1.key })
                 where record.controllers.contains(controller) && done.insert(mount).inserted {
                     let name = mount.split(separator: "/").last.map(String.init) ?? controller
-                    placed.append(bind("\(mount)/\(record.path)", "\(m.destination)/\(name)"))
+                    var group = bind("\(mount)/\(record.path)", "\(m.destination)/\(name)")
+                    group.afterGo = true
+                    placed.append(group)
                 }
                 if readOnly {
                     // The tmpfs too, once its mount points are made.

@@ -176,13 +176,18 @@ public struct Runtime: Sendable {
         // before any is made, so that a gocker killed while it makes them
         // leaves them to `delete`, also when only some were made.
         let created = Timestamp.now()
-        let groups = driverJob.then { made -> Result<(CgroupDriver, CgroupRecord), GockerError> in
+        let planning = driverJob.then { made -> Result<(CgroupDriver, CgroupRecord), GockerError> in
             Result { () throws(GockerError) in
                 let driver = try made.get()
-                let planned = CgroupRecord(backend: driver.backend.name, version: driver.backend.version, path: cgroupPath,
-                                           controllers: try driver.plan(for: resources).map(\.controller.name))
+                return (driver, CgroupRecord(backend: driver.backend.name, version: driver.backend.version, path: cgroupPath,
+                                             controllers: try driver.plan(for: resources).map(\.controller.name)))
+            }
+        }
+        let groups = planning.then { planned -> Result<(CgroupDriver, CgroupRecord), GockerError> in
+            Result { () throws(GockerError) in
+                let (driver, record) = try planned.get()
                 try store.save(RuntimeState(id: id, pid: 0, pidStartTime: 0, bundle: bundle, rootfs: plan.rootfs,
-                                            created: created, annotations: spec.annotations, cgroups: planned))
+                                            created: created, annotations: spec.annotations, cgroups: record))
                 return (driver, try driver.create(path: cgroupPath, resources: resources))
             }
         }
@@ -196,6 +201,10 @@ public struct Runtime: Sendable {
                 let (driver, record) = try groups.value().get()
                 plan.placeCgroupMounts(record: record, v1Mounts: CgroupfsV1Backend.hostMounts)
                 cloneDirectory = driver.cloneDirectory(record)
+            } else if plan.mounts.contains(where: { $0.type == "cgroup" }) {
+                // The groups' paths are known once they are planned; the
+                // child binds them once they are made (PlannedMount.afterGo).
+                plan.placeCgroupMounts(record: try planning.value().get().1, v1Mounts: CgroupfsV1Backend.hostMounts)
             }
             let fifo = store.fifoPath(id)
             let fifoFD = try performing("create exec fifo of \(id)") { () throws(SystemCallError) in
@@ -360,7 +369,7 @@ public struct Runtime: Sendable {
                 data: m.options.data.isEmpty ? nil : arena.string(m.options.data.joined(by: ",")),
                 flags: m.options.flags, propagation: m.options.propagation,
                 recursive: m.options.recursive ? 1 : 0, rec_flags: m.options.recursiveFlags,
-                copy_up: m.options.copyUp ? 1 : 0)
+                copy_up: m.options.copyUp ? 1 : 0, after_go: m.afterGo ? 1 : 0)
         }
         let devices: [gk_device] = plan.devices.map { d in
             let type: mode_t = d.type == "b" ? S_IFBLK : (d.type == "p" ? S_IFIFO : S_IFCHR)

@@ -116,13 +116,15 @@ extension Runtime {
                            goFirst: Bool = false) -> StartChoices {
             // The child waits for its groups first where they must exist
             // before the clone (v2: cloned straight into them), where its
-            // mounts depend on them (an OCI "cgroup" mount names them;
-            // opening a block device to mount its filesystem is judged by
-            // the devices group), or where it fills a volume (which a
-            // container that fails on its limits must leave untouched).
+            // mounts depend on them (opening a block device to mount its
+            // filesystem is judged by the devices group), or where it fills
+            // a volume (which a container that fails on its limits must
+            // leave untouched). An OCI "cgroup" mount names them too, but
+            // only its binds of the groups wait for them, where they come
+            // (PlannedMount.afterGo).
             let lateGo = cgroupVersion == .v1 && !goFirst
                 && !mounts.contains { m in
-                    m.options.copyUp || (!m.options.isBind && (m.type == "cgroup" || m.source.hasPrefix("/")))
+                    m.options.copyUp || (!m.options.isBind && m.type != "cgroup" && m.source.hasPrefix("/"))
                 }
             let network: Network = !newNetwork ? .none : (networkMadeAhead ? .joinMadeAhead : .childUnshares)
             return StartChoices(lateGo: lateGo, network: network, reuseDriver: driverMadeFor == backend)

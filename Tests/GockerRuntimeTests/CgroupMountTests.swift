@@ -25,6 +25,8 @@ struct CgroupMountTests {
         #expect(p.mounts[1].type == "tmpfs")
         #expect(p.mounts[2].source == "/sys/fs/cgroup/cpu,cpuacct/gocker/c1" && p.mounts[2].options.isBind)
         #expect(p.mounts[3].options.flags & UInt(MS_RDONLY) != 0, "read-only as the config asks")
+        // Only the binds of the groups wait for them to be made.
+        #expect(p.mounts.map(\.afterGo) == [false, false, true, true, false])
     }
 
     @Test func onV2TheGroupOrWithItsOwnNamespaceCgroup2() throws {

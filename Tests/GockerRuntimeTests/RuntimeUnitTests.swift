@@ -273,8 +273,10 @@ struct StartChoicesTests {
     }
 
     @Test func groupsFirstWhereTheMountsDependOnThem() {
-        // An OCI cgroup mount names the groups.
-        #expect(!choose(mounts: [mount("cgroup", "cgroup")]).lateGo)
+        // An OCI cgroup mount names the groups, but only its binds of them
+        // wait for GO (PlannedMount.afterGo), after the mounts before them.
+        #expect(choose(mounts: [mount("proc", "proc"), mount("cgroup", "cgroup")]).lateGo)
+        #expect(!choose(.v2, mounts: [mount("cgroup", "cgroup")]).lateGo)
         // A block device's filesystem: judged by the devices group.
         #expect(!choose(mounts: [mount("ext4", "/dev/sdb1")]).lateGo)
         // A volume the child fills.

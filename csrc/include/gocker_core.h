@@ -26,7 +26,10 @@
  *                                            and read-only paths, lo, cwd, user
  *                                            (GK_SPAWN_LATE_GO: setns to mounts
  *                                            first, then GO, groups, cgroup
- *                                            namespace, devices and the rest)
+ *                                            namespace, devices and the rest;
+ *                                            GO is awaited earlier, among the
+ *                                            mounts, by the first that binds
+ *                                            one of the container's groups)
  *                 <------------------------- GK_MSG_TERMINAL with the pty master
  *                                            as SCM_RIGHTS (only with a terminal)
  *                 <------------------------- GK_MSG_ERROR {stage, errno, text}
@@ -208,6 +211,9 @@ struct gk_mount {
     int recursive;             /* rbind */
     unsigned long rec_flags;   /* binds: MS_RDONLY, MS_NOSUID... on every mount of the tree ("rro") */
     int copy_up;               /* binds: seed an empty source with the target's contents (volumes) */
+    int after_go;              /* binds, with GK_SPAWN_LATE_GO: the source is one of the container's own
+                                  groups, made while the child mounts what comes before it: GO is
+                                  awaited and the source opened only when this mount's turn comes */
 };
 
 struct gk_device {
@@ -234,9 +240,11 @@ struct gk_ns_join {
 /* Wait for GO just before the device nodes instead of first: the child
  * mounts its root and everything else while the parent is still making its
  * cgroups. Its device nodes, and all that follows, are made inside its
- * groups (the devices controller judges mknod). Not for a config whose
- * mounts depend on the groups (a "cgroup" mount, a block device's
- * filesystem, a volume to fill). */
+ * groups (the devices controller judges mknod). A mount marked `after_go`
+ * (the container's own groups, bound for an OCI "cgroup" mount) waits for
+ * GO where it comes, after the mounts before it. Not for a config whose
+ * other mounts depend on the groups (a block device's filesystem, a volume
+ * to fill). */
 #define GK_SPAWN_LATE_GO 0x80
 /* A new cgroup namespace, unshared once GO says the child is in its groups
  * (a namespace made by clone would be rooted at the parent's groups). */
