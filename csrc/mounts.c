@@ -329,6 +329,39 @@ fail:
     return r;
 }
 
+/* The common case of a missing target, a mount point the image lacks:
+ * only its last name is missing, below a parent reached without a symlink.
+ * The name is made there (mkdirat and O_EXCL never follow a symlink) and
+ * opened without following one: four calls instead of a walk of every
+ * component. Any other case (a parent missing too, a symlink anywhere, a
+ * race) answers non-zero, and the walk decides. `path` is clean. */
+static int make_last(int root, char *path, unsigned int flags, int *fd)
+{
+    char *slash = strrchr(path, '/');
+    if (!slash || slash[1] == '\0')
+        return -ENOENT;
+    int dir, r;
+    *slash = '\0';
+    r = open_how(root, slash == path ? "/" : path, O_PATH | O_DIRECTORY, RESOLVE_NO_SYMLINKS, &dir);
+    *slash = '/';
+    if (r < 0)
+        return r;
+    const char *name = slash + 1;
+    if (flags & GK_TARGET_FILE) {
+        int f = openat(dir, name, O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, 0644);
+        if (f < 0)
+            r = -errno;
+        else
+            close(f);
+    } else if (mkdirat(dir, name, 0755) < 0) {
+        r = -errno;
+    }
+    if (r == 0)
+        r = open_how(dir, name, O_PATH, RESOLVE_NO_SYMLINKS, fd);
+    close(dir);
+    return r;
+}
+
 int gk_make_target(int root, const char *path, unsigned int flags, int *fd, struct gk_where *w)
 {
     w->links[0] = '\0';
@@ -359,6 +392,8 @@ int gk_make_target(int root, const char *path, unsigned int flags, int *fd, stru
     }
     /* Without a symlink on the way, the clean path is where it leads. */
     if ((r = open_how(root, w->path, O_PATH, RESOLVE_NO_SYMLINKS, fd)) == 0)
+        return 0;
+    if (r == -ENOENT && make_last(root, w->path, flags, fd) == 0)
         return 0;
     if (!(flags & GK_TARGET_EXACT) && (r = open_how(root, w->path, O_PATH, 0, fd)) == 0) {
         w->path[0] = '\0'; /* not worked out */

@@ -155,6 +155,9 @@ public enum Sys {
 
     /// mkdir -p.
     public static func mkdirAll(_ path: String, mode: mode_t = 0o755) throws(SystemCallError) {
+        // Mostly only the last name is missing (a container's group or
+        // state directory): one call, not one per component.
+        if mkdir(path, mode) == 0 { return }
         var current = path.hasPrefix("/") ? "" : "."
         for part in components(path) {
             current += "/"
