@@ -31,6 +31,16 @@ public struct Bench: Sendable {
         /// Memory, CPU and pids limits (`limitFlags`; in a bundle the
         /// resources they make).
         public var limits: Bool
+        /// A bundle given with `--bundle`, used as it is (nil: the bundle
+        /// the bench writes).
+        public var bundle: String? = nil
+    }
+
+    /// A bundle given with `--bundle`: its absolute path, and the name its
+    /// rows carry (its directory's last component, made unique).
+    public struct UserBundle: Sendable, Equatable {
+        public var name: String
+        public var path: String
     }
 
     /// The limits of the "limits" rows, as docker's flags.
@@ -39,7 +49,8 @@ public struct Bench: Sendable {
     /// The rows: gocker's `run --rm` (with and without its seccomp
     /// profile), `gocker oci run` and each runtime;
     /// with `matrix` also the cgroupfs backend, limits, and the host network.
-    public static func rows(runtimes: [String], matrix: Bool) -> [Row] {
+    /// Then, for each `--bundle`, `gocker oci run` and each runtime on it.
+    public static func rows(runtimes: [String], matrix: Bool, bundles: [UserBundle] = []) -> [Row] {
         var rows = [Row(runtime: "gocker", name: "gocker run --rm", target: .run(flags: []), limits: false),
                     // What docker's seccomp profile costs a start: the same without it.
                     Row(runtime: "gocker", name: "gocker run --rm seccomp=unconfined",
@@ -67,6 +78,11 @@ public struct Bench: Sendable {
                 rows.append(Row(runtime: runtime, name: "\(runtime) run limits", target: target, limits: true))
             }
         }
+        for b in bundles {
+            for (runtime, target) in bundleTargets {
+                rows.append(Row(runtime: runtime, name: "\(runtime) run [\(b.name)]", target: target, limits: false, bundle: b.path))
+            }
+        }
         rows.append(Row(runtime: "C floor", name: "C floor: clone, pivot_root, exec", target: .floor, limits: false))
         return rows
     }
@@ -78,6 +94,8 @@ public struct Bench: Sendable {
         public var parallel = 1
         public var runtimes: [String] = []
         public var matrix = false
+        /// OCI bundles to time every runtime on (`--bundle`), as given.
+        public var bundles: [String] = []
         public var dataRoot: String
         public var stateRoot: String
         /// The gocker binary under test (default: this one).
@@ -173,6 +191,8 @@ public struct Bench: Sendable {
     /// flight, with what was measured until then; everything it made (the
     /// scratch directory, containers of failed starts) is removed in any case.
     public func run(progress: (String) -> Void = { _ in }) throws(GockerError) -> BenchResult {
+        // Bundles are judged before anything is made.
+        let userBundles = try Self.checkBundles(options.bundles)
         let oldMask = BenchProcess.blockStopSignals()
         defer { BenchProcess.restoreSignals(oldMask) }
         let scratch = try makeScratch()
@@ -194,7 +214,7 @@ public struct Bench: Sendable {
         } + ["GOCKER_DATA_ROOT=\(options.dataRoot)", "GOCKER_STATE_ROOT=\(options.stateRoot)"]
         let cgroupParent = try CgroupDriver.validatePath(Runtime(stateRoot: options.stateRoot).cgroupParent)
 
-        for (i, row) in Self.rows(runtimes: options.runtimes, matrix: options.matrix).enumerated() {
+        for (i, row) in Self.rows(runtimes: options.runtimes, matrix: options.matrix, bundles: userBundles).enumerated() {
             let r = RowRun(row: row, index: i)
             runs.append(r)
             r.env = baseEnv
@@ -215,6 +235,12 @@ public struct Bench: Sendable {
             switch row.target {
             case .run, .floor: continue
             case .oci, .runtime: break
+            }
+            // A user's bundle is used as it is, by every slot: each start
+            // has an id of its own, and the config says where its groups go.
+            if let bundle = row.bundle {
+                r.bundles = Array(repeating: bundle, count: options.parallel)
+                continue
             }
             for slot in 0..<options.parallel {
                 let cgroupsPath = "/\(cgroupParent)/gocker-bench-\(getpid())-\(i)-\(slot)"
@@ -358,9 +384,14 @@ public struct Bench: Sendable {
 
     /// The scratch directory: `<data-root>/tmp/bench-XXXXXX`.
     func makeScratch() throws(GockerError) -> String {
-        let parent = options.dataRoot + "/tmp"
+        try Self.makeScratch(under: options.dataRoot, prefix: "bench")
+    }
+
+    /// A new directory `<data-root>/tmp/PREFIX-XXXXXX`.
+    static func makeScratch(under dataRoot: String, prefix: String) throws(GockerError) -> String {
+        let parent = dataRoot + "/tmp"
         try performing("create \(parent)") { () throws(SystemCallError) in try Sys.mkdirAll(parent, mode: 0o700) }
-        var template = Array("\(parent)/bench-XXXXXX".utf8CString)
+        var template = Array("\(parent)/\(prefix)-XXXXXX".utf8CString)
         guard let p = mkdtemp(&template) else {
             throw GockerError(.system, "create the bench's scratch directory",
                               cause: SystemCallError("mkdtemp", path: parent, errno: errno))

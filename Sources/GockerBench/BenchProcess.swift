@@ -83,6 +83,33 @@ enum BenchProcess {
         while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
     }
 
+    /// What one command, run to its end, took: its wait status (or the
+    /// errno of a failed spawn), its wall time from spawn to reap, and its
+    /// peak resident size in kB (wait4's ru_maxrss: the largest of it and
+    /// the children it waited for).
+    struct Timed {
+        var status: Int32
+        var spawnErrno: Int32
+        var ns: UInt64
+        var maxRSSKB: Int
+        var ok: Bool { spawnErrno == 0 && status == 0 }
+        var seconds: Double { Double(ns) / 1e9 }
+    }
+
+    /// Runs a command to its end, timed: stdin and stdout /dev/null, stderr
+    /// to `stderrPath`.
+    static func runTimed(path: String, argv: [String], env: [String], stderrPath: String) -> Timed {
+        let p = Prepared(path: path, argv: argv, env: env, stderrPath: stderrPath)
+        let start = now()
+        let (pid, e) = p.spawn()
+        guard e == 0 else { return Timed(status: -1, spawnErrno: e, ns: now() - start, maxRSSKB: 0) }
+        var status: Int32 = 0
+        var usage = rusage()
+        while wait4(pid, &status, 0, &usage) < 0 && errno == EINTR {}
+        let end = now()
+        return Timed(status: status, spawnErrno: 0, ns: end - start, maxRSSKB: Int(usage.ru_maxrss))
+    }
+
     /// A pipe for a child's timings: the read end (non-blocking) and the
     /// write end, both close-on-exec (the child gets the write end as 3).
     static func timingsPipe() -> (read: Int32, write: Int32)? {

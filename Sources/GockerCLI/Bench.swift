@@ -1,6 +1,7 @@
 import ArgumentParser
 import Glibc
 import GockerBench
+import GockerCgroups
 import GockerCore
 import GockerRuntime
 
@@ -16,13 +17,31 @@ struct Bench: ParsableCommand {
             (A B C A B C). A runtime that fails is reported with the first line of its \
             stderr; the others still run. The bench installs nothing and changes nothing \
             on the host; it removes what it makes, also when interrupted.
+
+            --bundle DIR (repeatable) adds rows for `gocker oci run` and each --runtime on \
+            that OCI bundle, used exactly as it is (each start a container id of its own); \
+            the rows carry its directory's name. --write-bundle DIR writes the bundle every \
+            OCI user starts from (runc spec's config with process.args ["true"] and no \
+            terminal, a busybox root) and exits.
+
+            --images times gocker's image commands against pipelines of standard tools on \
+            a generated tree of about --size bytes (many small files, some medium, a few \
+            large, directories and symlinks, contents that compress like real ones; the \
+            same for the same size): import of its tar against `tee >(sha256sum) | tar -x`, \
+            import of its gzip tar against `gzip -dc | tee >(sha256sum) | tar -x`, load of \
+            a saved image against the same on the archive, and save, commit and export \
+            against `tar -c | gzip -1`. Each gocker run has data and state roots of its own; \
+            each pair is timed -n times (default 3) after --warmup pairs that put both \
+            sides' input in the page cache; the table shows medians, the ratio and \
+            gocker's peak RSS.
             """
     )
 
     @OptionGroup var global: GlobalOptions
 
-    @Option(name: .customShort("n"), help: ArgumentHelp("Timed starts per row.", valueName: "n"))
-    var count = 100
+    @Option(name: .customShort("n"), help: ArgumentHelp(
+        "Timed starts per row (default 100); with --images, timed runs of each side (default 3).", valueName: "n"))
+    var count: Int?
 
     @Option(help: ArgumentHelp("Untimed starts per row first.", valueName: "n"))
     var warmup = 1
@@ -36,6 +55,19 @@ struct Bench: ParsableCommand {
     @Option(help: ArgumentHelp("Starts at a time, per row: latency per start and starts per second.", valueName: "k"))
     var parallel = 1
 
+    @Option(help: ArgumentHelp("An OCI bundle to time gocker oci run and each runtime on, as it is; repeatable.", valueName: "dir"))
+    var bundle: [String] = []
+
+    @Option(name: .customLong("write-bundle"), help: ArgumentHelp(
+        "Write runc spec's bundle running `true` (no terminal, a busybox root) to this new directory, and exit.", valueName: "dir"))
+    var writeBundle: String?
+
+    @Flag(help: "Time import, load, save, commit and export against pipelines of standard tools on a generated tree.")
+    var images = false
+
+    @Option(help: ArgumentHelp("With --images: about how much the tree holds (k, m, g; default 256m).", valueName: "size"))
+    var size: String?
+
     @Option(help: ArgumentHelp("Write every sample and the summary as JSON to this file.", valueName: "file"))
     var json: String?
 
@@ -43,24 +75,42 @@ struct Bench: ParsableCommand {
     var svg: String?
 
     func validate() throws {
-        guard count >= 1 else { throw ValidationError("-n must be at least 1") }
+        guard (count ?? 1) >= 1 else { throw ValidationError("-n must be at least 1") }
+        for b in bundle where b.isEmpty { throw ValidationError("--bundle needs a directory") }
+        if writeBundle?.isEmpty == true { throw ValidationError("--write-bundle needs a directory") }
+        if size != nil && !images { throw ValidationError("--size goes with --images") }
+        if images {
+            for (given, name) in [(!runtime.isEmpty, "--runtime"), (matrix, "--matrix"), (!bundle.isEmpty, "--bundle"),
+                                  (parallel != 1, "--parallel"), (svg != nil, "--svg"), (writeBundle != nil, "--write-bundle")] where given {
+                throw ValidationError("\(name) does not go with --images")
+            }
+            if let size {
+                guard let bytes = try? ResourceFlags.parseSize(size, flag: "--size"), bytes >= 1 << 10 else {
+                    throw ValidationError("--size must be a size of at least 1k (a number with k, m or g), not \"\(size)\"")
+                }
+            }
+        }
+
         guard warmup >= 0 else { throw ValidationError("--warmup must not be negative") }
         guard (1...64).contains(parallel) else { throw ValidationError("--parallel must be between 1 and 64") }
         for r in runtime where r.isEmpty { throw ValidationError("--runtime needs a name or a path") }
     }
 
     func run() throws {
+        if let writeBundle {
+            try GockerBench.Bench.writeCanonicalBundle(to: writeBundle, dataRoot: global.dataRoot, stateRoot: global.stateRoot)
+            return
+        }
+        if images { return try runImages() }
         var options = GockerBench.Bench.Options(dataRoot: global.dataRoot, stateRoot: global.stateRoot,
                                                 gocker: GockerBench.Bench.selfPath())
-        options.count = count
+        options.count = count ?? 100
+        options.bundles = bundle
         options.warmup = warmup
         options.parallel = parallel
         options.runtimes = runtime
         options.matrix = matrix
-        let result = try GockerBench.Bench(options).run { line in
-            let text = line + "\n"
-            _ = text.withCString { write(2, $0, strlen($0)) }
-        }
+        let result = try GockerBench.Bench(options).run(progress: Self.progress)
         print(result.table(), terminator: "")
         if let json {
             try performing("write \(json)") { () throws(SystemCallError) in
@@ -70,6 +120,26 @@ struct Bench: ParsableCommand {
         if let svg {
             try performing("write \(svg)") { () throws(SystemCallError) in
                 try Sys.writeFileAtomic(svg, Array(result.svg().utf8))
+            }
+        }
+        if let s = result.interruptedBy { throw ContainerExit(status: 128 + s) }
+    }
+
+    static func progress(_ line: String) {
+        let text = line + "\n"
+        _ = text.withCString { write(2, $0, strlen($0)) }
+    }
+
+    func runImages() throws {
+        var options = ImagesBench.Options(dataRoot: global.dataRoot, gocker: GockerBench.Bench.selfPath())
+        options.count = count ?? 3
+        options.warmup = warmup
+        if let size { options.size = try ResourceFlags.parseSize(size, flag: "--size") }
+        let result = try ImagesBench(options).run(progress: Self.progress)
+        print(result.table(), terminator: "")
+        if let json {
+            try performing("write \(json)") { () throws(SystemCallError) in
+                try Sys.writeFileAtomic(json, JSON.encode(result, pretty: true))
             }
         }
         if let s = result.interruptedBy { throw ContainerExit(status: 128 + s) }

@@ -1,4 +1,5 @@
-import FoundationEssentials
+import Foundation
+import GockerRuntime
 import GockerCore
 import Testing
 @testable import GockerBench
@@ -32,6 +33,76 @@ struct BenchPlanTests {
         #expect(rows.filter(\.limits).count == 4)
     }
 
+    @Test func bundleRowsForEveryRuntime() {
+        let bundles = [Bench.UserBundle(name: "canonical", path: "/b/canonical"), Bench.UserBundle(name: "x", path: "/y/x")]
+        let rows = Bench.rows(runtimes: ["runc"], matrix: true, bundles: bundles)
+        let given = rows.filter { $0.bundle != nil }
+        #expect(given.map(\.name) == ["gocker oci run [canonical]", "runc run [canonical]", "gocker oci run [x]", "runc run [x]"])
+        #expect(given.map(\.bundle) == ["/b/canonical", "/b/canonical", "/y/x", "/y/x"])
+        #expect(given.map(\.target) == [.oci, .runtime("runc"), .oci, .runtime("runc")])
+        #expect(given.allSatisfy { !$0.limits })
+        #expect(rows.last?.target == .floor)
+        #expect(Bench.rows(runtimes: ["runc"], matrix: true).count == rows.count - 4)
+    }
+
+    @Test func bundlesAreCheckedAndNamed() throws {
+        let dir = try TempDir()
+        for d in ["a/same", "b/same", "c/same", "same-2/", "nocfg", "bad"] {
+            try FileManager.default.createDirectory(atPath: dir.path + "/" + d, withIntermediateDirectories: true)
+        }
+        let config = JSONText.pretty(Bench.canonicalSpec().jsonBytes)
+        for d in ["a/same", "b/same", "c/same", "same-2"] {
+            try Data(config).write(to: URL(fileURLWithPath: "\(dir.path)/\(d)/config.json"))
+        }
+        try Data("[1,".utf8).write(to: URL(fileURLWithPath: dir.path + "/bad/config.json"))
+        let named = try Bench.checkBundles(["a/same", "b/same", "same-2", "c/same/"].map { dir.path + "/" + $0 })
+        #expect(named.map(\.name) == ["same", "same-2", "same-2-2", "same-3"])
+        #expect(named[3].path == dir.path + "/c/same")
+        for (bad, why) in [("nocfg", "no config.json"), ("bad", "parse"), ("none", "not a directory"), ("a/same/config.json", "not a directory")] {
+            #expect { try Bench.checkBundles([dir.path + "/" + bad]) } throws: { error in
+                let e = error as? GockerError
+                return e?.description.contains(why) == true && e?.description.contains("--bundle \(dir.path)/\(bad)") == true
+            }
+        }
+    }
+
+    @Test func theCanonicalBundleIsRuncSpecRunningTrue() throws {
+        var spec = Bench.canonicalSpec()
+        #expect(spec.process?.args == ["true"] && spec.process?.terminal == false)
+        spec.process?.args = ["sh"]
+        spec.process?.terminal = true
+        #expect(spec == DefaultSpec.make())
+    }
+
+    @Test func theTreeIsTheSameForTheSameSeed() throws {
+        let dir = try TempDir()
+        let one = try BenchTree(size: 1 << 20, seed: 7).write(to: dir.path + "/one") { false }
+        let two = try BenchTree(size: 1 << 20, seed: 7).write(to: dir.path + "/two") { false }
+        let other = try BenchTree(size: 1 << 20, seed: 8).write(to: dir.path + "/other") { false }
+        #expect(one == two && one.bytes == 1 << 20 && other.bytes == one.bytes)
+        #expect(one.files > 10 && one.directories > 1)
+        func contents(_ root: String) throws -> [String: Data] {
+            var out: [String: Data] = [:]
+            for p in FileManager.default.enumerator(atPath: root)?.allObjects as? [String] ?? [] {
+                let full = root + "/" + p
+                if let target = try? FileManager.default.destinationOfSymbolicLink(atPath: full) {
+                    // Beside its target, never above the tree.
+                    #expect(!target.contains("/") && FileManager.default.fileExists(atPath: (full as NSString).deletingLastPathComponent + "/" + target))
+                    out[p] = Data(("-> " + target).utf8)
+                } else if let d = FileManager.default.contents(atPath: full) {
+                    out[p] = d
+                }
+            }
+            return out
+        }
+        let a = try contents(dir.path + "/one")
+        #expect(try a == contents(dir.path + "/two"))
+        #expect(try a != contents(dir.path + "/other"))
+        // Not all zeros, not all the same byte.
+        let all = a.values.reduce(into: Data()) { $0.append($1) }
+        #expect(Set(all).count > 200)
+    }
+
     @Test func percentilesInterpolate() throws {
         let s = try #require(BenchStats((1...100).map(Double.init).reversed()))
         #expect(s.min == 1 && s.max == 100 && s.total == 5050 && s.mean == 50.5)
@@ -54,6 +125,17 @@ struct BenchPlanTests {
         #expect(spec.linux?.namespaces?.map(\.type).sorted() == ["ipc", "mount", "network", "pid", "uts"])
         #expect(spec.mounts?.contains { $0.destination == "/etc/hosts" && $0.source == "/b/etc/hosts" } == true)
     }
+}
+
+/// A temporary directory, removed at the end.
+final class TempDir {
+    let path: String
+    init() throws {
+        var template = Array("/tmp/gocker-bench-unit-XXXXXX".utf8CString)
+        guard let p = mkdtemp(&template) else { throw POSIXError(.EIO) }
+        path = String(cString: p)
+    }
+    deinit { try? FileManager.default.removeItem(atPath: path) }
 }
 
 struct BenchReportTests {

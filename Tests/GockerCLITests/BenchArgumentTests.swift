@@ -9,7 +9,39 @@ struct BenchArgumentTests {
         #expect(b.count == 3 && b.runtime == ["runc", "/opt/crun"] && b.matrix && b.parallel == 2 && b.warmup == 0)
         #expect(b.json == "/tmp/b.json" && b.svg == "/tmp/b.svg")
         let d = try #require(try Gocker.parseAsRoot(["bench"]) as? Bench)
-        #expect(d.count == 100 && d.runtime == [] && !d.matrix && d.parallel == 1 && d.warmup == 1)
+        #expect(d.count == nil && d.runtime == [] && !d.matrix && d.parallel == 1 && d.warmup == 1)
+        #expect(d.bundle == [] && d.writeBundle == nil && !d.images && d.size == nil)
+    }
+
+    @Test func bundleAndImagesFlags() throws {
+        let b = try #require(try Gocker.parseAsRoot(["bench", "--bundle", "/b/one", "--bundle", "two", "--runtime", "runc"]) as? Bench)
+        #expect(b.bundle == ["/b/one", "two"] && b.runtime == ["runc"])
+        let w = try #require(try Gocker.parseAsRoot(["bench", "--write-bundle", "/tmp/canonical"]) as? Bench)
+        #expect(w.writeBundle == "/tmp/canonical")
+        let i = try #require(try Gocker.parseAsRoot(["bench", "--images", "--size", "2M", "-n", "1", "--json", "/tmp/i.json"]) as? Bench)
+        #expect(i.images && i.size == "2M" && i.count == 1 && i.json == "/tmp/i.json")
+        #expect(try #require(try Gocker.parseAsRoot(["bench", "--images"]) as? Bench).size == nil)
+    }
+
+    @Test func badBundleAndImagesInputIsRefusedBeforeAnythingRuns() {
+        #expect(GockerMain.run(["bench", "--bundle", ""]) == 125)
+        #expect(GockerMain.run(["bench", "--write-bundle", ""]) == 125)
+        #expect(GockerMain.run(["bench", "--size", "2M"]) == 125)  // only with --images
+        for size in ["", "x", "-1m", "12q", "100"] {
+            #expect(GockerMain.run(["bench", "--images", "--size", size]) == 125, "\(size)")
+        }
+        for other in [["--runtime", "runc"], ["--matrix"], ["--bundle", "/b"], ["--parallel", "2"], ["--svg", "/tmp/x.svg"],
+                      ["--write-bundle", "/tmp/b"]] {
+            #expect(GockerMain.run(["bench", "--images"] + other) == 125, "\(other)")
+        }
+        #expect(GockerMain.run(["bench", "--images", "-n", "0"]) == 125)
+    }
+
+    @Test func helpExplainsBothModes() throws {
+        let help = Bench.helpMessage()
+        for word in ["--bundle", "--write-bundle", "--images", "--size", "sha256sum", "gzip -1", "runc spec"] {
+            #expect(help.contains(word), "\(word)")
+        }
     }
 
     @Test func badBenchInputIsRefusedBeforeAnythingRuns() {

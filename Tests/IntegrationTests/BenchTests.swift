@@ -82,3 +82,137 @@ struct BenchTests {
         box.expectNothingLeft()
     }
 }
+
+/// `gocker bench --bundle`, `--write-bundle` and `--images`.
+@Suite(.enabled(if: canRunContainers, "starts real containers: needs root"))
+struct BenchModeTests {
+    func json(_ path: String) throws -> [String: Any] {
+        try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as? [String: Any])
+    }
+
+    /// A tree's files, symlinks and directories with their sizes and targets.
+    func snapshot(_ dir: String) -> [String] {
+        let fm = FileManager.default
+        return ((fm.enumerator(atPath: dir)?.allObjects as? [String]) ?? []).sorted().map { p in
+            let attrs = (try? fm.attributesOfItem(atPath: dir + "/" + p)) ?? [:]
+            let link = (try? fm.destinationOfSymbolicLink(atPath: dir + "/" + p)) ?? ""
+            return "\(p) \(attrs[.type] ?? "") \(attrs[.size] ?? "") \(attrs[.posixPermissions] ?? "") \(link)"
+        }
+    }
+
+    @Test func aBundleAsGivenUnderEveryRuntime() throws {
+        let box = try Sandbox()
+        let bundle = box.dir + "/tiny"
+        let w = try box.gocker(["bench", "--write-bundle", bundle])
+        #expect(w.status == 0, "\(w.stderr)")
+        let config = try json(bundle + "/config.json")
+        let process = try #require(config["process"] as? [String: Any])
+        #expect(process["args"] as? [String] == ["true"] && process["terminal"] as? Bool == false)
+        #expect((config["root"] as? [String: Any])?["path"] as? String == "rootfs")
+        #expect(FileManager.default.isExecutableFile(atPath: bundle + "/rootfs/bin/busybox"))
+        // Never over one that exists.
+        let again = try box.gocker(["bench", "--write-bundle", bundle])
+        #expect(again.status == 125 && again.stderr.hasPrefix("gocker: error: ") && again.stderr.contains("exists"))
+        let before = (box.contents(bundle + "/config.json"), snapshot(bundle))
+        #expect(before.1.count > 5)
+
+        let out = box.dir + "/bench.json"
+        let r = try box.gocker(["bench", "-n", "2", "--runtime", "runc", "--bundle", bundle, "--json", out])
+        #expect(r.status == 0, "\(r.stderr)")
+        let doc = try json(out)
+        let summary = try #require(doc["summary"] as? [[String: Any]])
+        let samples = try #require(doc["samples"] as? [[String: Any]])
+        for row in ["gocker oci run [tiny]", "runc run [tiny]"] {
+            let s = try #require(summary.first { $0["row"] as? String == row }, "\(summary.map { $0["row"] ?? "" })")
+            #expect(s["n"] as? Int == 2 && s["failed"] as? Bool == false && (s["p50"] as? Double ?? 0) > 0, "\(s)")
+            #expect((s["command"] as? [String])?.contains(bundle) == true, "\(s)")
+            let measured = samples.filter { $0["row"] as? String == row && $0["warmup"] as? Bool == false }
+            #expect(measured.count == 2 && measured.allSatisfy { $0["ok"] as? Bool == true && ($0["ms"] as? Double ?? 0) > 0 })
+            #expect(r.stdout.split(separator: "\n").contains { $0.hasPrefix(row + " ") && $0.contains(" 2 ") })
+        }
+        // The bundle's own rows come after the bench's bundle rows, before the floor.
+        #expect(summary.last?["row"] as? String == "C floor: clone, pivot_root, exec")
+        // Used as given: not a byte of the bundle changed.
+        #expect(box.contents(bundle + "/config.json") == before.0)
+        #expect(snapshot(bundle) == before.1)
+        #expect(box.list(box.dataRoot + "/tmp") == [])
+        box.expectNothingLeft()
+    }
+
+    @Test func twoBundlesOfOneNameAreToldApart() throws {
+        let box = try Sandbox()
+        for d in ["a/b", "c/b"] {
+            try FileManager.default.createDirectory(atPath: box.dir + "/" + d, withIntermediateDirectories: true)
+        }
+        #expect(try box.gocker(["bench", "--write-bundle", box.dir + "/a/b/x"]).status == 0)
+        #expect(try box.gocker(["bench", "--write-bundle", box.dir + "/c/b/x"]).status == 0)
+        let r = try box.gocker(["bench", "-n", "1", "--warmup", "0", "--bundle", box.dir + "/a/b/x", "--bundle", box.dir + "/c/b/x"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.contains("gocker oci run [x] ") && r.stdout.contains("gocker oci run [x-2] "), "\(r.stdout)")
+        box.expectNothingLeft()
+    }
+
+    @Test func aBadBundleIsOneLineAndLeavesNothing() throws {
+        let box = try Sandbox()
+        let noConfig = box.dir + "/no-config"
+        let badJSON = box.dir + "/bad-json"
+        let file = box.dir + "/a-file"
+        for d in [noConfig, badJSON] { try FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true) }
+        try Data("{\"ociVersion\": ".utf8).write(to: URL(fileURLWithPath: badJSON + "/config.json"))
+        try Data("x".utf8).write(to: URL(fileURLWithPath: file))
+        let cases = [(box.dir + "/missing", "not a directory"), (file, "not a directory"),
+                     (noConfig, "no config.json"), (badJSON, "config.json")]
+        for (path, why) in cases {
+            let r = try box.gocker(["bench", "-n", "1", "--bundle", path])
+            #expect(r.status == 125, "\(path): \(r.stderr)")
+            #expect(r.stderr.hasPrefix("gocker: error: ") && r.stderr.contains(path) && r.stderr.contains(why), "\(r.stderr)")
+            #expect(r.stderr.split(separator: "\n").count == 1, "\(r.stderr)")
+            #expect(r.stdout.isEmpty)
+        }
+        // Refused before anything was made: not even the data root.
+        #expect(!FileManager.default.fileExists(atPath: box.dataRoot))
+        #expect(box.contents(badJSON + "/config.json") == "{\"ociVersion\": ")
+        box.expectNothingLeft()
+    }
+
+    @Test func imagesSideBySideAndNothingLeft() throws {
+        let box = try Sandbox()
+        let tmp = box.dir + "/tmpdir"
+        try FileManager.default.createDirectory(atPath: tmp, withIntermediateDirectories: true)
+        let out = box.dir + "/images.json"
+        let r = try box.gocker(["bench", "--images", "--size", "2M", "-n", "1", "--json", out], environment: ["TMPDIR": tmp])
+        #expect(r.status == 0, "\(r.stderr)")
+        let operations = ["import tar", "import tar.gz", "load", "save", "commit", "export"]
+        let lines = r.stdout.split(separator: "\n").map(String.init)
+        for op in operations {
+            // operation  n  gocker s  pipeline s  ratio  RSS MB
+            let row = try #require(lines.first { $0.hasPrefix(op + "  ") }, "\(op): \(r.stdout)")
+            let cells = row.dropFirst(op.count).split(separator: " ").map(String.init)
+            #expect(cells.count == 5 && cells[0] == "1", "\(row)")
+            guard cells.count == 5 else { continue }
+            #expect((Double(cells[1]) ?? 0) > 0 && (Double(cells[2]) ?? 0) > 0, "\(row)")
+            #expect(cells[3].hasSuffix("x") && (Double(cells[3].dropLast()) ?? 0) > 0, "\(row)")
+            #expect((Double(cells[4]) ?? 0) > 1, "gocker's peak RSS in MB: \(row)")
+        }
+        let doc = try json(out)
+        #expect(doc["count"] as? Int == 1 && doc["size"] as? Int == 2 << 20)
+        let tree = try #require(doc["tree"] as? [String: Any])
+        #expect((tree["files"] as? Int ?? 0) > 20 && (tree["directories"] as? Int ?? 0) > 1 && (tree["symlinks"] as? Int ?? 0) > 0, "\(tree)")
+        #expect(abs((tree["bytes"] as? Int ?? 0) - (2 << 20)) < 1 << 16, "\(tree)")
+        // Neither all zeros nor all random: gzip takes it to between a
+        // sixth and nine tenths.
+        let tarBytes = Double(doc["tarBytes"] as? Int ?? 0), gzipBytes = Double(doc["gzipBytes"] as? Int ?? 0)
+        #expect(gzipBytes > tarBytes / 6 && gzipBytes < tarBytes * 0.9, "\(tarBytes) \(gzipBytes)")
+        let ops = try #require(doc["operations"] as? [[String: Any]])
+        #expect(ops.map { $0["name"] as? String } == operations)
+        for op in ops {
+            #expect((op["gockerSeconds"] as? [Double])?.count == 1 && (op["pipelineSeconds"] as? [Double])?.count == 1, "\(op)")
+            #expect((op["ratio"] as? Double ?? 0) > 0 && (op["peakRSSKB"] as? Int ?? 0) > 0 && op["error"] is NSNull, "\(op)")
+        }
+        // Everything it made is gone: the tree, the archives, the data
+        // roots, the container; nothing in TMPDIR.
+        #expect(box.list(tmp) == [])
+        #expect(box.list(box.dataRoot) == [], "\(box.list(box.dataRoot))")
+        box.expectNothingLeft()
+    }
+}

@@ -99,11 +99,12 @@ final class Sandbox {
 
     /// Runs gocker to completion, with `input` (or nothing) on its stdin.
     @discardableResult
-    func gocker(_ args: [String], binary: String = Sandbox.binary, input: String? = nil) throws -> Result {
+    func gocker(_ args: [String], binary: String = Sandbox.binary, input: String? = nil,
+                environment extra: [String: String] = [:]) throws -> Result {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: binary)
         p.arguments = args
-        p.environment = environment
+        p.environment = environment.merging(extra) { $1 }
         // Output goes to files: no pipe can fill up and stall the child.
         let base = dir + "/run-\(UUID().uuidString)"
         _ = FileManager.default.createFile(atPath: base + ".out", contents: nil)
