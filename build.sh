@@ -145,9 +145,12 @@ bench)
         if command -v "$r" >/dev/null; then runtimes+=(--runtime "$r"); fi
     done
     # A row for the bundle every OCI user starts from: runc spec's config
-    # running `true` without a terminal, on a busybox root.
+    # (runc's own where it is installed, else gocker oci spec's) running
+    # `true` without a terminal, on a busybox root.
     bundles=$(mktemp -d)
     trap 'rm -rf "$bundles"' EXIT
+    mkdir "$bundles/runc-spec"
+    if command -v runc >/dev/null; then runc spec --bundle "$bundles/runc-spec"; else rmdir "$bundles/runc-spec"; fi
     .build/release/gocker bench --write-bundle "$bundles/runc-spec"
     echo "+ gocker bench --matrix ${runtimes[*]} --bundle $bundles/runc-spec --json .build/bench.json --svg .ci/bench.svg $*" >&2
     .build/release/gocker bench --matrix "${runtimes[@]}" --bundle "$bundles/runc-spec" \

@@ -39,29 +39,38 @@ extension Bench {
     }
 
     /// The config of the canonical bundle: `runc spec`'s (as `gocker oci
-    /// spec` writes it) with `process.args` ["true"] and no terminal;
-    /// nothing else changed.
-    public static func canonicalSpec() -> Spec {
-        var spec = DefaultSpec.make()
+    /// spec` writes it, or as `runc spec` wrote it: `given`) with
+    /// `process.args` ["true"] and no terminal; nothing else changed.
+    public static func canonicalSpec(_ given: Spec = DefaultSpec.make()) -> Spec {
+        var spec = given
         spec.process?.args = ["true"]
         spec.process?.terminal = false
         return spec
     }
 
     /// `--write-bundle DIR`: the canonical bundle in DIR, which must not
-    /// exist yet (its parent must): `canonicalSpec()` as config.json and
-    /// the built-in busybox image's layers copied to DIR/rootfs. A failure
-    /// leaves nothing.
+    /// exist yet (its parent must), or hold only a config.json (as `runc
+    /// spec --bundle DIR` leaves it, whose config is then the one kept):
+    /// `canonicalSpec()` as config.json and the built-in busybox image's
+    /// layers copied to DIR/rootfs. A failure leaves nothing (a config.json
+    /// found there is left as it was).
     public static func writeCanonicalBundle(to given: String, dataRoot: String, stateRoot: String) throws(GockerError) {
         let dir = Paths.absolute(given)
         var st = stat()
-        if lstat(dir, &st) == 0 {
-            throw GockerError(.alreadyExists, "bench: --write-bundle \(given): it exists already")
+        var spec = canonicalSpec()
+        let kept = lstat(dir, &st) == 0
+        if kept {
+            guard st.st_mode & S_IFMT == S_IFDIR, (try? Sys.listDirectory(dir)) == ["config.json"] else {
+                throw GockerError(.alreadyExists, "bench: --write-bundle \(given): it exists already (and holds more than a config.json)")
+            }
+            spec = canonicalSpec(try JSON.readFile(Spec.self, path: dir + "/config.json"))
         }
         let engine = Engine(dataRoot: Paths.absolute(dataRoot), stateRoot: Paths.absolute(stateRoot))
         let (image, _) = try engine.images.resolve("busybox")
-        try performing("create \(dir)") { () throws(SystemCallError) in
-            _ = try Sys.check("mkdir", path: dir) { mkdir(dir, 0o755) }
+        if !kept {
+            try performing("create \(dir)") { () throws(SystemCallError) in
+                _ = try Sys.check("mkdir", path: dir) { mkdir(dir, 0o755) }
+            }
         }
         do throws(GockerError) {
             let rootfs = dir + "/rootfs"
@@ -70,10 +79,10 @@ extension Bench {
                 _ = try Sys.output(of: ["/bin/cp", "-a", layer + "/.", rootfs + "/"])
             }
             try performing("write \(dir)/config.json") { () throws(SystemCallError) in
-                try Sys.writeFileAtomic(dir + "/config.json", JSONText.pretty(canonicalSpec().jsonBytes) + [UInt8(ascii: "\n")])
+                try Sys.writeFileAtomic(dir + "/config.json", JSONText.pretty(spec.jsonBytes) + [UInt8(ascii: "\n")])
             }
         } catch {
-            try? Sys.removeAll(dir)
+            try? Sys.removeAll(kept ? dir + "/rootfs" : dir)
             throw error
         }
     }

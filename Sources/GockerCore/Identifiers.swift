@@ -55,18 +55,36 @@ public enum Timestamp {
         return format(seconds: ts.tv_sec, nanoseconds: Int(ts.tv_nsec))
     }
 
+    /// Worked out here rather than by gmtime_r, which first reads the
+    /// host's /etc/localtime (glibc sets up the time zone on every first
+    /// conversion): seven system calls on each container start.
     public static func format(seconds: Int, nanoseconds: Int) -> String {
-        var t = time_t(seconds)
-        var tm = tm()
-        gmtime_r(&t, &tm)
-        func pad(_ v: Int32, _ n: Int) -> String {
+        func pad(_ v: Int, _ n: Int) -> String {
             let s = String(v)
             return String(repeating: "0", count: max(0, n - s.count)) + s
         }
+        let days = seconds >= 0 ? seconds / 86400 : (seconds - 86399) / 86400
+        let inDay = seconds - days * 86400
+        let (year, month, day) = civil(days: days)
         let ns = String(nanoseconds)
-        return "\(pad(tm.tm_year + 1900, 4))-\(pad(tm.tm_mon + 1, 2))-\(pad(tm.tm_mday, 2))T"
-            + "\(pad(tm.tm_hour, 2)):\(pad(tm.tm_min, 2)):\(pad(tm.tm_sec, 2))."
+        return "\(pad(year, 4))-\(pad(month, 2))-\(pad(day, 2))T"
+            + "\(pad(inDay / 3600, 2)):\(pad(inDay / 60 % 60, 2)):\(pad(inDay % 60, 2))."
             + String(repeating: "0", count: 9 - ns.count) + ns + "Z"
+    }
+
+    /// The proleptic Gregorian date `days` after 1970-01-01: counted in
+    /// 400-year eras from 0000-03-01 (a year that begins in March ends with
+    /// its leap day).
+    static func civil(days: Int) -> (year: Int, month: Int, day: Int) {
+        let z = days + 719_468
+        let era = (z >= 0 ? z : z - 146_096) / 146_097
+        let dayOfEra = z - era * 146_097
+        let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36524 - dayOfEra / 146_096) / 365
+        let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
+        let m = (5 * dayOfYear + 2) / 153
+        let day = dayOfYear - (153 * m + 2) / 5 + 1
+        let month = m < 10 ? m + 3 : m - 9
+        return (yearOfEra + era * 400 + (month <= 2 ? 1 : 0), month, day)
     }
 }
 

@@ -109,6 +109,25 @@ struct TimestampTests {
         #expect(Timestamp.format(seconds: 0, nanoseconds: 5) == "1970-01-01T00:00:00.000000005Z")
         #expect(Timestamp.format(seconds: 1_800_000_000, nanoseconds: 123_456_789) == "2027-01-15T08:00:00.123456789Z")
     }
+
+    /// The date worked out by hand is gmtime's, for every day of 1900-2400
+    /// (leap days and centuries included) at a second that differs each day.
+    @Test func theDateIsGmtimes() {
+        for day in -25_567...157_000 {
+            let seconds = day * 86400 + abs(day * 7919) % 86400
+            var t = time_t(seconds)
+            var tm = tm()
+            gmtime_r(&t, &tm)
+            func p(_ v: Int32, _ n: Int) -> String { String(repeating: "0", count: max(0, n - String(v).count)) + String(v) }
+            let expected = "\(p(tm.tm_year + 1900, 4))-\(p(tm.tm_mon + 1, 2))-\(p(tm.tm_mday, 2))T"
+                + "\(p(tm.tm_hour, 2)):\(p(tm.tm_min, 2)):\(p(tm.tm_sec, 2)).000000000Z"
+            let got = Timestamp.format(seconds: seconds, nanoseconds: 0)
+            if got != expected {
+                Issue.record("\(seconds): \(got), gmtime \(expected)")
+                return
+            }
+        }
+    }
 }
 
 struct StateStoreTests {

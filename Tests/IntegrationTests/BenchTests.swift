@@ -139,6 +139,33 @@ struct BenchModeTests {
         box.expectNothingLeft()
     }
 
+    /// What `runc spec --bundle DIR` leaves there is the config kept: only
+    /// its args and terminal change, and a busybox root comes beside it.
+    @Test func writeBundleKeepsTheConfigRuncSpecWrote() throws {
+        let box = try Sandbox()
+        let bundle = box.dir + "/runc-spec"
+        try FileManager.default.createDirectory(atPath: bundle, withIntermediateDirectories: false)
+        let spec = try runTool("/usr/sbin/runc", ["spec", "--bundle", bundle], scratch: box.dir)
+        #expect(spec.status == 0, "\(spec.output)")
+        let written = try json(bundle + "/config.json")
+        let w = try box.gocker(["bench", "--write-bundle", bundle])
+        #expect(w.status == 0, "\(w.stderr)")
+        let config = try json(bundle + "/config.json")
+        let process = try #require(config["process"] as? [String: Any])
+        #expect(process["args"] as? [String] == ["true"] && process["terminal"] as? Bool == false)
+        // runc's own choices stay: its hostname, no cgroup namespace.
+        #expect(config["hostname"] as? String == written["hostname"] as? String && config["hostname"] as? String == "runc")
+        let namespaces = ((config["linux"] as? [String: Any])?["namespaces"] as? [[String: Any]])?.compactMap { $0["type"] as? String }
+        #expect(namespaces == ((written["linux"] as? [String: Any])?["namespaces"] as? [[String: Any]])?.compactMap { $0["type"] as? String })
+        #expect(FileManager.default.isExecutableFile(atPath: bundle + "/rootfs/bin/busybox"))
+        // Not over a bundle that holds more than a config.
+        let again = try box.gocker(["bench", "--write-bundle", bundle])
+        #expect(again.status == 125 && again.stderr.contains("exists"), "\(again.stderr)")
+        let r = try box.gocker(["oci", "run", "--bundle", bundle, "rs-kept"])
+        #expect(r.status == 0, "\(r.stderr)")
+        box.expectNothingLeft()
+    }
+
     @Test func twoBundlesOfOneNameAreToldApart() throws {
         let box = try Sandbox()
         for d in ["a/b", "c/b"] {
