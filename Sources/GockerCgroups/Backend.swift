@@ -75,18 +75,27 @@ public struct CgroupfsV1Backend: CgroupBackend {
 
     /// The host's v1 hierarchies, from /proc/self/mountinfo.
     public static func hostMounts() -> [String: String] {
+        mounts(inMountinfo: (try? Sys.readText("/proc/self/mountinfo")) ?? "")
+    }
+
+    /// Each v1 controller's hierarchy in the text of a mountinfo file: a
+    /// line is "ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS [TAGS...] -
+    /// FSTYPE SOURCE SUPEROPTIONS" (spaces in paths are escaped as \040).
+    /// Read as bytes: on the start path of a container with a "cgroup"
+    /// mount, where a search for " - " in each line as a String cost
+    /// a third of a millisecond.
+    static func mounts(inMountinfo text: String) -> [String: String] {
+        let known = ["cpu", "cpuacct", "cpuset", "memory", "pids", "devices", "freezer", "blkio",
+                     "net_cls", "net_prio", "perf_event", "hugetlb", "rdma", "misc"]
         var out: [String: String] = [:]
-        for line in ((try? Sys.readText("/proc/self/mountinfo")) ?? "").split(separator: "\n") {
-            let halves = line.components(separatedBy: " - ")
-            guard halves.count == 2 else { continue }
-            let before = halves[0].split(separator: " "), after = halves[1].split(separator: " ")
-            guard before.count > 4, after.count > 2, after[0] == "cgroup" else { continue }
-            for option in after[2].split(separator: ",") where !option.hasPrefix("name=") {
-                let known = ["cpu", "cpuacct", "cpuset", "memory", "pids", "devices", "freezer", "blkio",
-                             "net_cls", "net_prio", "perf_event", "hugetlb", "rdma", "misc"]
-                if known.contains(String(option)) && out[String(option)] == nil {
-                    out[String(option)] = String(before[4])
-                }
+        for line in text.utf8.split(separator: UInt8(ascii: "\n")) {
+            let fields = line.split(separator: UInt8(ascii: " "))
+            guard let dash = fields.firstIndex(where: { $0.count == 1 && $0.first == UInt8(ascii: "-") }),
+                  dash > 5, fields.count > dash + 3, fields[dash + 1].elementsEqual("cgroup".utf8) else { continue }
+            let mountPoint = String(decoding: fields[4], as: UTF8.self)
+            for option in fields[dash + 3].split(separator: UInt8(ascii: ",")) {
+                let name = String(decoding: option, as: UTF8.self)
+                if known.contains(name) && out[name] == nil { out[name] = mountPoint }
             }
         }
         return out
