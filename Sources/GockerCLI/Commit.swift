@@ -34,6 +34,9 @@ struct Commit: ParsableCommand {
         "Freeze a running container while its changes are read (true or false).", valueName: "bool"))
     var pause: Bool = true
 
+    @Flag(name: [.short, .customLong("quiet")], help: "Show no progress line on a terminal.")
+    var quiet = false
+
     @Argument(help: ArgumentHelp("The container: name, id or id prefix.", valueName: "container"))
     var container: String
 
@@ -41,8 +44,12 @@ struct Commit: ParsableCommand {
     var reference: String?
 
     func run() throws {
+        let progress = ProgressLine("Committing", enabled: !quiet && ProgressLine.wanted)
+        defer { progress.end() }
         let image = try global.engine.commit(.init(
-            container: container, reference: reference, message: message, author: author, changes: changes, pause: pause))
+            container: container, reference: reference, message: message, author: author, changes: changes, pause: pause),
+            progress: progress)
+        progress.end()
         print("sha256:" + image.id)
     }
 }
@@ -50,23 +57,26 @@ struct Commit: ParsableCommand {
 /// Where `save` and `export` write: a file given with -o (written beside
 /// it and renamed once complete, so that a failure leaves nothing), or
 /// standard output, which must not be a terminal.
+/// A progress line counts what is written ("Saving", "Exporting").
 struct ArchiveOutput {
     let path: String?
     let command: String
+    let progress: ProgressLine
 
     func write(_ body: (any ByteSink) throws(GockerError) -> Void) throws(GockerError) {
+        defer { progress.end() }
         guard let path else {
             if isatty(1) == 1 {
                 throw GockerError(.invalidArgument,
                     "cowardly refusing to write an archive to a terminal: use the -o flag or redirect")
             }
-            try body(FileSink(fd: 1, name: "standard output"))
+            try body(ProgressSink(FileSink(fd: 1, name: "standard output"), progress: progress))
             return
         }
         let tmp = "\(path).tmp-\(getpid())"
         do throws(GockerError) {
             let sink = try FileSink(creating: tmp, mode: 0o644)
-            try body(sink)
+            try body(ProgressSink(sink, progress: progress))
             try performing("\(command): rename \(tmp) to \(path)") { () throws(SystemCallError) in
                 try Sys.check("rename", path: path) { rename(tmp, path) }
             }
@@ -87,12 +97,16 @@ struct Export: ParsableCommand {
     @Option(name: [.short, .customLong("output")], help: ArgumentHelp("Write to a file instead of standard output.", valueName: "file"))
     var output: String?
 
+    @Flag(name: [.short, .customLong("quiet")], help: "Show no progress line on a terminal.")
+    var quiet = false
+
     @Argument(help: ArgumentHelp("The container: name, id or id prefix.", valueName: "container"))
     var container: String
 
     func run() throws {
         let engine = global.engine
-        try ArchiveOutput(path: output, command: "export").write { sink throws(GockerError) in
+        let progress = ProgressLine("Exporting", enabled: !quiet && ProgressLine.wanted)
+        try ArchiveOutput(path: output, command: "export", progress: progress).write { sink throws(GockerError) in
             try engine.export(container, to: sink)
         }
     }
@@ -118,6 +132,9 @@ struct SaveArguments: ParsableArguments {
     @Option(name: [.short, .customLong("output")], help: ArgumentHelp("Write to a file instead of standard output.", valueName: "file"))
     var output: String?
 
+    @Flag(name: [.short, .customLong("quiet")], help: "Show no progress line on a terminal.")
+    var quiet = false
+
     @Argument(help: ArgumentHelp("Images: name[:tag], id or id prefix.", valueName: "image"))
     var images: [String]
 
@@ -127,7 +144,8 @@ struct SaveArguments: ParsableArguments {
 
     func run() throws {
         let store = global.engine.images
-        try ArchiveOutput(path: output, command: "save").write { sink throws(GockerError) in
+        let progress = ProgressLine("Saving", enabled: !quiet && ProgressLine.wanted)
+        try ArchiveOutput(path: output, command: "save", progress: progress).write { sink throws(GockerError) in
             try store.save(images, to: sink)
         }
     }
@@ -157,7 +175,7 @@ struct LoadArguments: ParsableArguments {
     @Option(name: [.short, .customLong("input")], help: ArgumentHelp("Read from a file instead of standard input.", valueName: "file"))
     var input: String?
 
-    @Flag(name: [.short, .customLong("quiet")], help: "Print nothing.")
+    @Flag(name: [.short, .customLong("quiet")], help: "Print nothing, and show no progress line on a terminal.")
     var quiet = false
 
     func run() throws {
@@ -165,7 +183,13 @@ struct LoadArguments: ParsableArguments {
             throw GockerError(.invalidArgument, "requested load from standard input, but it is a terminal: use -i or redirect")
         }
         let source = try Self.open(input ?? "-")
-        try global.engine.images.load(from: source) { line in if !quiet { print(line) } }
+        let progress = ProgressLine("Loading", total: source.size, enabled: !quiet && ProgressLine.wanted)
+        source.onRead = { progress.update($0) }
+        defer { progress.end() }
+        try global.engine.images.load(from: source) { line in
+            progress.end()
+            if !quiet { print(line) }
+        }
     }
 
     static func open(_ path: String) throws(GockerError) -> FileSource {

@@ -120,6 +120,9 @@ struct ImportArguments: ParsableArguments {
     @Option(name: [.short, .customLong("message")], help: ArgumentHelp("A commit message for the image.", valueName: "text"))
     var message: String?
 
+    @Flag(name: [.short, .customLong("quiet")], help: "Show no progress line on a terminal.")
+    var quiet = false
+
     @Argument(help: ArgumentHelp("A root filesystem tarball (plain, gzip or xz), or - for standard input.", valueName: "file"))
     var file: String
 
@@ -135,16 +138,11 @@ struct ImportArguments: ParsableArguments {
         var config = ImageConfig()
         for change in changes { try config.apply(change: change) }
         let input = try FileSource(path: file)
-        var progress: ImportProgress?
-        if ImportProgress.wanted {
-            let p = ImportProgress(total: input.size)
-            input.onRead = { p.update($0) }
-            progress = p
-        }
-        defer { progress?.end() }
+        let progress = ProgressLine("Importing", total: input.size, enabled: !quiet && ProgressLine.wanted)
+        input.onRead = { progress.update($0) }
+        defer { progress.end() }
         let image = try global.engine.images.importArchive(from: input, tag: tag, config: config, comment: message)
-        progress?.end()
-        progress = nil
+        progress.end()
         print("sha256:" + image.id)
     }
 }

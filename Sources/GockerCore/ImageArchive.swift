@@ -148,34 +148,34 @@ extension ImageStore {
         var index: [OCI.Descriptor] = []
         var docker: [String: OCI.DockerEntry] = [:]
         var dockerOrder: [String] = []
-        // Layers made before layers kept their archive are archived now.
-        var rendered: [String: (path: String, archive: LayerArchive, diffID: String)] = [:]
-        defer { for r in rendered.values { try? Sys.removeAll(r.path) } }
+        // Layers made before layers kept their archive, and layers whose
+        // kept archive is not gzip, are compressed now, once each.
+        var made: [String: LayerBlob] = [:]
+        defer { for m in made.values { try? Sys.removeAll(m.path) } }
         for (image, ref) in chosen {
             var layers: [OCI.Descriptor] = []
             var diffIDs: [String] = []
             for layer in image.layers {
-                var archive: LayerArchive
-                var path = archivePath(layer)
-                if let kept = try layerArchive(layer) {
-                    archive = kept
-                    diffIDs.append(layer)
+                var blob: LayerBlob
+                if let kept = made[layer] {
+                    blob = kept
                 } else {
-                    if rendered[layer] == nil { rendered[layer] = try renderArchive(layer) }
-                    let r = rendered[layer]!
-                    (path, archive) = (r.path, r.archive)
-                    diffIDs.append(r.diffID)
+                    blob = try layerBlob(layer)
+                    if blob.temporary { made[layer] = blob }
                 }
-                let hex = String(archive.digest.dropFirst(7))
+                diffIDs.append(blob.diffID)
+                let hex = String(blob.archive.digest.dropFirst(7))
                 if written.insert(hex).inserted {
-                    let fd = try performing("save: open \(path)") { () throws(SystemCallError) in try Sys.open(path, O_RDONLY) }
+                    let fd = try performing("save: open \(blob.path)") { () throws(SystemCallError) in
+                        try Sys.open(blob.path, O_RDONLY)
+                    }
                     defer { Sys.close(fd) }
                     var e = TarEntry(name: "blobs/sha256/" + hex, kind: .file)
                     e.mode = 0o644
-                    e.size = archive.size
+                    e.size = blob.archive.size
                     try tar.append(e, from: fd)
                 }
-                layers.append(OCI.Descriptor(mediaType: OCI.layerGzipType, digest: archive.digest, size: archive.size))
+                layers.append(OCI.Descriptor(mediaType: OCI.layerGzipType, digest: blob.archive.digest, size: blob.archive.size))
             }
             var document = configFile(image)
             document.rootfs.diff_ids = diffIDs.map { "sha256:" + $0 }
@@ -202,10 +202,62 @@ extension ImageStore {
         try tar.finish()
     }
 
+    /// A layer's gzip blob for `save`: the file, its digest and size, the
+    /// diff id it carries, and whether it was made for this save (and goes
+    /// after it).
+    struct LayerBlob {
+        var path: String
+        var archive: LayerArchive
+        var diffID: String
+        var temporary: Bool
+    }
+
+    /// The layer's kept archive as it is when it is gzip (told by its first
+    /// bytes); a kept archive that is not (a plain tar, or xz) compressed
+    /// now, its diff id still the layer's; a layer without one archived
+    /// from its directory.
+    func layerBlob(_ layer: String) throws(GockerError) -> LayerBlob {
+        let path = archivePath(layer)
+        guard Sys.exists(path) else {
+            let r = try renderArchive(layer)
+            return LayerBlob(path: r.path, archive: r.archive, diffID: r.diffID, temporary: true)
+        }
+        let input = try FileSource(path: path)
+        if try Compression.detect(try input.peek(6)) == .gzip, let kept = try layerArchive(layer) {
+            return LayerBlob(path: path, archive: kept, diffID: layer, temporary: false)
+        }
+        let source = try input.decompressed()
+        let r = try compressArchive { sink throws(GockerError) in
+            let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
+            defer { buffer.deallocate() }
+            while true {
+                let n = try source.read(into: buffer)
+                if n == 0 { break }
+                try sink.write(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
+            }
+        }
+        return LayerBlob(path: r.path, archive: r.archive, diffID: layer, temporary: true)
+    }
+
     /// A layer without an archive (made before layers kept one) archived
     /// from its directory: a new stream, so a new diff id, and the image
     /// that carries it loads under a new id.
     func renderArchive(_ layer: String) throws(GockerError) -> (path: String, archive: LayerArchive, diffID: String) {
+        var diffID = ""
+        let r = try compressArchive { sink throws(GockerError) in
+            let plain = HashingSink(sink)
+            let tar = TarWriter(plain)
+            try LayerTree.writeChanges(upper: layerPath(layer), lowers: [], to: tar, keepMountPoints: true)
+            try tar.finish()
+            diffID = plain.digest().hex
+        }
+        return (r.path, r.archive, diffID)
+    }
+
+    /// What `body` writes, gzip-compressed (gzip -1, on every core) into
+    /// a new file under archives/, with its digest and size; on a failure
+    /// nothing is left.
+    func compressArchive(_ body: (any ByteSink) throws(GockerError) -> Void) throws(GockerError) -> (path: String, archive: LayerArchive) {
         try performing("save: create \(root)/archives") { () throws(SystemCallError) in
             try Sys.mkdirAll(root + "/archives", mode: 0o700)
         }
@@ -213,12 +265,9 @@ extension ImageStore {
         do throws(GockerError) {
             let file = try FileSink(creating: path, hashing: true)
             let gzip = try GzipSink(file)
-            let plain = HashingSink(gzip)
-            let tar = TarWriter(plain)
-            try LayerTree.writeChanges(upper: layerPath(layer), lowers: [], to: tar, keepMountPoints: true)
-            try tar.finish()
+            try body(gzip)
             try gzip.finish()
-            return (path, LayerArchive(digest: "sha256:" + file.digest().hex, size: file.count), plain.digest().hex)
+            return (path, LayerArchive(digest: "sha256:" + file.digest().hex, size: file.count))
         } catch {
             try? Sys.removeAll(path)
             throw error

@@ -55,7 +55,10 @@ extension Engine {
     /// image's config is the container's (its command, environment, working
     /// directory and user) with `changes` applied. A running container is
     /// frozen while its layer is read, unless `pause` is false.
-    public func commit(_ request: CommitRequest) throws(GockerError) -> ImageRecord {
+    ///
+    /// `progress` counts the bytes of the changes as they are read, then
+    /// as they are stored.
+    public func commit(_ request: CommitRequest, progress: ProgressLine? = nil) throws(GockerError) -> ImageRecord {
         // Everything that can be refused is refused before anything is made.
         let tag = try request.reference.map { text throws(GockerError) in try ImageReference(parsing: text) }
         let record = try lookup(request.container)
@@ -83,7 +86,8 @@ extension Engine {
                 paused = true
             }
             defer { if paused { try? rt.resume(id: record.id) } }
-            let tar = TarWriter(try FileSink(creating: tarPath))
+            let file = try FileSink(creating: tarPath)
+            let tar = TarWriter(progress.map { ProgressSink(file, progress: $0) } ?? file)
             try LayerTree.writeChanges(upper: stack.upper, lowers: stack.lowers, to: tar)
             try tar.finish()
         }
@@ -92,6 +96,10 @@ extension Engine {
         history.append(ImageHistory(created: Timestamp.now(), created_by: spec.process?.args?.joined(separator: " "),
                                     author: request.author, comment: request.message))
         let input = try FileSource(path: tarPath)
+        if let progress {
+            progress.restart(progress.verb, total: input.size)
+            input.onRead = { progress.update($0) }
+        }
         return try images.storeLayer(from: input, whiteouts: .overlay) { layer throws(GockerError) in
             try images.add(layers: baseLayers + [layer], config: config, tag: tag, comment: request.message,
                            author: request.author, parent: base?.id, history: history)

@@ -125,42 +125,6 @@ extension ImageStore {
     }
 }
 
-/// A progress line on standard error while a large archive is read, only
-/// when standard error is a terminal.
-public final class ImportProgress {
-    private let total: UInt64?
-    private var lastShown: Double = 0
-    private var shown = false
-    /// Below this, an import is quick enough to need no progress.
-    static let threshold: UInt64 = 8 << 20
-
-    public init(total: UInt64?) { self.total = total }
-
-    public static var wanted: Bool { isatty(2) == 1 }
-
-    public func update(_ done: UInt64) {
-        guard done >= Self.threshold || (total ?? 0) >= Self.threshold else { return }
-        let now = Timestamp.nowSeconds()
-        guard now - lastShown >= 0.1 || done == total else { return }
-        lastShown = now
-        shown = true
-        var line = "\rImporting \(HumanUnits.size(Int64(done)))"
-        if let total, total > 0 {
-            line += " / \(HumanUnits.size(Int64(total))) (\(done * 100 / total)%)"
-        }
-        Self.write(line + "\u{1B}[K")
-    }
-
-    /// Clears the line.
-    public func end() {
-        if shown { Self.write("\r\u{1B}[K") }
-    }
-
-    private static func write(_ s: String) {
-        _ = s.withCString { Glibc.write(2, $0, strlen($0)) }
-    }
-}
-
 extension ImageConfig {
     /// Applies one `gocker import --change` instruction, in Dockerfile
     /// syntax: CMD, ENTRYPOINT (JSON array or shell form), ENV (KEY=VALUE...

@@ -7,12 +7,30 @@ import Glibc
 /// of directories end in "/", and there are no user or group names: the
 /// same tree gives the same bytes, as a layer's digest needs. (The digest
 /// itself is taken where the stream is read back: see `storeLayer`.)
+///
+/// Headers, padding and small files gather in a buffer of 1 MiB written
+/// to the sink in one piece; a large file's content goes to the sink
+/// straight from its descriptor when the sink can take it so (a file or
+/// pipe: `sendfile`), else through that buffer. What is buffered reaches
+/// the sink at `flush` and `finish`.
 public final class TarWriter {
     private let sink: any ByteSink
+    /// The bytes of the archive so far.
     public private(set) var count: Int64 = 0
     private var finished = false
+    private let buffer: UnsafeMutableRawBufferPointer
+    private var buffered = 0
 
-    public init(_ sink: any ByteSink) { self.sink = sink }
+    static let bufferSize = 1 << 20
+    /// Content at least this large is copied by the sink when it can.
+    static let directCopy: Int64 = 256 << 10
+
+    public init(_ sink: any ByteSink) {
+        self.sink = sink
+        buffer = .allocate(byteCount: Self.bufferSize, alignment: 4096)
+    }
+
+    deinit { buffer.deallocate() }
 
     /// An entry without content (a directory, a link, a node, an empty file).
     public func append(_ entry: TarEntry) throws(GockerError) {
@@ -33,33 +51,49 @@ public final class TarWriter {
         try pad(e.size)
     }
 
-    /// A regular file whose `entry.size` bytes are read from `fd`. A file
-    /// that got shorter meanwhile is an error; one that grew is cut at the size.
+    /// A regular file whose `entry.size` bytes are read from `fd` (from
+    /// its offset). A file that got shorter meanwhile is an error; one that
+    /// grew is cut at the size.
     public func append(_ entry: TarEntry, from fd: Int32) throws(GockerError) {
         try header(entry)
-        let chunk = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 16, alignment: 16)
-        defer { chunk.deallocate() }
         var left = entry.size
+        if left >= Self.directCopy {
+            try flush()
+            let copied = try sink.copy(from: fd, count: left, name: entry.name)
+            count += copied
+            left -= copied
+        }
         while left > 0 {
-            let want = Int(min(left, Int64(chunk.count)))
+            if buffered == buffer.count { try flush() }
+            let want = Int(min(left, Int64(buffer.count - buffered)))
             let n = try performing("archive: read \(entry.name)") { () throws(SystemCallError) in
-                try Sys.check("read", path: entry.name) { Glibc.read(fd, chunk.baseAddress, want) }
+                try Sys.check("read", path: entry.name) { Glibc.read(fd, buffer.baseAddress! + buffered, want) }
             }
             if n == 0 {
                 throw GockerError(.system, "archive: \(entry.name) got shorter while it was read")
             }
-            try emit(UnsafeRawBufferPointer(rebasing: chunk[0..<n]))
+            buffered += n
+            count += Int64(n)
             left -= Int64(n)
         }
         try pad(entry.size)
     }
 
-    /// The two zero blocks that end an archive.
+    /// The two zero blocks that end an archive, and what is buffered.
     public func finish() throws(GockerError) {
         if !finished {
             finished = true
-            try emit([UInt8](repeating: 0, count: 1024))
+            try zeros(1024)
+            try flush()
         }
+    }
+
+    /// Writes what is buffered to the sink.
+    public func flush() throws(GockerError) {
+        guard buffered > 0 else { return }
+        let n = buffered
+        buffered = 0
+        try sink.write(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
     }
 
     // MARK: - Headers
@@ -173,8 +207,17 @@ public final class TarWriter {
     // MARK: - Output
 
     private func emit(_ bytes: UnsafeRawBufferPointer) throws(GockerError) {
+        guard let base = bytes.baseAddress, bytes.count > 0 else { return }
         count += Int64(bytes.count)
-        try sink.write(bytes)
+        if bytes.count > buffer.count - buffered {
+            try flush()
+            if bytes.count >= buffer.count {
+                try sink.write(bytes)
+                return
+            }
+        }
+        (buffer.baseAddress! + buffered).copyMemory(from: base, byteCount: bytes.count)
+        buffered += bytes.count
     }
 
     private func emit(_ bytes: [UInt8]) throws(GockerError) {
@@ -185,8 +228,20 @@ public final class TarWriter {
         if let failure { throw failure }
     }
 
+    /// Zeros up to the next multiple of 512 after `size` bytes.
     private func pad(_ size: Int64) throws(GockerError) {
-        let n = Int((512 - size % 512) % 512)
-        if n > 0 { try emit([UInt8](repeating: 0, count: n)) }
+        try zeros(Int((512 - size % 512) % 512))
+    }
+
+    private func zeros(_ total: Int) throws(GockerError) {
+        var n = total
+        while n > 0 {
+            if buffered == buffer.count { try flush() }
+            let k = min(n, buffer.count - buffered)
+            (buffer.baseAddress! + buffered).initializeMemory(as: UInt8.self, repeating: 0, count: k)
+            buffered += k
+            count += Int64(k)
+            n -= k
+        }
     }
 }
