@@ -364,7 +364,7 @@ extension ImageStore {
         do throws(GockerError) {
             for (i, file) in layerFiles.enumerated() {
                 let want = layers[i]
-                if Sys.isDirectory(layerPath(want)), try layerArchive(want) != nil { continue }
+                if Sys.isDirectory(layerPath(want)), try keptArchive(want) != nil { continue }
                 let input = try unpacked.open(file)
                 let layerInput: LayerInput
                 do throws(GockerError) {
