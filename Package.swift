@@ -20,8 +20,15 @@ let package = Package(
             // libcgroup's opens of /proc/mounts, and its first clearing of its mount
             // table, go through csrc/libcgroup_mounts.c. libseccomp (Debian
             // libseccomp-dev; its static archive in the release binary)
-            // compiles seccomp profiles (csrc/seccomp.c).
-            linkerSettings: [.linkedLibrary("seccomp"),
+            // compiles seccomp profiles (csrc/seccomp.c). libcrypto (Debian
+            // libssl-dev; its static archive, not libssl) computes SHA-256
+            // through a small gk_ wrapper (csrc/sha256.c) rather than a
+            // systemLibrary target: the wrapper keeps the hash's state a plain
+            // C struct a Swift value holds (no allocation, copies that go on
+            // on their own), and it alone sees the OpenSSL declarations, one
+            // of which it needs with their deprecation turned off (why: see
+            // csrc/sha256.c).
+            linkerSettings: [.linkedLibrary("seccomp"), .linkedLibrary("crypto"),
                              .unsafeFlags(["-Xlinker", "--wrap=fopen", "-Xlinker", "--wrap=memset"])]
         ),
         // The bench's reference row, `gocker-floor ROOTFS` (the gocker binary

@@ -321,7 +321,7 @@ extension ImageStore {
                 // Every layer blob's digest first, before anything is extracted.
                 for layer in manifest.layers { try unpacked.verify(layer) }
                 let files = try manifest.layers.map { d throws(GockerError) in try unpacked.blobPath(d.digest) }
-                let kept = manifest.layers.map { d in ImageStore.LayerArchive(digest: d.digest, size: d.size) }
+                let kept = manifest.layers.map { d in ImageStore.LayerArchive(digest: d.digest, size: d.size, mediaType: nil) }
                 loaded.append(try store(config, layerFiles: files, checked: kept, names: names, in: unpacked, output: output))
             }
         } else if unpacked.exists("manifest.json") {
@@ -406,30 +406,39 @@ extension ImageStore {
                 let used = Set(try images().flatMap(\.layers))
                 for id in made where !used.contains(id) {
                     try? Sys.removeAll(layerPath(id))
-                    try? Sys.removeAll(archivePath(id))
-                    try? Sys.removeAll(archiveInfoPath(id))
+                    removeArchive(id)
                 }
             }
         }
         do throws(GockerError) {
             for (i, file) in layerFiles.enumerated() {
                 let want = layers[i]
-                if Sys.isDirectory(layerPath(want)), try layerArchive(want) != nil { continue }
+                if Sys.isDirectory(layerPath(want)), try keptArchive(want) != nil { continue }
                 let input = try unpacked.open(file)
-                let source: any ByteSource
-                var keep: (path: String, archive: LayerArchive)?
+                let layerInput: LayerInput
                 do throws(GockerError) {
-                    // A gzip blob whose digest was checked is kept as the layer's archive.
-                    if let checked, try Compression.detect(try input.peek(6)) == .gzip {
-                        keep = (unpacked.root + "/" + file, checked[i])
+                    // The blob becomes the layer's archive as it is: a plain
+                    // one (its digest is the diff id, checked below), or a
+                    // gzip one whose digest was checked. Any other is kept
+                    // as `import` keeps it.
+                    let path = unpacked.root + "/" + file
+                    switch try Compression.detect(try input.peek(6)) {
+                    case .none:
+                        layerInput = .checked(input, path: path, archive: LayerArchive(
+                            digest: "sha256:" + want, size: Int64(input.size ?? 0), mediaType: LayerArchive.plainType))
+                    case .gzip where checked != nil:
+                        var archive = checked![i]
+                        archive.mediaType = OCI.layerGzipType
+                        layerInput = .checked(try input.decompressed(), path: path, archive: archive)
+                    default:
+                        layerInput = .raw(input)
                     }
-                    source = try input.decompressed()
                 } catch {
                     throw Self.asLoad(error)
                 }
                 let isNew = !Sys.exists(layerPath(want))
                 do throws(GockerError) {
-                    try storeLayer(from: source, whiteouts: .overlay, keeping: keep) { id throws(GockerError) in
+                    try storeLayer(layerInput, whiteouts: .overlay) { id throws(GockerError) in
                         guard id == want else {
                             throw GockerError(.invalidArgument,
                                 "load: layer \(file): digest mismatch: the config says sha256:\(want), its content is sha256:\(id)")

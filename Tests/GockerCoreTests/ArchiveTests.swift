@@ -345,3 +345,88 @@ struct HumanUnitsTests {
         #expect(abs(t - 1_700_000_000.25) < 1e-6)
     }
 }
+
+/// The output of a shell pipeline (the standard tools as the reference).
+func shell(_ command: String) throws -> String {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: "/bin/sh")
+    p.arguments = ["-c", command]
+    let out = Pipe()
+    p.standardOutput = out
+    try p.run()
+    let data = out.fileHandleForReading.readDataToEndOfFile()
+    p.waitUntilExit()
+    guard p.terminationStatus == 0 else { throw POSIXError(.EIO) }
+    return String(decoding: data, as: UTF8.self)
+}
+
+/// `sha256sum`'s hex digest of what `command` writes.
+func sha256sum(of command: String) throws -> String {
+    String(try shell("\(command) | sha256sum").prefix(64))
+}
+
+struct ImportTests {
+    /// Larger than the reader's buffer, so that content crosses its refills.
+    static let entries: [TarMaker.Entry] = [
+        .init(name: "etc", type: "dir", mode: 0o755),
+        .init(name: "etc/big", data: String(repeating: "0123456789abcdef", count: 200_000) + "tail"),
+        .init(name: "etc/small", data: "hello\n"),
+        .init(name: "lib/x/y/z", data: String(repeating: "z", count: 1_500_001)),
+        .init(name: "etc/link", type: "symlink", linkname: "small"),
+    ]
+
+    @Test(arguments: [("none", "cat"), ("gz", "gzip -dc"), ("xz", "xz -dc")])
+    func layerIDIsSha256sumOfTheUncompressedStream(compression: String, decompress: String) throws {
+        let tmp = try TempDir()
+        let tarball = try TarMaker.make(Self.entries, in: tmp.path, name: "in", compression: compression)
+        let store = ImageStore(dataRoot: tmp.path + "/data")
+        let image = try store.importArchive(from: try FileSource(path: tarball), tag: nil)
+        let id = try #require(image.layers.first)
+        #expect(id == (try sha256sum(of: "\(decompress) \(tarball)")))
+        // The layer holds the files, content whole.
+        #expect(try shell("cat \(store.layerPath(id))/etc/big") == String(repeating: "0123456789abcdef", count: 200_000) + "tail")
+        #expect(try shell("wc -c < \(store.layerPath(id))/lib/x/y/z") == "1500001\n")
+        #expect(try shell("readlink \(store.layerPath(id))/etc/link") == "small\n")
+
+        // The kept archive: a gzip input as it is, any other as its plain stream.
+        let archive = try #require(try store.keptArchive(id))
+        let path = store.archivePath(id, gzip: archive.isGzip)
+        let kept = try sha256sum(of: "cat \(path)")
+        #expect(archive.digest == "sha256:" + kept)
+        #expect(archive.size == Int64(try shell("wc -c < \(path)").dropLast())!)
+        if compression == "gz" {
+            #expect(archive.mediaType == OCI.layerGzipType && path.hasSuffix(".tar.gz"))
+            #expect(kept == (try sha256sum(of: "cat \(tarball)")))
+        } else {
+            #expect(archive.mediaType == ImageStore.LayerArchive.plainType && path.hasSuffix(".tar"))
+            #expect(kept == id)
+        }
+        // Nothing temporary left beside them.
+        let root = String(store.layerPath(id).dropLast(id.count + "/layers/".count))
+        #expect(try shell("ls -A \(root)/archives").split(separator: "\n").sorted() == [Substring(id + ".json"), Substring(path.split(separator: "/").last!)].sorted())
+        #expect(try shell("ls -A \(root)/layers") == id + "\n")
+    }
+
+    @Test func theSameLayerImportedTwiceIsSharedWithItsArchive() throws {
+        let tmp = try TempDir()
+        let plain = try TarMaker.make(Self.entries, in: tmp.path, name: "a")
+        let gz = try TarMaker.make(Self.entries, in: tmp.path, name: "b", compression: "gz")
+        let store = ImageStore(dataRoot: tmp.path + "/data")
+        let a = try store.importArchive(from: try FileSource(path: plain), tag: nil)
+        let b = try store.importArchive(from: try FileSource(path: gz), tag: nil)
+        #expect(a.layers == b.layers)
+        // The first archive stays; the second is not left beside it.
+        let id = a.layers[0]
+        #expect(try store.keptArchive(id)?.mediaType == ImageStore.LayerArchive.plainType)
+        let root = String(store.layerPath(id).dropLast(id.count + "/layers/".count))
+        #expect(try shell("ls -A \(root)/archives").split(separator: "\n").sorted() == [Substring(id + ".json"), Substring(id + ".tar")])
+        // Asked for as `save` asks, it is compressed once and kept so; its
+        // stream is the same.
+        let gzip = try #require(try store.layerArchive(id))
+        #expect(gzip.mediaType == OCI.layerGzipType && store.archivePath(id).hasSuffix(".tar.gz"))
+        #expect(gzip.digest == "sha256:" + (try sha256sum(of: "cat \(store.archivePath(id))")))
+        #expect(try sha256sum(of: "gzip -dc \(store.archivePath(id))") == id)
+        #expect(try store.layerArchive(id) == gzip)
+        #expect(try shell("ls -A \(root)/archives").split(separator: "\n").sorted() == [Substring(id + ".json"), Substring(id + ".tar.gz")])
+    }
+}

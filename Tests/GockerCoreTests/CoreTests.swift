@@ -1,3 +1,4 @@
+import Foundation
 import Glibc
 import CGockerCore
 import Testing
@@ -18,6 +19,47 @@ struct SHA256Tests {
         var h = SHA256()
         for _ in 0..<1000 { h.update([UInt8](repeating: UInt8(ascii: "a"), count: 1000)) }
         #expect(h.finalize().hex == "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0")
+    }
+
+    /// A megabyte of varied bytes fed in odd-sized pieces (across block
+    /// boundaries), in one piece, and to sha256sum, agree; a copy taken
+    /// midway goes on on its own.
+    @Test func oddPiecesOnePieceAndSha256sumAgree() throws {
+        let tmp = try TempDir()
+        var state: UInt32 = 12345
+        let bytes = (0..<(1 << 20)).map { _ -> UInt8 in
+            state = state &* 1_103_515_245 &+ 12345
+            return UInt8(truncatingIfNeeded: state >> 16)
+        }
+        let file = tmp.path + "/mb"
+        try Data(bytes).write(to: URL(fileURLWithPath: file))
+        let expected = try sha256sum(of: "cat \(file)")
+        #expect(SHA256.hash(bytes).hex == expected)
+        var pieces = SHA256()
+        var offset = 0
+        var sizes = [1, 63, 64, 65, 127, 4093, 3, 100_003]
+        var copy: SHA256?
+        var i = 0
+        while offset < bytes.count {
+            let n = min(sizes[i % sizes.count], bytes.count - offset)
+            bytes.withUnsafeBytes { pieces.update(UnsafeRawBufferPointer(rebasing: $0[offset..<(offset + n)])) }
+            offset += n
+            i += 1
+            if copy == nil && offset > 300_000 {
+                copy = pieces
+                sizes.reverse()
+            }
+        }
+        #expect(pieces.finalize().hex == expected)
+        var midway = try #require(copy)
+        #expect(midway.finalize().hex == (try sha256sum(of: "head -c \(offsetAtCopy(sizes: sizes.reversed())) \(file)")))
+    }
+
+    /// Where `oddPiecesOnePieceAndSha256sumAgree` took its copy.
+    private func offsetAtCopy(sizes: [Int]) -> Int {
+        var offset = 0, i = 0
+        while offset <= 300_000 { offset += sizes[i % sizes.count]; i += 1 }
+        return offset
     }
 }
 

@@ -4,48 +4,145 @@ import Glibc
 extension ImageStore {
     /// `gocker import`: a root filesystem tarball (plain, gzip or xz, as
     /// `docker export` writes it) becomes a one-layer image (see `storeLayer`).
-    /// On any failure nothing is left: no layer, temporary directory, image or tag.
+    /// A gzip input is kept as it is as the layer's archive; any other, as
+    /// its plain tar stream. On any failure nothing is left: no layer,
+    /// temporary directory, image or tag.
     public func importArchive(from input: FileSource, tag: ImageReference?, config: ImageConfig = ImageConfig(),
                               comment: String? = nil) throws(GockerError) -> ImageRecord {
-        let source = try input.decompressed()
         let shown = input.name == "standard input" ? "-" : input.name
-        return try storeLayer(from: source, whiteouts: .skip) { layerID throws(GockerError) in
+        return try storeLayer(.raw(input), whiteouts: .skip) { layerID throws(GockerError) in
             try add(layers: [layerID], config: config, tag: tag, comment: comment,
                     history: [ImageHistory(created: Timestamp.now(), created_by: "", comment: "Imported from \(shown)")])
         }
     }
 
-    /// A layer's archive, kept beside it: the gzip-compressed tar stream it
-    /// was made from, whose uncompressed sha256 is the layer's id. `save`
-    /// hands it on as it is.
+    /// A layer's archive, kept beside it: the tar stream it was made from
+    /// (whose uncompressed sha256 is the layer's id), either plain or
+    /// gzip-compressed as `mediaType` says. `save` hands it on as it is.
     public struct LayerArchive: Codable, Sendable, Equatable {
-        /// "sha256:<hex>" of the compressed file.
+        /// "sha256:<hex>" of the file as it is (compressed, for gzip).
         public var digest: String
         public var size: Int64
+        /// The OCI layer media type of the file: `plainType` or
+        /// `OCI.layerGzipType`. Absent in the records of layers kept
+        /// before plain archives were (all gzip).
+        public var mediaType: String?
+
+        public init(digest: String, size: Int64, mediaType: String? = nil) {
+            self.digest = digest
+            self.size = size
+            self.mediaType = mediaType
+        }
+
+        /// An uncompressed layer tar.
+        public static let plainType = "application/vnd.oci.image.layer.v1.tar"
+
+        /// The media type of the file (a record without one is gzip).
+        public var layerMediaType: String { mediaType ?? OCI.layerGzipType }
+        public var isGzip: Bool { layerMediaType == OCI.layerGzipType }
     }
 
-    public func archivePath(_ layer: String) -> String { "\(root)/archives/\(layer).tar.gz" }
+    /// The archive file of a layer as `save` hands it on (the file
+    /// `layerArchive` describes): `archives/<id>.tar.gz`, a plain
+    /// `archives/<id>.tar` compressed into it first when that is what was
+    /// kept (see `layerArchive`; a failure to is reported there).
+    public func archivePath(_ layer: String) -> String {
+        let gzip = archivePath(layer, gzip: true)
+        if !Sys.exists(gzip), let kept = try? keptArchive(layer), !kept.isGzip {
+            _ = try? compressArchive(layer)
+        }
+        return Sys.exists(gzip) ? gzip : archivePath(layer, gzip: false)
+    }
+
+    func archivePath(_ layer: String, gzip: Bool) -> String { "\(root)/archives/\(layer).tar\(gzip ? ".gz" : "")" }
     func archiveInfoPath(_ layer: String) -> String { "\(root)/archives/\(layer).json" }
 
-    /// The archive of a layer, or nil for a layer made before layers kept one.
+    /// Removes a layer's archive and its record, whatever its kind.
+    func removeArchive(_ layer: String) {
+        try? Sys.removeAll(archivePath(layer, gzip: false))
+        try? Sys.removeAll(archivePath(layer, gzip: true))
+        try? Sys.removeAll(archiveInfoPath(layer))
+    }
+
+    /// The archive of a layer as `save` hands it on: gzip-compressed. A
+    /// plain one (what import and load keep, compressing nothing on their
+    /// way) is compressed here the first time it is asked for, off their
+    /// path, and the compressed one kept instead. Nil for a layer made
+    /// before layers kept one.
     public func layerArchive(_ layer: String) throws(GockerError) -> LayerArchive? {
-        guard Sys.exists(archiveInfoPath(layer)), Sys.exists(archivePath(layer)) else { return nil }
-        return try JSON.decodeFile(LayerArchive.self, path: archiveInfoPath(layer))
+        guard let kept = try keptArchive(layer) else { return nil }
+        return kept.isGzip ? kept : try compressArchive(layer)
+    }
+
+    /// Compresses a layer's plain archive (zlib's level 1: the stream's
+    /// digest is the layer's id whatever the level) into `<id>.tar.gz`,
+    /// which replaces it.
+    private func compressArchive(_ layer: String) throws(GockerError) -> LayerArchive {
+        let plain = archivePath(layer, gzip: false)
+        let tmp = root + "/archives/.tmp-gzip-\(Sys.randomBytes(8).hex)"
+        do throws(GockerError) {
+            let input = try FileSource(path: plain)
+            let file = try FileSink(creating: tmp, hashing: true)
+            let gzip = try GzipSink(file, level: 1)
+            let chunk = UnsafeMutableRawBufferPointer.allocate(byteCount: TarReader.bufferSize, alignment: 64)
+            defer { chunk.deallocate() }
+            while true {
+                let n = try input.read(into: chunk)
+                if n == 0 { break }
+                try gzip.write(UnsafeRawBufferPointer(rebasing: chunk[0..<n]))
+            }
+            try gzip.finish()
+            let archive = LayerArchive(digest: "sha256:" + file.digest().hex, size: file.count, mediaType: OCI.layerGzipType)
+            try performing("keep \(archivePath(layer, gzip: true))") { () throws(SystemCallError) in
+                try Sys.check("rename", path: archivePath(layer, gzip: true)) { rename(tmp, archivePath(layer, gzip: true)) }
+                try Sys.writeFileAtomic(archiveInfoPath(layer), JSON.encode(archive))
+            }
+            try? Sys.removeAll(plain)
+            return archive
+        } catch {
+            try? Sys.removeAll(tmp)
+            throw error
+        }
+    }
+
+    /// The archive kept for a layer as it is (plain or gzip), or nil.
+    func keptArchive(_ layer: String) throws(GockerError) -> LayerArchive? {
+        guard Sys.exists(archiveInfoPath(layer)) else { return nil }
+        let archive = try JSON.decodeFile(LayerArchive.self, path: archiveInfoPath(layer))
+        guard Sys.exists(archivePath(layer, gzip: archive.isGzip)) else { return nil }
+        return archive
+    }
+
+    /// Where a new layer's content comes from, and so what is kept as its archive.
+    public enum LayerInput {
+        /// An uncompressed tar stream: kept as it is read (a plain archive).
+        case stream(any ByteSource)
+        /// The content of `path`, a file already checked against `archive`
+        /// (a layer blob `load` unpacked): linked as the archive as it is.
+        case checked(any ByteSource, path: String, archive: LayerArchive)
+        /// A tarball as given (plain, gzip or xz): a gzip one is kept as it
+        /// is, compressed bytes hashed on the way; any other as its plain stream.
+        case raw(FileSource)
     }
 
     /// Extracts an uncompressed tar stream into a new layer and keeps its
-    /// archive: into `layers/.tmp-<random>`, renamed to the layer's id (the
-    /// sha256 of the stream, docker's diff id) once complete; a layer
-    /// already there with that id is shared instead. `then` runs under the
-    /// store's lock with the layer's id (to record an image that uses it);
-    /// if it fails, a layer this call made goes again. On any failure
-    /// nothing is left behind.
-    ///
-    /// `keeping` names a gzip file, already checked against its digest,
-    /// that `source` is the content of (a layer blob `load` unpacked): it
-    /// becomes the layer's archive as it is, instead of a new compression.
+    /// archive (see `LayerInput`). `keeping` names a file, already checked
+    /// against its digest, that `source` is the content of.
     public func storeLayer<T>(from source: any ByteSource, whiteouts: LayerWriter.Whiteouts,
                               keeping given: (path: String, archive: LayerArchive)? = nil,
+                              then body: (String) throws(GockerError) -> T) throws(GockerError) -> T {
+        let input: LayerInput = given.map { .checked(source, path: $0.path, archive: $0.archive) } ?? .stream(source)
+        return try storeLayer(input, whiteouts: whiteouts, then: body)
+    }
+
+    /// Extracts a layer: into `layers/.tmp-<random>`, renamed to the layer's
+    /// id (the sha256 of the uncompressed stream, docker's diff id) once
+    /// complete; a layer already there with that id is shared instead. Its
+    /// archive is written (or linked) at the same time. `then` runs under
+    /// the store's lock with the layer's id (to record an image that uses
+    /// it); if it fails, a layer this call made goes again. On any failure
+    /// nothing is left behind.
+    public func storeLayer<T>(_ input: LayerInput, whiteouts: LayerWriter.Whiteouts,
                               then body: (String) throws(GockerError) -> T) throws(GockerError) -> T {
         try performing("create \(root)/layers") { () throws(SystemCallError) in
             try Sys.mkdirAll(root + "/layers", mode: 0o700)
@@ -65,29 +162,47 @@ extension ImageStore {
         let layerID: String
         let archive: LayerArchive
         do throws(GockerError) {
-            var file: FileSink?
-            var gzip: GzipSink?
-            if let given {
-                try performing("keep \(given.path)") { () throws(SystemCallError) in
-                    try Sys.check("link", path: archiveTmp) { link(given.path, archiveTmp) }
+            // The tar stream to extract, and how the archive's record is made
+            // once the stream's digest is known.
+            let stream: any ByteSource
+            let record: (String) -> LayerArchive
+            func plain(_ source: any ByteSource) throws(GockerError) -> (any ByteSource, (String) -> LayerArchive) {
+                let file = try FileSink(creating: archiveTmp)
+                return (TeeSource(source, into: file),
+                        { id in LayerArchive(digest: "sha256:" + id, size: file.count, mediaType: LayerArchive.plainType) })
+            }
+            switch input {
+            case .stream(let source):
+                (stream, record) = try plain(source)
+            case .checked(let source, let path, let given):
+                try performing("keep \(path)") { () throws(SystemCallError) in
+                    try Sys.check("link", path: archiveTmp) { link(path, archiveTmp) }
                 }
                 var st = stat()
-                guard lstat(archiveTmp, &st) == 0, st.st_mode & S_IFMT == S_IFREG, st.st_size == given.archive.size else {
-                    throw GockerError(.invalidArgument, "\(given.path) is not the file that was checked")
+                guard lstat(archiveTmp, &st) == 0, st.st_mode & S_IFMT == S_IFREG, st.st_size == given.size else {
+                    throw GockerError(.invalidArgument, "\(path) is not the file that was checked")
                 }
-            } else {
-                file = try FileSink(creating: archiveTmp, hashing: true)
-                gzip = try GzipSink(file!)
+                stream = source
+                record = { _ in given }
+            case .raw(let file):
+                let compression = try Compression.detect(try file.peek(6))
+                if compression == .gzip {
+                    let kept = try FileSink(creating: archiveTmp, hashing: true)
+                    stream = try GzipSource(TeeSource(file, into: kept))
+                    record = { _ in LayerArchive(digest: "sha256:" + kept.digest().hex, size: kept.count,
+                                                 mediaType: OCI.layerGzipType) }
+                } else {
+                    (stream, record) = try plain(try file.decompressed())
+                }
             }
-            let reader = TarReader(gzip.map { TeeSource(source, into: $0) } ?? source)
+            let reader = TarReader(stream)
             let writer = try LayerWriter(directory: tmp, whiteouts: whiteouts)
             while let entry = try reader.next() {
                 try writer.write(entry, from: reader)
             }
             try writer.finish()
             layerID = try reader.finish().hex
-            try gzip?.finish()
-            archive = given?.archive ?? LayerArchive(digest: "sha256:" + file!.digest().hex, size: file!.count)
+            archive = record(layerID)
         } catch {
             cleanUp()
             throw error
@@ -95,7 +210,8 @@ extension ImageStore {
         return try locked { () throws(GockerError) -> T in
             let final = layerPath(layerID)
             let isNew = !Sys.exists(final)
-            var archiveIsNew = false
+            // A layer kept before, with an archive of either kind, keeps it.
+            let archiveIsNew = (try? keptArchive(layerID)) == nil
             do throws(GockerError) {
                 try performing("store layer \(layerID)") { () throws(SystemCallError) in
                     if isNew {
@@ -103,10 +219,11 @@ extension ImageStore {
                     } else {
                         try Sys.removeAll(tmp)
                     }
-                    if !Sys.exists(archivePath(layerID)) {
-                        archiveIsNew = true
+                    if archiveIsNew {
+                        removeArchive(layerID)
+                        let path = archivePath(layerID, gzip: archive.isGzip)
+                        try Sys.check("rename", path: path) { rename(archiveTmp, path) }
                         try Sys.writeFileAtomic(archiveInfoPath(layerID), JSON.encode(archive))
-                        try Sys.check("rename", path: archivePath(layerID)) { rename(archiveTmp, archivePath(layerID)) }
                     } else {
                         try Sys.removeAll(archiveTmp)
                     }
@@ -115,10 +232,7 @@ extension ImageStore {
             } catch {
                 cleanUp()
                 if isNew { try? Sys.removeAll(final) }
-                if archiveIsNew {
-                    try? Sys.removeAll(archivePath(layerID))
-                    try? Sys.removeAll(archiveInfoPath(layerID))
-                }
+                if archiveIsNew { removeArchive(layerID) }
                 throw error
             }
         }

@@ -131,7 +131,7 @@ final class GzipSource: ByteSource {
 
     init(_ inner: any ByteSource) throws(GockerError) {
         self.inner = inner
-        input = .allocate(byteCount: 1 << 16, alignment: 16)
+        input = .allocate(byteCount: 1 << 18, alignment: 64)
         // 15 + 32: the largest window, and a gzip header expected.
         guard inflateInit2_(&stream, 15 + 32, zlibVersion(), Int32(MemoryLayout<z_stream>.size)) == Z_OK else {
             input.deallocate()
@@ -186,7 +186,7 @@ final class XZSource: ByteSource {
 
     init(_ inner: any ByteSource) throws(GockerError) {
         self.inner = inner
-        input = .allocate(byteCount: 1 << 16, alignment: 16)
+        input = .allocate(byteCount: 1 << 18, alignment: 64)
         // LZMA_CONCATENATED (0x08; its UINT32_C() definition does not reach Swift).
         let concatenated: UInt32 = 0x08
         guard lzma_stream_decoder(&stream, UInt64.max, concatenated) == LZMA_OK else {

@@ -45,6 +45,13 @@ public final class LayerWriter {
     private var directories: [String: TarEntry] = [:]
     /// Bytes of regular-file content written (hard links not counted twice).
     public private(set) var size: Int64 = 0
+    /// The directory the last entry went into, kept open: an archive
+    /// lists a directory's members together, and the walk from the root
+    /// costs an fstatat and an openat per component. Dropped whenever
+    /// anything is removed (a replaced member, a whiteout), so a kept
+    /// descriptor never stands for a directory that is gone or replaced.
+    private var lastParent: (path: [String], fd: Int32)?
+    private var forgetParentAfterEntry = false
 
     /// Writes into `directory`, which must exist (and should be empty).
     public init(directory: String, asRoot: Bool = geteuid() == 0, whiteouts: Whiteouts = .skip) throws(GockerError) {
@@ -55,7 +62,26 @@ public final class LayerWriter {
         isRoot = asRoot
     }
 
-    deinit { Sys.close(rootFD) }
+    deinit {
+        forgetParent()
+        Sys.close(rootFD)
+    }
+
+    /// The descriptor of the directory at `path`, made where missing: the
+    /// kept one when it is the same directory. Owned by the writer (not
+    /// to be closed).
+    private func parentDirectory(_ path: [String], entry: String) throws(GockerError) -> Int32 {
+        if let last = lastParent, last.path == path { return last.fd }
+        let fd = try openDirectory(path, entry: entry, create: true)
+        forgetParent()
+        lastParent = (path, fd)
+        return fd
+    }
+
+    private func forgetParent() {
+        if let last = lastParent { Sys.close(last.fd) }
+        lastParent = nil
+    }
 
     /// An archive member name as path components beneath the layer's root
     /// (empty for the root itself), or a refusal.
@@ -121,8 +147,11 @@ public final class LayerWriter {
         }
         if (entry.kind == .characterDevice || entry.kind == .blockDevice) && !isRoot { return }
 
-        let parent = try openDirectory(Array(path.dropLast()), entry: entry.name, create: true)
-        defer { Sys.close(parent) }
+        let parent = try parentDirectory(Array(path.dropLast()), entry: entry.name)
+        defer {
+            if forgetParentAfterEntry { forgetParent() }
+            forgetParentAfterEntry = false
+        }
         try make(entry, named: last, in: parent, path: path, reader: reader)
     }
 
@@ -176,6 +205,7 @@ public final class LayerWriter {
         }
         var st = stat()
         if fstatat(parent, hidden, &st, AT_SYMLINK_NOFOLLOW) == 0 {
+            forgetParent()
             try system(entry.name, "replace") { () throws(SystemCallError) in
                 try Self.removeTree(parent, hidden, isDirectory: st.st_mode & S_IFMT == S_IFDIR)
             }
@@ -239,7 +269,9 @@ public final class LayerWriter {
                 directories[path.joined(separator: "/")] = entry
                 return
             }
-            // A later member replaces an earlier one, as tar does.
+            // A later member replaces an earlier one, as tar does. (The kept
+            // directory, `parent` itself, is let go once this entry is made.)
+            forgetParentAfterEntry = true
             try system(entry.name, "replace") { () throws(SystemCallError) in
                 try Self.removeTree(parent, name, isDirectory: st.st_mode & S_IFMT == S_IFDIR)
             }
@@ -291,15 +323,14 @@ public final class LayerWriter {
             }
         }
         defer { Sys.close(fd) }
-        let chunk = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 16, alignment: 16)
-        defer { chunk.deallocate() }
+        // Straight from the reader's buffer: one write(2) per piece of it.
         while true {
-            let n = try reader.readContent(into: chunk)
-            if n == 0 { break }
+            let piece = try reader.nextContent()
+            guard let base = piece.baseAddress, piece.count > 0 else { break }
             try system(entry.name, "write") { () throws(SystemCallError) in
                 var off = 0
-                while off < n {
-                    off += try Sys.check("write", path: entry.name) { Glibc.write(fd, chunk.baseAddress! + off, n - off) }
+                while off < piece.count {
+                    off += try Sys.check("write", path: entry.name) { Glibc.write(fd, base + off, piece.count - off) }
                 }
             }
         }

@@ -67,9 +67,14 @@ public final class TarReader {
     /// The largest pax or GNU long-name header accepted.
     static let maxMetadataSize: Int64 = 1 << 20
 
+    /// Large reads: a file's content goes from here to its write(2) in
+    /// pieces this big at most, and the input is read (decompressed,
+    /// hashed, kept) a megabyte at a time.
+    static let bufferSize = 1 << 20
+
     public init(_ source: any ByteSource) {
         self.source = source
-        buffer = .allocate(byteCount: 1 << 16, alignment: 16)
+        buffer = .allocate(byteCount: Self.bufferSize, alignment: 64)
     }
 
     deinit { buffer.deallocate() }
@@ -167,14 +172,24 @@ public final class TarReader {
 
     /// Reads content of the current entry; 0 at its end.
     public func readContent(into out: UnsafeMutableRawBufferPointer) throws(GockerError) -> Int {
-        guard remaining > 0, out.count > 0 else { return 0 }
+        guard out.count > 0 else { return 0 }
+        let piece = try nextContent(max: out.count)
+        if piece.count > 0 { out.baseAddress!.copyMemory(from: piece.baseAddress!, byteCount: piece.count) }
+        return piece.count
+    }
+
+    /// The next piece of the current entry's content, in the reader's own
+    /// buffer (valid until the reader is used again, not copied); empty at
+    /// the entry's end.
+    public func nextContent(max: Int = .max) throws(GockerError) -> UnsafeRawBufferPointer {
+        guard remaining > 0, max > 0 else { return UnsafeRawBufferPointer(start: nil, count: 0) }
         if start == end { try refill() }
         if start == end { throw failure(current, "unexpected end of archive") }
-        let n = min(Int(min(remaining, Int64(out.count))), end - start)
-        out.baseAddress!.copyMemory(from: buffer.baseAddress! + start, byteCount: n)
+        let n = min(Int(min(remaining, Int64(max))), end - start)
+        let piece = UnsafeRawBufferPointer(rebasing: buffer[start..<(start + n)])
         start += n
         remaining -= Int64(n)
-        return n
+        return piece
     }
 
     /// Reads the rest of the input (the end-of-archive blocks and whatever
