@@ -148,8 +148,8 @@ extension ImageStore {
         var index: [OCI.Descriptor] = []
         var docker: [String: OCI.DockerEntry] = [:]
         var dockerOrder: [String] = []
-        // Layers made before layers kept their archive, and layers whose
-        // kept archive is not gzip, are compressed now, once each.
+        // Layers made before layers kept their archive are archived now,
+        // once each.
         var made: [String: LayerBlob] = [:]
         defer { for m in made.values { try? Sys.removeAll(m.path) } }
         for (image, ref) in chosen {
@@ -175,7 +175,8 @@ extension ImageStore {
                     e.size = blob.archive.size
                     try tar.append(e, from: fd)
                 }
-                layers.append(OCI.Descriptor(mediaType: OCI.layerGzipType, digest: blob.archive.digest, size: blob.archive.size))
+                layers.append(OCI.Descriptor(mediaType: blob.archive.layerMediaType, digest: blob.archive.digest,
+                                             size: blob.archive.size))
             }
             var document = configFile(image)
             document.rootfs.diff_ids = diffIDs.map { "sha256:" + $0 }
@@ -202,8 +203,8 @@ extension ImageStore {
         try tar.finish()
     }
 
-    /// A layer's gzip blob for `save`: the file, its digest and size, the
-    /// diff id it carries, and whether it was made for this save (and goes
+    /// A layer's blob for `save`: the file, its digest and size, the diff
+    /// id it carries, and whether it was made for this save (and goes
     /// after it).
     struct LayerBlob {
         var path: String
@@ -212,31 +213,15 @@ extension ImageStore {
         var temporary: Bool
     }
 
-    /// The layer's kept archive as it is when it is gzip (told by its first
-    /// bytes); a kept archive that is not (a plain tar, or xz) compressed
-    /// now, its diff id still the layer's; a layer without one archived
-    /// from its directory.
+    /// The layer's kept archive as it is, plain or gzip (its stream is the
+    /// layer: the diff id is the layer's); a layer without one archived
+    /// from its directory, gzip-compressed.
     func layerBlob(_ layer: String) throws(GockerError) -> LayerBlob {
-        let path = archivePath(layer)
-        guard Sys.exists(path) else {
-            let r = try renderArchive(layer)
-            return LayerBlob(path: r.path, archive: r.archive, diffID: r.diffID, temporary: true)
+        if let kept = try layerArchive(layer) {
+            return LayerBlob(path: archivePath(layer, gzip: kept.isGzip), archive: kept, diffID: layer, temporary: false)
         }
-        let input = try FileSource(path: path)
-        if try Compression.detect(try input.peek(6)) == .gzip, let kept = try layerArchive(layer) {
-            return LayerBlob(path: path, archive: kept, diffID: layer, temporary: false)
-        }
-        let source = try input.decompressed()
-        let r = try compressArchive { sink throws(GockerError) in
-            let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
-            defer { buffer.deallocate() }
-            while true {
-                let n = try source.read(into: buffer)
-                if n == 0 { break }
-                try sink.write(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
-            }
-        }
-        return LayerBlob(path: r.path, archive: r.archive, diffID: layer, temporary: true)
+        let r = try renderArchive(layer)
+        return LayerBlob(path: r.path, archive: r.archive, diffID: r.diffID, temporary: true)
     }
 
     /// A layer without an archive (made before layers kept one) archived
@@ -413,7 +398,7 @@ extension ImageStore {
         do throws(GockerError) {
             for (i, file) in layerFiles.enumerated() {
                 let want = layers[i]
-                if Sys.isDirectory(layerPath(want)), try keptArchive(want) != nil { continue }
+                if Sys.isDirectory(layerPath(want)), try layerArchive(want) != nil { continue }
                 let input = try unpacked.open(file)
                 let layerInput: LayerInput
                 do throws(GockerError) {

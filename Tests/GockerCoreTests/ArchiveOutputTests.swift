@@ -4,7 +4,7 @@ import Testing
 @testable import GockerCore
 
 /// Runs `sh -c script`; its status and standard output.
-private func shell(_ script: String) throws -> (status: Int32, output: Data) {
+private func shellData(_ script: String) throws -> (status: Int32, output: Data) {
     let p = Process()
     p.executableURL = URL(fileURLWithPath: "/bin/sh")
     p.arguments = ["-c", script]
@@ -62,12 +62,12 @@ struct ParallelGzipTests {
         _ = tmp
         #expect(bytes.prefix(3) == [0x1f, 0x8b, 8])
         // Chunks carry the 32 KiB before them: about as small as gzip -1 of the whole.
-        let reference = try shell("gzip -dc '\(path)' | gzip -1 -c | wc -c")
+        let reference = try shellData("gzip -dc '\(path)' | gzip -1 -c | wc -c")
         let referenceSize = Int(String(decoding: reference.output, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
         #expect(referenceSize > 0 && bytes.count < referenceSize * 21 / 20, "\(bytes.count) against gzip -1's \(referenceSize)")
-        #expect(try shell("gzip -t '\(path)'").status == 0)
+        #expect(try shellData("gzip -t '\(path)'").status == 0)
         // gzip(1) and zlib's reader: the same bytes as went in.
-        let viaGzip = try shell("gzip -dc '\(path)'")
+        let viaGzip = try shellData("gzip -dc '\(path)'")
         #expect(viaGzip.status == 0 && [UInt8](viaGzip.output) == input)
         let source = try FileSource(path: path).decompressed()
         var back = [UInt8]()
@@ -79,7 +79,7 @@ struct ParallelGzipTests {
         }
         #expect(back == input)
         // One member: what follows the deflate stream is its trailer, and the file ends there.
-        let list = String(decoding: try shell("gzip -lv '\(path)'").output, as: UTF8.self)
+        let list = String(decoding: try shellData("gzip -lv '\(path)'").output, as: UTF8.self)
         #expect(list.contains(String(input.count)), "\(list)")
     }
 
@@ -96,7 +96,7 @@ struct ParallelGzipTests {
             let input = sample(count, seed: UInt64(count) + 1)
             let (path, _, tmp) = try compress(input, threads: 2)
             _ = tmp
-            let back = try shell("gzip -dc '\(path)'")
+            let back = try shellData("gzip -dc '\(path)'")
             #expect(back.status == 0 && [UInt8](back.output) == input, "\(count) bytes")
         }
     }
@@ -144,7 +144,7 @@ struct TarWriterCopyTests {
             }
             let dir = tmp.path + "/x-\(pipe)"
             try Sys.mkdirAll(dir)
-            #expect(try shell("tar -xf '\(out)' -C '\(dir)'").status == 0)
+            #expect(try shellData("tar -xf '\(out)' -C '\(dir)'").status == 0)
             #expect(try Sys.readFile(dir + "/big") == big)
             #expect(try Sys.readFile(dir + "/big2") == big)
             #expect(try Sys.readFile(dir + "/small") == small)

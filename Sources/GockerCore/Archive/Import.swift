@@ -42,15 +42,11 @@ extension ImageStore {
         public var isGzip: Bool { layerMediaType == OCI.layerGzipType }
     }
 
-    /// The archive file of a layer as `save` hands it on (the file
-    /// `layerArchive` describes): `archives/<id>.tar.gz`, a plain
-    /// `archives/<id>.tar` compressed into it first when that is what was
-    /// kept (see `layerArchive`; a failure to is reported there).
+    /// The file of a layer's kept archive (the one `layerArchive`
+    /// describes): `archives/<id>.tar.gz` for a gzip one, `archives/<id>.tar`
+    /// for a plain one; whichever exists, the plain name when neither does.
     public func archivePath(_ layer: String) -> String {
         let gzip = archivePath(layer, gzip: true)
-        if !Sys.exists(gzip), let kept = try? keptArchive(layer), !kept.isGzip {
-            _ = try? compressArchive(layer)
-        }
         return Sys.exists(gzip) ? gzip : archivePath(layer, gzip: false)
     }
 
@@ -64,49 +60,12 @@ extension ImageStore {
         try? Sys.removeAll(archiveInfoPath(layer))
     }
 
-    /// The archive of a layer as `save` hands it on: gzip-compressed. A
-    /// plain one (what import and load keep, compressing nothing on their
-    /// way) is compressed here the first time it is asked for, off their
-    /// path, and the compressed one kept instead. Nil for a layer made
-    /// before layers kept one.
+    /// The archive kept for a layer as it is (plain, as import and load
+    /// keep an uncompressed stream, or gzip, as they keep a gzip input),
+    /// or nil for a layer made before layers kept one. `save` hands it on
+    /// as it is, with its media type, as docker's save hands on plain
+    /// layer tars.
     public func layerArchive(_ layer: String) throws(GockerError) -> LayerArchive? {
-        guard let kept = try keptArchive(layer) else { return nil }
-        return kept.isGzip ? kept : try compressArchive(layer)
-    }
-
-    /// Compresses a layer's plain archive (zlib's level 1: the stream's
-    /// digest is the layer's id whatever the level) into `<id>.tar.gz`,
-    /// which replaces it.
-    private func compressArchive(_ layer: String) throws(GockerError) -> LayerArchive {
-        let plain = archivePath(layer, gzip: false)
-        let tmp = root + "/archives/.tmp-gzip-\(Sys.randomBytes(8).hex)"
-        do throws(GockerError) {
-            let input = try FileSource(path: plain)
-            let file = try FileSink(creating: tmp, hashing: true)
-            let gzip = try GzipSink(file, level: 1)
-            let chunk = UnsafeMutableRawBufferPointer.allocate(byteCount: TarReader.bufferSize, alignment: 64)
-            defer { chunk.deallocate() }
-            while true {
-                let n = try input.read(into: chunk)
-                if n == 0 { break }
-                try gzip.write(UnsafeRawBufferPointer(rebasing: chunk[0..<n]))
-            }
-            try gzip.finish()
-            let archive = LayerArchive(digest: "sha256:" + file.digest().hex, size: file.count, mediaType: OCI.layerGzipType)
-            try performing("keep \(archivePath(layer, gzip: true))") { () throws(SystemCallError) in
-                try Sys.check("rename", path: archivePath(layer, gzip: true)) { rename(tmp, archivePath(layer, gzip: true)) }
-                try Sys.writeFileAtomic(archiveInfoPath(layer), JSON.encode(archive))
-            }
-            try? Sys.removeAll(plain)
-            return archive
-        } catch {
-            try? Sys.removeAll(tmp)
-            throw error
-        }
-    }
-
-    /// The archive kept for a layer as it is (plain or gzip), or nil.
-    func keptArchive(_ layer: String) throws(GockerError) -> LayerArchive? {
         guard Sys.exists(archiveInfoPath(layer)) else { return nil }
         let archive = try JSON.decodeFile(LayerArchive.self, path: archiveInfoPath(layer))
         guard Sys.exists(archivePath(layer, gzip: archive.isGzip)) else { return nil }
@@ -211,7 +170,7 @@ extension ImageStore {
             let final = layerPath(layerID)
             let isNew = !Sys.exists(final)
             // A layer kept before, with an archive of either kind, keeps it.
-            let archiveIsNew = (try? keptArchive(layerID)) == nil
+            let archiveIsNew = (try? layerArchive(layerID)) == nil
             do throws(GockerError) {
                 try performing("store layer \(layerID)") { () throws(SystemCallError) in
                     if isNew {
