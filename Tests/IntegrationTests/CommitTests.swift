@@ -285,7 +285,8 @@ struct CommitTests {
             sys.stdout.buffer.write(data)
             """#
         try edit.write(toFile: box.dir + "/edit.py", atomically: true, encoding: .utf8)
-        #expect(try shell("cd '\(dockerDir)' && gzip -dc '\(last)' | python3 '\(box.dir)/edit.py' > layer.tar && mv layer.tar '\(last)'").status == 0)
+        let readLast = layerDescriptors.last?["mediaType"] as? String == types[1] ? "gzip -dc" : "cat"
+        #expect(try shell("cd '\(dockerDir)' && \(readLast) '\(last)' | python3 '\(box.dir)/edit.py' > layer.tar && mv layer.tar '\(last)'").status == 0)
         #expect(try shell("tar -cf '\(box.dir)/tampered-docker.tar' -C '\(dockerDir)' .").status == 0)
         let refused2 = try box.gocker(["load", "-i", box.dir + "/tampered-docker.tar"])
         #expect(refused2.status == 125 && refused2.stderr.contains("digest mismatch"), "\(refused2.stderr)")
