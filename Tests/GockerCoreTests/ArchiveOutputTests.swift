@@ -103,6 +103,42 @@ struct ParallelGzipTests {
 }
 
 /// The tar writer's buffered output and its large files sent by the kernel.
+/// A sink that takes `room` bytes, then fails as a full disk does.
+private final class FullSink: ByteSink {
+    var room: Int
+    init(room: Int) { self.room = room }
+    func write(_ bytes: UnsafeRawBufferPointer) throws(GockerError) {
+        guard bytes.count <= room else { throw GockerError(.system, "write: no space left on device") }
+        room -= bytes.count
+    }
+    func copy(from fd: Int32, count: Int64, name: String) throws(GockerError) -> Int64 { 0 }
+}
+
+extension ParallelGzipTests {
+    /// A write that fails midway (a full disk) is an error from write or
+    /// finish, on one thread or several; the sink then goes cleanly (each
+    /// chunk's buffers freed once, whichever list held it).
+    @Test(arguments: [1, 2, 4]) func aFailingWriteIsAnErrorAndNothingIsFreedTwice(threads: Int) throws {
+        var bytes = [UInt8](repeating: 0, count: 3 << 20)
+        var x: UInt32 = 7
+        for i in bytes.indices {
+            x = x &* 1_103_515_245 &+ 12345
+            bytes[i] = UInt8(truncatingIfNeeded: x >> 16) & 0x3f
+        }
+        for room in [0, 10, 200_000, 600_000] {
+            var failed = false
+            do {
+                let gzip = try GzipSink(FullSink(room: room), threads: threads)
+                try bytes.withUnsafeBytes { try gzip.write($0) }
+                try gzip.finish()
+            } catch {
+                failed = true
+            }
+            #expect(failed, "room \(room), \(threads) threads")
+        }
+    }
+}
+
 struct TarWriterCopyTests {
     @Test func largeFilesGoThroughSendfileAndReadBackTheSame() throws {
         let tmp = try TempDir()

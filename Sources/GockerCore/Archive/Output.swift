@@ -142,7 +142,10 @@ public final class GzipSink: ByteSink {
 
     deinit {
         pool?.stop()
-        for c in inFlight + spare + [current] { c.free() }
+        if let inline {
+            deflateEnd(inline)
+            inline.deallocate()
+        }
         window.deallocate()
     }
 
@@ -272,7 +275,9 @@ final class GzipChunk: @unchecked Sendable {
         done = false
     }
 
-    func free() {
+    /// A chunk's buffers go with it (whichever list held it last: the one
+    /// being filled, those in flight or the spares).
+    deinit {
         input.deallocate()
         dictionary.deallocate()
         output.deallocate()
