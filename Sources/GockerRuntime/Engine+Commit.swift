@@ -100,7 +100,8 @@ extension Engine {
             progress.restart(progress.verb, total: input.size)
             input.onRead = { progress.update($0) }
         }
-        return try images.storeLayer(from: input, whiteouts: .overlay) { layer throws(GockerError) in
+        // The tar is kept as the layer's archive, linked, not written again.
+        return try images.storeLayer(.plainFile(input, path: tarPath), whiteouts: .overlay) { layer throws(GockerError) in
             try images.add(layers: baseLayers + [layer], config: config, tag: tag, comment: request.message,
                            author: request.author, parent: base?.id, history: history)
         }

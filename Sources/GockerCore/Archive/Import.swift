@@ -82,6 +82,9 @@ extension ImageStore {
         /// A tarball as given (plain, gzip or xz): a gzip one is kept as it
         /// is, compressed bytes hashed on the way; any other as its plain stream.
         case raw(FileSource)
+        /// A plain tar file this process wrote (`commit`'s changes): linked
+        /// as the archive as it is, not copied; its digest is the stream's.
+        case plainFile(FileSource, path: String)
     }
 
     /// Extracts an uncompressed tar stream into a new layer and keeps its
@@ -143,6 +146,18 @@ extension ImageStore {
                 }
                 stream = source
                 record = { _ in given }
+            case .plainFile(let file, let path):
+                try performing("keep \(path)") { () throws(SystemCallError) in
+                    try Sys.check("link", path: archiveTmp) { link(path, archiveTmp) }
+                }
+                var st = stat()
+                guard lstat(archiveTmp, &st) == 0, st.st_mode & S_IFMT == S_IFREG else {
+                    throw GockerError(.invalidArgument, "\(path) is not a regular file")
+                }
+                stream = file
+                record = { [size = Int64(st.st_size)] id in
+                    LayerArchive(digest: "sha256:" + id, size: size, mediaType: LayerArchive.plainType)
+                }
             case .raw(let file):
                 let compression = try Compression.detect(try file.peek(6))
                 if compression == .gzip {
