@@ -160,6 +160,20 @@ static char walk_todo[PATH_MAX], walk_link[PATH_MAX], walk_spliced[PATH_MAX];
  * a symlink, which is followed): its directory is returned, its name in
  * w->name. On failure w->path is as far as the walk went.
  */
+/* A missing name made beneath `dir`: an empty file (`file`) or a
+ * directory. mkdirat and O_EXCL never follow a symlink put there
+ * meanwhile. 0, or -errno (-EEXIST: something is there now). */
+static int make_name(int dir, const char *name, int file)
+{
+    if (!file)
+        return mkdirat(dir, name, 0755) < 0 ? -errno : 0;
+    int f = openat(dir, name, O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, 0644);
+    if (f < 0)
+        return -errno;
+    close(f);
+    return 0;
+}
+
 static int walk(int root, const char *path, unsigned int flags, int *fd, struct gk_where *w)
 {
     size_t tl = strlen(path);
@@ -227,20 +241,8 @@ static int walk(int root, const char *path, unsigned int flags, int *fd, struct 
                 r = -EAGAIN;
                 goto fail;
             }
-            /* Made beneath the directory reached: mkdirat and O_EXCL
-             * never follow a symlink put there meanwhile. */
-            if (last && (flags & GK_TARGET_FILE)) {
-                int f = openat(dir, name, O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, 0644);
-                if (f >= 0)
-                    close(f);
-                else if (errno != EEXIST) {
-                    r = -errno;
-                    goto fail;
-                }
-            } else if (mkdirat(dir, name, 0755) < 0 && errno != EEXIST) {
-                r = -errno;
+            if ((r = make_name(dir, name, last && (flags & GK_TARGET_FILE))) < 0 && r != -EEXIST)
                 goto fail;
-            }
             pos = start;
             continue;
         }
@@ -347,15 +349,7 @@ static int make_last(int root, char *path, unsigned int flags, int *fd)
     if (r < 0)
         return r;
     const char *name = slash + 1;
-    if (flags & GK_TARGET_FILE) {
-        int f = openat(dir, name, O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, 0644);
-        if (f < 0)
-            r = -errno;
-        else
-            close(f);
-    } else if (mkdirat(dir, name, 0755) < 0) {
-        r = -errno;
-    }
+    r = make_name(dir, name, flags & GK_TARGET_FILE);
     if (r == 0)
         r = open_how(dir, name, O_PATH, RESOLVE_NO_SYMLINKS, fd);
     close(dir);
