@@ -125,14 +125,6 @@ public struct Runtime: Sendable {
         if let given { spec = given } else { spec = try Spec.decodeFile(path: bundle + "/config.json") }
         try spec.checkRefusedMembers()
         var plan = try LaunchPlan(spec: spec, bundle: bundle, extras: extras ?? LaunchExtras())
-        // A network namespace of the container's own is made now, on a
-        // thread of its own, while the rest of the config is worked out
-        // (the half millisecond of unshare and lo would otherwise be the
-        // first process's); the child joins it. Not for a user namespace
-        // of the container's, which must own it.
-        if ahead.networkNamespace == nil, plan.cloneFlags & GK_CLONE_NEWNET != 0, plan.userNamespace == .none {
-            ahead.networkNamespace = Background { gk_new_netns() }
-        }
         if let p = spec.linux?.seccomp {
             plan.seccomp = try SeccompProgram(p, id: id, bundle: bundle, annotations: spec.annotations,
                                               cacheDirectory: seccompCache, cacheName: extras?.seccompDefault)
