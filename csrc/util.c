@@ -7,8 +7,6 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
-#include <sys/syscall.h>
-#include <stdio.h>
 #include <unistd.h>
 
 size_t gk_strlcat(char *dst, size_t len, size_t size, const char *src)
@@ -102,11 +100,6 @@ const char *gk_stage_name(int stage)
 }
 
 #include <sys/vfs.h>
-
-int gk_rename_exchange(const char *a, const char *b)
-{
-    return syscall(SYS_renameat2, AT_FDCWD, a, AT_FDCWD, b, RENAME_EXCHANGE) < 0 ? -errno : 0;
-}
 
 long gk_fs_type(const char *path)
 {

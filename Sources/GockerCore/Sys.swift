@@ -86,27 +86,12 @@ public enum Sys {
     public static func writeFileAtomic(_ path: String, _ bytes: some Collection<UInt8>, mode: mode_t = 0o644) throws(SystemCallError) {
         let tmp = "\(path).tmp-\(getpid())"
         var fd = try open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW, mode)
-        do throws(SystemCallError) {
+        do {
             try writeAll(fd, bytes, path: tmp)
             close(fd)
             // Closed once only: another thread may have the number by now.
             fd = -1
-            // Over an existing file, the two are swapped and the old one
-            // (now at `tmp`) removed: renaming over a file costs ext4 a
-            // flush of the new one's data first (auto_da_alloc), half a
-            // millisecond on this kind of machine, on the start path (the
-            // container's state, written ahead and again with its pid).
-            // Either swap is whole, as rename is; a new path is renamed.
-            if gk_rename_exchange(tmp, path) == 0 {
-                if unlink(tmp) != 0 {
-                    // A directory was there: swapped back, refused as rename refuses it.
-                    let e = Glibc.errno
-                    _ = gk_rename_exchange(tmp, path)
-                    throw SystemCallError("rename", path: path, errno: e == EISDIR || e == EPERM ? EISDIR : e)
-                }
-            } else {
-                try check("rename", path: path) { Glibc.rename(tmp, path) }
-            }
+            try check("rename", path: path) { Glibc.rename(tmp, path) }
         } catch {
             if fd >= 0 { close(fd) }
             _ = unlink(tmp)

@@ -178,30 +178,6 @@ struct StateStoreTests {
         return String(cString: mkdtemp(&t)!)
     }
 
-    /// A new file, a file replaced (swapped in, the old one removed) and a
-    /// directory in the way (refused, left as it was): no temporary file
-    /// is ever left beside them.
-    @Test func writeFileAtomicNewReplacedAndRefused() throws {
-        let root = tempDir()
-        defer { try? Sys.removeAll(root) }
-        let path = root + "/state.json"
-        try Sys.writeFileAtomic(path, Array("one".utf8))
-        #expect(try Sys.readText(path) == "one")
-        var before = stat()
-        #expect(stat(path, &before) == 0)
-        try Sys.writeFileAtomic(path, Array("two, longer".utf8), mode: 0o600)
-        #expect(try Sys.readText(path) == "two, longer")
-        var after = stat()
-        #expect(stat(path, &after) == 0 && after.st_ino != before.st_ino && after.st_mode & 0o777 == 0o600)
-        #expect(try Sys.listDirectory(root) == ["state.json"])
-        let dir = root + "/a-dir"
-        #expect(mkdir(dir, 0o755) == 0)
-        let error = try #require(throws: SystemCallError.self) { try Sys.writeFileAtomic(dir, Array("x".utf8)) }
-        #expect(error.errno == EISDIR, "\(error)")
-        #expect(Sys.isDirectory(dir))
-        #expect(try Sys.listDirectory(root).sorted() == ["a-dir", "state.json"])
-    }
-
     @Test func reserveSaveLoadRemove() throws {
         let root = tempDir()
         defer { try? Sys.removeAll(root) }

@@ -611,10 +611,6 @@ unsigned long long gk_process_start_time(pid_t pid);
  * (0x63677270) from v1. Swift's Glibc module has no statfs. */
 long gk_fs_type(const char *path);
 
-/* Swaps the files at `a` and `b` (renameat2 RENAME_EXCHANGE): 0, or -errno
- * (-ENOENT when either is missing). */
-int gk_rename_exchange(const char *a, const char *b);
-
 /* Moves the calling thread into a new network namespace with lo up and
  * returns a descriptor of it (close-on-exec), or -errno. For a thread of
  * its own that ends right after: a container's first process then joins
