@@ -389,13 +389,13 @@ static void load_seccomp(int report, const struct gk_spawn *s)
         child_fail(report, GK_STAGE_SECCOMP, -r, what, NULL, GK_EXIT_SETUP);
 }
 
+/* Whether GO came (first thing, or later with GK_SPAWN_LATE_GO). */
+static int go_done;
+
 /* Waits for GO (the parent has put the child in its cgroups, or sent the
  * `tasks` files through which it joins them itself; end of file: the parent
  * is gone), then makes the child's own cgroup namespace, rooted at those
  * groups, if it is to have one. */
-/* Whether GO came (first thing, or later with GK_SPAWN_LATE_GO). */
-static int go_done;
-
 static void wait_go(const struct gk_spawn *s, int sync)
 {
     struct gk_msg m;
