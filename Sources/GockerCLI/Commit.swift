@@ -44,7 +44,7 @@ struct Commit: ParsableCommand {
     var reference: String?
 
     func run() throws {
-        let progress = ProgressLine("Committing", enabled: !quiet && ProgressLine.wanted)
+        let progress = ProgressLine("Committing", quiet: quiet)
         defer { progress.end() }
         let image = try global.engine.commit(.init(
             container: container, reference: reference, message: message, author: author, changes: changes, pause: pause),
@@ -105,7 +105,7 @@ struct Export: ParsableCommand {
 
     func run() throws {
         let engine = global.engine
-        let progress = ProgressLine("Exporting", enabled: !quiet && ProgressLine.wanted)
+        let progress = ProgressLine("Exporting", quiet: quiet)
         try ArchiveOutput(path: output, command: "export", progress: progress).write { sink throws(GockerError) in
             try engine.export(container, to: sink)
         }
@@ -144,7 +144,7 @@ struct SaveArguments: ParsableArguments {
 
     func run() throws {
         let store = global.engine.images
-        let progress = ProgressLine("Saving", enabled: !quiet && ProgressLine.wanted)
+        let progress = ProgressLine("Saving", quiet: quiet)
         try ArchiveOutput(path: output, command: "save", progress: progress).write { sink throws(GockerError) in
             try store.save(images, to: sink)
         }
@@ -183,7 +183,7 @@ struct LoadArguments: ParsableArguments {
             throw GockerError(.invalidArgument, "requested load from standard input, but it is a terminal: use -i or redirect")
         }
         let source = try Self.open(input ?? "-")
-        let progress = ProgressLine("Loading", total: source.size, enabled: !quiet && ProgressLine.wanted)
+        let progress = ProgressLine("Loading", total: source.size, quiet: quiet)
         source.onRead = { progress.update($0) }
         defer { progress.end() }
         try global.engine.images.load(from: source) { line in

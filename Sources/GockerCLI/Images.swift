@@ -138,7 +138,7 @@ struct ImportArguments: ParsableArguments {
         var config = ImageConfig()
         for change in changes { try config.apply(change: change) }
         let input = try FileSource(path: file)
-        let progress = ProgressLine("Importing", total: input.size, enabled: !quiet && ProgressLine.wanted)
+        let progress = ProgressLine("Importing", total: input.size, quiet: quiet)
         input.onRead = { progress.update($0) }
         defer { progress.end() }
         let image = try global.engine.images.importArchive(from: input, tag: tag, config: config, comment: message)

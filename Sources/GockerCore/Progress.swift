@@ -18,11 +18,12 @@ public final class ProgressLine {
     /// The least time between two draws.
     static let interval = 0.1
 
-    /// `enabled`: false for -q, or when standard error is not a terminal.
-    public init(_ verb: String, total: UInt64? = nil, enabled: Bool = ProgressLine.wanted) {
+    /// `quiet`: -q, no line at all (nor is there one when standard error
+    /// is not a terminal).
+    public init(_ verb: String, total: UInt64? = nil, quiet: Bool = false) {
         self.verb = verb
         self.total = total
-        self.enabled = enabled
+        self.enabled = !quiet && Self.wanted
         started = Self.now()
     }
 
