@@ -42,6 +42,9 @@ public protocol CgroupBackend: Sendable {
     /// joins the group itself (writing 0: kernels since 6.1 then take no
     /// global lock, as they do to move another process); nil on v2.
     func taskFile(_ controller: String, path: String) -> String?
+    /// The directory the v1 hierarchy of `controller` is mounted on; nil on
+    /// v2, or where the host has none.
+    func mountPoint(of controller: String) -> String?
 }
 
 extension CgroupBackend {
@@ -57,6 +60,7 @@ extension CgroupBackend {
     public func killAll(_ controller: String, path: String) -> Bool { false }
     public func cloneDirectory(path: String) -> String? { nil }
     public func taskFile(_ controller: String, path: String) -> String? { nil }
+    public func mountPoint(of controller: String) -> String? { nil }
     public func attachDevicePolicy(_ rules: [DeviceRule], controller: String, path: String) throws(GockerError) {
         throw GockerError(.invalidConfig, "cgroup \(version.rawValue) takes device rules as files, not as a program")
     }
@@ -142,6 +146,8 @@ public struct CgroupfsV1Backend: CgroupBackend {
     public func taskFile(_ controller: String, path: String) -> String? {
         (try? dir(controller, path)).map { "\($0)/tasks" }
     }
+
+    public func mountPoint(of controller: String) -> String? { mounts[controller] }
 
     public func processes(_ controller: String, path: String) -> [Int32] {
         ((try? read(controller, path: path, file: "cgroup.procs")) ?? "").split(separator: "\n").compactMap { Int32($0) }

@@ -103,7 +103,11 @@ public struct CgroupDriver: Sendable {
     /// made with `prepare`'s settings first, then is asked, then its
     /// settings are written. On failure removes what it made.
     public func create(path: String, resources: Spec.Resources) throws(GockerError) -> CgroupRecord {
-        let planned = try plan(for: resources)
+        try create(path: path, resources: resources, planned: try plan(for: resources))
+    }
+
+    /// `create` with the plan made already for `resources` (`plan(for:)`).
+    public func create(path: String, resources: Spec.Resources, planned: [Plan]) throws(GockerError) -> CgroupRecord {
         var made: [String] = []
         do throws(GockerError) {
             for p in planned {
@@ -187,6 +191,19 @@ public struct CgroupDriver: Sendable {
             files.append(f)
         }
         return files
+    }
+
+    /// Where the v1 hierarchy of each of the record's controllers is
+    /// mounted, by controller name (what a "cgroup" mount binds): from the
+    /// backend, which found the hierarchies when it came up, instead of a
+    /// second read of the host's mount table. Empty on v2.
+    public func mountPoints(_ record: CgroupRecord) -> [String: String] {
+        var out: [String: String] = [:]
+        for name in record.controllers {
+            let key = registry.controllers.first { $0.name == name }?.backendName(backend.version) ?? name
+            if let mount = backend.mountPoint(of: key) { out[name] = mount }
+        }
+        return out
     }
 
     /// The directory to clone the first process straight into (clone3 with

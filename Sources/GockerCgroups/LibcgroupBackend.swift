@@ -206,6 +206,10 @@ public final class LibcgroupBackend: CgroupBackend, @unchecked Sendable {
         version == .v1 ? directory(controller, path).map { "\($0)/tasks" } : nil
     }
 
+    public func mountPoint(of controller: String) -> String? {
+        version == .v1 ? mountPoint(controller) : nil
+    }
+
     public func processes(_ controller: String, path: String) -> [Int32] {
         if groupAlone(controller) {
             return ((try? read(controller, path: path, file: "cgroup.procs")) ?? "").split(separator: "\n").compactMap { Int32($0) }

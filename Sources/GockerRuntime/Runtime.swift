@@ -153,9 +153,8 @@ public struct Runtime: Sendable {
         gk_mark(GK_MARK_CONFIG)
         try Self.validateBackend(cgroupBackend)
         let resources = Self.keepingDefaultDevices(spec.linux?.resources ?? Spec.Resources())
-        // The groups are made on the driver's thread while the child is
-        // cloned and mounts its root filesystem and binds, where they can
-        // be (see StartChoices).
+        // Whether the child mounts its root filesystem and binds while its
+        // groups are made, after the clone (see StartChoices).
         let choices = StartChoices.choose(
             cgroupVersion: CgroupDriver.detectVersion(), mounts: plan.mounts,
             newNetwork: plan.cloneFlags & GK_CLONE_NEWNET != 0, networkMadeAhead: ahead.networkNamespace != nil,
@@ -167,44 +166,64 @@ public struct Runtime: Sendable {
         let driverJob = choices.reuseDriver ? ahead.driver : StartAhead(backend: cgroupBackend).driver
         let lateGo = choices.lateGo
 
-        let lock = try store.reserve(id)
-        defer { lock.release() }
-        // Only once the id is ours: the path may be that of a live
-        // container's groups until then. On the driver's thread, once the
-        // driver is up.
-        // Write-ahead: the state names the groups (with no process yet)
-        // before any is made, so that a gocker killed while it makes them
-        // leaves them to `delete`, also when only some were made.
-        let created = Timestamp.now()
-        let planning = driverJob.then { made -> Result<(CgroupDriver, CgroupRecord), GockerError> in
+        // The groups' plan on the driver's thread, once the driver is up,
+        // while the id is reserved.
+        let planning = driverJob.then { made -> Result<Planned, GockerError> in
             Result { () throws(GockerError) in
                 let driver = try made.get()
-                return (driver, CgroupRecord(backend: driver.backend.name, version: driver.backend.version, path: cgroupPath,
-                                             controllers: try driver.plan(for: resources).map(\.controller.name)))
+                let groups = try driver.plan(for: resources)
+                return Planned(driver: driver, groups: groups,
+                               record: CgroupRecord(backend: driver.backend.name, version: driver.backend.version,
+                                                    path: cgroupPath, controllers: groups.map(\.controller.name)))
             }
         }
-        let groups = planning.then { planned -> Result<(CgroupDriver, CgroupRecord), GockerError> in
+        let lock = try store.reserve(id)
+        defer { lock.release() }
+        let created = Timestamp.now()
+        let rootfs = plan.rootfs
+        /// The state with the child's pid (0: none yet).
+        func stateRecord(pid: pid_t, cgroups: CgroupRecord) -> RuntimeState {
+            var s = RuntimeState(id: id, pid: pid, pidStartTime: pid > 0 ? UInt64(gk_process_start_time(pid)) : 0,
+                                 bundle: bundle, rootfs: rootfs, created: created, annotations: spec.annotations,
+                                 cgroups: cgroups)
+            if pid > 0 { s.hooks = plan.hooks?.afterCreate }
+            return s
+        }
+        // Write-ahead: the state names the groups before any is made, so
+        // that a gocker killed while it makes them leaves them to
+        // `delete`, also when only some were made. Only once the id is
+        // ours: the path may be that of a live container's groups until
+        // then.
+        // With a late GO the groups are made once the child is cloned, by
+        // the hook that sends GO, while the child sets itself up: the one
+        // state file, written first, names the child's pid too. Otherwise
+        // they exist before the clone: made on the driver's thread after a
+        // state with no process yet, which is written again with the pid
+        // once the child is READY. (ext4 flushes a file renamed over
+        // another at once, and removing it later waits for that write.)
+        let groupsAhead = lateGo ? nil : planning.then { planned -> Result<(CgroupDriver, CgroupRecord), GockerError> in
             Result { () throws(GockerError) in
-                let (driver, record) = try planned.get()
-                try store.save(RuntimeState(id: id, pid: 0, pidStartTime: 0, bundle: bundle, rootfs: plan.rootfs,
-                                            created: created, annotations: spec.annotations, cgroups: record))
-                return (driver, try driver.create(path: cgroupPath, resources: resources))
+                let p = try planned.get()
+                try store.save(stateRecord(pid: 0, cgroups: p.record))
+                return (p.driver, try p.driver.create(path: cgroupPath, resources: resources, planned: p.groups))
             }
         }
+        var madeLate: (driver: CgroupDriver, record: CgroupRecord, state: RuntimeState)?
         var pid: pid_t = 0
         var terminal: Int32 = -1
         var sync: Int32 = -1
         defer { if sync >= 0 { Sys.close(sync) } }
         do throws(GockerError) {
             var cloneDirectory: String?
-            if !lateGo {
-                let (driver, record) = try groups.value().get()
-                plan.placeCgroupMounts(record: record, v1Mounts: CgroupfsV1Backend.hostMounts)
+            if let groupsAhead {
+                let (driver, record) = try groupsAhead.value().get()
+                plan.placeCgroupMounts(record: record, v1Mounts: { driver.mountPoints(record) })
                 cloneDirectory = driver.cloneDirectory(record)
             } else if plan.mounts.contains(where: { $0.type == "cgroup" }) {
                 // The groups' paths are known once they are planned; the
                 // child binds them once they are made (PlannedMount.afterGo).
-                plan.placeCgroupMounts(record: try planning.value().get().1, v1Mounts: CgroupfsV1Backend.hostMounts)
+                let p = try planning.value().get()
+                plan.placeCgroupMounts(record: p.record, v1Mounts: { p.driver.mountPoints(p.record) })
             }
             let fifo = store.fifoPath(id)
             let fifoFD = try performing("create exec fifo of \(id)") { () throws(SystemCallError) in
@@ -221,15 +240,26 @@ public struct Runtime: Sendable {
             (pid, terminal, sync) = try spawn(id: id, plan: plan, fifoFD: fifoFD, stdio: stdio, choices: choices,
                                               ahead: ahead, bundle: bundle, annotations: spec.annotations,
                                               cgroupDirectory: cloneDirectory) { pid throws(GockerError) in
-                let (driver, record) = try groups.value().get()
-                return try GoHook.join(driver, record, pid: pid)
+                if let groupsAhead {
+                    let (driver, record) = try groupsAhead.value().get()
+                    return try GoHook.join(driver, record, pid: pid)
+                }
+                let p = try planning.value().get()
+                let saved = stateRecord(pid: pid, cgroups: p.record)
+                try store.save(saved)
+                let made = try p.driver.create(path: cgroupPath, resources: resources, planned: p.groups)
+                madeLate = (p.driver, made, saved)
+                return try GoHook.join(p.driver, made, pid: pid)
             }
-            var state = RuntimeState(
-                id: id, pid: pid, pidStartTime: UInt64(gk_process_start_time(pid)),
-                bundle: bundle, rootfs: plan.rootfs, created: created, annotations: spec.annotations,
-                cgroups: try groups.value().get().1)
-            state.hooks = plan.hooks?.afterCreate
-            try store.save(state)
+            let state: RuntimeState
+            if let madeLate {
+                state = madeLate.state
+            } else if let groupsAhead {
+                state = stateRecord(pid: pid, cgroups: try groupsAhead.value().get().1)
+                try store.save(state)
+            } else {
+                throw GockerError(.system, "create container \(id): its groups were not made before GO")
+            }
             // Named by the state now: the child may outlive this process.
             let r = gk_send_saved(sync)
             if r < 0 {
@@ -258,10 +288,22 @@ public struct Runtime: Sendable {
                 _ = waitpid(pid, &status, 0)
             }
             // (A driver that failed has removed what it made.)
-            if case .success(let (driver, record)) = groups.value() { try? driver.destroy(record) }
+            if let groupsAhead, case .success(let (driver, record)) = groupsAhead.value() {
+                try? driver.destroy(record)
+            } else if let madeLate {
+                try? madeLate.driver.destroy(madeLate.record)
+            }
             try? store.remove(id)
             throw error
         }
+    }
+
+    /// The driver a container's groups are made with, what it plans for
+    /// them, and the record that names them.
+    struct Planned {
+        let driver: CgroupDriver
+        let groups: [CgroupDriver.Plan]
+        let record: CgroupRecord
     }
 
     /// Runs `beforeGo` in the parent once the child exists, before GO: it

@@ -81,8 +81,9 @@ extension Runtime {
     /// was made ahead: nothing here looks at the host.
     struct StartChoices: Equatable {
         /// GO is sent after the child mounted its root and binds
-        /// (GK_SPAWN_LATE_GO): its groups are made on the driver's thread
-        /// meanwhile, and it waits for them only before its device nodes.
+        /// (GK_SPAWN_LATE_GO): its groups are made meanwhile, once the state
+        /// names its pid, by the hook that sends GO, and it waits for them
+        /// only before its device nodes (or its "cgroup" mount's binds).
         /// Otherwise the groups exist before the clone.
         var lateGo: Bool
 
