@@ -392,6 +392,16 @@ static void load_seccomp(int report, const struct gk_spawn *s)
 /* Whether GO came (first thing, or later with GK_SPAWN_LATE_GO). */
 static int go_done;
 
+/* The CPUs the thread that cloned a container's first process could run
+ * on, when more than one (else clone_spread is 0). The parent moves the new
+ * child off its own CPU at once, where a scheduler that packs tasks onto
+ * few CPUs would leave it queued behind the parent, which still has the
+ * groups to make; the child takes this set back when GO comes, before it
+ * joins its groups (a v1 cpuset group then narrows it, as it would have).
+ * Thread-local: the child is a copy of the thread that cloned it. */
+static __thread cpu_set_t clone_cpus;
+static __thread int clone_spread;
+
 /* Waits for GO (the parent has put the child in its cgroups, or sent the
  * `tasks` files through which it joins them itself; end of file: the parent
  * is gone), then makes the child's own cgroup namespace, rooted at those
@@ -407,6 +417,9 @@ static void wait_go(const struct gk_spawn *s, int sync)
     if (n < 0 || m.type != GK_MSG_GO)
         _exit(GK_EXIT_SETUP);
     host_pid = m.pad;
+    /* GO comes after the parent moved this process (see clone_spread). */
+    if (clone_spread && sched_setaffinity(0, sizeof clone_cpus, &clone_cpus) < 0)
+        child_fail(sync, GK_STAGE_PROCESS_ATTR, errno, "restore the CPU affinity", NULL, GK_EXIT_SETUP);
     /* GO says how many files came with it: every one must be joined. */
     if (n != m.err)
         child_fail(sync, GK_STAGE_CGROUP, EMSGSIZE, "receive the cgroup files", NULL, GK_EXIT_SETUP);
@@ -949,6 +962,7 @@ static int launch(const struct gk_spawn *spec, unsigned long flags, child_fn chi
             return -e;
         }
     }
+    clone_spread = want_ready && sched_getaffinity(0, sizeof clone_cpus, &clone_cpus) == 0 && CPU_COUNT(&clone_cpus) > 1;
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
@@ -960,6 +974,15 @@ static int launch(const struct gk_spawn *spec, unsigned long flags, child_fn chi
         child(spec, sv[1]);
     }
     int clone_errno = errno;
+    if (pid > 0 && clone_spread) {
+        /* Best effort: where it fails, the child runs where it is. */
+        cpu_set_t others = clone_cpus;
+        int cpu = sched_getcpu();
+        if (cpu >= 0 && cpu < CPU_SETSIZE)
+            CPU_CLR(cpu, &others);
+        if (CPU_COUNT(&others) > 0)
+            (void)sched_setaffinity((pid_t)pid, sizeof others, &others);
+    }
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (own_pid_ns >= 0) {
         /* Every later child of this thread would land in the container. */

@@ -2,6 +2,7 @@
 #include "gocker_sys.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <sys/ioctl.h>
 #include <fcntl.h>
 #include <string.h>
@@ -216,6 +217,17 @@ int gk_connect_unix(const char *path)
 int gk_reserve(int fd, long long len)
 {
     return fallocate(fd, FALLOC_FL_KEEP_SIZE, 0, (off_t)len);
+}
+
+void gk_attr_spread(pthread_attr_t *attr)
+{
+    cpu_set_t set;
+    int cpu = sched_getcpu();
+    if (cpu < 0 || cpu >= CPU_SETSIZE || sched_getaffinity(0, sizeof set, &set) < 0)
+        return;
+    CPU_CLR(cpu, &set);
+    if (CPU_COUNT(&set) > 0)
+        (void)pthread_attr_setaffinity_np(attr, sizeof set, &set);
 }
 
 int gk_ns_type(int fd)

@@ -1,3 +1,4 @@
+import CGockerCore
 import Glibc
 
 /// A value computed on a thread of its own while the caller goes on with
@@ -118,6 +119,8 @@ final class BackgroundThread: @unchecked Sendable {
         pthread_attr_init(&attr)
         defer { pthread_attr_destroy(&attr) }
         pthread_attr_setdetachstate(&attr, Int32(PTHREAD_CREATE_DETACHED))
+        // On another CPU than this one: the work is meant to overlap.
+        gk_attr_spread(&attr)
         let context = Unmanaged.passRetained(self).toOpaque()
         let body: @convention(c) (UnsafeMutableRawPointer?) -> UnsafeMutableRawPointer? = { context in
             Unmanaged<BackgroundThread>.fromOpaque(context!).takeRetainedValue().loop()

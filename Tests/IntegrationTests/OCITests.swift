@@ -262,6 +262,24 @@ struct OCITests {
         box.expectNothingLeft()
     }
 
+    /// The parent moves a new child off its own CPU while it makes the
+    /// child's groups, before GO: the command still runs on every CPU
+    /// gocker may use (a move after GO, or one never undone, would leave it
+    /// on fewer).
+    @Test func theCommandRunsOnEveryCPUGockerMayUse() throws {
+        let box = try Sandbox()
+        let bundle = try makeBundle(box, args: ["grep", "Cpus_allowed_list", "/proc/self/status"])
+        let mine = try String(contentsOfFile: "/proc/self/status", encoding: .utf8)
+            .split(separator: "\n").first { $0.hasPrefix("Cpus_allowed_list") }.map { String($0) + "\n" }
+        let r = try box.gocker(["oci", "run", "--bundle", bundle, "cpus"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout == mine, "\(r.stdout) vs \(mine ?? "")")
+        let run = try box.gocker(["run", "--rm", "busybox", "grep", "Cpus_allowed_list", "/proc/self/status"])
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(run.stdout == mine, "\(run.stdout) vs \(mine ?? "")")
+        box.expectNothingLeft()
+    }
+
     @Test(arguments: ["rshared", "shared", "rslave", "private"])
     func rootPropagationNeverLeaksAMountToTheHost(propagation: String) throws {
         let box = try Sandbox()

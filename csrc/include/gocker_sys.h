@@ -5,6 +5,7 @@
 #ifndef GOCKER_SYS_H
 #define GOCKER_SYS_H
 
+#include <pthread.h>
 #include <sys/random.h>
 #include <sys/types.h>
 
@@ -17,5 +18,11 @@ static inline ssize_t gk_getrandom(void *buf, size_t len) {
 /* Reserves the blocks of a file's first `len` bytes without changing its
  * size (fallocate with FALLOC_FL_KEEP_SIZE): 0 or -1 with errno set. */
 int gk_reserve(int fd, long long len);
+
+/* Gives a thread about to be made with `attr` every CPU the calling thread
+ * may run on but the one it runs on now, where that leaves any: work
+ * handed to it then runs beside the caller's, where a scheduler that packs
+ * tasks onto few CPUs would queue it behind. Nothing changes otherwise. */
+void gk_attr_spread(pthread_attr_t *attr);
 
 #endif
