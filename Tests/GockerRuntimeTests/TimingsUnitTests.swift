@@ -1,5 +1,6 @@
 import CGockerCore
 import FoundationEssentials
+import Glibc
 import GockerCore
 import Testing
 @testable import GockerRuntime
@@ -69,5 +70,43 @@ struct TimingsTests {
     @Test func fixedDecimals() {
         #expect(Timings.fixed(1.23456, 3) == "1.235")
         #expect(Timings.fixed(2, 0) == "2")
+        #expect(Timings.fixed(0.0004, 3) == "0.000")
+        #expect(Timings.fixed(-0.0004, 3) == "0.000")
+        #expect(Timings.fixed(-2.5004, 3) == "-2.500")
+        #expect(Timings.fixed(0.05, 1) == "0.1")
+        let huge = Timings.fixed(1e300, 2)
+        #expect(huge.count == 304 && huge.hasPrefix("1000000000000000052") && huge.hasSuffix(".00"), "\(huge)")
+    }
+
+    /// The same text as C's "%.*f" for values a start's timings and the
+    /// bench print (none of them half a unit of its last digit away from
+    /// a tie, where a product in binary may round the other way).
+    @Test func fixedIsCsFormat() {
+        var seed: UInt64 = 0x9E37_79B9_7F4A_7C15
+        func next() -> UInt64 {
+            seed &+= 0x9E37_79B9_7F4A_7C15
+            var z = seed
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            return z ^ (z >> 31)
+        }
+        var checked = 0
+        for i in 0..<20000 {
+            let magnitude = [1.0, 10, 1000, 1e6, 1e9][i % 5]
+            var value = Double(next() % 1_000_000_007) / 1_000_000_007 * magnitude
+            if next() % 4 == 0 { value = -value }
+            let decimals = Int(next() % 7)
+            var scale = 1.0
+            for _ in 0..<decimals { scale *= 10 }
+            let frac = (value.magnitude * scale).truncatingRemainder(dividingBy: 1)
+            guard abs(frac - 0.5) > 1e-6 else { continue }
+            var buf = [CChar](repeating: 0, count: 64)
+            _ = withVaList([Int32(decimals), value]) { vsnprintf(&buf, buf.count, "%.*f", $0) }
+            var c = String(decoding: buf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            if c.hasPrefix("-"), c.dropFirst().allSatisfy({ $0 == "0" || $0 == "." }) { c.removeFirst() }
+            #expect(Timings.fixed(value, decimals) == c, "\(value) with \(decimals) decimals")
+            checked += 1
+        }
+        #expect(checked > 19000)
     }
 }
