@@ -393,12 +393,17 @@ static void load_seccomp(int report, const struct gk_spawn *s)
 static int go_done;
 
 /* The CPUs the thread that cloned a container's first process could run
- * on, when more than one (else clone_spread is 0). The parent moves the new
- * child off its own CPU at once, where a scheduler that packs tasks onto
- * few CPUs would leave it queued behind the parent, which still has the
- * groups to make; the child takes this set back when GO comes, before it
- * joins its groups (a v1 cpuset group then narrows it, as it would have).
- * Thread-local: the child is a copy of the thread that cloned it. */
+ * on, when more than one (else clone_spread is 0). With GK_SPAWN_LATE_GO
+ * the parent makes the child's groups after the clone: a scheduler that
+ * packs tasks onto few CPUs would queue the new child behind it, beside an
+ * idle CPU, so the parent moves the child off its own CPU at once. The
+ * child takes this set back when GO comes, before it joins its groups (v1,
+ * where a cpuset group then sets its CPUs, as it would have). Only then:
+ * in a group already (v2), taking the set back would be cut to the
+ * group's CPUs. Thread-local: the child is a copy of the thread that
+ * cloned it. (Kernels since 6.2 keep the set taken back as the one asked
+ * for, and a later cpuset's CPUs are cut to it: it is every CPU gocker may
+ * use.) */
 static __thread cpu_set_t clone_cpus;
 static __thread int clone_spread;
 
@@ -417,9 +422,10 @@ static void wait_go(const struct gk_spawn *s, int sync)
     if (n < 0 || m.type != GK_MSG_GO)
         _exit(GK_EXIT_SETUP);
     host_pid = m.pad;
-    /* GO comes after the parent moved this process (see clone_spread). */
-    if (clone_spread && sched_setaffinity(0, sizeof clone_cpus, &clone_cpus) < 0)
-        child_fail(sync, GK_STAGE_PROCESS_ATTR, errno, "restore the CPU affinity", NULL, GK_EXIT_SETUP);
+    /* GO comes after the parent moved this process (see clone_spread).
+     * Where the set cannot be taken back, the groups' CPUs still apply. */
+    if (clone_spread)
+        (void)sched_setaffinity(0, sizeof clone_cpus, &clone_cpus);
     /* GO says how many files came with it: every one must be joined. */
     if (n != m.err)
         child_fail(sync, GK_STAGE_CGROUP, EMSGSIZE, "receive the cgroup files", NULL, GK_EXIT_SETUP);
@@ -962,7 +968,8 @@ static int launch(const struct gk_spawn *spec, unsigned long flags, child_fn chi
             return -e;
         }
     }
-    clone_spread = want_ready && sched_getaffinity(0, sizeof clone_cpus, &clone_cpus) == 0 && CPU_COUNT(&clone_cpus) > 1;
+    clone_spread = want_ready && (spec->flags & GK_SPAWN_LATE_GO) &&
+                   sched_getaffinity(0, sizeof clone_cpus, &clone_cpus) == 0 && CPU_COUNT(&clone_cpus) > 1;
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);

@@ -307,7 +307,8 @@ public struct Runtime: Sendable {
     }
 
     /// Runs `beforeGo` in the parent once the child exists, before GO: it
-    /// puts the child in its cgroups, or hands it the files to join them.
+    /// puts the child in its cgroups, or hands it the files to join them
+    /// (with a late GO, once it has written the state and made them).
     final class GoHook {
         /// Places the child, or returns the `tasks` files (open for writing)
         /// through which it joins its groups itself; the C core sends them

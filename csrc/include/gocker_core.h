@@ -492,8 +492,9 @@ int gk_connect_unix(const char *path);
  * (err->type == GK_MSG_ERROR) and the child has been reaped.
  *
  * Before GO is sent, `before_go(pid, ctx, go_fds, &n)` is called in the
- * parent if not NULL; a non-zero return kills the child and is returned as
- * the result. It may store up to GK_MAX_GO_FDS descriptors in go_fds (and
+ * parent if not NULL (gocker writes the state naming the pid there, and
+ * with GK_SPAWN_LATE_GO makes the groups); a non-zero return kills the
+ * child and is returned as the result. It may store up to GK_MAX_GO_FDS descriptors in go_fds (and
  * their count in n): each is a cgroup v1 `tasks` file, sent with GO, which
  * the child joins by writing 0 to it (moving itself, its only thread,
  * without the global lock that moving another process takes, and its RCU

@@ -34,8 +34,8 @@ enum gk_timing_mark {
     GK_MARK_IMAGE,     /* run: request checked, image found (or built) */
     GK_MARK_BUNDLE,    /* run: OCI config and bundle written */
     GK_MARK_CONFIG,    /* create: config read, launch plan made; cgroups next */
-    GK_MARK_CLONE,     /* parent: spawn description packed, groups made (or being made
-                        * on a thread: GK_SPAWN_LATE_GO); clone next */
+    GK_MARK_CLONE,     /* parent: spawn description packed, groups made (with
+                        * GK_SPAWN_LATE_GO: made before GO, after the clone); clone next */
     GK_MARK_CHILD,     /* child: first instruction after clone */
     GK_MARK_GO,        /* child: GO received and its groups joined */
     GK_MARK_PIVOTED,   /* child: root filesystem mounted, pivot_root done */
