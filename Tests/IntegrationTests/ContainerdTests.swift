@@ -14,6 +14,9 @@ final class PrivateContainerd {
 
     static var installed: Bool { FileManager.default.isExecutableFile(atPath: "/usr/bin/containerd") }
 
+    /// Held while this containerd runs (see CgroupLayoutLock).
+    private let layout = CgroupLayoutLock(exclusive: false)
+
     init(in box: Sandbox) throws {
         dir = box.dir + "/containerd"
         socket = dir + "/containerd.sock"
@@ -131,10 +134,11 @@ struct ContainerdTests {
         #expect(ps.status == 0 && rows.count == 2 && rows[0].hasPrefix("PID"), "\(ps.output)")
         let pid = try #require(Int32(rows.last?.split(separator: " ").first ?? ""))
         #expect(try String(contentsOfFile: "/proc/\(pid)/cmdline", encoding: .utf8).hasPrefix("sleep"))
-        // The shim's metrics come from the groups gocker made.
+        // The shim's metrics come from the groups gocker made (a failure
+        // shows containerd's log).
         let metrics = try containerd.ctr(["tasks", "metrics", id])
         #expect(metrics.status == 0 && metrics.output.contains(id) && metrics.output.contains("memory.usage"),
-                "\(metrics.output)")
+                "\(metrics.output)\ncontainerd's log: \(box.contents(containerd.dir + "/log").suffix(3000))")
         let kill = try containerd.ctr(["tasks", "kill", "-a", "-s", "SIGKILL", id])
         #expect(kill.status == 0, "\(kill.output)")
         #expect(box.waitFor { !FileManager.default.fileExists(atPath: "/proc/\(pid)") })

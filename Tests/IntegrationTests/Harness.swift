@@ -182,6 +182,11 @@ final class Sandbox {
 
     /// Polls until `condition` holds, for up to `seconds`.
     func waitFor(_ seconds: Double = 10, _ condition: () -> Bool) -> Bool {
+        Self.wait(seconds, condition)
+    }
+
+    /// `condition` polled every 20 ms until it holds or `seconds` pass.
+    static func wait(_ seconds: Double, _ condition: () -> Bool) -> Bool {
         let deadline = Date().addingTimeInterval(seconds)
         while Date() < deadline {
             if condition() { return true }
@@ -277,4 +282,22 @@ func runTool(_ executable: String, _ args: [String], environment: [String: Strin
     let text = (try? String(contentsOfFile: out, encoding: .utf8)) ?? ""
     try? FileManager.default.removeItem(atPath: out)
     return (p.terminationStatus, text)
+}
+
+/// The host's cgroup layout as other tests find it. HugetlbTests mount a v1
+/// hugetlb hierarchy for a few seconds; an engine that reads the layout
+/// when it starts a container (containerd's shim, podman) may catch it then
+/// and lose the container's groups (the shim then reports no metrics). A
+/// test that changes the layout holds this lock exclusively, and one that
+/// drives such an engine holds it shared, for as long as the object lives.
+/// (flock: the suites share one process, each lock its own descriptor.)
+final class CgroupLayoutLock {
+    private let fd: Int32
+
+    init(exclusive: Bool) {
+        fd = open(NSTemporaryDirectory() + "gocker-tests-cgroup-layout.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        if fd >= 0 { _ = flock(fd, exclusive ? LOCK_EX : LOCK_SH) }
+    }
+
+    deinit { if fd >= 0 { close(fd) } }
 }

@@ -84,6 +84,13 @@ struct HugetlbTests {
 
     @Test func limitsAreInTheV1GroupWhileRunning() throws {
         try #require(!Self.v1Mounted(), "hugetlb already has a v1 hierarchy: not mounting another")
+        // No containerd or podman runs while the hierarchy is mounted, nor
+        // until hugetlb is back where it was: an unmounted v1 hierarchy
+        // lives on while its removed groups are still being freed, and
+        // containerd's shim cannot load a container's groups then.
+        let layout = CgroupLayoutLock(exclusive: true)
+        defer { withExtendedLifetime(layout) {} }
+        let before = Self.hierarchy()
         let mountPoint = NSTemporaryDirectory() + "gocker-hugetlb-\(getpid())"
         try FileManager.default.createDirectory(atPath: mountPoint, withIntermediateDirectories: true)
         var mounted = false
@@ -94,6 +101,14 @@ struct HugetlbTests {
                     .filter { var d: ObjCBool = false; return FileManager.default.fileExists(atPath: "\(mountPoint)/\($0)", isDirectory: &d) && d.boolValue }
                 for g in groups.sorted(by: { $0.count > $1.count }) { rmdir("\(mountPoint)/\(g)") }
                 #expect(umount(mountPoint) == 0, "umount \(mountPoint): errno \(errno)")
+                // Mounting it again once the groups are freed, and
+                // unmounting, ends a hierarchy that outlived its mount.
+                var back = Sandbox.wait(5) { Self.hierarchy() == before }
+                for _ in 0..<3 where !back {
+                    if (try? sh("mount -t cgroup -o hugetlb gocker-test-hugetlb \(mountPoint)")) == 0 { _ = umount(mountPoint) }
+                    back = Sandbox.wait(5) { Self.hierarchy() == before }
+                }
+                #expect(back, "hugetlb is in hierarchy \(Self.hierarchy()), was \(before)")
             }
             rmdir(mountPoint)
         }

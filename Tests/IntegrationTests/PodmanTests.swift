@@ -13,6 +13,9 @@ final class PrivatePodman {
 
     static var installed: Bool { FileManager.default.isExecutableFile(atPath: "/usr/bin/podman") }
 
+    /// Held while this podman runs containers (see CgroupLayoutLock).
+    private let layout = CgroupLayoutLock(exclusive: false)
+
     init(in box: Sandbox) throws {
         self.box = box
         dir = box.dir + "/podman"
@@ -178,7 +181,8 @@ struct PodmanTests {
         let e = try pm.podman(["exec", "u1", "sh", "-c", "id -u; readlink /proc/self/ns/user"])
         let owner = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/ns/user")) ?? "?"
         #expect(e.status == 0 && e.output == "0\n\(owner)\n", "\(e.status) \(e.output)")
-        #expect(try pm.podman(["rm", "-f", "-t", "0", "u1"]).status == 0)
+        let rm = try pm.podman(["rm", "-f", "-t", "0", "u1"])
+        #expect(rm.status == 0, "\(rm.output)")
         // podman's own group for its conmons goes by hand, once the last
         // conmon has left it.
         _ = box.waitFor {
