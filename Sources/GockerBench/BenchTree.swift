@@ -17,24 +17,7 @@ struct BenchTree {
         var bytes: Int64 = 0
     }
 
-    /// SplitMix64: small, fast, and the same everywhere for one seed.
-    struct Random {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-        /// 0..<n
-        mutating func below(_ n: Int) -> Int { Int(next() % UInt64(n)) }
-        /// lo...hi, spread evenly over the logarithm (sizes).
-        mutating func logUniform(_ lo: Int, _ hi: Int) -> Int {
-            let u = Double(next() >> 11) / Double(1 << 53)
-            return Swift.min(hi, Int(Double(lo) * exp(u * log(Double(hi) / Double(lo)))))
-        }
-    }
+    typealias Random = SplitMix64
 
     let size: Int64
     let seed: UInt64
@@ -42,7 +25,7 @@ struct BenchTree {
     /// Writes the tree into `root` (which must not exist). `stop` is asked
     /// between files; when it says so, the tree is left as it is.
     func write(to root: String, stop: () -> Bool) throws(GockerError) -> Stats {
-        var rng = Random(state: seed)
+        var rng = Random(seed: seed)
         let words = Self.vocabulary(&rng)
         var stats = Stats()
         var buffer: [UInt8] = []
@@ -161,5 +144,13 @@ struct BenchTree {
             }
         }
         out.removeLast(out.count - length)
+    }
+}
+
+extension SplitMix64 {
+    /// lo...hi, spread evenly over the logarithm (sizes).
+    mutating func logUniform(_ lo: Int, _ hi: Int) -> Int {
+        let u = Double(next() >> 11) / Double(1 << 53)
+        return Swift.min(hi, Int(Double(lo) * exp(u * log(Double(hi) / Double(lo)))))
     }
 }

@@ -4,7 +4,7 @@ import Testing
 @testable import GockerCore
 
 /// Runs `sh -c script`; its status and standard output.
-private func shellData(_ script: String) throws -> (status: Int32, output: Data) {
+func shellData(_ script: String) throws -> (status: Int32, output: Data) {
     let p = Process()
     p.executableURL = URL(fileURLWithPath: "/bin/sh")
     p.arguments = ["-c", script]

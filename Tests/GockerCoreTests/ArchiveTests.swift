@@ -348,16 +348,9 @@ struct HumanUnitsTests {
 
 /// The output of a shell pipeline (the standard tools as the reference).
 func shell(_ command: String) throws -> String {
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: "/bin/sh")
-    p.arguments = ["-c", command]
-    let out = Pipe()
-    p.standardOutput = out
-    try p.run()
-    let data = out.fileHandleForReading.readDataToEndOfFile()
-    p.waitUntilExit()
-    guard p.terminationStatus == 0 else { throw POSIXError(.EIO) }
-    return String(decoding: data, as: UTF8.self)
+    let r = try shellData(command)
+    guard r.status == 0 else { throw POSIXError(.EIO) }
+    return String(decoding: r.output, as: UTF8.self)
 }
 
 /// `sha256sum`'s hex digest of what `command` writes.

@@ -19,7 +19,7 @@ struct JSONShapePropertyTests {
     @Test(arguments: 0..<shapes.count)
     func everyMemberRoundTrips(index: Int) throws {
         let shape = Self.shapes[index]
-        var rng = SplitMix(seed: UInt64(index) &* 0x9E37_79B9 &+ 1)
+        var rng = SplitMix64(seed: UInt64(index) &* 0x9E37_79B9 &+ 1)
         for _ in 0..<20 {
             try Self.roundTrip(shape, &rng)
         }
@@ -27,7 +27,7 @@ struct JSONShapePropertyTests {
 
     /// A random document of the shape, every member given: read, it
     /// writes back the same document.
-    static func roundTrip<S: JSONShape>(_: S.Type, _ rng: inout SplitMix) throws {
+    static func roundTrip<S: JSONShape>(_: S.Type, _ rng: inout SplitMix64) throws {
         let document = RandomDocument.object(S.self, &rng, depth: 0)
         var text = JSONText()
         document.write(to: &text)
@@ -49,22 +49,10 @@ struct JSONShapePropertyTests {
     }
 }
 
-struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
 /// JSON documents with every member of a shape, each a random value of
 /// its type, derived from the shape's own list of members.
 enum RandomDocument {
-    static func object<S: JSONShape>(_: S.Type, _ rng: inout SplitMix, depth: Int) -> JSONValue {
+    static func object<S: JSONShape>(_: S.Type, _ rng: inout SplitMix64, depth: Int) -> JSONValue {
         var o: [String: JSONValue] = [:]
         for m in S.jsonMembers {
             switch m.container {
@@ -76,7 +64,7 @@ enum RandomDocument {
         return .object(o)
     }
 
-    static func value(_ type: any JSONField.Type, _ rng: inout SplitMix, depth: Int) -> JSONValue {
+    static func value(_ type: any JSONField.Type, _ rng: inout SplitMix64, depth: Int) -> JSONValue {
         let r = rng.next()
         let text = ["x", "é \"q\" \\ / \n\t", "", "0", "/a/b", "\u{1}"][Int(r % 6)]
         func integer<I: FixedWidthInteger>(_: I.Type) -> JSONValue {

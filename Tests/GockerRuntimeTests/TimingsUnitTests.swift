@@ -82,20 +82,13 @@ struct TimingsTests {
     /// bench print (none of them half a unit of its last digit away from
     /// a tie, where a product in binary may round the other way).
     @Test func fixedIsCsFormat() {
-        var seed: UInt64 = 0x9E37_79B9_7F4A_7C15
-        func next() -> UInt64 {
-            seed &+= 0x9E37_79B9_7F4A_7C15
-            var z = seed
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
+        var rng = SplitMix64(seed: 0x9E37_79B9_7F4A_7C15)
         var checked = 0
         for i in 0..<20000 {
             let magnitude = [1.0, 10, 1000, 1e6, 1e9][i % 5]
-            var value = Double(next() % 1_000_000_007) / 1_000_000_007 * magnitude
-            if next() % 4 == 0 { value = -value }
-            let decimals = Int(next() % 7)
+            var value = Double(rng.next() % 1_000_000_007) / 1_000_000_007 * magnitude
+            if rng.next() % 4 == 0 { value = -value }
+            let decimals = Int(rng.next() % 7)
             var scale = 1.0
             for _ in 0..<decimals { scale *= 10 }
             let frac = (value.magnitude * scale).truncatingRemainder(dividingBy: 1)
