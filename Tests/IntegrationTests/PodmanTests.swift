@@ -181,7 +181,17 @@ struct PodmanTests {
         let e = try pm.podman(["exec", "u1", "sh", "-c", "id -u; readlink /proc/self/ns/user"])
         let owner = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/ns/user")) ?? "?"
         #expect(e.status == 0 && e.output == "0\n\(owner)\n", "\(e.status) \(e.output)")
-        let rm = try pm.podman(["rm", "-f", "-t", "0", "u1"])
+        // podman 4.3 races its own cleanup (conmon's `podman container
+        // cleanup`) when a container with a user namespace goes: `rm` can
+        // find the shm mount still there and fail with EBUSY on
+        // userdata/shm, as it does under runc (8 in 60) and under gocker
+        // (3 in 60); a second `rm` then always removes it. Any other
+        // failure fails the test.
+        var rm = try pm.podman(["rm", "-f", "-t", "0", "u1"])
+        if rm.status != 0 && rm.output.contains("/userdata/shm: device or resource busy") {
+            usleep(200_000)
+            rm = try pm.podman(["rm", "-f", "-t", "0", "u1"])
+        }
         #expect(rm.status == 0, "\(rm.output)")
         // podman's own group for its conmons goes by hand, once the last
         // conmon has left it.
