@@ -169,6 +169,28 @@ struct MountTargetTests {
         #expect(try box.gocker(["run", "--rm", "-v", "\(src):/loop", image, "true"]).stderr.hasSuffix("too many levels of symbolic links\n"))
     }
 
+    /// A relative link that climbs above the root, as real images carry
+    /// them: imported as written; in the container it stops at the
+    /// container's root, also for a mount made through it.
+    @Test func aClimbingImageSymlinkStaysInsideTheRoot() throws {
+        let box = try Sandbox()
+        defer { box.expectNothingLeft() }
+        let tag = UUID().uuidString.prefix(8).lowercased()
+        let src = box.dir + "/src"
+        try FileManager.default.createDirectory(atPath: src, withIntermediateDirectories: true)
+        try "c-\(tag)\n".write(toFile: src + "/f", atomically: true, encoding: .utf8)
+        // Before: "symlink target climbs above the layer's root".
+        let image = try craft(box, name: "climbing:1", extra: """
+            mkdir -p var/lib tmp/in-\(tag) && echo inside > tmp/in-\(tag)/which && \
+            ln -s ../../../../../../tmp/in-\(tag) var/lib/data2
+            """)
+        let r = try box.gocker(["run", "--rm", image, "sh", "-c", "readlink /var/lib/data2; cat /var/lib/data2/which"])
+        #expect(r.status == 0 && r.stdout == "../../../../../../tmp/in-\(tag)\ninside\n", "\(r.stderr)")
+        let bind = try box.gocker(["run", "--rm", "-v", "\(src):/var/lib/data2/v", image, "cat", "/tmp/in-\(tag)/v/f"])
+        #expect(bind.status == 0 && bind.stdout == "c-\(tag)\n", "\(bind.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: "/tmp/in-\(tag)"))
+    }
+
     @Test func anOCIMountDestinationMustBeAbsolute() throws {
         let box = try Sandbox()
         defer { box.expectNothingLeft() }

@@ -13,9 +13,11 @@ import Glibc
 /// The rules, with the entry named in every refusal:
 /// - names: a leading "./" and "." components are dropped; an absolute name
 ///   or one with a ".." component is refused.
-/// - symlinks are kept as they are: an absolute target means the
-///   container's path; a relative target that climbs above the layer's
-///   root (lexically, from the link's directory) is refused.
+/// - symlinks are kept as they are, whatever their target: an absolute
+///   target means the container's path, and a relative one that climbs
+///   above the root stops there when the container follows it (as docker,
+///   containerd and podman keep them; real images carry such links). No
+///   entry is ever written through one (above).
 /// - hard links name another member of the archive: an absolute or ".."
 ///   target is refused, and the target is looked up beneath the layer
 ///   without following symlinks.
@@ -97,22 +99,6 @@ public final class LayerWriter {
         return parts
     }
 
-    /// Whether a relative symlink target, read from the directory
-    /// `parent`, stays within the layer's root.
-    public static func staysBeneath(target: String, parentDepth: Int) -> Bool {
-        if target.hasPrefix("/") { return true }
-        var depth = parentDepth
-        for part in target.split(separator: "/", omittingEmptySubsequences: true) {
-            if part == ".." {
-                depth -= 1
-                if depth < 0 { return false }
-            } else if part != "." {
-                depth += 1
-            }
-        }
-        return true
-    }
-
     static func refusal(_ name: String, _ why: String) -> GockerError {
         GockerError(.invalidArgument, "import: entry \"\(name)\": \(why)")
     }
@@ -141,9 +127,6 @@ public final class LayerWriter {
         }
         if entry.kind == .symlink {
             if entry.linkName.isEmpty { throw Self.refusal(entry.name, "symlink with an empty target") }
-            if !Self.staysBeneath(target: entry.linkName, parentDepth: path.count - 1) {
-                throw Self.refusal(entry.name, "symlink target \"\(entry.linkName)\" climbs above the layer's root")
-            }
         }
         if (entry.kind == .characterDevice || entry.kind == .blockDevice) && !isRoot { return }
 
