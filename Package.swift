@@ -28,7 +28,8 @@ let package = Package(
             // on their own), and it alone sees the OpenSSL declarations, one
             // of which it needs with their deprecation turned off (why: see
             // csrc/sha256.c).
-            linkerSettings: [.linkedLibrary("seccomp"), .linkedLibrary("crypto"),
+            // libssl (the same package) speaks TLS to registries (csrc/tls.c).
+            linkerSettings: [.linkedLibrary("seccomp"), .linkedLibrary("ssl"), .linkedLibrary("crypto"),
                              .unsafeFlags(["-Xlinker", "--wrap=fopen", "-Xlinker", "--wrap=memset"])]
         ),
         // The bench's reference row, `gocker-floor ROOTFS` (the gocker binary
@@ -79,6 +80,12 @@ let package = Package(
             name: "GockerRuntime",
             dependencies: ["GockerCore", "GockerCgroups", "GockerControllers", "CGockerCore"]
         ),
+        // Registries: the HTTP/1.1 client (TLS through csrc/tls.c), the
+        // distribution API, `pull`.
+        .target(
+            name: "GockerRegistry",
+            dependencies: ["GockerCore", "CGockerCore"]
+        ),
         // `gocker bench`: container starts timed from outside, the report
         // and its chart.
         .target(
@@ -91,6 +98,7 @@ let package = Package(
             dependencies: [
                 "GockerRuntime",
                 "GockerBench",
+                "GockerRegistry",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -103,6 +111,7 @@ let package = Package(
         .testTarget(name: "GockerCgroupsTests", dependencies: ["GockerCgroups", "GockerControllers", "CGockerCore"]),
         .testTarget(name: "GockerBenchTests", dependencies: ["GockerBench", "GockerRuntime"]),
         .testTarget(name: "GockerCLITests", dependencies: ["GockerCLI"]),
+        .testTarget(name: "GockerRegistryTests", dependencies: ["GockerRegistry", "GockerCore"]),
         .testTarget(name: "IntegrationTests", dependencies: ["GockerCore", "GockerCgroups", "gocker"]),
     ]
 )

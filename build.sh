@@ -19,15 +19,19 @@ cd "$(dirname "$0")"
 # Debian packages: busybox-static is the built-in image's source; libcgroup-dev
 # the cgroup backend's library; libseccomp-dev compiles seccomp profiles
 # (linked statically); libssl-dev for its libcrypto, the SHA-256 of image
-# and layer digests (linked statically; libssl itself is not used); zlib
+# and layer digests, and its libssl, TLS to registries (both linked
+# statically); zlib
 # and liblzma read gzip and xz image tarballs (`gocker import`); procps the
 # host's ps for `gocker top CONTAINER OPTIONS`; qemu-system-x86 and cpio boot the static binary on a pure cgroup
 # v2 kernel (Tests/IntegrationTests/CgroupV2VMTests.swift); containerd (with
 # runc) is what the tests import a `gocker save` archive into; strace shows
 # a test the files the release binary opens; gcc and libc6-dev build the
 # static probe program the seccomp tests run inside a container; podman (with
-# conmon) drives gocker-oci in the tests as it drives runc.
-PACKAGES=(busybox-static libcgroup-dev libseccomp-dev libssl-dev pkg-config zlib1g-dev liblzma-dev procps qemu-system-x86 cpio containerd strace gcc libc6-dev nftables iproute2 podman)
+# conmon) drives gocker-oci in the tests as it drives runc; docker-registry
+# (the distribution registry) is the registry the tests start on loopback,
+# skopeo puts images into it that gocker did not write, and openssl makes
+# the tests' own CA and certificates.
+PACKAGES=(busybox-static libcgroup-dev libseccomp-dev libssl-dev pkg-config zlib1g-dev liblzma-dev procps qemu-system-x86 cpio containerd strace gcc libc6-dev nftables iproute2 podman docker-registry skopeo openssl)
 
 deps() {
     local missing=()
@@ -38,6 +42,11 @@ deps() {
         echo "installing: ${missing[*]}" >&2
         apt-get update -qq
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+        # The package's own registry service listens on every address:
+        # where systemd runs, it stays off (the tests start their own).
+        if [ -d /run/systemd/system ] && printf '%s\n' "${missing[@]}" | grep -qx docker-registry; then
+            systemctl disable --now docker-registry >/dev/null 2>&1 || true
+        fi
     fi
 }
 

@@ -15,9 +15,9 @@ public enum OCI {
     public static let manifestType = "application/vnd.oci.image.manifest.v1+json"
     public static let configType = "application/vnd.oci.image.config.v1+json"
     public static let layerGzipType = "application/vnd.oci.image.layer.v1.tar+gzip"
-    static let dockerManifestType = "application/vnd.docker.distribution.manifest.v2+json"
-    static let dockerListType = "application/vnd.docker.distribution.manifest.list.v2+json"
-    static let layerTypes: Set<String> = [
+    public static let dockerManifestType = "application/vnd.docker.distribution.manifest.v2+json"
+    public static let dockerListType = "application/vnd.docker.distribution.manifest.list.v2+json"
+    public static let layerTypes: Set<String> = [
         "application/vnd.oci.image.layer.v1.tar", layerGzipType,
         "application/vnd.docker.image.rootfs.diff.tar", "application/vnd.docker.image.rootfs.diff.tar.gzip",
     ]
@@ -329,6 +329,26 @@ extension ImageStore {
         return loaded
     }
 
+    /// `pull`'s end: an image whose blobs `staging` holds as an OCI
+    /// layout's (blobs/sha256/HEX, each checked against its descriptor
+    /// already), stored as `load` stores one. A layer the store has already
+    /// (`hasLayer`) needs no blob. Messages begin "pull:".
+    public func storePulled(_ config: OCI.ImageConfigFile, layers: [OCI.Descriptor], names: [ImageReference],
+                            staging: String) throws(GockerError) -> ImageRecord {
+        let files = layers.map { "blobs/sha256/" + $0.digest.dropFirst(7) }
+        let kept = layers.map { LayerArchive(digest: $0.digest, size: $0.size, mediaType: nil) }
+        return try store(config, layerFiles: files, checked: kept, names: names, in: Unpacked(root: staging),
+                         verb: "pull") { _ in }
+    }
+
+    /// Whether the store holds the layer of this diff id ("sha256:HEX")
+    /// with its archive, as `load` and `pull` reuse one.
+    public func hasLayer(diffID: String) -> Bool {
+        let id = String(diffID.dropFirst(7))
+        guard diffID.hasPrefix("sha256:"), Unpacked.isDigestHex(id), Sys.isDirectory(layerPath(id)) else { return false }
+        return (try? layerArchive(id)) != nil
+    }
+
     /// "import: ..." messages of the shared extraction, said as load's.
     public static func asLoad(_ error: GockerError) -> GockerError {
         var e = error
@@ -373,15 +393,20 @@ extension ImageStore {
     /// failure removes again.
     /// `checked`: the layer files' digests, verified already (OCI blobs).
     private func store(_ config: OCI.ImageConfigFile, layerFiles: [String], checked: [LayerArchive]?, names: [ImageReference],
-                       in unpacked: Unpacked, output: (String) -> Void) throws(GockerError) -> ImageRecord {
+                       in unpacked: Unpacked, verb: String = "load", output: (String) -> Void) throws(GockerError) -> ImageRecord {
+        func said(_ error: GockerError) -> GockerError {
+            var e = Self.asLoad(error)
+            if verb != "load", e.message.hasPrefix("load: ") { e.message = verb + ": " + e.message.dropFirst(6) }
+            return e
+        }
         guard config.rootfs.diff_ids.count == layerFiles.count else {
             throw GockerError(.invalidArgument,
-                "load: the config lists \(config.rootfs.diff_ids.count) layers, the manifest \(layerFiles.count)")
+                "\(verb): the config lists \(config.rootfs.diff_ids.count) layers, the manifest \(layerFiles.count)")
         }
         var layers: [String] = []
         for id in config.rootfs.diff_ids {
             guard id.hasPrefix("sha256:"), Unpacked.isDigestHex(String(id.dropFirst(7))) else {
-                throw GockerError(.invalidArgument, "load: invalid diff id \"\(id)\"")
+                throw GockerError(.invalidArgument, "\(verb): invalid diff id \"\(id)\"")
             }
             layers.append(String(id.dropFirst(7)))
         }
@@ -419,18 +444,18 @@ extension ImageStore {
                         layerInput = .raw(input)
                     }
                 } catch {
-                    throw Self.asLoad(error)
+                    throw said(error)
                 }
                 let isNew = !Sys.exists(layerPath(want))
                 do throws(GockerError) {
                     try storeLayer(layerInput, whiteouts: .overlay) { id throws(GockerError) in
                         guard id == want else {
                             throw GockerError(.invalidArgument,
-                                "load: layer \(file): digest mismatch: the config says sha256:\(want), its content is sha256:\(id)")
+                                "\(verb): layer \(file): digest mismatch: the config says sha256:\(want), its content is sha256:\(id)")
                         }
                     }
                 } catch {
-                    throw Self.asLoad(error)
+                    throw said(error)
                 }
                 if isNew { made.append(want) }
             }

@@ -1,0 +1,165 @@
+import Glibc
+import GockerCore
+
+/// A platform as `--platform` gives it: os/arch[/variant].
+public struct PlatformChoice: Sendable, CustomStringConvertible {
+    public var os: String
+    public var architecture: String
+    public var variant: String?
+
+    public init(parsing text: String?) throws(GockerError) {
+        guard let text, !text.isEmpty else {
+            os = "linux"
+            architecture = OCI.hostArchitecture
+            variant = architecture == "arm64" ? "v8" : nil
+            return
+        }
+        let parts = text.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
+        guard (2...3).contains(parts.count), parts.allSatisfy({ !$0.isEmpty && $0.allSatisfy { $0.isLetter || $0.isNumber } }) else {
+            throw GockerError(.invalidArgument, "invalid platform \"\(text)\": os/arch[/variant] expected")
+        }
+        os = parts[0].lowercased()
+        architecture = parts[1].lowercased()
+        variant = parts.count == 3 ? parts[2].lowercased() : nil
+        // docker's spellings of the same architectures.
+        switch architecture {
+        case "x86_64", "x86-64": architecture = "amd64"
+        case "aarch64": architecture = "arm64"
+        default: break
+        }
+    }
+
+    public var description: String { "\(os)/\(architecture)" + (variant.map { "/" + $0 } ?? "") }
+
+    /// Whether an index entry's platform is this one (an entry that names
+    /// no variant fits any; arm64's default variant is v8).
+    func matches(_ p: OCI.Platform) -> Bool {
+        guard p.os == os, p.architecture == architecture else { return false }
+        guard let want = variant, let have = p.variant else { return true }
+        return want == have
+    }
+}
+
+/// `gocker pull`: an image's manifest (through an index for the platform),
+/// its config and the layers the store lacks, each blob checked against its
+/// digest and size before anything of it is extracted; then stored as
+/// `load` stores an image. Nothing of a failed pull is left.
+public struct Puller {
+    public let store: ImageStore
+    public var platform: PlatformChoice
+    /// Each line docker prints for a pull ("<tag>: Pulling from <repo>",
+    /// "<layer>: Pull complete", "Digest: ...", "Status: ...").
+    public var output: (String) -> Void
+    /// Bytes of layers received, as they come (a progress line's).
+    public var progress: (Int64, Int64) -> Void = { _, _ in }
+    public var timeout: Int
+
+    public init(store: ImageStore, platform: PlatformChoice, timeout: Int = 60, output: @escaping (String) -> Void) {
+        self.store = store
+        self.platform = platform
+        self.timeout = timeout
+        self.output = output
+    }
+
+    /// The image, with its manifest's digest.
+    @discardableResult
+    public func pull(_ ref: RegistryReference) throws(GockerError) -> (image: ImageRecord, digest: String) {
+        let client = RegistryClient(ref, credentials: try Credentials.stored(for: ref.registry), timeout: timeout)
+        var (bytes, type, digest) = try client.manifest(ref.reference, shown: ref.description)
+        output("\(ref.digest ?? ref.tag ?? "latest"): Pulling from \(ref.repository)")
+        var mediaType = type ?? Self.mediaType(of: bytes)
+        if mediaType == OCI.indexType || mediaType == OCI.dockerListType {
+            let index = try JSON.decode(OCI.Index.self, from: bytes, what: "the index of \(ref)")
+            guard let chosen = index.manifests.first(where: { d in
+                d.platform.map(platform.matches) ?? false
+                    && [OCI.manifestType, OCI.dockerManifestType].contains(d.mediaType ?? OCI.manifestType)
+            }) else {
+                throw GockerError(.notFound, "no matching manifest for \(platform) in the manifest list entries")
+            }
+            (bytes, type, digest) = try client.manifest(chosen.digest, shown: ref.description)
+            digest = chosen.digest
+            mediaType = type ?? Self.mediaType(of: bytes)
+        }
+        guard mediaType == OCI.manifestType || mediaType == OCI.dockerManifestType else {
+            throw GockerError(.invalidArgument, "\(ref): unsupported manifest media type \"\(mediaType)\"")
+        }
+        let manifest = try JSON.decode(OCI.Manifest.self, from: bytes, what: "the manifest of \(ref)")
+        for layer in manifest.layers where !OCI.layerTypes.contains(layer.mediaType ?? OCI.layerGzipType) {
+            throw GockerError(.invalidArgument, "\(ref): layer \(layer.digest): unsupported media type \(layer.mediaType ?? "")")
+        }
+        for d in [manifest.config] + manifest.layers {
+            guard d.digest.hasPrefix("sha256:"), d.digest.count == 71, d.size >= 0 else {
+                throw GockerError(.invalidArgument, "\(ref): invalid descriptor \(d.digest)")
+            }
+        }
+
+        var configBytes: [UInt8] = []
+        try client.blob(manifest.config) { (piece) throws(GockerError) in
+            guard configBytes.count + piece.count <= 8 << 20 else {
+                throw GockerError(.invalidArgument, "\(ref): the config is larger than 8 MiB")
+            }
+            configBytes += piece
+        }
+        let config = try JSON.decode(OCI.ImageConfigFile.self, from: configBytes, what: "the config of \(ref)")
+        guard config.rootfs.diff_ids.count == manifest.layers.count else {
+            throw GockerError(.invalidArgument,
+                "\(ref): the config lists \(config.rootfs.diff_ids.count) layers, the manifest \(manifest.layers.count)")
+        }
+        if config.os != platform.os || config.architecture != platform.architecture {
+            throw GockerError(.invalidArgument,
+                "\(ref): the image is for \(config.os)/\(config.architecture), not \(platform.os)/\(platform.architecture)")
+        }
+
+        let staging = store.root + "/.tmp-pull-\(Sys.randomBytes(8).hex)"
+        try performing("pull: create \(staging)") { () throws(SystemCallError) in
+            try Sys.mkdirAll(store.root + "/.", mode: 0o700)
+            try Sys.check("mkdir", path: staging) { mkdir(staging, 0o700) }
+            try Sys.mkdirAll(staging + "/blobs/sha256", mode: 0o700)
+        }
+        defer { try? Sys.removeAll(staging) }
+
+        let total = manifest.layers.reduce(Int64(0)) { $0 + $1.size }
+        var received: Int64 = 0
+        var fetched = 0
+        for (i, layer) in manifest.layers.enumerated() {
+            let short = String(layer.digest.dropFirst(7).prefix(12))
+            if store.hasLayer(diffID: config.rootfs.diff_ids[i]) {
+                output("\(short): Already exists")
+                received += layer.size
+                progress(received, total)
+                continue
+            }
+            let path = staging + "/blobs/sha256/" + layer.digest.dropFirst(7)
+            let fd = try performing("pull: create \(path)") { () throws(SystemCallError) in
+                try Sys.open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+            }
+            defer { Sys.close(fd) }
+            try client.blob(layer) { (piece) throws(GockerError) in
+                try performing("pull: write \(path)") { () throws(SystemCallError) in
+                    try Sys.writeAll(fd, piece, path: path)
+                }
+                received += Int64(piece.count)
+                progress(received, total)
+            }
+            fetched += 1
+            output("\(short): Pull complete")
+        }
+        let names = ref.digest == nil ? [ref.local] : []
+        let existed = (try? store.lookup(ref.local.description))?.0
+        let image = try store.storePulled(config, layers: manifest.layers, names: names, staging: staging)
+        output("Digest: \(digest)")
+        if ref.digest != nil || existed?.id != image.id || fetched > 0 {
+            output("Status: Downloaded newer image for \(ref)")
+        } else {
+            output("Status: Image is up to date for \(ref)")
+        }
+        return (image, digest)
+    }
+
+    /// A manifest's own mediaType, where the registry's Content-Type said none.
+    static func mediaType(of bytes: [UInt8]) -> String {
+        struct Typed: Decodable { var mediaType: String?; var manifests: [OCI.Descriptor]? }
+        guard let t = try? JSON.decode(Typed.self, from: bytes, what: "manifest") else { return "" }
+        return t.mediaType ?? (t.manifests != nil ? OCI.indexType : OCI.manifestType)
+    }
+}

@@ -1,0 +1,334 @@
+import FoundationEssentials
+import Glibc
+import GockerCore
+
+/// Where an image lives: docker's naming rules on top of ImageReference
+/// (`alpine` is docker.io's `library/alpine:latest`), and an optional
+/// `@sha256:` digest.
+public struct RegistryReference: Sendable, CustomStringConvertible {
+    /// The registry as the name gives it: "docker.io" or "host[:port]".
+    public var registry: String
+    /// The repository on it: "library/alpine", "test/busybox".
+    public var repository: String
+    public var tag: String?
+    public var digest: String?
+    /// The name gocker keeps the image under (docker.io's prefixes dropped).
+    public var local: ImageReference
+
+    public init(parsing text: String) throws(GockerError) {
+        var name = Substring(text)
+        if let at = text.firstIndex(of: "@") {
+            let d = String(text[text.index(after: at)...])
+            guard d.hasPrefix("sha256:"), d.count == 71, d.dropFirst(7).allSatisfy({ $0.isHexDigit && !$0.isUppercase }) else {
+                throw GockerError(.invalidArgument, "invalid reference format: \"\(text)\"")
+            }
+            digest = d
+            name = text[..<at]
+        }
+        // A digest alone names the content: a tag beside it is ignored, as docker does.
+        let parsed = try OCI.shortName(String(name))
+        let lastPart = name.split(separator: "/").last ?? ""
+        tag = digest == nil || lastPart.contains(":") ? parsed.tag : nil
+        local = parsed
+        let first = parsed.name.split(separator: "/").first.map(String.init) ?? parsed.name
+        if parsed.name.contains("/") && (first.contains(".") || first.contains(":") || first == "localhost"
+                                         || first.hasPrefix("[") || first.contains(where: \.isUppercase)) {
+            registry = first
+            repository = String(parsed.name.dropFirst(first.count + 1))
+        } else {
+            registry = "docker.io"
+            repository = parsed.name.contains("/") ? parsed.name : "library/" + parsed.name
+        }
+    }
+
+    /// The reference a manifest is asked for by: the digest, else the tag.
+    public var reference: String { digest ?? tag ?? "latest" }
+
+    /// As docker says it: "127.0.0.1:5000/test/busybox:1",
+    /// "docker.io/library/alpine:latest", "...@sha256:...".
+    public var description: String {
+        registry + "/" + repository + (digest.map { "@" + $0 } ?? ":" + (tag ?? "latest"))
+    }
+
+    /// Whether the registry is on this machine's loopback, where plain
+    /// HTTP is allowed without being asked for (as docker allows it).
+    public static func isLoopback(_ registry: String) -> Bool {
+        let host = HTTPURL.split(authority: Substring(registry))?.0 ?? registry
+        return host == "localhost" || host.hasPrefix("127.") || host == "::1"
+    }
+}
+
+/// A registry's credentials, from docker's config.json (`auths`), where
+/// `gocker login` keeps them: `$DOCKER_CONFIG/config.json`, else
+/// `~/.docker/config.json`.
+public struct Credentials: Sendable, Equatable {
+    public var username: String
+    public var password: String
+
+    public init(username: String, password: String) {
+        self.username = username
+        self.password = password
+    }
+
+    public static var configPath: String {
+        if let dir = Sys.env("DOCKER_CONFIG"), !dir.isEmpty { return dir + "/config.json" }
+        return (Sys.env("HOME") ?? "/root") + "/.docker/config.json"
+    }
+
+    /// The key docker files a registry's entry under.
+    public static func key(_ registry: String) -> String {
+        registry == "docker.io" ? "https://index.docker.io/v1/" : registry
+    }
+
+    /// The stored credentials for `registry`, if any.
+    public static func stored(for registry: String) throws(GockerError) -> Credentials? {
+        guard Sys.exists(configPath) else { return nil }
+        struct Entry: Decodable { var auth: String? }
+        struct File: Decodable { var auths: [String: Entry]? }
+        let bytes: [UInt8]
+        do {
+            bytes = try Sys.readFile(configPath)
+        } catch {
+            throw GockerError(.system, "read \(configPath)", cause: error)
+        }
+        let file = try JSON.decode(File.self, from: bytes, what: configPath)
+        let auths = file.auths ?? [:]
+        let candidates = [key(registry), registry, "https://" + registry, "http://" + registry]
+        guard let entry = candidates.lazy.compactMap({ auths[$0] }).first, let auth = entry.auth, !auth.isEmpty else {
+            return nil
+        }
+        guard let data = Data(base64Encoded: auth), let text = String(data: data, encoding: .utf8),
+              let colon = text.firstIndex(of: ":") else {
+            throw GockerError(.invalidArgument, "\(configPath): the credentials of \(registry) are not base64 of user:password")
+        }
+        return Credentials(username: String(text[..<colon]), password: String(text[text.index(after: colon)...]))
+    }
+
+    var basic: String {
+        "Basic " + Data((username + ":" + password).utf8).base64EncodedString()
+    }
+}
+
+/// A `WWW-Authenticate` challenge: its scheme and parameters.
+public struct Challenge: Sendable, Equatable {
+    public var scheme: String
+    public var parameters: [String: String]
+
+    /// The first challenge of a header: `Bearer realm="...",service="..."`.
+    public init?(_ header: String) {
+        let trimmed = header.trimmed(" \t")
+        guard let space = trimmed.firstIndex(of: " ") else {
+            guard !trimmed.isEmpty else { return nil }
+            scheme = trimmed.lowercased()
+            parameters = [:]
+            return
+        }
+        scheme = trimmed[..<space].lowercased()
+        parameters = [:]
+        var rest = Substring(trimmed[space...])
+        while true {
+            rest = rest.drop { $0 == " " || $0 == "," || $0 == "\t" }
+            guard let eq = rest.firstIndex(of: "=") else { break }
+            let key = rest[..<eq].trimmed(" \t").lowercased()
+            rest = rest[rest.index(after: eq)...]
+            var value = ""
+            if rest.first == "\"" {
+                rest = rest.dropFirst()
+                var escaped = false
+                while let c = rest.first {
+                    rest = rest.dropFirst()
+                    if escaped { value.append(c); escaped = false } else if c == "\\" { escaped = true } else if c == "\"" { break } else { value.append(c) }
+                }
+            } else {
+                let end = rest.firstIndex(of: ",") ?? rest.endIndex
+                value = rest[..<end].trimmed(" \t")
+                rest = rest[end...]
+            }
+            parameters[key] = value
+        }
+    }
+}
+
+/// The distribution API of one registry, for one repository: the scheme
+/// found once (https; plain http only on loopback or where the user allowed
+/// it), and authorisation answered as challenged (bearer tokens, anonymous or
+/// with the stored credentials, or basic).
+public final class RegistryClient {
+    public let registry: String
+    public let repository: String
+    let http: HTTPClient
+    let credentials: Credentials?
+    private var base: HTTPURL?
+    private var authorization: String?
+
+    /// Registries that may be spoken to over plain HTTP (docker's
+    /// --insecure-registry): GOCKER_INSECURE_REGISTRIES, comma-separated.
+    public static var insecureRegistries: Set<String> {
+        Set((Sys.env("GOCKER_INSECURE_REGISTRIES") ?? "").split(separator: ",").map { $0.trimmed(" ") })
+    }
+
+    /// Where gocker's own per-registry TLS files are:
+    /// `$GOCKER_CONFIG/certs.d/HOST[:PORT]/ca.crt` (docker's layout), else
+    /// /etc/docker/certs.d.
+    public static func caFile(for registry: String) -> String? {
+        let dirs = [Sys.env("GOCKER_CONFIG").map { $0 + "/certs.d" }, "/etc/docker/certs.d"].compactMap { $0 }
+        for dir in dirs where Sys.exists("\(dir)/\(registry)/ca.crt") { return "\(dir)/\(registry)/ca.crt" }
+        return nil
+    }
+
+    public init(_ ref: RegistryReference, credentials: Credentials?, timeout: Int = 60) {
+        registry = ref.registry
+        repository = ref.repository
+        self.credentials = credentials
+        let registry = ref.registry
+        http = HTTPClient(timeout: timeout) { url in
+            url.authority == registry || url.host == registry ? RegistryClient.caFile(for: registry) : nil
+        }
+    }
+
+    /// The API's host: docker.io's is registry-1.docker.io.
+    var apiHost: String { registry == "docker.io" ? "registry-1.docker.io" : registry }
+
+    /// `GET /v2/` over https, or over http where that is allowed and https
+    /// failed to connect or to shake hands.
+    private func endpoint() throws(GockerError) -> HTTPURL {
+        if let base { return base }
+        guard let (host, port) = HTTPURL.split(authority: Substring(apiHost)) else {
+            throw GockerError(.invalidArgument, "invalid registry \"\(registry)\"")
+        }
+        let secure = HTTPURL(secure: true, host: host, port: port, target: "/v2/")
+        do {
+            let (_, body, _) = try http.send("GET", secure)
+            try body.forEach { _ in }
+            base = secure
+        } catch {
+            // What https said stands when plain http does no better.
+            guard RegistryReference.isLoopback(registry) || Self.insecureRegistries.contains(registry) else { throw error }
+            let plain = HTTPURL(secure: false, host: host, port: port ?? 80, target: "/v2/")
+            do {
+                let (_, body, _) = try http.send("GET", plain)
+                try body.forEach { _ in }
+            } catch _ {
+                throw error
+            }
+            base = plain
+        }
+        return base!
+    }
+
+    /// A request under /v2/ answered with its body to read; a 401 is met
+    /// once with the authorisation its challenge asks for.
+    public func request(_ method: String, _ path: String, headers: [(String, String)] = [], body: [UInt8]? = nil)
+        throws(GockerError) -> (HTTPResponse, HTTPBody, HTTPURL) {
+        var url = try endpoint()
+        url.target = "/v2/" + path
+        var sent = headers
+        if let authorization { sent.append(("Authorization", authorization)) }
+        let first = try http.send(method, url, headers: sent, body: body)
+        guard first.0.status == 401 else { return first }
+        try first.1.forEach { _ in }
+        guard let header = first.0.header("WWW-Authenticate"), let challenge = Challenge(header) else {
+            throw GockerError(.system, "\(url): unauthorized, and no WWW-Authenticate challenge")
+        }
+        authorization = try answer(challenge, scope: "repository:\(repository):pull")
+        return try http.send(method, url, headers: headers + [("Authorization", authorization!)], body: body)
+    }
+
+    /// The Authorization header a challenge asks for.
+    private func answer(_ challenge: Challenge, scope: String) throws(GockerError) -> String {
+        switch challenge.scheme {
+        case "basic":
+            guard let credentials else {
+                throw GockerError(.invalidArgument, "\(registry): no basic auth credentials (gocker login \(registry))")
+            }
+            return credentials.basic
+        case "bearer":
+            guard let realmText = challenge.parameters["realm"] else {
+                throw GockerError(.system, "\(registry): a bearer challenge without a realm")
+            }
+            var realm = try HTTPURL(parsing: realmText)
+            var query: [String] = []
+            if let service = challenge.parameters["service"] { query.append("service=" + HTTPURL.escape(service)) }
+            query.append("scope=" + HTTPURL.escape(challenge.parameters["scope"] ?? scope))
+            realm.target += (realm.target.contains("?") ? "&" : "?") + query.joined(separator: "&")
+            let headers = credentials.map { [("Authorization", $0.basic)] } ?? []
+            let (response, body, _) = try http.send("GET", realm, headers: headers)
+            let bytes = try body.bytes(limit: 1 << 20)
+            guard response.status == 200 else {
+                throw GockerError(.invalidArgument, "\(registry): token request answered \(response.status)\(Self.errors(bytes).map { ": " + $0 } ?? "")")
+            }
+            struct Token: Decodable { var token: String?; var access_token: String? }
+            let token = try JSON.decode(Token.self, from: bytes, what: "the token of \(realm.authority)")
+            guard let value = token.token ?? token.access_token, !value.isEmpty else {
+                throw GockerError(.system, "\(registry): the token server answered no token")
+            }
+            return "Bearer " + value
+        default:
+            throw GockerError(.invalidArgument, "\(registry): unsupported authentication scheme \"\(challenge.scheme)\"")
+        }
+    }
+
+    /// The distribution API's error document, said: "manifest unknown".
+    static func errors(_ body: [UInt8]) -> String? {
+        struct Item: Decodable { var code: String?; var message: String? }
+        struct Doc: Decodable { var errors: [Item]? }
+        guard let doc = try? JSON.decode(Doc.self, from: body, what: "error"), let items = doc.errors, !items.isEmpty else {
+            return nil
+        }
+        return items.map { $0.message ?? $0.code?.lowercased().replacing("_", with: " ") ?? "error" }
+            .joined(separator: "; ")
+    }
+
+    /// What a failed answer says: the registry's own words where it gave any.
+    static func failure(_ what: String, _ response: HTTPResponse, _ body: HTTPBody) -> GockerError {
+        let bytes = (try? body.bytes(limit: 64 * 1024)) ?? []
+        let said = errors(bytes) ?? "\(response.status) \(response.reason)"
+        return GockerError(response.status == 404 ? .notFound : .system, "\(what): \(said)")
+    }
+
+    public static let manifestTypes = [OCI.indexType, OCI.dockerListType, OCI.manifestType, OCI.dockerManifestType]
+
+    /// A manifest or index, by tag or digest: its bytes (at most 4 MiB, as
+    /// docker limits them), media type and digest. Asked for by digest, its
+    /// bytes must hash to it.
+    public func manifest(_ reference: String, shown: String) throws(GockerError) -> (bytes: [UInt8], mediaType: String?, digest: String) {
+        let (response, body, _) = try request("GET", "\(repository)/manifests/\(reference)",
+                                               headers: [("Accept", Self.manifestTypes.joined(separator: ", "))])
+        guard response.status == 200 else {
+            if response.status == 404 {
+                let bytes = (try? body.bytes(limit: 64 * 1024)) ?? []
+                let said = Self.errors(bytes) ?? "manifest unknown"
+                throw GockerError(.notFound, "manifest for \(shown) not found: \(said)")
+            }
+            throw Self.failure("\(shown): manifest", response, body)
+        }
+        let bytes = try body.bytes(limit: 4 << 20)
+        let digest = "sha256:" + SHA256.hash(bytes).hex
+        if reference.hasPrefix("sha256:"), digest != reference {
+            throw GockerError(.invalidArgument, "\(shown): manifest digest mismatch: its content is \(digest)")
+        }
+        let type = response.header("Content-Type").map { String($0.split(separator: ";").first ?? "").trimmed(" ") }
+        return (bytes, type, digest)
+    }
+
+    /// A blob, streamed to `sink`; its size and digest are checked before
+    /// this returns (the caller keeps nothing of a blob that throws).
+    public func blob(_ d: OCI.Descriptor, sink: (ArraySlice<UInt8>) throws(GockerError) -> Void) throws(GockerError) {
+        let (response, body, _) = try request("GET", "\(repository)/blobs/\(d.digest)")
+        guard response.status == 200 else { throw Self.failure("\(registry)/\(repository): blob \(d.digest)", response, body) }
+        var hash = SHA256()
+        var size: Int64 = 0
+        try body.forEach { (piece) throws(GockerError) in
+            size += Int64(piece.count)
+            guard size <= d.size else {
+                throw GockerError(.invalidArgument, "blob \(d.digest): larger than the \(d.size) bytes its descriptor says")
+            }
+            piece.withUnsafeBytes { hash.update($0) }
+            try sink(piece)
+        }
+        let digest = "sha256:" + hash.finalize().hex
+        guard size == d.size, digest == d.digest else {
+            throw GockerError(.invalidArgument, "blob \(d.digest): digest mismatch: \(size) bytes whose digest is \(digest)")
+        }
+    }
+}
