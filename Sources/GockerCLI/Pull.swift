@@ -58,3 +58,88 @@ struct ImagePull: ParsableCommand {
     @OptionGroup var arguments: PullArguments
     func run() throws { try arguments.run() }
 }
+
+struct Login: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Log in to a registry.",
+        discussion: """
+            The credentials are checked against the registry (GET /v2/, through its token server if it \
+            names one), then kept in docker's config.json ($DOCKER_CONFIG, else ~/.docker), mode 0600. \
+            SERVER defaults to docker.io.
+            """)
+
+    @Option(name: [.short, .customLong("username")], help: "The user name.")
+    var username: String?
+
+    @Option(name: [.short, .customLong("password")], help: "The password (--password-stdin keeps it out of the process list).")
+    var password: String?
+
+    @Flag(name: .customLong("password-stdin"), help: "Read the password from standard input.")
+    var passwordStdin = false
+
+    @Argument(help: ArgumentHelp("The registry: host[:port].", valueName: "server"))
+    var server: String = "docker.io"
+
+    func run() throws {
+        let registry = try Self.registry(server)
+        guard let username, !username.isEmpty else {
+            throw GockerError(.invalidArgument, "login: a user name is required (-u)")
+        }
+        if password != nil && passwordStdin {
+            throw GockerError(.invalidArgument, "login: --password and --password-stdin are mutually exclusive")
+        }
+        var secret = password
+        if passwordStdin {
+            var bytes: [UInt8] = []
+            var buffer = [UInt8](repeating: 0, count: 4096)
+            while true {
+                let n = read(0, &buffer, buffer.count)
+                if n < 0 && errno == EINTR { continue }
+                guard n > 0 else { break }
+                bytes += buffer[..<n]
+                guard bytes.count <= 1 << 16 else { throw GockerError(.invalidArgument, "login: the password is too long") }
+            }
+            while let last = bytes.last, last == 0x0A || last == 0x0D { bytes.removeLast() }
+            secret = String(decoding: bytes, as: UTF8.self)
+        } else if password != nil {
+            let warning = "WARNING! Using --password via the CLI is insecure. Use --password-stdin.\n"
+            _ = warning.withCString { write(2, $0, strlen($0)) }
+        }
+        guard let secret, !secret.isEmpty else {
+            throw GockerError(.invalidArgument, "login: a password is required (--password-stdin)")
+        }
+        let credentials = Credentials(username: username, password: secret)
+        let ref = try RegistryReference(parsing: registry == "docker.io" ? "library/x" : registry + "/x")
+        try RegistryClient(ref, credentials: credentials, timeout: PullArguments.timeout).login()
+        try credentials.store(for: registry)
+        print("Login Succeeded")
+    }
+
+    /// "https://host:5000/" and "host:5000" alike name the registry host:5000.
+    static func registry(_ text: String) throws(GockerError) -> String {
+        var s = Substring(text)
+        for prefix in ["https://", "http://"] where s.hasPrefix(prefix) { s = s.dropFirst(prefix.count) }
+        while s.hasSuffix("/") { s = s.dropLast() }
+        if s == "index.docker.io/v1" || s == "index.docker.io" || s == "registry-1.docker.io" { return "docker.io" }
+        guard !s.isEmpty, !s.contains("/"), (try? RegistryReference(parsing: s + "/x")) != nil else {
+            throw GockerError(.invalidArgument, "invalid registry \"\(text)\"")
+        }
+        return String(s)
+    }
+}
+
+struct Logout: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Log out from a registry (forget its credentials).")
+
+    @Argument(help: ArgumentHelp("The registry: host[:port] (default docker.io).", valueName: "server"))
+    var server: String = "docker.io"
+
+    func run() throws {
+        let registry = try Login.registry(server)
+        if try Credentials.remove(for: registry) {
+            print("Removing login credentials for \(registry)")
+        } else {
+            print("Not logged in to \(registry)")
+        }
+    }
+}

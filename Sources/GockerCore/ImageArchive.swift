@@ -63,6 +63,7 @@ public enum OCI {
         public var author: String?
         public var architecture: String
         public var os: String
+        public var variant: String?
         public var config: ImageConfig?
         public var rootfs: RootFS
         public var history: [ImageHistory]?
@@ -262,8 +263,8 @@ extension ImageStore {
     /// The OCI config of an image: what it runs, its diff ids, its history.
     public func configFile(_ image: ImageRecord) -> OCI.ImageConfigFile {
         OCI.ImageConfigFile(
-            created: image.created, author: image.author, architecture: OCI.hostArchitecture, os: "linux",
-            config: image.config, rootfs: OCI.RootFS(type: "layers", diff_ids: image.layers.map { "sha256:" + $0 }),
+            created: image.created, author: image.author, architecture: image.architecture ?? OCI.hostArchitecture,
+            os: image.os ?? "linux", variant: image.variant, config: image.config, rootfs: OCI.RootFS(type: "layers", diff_ids: image.layers.map { "sha256:" + $0 }),
             history: image.history, comment: image.comment)
     }
 
@@ -331,14 +332,15 @@ extension ImageStore {
 
     /// `pull`'s end: an image whose blobs `staging` holds as an OCI
     /// layout's (blobs/sha256/HEX, each checked against its descriptor
-    /// already), stored as `load` stores one. A layer the store has already
-    /// (`hasLayer`) needs no blob. Messages begin "pull:".
-    public func storePulled(_ config: OCI.ImageConfigFile, layers: [OCI.Descriptor], names: [ImageReference],
+    /// already), stored as `load` stores one, its id its config's digest
+    /// (as docker's is). A layer the store has already (`hasLayer`) needs no
+    /// blob. Messages begin "pull:".
+    public func storePulled(_ config: OCI.ImageConfigFile, digest: String, layers: [OCI.Descriptor], names: [ImageReference],
                             staging: String) throws(GockerError) -> ImageRecord {
         let files = layers.map { "blobs/sha256/" + $0.digest.dropFirst(7) }
         let kept = layers.map { LayerArchive(digest: $0.digest, size: $0.size, mediaType: nil) }
         return try store(config, layerFiles: files, checked: kept, names: names, in: Unpacked(root: staging),
-                         verb: "pull") { _ in }
+                         verb: "pull", id: String(digest.dropFirst(7))) { _ in }
     }
 
     /// Whether the store holds the layer of this diff id ("sha256:HEX")
@@ -393,7 +395,8 @@ extension ImageStore {
     /// failure removes again.
     /// `checked`: the layer files' digests, verified already (OCI blobs).
     private func store(_ config: OCI.ImageConfigFile, layerFiles: [String], checked: [LayerArchive]?, names: [ImageReference],
-                       in unpacked: Unpacked, verb: String = "load", output: (String) -> Void) throws(GockerError) -> ImageRecord {
+                       in unpacked: Unpacked, verb: String = "load", id: String? = nil,
+                       output: (String) -> Void) throws(GockerError) -> ImageRecord {
         func said(_ error: GockerError) -> GockerError {
             var e = Self.asLoad(error)
             if verb != "load", e.message.hasPrefix("load: ") { e.message = verb + ": " + e.message.dropFirst(6) }
@@ -460,9 +463,13 @@ extension ImageStore {
                 if isNew { made.append(want) }
             }
             let image = try locked { () throws(GockerError) -> ImageRecord in
+                // What gocker made itself says this host's platform by saying none.
+                let own = config.os == "linux" && config.architecture == OCI.hostArchitecture && config.variant == nil
                 let image = try add(layers: layers, config: config.config ?? ImageConfig(), tag: names.first,
                                     comment: config.comment, created: config.created, author: config.author,
-                                    history: config.history)
+                                    history: config.history, id: id,
+                                    platform: own ? nil : OCI.Platform(architecture: config.architecture, os: config.os,
+                                                                       variant: config.variant))
                 for name in names.dropFirst() { try setTag(name, to: image.id) }
                 return image
             }

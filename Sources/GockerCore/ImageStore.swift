@@ -58,6 +58,13 @@ public struct ImageRecord: JSONShape, Sendable, Equatable {
     public var parent: String?
     /// How each layer came to be, bottom first (the OCI config's history).
     public var history: [ImageHistory]?
+    /// What its config says it runs on; nil: this host's (what gocker
+    /// made itself).
+    public var architecture: String?
+    public var os: String?
+    public var variant: String?
+    /// Where it was pulled from, by digest: "host/repo@sha256:...".
+    public var repoDigests: [String]?
 
     public var shortID: String { String(id.prefix(12)) }
 
@@ -73,6 +80,10 @@ public struct ImageRecord: JSONShape, Sendable, Equatable {
         try v.field("author", &author)
         try v.field("parent", &parent)
         try v.field("history", &history)
+        try v.field("architecture", &architecture)
+        try v.field("os", &os)
+        try v.field("variant", &variant)
+        try v.field("repoDigests", &repoDigests)
     }
 
     public init(id: String, layers: [String], config: ImageConfig, created: String,
@@ -346,25 +357,32 @@ public struct ImageStore: Sendable {
     }
 
     /// Records an image (its id derived from its layers and config, so the
-    /// same content is one image) and tags it; the caller holds the lock.
+    /// same content is one image, or `id`: a pulled image's config digest,
+    /// as docker names it) and tags it; the caller holds the lock.
     @discardableResult
     public func add(layers: [String], config: ImageConfig, tag: ImageReference?, comment: String? = nil,
                     created: String? = nil, author: String? = nil, parent: String? = nil,
-                    history: [ImageHistory]? = nil) throws(GockerError) -> ImageRecord {
+                    history: [ImageHistory]? = nil, id given: String? = nil,
+                    platform: OCI.Platform? = nil) throws(GockerError) -> ImageRecord {
         // Under the store's lock, as `rmi`'s removal of unused layers: a
         // layer stored earlier by this command may have gone meanwhile.
         for layer in layers where !Sys.isDirectory(layerPath(layer)) {
             throw GockerError(.notFound, "layer \(layer.prefix(12)) was removed while the image was made (an rmi at the same time?): try again")
         }
-        let id = Self.imageID(layers: layers, config: config)
+        let id = given ?? Self.imageID(layers: layers, config: config)
         if Sys.exists(imagePath(id)) {
             let existing = try image(id: id)
             if let tag { try setTag(tag, to: id) }
             return existing
         }
         let size = layers.reduce(Int64(0)) { $0 + Self.treeSize(layerPath($1)) }
-        let record = ImageRecord(id: id, layers: layers, config: config, created: created ?? Timestamp.now(),
+        var record = ImageRecord(id: id, layers: layers, config: config, created: created ?? Timestamp.now(),
                                  size: size, comment: comment, author: author, parent: parent, history: history)
+        if let platform {
+            record.architecture = platform.architecture
+            record.os = platform.os
+            record.variant = platform.variant
+        }
         try performing("record image \(tag?.description ?? String(id.prefix(12)))") { () throws(SystemCallError) in
             try Sys.writeFileAtomic(imagePath(id), record.jsonBytes)
         }
@@ -787,8 +805,8 @@ extension ImageStore {
         public var Created: String
         public var Author = ""
         public var Config: InspectedConfig
-        public var Architecture = "amd64"
-        public var Os = "linux"
+        public var Architecture: String
+        public var Os: String
         public var Size: Int64
         public var RootFS: RootFS
 
@@ -814,10 +832,27 @@ extension ImageStore {
 
     public func inspect(_ image: ImageRecord) throws(GockerError) -> Inspection {
         Inspection(
-            Id: "sha256:" + image.id, RepoTags: try tagsByImage()[image.id] ?? [],
+            Id: "sha256:" + image.id, RepoTags: try tagsByImage()[image.id] ?? [], RepoDigests: image.repoDigests ?? [],
             Parent: image.parent.map { "sha256:" + $0 } ?? "", Comment: image.comment ?? "",
-            Created: image.created, Author: image.author ?? "", Config: .init(config: image.config), Size: image.size ?? 0,
+            Created: image.created, Author: image.author ?? "", Config: .init(config: image.config),
+            Architecture: image.architecture ?? OCI.hostArchitecture, Os: image.os ?? "linux", Size: image.size ?? 0,
             RootFS: .init(Layers: image.layers.map { "sha256:" + $0 }))
+    }
+
+    /// Notes where an image was pulled from ("host/repo@sha256:..."), under
+    /// the store's lock.
+    public func addRepoDigest(_ repoDigest: String, to id: String) throws(GockerError) {
+        let path = imagePath(id)
+        try locked { () throws(GockerError) -> Void in
+            var record = try image(id: id)
+            let digests = record.repoDigests ?? []
+            if digests.contains(repoDigest) { return }
+            record.repoDigests = digests + [repoDigest]
+            let bytes = record.jsonBytes
+            try performing("record image \(id.prefix(12))") { () throws(SystemCallError) in
+                try Sys.writeFileAtomic(path, bytes)
+            }
+        }
     }
 
     /// A JSON array, indented as docker prints it (4 spaces, `"key": value`,

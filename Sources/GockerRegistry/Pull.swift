@@ -61,11 +61,14 @@ public struct Puller {
         self.output = output
     }
 
-    /// The image, with its manifest's digest.
+    /// The image, with the digest its name resolved to.
     @discardableResult
     public func pull(_ ref: RegistryReference) throws(GockerError) -> (image: ImageRecord, digest: String) {
         let client = RegistryClient(ref, credentials: try Credentials.stored(for: ref.registry), timeout: timeout)
         var (bytes, type, digest) = try client.manifest(ref.reference, shown: ref.description)
+        // What the name resolved to, as docker shows it (an index's digest
+        // where there is one).
+        let named = digest
         output("\(ref.digest ?? ref.tag ?? "latest"): Pulling from \(ref.repository)")
         var mediaType = type ?? Self.mediaType(of: bytes)
         if mediaType == OCI.indexType || mediaType == OCI.dockerListType {
@@ -77,7 +80,6 @@ public struct Puller {
                 throw GockerError(.notFound, "no matching manifest for \(platform) in the manifest list entries")
             }
             (bytes, type, digest) = try client.manifest(chosen.digest, shown: ref.description)
-            digest = chosen.digest
             mediaType = type ?? Self.mediaType(of: bytes)
         }
         guard mediaType == OCI.manifestType || mediaType == OCI.dockerManifestType else {
@@ -146,14 +148,16 @@ public struct Puller {
         }
         let names = ref.digest == nil ? [ref.local] : []
         let existed = (try? store.lookup(ref.local.description))?.0
-        let image = try store.storePulled(config, layers: manifest.layers, names: names, staging: staging)
-        output("Digest: \(digest)")
+        let image = try store.storePulled(config, digest: manifest.config.digest, layers: manifest.layers, names: names,
+                                          staging: staging)
+        try store.addRepoDigest(ref.local.name + "@" + named, to: image.id)
+        output("Digest: \(named)")
         if ref.digest != nil || existed?.id != image.id || fetched > 0 {
             output("Status: Downloaded newer image for \(ref)")
         } else {
             output("Status: Image is up to date for \(ref)")
         }
-        return (image, digest)
+        return (image, named)
     }
 
     /// A manifest's own mediaType, where the registry's Content-Type said none.

@@ -82,16 +82,7 @@ public struct Credentials: Sendable, Equatable {
 
     /// The stored credentials for `registry`, if any.
     public static func stored(for registry: String) throws(GockerError) -> Credentials? {
-        guard Sys.exists(configPath) else { return nil }
-        struct Entry: Decodable { var auth: String? }
-        struct File: Decodable { var auths: [String: Entry]? }
-        let bytes: [UInt8]
-        do {
-            bytes = try Sys.readFile(configPath)
-        } catch {
-            throw GockerError(.system, "read \(configPath)", cause: error)
-        }
-        let file = try JSON.decode(File.self, from: bytes, what: configPath)
+        let file = try DockerConfigFile.read()
         let auths = file.auths ?? [:]
         let candidates = [key(registry), registry, "https://" + registry, "http://" + registry]
         guard let entry = candidates.lazy.compactMap({ auths[$0] }).first, let auth = entry.auth, !auth.isEmpty else {
@@ -104,8 +95,72 @@ public struct Credentials: Sendable, Equatable {
         return Credentials(username: String(text[..<colon]), password: String(text[text.index(after: colon)...]))
     }
 
+    /// Keeps these credentials for `registry` (the file 0600, written
+    /// whole and renamed into place; its other members kept).
+    public func store(for registry: String) throws(GockerError) {
+        var file = try DockerConfigFile.read()
+        var auths = file.auths ?? [:]
+        var entry = auths[Self.key(registry)] ?? AuthEntry()
+        entry.auth = Data((username + ":" + password).utf8).base64EncodedString()
+        auths[Self.key(registry)] = entry
+        file.auths = auths
+        try file.write()
+    }
+
+    /// Forgets `registry`'s credentials; false when none were kept.
+    public static func remove(for registry: String) throws(GockerError) -> Bool {
+        var file = try DockerConfigFile.read()
+        guard var auths = file.auths, auths.removeValue(forKey: key(registry)) != nil else { return false }
+        file.auths = auths
+        try file.write()
+        return true
+    }
+
     var basic: String {
         "Basic " + Data((username + ":" + password).utf8).base64EncodedString()
+    }
+}
+
+/// docker's config.json, as far as gocker reads it: `auths`, each a
+/// base64 "user:password"; every other member is kept as it was.
+struct DockerConfigFile: JSONShape {
+    var unmodeled: [String: JSONValue] = [:]
+    var auths: [String: AuthEntry]?
+
+    init() {}
+
+    mutating func fields(_ v: inout JSONFields) throws(JSONError) {
+        try v.field("auths", &auths)
+    }
+
+    static func read() throws(GockerError) -> DockerConfigFile {
+        let path = Credentials.configPath
+        guard Sys.exists(path) else { return DockerConfigFile() }
+        let bytes = try performing("read \(path)") { () throws(SystemCallError) in try Sys.readFile(path) }
+        do {
+            return try DockerConfigFile(jsonBytes: bytes)
+        } catch {
+            throw GockerError(.invalidConfig, "\(path): \(error)")
+        }
+    }
+
+    func write() throws(GockerError) {
+        let path = Credentials.configPath
+        try performing("write \(path)") { () throws(SystemCallError) in
+            try Sys.mkdirAll(String(path[..<(path.lastIndex(of: "/") ?? path.endIndex)]), mode: 0o700)
+            try Sys.writeFileAtomic(path, jsonBytes, mode: 0o600)
+        }
+    }
+}
+
+struct AuthEntry: JSONShape {
+    var unmodeled: [String: JSONValue] = [:]
+    var auth: String?
+
+    init() {}
+
+    mutating func fields(_ v: inout JSONFields) throws(JSONError) {
+        try v.field("auth", &auth)
     }
 }
 
@@ -202,14 +257,19 @@ public final class RegistryClient {
             try body.forEach { _ in }
             base = secure
         } catch {
-            // What https said stands when plain http does no better.
             guard RegistryReference.isLoopback(registry) || Self.insecureRegistries.contains(registry) else { throw error }
+            // Plain http, where it answers as a registry does (200 or 401).
+            // Else a certificate that failed verification is what is said,
+            // and any other failure http's own (a server that speaks no TLS).
             let plain = HTTPURL(secure: false, host: host, port: port ?? 80, target: "/v2/")
-            do {
-                let (_, body, _) = try http.send("GET", plain)
+            do throws(GockerError) {
+                let (response, body, _) = try http.send("GET", plain)
                 try body.forEach { _ in }
-            } catch _ {
-                throw error
+                guard response.status == 200 || response.status == 401 else {
+                    throw GockerError(.system, "\(plain): \(response.status) \(response.reason)")
+                }
+            } catch let plainError {
+                throw error.message.contains("failed to verify certificate") ? error : plainError
             }
             base = plain
         }
@@ -235,11 +295,11 @@ public final class RegistryClient {
     }
 
     /// The Authorization header a challenge asks for.
-    private func answer(_ challenge: Challenge, scope: String) throws(GockerError) -> String {
+    private func answer(_ challenge: Challenge, scope: String?) throws(GockerError) -> String {
         switch challenge.scheme {
         case "basic":
             guard let credentials else {
-                throw GockerError(.invalidArgument, "\(registry): no basic auth credentials (gocker login \(registry))")
+                throw GockerError(.invalidArgument, "\(registry): no basic auth credentials (see gocker login)")
             }
             return credentials.basic
         case "bearer":
@@ -249,13 +309,13 @@ public final class RegistryClient {
             var realm = try HTTPURL(parsing: realmText)
             var query: [String] = []
             if let service = challenge.parameters["service"] { query.append("service=" + HTTPURL.escape(service)) }
-            query.append("scope=" + HTTPURL.escape(challenge.parameters["scope"] ?? scope))
-            realm.target += (realm.target.contains("?") ? "&" : "?") + query.joined(separator: "&")
+            if let scope = challenge.parameters["scope"] ?? scope { query.append("scope=" + HTTPURL.escape(scope)) }
+            if !query.isEmpty { realm.target += (realm.target.contains("?") ? "&" : "?") + query.joined(separator: "&") }
             let headers = credentials.map { [("Authorization", $0.basic)] } ?? []
             let (response, body, _) = try http.send("GET", realm, headers: headers)
             let bytes = try body.bytes(limit: 1 << 20)
             guard response.status == 200 else {
-                throw GockerError(.invalidArgument, "\(registry): token request answered \(response.status)\(Self.errors(bytes).map { ": " + $0 } ?? "")")
+                throw GockerError(.invalidArgument, "\(registry): the token request was answered \(response.status)\(Self.errors(bytes).map { ": " + $0 } ?? "")")
             }
             struct Token: Decodable { var token: String?; var access_token: String? }
             let token = try JSON.decode(Token.self, from: bytes, what: "the token of \(realm.authority)")
@@ -265,6 +325,28 @@ public final class RegistryClient {
             return "Bearer " + value
         default:
             throw GockerError(.invalidArgument, "\(registry): unsupported authentication scheme \"\(challenge.scheme)\"")
+        }
+    }
+
+    /// `gocker login`'s check: `GET /v2/` answered 200 with these
+    /// credentials (through the token server where the registry sends one).
+    public func login() throws(GockerError) {
+        var url = try endpoint()
+        url.target = "/v2/"
+        let (response, body, _) = try http.send("GET", url)
+        try body.forEach { _ in }
+        guard response.status == 401 else {
+            guard response.status == 200 else { throw Self.failure("login attempt to \(url)", response, body) }
+            return
+        }
+        guard let header = response.header("WWW-Authenticate"), let challenge = Challenge(header) else {
+            throw GockerError(.system, "\(url): unauthorized, and no WWW-Authenticate challenge")
+        }
+        let authorization = try answer(challenge, scope: nil)
+        let (again, rest, _) = try http.send("GET", url, headers: [("Authorization", authorization)])
+        try rest.forEach { _ in }
+        guard again.status == 200 else {
+            throw GockerError(.invalidArgument, "login attempt to \(url) failed with status: \(again.status) \(again.reason)")
         }
     }
 

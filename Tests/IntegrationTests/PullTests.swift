@@ -1,0 +1,276 @@
+import Foundation
+import GockerCore
+import Testing
+
+/// `gocker pull` from a registry of the test's own on loopback: what skopeo
+/// pushed comes back with its layers checked and runs; what is already here
+/// is not downloaded again; a platform is chosen from an index; basic auth
+/// through `login`, TLS through a registry's own CA; and each bad answer is
+/// one line, exit 125, and nothing left.
+@Suite(.enabled(if: canRunContainers && (PrivateRegistry.installed || ProcessInfo.processInfo.environment["CI"] == "true"),
+                "needs root, Debian's docker-registry, skopeo and openssl (./build.sh deps installs them)"))
+struct PullTests {
+    /// gocker with its credentials and certificates in the sandbox.
+    func gocker(_ box: Sandbox, _ args: [String], input: String? = nil,
+                environment extra: [String: String] = [:]) throws -> Sandbox.Result {
+        try box.gocker(args, input: input, environment: ["DOCKER_CONFIG": box.dir + "/docker",
+                                                          "GOCKER_CONFIG": box.dir + "/gocker-config"].merging(extra) { $1 })
+    }
+
+    /// A refusal: exit 125, exactly one line, which holds `message`.
+    func expectRefused(_ r: Sandbox.Result, _ message: String, sourceLocation: SourceLocation = #_sourceLocation) {
+        #expect(r.status == 125, "\(r.stdout) \(r.stderr)", sourceLocation: sourceLocation)
+        #expect(r.stderr.hasPrefix("gocker: error: ") && r.stderr.split(separator: "\n").count == 1, "\(r.stderr)",
+                sourceLocation: sourceLocation)
+        #expect(r.stderr.contains(message), "\(r.stderr)", sourceLocation: sourceLocation)
+    }
+
+    /// `gocker image inspect`'s object for `name`.
+    func inspect(_ box: Sandbox, _ name: String) throws -> [String: Any] {
+        let r = try gocker(box, ["image", "inspect", name])
+        try #require(r.status == 0, "\(r.stderr)")
+        let array = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [[String: Any]]
+        return try #require(array?.first)
+    }
+
+    /// What the image store holds: its images, layers and anything else.
+    func storeListing(_ box: Sandbox) -> [String] {
+        let root = box.dataRoot + "/image"
+        return box.list(root).flatMap { entry in
+            ["images", "layers", "archives"].contains(entry) ? box.list(root + "/" + entry).map { entry + "/" + $0 } : [entry]
+        }.sorted()
+    }
+
+    /// The busybox image pushed as test/busybox:1, then removed here, so
+    /// that a pull has to download its layer.
+    func pushedBusybox(_ box: Sandbox, _ registry: PrivateRegistry) throws -> String {
+        try registry.push(ociArchive: try PrivateRegistry.busyboxArchive(box), as: "test/busybox:1")
+        #expect(try box.gocker(["rmi", "busybox"]).status == 0)
+        #expect(box.list(box.dataRoot + "/image/layers").isEmpty)
+        return registry.host + "/test/busybox:1"
+    }
+
+    @Test func aPulledImageRunsAndIsNotDownloadedTwice() throws {
+        let box = try Sandbox()
+        defer { box.expectNothingLeft() }
+        let registry = try PrivateRegistry(in: box)
+        let name = try pushedBusybox(box, registry)
+
+        let pull = try gocker(box, ["pull", name])
+        #expect(pull.status == 0, "\(pull.stderr)")
+        let lines = pull.stdout.split(separator: "\n").map(String.init)
+        #expect(lines.first == "1: Pulling from test/busybox", "\(pull.stdout)")
+        #expect(lines.contains { $0.hasSuffix(": Pull complete") }, "\(pull.stdout)")
+        #expect(lines.contains("Status: Downloaded newer image for \(name)"), "\(pull.stdout)")
+        #expect(lines.last == name)
+        // The digest it names is the registry's manifest's.
+        let manifest = try registry.get("/v2/test/busybox/manifests/1", headers: ["Accept": PrivateRegistry.manifestTypes.joined(separator: ", ")])
+        let digest = try #require(manifest.headers["docker-content-digest"])
+        #expect(lines.contains("Digest: \(digest)"), "\(pull.stdout)")
+
+        let run = try gocker(box, ["run", "--rm", "--network", "none", name, "sh", "-c", "echo pulled; ls /bin/busybox"])
+        #expect(run.status == 0 && run.stdout == "pulled\n/bin/busybox\n", "\(run.stderr)")
+        let images = try gocker(box, ["images"])
+        #expect(images.stdout.split(separator: "\n").contains { $0.hasPrefix(registry.host + "/test/busybox   1 ") }, "\(images.stdout)")
+        // Its id is its config's digest, as docker's is; where it came from is kept.
+        let document = try JSONSerialization.jsonObject(with: Data(manifest.body.utf8)) as? [String: Any]
+        let configDigest = try #require((document?["config"] as? [String: Any])?["digest"] as? String)
+        let inspected = try inspect(box, name)
+        #expect(inspected["Id"] as? String == configDigest)
+        #expect(inspected["RepoDigests"] as? [String] == [registry.host + "/test/busybox@" + digest])
+
+        // Again: nothing downloaded, the image up to date.
+        let layers = box.list(box.dataRoot + "/image/layers")
+        let again = try gocker(box, ["pull", name])
+        #expect(again.status == 0, "\(again.stderr)")
+        #expect(again.stdout.contains(": Already exists\n") && !again.stdout.contains("Pull complete"), "\(again.stdout)")
+        #expect(again.stdout.contains("Status: Image is up to date for \(name)\n"), "\(again.stdout)")
+        #expect(box.list(box.dataRoot + "/image/layers") == layers)
+
+        // By digest: the same content, -q prints the name alone.
+        let byDigest = try gocker(box, ["pull", "-q", registry.host + "/test/busybox@" + digest])
+        #expect(byDigest.status == 0 && byDigest.stdout == registry.host + "/test/busybox@" + digest + "\n", "\(byDigest.stderr)")
+        #expect(!box.list(box.dataRoot + "/image").contains { $0.hasPrefix(".tmp-pull-") })
+        #expect(try gocker(box, ["rmi", name]).status == 0)
+    }
+
+    @Test func badAnswersLeaveNothing() throws {
+        let box = try Sandbox()
+        defer { box.expectNothingLeft() }
+        let registry = try PrivateRegistry(in: box)
+        let name = try pushedBusybox(box, registry)
+        let before = storeListing(box)
+
+        expectRefused(try gocker(box, ["pull", registry.host + "/test/busybox:nope"]),
+                      "manifest for \(registry.host)/test/busybox:nope not found: manifest unknown")
+        expectRefused(try gocker(box, ["pull", registry.host + "/test/none"]), "manifest for \(registry.host)/test/none:latest not found")
+        expectRefused(try gocker(box, ["pull", registry.host + "/test/busybox@sha256:" + String(repeating: "0", count: 64)]),
+                      "not found")
+        expectRefused(try gocker(box, ["pull", "Bad/Name"]), "invalid reference format")
+        expectRefused(try gocker(box, ["pull", "--platform", "linux", name]), "invalid platform \"linux\"")
+        expectRefused(try gocker(box, ["pull", "--platform", "linux/s390x", name]), "the image is for linux/amd64, not linux/s390x")
+        #expect(storeListing(box) == before)
+
+        // A layer blob changed in the registry's storage, its size kept:
+        // refused before anything of it is extracted.
+        let blobs = registry.dir + "/storage/docker/registry/v2/blobs/sha256"
+        let manifest = try registry.manifest("test/busybox", "1")
+        let document = try JSONSerialization.jsonObject(with: Data(manifest.body.utf8)) as? [String: Any]
+        let layer = try #require((document?["layers"] as? [[String: Any]])?.first?["digest"] as? String)
+        let hex = String(layer.dropFirst(7))
+        let data = "\(blobs)/\(hex.prefix(2))/\(hex)/data"
+        var bytes = try Data(contentsOf: URL(fileURLWithPath: data))
+        bytes[bytes.count / 2] ^= 0xFF
+        try bytes.write(to: URL(fileURLWithPath: data))
+        expectRefused(try gocker(box, ["pull", name]), "blob \(layer): digest mismatch")
+        #expect(storeListing(box) == before)
+    }
+
+    @Test func aPlatformIsChosenFromAnIndex() throws {
+        let box = try Sandbox()
+        defer { box.expectNothingLeft() }
+        let registry = try PrivateRegistry(in: box)
+        let archive = try PrivateRegistry.busyboxArchive(box)
+        // An OCI layout whose index names busybox twice: as it is
+        // (linux/amd64) and with a config that says linux/arm64.
+        let layout = box.dir + "/multi"
+        try FileManager.default.createDirectory(atPath: layout, withIntermediateDirectories: true)
+        #expect(try sh("tar -xf '\(archive)' -C '\(layout)'") == 0)
+        func json(_ path: String) throws -> [String: Any] {
+            try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as? [String: Any])
+        }
+        func blob(_ object: Any) throws -> [String: Any] {
+            let bytes = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+            let hex = SHA256.hash([UInt8](bytes)).hex
+            try bytes.write(to: URL(fileURLWithPath: "\(layout)/blobs/sha256/\(hex)"))
+            return ["digest": "sha256:" + hex, "size": bytes.count]
+        }
+        let top = try json(layout + "/index.json")
+        let entry = try #require((top["manifests"] as? [[String: Any]])?.first)
+        let amd64Digest = try #require(entry["digest"] as? String)
+        var manifest = try json("\(layout)/blobs/sha256/\(amd64Digest.dropFirst(7))")
+        let configDescriptor = try #require(manifest["config"] as? [String: Any])
+        var config = try json("\(layout)/blobs/sha256/\((configDescriptor["digest"] as! String).dropFirst(7))")
+        #expect(config["architecture"] as? String == "amd64")
+        config["architecture"] = "arm64"
+        config["variant"] = "v8"
+        manifest["config"] = configDescriptor.merging(try blob(config)) { $1 }
+        let arm64 = try blob(manifest)
+        let index: [String: Any] = ["schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": [
+            ["mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": amd64Digest, "size": entry["size"]!,
+             "platform": ["os": "linux", "architecture": "amd64"]],
+            ["mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": arm64["digest"]!, "size": arm64["size"]!,
+             "platform": ["os": "linux", "architecture": "arm64", "variant": "v8"]],
+        ]]
+        var nested = try blob(index)
+        nested["mediaType"] = "application/vnd.oci.image.index.v1+json"
+        nested["annotations"] = ["org.opencontainers.image.ref.name": "multi"]
+        let newTop: [String: Any] = ["schemaVersion": 2, "manifests": [nested]]
+        try JSONSerialization.data(withJSONObject: newTop).write(to: URL(fileURLWithPath: layout + "/index.json"))
+        let copy = try registry.skopeo(["copy", "--all"] + registry.access("dest-") + ["oci:\(layout):multi", "docker://\(registry.host)/test/multi:1"])
+        try #require(copy.status == 0, "\(copy.output)")
+
+        let name = registry.host + "/test/multi:1"
+        let indexDigest = try #require(try registry.get("/v2/test/multi/manifests/1", headers: [
+            "Accept": PrivateRegistry.manifestTypes.joined(separator: ", ")]).headers["docker-content-digest"])
+        let host = try gocker(box, ["pull", name])
+        #expect(host.status == 0 && host.stdout.contains("Digest: \(indexDigest)\n"), "\(host.stdout) \(host.stderr)")
+        let hostImage = try inspect(box, name)
+        #expect(hostImage["Architecture"] as? String == "amd64")
+        let arm = try gocker(box, ["pull", "--platform", "linux/arm64", name])
+        #expect(arm.status == 0 && arm.stdout.contains("Digest: \(indexDigest)\n"), "\(arm.stdout) \(arm.stderr)")
+        // The same layer, already here: not downloaded for the second.
+        #expect(arm.stdout.contains(": Already exists\n"), "\(arm.stdout)")
+        let armImage = try inspect(box, name)
+        #expect(armImage["Architecture"] as? String == "arm64")
+        #expect(armImage["Id"] as? String != hostImage["Id"] as? String)
+        #expect(try gocker(box, ["rmi", hostImage["Id"] as! String]).status == 0)
+        _ = arm64
+        expectRefused(try gocker(box, ["pull", "--platform", "linux/s390x", name]),
+                      "no matching manifest for linux/s390x in the manifest list entries")
+        #expect(try gocker(box, ["rmi", name]).status == 0)
+        _ = try gocker(box, ["rmi", "busybox"])
+    }
+
+    @Test func basicAuthThroughLoginAndLogout() throws {
+        let box = try Sandbox()
+        defer { box.expectNothingLeft() }
+        let registry = try PrivateRegistry(in: box, htpasswd: (user: "tester", password: "s3cret-pw"))
+        let name = try pushedBusybox(box, registry)
+
+        expectRefused(try gocker(box, ["pull", name]), "no basic auth credentials")
+        expectRefused(try gocker(box, ["login", "-u", "tester", "--password-stdin", registry.host], input: "wrong\n"),
+                      "login attempt to http://\(registry.host)/v2/ failed with status: 401")
+        #expect(!FileManager.default.fileExists(atPath: box.dir + "/docker/config.json"))
+        let login = try gocker(box, ["login", "-u", "tester", "--password-stdin", registry.host], input: "s3cret-pw\n")
+        #expect(login.status == 0 && login.stdout == "Login Succeeded\n", "\(login.stderr)")
+        let config = box.dir + "/docker/config.json"
+        let mode = try FileManager.default.attributesOfItem(atPath: config)[.posixPermissions] as? Int
+        #expect(mode == 0o600)
+        let stored = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: config))) as? [String: Any])
+        let auth = (stored["auths"] as? [String: [String: String]])?[registry.host]?["auth"]
+        #expect(auth == Data("tester:s3cret-pw".utf8).base64EncodedString())
+
+        let pull = try gocker(box, ["pull", "-q", name])
+        #expect(pull.status == 0 && pull.stdout == name + "\n", "\(pull.stderr)")
+        let logout = try gocker(box, ["logout", registry.host])
+        #expect(logout.stdout == "Removing login credentials for \(registry.host)\n", "\(logout.stderr)")
+        #expect(try gocker(box, ["logout", registry.host]).stdout == "Not logged in to \(registry.host)\n")
+        #expect(try gocker(box, ["rmi", name]).status == 0)
+        expectRefused(try gocker(box, ["pull", name]), "no basic auth credentials")
+    }
+
+    @Test func tlsIsVerifiedAgainstTheRegistrysOwnCA() throws {
+        let box = try Sandbox()
+        defer { box.expectNothingLeft() }
+        let registry = try PrivateRegistry(in: box, tls: true)
+        let name = try pushedBusybox(box, registry)
+
+        expectRefused(try gocker(box, ["pull", name]), "certificate")
+        let certs = box.dir + "/gocker-config/certs.d/" + registry.host
+        try FileManager.default.createDirectory(atPath: certs, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: try #require(registry.caFile), toPath: certs + "/ca.crt")
+        let pull = try gocker(box, ["pull", name])
+        #expect(pull.status == 0 && pull.stdout.hasSuffix(name + "\n"), "\(pull.stdout) \(pull.stderr)")
+        #expect(try gocker(box, ["rmi", name]).status == 0)
+    }
+
+    /// A server on loopback that says nothing, or nonsense.
+    @Test func aStallingOrGarbledRegistryIsAnErrorInTime() throws {
+        let box = try Sandbox()
+        defer { box.expectNothingLeft() }
+        for reply in ["", "hello there\r\n\r\n"] {
+            let server = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            try #require(server >= 0)
+            defer { close(server) }
+            var addr = sockaddr_in()
+            addr.sin_family = sa_family_t(AF_INET)
+            addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+            var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+            try #require(withUnsafeMutablePointer(to: &addr) { p in
+                p.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(server, $0, len) == 0 && getsockname(server, $0, &len) == 0 }
+            })
+            try #require(listen(server, 8) == 0)
+            let port = UInt16(bigEndian: addr.sin_port)
+            // Each connection gets `reply` and is held open until the end.
+            let done = DispatchSemaphore(value: 0)
+            let thread = Thread {
+                var held: [Int32] = []
+                while true {
+                    let c = accept(server, nil, nil)
+                    if c < 0 { break }
+                    held.append(c)
+                    _ = reply.withCString { write(c, $0, strlen($0)) }
+                }
+                for c in held { close(c) }
+                done.signal()
+            }
+            thread.start()
+            let r = try gocker(box, ["pull", "127.0.0.1:\(port)/test/x:1"], environment: ["GOCKER_REGISTRY_TIMEOUT": "1"])
+            shutdown(server, Int32(SHUT_RDWR))
+            done.wait()
+            expectRefused(r, reply.isEmpty ? "timeout" : "malformed HTTP response")
+        }
+        #expect(!box.list(box.dataRoot + "/image").contains { $0.hasPrefix(".tmp-pull-") })
+    }
+}
