@@ -17,6 +17,9 @@
 struct gk_tls {
     SSL_CTX *ctx;
     SSL *ssl;
+    /* A close_notify is sent only on a session that shook hands and saw
+     * no fatal error. */
+    int clean;
 };
 
 /* What OpenSSL's error queue says, after `what`; the queue is emptied. */
@@ -73,6 +76,8 @@ int gk_tls_open(int fd, const char *host, const char *ca_file, gk_tls **out, cha
         say(err, errlen, "TLS setup");
         goto fail;
     }
+    ERR_clear_error();
+    errno = 0;
     if (SSL_connect(t->ssl) != 1) {
         long v = SSL_get_verify_result(t->ssl);
         if (v != X509_V_OK) {
@@ -86,6 +91,7 @@ int gk_tls_open(int fd, const char *host, const char *ca_file, gk_tls **out, cha
         }
         goto fail;
     }
+    t->clean = 1;
     *out = t;
     return 0;
 fail:
@@ -100,7 +106,10 @@ static ssize_t failure(gk_tls *t, int r, char *err, size_t errlen)
     int code = SSL_get_error(t->ssl, r);
     if (code == SSL_ERROR_ZERO_RETURN)
         return 0;
-    if (code == SSL_ERROR_SYSCALL && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+    t->clean = 0;
+    /* The socket's SO_RCVTIMEO/SO_SNDTIMEO ran out: the BIO says "retry". */
+    if (code == SSL_ERROR_WANT_READ || code == SSL_ERROR_WANT_WRITE ||
+        (code == SSL_ERROR_SYSCALL && (errno == EAGAIN || errno == EWOULDBLOCK))) {
         ERR_clear_error();
         snprintf(err, errlen, "timeout");
         return -1;
@@ -116,6 +125,7 @@ static ssize_t failure(gk_tls *t, int r, char *err, size_t errlen)
 ssize_t gk_tls_read(gk_tls *t, void *buf, size_t n, char *err, size_t errlen)
 {
     size_t got = 0;
+    ERR_clear_error();
     errno = 0;
     if (SSL_read_ex(t->ssl, buf, n, &got) == 1)
         return (ssize_t)got;
@@ -125,6 +135,7 @@ ssize_t gk_tls_read(gk_tls *t, void *buf, size_t n, char *err, size_t errlen)
 ssize_t gk_tls_write(gk_tls *t, const void *buf, size_t n, char *err, size_t errlen)
 {
     size_t done = 0;
+    ERR_clear_error();
     errno = 0;
     if (SSL_write_ex(t->ssl, buf, n, &done) == 1)
         return (ssize_t)done;
@@ -136,9 +147,11 @@ void gk_tls_close(gk_tls *t)
     if (!t)
         return;
     if (t->ssl) {
-        (void)SSL_shutdown(t->ssl);
+        if (t->clean)
+            (void)SSL_shutdown(t->ssl);
         SSL_free(t->ssl);
     }
+    ERR_clear_error();
     if (t->ctx)
         SSL_CTX_free(t->ctx);
     free(t);

@@ -71,10 +71,12 @@ public enum GockerMain {
                 print(RunLine.help(create: create), terminator: "")
                 return 0
             }
+            if line.timings && !create { Timings.printOnExit() }
             return execute(ownFailure: 125) {
-                if create { return try Create.create(line) }
-                if line.timings { Timings.printOnExit() }
-                try Run.start(line.request, engine: line.engine)
+                try PullArguments.pulling(line) {
+                    if create { return try Create.create(line) }
+                    try Run.start(line.request, engine: line.engine)
+                }
             }
         }
         var command: any ParsableCommand

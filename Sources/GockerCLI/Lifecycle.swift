@@ -13,7 +13,7 @@ struct Create: ParsableCommand {
 
     func run() throws {
         guard let line = try RunLine.parse(words) else { return print(RunLine.help(create: true), terminator: "") }
-        try Self.create(line)
+        try PullArguments.pulling(line) { try Self.create(line) }
     }
 
     static func create(_ line: RunLine) throws {

@@ -31,6 +31,30 @@ struct PullArguments: ParsableArguments {
         print(ref.description)
     }
 
+    /// `run` and `create` with `--pull`: `body` as it is where the image is
+    /// here (nothing more on a start's path); where it is not (`missing`),
+    /// or first (`always`), the image is pulled, docker's lines on stderr.
+    static func pulling(_ line: RunLine, _ body: () throws -> Void) throws {
+        func pull() throws {
+            let ref = try RegistryReference(parsing: line.request.image)
+            let puller = Puller(store: line.engine.images, platform: try PlatformChoice(parsing: nil), timeout: timeout) { text in
+                let out = text + "\n"
+                _ = out.withCString { write(2, $0, strlen($0)) }
+            }
+            try puller.pull(ref)
+        }
+        if line.pull == "always" { try pull() }
+        do {
+            try body()
+        } catch let error as GockerError where line.pull == "missing" && error.code == .notFound
+                    && error.message.hasPrefix("unable to find image ") {
+            let said = "Unable to find image '\(line.request.image)' locally\n"
+            _ = said.withCString { write(2, $0, strlen($0)) }
+            try pull()
+            try body()
+        }
+    }
+
     /// Seconds a connect, and then each read or write, may wait
     /// (GOCKER_REGISTRY_TIMEOUT, else 60).
     static var timeout: Int {
@@ -109,8 +133,7 @@ struct Login: ParsableCommand {
             throw GockerError(.invalidArgument, "login: a password is required (--password-stdin)")
         }
         let credentials = Credentials(username: username, password: secret)
-        let ref = try RegistryReference(parsing: registry == "docker.io" ? "library/x" : registry + "/x")
-        try RegistryClient(ref, credentials: credentials, timeout: PullArguments.timeout).login()
+        try RegistryClient(registry: registry, repository: "", credentials: credentials, timeout: PullArguments.timeout).login()
         try credentials.store(for: registry)
         print("Login Succeeded")
     }
@@ -121,7 +144,8 @@ struct Login: ParsableCommand {
         for prefix in ["https://", "http://"] where s.hasPrefix(prefix) { s = s.dropFirst(prefix.count) }
         while s.hasSuffix("/") { s = s.dropLast() }
         if s == "index.docker.io/v1" || s == "index.docker.io" || s == "registry-1.docker.io" { return "docker.io" }
-        guard !s.isEmpty, !s.contains("/"), (try? RegistryReference(parsing: s + "/x")) != nil else {
+        guard !s.isEmpty, !s.contains("/"), HTTPURL.split(authority: s) != nil,
+              s.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || ".-:[]".contains($0)) }) else {
             throw GockerError(.invalidArgument, "invalid registry \"\(text)\"")
         }
         return String(s)

@@ -11,6 +11,8 @@ struct RunLine: Equatable {
     var dataRoot = Engine.defaultDataRoot
     var stateRoot = StateStore.defaultRoot
     var timings = false
+    /// When the image is pulled: "missing" (docker's default), "always" or "never".
+    var pull = "missing"
 
     var engine: Engine { Engine(dataRoot: dataRoot, stateRoot: stateRoot) }
 
@@ -106,6 +108,13 @@ struct RunLine: Equatable {
             $0.request.cgroupParent = $1
         },
         .flag("timings", help: "Print how long each phase of the start took, on stderr after the run.") { $0.timings = true },
+        .text("pull", "policy", help: "Pull the image from its registry: missing (default: when it is not here), always, or never.") {
+            (line: inout RunLine, value: String) throws(GockerError) in
+            guard ["missing", "always", "never"].contains(value) else {
+                throw GockerError(.invalidArgument, "invalid pull option: '\(value)': must be one of \"always\", \"missing\" or \"never\"")
+            }
+            line.pull = value
+        },
     ]) }
 
     /// Reads a line (the words after `run` or `create`); nil when it asks
@@ -169,7 +178,7 @@ struct Run: ParsableCommand {
     func run() throws {
         guard let line = try RunLine.parse(words) else { return print(RunLine.help(create: false), terminator: "") }
         if line.timings { Timings.printOnExit() }
-        try Self.start(line.request, engine: line.engine)
+        try PullArguments.pulling(line) { try Self.start(line.request, engine: line.engine) }
     }
 
     /// Runs the request: in the foreground, or detached under a monitor.

@@ -52,7 +52,7 @@ public struct HTTPURL: Equatable, Sendable, CustomStringConvertible {
     }
 
     /// "host", "host:port", "[v6]" or "[v6]:port".
-    static func split(authority: Substring) -> (String, Int?)? {
+    public static func split(authority: Substring) -> (String, Int?)? {
         var host = authority
         var port: Int?
         if authority.hasPrefix("[") {
@@ -219,7 +219,7 @@ final class HTTPConnection {
                     if n < 0 { lastTLSError = Sys.string(err) }
                     return n
                 }
-                return Glibc.write(fd, base, p.count - done)
+                return send(fd, base, p.count - done, Int32(MSG_NOSIGNAL))
             }
             if n < 0 {
                 if tls == nil && errno == EINTR { continue }
@@ -274,16 +274,18 @@ final class HTTPConnection {
 
     /// One line, without its CRLF (or LF).
     func line(limit: Int = 64 * 1024) throws(GockerError) -> String {
-        var scanned = start
+        // How far the line has been searched, from `start`: fill() may
+        // move what is buffered to the buffer's beginning.
+        var searched = 0
         while true {
-            if let nl = buffer[scanned..<end].firstIndex(of: 0x0A) {
+            if let nl = buffer[(start + searched)..<end].firstIndex(of: 0x0A) {
                 var stop = nl
                 if stop > start && buffer[stop - 1] == 0x0D { stop -= 1 }
                 let text = String(decoding: buffer[start..<stop], as: UTF8.self)
                 start = nl + 1
                 return text
             }
-            scanned = end
+            searched = end - start
             guard end - start < limit else { throw GockerError(.system, "\(url): malformed HTTP response: a line longer than \(limit) bytes") }
             guard try fill() else { throw GockerError(.system, "\(url): malformed HTTP response: the connection closed in a header") }
         }
@@ -421,6 +423,12 @@ public struct HTTPClient: Sendable {
     private func once(_ method: String, _ url: HTTPURL, headers: [(String, String)], body: [UInt8]?)
         throws(GockerError) -> (HTTPResponse, HTTPBody) {
         let connection = try HTTPConnection(to: url, timeout: timeout, caFile: caFile(url))
+        // Nothing a registry sent (a redirect's target, a token) may break
+        // the request's lines.
+        guard !url.target.utf8.contains(where: { $0 <= 0x20 || $0 == 0x7F }),
+              !headers.contains(where: { $0.1.utf8.contains { $0 < 0x20 || $0 == 0x7F } }) else {
+            throw GockerError(.invalidArgument, "\(url.authority): a control character or space in a request to send")
+        }
         var head = "\(method) \(url.target) HTTP/1.1\r\nHost: \(url.authority)\r\nUser-Agent: gocker\r\nConnection: close\r\n"
         for (name, value) in headers { head += "\(name): \(value)\r\n" }
         if let body { head += "Content-Length: \(body.count)\r\n" }

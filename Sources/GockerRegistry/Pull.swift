@@ -65,6 +65,7 @@ public struct Puller {
     @discardableResult
     public func pull(_ ref: RegistryReference) throws(GockerError) -> (image: ImageRecord, digest: String) {
         let client = RegistryClient(ref, credentials: try Credentials.stored(for: ref.registry), timeout: timeout)
+        if ref.digest == nil && ref.tag == "latest" && !ref.givenTag { output("Using default tag: latest") }
         var (bytes, type, digest) = try client.manifest(ref.reference, shown: ref.description)
         // What the name resolved to, as docker shows it (an index's digest
         // where there is one).
@@ -73,6 +74,9 @@ public struct Puller {
         var mediaType = type ?? Self.mediaType(of: bytes)
         if mediaType == OCI.indexType || mediaType == OCI.dockerListType {
             let index = try JSON.decode(OCI.Index.self, from: bytes, what: "the index of \(ref)")
+            for d in index.manifests where !RegistryReference.isDigest(d.digest) {
+                throw GockerError(.invalidArgument, "\(ref): the index names an invalid digest \"\(d.digest.prefix(80))\"")
+            }
             guard let chosen = index.manifests.first(where: { d in
                 d.platform.map(platform.matches) ?? false
                     && [OCI.manifestType, OCI.dockerManifestType].contains(d.mediaType ?? OCI.manifestType)
@@ -89,9 +93,10 @@ public struct Puller {
         for layer in manifest.layers where !OCI.layerTypes.contains(layer.mediaType ?? OCI.layerGzipType) {
             throw GockerError(.invalidArgument, "\(ref): layer \(layer.digest): unsupported media type \(layer.mediaType ?? "")")
         }
+        // Digests become file names; sizes are summed.
         for d in [manifest.config] + manifest.layers {
-            guard d.digest.hasPrefix("sha256:"), d.digest.count == 71, d.size >= 0 else {
-                throw GockerError(.invalidArgument, "\(ref): invalid descriptor \(d.digest)")
+            guard RegistryReference.isDigest(d.digest), d.size >= 0, d.size <= 1 << 40 else {
+                throw GockerError(.invalidArgument, "\(ref): invalid descriptor \"\(d.digest.prefix(80))\" of \(d.size) bytes")
             }
         }
 
@@ -112,9 +117,15 @@ public struct Puller {
                 "\(ref): the image is for \(config.os)/\(config.architecture), not \(platform.os)/\(platform.architecture)")
         }
 
+        // One pull at a time downloads into a store: a second pull of the
+        // same image waits, then finds its layers here (none twice).
+        let lock = try performing("pull: lock \(store.root)/pull.lock") { () throws(SystemCallError) in
+            try Sys.mkdirAll(store.root, mode: 0o700)
+            return try Sys.lock(store.root + "/pull.lock")
+        }
+        defer { Sys.close(lock) }
         let staging = store.root + "/.tmp-pull-\(Sys.randomBytes(8).hex)"
         try performing("pull: create \(staging)") { () throws(SystemCallError) in
-            try Sys.mkdirAll(store.root + "/.", mode: 0o700)
             try Sys.check("mkdir", path: staging) { mkdir(staging, 0o700) }
             try Sys.mkdirAll(staging + "/blobs/sha256", mode: 0o700)
         }
@@ -123,9 +134,12 @@ public struct Puller {
         let total = manifest.layers.reduce(Int64(0)) { $0 + $1.size }
         var received: Int64 = 0
         var fetched = 0
+        var downloaded = Set<String>()
         for (i, layer) in manifest.layers.enumerated() {
             let short = String(layer.digest.dropFirst(7).prefix(12))
-            if store.hasLayer(diffID: config.rootfs.diff_ids[i]) {
+            // A layer the store has, or one this pull fetched already (a
+            // manifest may list one twice).
+            if store.hasLayer(diffID: config.rootfs.diff_ids[i]) || downloaded.contains(layer.digest) {
                 output("\(short): Already exists")
                 received += layer.size
                 progress(received, total)
@@ -144,18 +158,22 @@ public struct Puller {
                 progress(received, total)
             }
             fetched += 1
+            downloaded.insert(layer.digest)
             output("\(short): Pull complete")
         }
         let names = ref.digest == nil ? [ref.local] : []
         let existed = (try? store.lookup(ref.local.description))?.0
+        let had = (try? store.image(id: String(manifest.config.digest.dropFirst(7)))) != nil
         let image = try store.storePulled(config, digest: manifest.config.digest, layers: manifest.layers, names: names,
                                           staging: staging)
         try store.addRepoDigest(ref.local.name + "@" + named, to: image.id)
         output("Digest: \(named)")
-        if ref.digest != nil || existed?.id != image.id || fetched > 0 {
-            output("Status: Downloaded newer image for \(ref)")
+        // docker's familiar name: "alpine:latest", "host:5000/repo:tag", "repo@sha256:...".
+        let shown = ref.digest.map { ref.local.name + "@" + $0 } ?? ref.local.description
+        if had && fetched == 0 && (ref.digest != nil || existed?.id == image.id) {
+            output("Status: Image is up to date for \(shown)")
         } else {
-            output("Status: Image is up to date for \(ref)")
+            output("Status: Downloaded newer image for \(shown)")
         }
         return (image, named)
     }

@@ -12,6 +12,8 @@ public struct RegistryReference: Sendable, CustomStringConvertible {
     public var repository: String
     public var tag: String?
     public var digest: String?
+    /// Whether the text named its tag (docker says "Using default tag" when not).
+    public var givenTag: Bool
     /// The name gocker keeps the image under (docker.io's prefixes dropped).
     public var local: ImageReference
 
@@ -19,7 +21,7 @@ public struct RegistryReference: Sendable, CustomStringConvertible {
         var name = Substring(text)
         if let at = text.firstIndex(of: "@") {
             let d = String(text[text.index(after: at)...])
-            guard d.hasPrefix("sha256:"), d.count == 71, d.dropFirst(7).allSatisfy({ $0.isHexDigit && !$0.isUppercase }) else {
+            guard Self.isDigest(d) else {
                 throw GockerError(.invalidArgument, "invalid reference format: \"\(text)\"")
             }
             digest = d
@@ -28,7 +30,8 @@ public struct RegistryReference: Sendable, CustomStringConvertible {
         // A digest alone names the content: a tag beside it is ignored, as docker does.
         let parsed = try OCI.shortName(String(name))
         let lastPart = name.split(separator: "/").last ?? ""
-        tag = digest == nil || lastPart.contains(":") ? parsed.tag : nil
+        givenTag = lastPart.contains(":")
+        tag = digest == nil || givenTag ? parsed.tag : nil
         local = parsed
         let first = parsed.name.split(separator: "/").first.map(String.init) ?? parsed.name
         if parsed.name.contains("/") && (first.contains(".") || first.contains(":") || first == "localhost"
@@ -54,7 +57,18 @@ public struct RegistryReference: Sendable, CustomStringConvertible {
     /// HTTP is allowed without being asked for (as docker allows it).
     public static func isLoopback(_ registry: String) -> Bool {
         let host = HTTPURL.split(authority: Substring(registry))?.0 ?? registry
-        return host == "localhost" || host.hasPrefix("127.") || host == "::1"
+        if host == "localhost" { return true }
+        var v4 = in_addr()
+        if inet_pton(AF_INET, host, &v4) == 1 { return UInt32(bigEndian: v4.s_addr) >> 24 == 127 }
+        var v6 = in6_addr()
+        return inet_pton(AF_INET6, host, &v6) == 1 && withUnsafeBytes(of: &v6) { $0.elementsEqual([UInt8](repeating: 0, count: 15) + [1]) }
+    }
+
+    /// "sha256:" and 64 lowercase hex digits: the only digests gocker takes
+    /// (they become file names).
+    public static func isDigest(_ d: String) -> Bool {
+        d.hasPrefix("sha256:") && d.utf8.count == 71
+            && d.utf8.dropFirst(7).allSatisfy { ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x61 && $0 <= 0x66) }
     }
 }
 
@@ -110,7 +124,10 @@ public struct Credentials: Sendable, Equatable {
     /// Forgets `registry`'s credentials; false when none were kept.
     public static func remove(for registry: String) throws(GockerError) -> Bool {
         var file = try DockerConfigFile.read()
-        guard var auths = file.auths, auths.removeValue(forKey: key(registry)) != nil else { return false }
+        guard var auths = file.auths else { return false }
+        let keys = [key(registry), registry, "https://" + registry, "http://" + registry]
+        guard keys.contains(where: { auths[$0] != nil }) else { return false }
+        for k in keys { auths.removeValue(forKey: k) }
         file.auths = auths
         try file.write()
         return true
@@ -231,14 +248,22 @@ public final class RegistryClient {
         return nil
     }
 
-    public init(_ ref: RegistryReference, credentials: Credentials?, timeout: Int = 60) {
-        registry = ref.registry
-        repository = ref.repository
+    public convenience init(_ ref: RegistryReference, credentials: Credentials?, timeout: Int = 60) {
+        self.init(registry: ref.registry, repository: ref.repository, credentials: credentials, timeout: timeout)
+    }
+
+    /// `repository` "": the registry alone (login).
+    public init(registry: String, repository: String, credentials: Credentials?, timeout: Int = 60) {
+        self.registry = registry
+        self.repository = repository
         self.credentials = credentials
-        let registry = ref.registry
         http = HTTPClient(timeout: timeout) { url in
             url.authority == registry || url.host == registry ? RegistryClient.caFile(for: registry) : nil
         }
+        // A peer that resets the connection is an error to report, not a
+        // signal that ends gocker (a container's process gets its signals
+        // back to their defaults before it runs).
+        signal(SIGPIPE, SIG_IGN)
     }
 
     /// The API's host: docker.io's is registry-1.docker.io.
@@ -307,6 +332,9 @@ public final class RegistryClient {
                 throw GockerError(.system, "\(registry): a bearer challenge without a realm")
             }
             var realm = try HTTPURL(parsing: realmText)
+            if !realm.secure && base?.secure != false {
+                throw GockerError(.invalidArgument, "\(registry): refusing the plain-http token realm \(realm.authority) of an https registry")
+            }
             var query: [String] = []
             if let service = challenge.parameters["service"] { query.append("service=" + HTTPURL.escape(service)) }
             if let scope = challenge.parameters["scope"] ?? scope { query.append("scope=" + HTTPURL.escape(scope)) }
@@ -374,6 +402,9 @@ public final class RegistryClient {
     /// docker limits them), media type and digest. Asked for by digest, its
     /// bytes must hash to it.
     public func manifest(_ reference: String, shown: String) throws(GockerError) -> (bytes: [UInt8], mediaType: String?, digest: String) {
+        guard RegistryReference.isDigest(reference) || (!reference.contains(":") && (try? ImageReference(parsing: "x:" + reference)) != nil) else {
+            throw GockerError(.invalidArgument, "\(shown): invalid manifest reference \"\(reference)\"")
+        }
         let (response, body, _) = try request("GET", "\(repository)/manifests/\(reference)",
                                                headers: [("Accept", Self.manifestTypes.joined(separator: ", "))])
         guard response.status == 200 else {

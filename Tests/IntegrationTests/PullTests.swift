@@ -33,10 +33,11 @@ struct PullTests {
         return try #require(array?.first)
     }
 
-    /// What the image store holds: its images, layers and anything else.
+    /// What the image store holds: its images, layers and anything else
+    /// (but its lock files, made once).
     func storeListing(_ box: Sandbox) -> [String] {
         let root = box.dataRoot + "/image"
-        return box.list(root).flatMap { entry in
+        return box.list(root).filter { !$0.hasSuffix("lock") }.flatMap { entry in
             ["images", "layers", "archives"].contains(entry) ? box.list(root + "/" + entry).map { entry + "/" + $0 } : [entry]
         }.sorted()
     }
@@ -91,6 +92,46 @@ struct PullTests {
         let byDigest = try gocker(box, ["pull", "-q", registry.host + "/test/busybox@" + digest])
         #expect(byDigest.status == 0 && byDigest.stdout == registry.host + "/test/busybox@" + digest + "\n", "\(byDigest.stderr)")
         #expect(!box.list(box.dataRoot + "/image").contains { $0.hasPrefix(".tmp-pull-") })
+        #expect(try gocker(box, ["rmi", name]).status == 0)
+    }
+
+    @Test func runAndCreatePullAMissingImage() throws {
+        let box = try Sandbox()
+        defer { box.expectNothingLeft() }
+        let registry = try PrivateRegistry(in: box)
+        let name = try pushedBusybox(box, registry)
+
+        expectRefused(try gocker(box, ["run", "--rm", "--pull", "never", name, "true"]), "unable to find image '\(name)' locally")
+        expectRefused(try gocker(box, ["run", "--rm", "--pull", "sometimes", name, "true"]), "invalid pull option: 'sometimes'")
+        let run = try gocker(box, ["run", "--rm", "--network", "none", name, "echo", "ran"])
+        #expect(run.status == 0 && run.stdout == "ran\n", "\(run.stderr)")
+        #expect(run.stderr.hasPrefix("Unable to find image '\(name)' locally\n1: Pulling from test/busybox\n"), "\(run.stderr)")
+        #expect(run.stderr.contains("Status: Downloaded newer image for \(name)\n"), "\(run.stderr)")
+        // Present now: nothing pulled, nothing said.
+        let again = try gocker(box, ["run", "--rm", "--network", "none", name, "echo", "again"])
+        #expect(again.status == 0 && again.stdout == "again\n" && again.stderr.isEmpty, "\(again.stderr)")
+        // --pull always asks the registry first.
+        let always = try gocker(box, ["create", "--pull", "always", "--network", "none", name, "true"])
+        #expect(always.status == 0 && always.stderr.contains("Status: Image is up to date for \(name)\n"), "\(always.stderr)")
+        let id = always.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(try gocker(box, ["rm", id]).status == 0)
+        #expect(try gocker(box, ["rmi", name]).status == 0)
+    }
+
+    /// Two pulls of one image at once: one downloads, the other waits and
+    /// finds the layer here; both end with the image.
+    @Test func concurrentPullsDownloadOnce() throws {
+        let box = try Sandbox()
+        defer { box.expectNothingLeft() }
+        let registry = try PrivateRegistry(in: box)
+        let name = try pushedBusybox(box, registry)
+        let started = [try box.start(["pull", name]), try box.start(["pull", name])]
+        for (p, _) in started { box.finish(p, within: 60) }
+        let both = started.map { (p, out) in (status: p.terminationStatus, stdout: box.contents(out), stderr: box.contents(out + ".err")) }
+        #expect(both.allSatisfy { $0.status == 0 }, "\(both.map(\.stderr))")
+        #expect(both.filter { $0.stdout.contains(": Pull complete\n") }.count == 1, "\(both.map(\.stdout))")
+        #expect(both.filter { $0.stdout.contains(": Already exists\n") }.count == 1, "\(both.map(\.stdout))")
+        #expect(box.list(box.dataRoot + "/image/layers").count == 1)
         #expect(try gocker(box, ["rmi", name]).status == 0)
     }
 
