@@ -165,7 +165,7 @@ struct Gocker: ParsableCommand {
                 Exec.self, Top.self, Port.self, Pause.self, Unpause.self, PS.self, Logs.self, Inspect.self, Stats.self, ContainerCommand.self,
                 Commit.self, Export.self, Diff.self, Bench.self,
             ]),
-            CommandGroup(name: "Images", subcommands: [Images.self, Pull.self, Login.self, Logout.self, RemoveImages.self, Tag.self, Import.self, ImageCommand.self,
+            CommandGroup(name: "Images", subcommands: [Images.self, Pull.self, Push.self, Login.self, Logout.self, RemoveImages.self, Tag.self, Import.self, ImageCommand.self,
                                                         Save.self, Load.self, History.self]),
             CommandGroup(name: "Volumes and networks", subcommands: [VolumeCommand.self, NetworkCommand.self]),
             CommandGroup(name: "OCI runtime", subcommands: [OCI.self]),

@@ -202,5 +202,5 @@ struct ImageCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "image", abstract: "Manage images.",
         subcommands: [ImageList.self, ImageRemove.self, ImageTag.self, ImageImport.self, ImageInspect.self,
-                      ImageSave.self, ImageLoad.self, ImageHistoryCommand.self, ImagePull.self])
+                      ImageSave.self, ImageLoad.self, ImageHistoryCommand.self, ImagePull.self, ImagePush.self])
 }

@@ -35,6 +35,9 @@ struct PullArguments: ParsableArguments {
     /// here (nothing more on a start's path); where it is not (`missing`),
     /// or first (`always`), the image is pulled, docker's lines on stderr.
     static func pulling(_ line: RunLine, _ body: () throws -> Void) throws {
+        guard ["missing", "always", "never"].contains(line.pull) else {
+            throw GockerError(.invalidArgument, "invalid GOCKER_PULL: '\(line.pull)': must be one of \"always\", \"missing\" or \"never\"")
+        }
         func pull() throws {
             let ref = try RegistryReference(parsing: line.request.image)
             let puller = Puller(store: line.engine.images, platform: try PlatformChoice(parsing: nil), timeout: timeout) { text in
@@ -166,4 +169,38 @@ struct Logout: ParsableCommand {
             print("Not logged in to \(registry)")
         }
     }
+}
+
+struct PushArguments: ParsableArguments {
+    @OptionGroup var global: GlobalOptions
+
+    @Flag(name: [.short, .customLong("quiet")], help: "Print nothing but errors.")
+    var quiet = false
+
+    @Argument(help: ArgumentHelp("The image, by the name it is pushed under: [registry[:port]/]name[:tag].", valueName: "name"))
+    var name: String
+
+    func run() throws {
+        let ref = try RegistryReference(parsing: name)
+        try Pusher(store: global.engine.images, timeout: PullArguments.timeout) { line in
+            if !quiet { print(line) }
+        }.push(ref)
+    }
+}
+
+struct Push: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Upload an image to a registry.",
+        discussion: """
+            The image's name says where it goes (gocker tag gives it one): its layers, config and an OCI \
+            manifest; a blob the repository has is not sent again. https, credentials and CAs as for pull.
+            """)
+    @OptionGroup var arguments: PushArguments
+    func run() throws { try arguments.run() }
+}
+
+struct ImagePush: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "push", abstract: "Upload an image to a registry.")
+    @OptionGroup var arguments: PushArguments
+    func run() throws { try arguments.run() }
 }

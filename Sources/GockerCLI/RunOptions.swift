@@ -11,8 +11,10 @@ struct RunLine: Equatable {
     var dataRoot = Engine.defaultDataRoot
     var stateRoot = StateStore.defaultRoot
     var timings = false
-    /// When the image is pulled: "missing" (docker's default), "always" or "never".
-    var pull = "missing"
+    /// When the image is pulled: "missing" (docker's default), "always" or
+    /// "never"; GOCKER_PULL sets it for every run (a machine that must
+    /// never reach a registry says never).
+    var pull = Sys.env("GOCKER_PULL") ?? "missing"
 
     var engine: Engine { Engine(dataRoot: dataRoot, stateRoot: stateRoot) }
 
@@ -108,7 +110,7 @@ struct RunLine: Equatable {
             $0.request.cgroupParent = $1
         },
         .flag("timings", help: "Print how long each phase of the start took, on stderr after the run.") { $0.timings = true },
-        .text("pull", "policy", help: "Pull the image from its registry: missing (default: when it is not here), always, or never.") {
+        .text("pull", "policy", help: "Pull the image from its registry: missing (default: when it is not here), always, or never (env GOCKER_PULL).") {
             (line: inout RunLine, value: String) throws(GockerError) in
             guard ["missing", "always", "never"].contains(value) else {
                 throw GockerError(.invalidArgument, "invalid pull option: '\(value)': must be one of \"always\", \"missing\" or \"never\"")

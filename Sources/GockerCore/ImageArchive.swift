@@ -204,6 +204,48 @@ extension ImageStore {
         try tar.finish()
     }
 
+    /// What `push` sends for an image: each layer's blob (a file, and its
+    /// descriptor), the config and the manifest, as `save` writes them.
+    /// `finish()` removes the blobs made for it (layers that kept no archive).
+    public struct PushPlan {
+        public var image: ImageRecord
+        public var layers: [(path: String, descriptor: OCI.Descriptor)]
+        public var config: [UInt8]
+        public var configDescriptor: OCI.Descriptor
+        public var manifest: [UInt8]
+        var temporary: [String]
+
+        public func finish() { for path in temporary { try? Sys.removeAll(path) } }
+    }
+
+    public func pushPlan(_ text: String) throws(GockerError) -> PushPlan {
+        let (image, _) = try resolve(text)
+        var layers: [(path: String, descriptor: OCI.Descriptor)] = []
+        var diffIDs: [String] = []
+        var temporary: [String] = []
+        do throws(GockerError) {
+            for layer in image.layers {
+                let blob = try layerBlob(layer)
+                if blob.temporary { temporary.append(blob.path) }
+                diffIDs.append("sha256:" + blob.diffID)
+                layers.append((blob.path, OCI.Descriptor(mediaType: blob.archive.layerMediaType, digest: blob.archive.digest,
+                                                         size: blob.archive.size)))
+            }
+        } catch {
+            for path in temporary { try? Sys.removeAll(path) }
+            throw error
+        }
+        var document = configFile(image)
+        document.rootfs.diff_ids = diffIDs
+        let config = JSON.encode(document)
+        let configDescriptor = OCI.Descriptor(mediaType: OCI.configType, digest: "sha256:" + SHA256.hash(config).hex,
+                                              size: Int64(config.count))
+        let manifest = JSON.encode(OCI.Manifest(schemaVersion: 2, mediaType: OCI.manifestType, config: configDescriptor,
+                                                layers: layers.map(\.descriptor)))
+        return PushPlan(image: image, layers: layers, config: config, configDescriptor: configDescriptor, manifest: manifest,
+                        temporary: temporary)
+    }
+
     /// A layer's blob for `save`: the file, its digest and size, the diff
     /// id it carries, and whether it was made for this save (and goes
     /// after it).

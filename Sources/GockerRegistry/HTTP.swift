@@ -401,12 +401,12 @@ public struct HTTPClient: Sendable {
     /// Sends a request and reads the status line and headers; the body is
     /// the caller's to read. A 301, 302, 303, 307 or 308 to a GET or HEAD is
     /// followed (at most 10); Authorization goes only to the first host.
-    public func send(_ method: String, _ url: HTTPURL, headers: [(String, String)] = [], body: [UInt8]? = nil)
-        throws(GockerError) -> (HTTPResponse, HTTPBody, HTTPURL) {
+    public func send(_ method: String, _ url: HTTPURL, headers: [(String, String)] = [], body: [UInt8]? = nil,
+                     file: (path: String, size: Int64)? = nil) throws(GockerError) -> (HTTPResponse, HTTPBody, HTTPURL) {
         var url = url
         var headers = headers
         for _ in 0...10 {
-            let (response, reader) = try once(method, url, headers: headers, body: body)
+            let (response, reader) = try once(method, url, headers: headers, body: body, file: file)
             guard [301, 302, 303, 307, 308].contains(response.status), method == "GET" || method == "HEAD",
                   let location = response.header("Location") else {
                 return (response, reader, url)
@@ -420,8 +420,8 @@ public struct HTTPClient: Sendable {
         throw GockerError(.system, "\(url): too many redirects")
     }
 
-    private func once(_ method: String, _ url: HTTPURL, headers: [(String, String)], body: [UInt8]?)
-        throws(GockerError) -> (HTTPResponse, HTTPBody) {
+    private func once(_ method: String, _ url: HTTPURL, headers: [(String, String)], body: [UInt8]?,
+                      file: (path: String, size: Int64)?) throws(GockerError) -> (HTTPResponse, HTTPBody) {
         let connection = try HTTPConnection(to: url, timeout: timeout, caFile: caFile(url))
         // Nothing a registry sent (a redirect's target, a token) may break
         // the request's lines.
@@ -431,9 +431,14 @@ public struct HTTPClient: Sendable {
         }
         var head = "\(method) \(url.target) HTTP/1.1\r\nHost: \(url.authority)\r\nUser-Agent: gocker\r\nConnection: close\r\n"
         for (name, value) in headers { head += "\(name): \(value)\r\n" }
-        if let body { head += "Content-Length: \(body.count)\r\n" }
+        if let file {
+            head += "Content-Length: \(file.size)\r\n"
+        } else if let body {
+            head += "Content-Length: \(body.count)\r\n"
+        }
         head += "\r\n"
-        try connection.write(Array(head.utf8) + (body ?? []))
+        try connection.write(Array(head.utf8) + (file == nil ? body ?? [] : []))
+        if let file { try Self.stream(file, to: connection) }
 
         let statusLine = try connection.line()
         let parts = statusLine.split(separator: " ", maxSplits: 2, omittingEmptySubsequences: false)
@@ -467,5 +472,22 @@ public struct HTTPClient: Sendable {
             framing = .untilClose
         }
         return (response, HTTPBody(connection, framing: framing))
+    }
+
+    /// A file's first `size` bytes as a request's body, a MiB at a time.
+    private static func stream(_ file: (path: String, size: Int64), to connection: HTTPConnection) throws(GockerError) {
+        let fd = try performing("open \(file.path)") { () throws(SystemCallError) in try Sys.open(file.path, O_RDONLY | O_CLOEXEC) }
+        defer { Sys.close(fd) }
+        var left = file.size
+        var chunk = [UInt8](repeating: 0, count: 1 << 20)
+        while left > 0 {
+            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress!, Int(min(Int64($0.count), left))) }
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else {
+                throw GockerError(.system, "read \(file.path): \(n < 0 ? errnoText(errno) : "shorter than \(file.size) bytes")")
+            }
+            try connection.write(Array(chunk[..<n]))
+            left -= Int64(n)
+        }
     }
 }

@@ -232,6 +232,8 @@ public final class RegistryClient {
     let credentials: Credentials?
     private var base: HTTPURL?
     private var authorization: String?
+    /// What a token is asked for: pulling, or pushing too.
+    public var actions = "pull"
 
     /// Registries that may be spoken to over plain HTTP (docker's
     /// --insecure-registry): GOCKER_INSECURE_REGISTRIES, comma-separated.
@@ -303,20 +305,59 @@ public final class RegistryClient {
 
     /// A request under /v2/ answered with its body to read; a 401 is met
     /// once with the authorisation its challenge asks for.
-    public func request(_ method: String, _ path: String, headers: [(String, String)] = [], body: [UInt8]? = nil)
-        throws(GockerError) -> (HTTPResponse, HTTPBody, HTTPURL) {
+    public func request(_ method: String, _ path: String, headers: [(String, String)] = [], body: [UInt8]? = nil,
+                        file: (path: String, size: Int64)? = nil) throws(GockerError) -> (HTTPResponse, HTTPBody, HTTPURL) {
         var url = try endpoint()
         url.target = "/v2/" + path
+        return try request(method, url, headers: headers, body: body, file: file)
+    }
+
+    /// The same at a URL the registry gave (an upload's Location): the
+    /// credentials go only to the registry's own host.
+    public func request(_ method: String, _ url: HTTPURL, headers: [(String, String)] = [], body: [UInt8]? = nil,
+                        file: (path: String, size: Int64)? = nil) throws(GockerError) -> (HTTPResponse, HTTPBody, HTTPURL) {
+        let own = try endpoint()
+        let ours = url.authority == own.authority && url.secure == own.secure
         var sent = headers
-        if let authorization { sent.append(("Authorization", authorization)) }
-        let first = try http.send(method, url, headers: sent, body: body)
-        guard first.0.status == 401 else { return first }
-        try first.1.forEach { _ in }
+        if ours, let authorization { sent.append(("Authorization", authorization)) }
+        let first = try http.send(method, url, headers: sent, body: body, file: file)
+        guard first.0.status == 401, ours else { return first }
         guard let header = first.0.header("WWW-Authenticate"), let challenge = Challenge(header) else {
             throw GockerError(.system, "\(url): unauthorized, and no WWW-Authenticate challenge")
         }
-        authorization = try answer(challenge, scope: "repository:\(repository):pull")
-        return try http.send(method, url, headers: headers + [("Authorization", authorization!)], body: body)
+        authorization = try answer(challenge, scope: "repository:\(repository):\(actions)")
+        return try http.send(method, url, headers: headers + [("Authorization", authorization!)], body: body, file: file)
+    }
+
+    /// Whether the repository has the blob already (HEAD).
+    public func hasBlob(_ digest: String) throws(GockerError) -> Bool {
+        let (response, body, _) = try request("HEAD", "\(repository)/blobs/\(digest)")
+        switch response.status {
+        case 200: return true
+        case 404: return false
+        default: throw Self.failure("\(registry)/\(repository): blob \(digest)", response, body)
+        }
+    }
+
+    /// Uploads a blob in one PUT (the distribution API's monolithic
+    /// upload): from a file, or bytes.
+    public func upload(_ d: OCI.Descriptor, file: String? = nil, bytes: [UInt8]? = nil) throws(GockerError) {
+        let what = "\(registry)/\(repository): upload \(d.digest)"
+        let (started, startBody, at) = try request("POST", "\(repository)/blobs/uploads/", body: [])
+        guard started.status == 202, let location = started.header("Location") else { throw Self.failure(what, started, startBody) }
+        var url = try at.resolving(location)
+        url.target += (url.target.contains("?") ? "&" : "?") + "digest=" + HTTPURL.escape(d.digest)
+        let (done, doneBody, _) = try request("PUT", url, headers: [("Content-Type", "application/octet-stream")],
+                                              body: bytes ?? [], file: file.map { ($0, d.size) })
+        guard done.status == 201 else { throw Self.failure(what, done, doneBody) }
+    }
+
+    /// Puts a manifest under a tag; the registry's digest of it.
+    public func putManifest(_ bytes: [UInt8], mediaType: String, tag: String) throws(GockerError) -> String {
+        let (response, body, _) = try request("PUT", "\(repository)/manifests/\(tag)", headers: [("Content-Type", mediaType)],
+                                              body: bytes)
+        guard response.status == 201 else { throw Self.failure("\(registry)/\(repository): manifest \(tag)", response, body) }
+        return response.header("Docker-Content-Digest") ?? "sha256:" + SHA256.hash(bytes).hex
     }
 
     /// The Authorization header a challenge asks for.

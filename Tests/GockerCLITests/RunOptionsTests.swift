@@ -76,7 +76,7 @@ struct RunOptionsTests {
     /// option cannot be read and not listed, or listed and not read.
     @Test func everyOptionIsReadAndListed() throws {
         // Options whose value is judged as it is read need a good one.
-        let samples = ["network": "host", "log-opt": "max-size=1m"]
+        let samples = ["network": "host", "log-opt": "max-size=1m", "pull": "always"]
         let plain = try line(["busybox"])
         let help = RunLine.help(create: false).split(whereSeparator: \.isWhitespace).joined(separator: " ")
         // Every spelling run took when ArgumentParser read it is still there.

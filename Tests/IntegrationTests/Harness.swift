@@ -94,6 +94,9 @@ final class Sandbox {
         env["GOCKER_DATA_ROOT"] = dataRoot
         env["GOCKER_STATE_ROOT"] = stateRoot
         env["GOCKER_CGROUP_PARENT"] = cgroupParent
+        // No run reaches a registry that is not the test's own (the pull
+        // tests ask for one by --pull).
+        env["GOCKER_PULL"] = "never"
         return env
     }
 

@@ -103,7 +103,7 @@ struct PullTests {
 
         expectRefused(try gocker(box, ["run", "--rm", "--pull", "never", name, "true"]), "unable to find image '\(name)' locally")
         expectRefused(try gocker(box, ["run", "--rm", "--pull", "sometimes", name, "true"]), "invalid pull option: 'sometimes'")
-        let run = try gocker(box, ["run", "--rm", "--network", "none", name, "echo", "ran"])
+        let run = try gocker(box, ["run", "--rm", "--pull", "missing", "--network", "none", name, "echo", "ran"])
         #expect(run.status == 0 && run.stdout == "ran\n", "\(run.stderr)")
         #expect(run.stderr.hasPrefix("Unable to find image '\(name)' locally\n1: Pulling from test/busybox\n"), "\(run.stderr)")
         #expect(run.stderr.contains("Status: Downloaded newer image for \(name)\n"), "\(run.stderr)")
@@ -132,6 +132,50 @@ struct PullTests {
         #expect(both.filter { $0.stdout.contains(": Pull complete\n") }.count == 1, "\(both.map(\.stdout))")
         #expect(both.filter { $0.stdout.contains(": Already exists\n") }.count == 1, "\(both.map(\.stdout))")
         #expect(box.list(box.dataRoot + "/image/layers").count == 1)
+        #expect(try gocker(box, ["rmi", name]).status == 0)
+    }
+
+    /// gocker's own image pushed, read back by skopeo, then pulled back
+    /// into an empty store: the same layers and the same content.
+    @Test func aPushedImageComesBackTheSame() throws {
+        let box = try Sandbox()
+        defer { box.expectNothingLeft() }
+        let registry = try PrivateRegistry(in: box)
+        let listing = "ls -la /bin /etc | md5sum"
+        let before = try gocker(box, ["run", "--rm", "--network", "none", "busybox", "sh", "-c", listing])
+        try #require(before.status == 0, "\(before.stderr)")
+        let original = try inspect(box, "busybox")
+        let name = registry.host + "/test/pushed:1"
+        #expect(try gocker(box, ["tag", "busybox", name]).status == 0)
+
+        let push = try gocker(box, ["push", name])
+        #expect(push.status == 0, "\(push.stderr)")
+        let lines = push.stdout.split(separator: "\n").map(String.init)
+        #expect(lines.first == "The push refers to repository [\(registry.host)/test/pushed]", "\(push.stdout)")
+        #expect(lines.contains { $0.hasSuffix(": Pushed") }, "\(push.stdout)")
+        let manifest = try registry.get("/v2/test/pushed/manifests/1", headers: ["Accept": PrivateRegistry.manifestTypes.joined(separator: ", ")])
+        #expect(manifest.status == 200)
+        let digest = try #require(manifest.headers["docker-content-digest"])
+        #expect(lines.last?.hasPrefix("1: digest: \(digest) size: ") == true, "\(push.stdout)")
+        // Another tool reads it whole (every blob against its digest).
+        let copy = try registry.skopeo(["copy"] + registry.access("src-") + ["docker://\(name)", "oci-archive:\(box.dir)/back.tar"])
+        #expect(copy.status == 0, "\(copy.output)")
+        let again = try gocker(box, ["push", name])
+        #expect(again.status == 0 && again.stdout.contains(": Layer already exists\n") && !again.stdout.contains(": Pushed\n"),
+                "\(again.stdout) \(again.stderr)")
+
+        // Back into a store without it.
+        #expect(try gocker(box, ["rmi", name, "busybox"]).status == 0)
+        #expect(box.list(box.dataRoot + "/image/layers").isEmpty)
+        let pull = try gocker(box, ["pull", "-q", name])
+        #expect(pull.status == 0, "\(pull.stderr)")
+        let pulled = try inspect(box, name)
+        let document = try JSONSerialization.jsonObject(with: Data(manifest.body.utf8)) as? [String: Any]
+        #expect(pulled["Id"] as? String == (document?["config"] as? [String: Any])?["digest"] as? String)
+        #expect((pulled["RootFS"] as? [String: Any])?["Layers"] as? [String] == (original["RootFS"] as? [String: Any])?["Layers"] as? [String])
+        let after = try gocker(box, ["run", "--rm", "--network", "none", name, "sh", "-c", listing])
+        #expect(after.status == 0 && after.stdout == before.stdout, "\(after.stderr)")
+        expectRefused(try gocker(box, ["push", registry.host + "/test/absent:1"]), "unable to find image")
         #expect(try gocker(box, ["rmi", name]).status == 0)
     }
 
@@ -254,6 +298,10 @@ struct PullTests {
 
         let pull = try gocker(box, ["pull", "-q", name])
         #expect(pull.status == 0 && pull.stdout == name + "\n", "\(pull.stderr)")
+        #expect(try gocker(box, ["tag", name, registry.host + "/test/again:1"]).status == 0)
+        let push = try gocker(box, ["push", "-q", registry.host + "/test/again:1"])
+        #expect(push.status == 0 && push.stdout.isEmpty, "\(push.stderr)")
+        #expect(try gocker(box, ["rmi", registry.host + "/test/again:1"]).status == 0)
         let logout = try gocker(box, ["logout", registry.host])
         #expect(logout.stdout == "Removing login credentials for \(registry.host)\n", "\(logout.stderr)")
         #expect(try gocker(box, ["logout", registry.host]).stdout == "Not logged in to \(registry.host)\n")

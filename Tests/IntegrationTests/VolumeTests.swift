@@ -246,7 +246,8 @@ struct VolumeTests {
             #expect(r.stderr == message, "\(flags)")
         }
         // Checks done, nothing is made for a run that fails on its image.
-        let noImage = try box.gocker(["run", "--rm", "-v", "\(missing):/x", "-v", "fresh:/y", "-v", "/z", "no-such-image", "true"])
+        let noImage = try box.gocker(["run", "--rm", "--pull", "never", "-v", "\(missing):/x", "-v", "fresh:/y", "-v", "/z",
+                                      "no-such-image", "true"])
         #expect(noImage.status == 125 && noImage.stderr.split(separator: "\n").count == 1, "\(noImage.stderr)")
         #expect(!FileManager.default.fileExists(atPath: missing))
         #expect(volumeNames(box) == [])
