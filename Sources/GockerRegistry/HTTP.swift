@@ -149,7 +149,10 @@ final class HTTPConnection {
             var session: OpaquePointer?
             guard gk_tls_open(fd, url.host, caFile, &session, &err, err.count) == 0 else {
                 Glibc.close(fd)
-                throw GockerError(.system, "\(url): \(Sys.string(err))")
+                let said = Sys.string(err)
+                // A certificate that fails verification fails again: not a
+                // failure to try again.
+                throw GockerError(said.contains("failed to verify certificate") ? .invalidArgument : .system, "\(url): \(said)")
             }
             tls = session
         }

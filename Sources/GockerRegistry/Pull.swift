@@ -150,10 +150,20 @@ public struct Puller {
                 try Sys.open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
             }
             defer { Sys.close(fd) }
-            try client.blob(layer) { (piece) throws(GockerError) in
+            var mine: Int64 = 0
+            try client.blob(layer, restart: { () throws(GockerError) in
+                // The registry sent it all again: the file starts over.
+                try performing("pull: truncate \(path)") { () throws(SystemCallError) in
+                    try Sys.check("ftruncate", path: path) { ftruncate(fd, 0) }
+                    try Sys.check("lseek", path: path) { lseek(fd, 0, SEEK_SET) }
+                }
+                received -= mine
+                mine = 0
+            }) { (piece) throws(GockerError) in
                 try performing("pull: write \(path)") { () throws(SystemCallError) in
                     try Sys.writeAll(fd, piece, path: path)
                 }
+                mine += Int64(piece.count)
                 received += Int64(piece.count)
                 progress(received, total)
             }

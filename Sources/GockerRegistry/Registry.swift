@@ -434,7 +434,24 @@ public final class RegistryClient {
     static func failure(_ what: String, _ response: HTTPResponse, _ body: HTTPBody) -> GockerError {
         let bytes = (try? body.bytes(limit: 64 * 1024)) ?? []
         let said = errors(bytes) ?? "\(response.status) \(response.reason)"
-        return GockerError(response.status == 404 ? .notFound : .system, "\(what): \(said)")
+        // A 5xx may pass (.system: tried again); a 4xx will not.
+        let code: GockerError.Code = response.status == 404 ? .notFound : response.status >= 500 ? .system : .invalidArgument
+        return GockerError(code, "\(what): \(said)")
+    }
+
+    /// `body`, tried again on a broken connection or a 5xx answer (four
+    /// times in all, waiting longer each time).
+    static func retrying<T>(_ body: () throws(GockerError) -> T) throws(GockerError) -> T {
+        var attempt = 0
+        while true {
+            do throws(GockerError) {
+                return try body()
+            } catch {
+                attempt += 1
+                guard error.code == .system, attempt < 4 else { throw error }
+                usleep(UInt32(250_000) << UInt32(attempt - 1))
+            }
+        }
     }
 
     public static let manifestTypes = [OCI.indexType, OCI.dockerListType, OCI.manifestType, OCI.dockerManifestType]
@@ -446,8 +463,12 @@ public final class RegistryClient {
         guard RegistryReference.isDigest(reference) || (!reference.contains(":") && (try? ImageReference(parsing: "x:" + reference)) != nil) else {
             throw GockerError(.invalidArgument, "\(shown): invalid manifest reference \"\(reference)\"")
         }
-        let (response, body, _) = try request("GET", "\(repository)/manifests/\(reference)",
-                                               headers: [("Accept", Self.manifestTypes.joined(separator: ", "))])
+        let (response, body, _) = try Self.retrying { () throws(GockerError) in
+            let answer = try request("GET", "\(repository)/manifests/\(reference)",
+                                     headers: [("Accept", Self.manifestTypes.joined(separator: ", "))])
+            if answer.0.status >= 500 { throw Self.failure("\(shown): manifest", answer.0, answer.1) }
+            return answer
+        }
         guard response.status == 200 else {
             if response.status == 404 {
                 let bytes = (try? body.bytes(limit: 64 * 1024)) ?? []
@@ -466,19 +487,47 @@ public final class RegistryClient {
     }
 
     /// A blob, streamed to `sink`; its size and digest are checked before
-    /// this returns (the caller keeps nothing of a blob that throws).
-    public func blob(_ d: OCI.Descriptor, sink: (ArraySlice<UInt8>) throws(GockerError) -> Void) throws(GockerError) {
-        let (response, body, _) = try request("GET", "\(repository)/blobs/\(d.digest)")
-        guard response.status == 200 else { throw Self.failure("\(registry)/\(repository): blob \(d.digest)", response, body) }
+    /// this returns (the caller keeps nothing of a blob that throws). A
+    /// broken connection or a 5xx answer is tried again (four times in
+    /// all, waiting longer each time), from where it broke (`Range`) when
+    /// the registry allows it, else from the start after `restart`.
+    public func blob(_ d: OCI.Descriptor, restart: () throws(GockerError) -> Void = {},
+                     sink: (ArraySlice<UInt8>) throws(GockerError) -> Void) throws(GockerError) {
         var hash = SHA256()
         var size: Int64 = 0
-        try body.forEach { (piece) throws(GockerError) in
-            size += Int64(piece.count)
-            guard size <= d.size else {
-                throw GockerError(.invalidArgument, "blob \(d.digest): larger than the \(d.size) bytes its descriptor says")
+        var attempt = 0
+        while true {
+            var sinkFailed = false
+            do throws(GockerError) {
+                let (response, body, _) = try request("GET", "\(repository)/blobs/\(d.digest)",
+                                                      headers: size > 0 ? [("Range", "bytes=\(size)-")] : [])
+                if size > 0 && response.status == 206 {
+                    guard response.header("Content-Range")?.hasPrefix("bytes \(size)-") == true else {
+                        throw GockerError(.invalidArgument, "blob \(d.digest): a range answered from elsewhere than byte \(size)")
+                    }
+                } else if response.status == 200 {
+                    if size > 0 {
+                        do throws(GockerError) { try restart() } catch { sinkFailed = true; throw error }
+                        hash = SHA256()
+                        size = 0
+                    }
+                } else {
+                    throw Self.failure("\(registry)/\(repository): blob \(d.digest)", response, body)
+                }
+                try body.forEach { (piece) throws(GockerError) in
+                    guard size + Int64(piece.count) <= d.size else {
+                        throw GockerError(.invalidArgument, "blob \(d.digest): larger than the \(d.size) bytes its descriptor says")
+                    }
+                    do throws(GockerError) { try sink(piece) } catch { sinkFailed = true; throw error }
+                    size += Int64(piece.count)
+                    piece.withUnsafeBytes { hash.update($0) }
+                }
+                break
+            } catch {
+                attempt += 1
+                guard !sinkFailed, error.code == .system, attempt < 4 else { throw error }
+                usleep(UInt32(250_000) << UInt32(attempt - 1))
             }
-            piece.withUnsafeBytes { hash.update($0) }
-            try sink(piece)
         }
         let digest = "sha256:" + hash.finalize().hex
         guard size == d.size, digest == d.digest else {

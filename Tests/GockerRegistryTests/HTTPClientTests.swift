@@ -89,3 +89,90 @@ struct DigestAndLoopbackTests {
         #expect(!RegistryReference.isLoopback("127.0.0.1.nip.io:5000"))
     }
 }
+
+/// A blob download that breaks halfway goes on from where it broke
+/// (`Range`), or starts over when the registry sends it all again.
+struct BlobResumeTests {
+    /// Answers one connection after another from `script` (each a list
+    /// of pieces; the connection closes after the last); the requests read.
+    final class Script: @unchecked Sendable {
+        let port: UInt16
+        private let lock = NSLock()
+        private var seen: [String] = []
+        var requests: [String] { lock.withLock { seen } }
+
+        init(_ script: [[String]]) throws {
+            let server = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            try #require(server >= 0)
+            var addr = sockaddr_in()
+            addr.sin_family = sa_family_t(AF_INET)
+            addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+            var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+            try #require(withUnsafeMutablePointer(to: &addr) { p in
+                p.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(server, $0, len) == 0 && getsockname(server, $0, &len) == 0 }
+            })
+            try #require(listen(server, 8) == 0)
+            port = UInt16(bigEndian: addr.sin_port)
+            Thread { [self] in
+                for pieces in script {
+                    let c = accept(server, nil, nil)
+                    guard c >= 0 else { break }
+                    var request = [UInt8](repeating: 0, count: 4096)
+                    let n = read(c, &request, request.count)
+                    lock.withLock { seen.append(String(decoding: request[..<max(n, 0)], as: UTF8.self)) }
+                    for piece in pieces { _ = piece.withCString { write(c, $0, strlen($0)) } }
+                    close(c)
+                }
+                close(server)
+            }.start()
+        }
+    }
+
+    static let content = "0123456789abcdef"
+
+    func descriptor() throws -> OCI.Descriptor {
+        let digest = "sha256:" + SHA256.hash(Array(Self.content.utf8)).hex
+        return try JSON.decode(OCI.Descriptor.self, from: Array(#"{"digest":"\#(digest)","size":16}"#.utf8), what: "descriptor")
+    }
+
+    func fetch(_ script: Script, restarts: inout Int) throws -> String {
+        let client = RegistryClient(registry: "127.0.0.1:\(script.port)", repository: "t/b", credentials: nil, timeout: 5)
+        var got: [UInt8] = []
+        var count = 0
+        try client.blob(try descriptor(), restart: { got = []; count += 1 }) { got += $0 }
+        restarts = count
+        return String(decoding: got, as: UTF8.self)
+    }
+
+    /// The first connection is https's try, which a plain server fails.
+    static let ping = [[""], ["HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"]]
+
+    @Test func aBrokenDownloadGoesOnFromWhereItBroke() throws {
+        let script = try Script(Self.ping + [
+            ["HTTP/1.1 200 OK\r\nContent-Length: 16\r\n\r\n", "01234567"],
+            ["HTTP/1.1 206 Partial Content\r\nContent-Range: bytes 8-15/16\r\nContent-Length: 8\r\n\r\n", "89abcdef"],
+        ])
+        var restarts = -1
+        #expect(try fetch(script, restarts: &restarts) == Self.content)
+        #expect(restarts == 0)
+        #expect(script.requests.last?.contains("\r\nRange: bytes=8-\r\n") == true, "\(script.requests)")
+    }
+
+    @Test func aRegistryWithoutRangesSendsItAllAgain() throws {
+        let script = try Script(Self.ping + [
+            ["HTTP/1.1 200 OK\r\nContent-Length: 16\r\n\r\n", "0123"],
+            ["HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n"],
+            ["HTTP/1.1 200 OK\r\nContent-Length: 16\r\n\r\n", Self.content],
+        ])
+        var restarts = -1
+        #expect(try fetch(script, restarts: &restarts) == Self.content)
+        #expect(restarts == 1)
+    }
+
+    @Test func aWrongBlobIsRefusedNotRetried() throws {
+        let script = try Script(Self.ping + [["HTTP/1.1 200 OK\r\nContent-Length: 16\r\n\r\n", "0123456789abcdeX"]])
+        var restarts = 0
+        #expect(performing: { _ = try fetch(script, restarts: &restarts) }, throws: { "\($0)".contains("digest mismatch") })
+        #expect(script.requests.count == 3)
+    }
+}
