@@ -26,6 +26,16 @@ public struct Pusher {
         defer { plan.finish() }
         let client = RegistryClient(ref, credentials: try Credentials.stored(for: ref.registry), timeout: timeout)
         client.actions = "pull,push"
+        // Another repository of the same registry the image was pulled
+        // from has its blobs: the registry can take them from there.
+        let mountFrom = (plan.image.repoDigests ?? []).compactMap { (d: String) -> String? in
+            guard let at = d.firstIndex(of: "@") else { return nil }
+            let name = String(d[..<at])
+            guard let other = try? RegistryReference(parsing: name), other.registry == ref.registry,
+                  other.repository != ref.repository else { return nil }
+            return other.repository
+        }.first
+        if let mountFrom { client.readable = [mountFrom] }
         output("The push refers to repository [\(ref.registry)/\(ref.repository)]")
         // Top layer first, as docker lists them.
         for (path, d) in plan.layers.reversed() {
@@ -34,8 +44,11 @@ public struct Pusher {
                 output("\(short): Layer already exists")
                 continue
             }
-            try client.upload(d, file: path)
-            output("\(short): Pushed")
+            if let from = try client.upload(d, file: path, mount: mountFrom) {
+                output("\(short): Mounted from \(from)")
+            } else {
+                output("\(short): Pushed")
+            }
         }
         if try !client.hasBlob(plan.configDescriptor.digest) {
             try client.upload(plan.configDescriptor, bytes: plan.config)

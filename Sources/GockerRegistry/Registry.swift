@@ -234,6 +234,9 @@ public final class RegistryClient {
     private var authorization: String?
     /// What a token is asked for: pulling, or pushing too.
     public var actions = "pull"
+    /// Other repositories a token must let this one read (a push's
+    /// cross-repository mounts).
+    public var readable: [String] = []
 
     /// Registries that may be spoken to over plain HTTP (docker's
     /// --insecure-registry): GOCKER_INSECURE_REGISTRIES, comma-separated.
@@ -340,16 +343,24 @@ public final class RegistryClient {
     }
 
     /// Uploads a blob in one PUT (the distribution API's monolithic
-    /// upload): from a file, or bytes.
-    public func upload(_ d: OCI.Descriptor, file: String? = nil, bytes: [UInt8]? = nil) throws(GockerError) {
+    /// upload): from a file, or bytes. With `mount`, the registry is first
+    /// asked to take it from that repository of its own; the repository
+    /// it came from, when it did.
+    @discardableResult
+    public func upload(_ d: OCI.Descriptor, file: String? = nil, bytes: [UInt8]? = nil,
+                       mount: String? = nil) throws(GockerError) -> String? {
         let what = "\(registry)/\(repository): upload \(d.digest)"
-        let (started, startBody, at) = try request("POST", "\(repository)/blobs/uploads/", body: [])
+        var start = "\(repository)/blobs/uploads/"
+        if let mount { start += "?mount=\(HTTPURL.escape(d.digest))&from=\(HTTPURL.escape(mount))" }
+        let (started, startBody, at) = try request("POST", start, body: [])
+        if mount != nil && started.status == 201 { return mount }
         guard started.status == 202, let location = started.header("Location") else { throw Self.failure(what, started, startBody) }
         var url = try at.resolving(location)
         url.target += (url.target.contains("?") ? "&" : "?") + "digest=" + HTTPURL.escape(d.digest)
         let (done, doneBody, _) = try request("PUT", url, headers: [("Content-Type", "application/octet-stream")],
                                               body: bytes ?? [], file: file.map { ($0, d.size) })
         guard done.status == 201 else { throw Self.failure(what, done, doneBody) }
+        return nil
     }
 
     /// Puts a manifest under a tag; the registry's digest of it.
@@ -379,6 +390,9 @@ public final class RegistryClient {
             var query: [String] = []
             if let service = challenge.parameters["service"] { query.append("service=" + HTTPURL.escape(service)) }
             if let scope = challenge.parameters["scope"] ?? scope { query.append("scope=" + HTTPURL.escape(scope)) }
+            if scope != nil {
+                for other in readable { query.append("scope=" + HTTPURL.escape("repository:\(other):pull")) }
+            }
             if !query.isEmpty { realm.target += (realm.target.contains("?") ? "&" : "?") + query.joined(separator: "&") }
             let headers = credentials.map { [("Authorization", $0.basic)] } ?? []
             let (response, body, _) = try http.send("GET", realm, headers: headers)

@@ -92,7 +92,15 @@ struct PullTests {
         let byDigest = try gocker(box, ["pull", "-q", registry.host + "/test/busybox@" + digest])
         #expect(byDigest.status == 0 && byDigest.stdout == registry.host + "/test/busybox@" + digest + "\n", "\(byDigest.stderr)")
         #expect(!box.list(box.dataRoot + "/image").contains { $0.hasPrefix(".tmp-pull-") })
-        #expect(try gocker(box, ["rmi", name]).status == 0)
+
+        // Pushed to another repository of the same registry: the registry
+        // takes the layer from the one it was pulled from.
+        let copy = registry.host + "/test/copy:1"
+        #expect(try gocker(box, ["tag", name, copy]).status == 0)
+        let push = try gocker(box, ["push", copy])
+        #expect(push.status == 0 && push.stdout.contains(": Mounted from test/busybox\n"), "\(push.stdout) \(push.stderr)")
+        #expect(try registry.manifest("test/copy", "1").status == 200)
+        #expect(try gocker(box, ["rmi", name, copy]).status == 0)
     }
 
     @Test func runAndCreatePullAMissingImage() throws {
