@@ -1,5 +1,6 @@
 import FoundationEssentials
 import Glibc
+import Synchronization
 
 // `gocker save` and `gocker load`: images travel as OCI image-layout
 // tarballs (index.json, oci-layout, blobs/sha256/...), with docker's
@@ -465,45 +466,75 @@ extension ImageStore {
                 }
             }
         }
-        do throws(GockerError) {
-            for (i, file) in layerFiles.enumerated() {
-                let want = layers[i]
-                if Sys.isDirectory(layerPath(want)), try layerArchive(want) != nil { continue }
-                let input = try unpacked.open(file)
-                let layerInput: LayerInput
-                do throws(GockerError) {
-                    // The blob becomes the layer's archive as it is: a plain
-                    // one (its digest is the diff id, checked below), or a
-                    // gzip one whose digest was checked. Any other is kept
-                    // as `import` keeps it.
-                    let path = unpacked.root + "/" + file
-                    switch try Compression.detect(try input.peek(6)) {
-                    case .none:
-                        layerInput = .checked(input, path: path, archive: LayerArchive(
-                            digest: "sha256:" + want, size: Int64(input.size ?? 0), mediaType: LayerArchive.plainType))
-                    case .gzip where checked != nil:
-                        var archive = checked![i]
-                        archive.mediaType = OCI.layerGzipType
-                        layerInput = .checked(try input.decompressed(), path: path, archive: archive)
-                    default:
-                        layerInput = .raw(input)
-                    }
-                } catch {
-                    throw said(error)
+        /// One layer extracted from its file; whether it is new here.
+        func one(_ i: Int) throws(GockerError) -> Bool {
+            let file = layerFiles[i]
+            let want = layers[i]
+            if Sys.isDirectory(layerPath(want)), try layerArchive(want) != nil { return false }
+            let input = try unpacked.open(file)
+            let layerInput: LayerInput
+            do throws(GockerError) {
+                // The blob becomes the layer's archive as it is: a plain
+                // one (its digest is the diff id, checked below), or a
+                // gzip one whose digest was checked. Any other is kept
+                // as `import` keeps it.
+                let path = unpacked.root + "/" + file
+                switch try Compression.detect(try input.peek(6)) {
+                case .none:
+                    layerInput = .checked(input, path: path, archive: LayerArchive(
+                        digest: "sha256:" + want, size: Int64(input.size ?? 0), mediaType: LayerArchive.plainType))
+                case .gzip where checked != nil:
+                    var archive = checked![i]
+                    archive.mediaType = OCI.layerGzipType
+                    layerInput = .checked(try input.decompressed(), path: path, archive: archive)
+                default:
+                    layerInput = .raw(input)
                 }
-                let isNew = !Sys.exists(layerPath(want))
-                do throws(GockerError) {
-                    try storeLayer(layerInput, whiteouts: .overlay) { id throws(GockerError) in
-                        guard id == want else {
-                            throw GockerError(.invalidArgument,
-                                "\(verb): layer \(file): digest mismatch: the config says sha256:\(want), its content is sha256:\(id)")
-                        }
-                    }
-                } catch {
-                    throw said(error)
-                }
-                if isNew { made.append(want) }
+            } catch {
+                throw said(error)
             }
+            let isNew = !Sys.exists(layerPath(want))
+            do throws(GockerError) {
+                try storeLayer(layerInput, whiteouts: .overlay) { id throws(GockerError) in
+                    guard id == want else {
+                        throw GockerError(.invalidArgument,
+                            "\(verb): layer \(file): digest mismatch: the config says sha256:\(want), its content is sha256:\(id)")
+                    }
+                }
+            } catch {
+                throw said(error)
+            }
+            return isNew
+        }
+        do throws(GockerError) {
+            // The layers are extracted on as many threads as there are
+            // CPUs (at most 4), each taking the next layer left: a layer is
+            // a single stream (inflate, hash, files), and an image's layers
+            // are independent.
+            let state = Mutex<(next: Int, made: [String], error: GockerError?)>((0, [], nil))
+            let work = { () -> Void in
+                while true {
+                    let i: Int? = state.withLock { s in
+                        guard s.error == nil, s.next < layerFiles.count else { return nil }
+                        s.next += 1
+                        return s.next - 1
+                    }
+                    guard let i else { return }
+                    do throws(GockerError) {
+                        let isNew = try one(i)
+                        if isNew { state.withLock { $0.made.append(layers[i]) } }
+                    } catch {
+                        state.withLock { if $0.error == nil { $0.error = error } }
+                    }
+                }
+            }
+            let cpus = max(1, min(Sys.onlineCPUs, 4, layerFiles.count))
+            let helpers = (1..<cpus).map { _ in Background(work) }
+            work()
+            for h in helpers { h.value() }
+            let (done, failure) = state.withLock { ($0.made, $0.error) }
+            made = done
+            if let failure { throw failure }
             let image = try locked { () throws(GockerError) -> ImageRecord in
                 // What gocker made itself says this host's platform by saying none.
                 let own = config.os == "linux" && config.architecture == OCI.hostArchitecture && config.variant == nil

@@ -154,7 +154,17 @@ public struct ImageReference: Hashable, Sendable, CustomStringConvertible {
         // One pass over the bytes (every accepted one is ASCII): the
         // generic String searches and splits cost more on a start's path
         // than the whole check.
-        let b = Array(text.utf8)
+        var b = Array(text.utf8)
+        // docker.io's own prefixes name what gocker keeps without them:
+        // "docker.io/library/alpine" is "alpine", "docker.io/me/app" is "me/app".
+        for host in ["docker.io/", "index.docker.io/"] where b.starts(with: host.utf8) {
+            b.removeFirst(host.utf8.count)
+            let rest = b.dropFirst(8).prefix(while: { $0 != UInt8(ascii: ":") && $0 != UInt8(ascii: "@") })
+            if b.starts(with: "library/".utf8) && !rest.contains(UInt8(ascii: "/")) {
+                b.removeFirst(8)
+            }
+            break
+        }
         let slash = UInt8(ascii: "/"), colon = UInt8(ascii: ":"), at = UInt8(ascii: "@")
         func invalid() -> GockerError { GockerError(.invalidArgument, "invalid reference format: \"\(text)\"") }
         // name[:tag][@digest]
@@ -301,6 +311,7 @@ public struct ImageStore: Sendable {
     /// `busybox:latest` is made on first use.
     public func resolve(_ text: String) throws(GockerError) -> (ImageRecord, ImageReference?) {
         if let found = try lookup(text) { return found }
+        if text.contains("@sha256:") { throw GockerError(.notFound, "unable to find image '\(text)' locally") }
         let ref = try ImageReference(parsing: text)
         if ref == BuiltinBusybox.reference {
             return (try BuiltinBusybox.ensure(in: self), ref)
@@ -312,6 +323,12 @@ public struct ImageStore: Sendable {
     public func lookup(_ text: String) throws(GockerError) -> (ImageRecord, ImageReference?)? {
         if let ref = try? ImageReference(parsing: text), let id = try repositories()[ref.description] {
             return (try image(id: id), ref)
+        }
+        // name@sha256:...: the image pulled by (or with) that digest.
+        if let at = text.firstIndex(of: "@"), text[text.index(after: at)...].hasPrefix("sha256:") {
+            let name = (try? ImageReference(parsing: String(text[..<at])))?.name ?? String(text[..<at])
+            let wanted = name + text[at...]
+            return try images().first { ($0.repoDigests ?? []).contains(wanted) }.map { ($0, nil) }
         }
         return try findByID(text).map { ($0, nil) }
     }

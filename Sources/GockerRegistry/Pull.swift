@@ -101,7 +101,7 @@ public struct Puller {
         }
 
         var configBytes: [UInt8] = []
-        try client.blob(manifest.config) { (piece) throws(GockerError) in
+        try client.blob(manifest.config, restart: { configBytes.removeAll() }) { (piece) throws(GockerError) in
             guard configBytes.count + piece.count <= 8 << 20 else {
                 throw GockerError(.invalidArgument, "\(ref): the config is larger than 8 MiB")
             }

@@ -34,6 +34,14 @@ struct RegistryReferenceTests {
         }
     }
 
+    @Test func dockerIOsPrefixesAreDroppedFromLocalNames() throws {
+        for (text, local) in [("docker.io/library/alpine:3", "alpine:3"), ("docker.io/me/app", "me/app:latest"),
+                              ("index.docker.io/library/x", "x:latest"), ("docker.io/library/a/b", "library/a/b:latest"),
+                              ("docker.io:5000/x", "docker.io:5000/x:latest"), ("mydocker.io/x", "mydocker.io/x:latest")] {
+            #expect(try ImageReference(parsing: text).description == local, "\(text)")
+        }
+    }
+
     @Test func loopbackRegistries() {
         #expect(RegistryReference.isLoopback("127.0.0.1:5000"))
         #expect(RegistryReference.isLoopback("localhost"))

@@ -91,6 +91,8 @@ struct PullTests {
         // By digest: the same content, -q prints the name alone.
         let byDigest = try gocker(box, ["pull", "-q", registry.host + "/test/busybox@" + digest])
         #expect(byDigest.status == 0 && byDigest.stdout == registry.host + "/test/busybox@" + digest + "\n", "\(byDigest.stderr)")
+        let runByDigest = try gocker(box, ["run", "--rm", "--network", "none", registry.host + "/test/busybox@" + digest, "echo", "pinned"])
+        #expect(runByDigest.status == 0 && runByDigest.stdout == "pinned\n", "\(runByDigest.stderr)")
         #expect(!box.list(box.dataRoot + "/image").contains { $0.hasPrefix(".tmp-pull-") })
 
         // Pushed to another repository of the same registry: the registry

@@ -1,6 +1,11 @@
 import CZlib
 import Glibc
 
+extension Sys {
+    /// The CPUs online. (Here: this file's imports reach sysconf's names.)
+    public static var onlineCPUs: Int { max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))) }
+}
+
 /// Where written bytes go: a file, or a compressor in front of one.
 public protocol ByteSink: AnyObject {
     func write(_ bytes: UnsafeRawBufferPointer) throws(GockerError)
@@ -133,7 +138,7 @@ public final class GzipSink: ByteSink {
         guard (1...9).contains(level) else { throw GockerError(.invalidArgument, "gzip: level \(level): 1 to 9") }
         self.inner = inner
         self.level = level
-        let workers = max(1, min(threads ?? Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))), 32))
+        let workers = max(1, min(threads ?? Sys.onlineCPUs, 32))
         maxInFlight = workers == 1 ? 1 : workers * 3
         if workers > 1 { pool = try GzipPool(threads: workers, level: level) }
         current = GzipChunk()
