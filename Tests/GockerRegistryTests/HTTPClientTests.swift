@@ -3,6 +3,21 @@ import GockerCore
 import GockerRegistry
 import Testing
 
+/// A TCP socket listening on a free port of 127.0.0.1: it and the port.
+func listenOnLoopback() throws -> (Int32, UInt16) {
+    let server = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    try #require(server >= 0)
+    var addr = sockaddr_in()
+    addr.sin_family = sa_family_t(AF_INET)
+    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+    var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+    try #require(withUnsafeMutablePointer(to: &addr) { p in
+        p.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(server, $0, len) == 0 && getsockname(server, $0, &len) == 0 }
+    })
+    try #require(listen(server, 8) == 0)
+    return (server, UInt16(bigEndian: addr.sin_port))
+}
+
 /// The HTTP/1.1 client against a server on loopback that sends its answer
 /// in pieces, with pauses between them: lines and chunks split anywhere
 /// must read the same as in one piece.
@@ -10,16 +25,7 @@ struct HTTPClientTests {
     /// Serves one connection: reads the request, sends `pieces` with a
     /// pause after each, closes. The port.
     func serve(_ pieces: [String]) throws -> UInt16 {
-        let server = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        try #require(server >= 0)
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-        try #require(withUnsafeMutablePointer(to: &addr) { p in
-            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(server, $0, len) == 0 && getsockname(server, $0, &len) == 0 }
-        })
-        try #require(listen(server, 1) == 0)
+        let (server, port) = try listenOnLoopback()
         Thread {
             let c = accept(server, nil, nil)
             close(server)
@@ -32,7 +38,7 @@ struct HTTPClientTests {
             }
             close(c)
         }.start()
-        return UInt16(bigEndian: addr.sin_port)
+        return port
     }
 
     func get(_ pieces: [String]) throws -> (HTTPResponse, String) {
@@ -102,17 +108,8 @@ struct BlobResumeTests {
         var requests: [String] { lock.withLock { seen } }
 
         init(_ script: [[String]]) throws {
-            let server = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-            try #require(server >= 0)
-            var addr = sockaddr_in()
-            addr.sin_family = sa_family_t(AF_INET)
-            addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-            var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-            try #require(withUnsafeMutablePointer(to: &addr) { p in
-                p.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(server, $0, len) == 0 && getsockname(server, $0, &len) == 0 }
-            })
-            try #require(listen(server, 8) == 0)
-            port = UInt16(bigEndian: addr.sin_port)
+            let (server, port) = try listenOnLoopback()
+            self.port = port
             Thread { [self] in
                 for pieces in script {
                     let c = accept(server, nil, nil)
