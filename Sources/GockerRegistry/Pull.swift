@@ -124,6 +124,10 @@ public struct Puller {
             return try Sys.lock(store.root + "/pull.lock")
         }
         defer { Sys.close(lock) }
+        // What a pull that was killed left (under the lock, none runs).
+        for name in (try? Sys.listDirectory(store.root)) ?? [] where name.hasPrefix(".tmp-pull-") {
+            try? Sys.removeAll(store.root + "/" + name)
+        }
         let staging = store.root + "/.tmp-pull-\(Sys.randomBytes(8).hex)"
         try performing("pull: create \(staging)") { () throws(SystemCallError) in
             try Sys.check("mkdir", path: staging) { mkdir(staging, 0o700) }

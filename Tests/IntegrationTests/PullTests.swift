@@ -189,6 +189,29 @@ struct PullTests {
         #expect(try gocker(box, ["rmi", name]).status == 0)
     }
 
+    /// The store's disk fills up halfway through: one line, and nothing
+    /// of the pull left (what a killed pull left goes with the next).
+    @Test func aFullDiskLeavesNothing() throws {
+        let box = try Sandbox()
+        defer { box.expectNothingLeft() }
+        let registry = try PrivateRegistry(in: box)
+        let name = try pushedBusybox(box, registry)
+        // A store of its own on a 1.5 MB tmpfs: the gzip layer (about 1 MB)
+        // fits, what it unpacks to (about 2 MB) does not.
+        let small = box.dir + "/small"
+        try FileManager.default.createDirectory(atPath: small, withIntermediateDirectories: true)
+        try #require(try sh("mount -t tmpfs -o size=1536k tmpfs '\(small)'") == 0)
+        defer { _ = try? sh("umount '\(small)'") }
+        try FileManager.default.createDirectory(atPath: small + "/image/.tmp-pull-0123456789abcdef/blobs", withIntermediateDirectories: true)
+        let r = try gocker(box, ["pull", name], environment: ["GOCKER_DATA_ROOT": small])
+        expectRefused(r, "no space left on device")
+        let left = box.list(small + "/image").filter { !$0.hasSuffix("lock") }
+        #expect(left.allSatisfy { ["images", "layers", "archives", "repositories.json", "init"].contains($0) }, "\(left)")
+        for dir in ["images", "layers", "archives"] {
+            #expect(box.list(small + "/image/" + dir).isEmpty, "\(dir): \(box.list(small + "/image/" + dir))")
+        }
+    }
+
     @Test func badAnswersLeaveNothing() throws {
         let box = try Sandbox()
         defer { box.expectNothingLeft() }
