@@ -180,9 +180,7 @@ extension ImageStore {
                 layers.append(OCI.Descriptor(mediaType: blob.archive.layerMediaType, digest: blob.archive.digest,
                                              size: blob.archive.size))
             }
-            var document = configFile(image)
-            document.rootfs.diff_ids = diffIDs.map { "sha256:" + $0 }
-            let config = try blob(JSON.encode(document), type: OCI.configType)
+            let config = try blob(configBlob(image, diffIDs: diffIDs.map { "sha256:" + $0 }), type: OCI.configType)
             let manifest = try blob(JSON.encode(OCI.Manifest(schemaVersion: 2, mediaType: OCI.manifestType,
                                                               config: config, layers: layers)), type: OCI.manifestType)
             var descriptor = manifest
@@ -236,9 +234,7 @@ extension ImageStore {
             for path in temporary { try? Sys.removeAll(path) }
             throw error
         }
-        var document = configFile(image)
-        document.rootfs.diff_ids = diffIDs
-        let config = JSON.encode(document)
+        let config = configBlob(image, diffIDs: diffIDs)
         let configDescriptor = OCI.Descriptor(mediaType: OCI.configType, digest: "sha256:" + SHA256.hash(config).hex,
                                               size: Int64(config.count))
         let manifest = JSON.encode(OCI.Manifest(schemaVersion: 2, mediaType: OCI.manifestType, config: configDescriptor,
@@ -378,12 +374,32 @@ extension ImageStore {
     /// already), stored as `load` stores one, its id its config's digest
     /// (as docker's is). A layer the store has already (`hasLayer`) needs no
     /// blob. Messages begin "pull:".
-    public func storePulled(_ config: OCI.ImageConfigFile, digest: String, layers: [OCI.Descriptor], names: [ImageReference],
-                            staging: String) throws(GockerError) -> ImageRecord {
+    public func storePulled(_ config: OCI.ImageConfigFile, bytes: [UInt8], digest: String, layers: [OCI.Descriptor],
+                            names: [ImageReference], staging: String) throws(GockerError) -> ImageRecord {
         let files = layers.map { "blobs/sha256/" + $0.digest.dropFirst(7) }
         let kept = layers.map { LayerArchive(digest: $0.digest, size: $0.size, mediaType: nil) }
-        return try store(config, layerFiles: files, checked: kept, names: names, in: Unpacked(root: staging),
-                         verb: "pull", id: String(digest.dropFirst(7))) { _ in }
+        let image = try store(config, layerFiles: files, checked: kept, names: names, in: Unpacked(root: staging),
+                              verb: "pull", id: String(digest.dropFirst(7))) { _ in }
+        let path = configPath(image.id)
+        if !Sys.exists(path), SHA256.hash(bytes).hex == image.id {
+            try performing("pull: keep the config of \(image.shortID)") { () throws(SystemCallError) in
+                try Sys.writeFileAtomic(path, bytes, mode: 0o600)
+            }
+        }
+        return image
+    }
+
+    /// The config an image travels with (`save`, `push`): the one it was
+    /// pulled with, byte for byte, where its layers travel as they came;
+    /// else one made from its record.
+    func configBlob(_ image: ImageRecord, diffIDs: [String]) -> [UInt8] {
+        if diffIDs == image.layers.map({ "sha256:" + $0 }), let kept = try? Sys.readFile(configPath(image.id)),
+           SHA256.hash(kept).hex == image.id {
+            return kept
+        }
+        var document = configFile(image)
+        document.rootfs.diff_ids = diffIDs
+        return JSON.encode(document)
     }
 
     /// Whether the store holds the layer of this diff id ("sha256:HEX")

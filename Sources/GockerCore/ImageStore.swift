@@ -294,6 +294,9 @@ public struct ImageStore: Sendable {
 
     public func layerPath(_ id: String) -> String { "\(root)/layers/\(id)" }
     func imagePath(_ id: String) -> String { "\(root)/images/\(id).json" }
+    /// A pulled image's config as the registry served it (its id is its
+    /// digest): what `save` and `push` send again, byte for byte.
+    func configPath(_ id: String) -> String { "\(root)/images/\(id).config" }
     var repositoriesPath: String { "\(root)/repositories.json" }
 
     /// The tags and the images they name.
@@ -501,6 +504,7 @@ public struct ImageStore: Sendable {
             try saveRepositories(repos)
             try performing("remove image \(image.shortID)") { () throws(SystemCallError) in
                 try Sys.removeAll(imagePath(image.id))
+                try Sys.removeAll(configPath(image.id))
             }
             return tags.map { "Untagged: \($0)" } + ["Deleted: sha256:\(image.id)"]
         }

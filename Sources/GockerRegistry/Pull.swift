@@ -178,8 +178,8 @@ public struct Puller {
         let names = ref.digest == nil ? [ref.local] : []
         let existed = (try? store.lookup(ref.local.description))?.0
         let had = (try? store.image(id: String(manifest.config.digest.dropFirst(7)))) != nil
-        let image = try store.storePulled(config, digest: manifest.config.digest, layers: manifest.layers, names: names,
-                                          staging: staging)
+        let image = try store.storePulled(config, bytes: configBytes, digest: manifest.config.digest, layers: manifest.layers,
+                                          names: names, staging: staging)
         try store.addRepoDigest(ref.local.name + "@" + named, to: image.id)
         output("Digest: \(named)")
         // docker's familiar name: "alpine:latest", "host:5000/repo:tag", "repo@sha256:...".

@@ -101,7 +101,11 @@ struct PullTests {
         #expect(try gocker(box, ["tag", name, copy]).status == 0)
         let push = try gocker(box, ["push", copy])
         #expect(push.status == 0 && push.stdout.contains(": Mounted from test/busybox\n"), "\(push.stdout) \(push.stderr)")
-        #expect(try registry.manifest("test/copy", "1").status == 200)
+        // The config as it was pulled, byte for byte: the same id there.
+        let copied = try registry.manifest("test/copy", "1")
+        #expect(copied.status == 200)
+        let copiedDocument = try JSONSerialization.jsonObject(with: Data(copied.body.utf8)) as? [String: Any]
+        #expect((copiedDocument?["config"] as? [String: Any])?["digest"] as? String == configDigest, "\(copied.body)")
         #expect(try gocker(box, ["rmi", name, copy]).status == 0)
     }
 
@@ -302,6 +306,16 @@ struct PullTests {
         let armImage = try inspect(box, name)
         #expect(armImage["Architecture"] as? String == "arm64")
         #expect(armImage["Id"] as? String != hostImage["Id"] as? String)
+        // Pushed on, it carries the config another tool wrote, byte for
+        // byte: its id stays the config's digest.
+        let armConfig = try #require((manifest["config"] as? [String: Any])?["digest"] as? String)
+        #expect(armImage["Id"] as? String == armConfig)
+        let armCopy = registry.host + "/test/armcopy:1"
+        #expect(try gocker(box, ["tag", name, armCopy]).status == 0)
+        #expect(try gocker(box, ["push", "-q", armCopy]).status == 0)
+        let pushed = try JSONSerialization.jsonObject(with: Data(try registry.manifest("test/armcopy", "1").body.utf8)) as? [String: Any]
+        #expect((pushed?["config"] as? [String: Any])?["digest"] as? String == armConfig)
+        #expect(try gocker(box, ["rmi", armCopy]).status == 0)
         #expect(try gocker(box, ["rmi", hostImage["Id"] as! String]).status == 0)
         _ = arm64
         expectRefused(try gocker(box, ["pull", "--platform", "linux/s390x", name]),
