@@ -35,9 +35,7 @@ struct PullArguments: ParsableArguments {
     /// here (nothing more on a start's path); where it is not (`missing`),
     /// or first (`always`), the image is pulled, docker's lines on stderr.
     static func pulling(_ line: RunLine, _ body: () throws -> Void) throws {
-        guard ["missing", "always", "never"].contains(line.pull) else {
-            throw GockerError(.invalidArgument, "invalid GOCKER_PULL: '\(line.pull)': must be one of \"always\", \"missing\" or \"never\"")
-        }
+        try RunLine.checkPull(line.pull, from: "GOCKER_PULL")
         func pull() throws {
             let ref = try RegistryReference(parsing: line.request.image)
             let puller = Puller(store: line.engine.images, platform: try PlatformChoice(parsing: nil), timeout: timeout) { text in

@@ -15,6 +15,14 @@ struct RunLine: Equatable {
     /// "never"; GOCKER_PULL sets it for every run (a machine that must
     /// never reach a registry says never).
     var pull = Sys.env("GOCKER_PULL") ?? "missing"
+    static let pullPolicies = ["missing", "always", "never"]
+
+    /// A policy not among them, named with where it came from.
+    static func checkPull(_ value: String, from: String) throws(GockerError) {
+        guard pullPolicies.contains(value) else {
+            throw GockerError(.invalidArgument, "invalid \(from): '\(value)': must be one of \"always\", \"missing\" or \"never\"")
+        }
+    }
 
     var engine: Engine { Engine(dataRoot: dataRoot, stateRoot: stateRoot) }
 
@@ -112,9 +120,7 @@ struct RunLine: Equatable {
         .flag("timings", help: "Print how long each phase of the start took, on stderr after the run.") { $0.timings = true },
         .text("pull", "policy", help: "Pull the image from its registry: missing (default: when it is not here), always, or never (env GOCKER_PULL).") {
             (line: inout RunLine, value: String) throws(GockerError) in
-            guard ["missing", "always", "never"].contains(value) else {
-                throw GockerError(.invalidArgument, "invalid pull option: '\(value)': must be one of \"always\", \"missing\" or \"never\"")
-            }
+            try RunLine.checkPull(value, from: "pull option")
             line.pull = value
         },
     ]) }

@@ -104,13 +104,15 @@ public enum OCI {
     }
 
     /// A name from an archive, as gocker shows it: docker.io's prefixes dropped.
+    /// (ImageReference's parsing drops them.)
     public static func shortName(_ text: String) throws(GockerError) -> ImageReference {
-        var name = text
-        for prefix in ["docker.io/library/", "index.docker.io/library/", "docker.io/", "index.docker.io/"] where name.hasPrefix(prefix) {
-            name.removeFirst(prefix.count)
-            break
-        }
-        return try ImageReference(parsing: name)
+        try ImageReference(parsing: text)
+    }
+
+    /// "sha256:" and 64 lowercase hex digits: the only digests gocker
+    /// takes from archives and registries (they become file names).
+    public static func isDigest(_ d: String) -> Bool {
+        d.hasPrefix("sha256:") && Unpacked.isDigestHex(String(d.dropFirst(7)))
     }
 }
 
@@ -406,7 +408,7 @@ extension ImageStore {
     /// with its archive, as `load` and `pull` reuse one.
     public func hasLayer(diffID: String) -> Bool {
         let id = String(diffID.dropFirst(7))
-        guard diffID.hasPrefix("sha256:"), Unpacked.isDigestHex(id), Sys.isDirectory(layerPath(id)) else { return false }
+        guard OCI.isDigest(diffID), Sys.isDirectory(layerPath(id)) else { return false }
         return (try? layerArchive(id)) != nil
     }
 
@@ -467,7 +469,7 @@ extension ImageStore {
         }
         var layers: [String] = []
         for id in config.rootfs.diff_ids {
-            guard id.hasPrefix("sha256:"), Unpacked.isDigestHex(String(id.dropFirst(7))) else {
+            guard OCI.isDigest(id) else {
                 throw GockerError(.invalidArgument, "\(verb): invalid diff id \"\(id)\"")
             }
             layers.append(String(id.dropFirst(7)))
@@ -585,7 +587,7 @@ struct Unpacked {
 
     /// The path of a blob, from its digest (sha256 only).
     func blobPath(_ digest: String) throws(GockerError) -> String {
-        guard digest.hasPrefix("sha256:"), Self.isDigestHex(String(digest.dropFirst(7))) else {
+        guard OCI.isDigest(digest) else {
             throw GockerError(.invalidArgument, "load: unsupported or invalid digest \"\(digest)\"")
         }
         return "blobs/sha256/" + digest.dropFirst(7)

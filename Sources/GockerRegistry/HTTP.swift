@@ -125,9 +125,6 @@ public struct HTTPResponse: Sendable {
         headers.first { $0.name.lowercased() == name.lowercased() }?.value
     }
 
-    public func headers(_ name: String) -> [String] {
-        headers.filter { $0.name.lowercased() == name.lowercased() }.map(\.value)
-    }
 }
 
 /// One connection: TCP, with TLS over it for https; reads buffered.

@@ -74,7 +74,7 @@ public struct Puller {
         var mediaType = type ?? Self.mediaType(of: bytes)
         if mediaType == OCI.indexType || mediaType == OCI.dockerListType {
             let index = try JSON.decode(OCI.Index.self, from: bytes, what: "the index of \(ref)")
-            for d in index.manifests where !RegistryReference.isDigest(d.digest) {
+            for d in index.manifests where !OCI.isDigest(d.digest) {
                 throw GockerError(.invalidArgument, "\(ref): the index names an invalid digest \"\(d.digest.prefix(80))\"")
             }
             guard let chosen = index.manifests.first(where: { d in
@@ -95,7 +95,7 @@ public struct Puller {
         }
         // Digests become file names; sizes are summed.
         for d in [manifest.config] + manifest.layers {
-            guard RegistryReference.isDigest(d.digest), d.size >= 0, d.size <= 1 << 40 else {
+            guard OCI.isDigest(d.digest), d.size >= 0, d.size <= 1 << 40 else {
                 throw GockerError(.invalidArgument, "\(ref): invalid descriptor \"\(d.digest.prefix(80))\" of \(d.size) bytes")
             }
         }

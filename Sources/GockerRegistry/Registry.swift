@@ -21,7 +21,7 @@ public struct RegistryReference: Sendable, CustomStringConvertible {
         var name = Substring(text)
         if let at = text.firstIndex(of: "@") {
             let d = String(text[text.index(after: at)...])
-            guard Self.isDigest(d) else {
+            guard OCI.isDigest(d) else {
                 throw GockerError(.invalidArgument, "invalid reference format: \"\(text)\"")
             }
             digest = d
@@ -64,12 +64,6 @@ public struct RegistryReference: Sendable, CustomStringConvertible {
         return inet_pton(AF_INET6, host, &v6) == 1 && withUnsafeBytes(of: &v6) { $0.elementsEqual([UInt8](repeating: 0, count: 15) + [1]) }
     }
 
-    /// "sha256:" and 64 lowercase hex digits: the only digests gocker takes
-    /// (they become file names).
-    public static func isDigest(_ d: String) -> Bool {
-        d.hasPrefix("sha256:") && d.utf8.count == 71
-            && d.utf8.dropFirst(7).allSatisfy { ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x61 && $0 <= 0x66) }
-    }
 }
 
 /// A registry's credentials, from docker's config.json (`auths`), where
@@ -474,7 +468,7 @@ public final class RegistryClient {
     /// docker limits them), media type and digest. Asked for by digest, its
     /// bytes must hash to it.
     public func manifest(_ reference: String, shown: String) throws(GockerError) -> (bytes: [UInt8], mediaType: String?, digest: String) {
-        guard RegistryReference.isDigest(reference) || (!reference.contains(":") && (try? ImageReference(parsing: "x:" + reference)) != nil) else {
+        guard OCI.isDigest(reference) || (!reference.contains(":") && (try? ImageReference(parsing: "x:" + reference)) != nil) else {
             throw GockerError(.invalidArgument, "\(shown): invalid manifest reference \"\(reference)\"")
         }
         let (response, body, _) = try Self.retrying { () throws(GockerError) in

@@ -81,11 +81,11 @@ struct HTTPClientTests {
 
 struct DigestAndLoopbackTests {
     @Test func onlySha256HexDigests() {
-        #expect(RegistryReference.isDigest("sha256:" + String(repeating: "0a", count: 32)))
+        #expect(OCI.isDigest("sha256:" + String(repeating: "0a", count: 32)))
         for bad in ["sha256:" + String(repeating: "0A", count: 32), "sha512:" + String(repeating: "a", count: 64),
                     "sha256:/../../../../etc/cron.d/" + String(repeating: "a", count: 34), "sha256:" + String(repeating: "a", count: 63),
                     "latest", "sha256:" + String(repeating: "é", count: 32)] {
-            #expect(!RegistryReference.isDigest(bad), "\(bad)")
+            #expect(!OCI.isDigest(bad), "\(bad)")
         }
     }
 

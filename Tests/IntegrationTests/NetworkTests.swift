@@ -458,6 +458,8 @@ struct PublishedPortTests {
         let start = try box.gocker(["start", "web"])
         #expect(start.status == 0, "\(start.stderr)")
         #expect(FileManager.default.fileExists(atPath: "/sys/class/net/\(br)/bridge"))
+        // httpd listens a moment after `start` returns (on a loaded machine).
+        _ = box.waitFor(5) { (try? get("127.0.0.1", port)) == id }
         #expect(try get("127.0.0.1", port) == id)
         #expect(try box.gocker(["rm", "-f", "web"]).status == 0)
         #expect(try box.gocker(["network", "rm", net]).status == 0)
