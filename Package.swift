@@ -52,10 +52,16 @@ let package = Package(
             pkgConfig: "liblzma",
             providers: [.apt(["liblzma-dev"])]
         ),
+        // libdeflate: a gzip layer that is a whole file, inflated in one call.
+        .systemLibrary(
+            name: "CDeflate",
+            pkgConfig: "libdeflate",
+            providers: [.apt(["libdeflate-dev"])]
+        ),
         // OCI types, errors, system-call wrappers, ids and names, the state and image stores.
         .target(
             name: "GockerCore",
-            dependencies: ["CGockerCore", "CZlib", "CLzma"]
+            dependencies: ["CGockerCore", "CZlib", "CLzma", "CDeflate"]
         ),
         // The system's libcgroup (Debian libcgroup-dev).
         .systemLibrary(

@@ -21,7 +21,8 @@ cd "$(dirname "$0")"
 # (linked statically); libssl-dev for its libcrypto, the SHA-256 of image
 # and layer digests, and its libssl, TLS to registries (both linked
 # statically); zlib
-# and liblzma read gzip and xz image tarballs (`gocker import`); procps the
+# and liblzma read gzip and xz image tarballs, libdeflate inflates a gzip
+# layer that is a whole file in one call (statically linked too) (`gocker import`); procps the
 # host's ps for `gocker top CONTAINER OPTIONS`; qemu-system-x86 and cpio boot the static binary on a pure cgroup
 # v2 kernel (Tests/IntegrationTests/CgroupV2VMTests.swift); containerd (with
 # runc) is what the tests import a `gocker save` archive into; strace shows
@@ -31,7 +32,7 @@ cd "$(dirname "$0")"
 # (the distribution registry) is the registry the tests start on loopback,
 # skopeo puts images into it that gocker did not write, and openssl makes
 # the tests' own CA and certificates.
-PACKAGES=(busybox-static libcgroup-dev libseccomp-dev libssl-dev pkg-config zlib1g-dev liblzma-dev procps qemu-system-x86 cpio containerd strace gcc libc6-dev nftables iproute2 podman docker-registry skopeo openssl)
+PACKAGES=(busybox-static libcgroup-dev libseccomp-dev libssl-dev pkg-config zlib1g-dev liblzma-dev libdeflate-dev procps qemu-system-x86 cpio containerd strace gcc libc6-dev nftables iproute2 podman docker-registry skopeo openssl)
 
 deps() {
     local missing=()

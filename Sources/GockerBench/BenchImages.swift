@@ -243,16 +243,21 @@ public struct ImagesResult: Codable, Sendable, Equatable {
     public var warmup: Int
     public var interruptedBy: Int32?
     public var operations: [ImagesOperation]
+    /// `--pull`: the image's layers, one tree each (the tree's figures
+    /// are their sums; the tar and gzip sizes too).
+    public var layers: Int?
 
     /// What `gocker bench --images` prints on stdout.
     public func table() -> String {
         let fixed = Timings.fixed
         let mb = ImagesBench.megabytes
-        var out = "gocker bench --images: a tree of \(mb(tree.bytes)) MB in \(tree.files) files, \(tree.directories) directories "
+        var out = layers.map { "gocker bench --pull: an image of \($0) layers holding " } ?? "gocker bench --images: a tree of "
+        out += "\(mb(tree.bytes)) MB in \(tree.files) files, \(tree.directories) directories "
         out += "and \(tree.symlinks) symlinks (seed \(seed)); its tar \(mb(tarBytes)) MB, gzip \(mb(gzipBytes)) MB\n"
         out += "each side run \(count) time\(count == 1 ? "" : "s")"
         out += warmup > 0 ? " after \(warmup) warm-up" : ""
-        out += ", gocker then its pipeline, in turn; Linux \(machine.kernel), \(machine.cpus) CPUs, \(machine.date.prefix(19))Z\n"
+        out += layers == nil ? ", gocker then its pipeline, in turn" : ", gocker then skopeo, in turn, from a docker-registry on 127.0.0.1"
+        out += "; Linux \(machine.kernel), \(machine.cpus) CPUs, \(machine.date.prefix(19))Z\n"
         out += "median wall time in s, from spawn to reap; ratio: gocker over the pipeline; RSS: gocker's peak (wait4)\n\n"
         var rows = [["operation", "n", "gocker s", "pipeline s", "ratio", "gocker RSS MB"]]
         for op in operations {

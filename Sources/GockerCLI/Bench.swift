@@ -34,13 +34,20 @@ struct Bench: ParsableCommand {
             each pair is timed -n times (default 3) after --warmup pairs that put both \
             sides' input in the page cache; the table shows medians, the ratio and \
             gocker's peak RSS.
+
+            --pull times `gocker pull` against `skopeo copy` to an OCI directory of the \
+            same image: one of --layers layers (default 4) holding a generated tree of \
+            about --size bytes in all (default 512m), gzip-compressed, pushed by skopeo \
+            to a docker-registry the bench starts on a free port of 127.0.0.1 (Debian's \
+            docker-registry and skopeo packages). skopeo downloads and checks the blobs; \
+            gocker also unpacks them into an empty data root. Pairs as with --images.
             """
     )
 
     @OptionGroup var global: GlobalOptions
 
     @Option(name: .customShort("n"), help: ArgumentHelp(
-        "Timed starts per row (default 100); with --images, timed runs of each side (default 3).", valueName: "n"))
+        "Timed starts per row (default 100); with --images or --pull, timed runs of each side (default 3).", valueName: "n"))
     var count: Int?
 
     @Option(help: ArgumentHelp("Untimed starts per row first.", valueName: "n"))
@@ -65,8 +72,15 @@ struct Bench: ParsableCommand {
     @Flag(help: "Time import, load, save, commit and export against pipelines of standard tools on a generated tree.")
     var images = false
 
-    @Option(help: ArgumentHelp("With --images: about how much the tree holds (k, m, g; default 256m).", valueName: "size"))
+    @Option(help: ArgumentHelp("With --images or --pull: about how much the tree holds (k, m, g; default 256m, or 512m).",
+                               valueName: "size"))
     var size: String?
+
+    @Flag(help: "Time gocker pull against skopeo copy of a generated multi-layer image from a local registry.")
+    var pull = false
+
+    @Option(help: ArgumentHelp("With --pull: the image's layers (default 4).", valueName: "n"))
+    var layers: Int?
 
     @Option(help: ArgumentHelp("Write every sample and the summary as JSON to this file.", valueName: "file"))
     var json: String?
@@ -78,11 +92,15 @@ struct Bench: ParsableCommand {
         guard (count ?? 1) >= 1 else { throw ValidationError("-n must be at least 1") }
         for b in bundle where b.isEmpty { throw ValidationError("--bundle needs a directory") }
         if writeBundle?.isEmpty == true { throw ValidationError("--write-bundle needs a directory") }
-        if size != nil && !images { throw ValidationError("--size goes with --images") }
-        if images {
+        if size != nil && !images && !pull { throw ValidationError("--size goes with --images or --pull") }
+        if layers != nil && !pull { throw ValidationError("--layers goes with --pull") }
+        if images && pull { throw ValidationError("--images and --pull are two benches: give one") }
+        if let layers, !(1...64).contains(layers) { throw ValidationError("--layers must be between 1 and 64") }
+        if images || pull {
+            let mode = images ? "--images" : "--pull"
             for (given, name) in [(!runtime.isEmpty, "--runtime"), (matrix, "--matrix"), (!bundle.isEmpty, "--bundle"),
                                   (parallel != 1, "--parallel"), (svg != nil, "--svg"), (writeBundle != nil, "--write-bundle")] where given {
-                throw ValidationError("\(name) does not go with --images")
+                throw ValidationError("\(name) does not go with \(mode)")
             }
             if let size {
                 guard let bytes = try? ResourceFlags.parseSize(size, flag: "--size"), bytes >= 1 << 10 else {
@@ -101,7 +119,7 @@ struct Bench: ParsableCommand {
             try GockerBench.Bench.writeCanonicalBundle(to: writeBundle, dataRoot: global.dataRoot, stateRoot: global.stateRoot)
             return
         }
-        if images { return try runImages() }
+        if images || pull { return try runImages() }
         var options = GockerBench.Bench.Options(dataRoot: global.dataRoot, stateRoot: global.stateRoot,
                                                 gocker: GockerBench.Bench.selfPath())
         options.count = count ?? 100
@@ -131,11 +149,21 @@ struct Bench: ParsableCommand {
     }
 
     func runImages() throws {
-        var options = ImagesBench.Options(dataRoot: global.dataRoot, gocker: GockerBench.Bench.selfPath())
-        options.count = count ?? 3
-        options.warmup = warmup
-        if let size { options.size = try ResourceFlags.parseSize(size, flag: "--size") }
-        let result = try ImagesBench(options).run(progress: Self.progress)
+        let result: ImagesResult
+        if pull {
+            var options = PullBench.Options(dataRoot: global.dataRoot, gocker: GockerBench.Bench.selfPath())
+            options.count = count ?? 3
+            options.warmup = warmup
+            if let size { options.size = try ResourceFlags.parseSize(size, flag: "--size") }
+            if let layers { options.layers = layers }
+            result = try PullBench(options).run(progress: Self.progress)
+        } else {
+            var options = ImagesBench.Options(dataRoot: global.dataRoot, gocker: GockerBench.Bench.selfPath())
+            options.count = count ?? 3
+            options.warmup = warmup
+            if let size { options.size = try ResourceFlags.parseSize(size, flag: "--size") }
+            result = try ImagesBench(options).run(progress: Self.progress)
+        }
         print(result.table(), terminator: "")
         if let json {
             try performing("write \(json)") { () throws(SystemCallError) in

@@ -19,15 +19,12 @@ struct PullArguments: ParsableArguments {
     func run() throws {
         let ref = try RegistryReference(parsing: name)
         let platform = try PlatformChoice(parsing: platform)
-        let progress = ProgressLine("Downloading", quiet: quiet)
-        defer { progress.end() }
+        let board = LayerBoard(fd: 1, quiet: quiet)
         var puller = Puller(store: global.engine.images, platform: platform, timeout: Self.timeout) { line in
-            progress.end()
-            if !quiet { print(line) }
+            if !quiet { board.say(line) }
         }
-        puller.progress = { done, _ in progress.update(UInt64(done)) }
+        puller.layer = board.update
         try puller.pull(ref)
-        progress.end()
         print(ref.description)
     }
 
@@ -38,10 +35,10 @@ struct PullArguments: ParsableArguments {
         try RunLine.checkPull(line.pull, from: "GOCKER_PULL")
         func pull() throws {
             let ref = try RegistryReference(parsing: line.request.image)
-            let puller = Puller(store: line.engine.images, platform: try PlatformChoice(parsing: nil), timeout: timeout) { text in
-                let out = text + "\n"
-                _ = out.withCString { write(2, $0, strlen($0)) }
-            }
+            let board = LayerBoard(fd: 2, quiet: false)
+            var puller = Puller(store: line.engine.images, platform: try PlatformChoice(parsing: nil), timeout: timeout,
+                                output: board.say)
+            puller.layer = board.update
             try puller.pull(ref)
         }
         if line.pull == "always" { try pull() }
@@ -201,4 +198,81 @@ struct ImagePush: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "push", abstract: "Upload an image to a registry.")
     @OptionGroup var arguments: PushArguments
     func run() throws { try arguments.run() }
+}
+
+/// docker's lines of a pull's layers. On a terminal, one line per layer,
+/// redrawn in place as it changes ("a1b2c3d4e5f6: Downloading [=====>   ]
+/// 12.5MB/56.2MB"); elsewhere, a line per change of state and none for
+/// bytes. `quiet`: nothing.
+final class LayerBoard {
+    private let fd: Int32
+    private let quiet: Bool
+    private let live: Bool
+    private var ids: [String] = []
+    private var drawn: [String: String] = [:]
+    private var lastDraw: [String: Double] = [:]
+
+    init(fd: Int32, quiet: Bool) {
+        self.fd = fd
+        self.quiet = quiet
+        live = !quiet && isatty(fd) == 1
+    }
+
+    /// A line of its own, below the layers'.
+    func say(_ line: String) {
+        if !quiet { emit(line + "\n") }
+    }
+
+    func update(_ id: String, _ state: Puller.LayerState) {
+        guard !quiet else { return }
+        guard live else {
+            switch state {
+            case .downloading, .extracting: break
+            default: emit("\(id): \(state.words)\n")
+            }
+            return
+        }
+        let text = Self.line(id, state)
+        guard let row = ids.firstIndex(of: id) else {
+            ids.append(id)
+            drawn[id] = text
+            emit(text + "\n")
+            return
+        }
+        // Bytes are redrawn at most ten times a second; a new state at once.
+        let now = Self.now()
+        if case .downloading(let done, let total) = state, done < total, now - (lastDraw[id] ?? 0) < 0.1 { return }
+        guard drawn[id] != text else { return }
+        lastDraw[id] = now
+        drawn[id] = text
+        let up = ids.count - row
+        emit("\u{1B}[\(up)A\r\u{1B}[2K" + text + "\u{1B}[\(up)B\r")
+    }
+
+    /// docker's line of a layer: its id, its state, and a bar of 50 with the
+    /// bytes while it downloads.
+    static func line(_ id: String, _ state: Puller.LayerState) -> String {
+        guard case .downloading(let done, let total) = state, total > 0 else { return "\(id): \(state.words)" }
+        let filled = Int(min(done, total) * 50 / total)
+        let bar = String(repeating: "=", count: max(0, filled - 1)) + (filled > 0 ? ">" : "")
+            + String(repeating: " ", count: 50 - filled)
+        return "\(id): Downloading [\(bar)]  \(HumanUnits.size(done))/\(HumanUnits.size(total))"
+    }
+
+    private static func now() -> Double {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+    }
+
+    private func emit(_ text: String) {
+        var text = text
+        text.withUTF8 { raw in
+            var off = 0
+            while off < raw.count {
+                let n = write(fd, raw.baseAddress! + off, raw.count - off)
+                if n > 0 { off += n } else if n < 0 && errno == EINTR { continue } else { return }
+            }
+        }
+    }
 }

@@ -158,3 +158,45 @@ final class BackgroundThread: @unchecked Sendable {
         pthread_cond_broadcast(changed)
     }
 }
+
+/// A one-time signal between threads: opened once, with an outcome (none,
+/// or the error that stands for the work it waited on); `wait` blocks until
+/// it is open, and any number of threads may wait.
+public final class Gate: @unchecked Sendable {
+    private let lock = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+    private let changed = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
+    private var isOpen = false
+    private var failure: GockerError?
+
+    public init() {
+        pthread_mutex_init(lock, nil)
+        pthread_cond_init(changed, nil)
+    }
+
+    deinit {
+        pthread_cond_destroy(changed)
+        pthread_mutex_destroy(lock)
+        changed.deallocate()
+        lock.deallocate()
+    }
+
+    /// Opens it (a second time changes nothing).
+    public func open(_ error: GockerError? = nil) {
+        pthread_mutex_lock(lock)
+        if !isOpen {
+            isOpen = true
+            failure = error
+            pthread_cond_broadcast(changed)
+        }
+        pthread_mutex_unlock(lock)
+    }
+
+    /// Returns once it is open; throws the error it was opened with.
+    public func wait() throws(GockerError) {
+        pthread_mutex_lock(lock)
+        while !isOpen { pthread_cond_wait(changed, lock) }
+        let error = failure
+        pthread_mutex_unlock(lock)
+        if let error { throw error }
+    }
+}

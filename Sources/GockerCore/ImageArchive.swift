@@ -38,12 +38,27 @@ public enum OCI {
         public var size: Int64
         public var annotations: [String: String]?
         public var platform: Platform?
+
+        public init(mediaType: String?, digest: String, size: Int64, annotations: [String: String]? = nil,
+                    platform: Platform? = nil) {
+            self.mediaType = mediaType
+            self.digest = digest
+            self.size = size
+            self.annotations = annotations
+            self.platform = platform
+        }
     }
 
     public struct Index: Codable, Sendable {
         public var schemaVersion: Int
         public var mediaType: String?
         public var manifests: [Descriptor]
+
+        public init(schemaVersion: Int = 2, mediaType: String? = nil, manifests: [Descriptor]) {
+            self.schemaVersion = schemaVersion
+            self.mediaType = mediaType
+            self.manifests = manifests
+        }
     }
 
     public struct Manifest: Codable, Sendable {
@@ -51,11 +66,23 @@ public enum OCI {
         public var mediaType: String?
         public var config: Descriptor
         public var layers: [Descriptor]
+
+        public init(schemaVersion: Int = 2, mediaType: String? = nil, config: Descriptor, layers: [Descriptor]) {
+            self.schemaVersion = schemaVersion
+            self.mediaType = mediaType
+            self.config = config
+            self.layers = layers
+        }
     }
 
     public struct RootFS: Codable, Sendable {
         public var type: String
         public var diff_ids: [String]
+
+        public init(type: String = "layers", diff_ids: [String]) {
+            self.type = type
+            self.diff_ids = diff_ids
+        }
     }
 
     /// An image config (OCI's, which docker's extends; unknown fields are ignored).
@@ -376,12 +403,13 @@ extension ImageStore {
     /// already), stored as `load` stores one, its id its config's digest
     /// (as docker's is). A layer the store has already (`hasLayer`) needs no
     /// blob. Messages begin "pull:".
+    /// `feed`: how a layer's blob comes while others are extracted.
     public func storePulled(_ config: OCI.ImageConfigFile, bytes: [UInt8], digest: String, layers: [OCI.Descriptor],
-                            names: [ImageReference], staging: String) throws(GockerError) -> ImageRecord {
+                            names: [ImageReference], staging: String, feed: LayerFeed? = nil) throws(GockerError) -> ImageRecord {
         let files = layers.map { "blobs/sha256/" + $0.digest.dropFirst(7) }
         let kept = layers.map { LayerArchive(digest: $0.digest, size: $0.size, mediaType: nil) }
         let image = try store(config, layerFiles: files, checked: kept, names: names, in: Unpacked(root: staging),
-                              verb: "pull", id: String(digest.dropFirst(7))) { _ in }
+                              verb: "pull", id: String(digest.dropFirst(7)), feed: feed) { _ in }
         let path = configPath(image.id)
         if !Sys.exists(path), SHA256.hash(bytes).hex == image.id {
             try performing("pull: keep the config of \(image.shortID)") { () throws(SystemCallError) in
@@ -456,7 +484,7 @@ extension ImageStore {
     /// failure removes again.
     /// `checked`: the layer files' digests, verified already (OCI blobs).
     private func store(_ config: OCI.ImageConfigFile, layerFiles: [String], checked: [LayerArchive]?, names: [ImageReference],
-                       in unpacked: Unpacked, verb: String = "load", id: String? = nil,
+                       in unpacked: Unpacked, verb: String = "load", id: String? = nil, feed: LayerFeed? = nil,
                        output: (String) -> Void) throws(GockerError) -> ImageRecord {
         func said(_ error: GockerError) -> GockerError {
             var e = Self.asLoad(error)
@@ -489,6 +517,7 @@ extension ImageStore {
             let file = layerFiles[i]
             let want = layers[i]
             if Sys.isDirectory(layerPath(want)), try layerArchive(want) != nil { return false }
+            try feed?.ready(i)
             let input = try unpacked.open(file)
             let layerInput: LayerInput
             do throws(GockerError) {
@@ -528,25 +557,28 @@ extension ImageStore {
             // The layers are extracted on as many threads as there are
             // CPUs (at most 4), each taking the next layer left: a layer is
             // a single stream (inflate, hash, files), and an image's layers
-            // are independent.
+            // are independent. A layer listed twice is extracted once.
+            var seen = Set<String>()
+            let unique = layers.indices.filter { seen.insert(layers[$0]).inserted }
             let state = Mutex<(next: Int, made: [String], error: GockerError?)>((0, [], nil))
             let work = { () -> Void in
                 while true {
                     let i: Int? = state.withLock { s in
-                        guard s.error == nil, s.next < layerFiles.count else { return nil }
+                        guard s.error == nil, s.next < unique.count else { return nil }
                         s.next += 1
-                        return s.next - 1
+                        return unique[s.next - 1]
                     }
                     guard let i else { return }
                     do throws(GockerError) {
                         let isNew = try one(i)
                         if isNew { state.withLock { $0.made.append(layers[i]) } }
+                        feed?.extracted(i)
                     } catch {
                         state.withLock { if $0.error == nil { $0.error = error } }
                     }
                 }
             }
-            let cpus = max(1, min(Sys.onlineCPUs, 4, layerFiles.count))
+            let cpus = max(1, min(Sys.onlineCPUs, 4, unique.count))
             let helpers = (1..<cpus).map { _ in Background(work) }
             work()
             for h in helpers { h.value() }
@@ -571,6 +603,19 @@ extension ImageStore {
             undo()
             throw error
         }
+    }
+}
+
+/// How a pull's layers come to `storePulled` while it extracts others:
+/// `ready(i)` returns once layer i's blob is in the staging directory (or
+/// throws why it will not be), `extracted(i)` says a layer is stored.
+public struct LayerFeed {
+    public var ready: (Int) throws(GockerError) -> Void
+    public var extracted: (Int) -> Void
+
+    public init(ready: @escaping (Int) throws(GockerError) -> Void, extracted: @escaping (Int) -> Void) {
+        self.ready = ready
+        self.extracted = extracted
     }
 }
 
@@ -655,5 +700,13 @@ struct Unpacked {
         guard wrong.isEmpty else {
             throw GockerError(.invalidArgument, "load: blob \(d.digest): \(wrong.joined(by: "; "))")
         }
+    }
+}
+
+extension OCI.ImageConfigFile {
+    /// A config of these layers alone (the memberwise one stays for this module).
+    public init(architecture: String, os: String, config: ImageConfig?, rootfs: OCI.RootFS) {
+        self.init(created: nil, author: nil, architecture: architecture, os: os, variant: nil, config: config,
+                  rootfs: rootfs, history: nil, comment: nil)
     }
 }

@@ -1,5 +1,6 @@
 import Glibc
 import GockerCore
+import Synchronization
 
 /// A platform as `--platform` gives it: os/arch[/variant].
 public struct PlatformChoice: Sendable, CustomStringConvertible {
@@ -50,8 +51,28 @@ public struct Puller {
     /// Each line docker prints for a pull ("<tag>: Pulling from <repo>",
     /// "<layer>: Pull complete", "Digest: ...", "Status: ...").
     public var output: (String) -> Void
-    /// Bytes of layers received, as they come (a progress line's).
-    public var progress: (Int64, Int64) -> Void = { _, _ in }
+    /// Each layer's state as it changes (its short id, the state), one
+    /// call at a time: the lines docker draws per layer.
+    public var layer: (String, LayerState) -> Void = { _, _ in }
+
+    /// A layer's state, in docker's words.
+    public enum LayerState: Sendable, Equatable {
+        case waiting
+        /// Bytes received of the blob's.
+        case downloading(Int64, Int64)
+        case downloaded, extracting, complete, exists
+
+        public var words: String {
+            switch self {
+            case .waiting: return "Pulling fs layer"
+            case .downloading: return "Downloading"
+            case .downloaded: return "Download complete"
+            case .extracting: return "Extracting"
+            case .complete: return "Pull complete"
+            case .exists: return "Already exists"
+            }
+        }
+    }
     public var timeout: Int
 
     public init(store: ImageStore, platform: PlatformChoice, timeout: Int = 60, output: @escaping (String) -> Void) {
@@ -135,56 +156,110 @@ public struct Puller {
         }
         defer { try? Sys.removeAll(staging) }
 
-        let total = manifest.layers.reduce(Int64(0)) { $0 + $1.size }
-        var received: Int64 = 0
-        var fetched = 0
-        var downloaded = Set<String>()
-        for (i, layer) in manifest.layers.enumerated() {
-            let short = String(layer.digest.dropFirst(7).prefix(12))
-            // A layer the store has, or one this pull fetched already (a
-            // manifest may list one twice).
-            if store.hasLayer(diffID: config.rootfs.diff_ids[i]) || downloaded.contains(layer.digest) {
-                output("\(short): Already exists")
-                received += layer.size
-                progress(received, total)
-                continue
-            }
-            let path = staging + "/blobs/sha256/" + layer.digest.dropFirst(7)
+        let said = Mutex(())
+        func tell(_ id: String, _ state: LayerState) { said.withLock { _ in layer(id, state) } }
+        /// One blob into the staging directory, checked; `check` is asked
+        /// before each piece is written (another download failed).
+        func fetchBlob(_ blob: OCI.Descriptor, short: String, client: RegistryClient,
+                       check: () throws(GockerError) -> Void) throws(GockerError) {
+            let path = staging + "/blobs/sha256/" + blob.digest.dropFirst(7)
             let fd = try performing("pull: create \(path)") { () throws(SystemCallError) in
                 try Sys.open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
             }
             defer { Sys.close(fd) }
-            var mine: Int64 = 0
-            try client.blob(layer, restart: { () throws(GockerError) in
+            var received: Int64 = 0
+            try client.blob(blob, restart: { () throws(GockerError) in
                 // The registry sent it all again: the file starts over.
                 try performing("pull: truncate \(path)") { () throws(SystemCallError) in
                     try Sys.check("ftruncate", path: path) { ftruncate(fd, 0) }
                     try Sys.check("lseek", path: path) { lseek(fd, 0, SEEK_SET) }
                 }
-                received -= mine
-                mine = 0
+                received = 0
             }) { (piece) throws(GockerError) in
+                try check()
                 try performing("pull: write \(path)") { () throws(SystemCallError) in
                     try Sys.writeAll(fd, piece, path: path)
                 }
-                mine += Int64(piece.count)
                 received += Int64(piece.count)
-                progress(received, total)
+                tell(short, .downloading(received, blob.size))
             }
-            fetched += 1
-            downloaded.insert(layer.digest)
-            output("\(short): Pull complete")
         }
+
+        // What this pull downloads: each blob the store lacks, once (a
+        // manifest may list one twice); each has a gate its extraction
+        // waits at.
+        let short = manifest.layers.map { String($0.digest.dropFirst(7).prefix(12)) }
+        var pending: [String: Gate] = [:]
+        var wanted: [(index: Int, layer: OCI.Descriptor)] = []
+        var listed = Set<String>()
+        for (i, layer) in manifest.layers.enumerated() where listed.insert(layer.digest).inserted {
+            if store.hasLayer(diffID: config.rootfs.diff_ids[i]) {
+                tell(short[i], .exists)
+            } else {
+                pending[layer.digest] = Gate()
+                wanted.append((i, layer))
+                tell(short[i], .waiting)
+            }
+        }
+        let gates = pending
+        let fetch = wanted
+        let shared = Mutex<(next: Int, failure: GockerError?)>((0, nil))
+        /// Each download's thread: the next blob left, until none is or
+        /// one failed (then every gate left opens with that failure).
+        func download(_ client: RegistryClient) {
+            while true {
+                let (k, failure): (Int?, GockerError?) = shared.withLock { s in
+                    guard s.next < fetch.count else { return (nil, nil) }
+                    s.next += 1
+                    return (s.next - 1, s.failure)
+                }
+                guard let k else { return }
+                let (i, layer) = fetch[k]
+                if let failure {
+                    gates[layer.digest]!.open(failure)
+                    continue
+                }
+                do throws(GockerError) {
+                    try fetchBlob(layer, short: short[i], client: client) { () throws(GockerError) in
+                        if let failure = shared.withLock({ $0.failure }) { throw failure }
+                    }
+                    tell(short[i], .downloaded)
+                    gates[layer.digest]!.open()
+                } catch {
+                    shared.withLock { if $0.failure == nil { $0.failure = error } }
+                    gates[layer.digest]!.open(error)
+                }
+            }
+        }
+        // Up to three blobs at a time (docker's default), each on a
+        // connection of its own, while the layers already here are
+        // extracted.
+        let helpers = (0..<min(3, fetch.count)).map { _ in
+            let own = client.sibling()
+            return Background { download(own) }
+        }
+        defer {
+            shared.withLock { if $0.failure == nil { $0.failure = GockerError(.system, "pull: stopped") } }
+            for h in helpers { h.value() }
+        }
+        let feed = LayerFeed(ready: { (i) throws(GockerError) in
+            if let gate = gates[manifest.layers[i].digest] {
+                try gate.wait()
+                tell(short[i], .extracting)
+            }
+        }, extracted: { i in
+            if gates[manifest.layers[i].digest] != nil { tell(short[i], .complete) }
+        })
         let names = ref.digest == nil ? [ref.local] : []
         let existed = (try? store.lookup(ref.local.description))?.0
         let had = (try? store.image(id: String(manifest.config.digest.dropFirst(7)))) != nil
         let image = try store.storePulled(config, bytes: configBytes, digest: manifest.config.digest, layers: manifest.layers,
-                                          names: names, staging: staging)
+                                          names: names, staging: staging, feed: feed)
         try store.addRepoDigest(ref.local.name + "@" + named, to: image.id)
         output("Digest: \(named)")
         // docker's familiar name: "alpine:latest", "host:5000/repo:tag", "repo@sha256:...".
         let shown = ref.digest.map { ref.local.name + "@" + $0 } ?? ref.local.description
-        if had && fetched == 0 && (ref.digest != nil || existed?.id == image.id) {
+        if had && fetch.isEmpty && (ref.digest != nil || existed?.id == image.id) {
             output("Status: Image is up to date for \(shown)")
         } else {
             output("Status: Downloaded newer image for \(shown)")

@@ -265,6 +265,18 @@ public final class RegistryClient {
         signal(SIGPIPE, SIG_IGN)
     }
 
+    /// Another client of the same repository, with the endpoint and the
+    /// authorisation this one found: a connection of its own for a
+    /// download beside this one's.
+    public func sibling() -> RegistryClient {
+        let other = RegistryClient(registry: registry, repository: repository, credentials: credentials, timeout: http.timeout)
+        other.base = base
+        other.authorization = authorization
+        other.actions = actions
+        other.readable = readable
+        return other
+    }
+
     /// The API's host: docker.io's is registry-1.docker.io.
     var apiHost: String { registry == "docker.io" ? "registry-1.docker.io" : registry }
 

@@ -130,11 +130,64 @@ struct TarReaderTests {
         // Misleading names: the content decides.
         let gz = try TarMaker.make(Self.entries, in: tmp.path, name: "b.tar", compression: "gz")
         let xz = try TarMaker.make(Self.entries, in: tmp.path, name: "c.tgz", compression: "xz")
-        #expect(try FileSource(path: gz).decompressed() is GzipSource)
+        // A gzip file is inflated whole (libdeflate); the same bytes from a
+        // pipe stream through zlib.
+        #expect(try FileSource(path: gz).decompressed() is InflatedSource)
+        let piped = FileSource(descriptor: try Self.pipe(from: gz), name: "pipe")
+        #expect(try piped.decompressed() is GzipSource)
         #expect(try FileSource(path: xz).decompressed() is XZSource)
         let expected = try readAll(plain).map { "\($0.0.name) \($0.1)" }
         #expect(try readAll(gz).map { "\($0.0.name) \($0.1)" } == expected)
         #expect(try readAll(xz).map { "\($0.0.name) \($0.1)" } == expected)
+    }
+
+    /// A pipe whose other end a thread fills with `path`'s bytes.
+    static func pipe(from path: String) throws -> Int32 {
+        var fds: [Int32] = [0, 0]
+        guard Glibc.pipe(&fds) == 0 else { throw GockerError(.system, "pipe") }
+        let bytes = try Sys.readFile(path)
+        let writer = fds[1]
+        Thread.detachNewThread {
+            _ = bytes.withUnsafeBytes { Glibc.write(writer, $0.baseAddress, $0.count) }
+            Glibc.close(writer)
+        }
+        return fds[0]
+    }
+
+    @Test func wholeGzipFilesInflateAsZlibsStreamDoes() throws {
+        let tmp = try TempDir()
+        let gz = try TarMaker.make(Self.entries, in: tmp.path, name: "one.tar", compression: "gz")
+        let plain = try TarMaker.make(Self.entries, in: tmp.path, name: "plain.tar")
+        let content = try Sys.readFile(plain)
+        do {
+            let whole = try FileSource(path: gz).decompressed()
+            #expect(whole is InflatedSource)
+            var out: [UInt8] = []
+            let chunk = UnsafeMutableRawBufferPointer.allocate(byteCount: 1000, alignment: 8)
+            defer { chunk.deallocate() }
+            while case let n = try whole.read(into: chunk), n > 0 { out += chunk[0..<n] }
+            #expect(out == content)
+        }
+
+        // Two members (gzip a; gzip b; cat): zlib's stream reads both.
+        let twice = tmp.path + "/two.gz"
+        try Sys.writeFileAtomic(twice, try Sys.readFile(gz) + Sys.readFile(gz))
+        let two = try FileSource(path: twice).decompressed()
+        #expect(two is GzipSource)
+        var both: [UInt8] = []
+        let chunk = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 16, alignment: 8)
+        defer { chunk.deallocate() }
+        while case let n = try two.read(into: chunk), n > 0 { both += chunk[0..<n] }
+        #expect(both == content + content)
+
+        // A damaged one: zlib's stream, and its error.
+        var bad = try Sys.readFile(gz)
+        bad[bad.count / 2] ^= 0xff
+        let broken = tmp.path + "/bad.gz"
+        try Sys.writeFileAtomic(broken, bad)
+        let damaged = try FileSource(path: broken).decompressed()
+        #expect(damaged is GzipSource)
+        #expect(throws: GockerError.self) { while try damaged.read(into: chunk) > 0 {} }
     }
 
     @Test func digestIsTheSHA256OfTheUncompressedStream() throws {

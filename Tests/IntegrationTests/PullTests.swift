@@ -109,6 +109,70 @@ struct PullTests {
         #expect(try gocker(box, ["rmi", name, copy]).status == 0)
     }
 
+    /// An image of three layers (busybox's and two committed on it), pushed,
+    /// into stores that have none of them: the layers download (several at
+    /// a time) while the first are extracted, with docker's lines per
+    /// layer, or a board redrawn in place on a terminal. A blob tampered
+    /// with in the registry fails the pull after the layers before it were
+    /// extracted: those go again, and nothing is left.
+    @Test func aLayeredPullExtractsWhileItDownloadsAndAFailureLeavesNothing() throws {
+        let box = try Sandbox()
+        defer { box.expectNothingLeft() }
+        let registry = try PrivateRegistry(in: box)
+        let name = registry.host + "/test/layered:1"
+        for (i, (from, to)) in [("busybox", "layered-1"), ("layered-1", name)].enumerated() {
+            let made = try gocker(box, ["run", "--name", "layer-\(i)", "--network", "none", from, "sh", "-c",
+                                        "echo \(i) > /file-\(i); mkdir -p /dir-\(i)/sub"])
+            try #require(made.status == 0, "\(made.stderr)")
+            try #require(try gocker(box, ["commit", "layer-\(i)", to]).status == 0)
+            #expect(try gocker(box, ["rm", "layer-\(i)"]).status == 0)
+        }
+        let push = try gocker(box, ["push", name])
+        try #require(push.status == 0, "\(push.stderr)")
+        #expect(try gocker(box, ["rmi", name, "layered-1"]).status == 0)
+
+        // Lines per layer where stdout is no terminal, each layer's in order.
+        let fresh = ["GOCKER_DATA_ROOT": box.dir + "/fresh"]
+        defer { _ = try? gocker(box, ["rmi", name], environment: fresh) }
+        let pull = try gocker(box, ["pull", name], environment: fresh)
+        #expect(pull.status == 0, "\(pull.stderr)")
+        let lines = pull.stdout.split(separator: "\n").map(String.init)
+        let layers = Set(lines.compactMap { $0.hasSuffix(": Pulling fs layer") ? $0.prefix(12) : nil })
+        #expect(layers.count == 3, "\(pull.stdout)")
+        for id in layers {
+            let states = lines.filter { $0.hasPrefix(id + ": ") }.map { $0.dropFirst(14) }
+            #expect(states == ["Pulling fs layer", "Download complete", "Pull complete"], "\(pull.stdout)")
+        }
+        let run = try gocker(box, ["run", "--rm", "--network", "none", name, "sh", "-c", "cat /file-0 /file-1; ls -d /dir-*/sub"],
+                             environment: fresh)
+        #expect(run.status == 0 && run.stdout == "0\n1\n/dir-0/sub\n/dir-1/sub\n", "\(run.stdout) \(run.stderr)")
+
+        // On a terminal: a line per layer, redrawn in place (cursor up), and
+        // the bar while bytes come.
+        let tty = ["GOCKER_DATA_ROOT": box.dir + "/tty", "DOCKER_CONFIG": box.dir + "/docker"]
+        let drawn = try box.gocker(["-qec", "\(Sandbox.binary) pull \(name)", "/dev/null"], binary: "/usr/bin/script", environment: tty)
+        #expect(drawn.status == 0, "\(drawn.stdout)")
+        #expect(drawn.stdout.contains(": Downloading [") && drawn.stdout.contains("\u{1B}[") && drawn.stdout.contains(": Pull complete"),
+                "\(drawn.stdout.debugDescription)")
+        #expect(try gocker(box, ["rmi", name], environment: tty).status == 0)
+
+        // The last layer's blob changed in the registry (its size kept).
+        let manifest = try registry.manifest("test/layered", "1")
+        let document = try JSONSerialization.jsonObject(with: Data(manifest.body.utf8)) as? [String: Any]
+        let last = try #require((document?["layers"] as? [[String: Any]])?.last?["digest"] as? String)
+        let hex = String(last.dropFirst(7))
+        let data = registry.dir + "/storage/docker/registry/v2/blobs/sha256/\(hex.prefix(2))/\(hex)/data"
+        var bytes = try Data(contentsOf: URL(fileURLWithPath: data))
+        bytes[bytes.count / 2] ^= 0xFF
+        try bytes.write(to: URL(fileURLWithPath: data))
+        let broken = box.dir + "/broken"
+        expectRefused(try gocker(box, ["pull", name], environment: ["GOCKER_DATA_ROOT": broken]), "blob \(last): digest mismatch")
+        for dir in ["images", "layers", "archives"] {
+            #expect(box.list(broken + "/image/" + dir).isEmpty, "\(dir): \(box.list(broken + "/image/" + dir))")
+        }
+        #expect(!box.list(broken + "/image").contains { $0.hasPrefix(".tmp-pull-") })
+    }
+
     @Test func runAndCreatePullAMissingImage() throws {
         let box = try Sandbox()
         defer { box.expectNothingLeft() }

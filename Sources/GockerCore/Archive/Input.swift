@@ -1,6 +1,8 @@
+import CDeflate
 import CLzma
 import CZlib
 import Glibc
+import Synchronization
 
 /// A stream of bytes: a file, or the decompressed content of one.
 public protocol ByteSource: AnyObject {
@@ -115,9 +117,88 @@ public final class FileSource: ByteSource {
     public func decompressed() throws(GockerError) -> any ByteSource {
         switch try Compression.detect(try peek(6)) {
         case .none: return self
-        case .gzip: return try GzipSource(self)
+        case .gzip:
+            if let whole = InflatedSource(self) { return whole }
+            return try GzipSource(self)
         case .xz: return try XZSource(self)
         }
+    }
+}
+
+/// A gzip file inflated in one call by libdeflate, about three times as
+/// fast as zlib's stream: the file is mapped, inflated into memory of the
+/// size its trailer gives, and handed out from there, the memory handed
+/// out given back as reading goes on. Only for a regular file of one gzip
+/// member whose content fits what is left of `budget` (inflated memory of
+/// all such sources at a time); for any other (a pipe, several members, a
+/// larger content, data libdeflate refuses) the initializer says nil and
+/// zlib's stream reads the file, with zlib's own error where it is invalid.
+final class InflatedSource: ByteSource {
+    private let base: UnsafeMutableRawPointer
+    private let count: Int
+    private var offset = 0
+    /// Bytes at the start given back already (whole pages).
+    private var released = 0
+
+    /// Inflated memory, all sources together, in bytes.
+    static let budget = Atomic<Int>(512 << 20)
+
+    init?(_ file: FileSource) {
+        guard let size = file.size.map(Int.init), size >= 18 else { return nil }
+        var trailer = [UInt8](repeating: 0, count: 4)
+        guard pread(file.fd, &trailer, 4, off_t(size - 4)) == 4 else { return nil }
+        // ISIZE: the content's length modulo 2^32 (a larger one does not fit
+        // and goes to zlib).
+        let length = Int(trailer[0]) | Int(trailer[1]) << 8 | Int(trailer[2]) << 16 | Int(trailer[3]) << 24
+        var left = Self.budget.load(ordering: .relaxed)
+        while true {
+            guard left >= length else { return nil }
+            let (taken, now) = Self.budget.compareExchange(expected: left, desired: left - length, ordering: .relaxed)
+            if taken { break }
+            left = now
+        }
+        var ok = false
+        defer { if !ok { Self.budget.add(length, ordering: .relaxed) } }
+        guard let input = mmap(nil, size, PROT_READ, MAP_PRIVATE, file.fd, 0), input != MAP_FAILED else { return nil }
+        defer { munmap(input, size) }
+        madvise(input, size, MADV_SEQUENTIAL)
+        guard let output = mmap(nil, max(length, 1), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0),
+              output != MAP_FAILED else { return nil }
+        guard let inflater = libdeflate_alloc_decompressor() else {
+            munmap(output, max(length, 1))
+            return nil
+        }
+        defer { libdeflate_free_decompressor(inflater) }
+        var usedIn = 0
+        var usedOut = 0
+        let result = libdeflate_gzip_decompress_ex(inflater, input, size, output, length, &usedIn, &usedOut)
+        guard result == LIBDEFLATE_SUCCESS, usedIn == size, usedOut == length else {
+            munmap(output, max(length, 1))
+            return nil
+        }
+        base = output
+        count = length
+        ok = true
+    }
+
+    deinit {
+        munmap(base, max(count, 1))
+        Self.budget.add(count, ordering: .relaxed)
+    }
+
+    func read(into buffer: UnsafeMutableRawBufferPointer) throws(GockerError) -> Int {
+        let n = min(buffer.count, count - offset)
+        guard n > 0 else { return 0 }
+        buffer.baseAddress!.copyMemory(from: base + offset, byteCount: n)
+        offset += n
+        // What was handed out goes back to the system, 4 MiB at a time.
+        let page = Int(getpagesize())
+        let done = offset / page * page
+        if done - released >= 4 << 20 {
+            madvise(base + released, done - released, MADV_DONTNEED)
+            released = done
+        }
+        return n
     }
 }
 
