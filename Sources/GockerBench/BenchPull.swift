@@ -9,8 +9,9 @@ import GockerRuntime
 /// run. skopeo copies the blobs as they are (downloaded and checked); gocker
 /// also checks every layer's content and unpacks it into its store. Each
 /// pair (gocker into an empty data root, then skopeo into an empty
-/// directory) is repeated, after warm-up pairs that put the registry's
-/// files in the page cache.
+/// directory, each after what the other wrote was synced and left the page
+/// cache) is repeated, after warm-up pairs that put the registry's files
+/// in the page cache.
 public struct PullBench: Sendable {
     public struct Options: Sendable {
         public var count = 3
@@ -96,7 +97,8 @@ public struct PullBench: Sendable {
             result.tree.directories += stats.directories
             result.tree.symlinks += stats.symlinks
             result.tree.bytes += stats.bytes
-            try sh("archive layer \(k + 1)", "tar -c -f layer.tar -C tree\(k) . && gzip -c layer.tar > layer.tar.gz && rm -rf tree\(k)")
+            // The trees stay until the end (as each run's copies do, below).
+            try sh("archive layer \(k + 1)", "tar -c -f layer.tar -C tree\(k) . && gzip -c layer.tar > layer.tar.gz")
             if stopped() { break }
             let tar = try Self.digest(of: scratch + "/layer.tar")
             let gz = try Self.digest(of: scratch + "/layer.tar.gz")
@@ -174,20 +176,26 @@ public struct PullBench: Sendable {
         }
         var summary = ImagesOperation(name: "pull", gocker: ["gocker", "pull", "-q", name],
                                       pipeline: (["skopeo"] + copyArgv("copy-N").dropFirst()).joined(separator: " "))
-        // What each run wrote stays until the end: files removed just
-        // before would slow the next run's file creation (ext4 passes over
-        // inodes freed moments ago), which no user's pull meets.
+        // What each run wrote stays until the end: files removed shortly
+        // before slow file creation down (ext4 passes over inodes freed in
+        // the last half minute), which would time ext4, not the pull. It is
+        // synced and its page cache given back before the next side runs:
+        // nothing is left to write back in that side's time, and the memory
+        // it takes is memory in use before, as on a machine that has run a
+        // while (new memory costs a virtual machine much more).
         let total = options.warmup + options.count
         for i in 0..<total where !stopped() {
             progress("gocker bench --pull: pull \(i < options.warmup ? "warm-up" : "\(i - options.warmup + 1)/\(options.count)")")
             let root = scratch + "/root-\(i)"
             let gockerEnv = baseEnv + ["GOCKER_DATA_ROOT=\(root)/data", "GOCKER_STATE_ROOT=\(root)/state"]
+            if i > 0 { Self.settle(scratch + "/copy-\(i - 1)") }
             let g = BenchProcess.runTimed(path: options.gocker, argv: gockerArgv, env: gockerEnv, stderrPath: scratch + "/stderr")
             if stopped() { break }
             guard g.ok else {
                 summary.error = "gocker: " + ImagesBench.failure(g, stderr: scratch + "/stderr")
                 break
             }
+            Self.settle(root)
             let chdir = "cd \(ImagesBench.quote(scratch)) && exec " + copyArgv("copy-\(i)").map(ImagesBench.quote).joined(separator: " ")
             let p = BenchProcess.runTimed(path: "/bin/sh", argv: ["/bin/sh", "-c", chdir], env: baseEnv,
                                           stderrPath: scratch + "/stderr")
@@ -205,6 +213,31 @@ public struct PullBench: Sendable {
         summary.summarize()
         result.operations.append(summary)
         return result
+    }
+
+    /// Writes what is under `path` to disk and drops its files' pages from
+    /// the page cache (symlinks not followed).
+    static func settle(_ path: String) {
+        sync()
+        func walk(_ dir: Int32) {
+            guard let stream = fdopendir(dir) else { Sys.close(dir); return }
+            defer { closedir(stream) }
+            while let entry = readdir(stream) {
+                let name = withUnsafeBytes(of: entry.pointee.d_name) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) }
+                if name == "." || name == ".." { continue }
+                let fd = openat(dirfd(stream), name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK)
+                guard fd >= 0 else { continue }
+                var st = stat()
+                if fstat(fd, &st) == 0 && st.st_mode & S_IFMT == S_IFDIR {
+                    walk(fd)
+                    continue
+                }
+                if st.st_mode & S_IFMT == S_IFREG { _ = posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED) }
+                Sys.close(fd)
+            }
+        }
+        let top = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        if top >= 0 { walk(top) }
     }
 
     /// A file's sha256 digest ("sha256:HEX") and size, read through.

@@ -40,7 +40,9 @@ struct Bench: ParsableCommand {
             about --size bytes in all (default 512m), gzip-compressed, pushed by skopeo \
             to a docker-registry the bench starts on a free port of 127.0.0.1 (Debian's \
             docker-registry and skopeo packages). skopeo downloads and checks the blobs; \
-            gocker also unpacks them into an empty data root. Pairs as with --images.
+            gocker also unpacks them into an empty data root. Pairs as with --images; before \
+            each side, what the other wrote is synced and its pages leave the page cache (the \
+            files stay until the end: ext4 is slow to make files just after it freed many).
             """
     )
 

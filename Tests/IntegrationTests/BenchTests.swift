@@ -242,4 +242,46 @@ struct BenchModeTests {
         #expect(box.list(box.dataRoot) == [], "\(box.list(box.dataRoot))")
         box.expectNothingLeft()
     }
+
+    /// `--pull` against skopeo, from a docker-registry of its own: a row with
+    /// both sides' times, an image of the layers asked for, and no registry,
+    /// store or copy left.
+    @Test(.enabled(if: PrivateRegistry.installed || ProcessInfo.processInfo.environment["CI"] == "true"))
+    func pullSideBySideAndNothingLeft() throws {
+        let box = try Sandbox()
+        let out = box.dir + "/pull.json"
+        let r = try box.gocker(["bench", "--pull", "--size", "1M", "--layers", "3", "-n", "1", "--warmup", "0", "--json", out])
+        #expect(r.status == 0, "\(r.stderr)")
+        let lines = r.stdout.split(separator: "\n").map(String.init)
+        #expect(lines.first?.hasPrefix("gocker bench --pull: an image of 3 layers holding ") == true, "\(r.stdout)")
+        let row = try #require(lines.first { $0.hasPrefix("pull  ") }, "\(r.stdout)")
+        let cells = row.dropFirst(4).split(separator: " ").map(String.init)
+        #expect(cells.count == 5 && cells[0] == "1" && cells[3].hasSuffix("x"), "\(row)")
+        let doc = try json(out)
+        #expect(doc["layers"] as? Int == 3 && doc["size"] as? Int == 1 << 20, "\(doc)")
+        let op = try #require((doc["operations"] as? [[String: Any]])?.first)
+        #expect((op["gockerSeconds"] as? [Double])?.count == 1 && (op["pipelineSeconds"] as? [Double])?.count == 1, "\(op)")
+        #expect(op["error"] is NSNull && (op["pipeline"] as? String)?.hasPrefix("skopeo ") == true, "\(op)")
+        // The registry it started is stopped; its scratch directory (the
+        // image, the registry's storage, the stores and copies) is gone.
+        #expect(Self.registryProcesses(under: box.dataRoot).isEmpty)
+        #expect(box.list(box.dataRoot) == [], "\(box.list(box.dataRoot))")
+
+        let wrong = try box.gocker(["bench", "--pull", "--images"])
+        #expect(wrong.status != 0 && wrong.stderr.contains("--images and --pull are two benches"), "\(wrong.stderr)")
+        let layers = try box.gocker(["bench", "--layers", "2"])
+        #expect(layers.status != 0 && layers.stderr.contains("--layers goes with --pull"), "\(layers.stderr)")
+        box.expectNothingLeft()
+    }
+
+    /// The pids of docker-registry processes running now whose command
+    /// line names a path under `dir` (their configuration).
+    static func registryProcesses(under dir: String) -> [String] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).filter { pid in
+            guard pid.allSatisfy(\.isNumber),
+                  let line = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { return false }
+            let text = String(decoding: line, as: UTF8.self)
+            return text.hasPrefix("docker-registry") || text.contains("/docker-registry\0") ? text.contains(dir + "/") : false
+        }
+    }
 }

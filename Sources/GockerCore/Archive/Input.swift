@@ -127,21 +127,33 @@ public final class FileSource: ByteSource {
 
 /// A gzip file inflated in one call by libdeflate, about three times as
 /// fast as zlib's stream: the file is mapped, inflated into memory of the
-/// size its trailer gives, and handed out from there, the memory handed
-/// out given back as reading goes on. Only for a regular file of one gzip
-/// member whose content fits what is left of `budget` (inflated memory of
-/// all such sources at a time); for any other (a pipe, several members, a
-/// larger content, data libdeflate refuses) the initializer says nil and
-/// zlib's stream reads the file, with zlib's own error where it is invalid.
+/// size its trailer gives, and handed out from there. Only for a regular
+/// file of one gzip member whose content fits what is left of `budget`
+/// (memory inflated into, all such sources at a time); for any other (a
+/// pipe, several members, a larger content, data libdeflate refuses) the
+/// initializer says nil and zlib's stream reads the file, with zlib's own
+/// error where it is invalid. The memory goes back to a pool for the next
+/// layer of the same process (a pull's): memory written once already is
+/// written again much faster than new memory, which the system must
+/// clear first.
 final class InflatedSource: ByteSource {
-    private let base: UnsafeMutableRawPointer
+    private let memory: Mapping
     private let count: Int
     private var offset = 0
-    /// Bytes at the start given back already (whole pages).
-    private var released = 0
 
-    /// Inflated memory, all sources together, in bytes.
+    /// Bytes inflated into, all sources together and the pool's.
     static let budget = Atomic<Int>(512 << 20)
+    /// Memory mapped for a source: its start and size.
+    struct Mapping: @unchecked Sendable {
+        let baseAddress: UnsafeMutableRawPointer?
+        let count: Int
+        init(start: UnsafeMutableRawPointer, count: Int) {
+            baseAddress = start
+            self.count = count
+        }
+    }
+    /// Mappings free for the next source.
+    private static let pool = Mutex<[Mapping]>([])
 
     init?(_ file: FileSource) {
         guard let size = file.size.map(Int.init), size >= 18 else { return nil }
@@ -150,54 +162,72 @@ final class InflatedSource: ByteSource {
         // ISIZE: the content's length modulo 2^32 (a larger one does not fit
         // and goes to zlib).
         let length = Int(trailer[0]) | Int(trailer[1]) << 8 | Int(trailer[2]) << 16 | Int(trailer[3]) << 24
-        var left = Self.budget.load(ordering: .relaxed)
-        while true {
-            guard left >= length else { return nil }
-            let (taken, now) = Self.budget.compareExchange(expected: left, desired: left - length, ordering: .relaxed)
-            if taken { break }
-            left = now
-        }
+        guard let memory = Self.take(length) else { return nil }
         var ok = false
-        defer { if !ok { Self.budget.add(length, ordering: .relaxed) } }
-        guard let input = mmap(nil, size, PROT_READ, MAP_PRIVATE, file.fd, 0), input != MAP_FAILED else { return nil }
+        defer { if !ok { Self.give(memory) } }
+        // The file is mapped whole at once (its pages are mostly in the
+        // page cache, just written): far fewer faults than page by page.
+        guard let input = mmap(nil, size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, file.fd, 0), input != MAP_FAILED else { return nil }
         defer { munmap(input, size) }
-        madvise(input, size, MADV_SEQUENTIAL)
-        guard let output = mmap(nil, max(length, 1), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0),
-              output != MAP_FAILED else { return nil }
-        guard let inflater = libdeflate_alloc_decompressor() else {
-            munmap(output, max(length, 1))
-            return nil
-        }
+        guard let inflater = libdeflate_alloc_decompressor() else { return nil }
         defer { libdeflate_free_decompressor(inflater) }
         var usedIn = 0
         var usedOut = 0
-        let result = libdeflate_gzip_decompress_ex(inflater, input, size, output, length, &usedIn, &usedOut)
-        guard result == LIBDEFLATE_SUCCESS, usedIn == size, usedOut == length else {
-            munmap(output, max(length, 1))
-            return nil
-        }
-        base = output
+        let result = libdeflate_gzip_decompress_ex(inflater, input, size, memory.baseAddress, length, &usedIn, &usedOut)
+        guard result == LIBDEFLATE_SUCCESS, usedIn == size, usedOut == length else { return nil }
+        self.memory = memory
         count = length
         ok = true
     }
 
-    deinit {
-        munmap(base, max(count, 1))
-        Self.budget.add(count, ordering: .relaxed)
+    deinit { Self.give(memory) }
+
+    /// Memory for `length` bytes: a pooled mapping large enough, else a
+    /// new one (in huge pages where the system gives them) within the
+    /// budget, else nil.
+    private static func take(_ length: Int) -> Mapping? {
+        if let pooled = pool.withLock({ free -> Mapping? in
+            guard let i = free.indices.filter({ free[$0].count >= length }).min(by: { free[$0].count < free[$1].count })
+            else { return nil }
+            return free.remove(at: i)
+        }) {
+            return pooled
+        }
+        let mapped = max(2 << 20, (length + (2 << 20) - 1) / (2 << 20) * (2 << 20))
+        var left = budget.load(ordering: .relaxed)
+        while true {
+            if left < mapped {
+                // What the pool holds goes, for room.
+                let freed = pool.withLock { free in
+                    defer { free.removeAll() }
+                    return free.reduce(0) { n, m in munmap(m.baseAddress, m.count); return n + m.count }
+                }
+                guard freed > 0 else { return nil }
+                left = budget.add(freed, ordering: .relaxed).newValue
+                continue
+            }
+            let (taken, now) = budget.compareExchange(expected: left, desired: left - mapped, ordering: .relaxed)
+            if taken { break }
+            left = now
+        }
+        guard let base = mmap(nil, mapped, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0),
+              base != MAP_FAILED else {
+            budget.add(mapped, ordering: .relaxed)
+            return nil
+        }
+        madvise(base, mapped, MADV_HUGEPAGE)
+        return Mapping(start: base, count: mapped)
+    }
+
+    private static func give(_ memory: Mapping) {
+        pool.withLock { $0.append(memory) }
     }
 
     func read(into buffer: UnsafeMutableRawBufferPointer) throws(GockerError) -> Int {
         let n = min(buffer.count, count - offset)
         guard n > 0 else { return 0 }
-        buffer.baseAddress!.copyMemory(from: base + offset, byteCount: n)
+        buffer.baseAddress!.copyMemory(from: memory.baseAddress! + offset, byteCount: n)
         offset += n
-        // What was handed out goes back to the system, 4 MiB at a time.
-        let page = Int(getpagesize())
-        let done = offset / page * page
-        if done - released >= 4 << 20 {
-            madvise(base + released, done - released, MADV_DONTNEED)
-            released = done
-        }
         return n
     }
 }
