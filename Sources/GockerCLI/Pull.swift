@@ -66,7 +66,11 @@ struct Pull: ParsableCommand {
         discussion: """
             A name without a registry is docker.io's ("alpine" is docker.io/library/alpine:latest). \
             https is used; plain http only for a registry on loopback, or one named in \
-            GOCKER_INSECURE_REGISTRIES (comma-separated host[:port]). Credentials come from docker's \
+            GOCKER_INSECURE_REGISTRIES (comma-separated host[:port]) or in registries.json's \
+            insecure-registries. registries.json ($GOCKER_CONFIG, else /etc/gocker) also names \
+            mirrors, asked before the registry: {"registry-mirrors": [URL, ...]} for docker.io (as \
+            docker's daemon.json), {"mirrors": {"HOST[:PORT]": [URL, ...]}} for any registry. \
+            Credentials come from docker's \
             config.json ($DOCKER_CONFIG, else ~/.docker); a registry's own CA from \
             $GOCKER_CONFIG/certs.d/HOST[:PORT]/ca.crt or /etc/docker/certs.d. Every blob's digest and size \
             is checked before anything of it is stored; layers the store has are not downloaded.
@@ -131,6 +135,7 @@ struct Login: ParsableCommand {
             throw GockerError(.invalidArgument, "login: a password is required (--password-stdin)")
         }
         let credentials = Credentials(username: username, password: secret)
+        _ = try RegistryConfig.load()
         try RegistryClient(registry: registry, repository: "", credentials: credentials, timeout: PullArguments.timeout).login()
         try credentials.store(for: registry)
         print("Login Succeeded")

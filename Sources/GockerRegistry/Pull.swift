@@ -85,9 +85,22 @@ public struct Puller {
     /// The image, with the digest its name resolved to.
     @discardableResult
     public func pull(_ ref: RegistryReference) throws(GockerError) -> (image: ImageRecord, digest: String) {
-        let client = RegistryClient(ref, credentials: try Credentials.stored(for: ref.registry), timeout: timeout)
+        var client = RegistryClient(ref, credentials: try Credentials.stored(for: ref.registry), timeout: timeout)
         if ref.digest == nil && ref.tag == "latest" && !ref.givenTag { output("Using default tag: latest") }
-        var (bytes, type, digest) = try client.manifest(ref.reference, shown: ref.description)
+        // The registry's mirrors first, in order; one that fails or lacks
+        // the image is passed over (as docker's registry-mirrors are).
+        var found: (bytes: [UInt8], mediaType: String?, digest: String)?
+        for mirror in try RegistryConfig.load().mirrors(for: ref.registry) {
+            let other = RegistryClient(registry: mirror.authority, repository: ref.repository,
+                                       credentials: try Credentials.stored(for: mirror.authority), timeout: timeout, endpoint: mirror)
+            if let answer = try? other.manifest(ref.reference, shown: ref.description) {
+                client = other
+                found = answer
+                break
+            }
+        }
+        if found == nil { found = try client.manifest(ref.reference, shown: ref.description) }
+        var (bytes, type, digest) = found!
         // What the name resolved to, as docker shows it (an index's digest
         // where there is one).
         let named = digest

@@ -22,6 +22,7 @@ public struct Pusher {
         guard ref.digest == nil, let tag = ref.tag else {
             throw GockerError(.invalidArgument, "push: a tag is needed, not a digest: \(ref)")
         }
+        _ = try RegistryConfig.load()  // its insecure-registries: an invalid file is said, not passed over
         let plan = try store.pushPlan(ref.local.description)
         defer { plan.finish() }
         let client = RegistryClient(ref, credentials: try Credentials.stored(for: ref.registry), timeout: timeout)

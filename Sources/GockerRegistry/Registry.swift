@@ -132,6 +132,86 @@ public struct Credentials: Sendable, Equatable {
     }
 }
 
+/// gocker's registry settings, `registries.json` in `$GOCKER_CONFIG`, else
+/// in /etc/gocker (no file: none), in daemon.json's words where docker has
+/// them:
+///
+///     {"registry-mirrors": ["https://mirror.example.com"],
+///      "mirrors": {"registry.example.com:5000": ["http://127.0.0.1:5001"]},
+///      "insecure-registries": ["registry.lan:5000"]}
+///
+/// `registry-mirrors` are docker.io's (as docker's); `mirrors` name any
+/// registry's. A pull asks each mirror of the image's registry in turn, and
+/// the registry itself after them: a mirror that fails or lacks the image is
+/// passed over. A mirror is spoken to as its URL says (http or https).
+/// `insecure-registries` may be spoken to over plain http, as
+/// GOCKER_INSECURE_REGISTRIES's. A member not named here is an error.
+public struct RegistryConfig: JSONShape {
+    public var unmodeled: [String: JSONValue] = [:]
+    var dockerMirrors: [String]?
+    /// Each registry's list of URLs (checked by `load`).
+    var mirrorsByRegistry: [String: JSONValue]?
+    var insecure: [String]?
+
+    public init() {}
+
+    public mutating func fields(_ v: inout JSONFields) throws(JSONError) {
+        try v.field("registry-mirrors", &dockerMirrors)
+        try v.field("mirrors", &mirrorsByRegistry)
+        try v.field("insecure-registries", &insecure)
+    }
+
+    public static var path: String { (Sys.env("GOCKER_CONFIG") ?? "/etc/gocker") + "/registries.json" }
+
+    /// The file, read and checked (every mirror a URL without a path).
+    public static func load(from path: String = Self.path) throws(GockerError) -> RegistryConfig {
+        guard Sys.exists(path) else { return RegistryConfig() }
+        let bytes = try performing("read \(path)") { () throws(SystemCallError) in try Sys.readFile(path) }
+        let config: RegistryConfig
+        do {
+            config = try RegistryConfig(jsonBytes: bytes)
+        } catch {
+            throw GockerError(.invalidConfig, "\(path): \(error)")
+        }
+        if let unknown = config.unmodeled.keys.sorted().first {
+            throw GockerError(.invalidConfig, "\(path): unsupported member \"\(unknown)\" (registry-mirrors, mirrors and insecure-registries are)")
+        }
+        for (registry, list) in config.mirrorsByRegistry ?? [:] {
+            guard case .array(let items) = list, items.allSatisfy({ if case .string = $0 { true } else { false } }) else {
+                throw GockerError(.invalidConfig, "\(path): the mirrors of \(registry) must be a list of URLs")
+            }
+        }
+        for (registry, urls) in config.all {
+            for url in urls {
+                guard let parsed = try? HTTPURL(parsing: url), parsed.target == "/" else {
+                    throw GockerError(.invalidConfig, "\(path): mirror of \(registry): \"\(url)\" is not an http(s)://HOST[:PORT] URL")
+                }
+            }
+        }
+        return config
+    }
+
+    /// Each registry's mirror URLs as written.
+    var all: [(String, [String])] {
+        let named = (mirrorsByRegistry ?? [:]).sorted { $0.key < $1.key }.map { (registry, list) -> (String, [String]) in
+            guard case .array(let items) = list else { return (registry, []) }
+            return (registry, items.compactMap { if case .string(let url) = $0 { url } else { nil } })
+        }
+        return (dockerMirrors.map { [("docker.io", $0)] } ?? []) + named
+    }
+
+    /// The mirrors of `registry`, in order (their API's /v2/ URLs).
+    public func mirrors(for registry: String) -> [HTTPURL] {
+        all.filter { $0.0 == registry }.flatMap(\.1).compactMap { try? HTTPURL(parsing: $0) }.map { url in
+            var v2 = url
+            v2.target = "/v2/"
+            return v2
+        }
+    }
+
+    public var insecureRegistries: [String] { insecure ?? [] }
+}
+
 /// docker's config.json, as far as gocker reads it: `auths`, each a
 /// base64 "user:password"; every other member is kept as it was.
 struct DockerConfigFile: JSONShape {
@@ -233,9 +313,11 @@ public final class RegistryClient {
     public var readable: [String] = []
 
     /// Registries that may be spoken to over plain HTTP (docker's
-    /// --insecure-registry): GOCKER_INSECURE_REGISTRIES, comma-separated.
+    /// --insecure-registry): GOCKER_INSECURE_REGISTRIES, comma-separated,
+    /// and registries.json's `insecure-registries`.
     public static var insecureRegistries: Set<String> {
-        Set((Sys.env("GOCKER_INSECURE_REGISTRIES") ?? "").split(separator: ",").map { $0.trimmed(" ") })
+        Set((Sys.env("GOCKER_INSECURE_REGISTRIES") ?? "").split(separator: ",").map { String($0.trimmed(" ")) })
+            .union((try? RegistryConfig.load())?.insecureRegistries ?? [])
     }
 
     /// Where gocker's own per-registry TLS files are:
@@ -251,11 +333,15 @@ public final class RegistryClient {
         self.init(registry: ref.registry, repository: ref.repository, credentials: credentials, timeout: timeout)
     }
 
-    /// `repository` "": the registry alone (login).
-    public init(registry: String, repository: String, credentials: Credentials?, timeout: Int = 60) {
+    /// `repository` "": the registry alone (login). `endpoint`: the API's
+    /// /v2/ URL where it is known (a mirror's), else https, then http where
+    /// that is allowed.
+    public init(registry: String, repository: String, credentials: Credentials?, timeout: Int = 60,
+                endpoint: HTTPURL? = nil) {
         self.registry = registry
         self.repository = repository
         self.credentials = credentials
+        base = endpoint
         http = HTTPClient(timeout: timeout) { url in
             url.authority == registry || url.host == registry ? RegistryClient.caFile(for: registry) : nil
         }
@@ -454,12 +540,17 @@ public final class RegistryClient {
     static func failure(_ what: String, _ response: HTTPResponse, _ body: HTTPBody) -> GockerError {
         let bytes = (try? body.bytes(limit: 64 * 1024)) ?? []
         let said = errors(bytes) ?? "\(response.status) \(response.reason)"
-        // A 5xx may pass (.system: tried again); a 4xx will not.
-        let code: GockerError.Code = response.status == 404 ? .notFound : response.status >= 500 ? .system : .invalidArgument
+        // A 5xx or a 429 may pass (.system: tried again); another 4xx will not.
+        let code: GockerError.Code = response.status == 404 ? .notFound
+            : isTransient(response.status) ? .system : .invalidArgument
         return GockerError(code, "\(what): \(said)")
     }
 
-    /// `body`, tried again on a broken connection or a 5xx answer (four
+    /// Whether an answer may be different a moment later: a 5xx, or 429
+    /// Too Many Requests.
+    static func isTransient(_ status: Int) -> Bool { status >= 500 || status == 429 }
+
+    /// `body`, tried again on a broken connection, a 5xx or a 429 answer (four
     /// times in all, waiting longer each time).
     static func retrying<T>(_ body: () throws(GockerError) -> T) throws(GockerError) -> T {
         var attempt = 0
@@ -486,7 +577,7 @@ public final class RegistryClient {
         let (response, body, _) = try Self.retrying { () throws(GockerError) in
             let answer = try request("GET", "\(repository)/manifests/\(reference)",
                                      headers: [("Accept", Self.manifestTypes.joined(separator: ", "))])
-            if answer.0.status >= 500 { throw Self.failure("\(shown): manifest", answer.0, answer.1) }
+            if Self.isTransient(answer.0.status) { throw Self.failure("\(shown): manifest", answer.0, answer.1) }
             return answer
         }
         guard response.status == 200 else {
@@ -508,7 +599,7 @@ public final class RegistryClient {
 
     /// A blob, streamed to `sink`; its size and digest are checked before
     /// this returns (the caller keeps nothing of a blob that throws). A
-    /// broken connection or a 5xx answer is tried again (four times in
+    /// broken connection, a 5xx or a 429 answer is tried again (four times in
     /// all, waiting longer each time), from where it broke (`Range`) when
     /// the registry allows it, else from the start after `restart`.
     public func blob(_ d: OCI.Descriptor, restart: () throws(GockerError) -> Void = {},

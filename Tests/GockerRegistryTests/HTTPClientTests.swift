@@ -166,6 +166,21 @@ struct BlobResumeTests {
         #expect(restarts == 1)
     }
 
+    /// Too Many Requests passes, as a 5xx does: tried again after a wait.
+    @Test func tooManyRequestsIsTriedAgain() throws {
+        let script = try Script(Self.ping + [
+            ["HTTP/1.1 429 Too Many Requests\r\nContent-Length: 0\r\n\r\n"],
+            ["HTTP/1.1 200 OK\r\nContent-Length: 16\r\n\r\n", Self.content],
+        ])
+        var restarts = -1
+        #expect(try fetch(script, restarts: &restarts) == Self.content)
+        #expect(script.requests.count == 4)
+        // Four of them: the last one's words.
+        let busy = try Script(Self.ping + Array(repeating: ["HTTP/1.1 429 Too Many Requests\r\nContent-Length: 0\r\n\r\n"], count: 4))
+        #expect(performing: { _ = try fetch(busy, restarts: &restarts) }, throws: { "\($0)".contains("429 Too Many Requests") })
+        #expect(busy.requests.count == 6)
+    }
+
     @Test func aWrongBlobIsRefusedNotRetried() throws {
         let script = try Script(Self.ping + [["HTTP/1.1 200 OK\r\nContent-Length: 16\r\n\r\n", "0123456789abcdeX"]])
         var restarts = 0

@@ -1,3 +1,4 @@
+import Foundation
 import GockerCore
 import GockerRegistry
 import Testing
@@ -83,5 +84,41 @@ struct ChallengeTests {
         let q = try #require(Challenge(#"Bearer realm="a\"b", error=insufficient_scope"#))
         #expect(q.parameters == ["realm": "a\"b", "error": "insufficient_scope"])
         #expect(Challenge("   ") == nil)
+    }
+}
+
+/// registries.json: docker's daemon.json keys, mirrors of any registry, and
+/// an error for anything else.
+struct RegistryConfigTests {
+    func load(_ text: String) throws -> RegistryConfig {
+        let dir = FileManager.default.temporaryDirectory.path + "/gocker-registries-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try text.write(toFile: dir + "/registries.json", atomically: true, encoding: .utf8)
+        return try RegistryConfig.load(from: dir + "/registries.json")
+    }
+
+    @Test func mirrorsAndInsecureRegistries() throws {
+        let config = try load("""
+            {"registry-mirrors": ["https://mirror.example.com", "http://10.0.0.5:5000/"],
+             "mirrors": {"registry.example.com:5000": ["http://127.0.0.1:5001"]},
+             "insecure-registries": ["registry.lan:5000"]}
+            """)
+        #expect(config.mirrors(for: "docker.io").map(\.description) == ["https://mirror.example.com/v2/", "http://10.0.0.5:5000/v2/"])
+        #expect(config.mirrors(for: "registry.example.com:5000").map(\.description) == ["http://127.0.0.1:5001/v2/"])
+        #expect(config.mirrors(for: "quay.io").isEmpty)
+        #expect(config.insecureRegistries == ["registry.lan:5000"])
+        #expect(try RegistryConfig.load(from: "/nonexistent/registries.json").mirrors(for: "docker.io").isEmpty)
+    }
+
+    @Test(arguments: [
+        (#"{"debug": true}"#, "unsupported member \"debug\""),
+        (#"{"registry-mirrors": ["ftp://mirror"]}"#, "mirror of docker.io: \"ftp://mirror\""),
+        (#"{"registry-mirrors": ["https://mirror/path"]}"#, "is not an http(s)://HOST[:PORT] URL"),
+        (#"{"mirrors": {"r.example": "http://m"}}"#, "the mirrors of r.example must be a list of URLs"),
+        (#"{"registry-mirrors": "#, "registries.json"),
+    ])
+    func anythingElseIsAnError(_ text: String, _ message: String) throws {
+        #expect(performing: { _ = try load(text) }, throws: { "\($0)".contains(message) })
     }
 }

@@ -173,6 +173,45 @@ struct PullTests {
         #expect(!box.list(broken + "/image").contains { $0.hasPrefix(".tmp-pull-") })
     }
 
+    /// registries.json's mirrors: a registry's image comes from its
+    /// mirror, and the registry (here one that nothing answers for, on
+    /// loopback) is asked only where the mirror lacks the image. A file
+    /// gocker cannot read whole is one line, and nothing is pulled.
+    @Test func aMirrorIsAskedFirst() throws {
+        let box = try Sandbox()
+        defer { box.expectNothingLeft() }
+        let registry = try PrivateRegistry(in: box)
+        _ = try pushedBusybox(box, registry)
+        let upstream = "127.0.0.1:9"
+        let config = box.dir + "/gocker-config"
+        try FileManager.default.createDirectory(atPath: config, withIntermediateDirectories: true)
+        try #"{"mirrors": {"\#(upstream)": ["http://\#(registry.host)"]}}"#
+            .write(toFile: config + "/registries.json", atomically: true, encoding: .utf8)
+
+        let name = upstream + "/test/busybox:1"
+        let pull = try gocker(box, ["pull", name])
+        #expect(pull.status == 0, "\(pull.stdout) \(pull.stderr)")
+        #expect(pull.stdout.contains("1: Pulling from test/busybox\n") && pull.stdout.contains("Status: Downloaded newer image for \(name)\n"),
+                "\(pull.stdout)")
+        let run = try gocker(box, ["run", "--rm", "--network", "none", name, "echo", "mirrored"])
+        #expect(run.status == 0 && run.stdout == "mirrored\n", "\(run.stderr)")
+        #expect(try gocker(box, ["rmi", name]).status == 0)
+
+        // Not on the mirror: the registry itself, which does not answer.
+        let before = storeListing(box)
+        let absent = try gocker(box, ["pull", upstream + "/test/absent:1"], environment: ["GOCKER_REGISTRY_TIMEOUT": "5"])
+        expectRefused(absent, upstream)
+        #expect(storeListing(box) == before)
+
+        for (text, why) in [(#"{"registry-mirrors": ["http://\#(registry.host)/v2"]}"#, "is not an http(s)://HOST[:PORT] URL"),
+                            (#"{"max-concurrent-downloads": 3}"#, "unsupported member \"max-concurrent-downloads\"")] {
+            try text.write(toFile: config + "/registries.json", atomically: true, encoding: .utf8)
+            expectRefused(try gocker(box, ["pull", name]), why)
+            expectRefused(try gocker(box, ["push", name]), why)
+            #expect(storeListing(box) == before)
+        }
+    }
+
     @Test func runAndCreatePullAMissingImage() throws {
         let box = try Sandbox()
         defer { box.expectNothingLeft() }
