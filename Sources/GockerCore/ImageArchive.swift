@@ -376,7 +376,8 @@ extension ImageStore {
                 for layer in manifest.layers { try unpacked.verify(layer) }
                 let files = try manifest.layers.map { d throws(GockerError) in try unpacked.blobPath(d.digest) }
                 let kept = manifest.layers.map { d in ImageStore.LayerArchive(digest: d.digest, size: d.size, mediaType: nil) }
-                loaded.append(try store(config, layerFiles: files, checked: kept, names: names, in: unpacked, output: output))
+                loaded.append(try store(config, layerFiles: files, checked: kept, names: names, in: unpacked,
+                                        configBytes: configBytes, output: output))
             }
         } else if unpacked.exists("manifest.json") {
             let entries = try JSON.decode([OCI.DockerEntry].self, from: try unpacked.read("manifest.json"), what: "manifest.json")
@@ -390,7 +391,8 @@ extension ImageStore {
                 }
                 let config = try JSON.decode(OCI.ImageConfigFile.self, from: configBytes, what: "config \(entry.Config)")
                 let names = try (entry.RepoTags ?? []).map { t throws(GockerError) in try OCI.shortName(t) }
-                loaded.append(try store(config, layerFiles: entry.Layers, checked: nil, names: names, in: unpacked, output: output))
+                loaded.append(try store(config, layerFiles: entry.Layers, checked: nil, names: names, in: unpacked,
+                                        configBytes: configBytes, output: output))
             }
         } else {
             throw GockerError(.invalidArgument, "load: neither index.json nor manifest.json found: not an image archive")
@@ -408,15 +410,11 @@ extension ImageStore {
                             names: [ImageReference], staging: String, feed: LayerFeed? = nil) throws(GockerError) -> ImageRecord {
         let files = layers.map { "blobs/sha256/" + $0.digest.dropFirst(7) }
         let kept = layers.map { LayerArchive(digest: $0.digest, size: $0.size, mediaType: nil) }
-        let image = try store(config, layerFiles: files, checked: kept, names: names, in: Unpacked(root: staging),
-                              verb: "pull", id: String(digest.dropFirst(7)), feed: feed) { _ in }
-        let path = configPath(image.id)
-        if !Sys.exists(path), SHA256.hash(bytes).hex == image.id {
-            try performing("pull: keep the config of \(image.shortID)") { () throws(SystemCallError) in
-                try Sys.writeFileAtomic(path, bytes, mode: 0o600)
-            }
+        guard SHA256.hash(bytes).hex == digest.dropFirst(7) else {
+            throw GockerError(.invalidArgument, "pull: the config's digest is not \(digest)")
         }
-        return image
+        return try store(config, layerFiles: files, checked: kept, names: names, in: Unpacked(root: staging),
+                         verb: "pull", configBytes: bytes, feed: feed) { _ in }
     }
 
     /// The config an image travels with (`save`, `push`): the one it was
@@ -483,9 +481,12 @@ extension ImageStore {
     /// records it with its names. A layer that was not here before and a
     /// failure removes again.
     /// `checked`: the layer files' digests, verified already (OCI blobs).
+    /// `configBytes`: the config as it came, which names the image (its
+    /// digest the id, as docker's) and is kept to be pushed and saved again.
     private func store(_ config: OCI.ImageConfigFile, layerFiles: [String], checked: [LayerArchive]?, names: [ImageReference],
-                       in unpacked: Unpacked, verb: String = "load", id: String? = nil, feed: LayerFeed? = nil,
+                       in unpacked: Unpacked, verb: String = "load", configBytes: [UInt8], feed: LayerFeed? = nil,
                        output: (String) -> Void) throws(GockerError) -> ImageRecord {
+        let id = SHA256.hash(configBytes).hex
         func said(_ error: GockerError) -> GockerError {
             var e = Self.asLoad(error)
             if verb != "load", e.message.hasPrefix("load: ") { e.message = verb + ": " + e.message.dropFirst(6) }
@@ -594,6 +595,11 @@ extension ImageStore {
                                     platform: own ? nil : OCI.Platform(architecture: config.architecture, os: config.os,
                                                                        variant: config.variant))
                 for name in names.dropFirst() { try setTag(name, to: image.id) }
+                if !Sys.exists(configPath(id)) {
+                    try performing("\(verb): keep the config of \(image.shortID)") { () throws(SystemCallError) in
+                        try Sys.writeFileAtomic(configPath(id), configBytes, mode: 0o600)
+                    }
+                }
                 return image
             }
             if names.isEmpty { output("Loaded image ID: sha256:\(image.id)") }

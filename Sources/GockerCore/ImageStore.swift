@@ -389,31 +389,30 @@ public struct ImageStore: Sendable {
         for layer in layers where !Sys.isDirectory(layerPath(layer)) {
             throw GockerError(.notFound, "layer \(layer.prefix(12)) was removed while the image was made (an rmi at the same time?): try again")
         }
-        let id = given ?? Self.imageID(layers: layers, config: config)
-        if Sys.exists(imagePath(id)) {
-            let existing = try image(id: id)
-            if let tag { try setTag(tag, to: id) }
-            return existing
-        }
-        let size = layers.reduce(Int64(0)) { $0 + Self.treeSize(layerPath($1)) }
-        var record = ImageRecord(id: id, layers: layers, config: config, created: created ?? Timestamp.now(),
-                                 size: size, comment: comment, author: author, parent: parent, history: history)
+        var record = ImageRecord(id: given ?? "", layers: layers, config: config, created: created ?? Timestamp.now(),
+                                 size: 0, comment: comment, author: author, parent: parent, history: history)
         if let platform {
             record.architecture = platform.architecture
             record.os = platform.os
             record.variant = platform.variant
         }
+        // An image made here is named as docker names every image: by its
+        // config's digest, the config kept as it is pushed and saved.
+        let made = given == nil ? JSON.encode(configFile(record)) : nil
+        let id = given ?? SHA256.hash(made!).hex
+        record.id = id
+        if Sys.exists(imagePath(id)) {
+            let existing = try image(id: id)
+            if let tag { try setTag(tag, to: id) }
+            return existing
+        }
+        record.size = layers.reduce(Int64(0)) { $0 + Self.treeSize(layerPath($1)) }
         try performing("record image \(tag?.description ?? String(id.prefix(12)))") { () throws(SystemCallError) in
+            if let made { try Sys.writeFileAtomic(configPath(id), made, mode: 0o600) }
             try Sys.writeFileAtomic(imagePath(id), record.jsonBytes)
         }
         if let tag { try setTag(tag, to: id) }
         return record
-    }
-
-    /// An image's id: the sha256 of its layer ids and its config.
-    public static func imageID(layers: [String], config: ImageConfig) -> String {
-        struct Identity: Encodable { let layers: [String]; let config: ImageConfig }
-        return SHA256.hash(JSON.encode(Identity(layers: layers, config: config))).hex
     }
 
     /// Points `tag` at an image (moving it from another); the caller holds the lock.

@@ -304,9 +304,11 @@ struct LayerWriterTests {
         var st = stat()
         #expect(stat(layer + "/ro", &st) == 0 && st.st_mode & 0o7777 == 0o500)
         #expect(stat(layer, &st) == 0 && st.st_mode & 0o7777 == 0o755)
-        // The same content again is the same layer and the same image.
+        // The same content again is the same layer, in an image of its own
+        // (named by its config, which says when it was made, as docker's).
         let again = try store.importArchive(from: try FileSource(path: tar), tag: try ImageReference(parsing: "again"))
-        #expect(again.id == image.id)
+        #expect(again.layers == image.layers && again.id != image.id)
+        #expect(SHA256.hash(try Sys.readFile(store.root + "/images/\(again.id).config")).hex == again.id)
         #expect(try FileManager.default.contentsOfDirectory(atPath: store.root + "/layers") == [image.layers[0]])
         _ = chmod(layer + "/ro", 0o700)  // so that a non-root run can clean up
     }

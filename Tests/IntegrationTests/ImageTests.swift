@@ -266,8 +266,10 @@ struct ImageTests {
         #expect(missing.status == 1 && missing.stderr == "gocker: error: No such image: myroot:1.0\n")
 
         // -f with a stopped container: the image goes, its layer stays until the container does.
+        // Imported again: a new image (its config says when, and names it,
+        // as docker's does), on the same layer.
         let again = try box.gocker(["import", tar, "myroot:1.0"])
-        #expect(again.stdout == imported.stdout)
+        #expect(again.status == 0 && again.stdout.hasPrefix("sha256:") && again.stdout != imported.stdout, "\(again.stdout)")
         #expect(try box.gocker(["run", "--name", "yy", "myroot:1.0", "/bin/true"]).status == 0)
         #expect(try box.gocker(["rmi", "-f", "myroot:1.0"]).status == 0)
         #expect(box.list(box.dataRoot + "/image/layers").count == 2)

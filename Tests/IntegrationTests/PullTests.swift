@@ -129,6 +129,7 @@ struct PullTests {
         }
         let push = try gocker(box, ["push", name])
         try #require(push.status == 0, "\(push.stderr)")
+        let made = try inspect(box, name)
         #expect(try gocker(box, ["rmi", name, "layered-1"]).status == 0)
 
         // Lines per layer where stdout is no terminal, each layer's in order.
@@ -143,6 +144,12 @@ struct PullTests {
             let states = lines.filter { $0.hasPrefix(id + ": ") }.map { $0.dropFirst(14) }
             #expect(states == ["Pulling fs layer", "Download complete", "Pull complete"], "\(pull.stdout)")
         }
+        // The same image as the one pushed: its id (its config's digest, as
+        // docker's) and its layers.
+        let back = try gocker(box, ["image", "inspect", name], environment: fresh)
+        let pulled = try #require((try JSONSerialization.jsonObject(with: Data(back.stdout.utf8)) as? [[String: Any]])?.first)
+        #expect(pulled["Id"] as? String == made["Id"] as? String, "\(back.stdout)")
+        #expect((pulled["RootFS"] as? [String: Any])?["Layers"] as? [String] == (made["RootFS"] as? [String: Any])?["Layers"] as? [String])
         let run = try gocker(box, ["run", "--rm", "--network", "none", name, "sh", "-c", "cat /file-0 /file-1; ls -d /dir-*/sub"],
                              environment: fresh)
         #expect(run.status == 0 && run.stdout == "0\n1\n/dir-0/sub\n/dir-1/sub\n", "\(run.stdout) \(run.stderr)")
@@ -289,6 +296,7 @@ struct PullTests {
         let pulled = try inspect(box, name)
         let document = try JSONSerialization.jsonObject(with: Data(manifest.body.utf8)) as? [String: Any]
         #expect(pulled["Id"] as? String == (document?["config"] as? [String: Any])?["digest"] as? String)
+        #expect(pulled["Id"] as? String == original["Id"] as? String, "gocker's busybox keeps its id through a registry")
         #expect((pulled["RootFS"] as? [String: Any])?["Layers"] as? [String] == (original["RootFS"] as? [String: Any])?["Layers"] as? [String])
         let after = try gocker(box, ["run", "--rm", "--network", "none", name, "sh", "-c", listing])
         #expect(after.status == 0 && after.stdout == before.stdout, "\(after.stderr)")
