@@ -179,6 +179,14 @@ int gk_term_restore(int fd, const void *saved)
     return tcsetattr(fd, TCSANOW, &t) < 0 ? -errno : 0;
 }
 
+int gk_term_columns(int fd)
+{
+    struct winsize ws;
+    if (ioctl(fd, TIOCGWINSZ, &ws) < 0)
+        return 0;
+    return ws.ws_col;
+}
+
 int gk_copy_winsize(int from, int to)
 {
     struct winsize ws;

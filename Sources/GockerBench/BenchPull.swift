@@ -148,7 +148,10 @@ public struct PullBench: Sendable {
                                           stderrPath: scratch + "/registry.log")
             let (pid, e) = p.spawn()
             guard e == 0 else { throw GockerError(.system, "bench --pull: exec \(registry): \(errnoText(e))") }
-            if Self.waitListening(port: port, pid: pid) { server = pid } else {
+            switch Self.waitListening(port: port, pid: pid) {
+            case .listening: server = pid
+            case .exited: break  // reaped already (another process had the port)
+            case .silent:
                 kill(pid, SIGTERM)
                 var status: Int32 = 0
                 while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
@@ -283,22 +286,25 @@ public struct PullBench: Sendable {
         return sa
     }
 
-    /// Waits up to 10 s for a connection to 127.0.0.1:port to be taken,
-    /// while `pid` runs; false when it ended (the port was taken by another).
-    static func waitListening(port: UInt16, pid: pid_t) -> Bool {
+    enum Listening { case listening, exited, silent }
+
+    /// Waits up to 10 s for a connection to 127.0.0.1:port to be taken
+    /// while `pid` runs: `.exited` when it ended (and was reaped), `.silent`
+    /// when it runs but took none.
+    static func waitListening(port: UInt16, pid: pid_t) -> Listening {
         for _ in 0..<200 {
             var status: Int32 = 0
-            if waitpid(pid, &status, WNOHANG) == pid { return false }
+            if waitpid(pid, &status, WNOHANG) == pid { return .exited }
             let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-            guard fd >= 0 else { return false }
+            guard fd >= 0 else { return .silent }
             var sa = loopback(port: port)
             let connected = withUnsafePointer(to: &sa) { p in
                 p.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
             }
             Sys.close(fd)
-            if connected { return true }
+            if connected { return .listening }
             usleep(50_000)
         }
-        return false
+        return .silent
     }
 }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CGockerCore
 import Glibc
 import GockerCore
 import GockerRegistry
@@ -237,7 +238,7 @@ final class LayerBoard {
             }
             return
         }
-        let text = Self.line(id, state)
+        let text = Self.line(id, state, columns: Int(gk_term_columns(fd)))
         guard let row = ids.firstIndex(of: id) else {
             ids.append(id)
             drawn[id] = text
@@ -254,14 +255,24 @@ final class LayerBoard {
         emit("\u{1B}[\(up)A\r\u{1B}[2K" + text + "\u{1B}[\(up)B\r")
     }
 
-    /// docker's line of a layer: its id, its state, and a bar of 50 with the
-    /// bytes while it downloads.
-    static func line(_ id: String, _ state: Puller.LayerState) -> String {
-        guard case .downloading(let done, let total) = state, total > 0 else { return "\(id): \(state.words)" }
-        let filled = Int(min(done, total) * 50 / total)
-        let bar = String(repeating: "=", count: max(0, filled - 1)) + (filled > 0 ? ">" : "")
-            + String(repeating: " ", count: 50 - filled)
-        return "\(id): Downloading [\(bar)]  \(HumanUnits.size(done))/\(HumanUnits.size(total))"
+    /// docker's line of a layer: its id, its state, and while it downloads
+    /// the bytes, with a bar of 50 where the terminal has room for it (110
+    /// columns, as docker's). Never wider than the terminal: a line that
+    /// wrapped would throw the redrawing off.
+    static func line(_ id: String, _ state: Puller.LayerState, columns: Int) -> String {
+        var text = "\(id): \(state.words)"
+        if case .downloading(let done, let total) = state, total > 0 {
+            let bytes = "\(HumanUnits.size(done))/\(HumanUnits.size(total))"
+            if columns == 0 || columns >= 110 {
+                let filled = Int(min(done, total) * 50 / total)
+                let bar = String(repeating: "=", count: max(0, filled - 1)) + (filled > 0 ? ">" : "")
+                    + String(repeating: " ", count: 50 - filled)
+                text += " [\(bar)]  " + bytes
+            } else {
+                text += "  " + bytes
+            }
+        }
+        return columns > 1 && text.count >= columns ? String(text.prefix(columns - 1)) : text
     }
 
     private static func now() -> Double {

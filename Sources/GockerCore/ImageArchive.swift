@@ -352,7 +352,10 @@ extension ImageStore {
             try Sys.mkdirAll(root, mode: 0o700)
             try Sys.check("mkdir", path: staging) { mkdir(staging, 0o700) }
         }
-        defer { try? Sys.removeAll(staging) }
+        defer {
+            try? Sys.removeAll(staging)
+            InflatedSource.drainPool()
+        }
         do throws(GockerError) {
             let reader = TarReader(try input.decompressed())
             let writer = try LayerWriter(directory: staging)
@@ -487,6 +490,8 @@ extension ImageStore {
                        in unpacked: Unpacked, verb: String = "load", configBytes: [UInt8], feed: LayerFeed? = nil,
                        output: (String) -> Void) throws(GockerError) -> ImageRecord {
         let id = SHA256.hash(configBytes).hex
+        // The memory layers were inflated into goes with the work.
+        defer { InflatedSource.drainPool() }
         func said(_ error: GockerError) -> GockerError {
             var e = Self.asLoad(error)
             if verb != "load", e.message.hasPrefix("load: ") { e.message = verb + ": " + e.message.dropFirst(6) }

@@ -376,9 +376,10 @@ public struct ImageStore: Sendable {
         return try body()
     }
 
-    /// Records an image (its id derived from its layers and config, so the
-    /// same content is one image, or `id`: a pulled image's config digest,
-    /// as docker names it) and tags it; the caller holds the lock.
+    /// Records an image and tags it; the caller holds the lock. Its id is
+    /// its config's digest, as docker names images: `id` where the config
+    /// came with the image (pulled, loaded, which keeps it), else that of
+    /// the OCI config made here from the record, which is kept.
     @discardableResult
     public func add(layers: [String], config: ImageConfig, tag: ImageReference?, comment: String? = nil,
                     created: String? = nil, author: String? = nil, parent: String? = nil,

@@ -82,25 +82,26 @@ public struct Puller {
         self.output = output
     }
 
-    /// The image, with the digest its name resolved to.
+    /// The image, with the digest its name resolved to. The registry's
+    /// mirrors (registries.json) are tried first, in order: a pull from one
+    /// that fails, or lacks the image, goes on with the next, then with the
+    /// registry itself (as docker's registry-mirrors do).
     @discardableResult
     public func pull(_ ref: RegistryReference) throws(GockerError) -> (image: ImageRecord, digest: String) {
-        var client = RegistryClient(ref, credentials: try Credentials.stored(for: ref.registry), timeout: timeout)
         if ref.digest == nil && ref.tag == "latest" && !ref.givenTag { output("Using default tag: latest") }
-        // The registry's mirrors first, in order; one that fails or lacks
-        // the image is passed over (as docker's registry-mirrors are).
-        var found: (bytes: [UInt8], mediaType: String?, digest: String)?
         for mirror in try RegistryConfig.load().mirrors(for: ref.registry) {
-            let other = RegistryClient(registry: mirror.authority, repository: ref.repository,
-                                       credentials: try Credentials.stored(for: mirror.authority), timeout: timeout, endpoint: mirror)
-            if let answer = try? other.manifest(ref.reference, shown: ref.description) {
-                client = other
-                found = answer
-                break
-            }
+            let credentials: Credentials?
+            do { credentials = try Credentials.stored(for: mirror.authority) } catch { continue }
+            let client = RegistryClient(registry: mirror.authority, repository: ref.repository, credentials: credentials,
+                                        timeout: timeout, endpoint: mirror)
+            if let pulled = try? pull(ref, from: client) { return pulled }
         }
-        if found == nil { found = try client.manifest(ref.reference, shown: ref.description) }
-        var (bytes, type, digest) = found!
+        return try pull(ref, from: RegistryClient(ref, credentials: try Credentials.stored(for: ref.registry), timeout: timeout))
+    }
+
+    private func pull(_ ref: RegistryReference, from client: RegistryClient) throws(GockerError) -> (image: ImageRecord, digest: String) {
+        let found = try client.manifest(ref.reference, shown: ref.description)
+        var (bytes, type, digest) = found
         // What the name resolved to, as docker shows it (an index's digest
         // where there is one).
         let named = digest
@@ -251,10 +252,17 @@ public struct Puller {
             let own = client.sibling()
             return Background { download(own) }
         }
-        defer {
+        /// Downloads still going stop (a failure elsewhere, or blobs no
+        /// layer waited for: a layer stored meanwhile by another command),
+        /// and their threads end: nothing of them is said after.
+        var joined = false
+        func stopDownloads() {
+            guard !joined else { return }
+            joined = true
             shared.withLock { if $0.failure == nil { $0.failure = GockerError(.system, "pull: stopped") } }
             for h in helpers { h.value() }
         }
+        defer { stopDownloads() }
         let feed = LayerFeed(ready: { (i) throws(GockerError) in
             if let gate = gates[manifest.layers[i].digest] {
                 try gate.wait()
@@ -268,6 +276,7 @@ public struct Puller {
         let had = (try? store.image(id: String(manifest.config.digest.dropFirst(7)))) != nil
         let image = try store.storePulled(config, bytes: configBytes, digest: manifest.config.digest, layers: manifest.layers,
                                           names: names, staging: staging, feed: feed)
+        stopDownloads()
         try store.addRepoDigest(ref.local.name + "@" + named, to: image.id)
         output("Digest: \(named)")
         // docker's familiar name: "alpine:latest", "host:5000/repo:tag", "repo@sha256:...".

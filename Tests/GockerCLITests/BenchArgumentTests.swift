@@ -1,5 +1,6 @@
 import Testing
 @testable import GockerCLI
+import GockerRegistry
 
 struct BenchArgumentTests {
     @Test func benchFlags() throws {
@@ -54,5 +55,21 @@ struct BenchArgumentTests {
         let run = try #require(try RunLine.parse(["--rm", "--timings", "busybox", "true"]))
         #expect(run.timings && run.request.image == "busybox" && run.request.command == ["true"])
         #expect(try #require(try RunLine.parse(["busybox"])).timings == false)
+    }
+}
+
+/// docker's lines of a pull's layers, as the board draws them.
+struct LayerBoardTests {
+    @Test func aBarWhereThereIsRoomAndNeverWiderThanTheTerminal() {
+        let half = Puller.LayerState.downloading(28_100_000, 56_200_000)
+        let wide = LayerBoard.line("a1b2c3d4e5f6", half, columns: 120)
+        #expect(wide == "a1b2c3d4e5f6: Downloading [" + String(repeating: "=", count: 24) + ">" + String(repeating: " ", count: 25)
+                + "]  28.1MB/56.2MB")
+        // Narrower than docker's 110 columns: the bytes alone.
+        #expect(LayerBoard.line("a1b2c3d4e5f6", half, columns: 80) == "a1b2c3d4e5f6: Downloading  28.1MB/56.2MB")
+        // Narrower still: cut, so that no line wraps.
+        #expect(LayerBoard.line("a1b2c3d4e5f6", half, columns: 20) == "a1b2c3d4e5f6: Downl")
+        #expect(LayerBoard.line("a1b2c3d4e5f6", .complete, columns: 80) == "a1b2c3d4e5f6: Pull complete")
+        #expect(LayerBoard.line("a1b2c3d4e5f6", .downloading(0, 10), columns: 0).contains("[" + String(repeating: " ", count: 50) + "]"))
     }
 }

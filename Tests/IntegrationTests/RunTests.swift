@@ -212,7 +212,7 @@ struct RunTests {
         let runs = try (0..<3).map { _ in try box.start(["run", "--rm", "busybox", "true"]) }
         for (p, _) in runs { box.finish(p); #expect(p.terminationStatus == 0) }
         #expect(box.list(box.dataRoot + "/image/layers").count == 1)
-        #expect(box.list(box.dataRoot + "/image/images").count == 1)
+        #expect(box.list(box.dataRoot + "/image/images").filter { $0.hasSuffix(".json") }.count == 1)
         box.expectNothingLeft()
     }
 }

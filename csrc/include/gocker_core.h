@@ -597,6 +597,8 @@ int gk_recv_fds(int sock, struct gk_msg *m, int *fds, size_t max);
  * there as SCM_RIGHTS (runc's --console-socket protocol). 0 or -errno. */
 int gk_send_console(const char *socket_path, int master);
 
+/* The width of the terminal on fd, in columns; 0 where it is none. */
+int gk_term_columns(int fd);
 /* Copies the window size of terminal `from` to terminal `to`. */
 int gk_copy_winsize(int from, int to);
 

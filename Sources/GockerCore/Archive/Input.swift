@@ -36,7 +36,7 @@ public enum Compression: String, Sendable {
 public final class FileSource: ByteSource {
     let fd: Int32
     let name: String
-    private let owned: Bool
+    let owned: Bool
     private var peeked: [UInt8] = []
     /// Bytes handed out so far.
     public private(set) var consumed: UInt64 = 0
@@ -140,9 +140,23 @@ final class InflatedSource: ByteSource {
     private let memory: Mapping
     private let count: Int
     private var offset = 0
+    /// The file's progress callback, told as the content is handed out.
+    private let onRead: ((UInt64) -> Void)?
+    private let fileSize: Int
 
-    /// Bytes inflated into, all sources together and the pool's.
-    static let budget = Atomic<Int>(512 << 20)
+    /// The most memory inflated into at a time: 512 MiB, or a quarter of
+    /// the memory available when gocker started, if less.
+    static let capacity: Int = {
+        var available = Int.max
+        if let text = try? Sys.readFile("/proc/meminfo") {
+            for line in String(decoding: text, as: UTF8.self).split(separator: "\n") where line.hasPrefix("MemAvailable:") {
+                if let kb = Int(line.split(separator: " ").dropFirst().first ?? "") { available = kb * 1024 }
+            }
+        }
+        return min(512 << 20, available / 4)
+    }()
+    /// What is left of `capacity`: all sources together and the pool's.
+    static let budget = Atomic<Int>(capacity)
     /// Memory mapped for a source: its start and size.
     struct Mapping: @unchecked Sendable {
         let baseAddress: UnsafeMutableRawPointer?
@@ -156,7 +170,8 @@ final class InflatedSource: ByteSource {
     private static let pool = Mutex<[Mapping]>([])
 
     init?(_ file: FileSource) {
-        guard let size = file.size.map(Int.init), size >= 18 else { return nil }
+        // A file gocker opened (read from its start), not standard input.
+        guard file.owned, let size = file.size.map(Int.init), size >= 18 else { return nil }
         var trailer = [UInt8](repeating: 0, count: 4)
         guard pread(file.fd, &trailer, 4, off_t(size - 4)) == 4 else { return nil }
         // ISIZE: the content's length modulo 2^32 (a larger one does not fit
@@ -177,10 +192,22 @@ final class InflatedSource: ByteSource {
         guard result == LIBDEFLATE_SUCCESS, usedIn == size, usedOut == length else { return nil }
         self.memory = memory
         count = length
+        onRead = file.onRead
+        fileSize = size
         ok = true
     }
 
     deinit { Self.give(memory) }
+
+    /// Unmaps what the pool holds: at the end of the work that inflated
+    /// (a pull or load), so that the process keeps none of it after.
+    static func drainPool() {
+        let freed = pool.withLock { free in
+            defer { free.removeAll() }
+            return free.reduce(0) { n, m in munmap(m.baseAddress, m.count); return n + m.count }
+        }
+        if freed > 0 { budget.add(freed, ordering: .relaxed) }
+    }
 
     /// Memory for `length` bytes: a pooled mapping large enough, else a
     /// new one (in huge pages where the system gives them) within the
@@ -194,16 +221,15 @@ final class InflatedSource: ByteSource {
             return pooled
         }
         let mapped = max(2 << 20, (length + (2 << 20) - 1) / (2 << 20) * (2 << 20))
+        guard mapped <= capacity else { return nil }
         var left = budget.load(ordering: .relaxed)
         while true {
             if left < mapped {
                 // What the pool holds goes, for room.
-                let freed = pool.withLock { free in
-                    defer { free.removeAll() }
-                    return free.reduce(0) { n, m in munmap(m.baseAddress, m.count); return n + m.count }
-                }
-                guard freed > 0 else { return nil }
-                left = budget.add(freed, ordering: .relaxed).newValue
+                let empty = pool.withLock { $0.isEmpty }
+                guard !empty else { return nil }
+                drainPool()
+                left = budget.load(ordering: .relaxed)
                 continue
             }
             let (taken, now) = budget.compareExchange(expected: left, desired: left - mapped, ordering: .relaxed)
@@ -228,6 +254,8 @@ final class InflatedSource: ByteSource {
         guard n > 0 else { return 0 }
         buffer.baseAddress!.copyMemory(from: memory.baseAddress! + offset, byteCount: n)
         offset += n
+        // The file's share of what was handed out, for a progress line.
+        onRead?(UInt64(Double(fileSize) * Double(offset) / Double(count)))
         return n
     }
 }
