@@ -15,6 +15,8 @@ public struct ImagesBench: Sendable {
         /// About how many bytes of file contents the tree holds.
         public var size: Int64 = 256 << 20
         public var seed: UInt64 = 22
+        /// `--pull`: the image's layers, one tree each.
+        public var layers = 4
         public var dataRoot: String
         public var gocker: String
 

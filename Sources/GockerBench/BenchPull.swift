@@ -13,21 +13,9 @@ import GockerRuntime
 /// cache) is repeated, after warm-up pairs that put the registry's files
 /// in the page cache.
 public struct PullBench: Sendable {
-    public struct Options: Sendable {
-        public var count = 3
-        public var warmup = 1
-        /// About how many bytes of file contents the image's layers hold.
-        public var size: Int64 = 512 << 20
-        public var layers = 4
-        public var seed: UInt64 = 23
-        public var dataRoot: String
-        public var gocker: String
-
-        public init(dataRoot: String, gocker: String) {
-            self.dataRoot = Paths.absolute(dataRoot)
-            self.gocker = gocker
-        }
-    }
+    /// `--images`' options; `size` defaults to 512m here (the CLI's), and
+    /// `layers` is this bench's own.
+    public typealias Options = ImagesBench.Options
 
     public let options: Options
 

@@ -156,7 +156,7 @@ struct Bench: ParsableCommand {
             var options = PullBench.Options(dataRoot: global.dataRoot, gocker: GockerBench.Bench.selfPath())
             options.count = count ?? 3
             options.warmup = warmup
-            if let size { options.size = try ResourceFlags.parseSize(size, flag: "--size") }
+            options.size = try size.map { s throws(GockerError) in try ResourceFlags.parseSize(s, flag: "--size") } ?? 512 << 20
             if let layers { options.layers = layers }
             result = try PullBench(options).run(progress: Self.progress)
         } else {

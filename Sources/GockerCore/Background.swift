@@ -1,5 +1,6 @@
 import CGockerCore
 import Glibc
+import Synchronization
 
 /// A value computed on a thread of its own while the caller goes on with
 /// other work; `value()` waits for it. `then` queues more work on the same
@@ -161,42 +162,33 @@ final class BackgroundThread: @unchecked Sendable {
 
 /// A one-time signal between threads: opened once, with an outcome (none,
 /// or the error that stands for the work it waited on); `wait` blocks until
-/// it is open, and any number of threads may wait.
+/// it is open, and any number of threads may wait (each one woken passes
+/// the semaphore on to the next).
 public final class Gate: @unchecked Sendable {
-    private let lock = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
-    private let changed = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
-    private var isOpen = false
-    private var failure: GockerError?
+    private let semaphore = UnsafeMutablePointer<sem_t>.allocate(capacity: 1)
+    private let outcome = Mutex<(isOpen: Bool, failure: GockerError?)>((false, nil))
 
-    public init() {
-        pthread_mutex_init(lock, nil)
-        pthread_cond_init(changed, nil)
-    }
+    public init() { sem_init(semaphore, 0, 0) }
 
     deinit {
-        pthread_cond_destroy(changed)
-        pthread_mutex_destroy(lock)
-        changed.deallocate()
-        lock.deallocate()
+        sem_destroy(semaphore)
+        semaphore.deallocate()
     }
 
     /// Opens it (a second time changes nothing).
     public func open(_ error: GockerError? = nil) {
-        pthread_mutex_lock(lock)
-        if !isOpen {
-            isOpen = true
-            failure = error
-            pthread_cond_broadcast(changed)
+        let first = outcome.withLock { o -> Bool in
+            guard !o.isOpen else { return false }
+            o = (true, error)
+            return true
         }
-        pthread_mutex_unlock(lock)
+        if first { sem_post(semaphore) }
     }
 
     /// Returns once it is open; throws the error it was opened with.
     public func wait() throws(GockerError) {
-        pthread_mutex_lock(lock)
-        while !isOpen { pthread_cond_wait(changed, lock) }
-        let error = failure
-        pthread_mutex_unlock(lock)
-        if let error { throw error }
+        while sem_wait(semaphore) != 0 && errno == EINTR {}
+        sem_post(semaphore)
+        if let failure = outcome.withLock({ $0.failure }) { throw failure }
     }
 }
