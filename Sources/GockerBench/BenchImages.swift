@@ -149,11 +149,7 @@ public struct ImagesBench: Sendable {
                     summary.error = "pipeline: " + Self.failure(p, stderr: scratch + "/stderr")
                     break
                 }
-                if i >= options.warmup {
-                    summary.gockerSeconds.append(g.seconds)
-                    summary.pipelineSeconds.append(p.seconds)
-                    summary.gockerMaxRSSKB.append(g.maxRSSKB)
-                }
+                if i >= options.warmup { summary.add(gocker: g, pipeline: p) }
             }
             summary.summarize()
         }
@@ -201,6 +197,13 @@ public struct ImagesOperation: Codable, Sendable, Equatable {
         self.name = name
         self.gocker = gocker
         self.pipeline = pipeline
+    }
+
+    /// One measured pair's figures.
+    mutating func add(gocker g: BenchProcess.Timed, pipeline p: BenchProcess.Timed) {
+        gockerSeconds.append(g.seconds)
+        pipelineSeconds.append(p.seconds)
+        gockerMaxRSSKB.append(g.maxRSSKB)
     }
 
     mutating func summarize() {

@@ -195,11 +195,7 @@ public struct PullBench: Sendable {
                 summary.error = "skopeo: " + ImagesBench.failure(p, stderr: scratch + "/stderr")
                 break
             }
-            if i >= options.warmup {
-                summary.gockerSeconds.append(g.seconds)
-                summary.pipelineSeconds.append(p.seconds)
-                summary.gockerMaxRSSKB.append(g.maxRSSKB)
-            }
+            if i >= options.warmup { summary.add(gocker: g, pipeline: p) }
         }
         summary.summarize()
         result.operations.append(summary)
