@@ -409,13 +409,10 @@ extension ImageStore {
     /// (as docker's is). A layer the store has already (`hasLayer`) needs no
     /// blob. Messages begin "pull:".
     /// `feed`: how a layer's blob comes while others are extracted.
-    public func storePulled(_ config: OCI.ImageConfigFile, bytes: [UInt8], digest: String, layers: [OCI.Descriptor],
+    public func storePulled(_ config: OCI.ImageConfigFile, bytes: [UInt8], layers: [OCI.Descriptor],
                             names: [ImageReference], staging: String, feed: LayerFeed? = nil) throws(GockerError) -> ImageRecord {
         let files = layers.map { "blobs/sha256/" + $0.digest.dropFirst(7) }
         let kept = layers.map { LayerArchive(digest: $0.digest, size: $0.size, mediaType: nil) }
-        guard SHA256.hash(bytes).hex == digest.dropFirst(7) else {
-            throw GockerError(.invalidArgument, "pull: the config's digest is not \(digest)")
-        }
         return try store(config, layerFiles: files, checked: kept, names: names, in: Unpacked(root: staging),
                          verb: "pull", configBytes: bytes, feed: feed) { _ in }
     }
@@ -489,7 +486,6 @@ extension ImageStore {
     private func store(_ config: OCI.ImageConfigFile, layerFiles: [String], checked: [LayerArchive]?, names: [ImageReference],
                        in unpacked: Unpacked, verb: String = "load", configBytes: [UInt8], feed: LayerFeed? = nil,
                        output: (String) -> Void) throws(GockerError) -> ImageRecord {
-        let id = SHA256.hash(configBytes).hex
         // The memory layers were inflated into goes with the work.
         defer { InflatedSource.drainPool() }
         func said(_ error: GockerError) -> GockerError {
@@ -596,15 +592,10 @@ extension ImageStore {
                 let own = config.os == "linux" && config.architecture == OCI.hostArchitecture && config.variant == nil
                 let image = try add(layers: layers, config: config.config ?? ImageConfig(), tag: names.first,
                                     comment: config.comment, created: config.created, author: config.author,
-                                    history: config.history, id: id,
+                                    history: config.history, document: configBytes,
                                     platform: own ? nil : OCI.Platform(architecture: config.architecture, os: config.os,
                                                                        variant: config.variant))
                 for name in names.dropFirst() { try setTag(name, to: image.id) }
-                if !Sys.exists(configPath(id)) {
-                    try performing("\(verb): keep the config of \(image.shortID)") { () throws(SystemCallError) in
-                        try Sys.writeFileAtomic(configPath(id), configBytes, mode: 0o600)
-                    }
-                }
                 return image
             }
             if names.isEmpty { output("Loaded image ID: sha256:\(image.id)") }

@@ -377,30 +377,29 @@ public struct ImageStore: Sendable {
     }
 
     /// Records an image and tags it; the caller holds the lock. Its id is
-    /// its config's digest, as docker names images: `id` where the config
-    /// came with the image (pulled, loaded, which keeps it), else that of
-    /// the OCI config made here from the record, which is kept.
+    /// its config's digest, as docker names images: of `document`, the
+    /// config as it came with the image (pulled, loaded), else of the OCI
+    /// config made here from the record. The config is kept beside the
+    /// record, to be pushed and saved byte for byte.
     @discardableResult
     public func add(layers: [String], config: ImageConfig, tag: ImageReference?, comment: String? = nil,
                     created: String? = nil, author: String? = nil, parent: String? = nil,
-                    history: [ImageHistory]? = nil, id given: String? = nil,
+                    history: [ImageHistory]? = nil, document: [UInt8]? = nil,
                     platform: OCI.Platform? = nil) throws(GockerError) -> ImageRecord {
         // Under the store's lock, as `rmi`'s removal of unused layers: a
         // layer stored earlier by this command may have gone meanwhile.
         for layer in layers where !Sys.isDirectory(layerPath(layer)) {
             throw GockerError(.notFound, "layer \(layer.prefix(12)) was removed while the image was made (an rmi at the same time?): try again")
         }
-        var record = ImageRecord(id: given ?? "", layers: layers, config: config, created: created ?? Timestamp.now(),
+        var record = ImageRecord(id: "", layers: layers, config: config, created: created ?? Timestamp.now(),
                                  size: 0, comment: comment, author: author, parent: parent, history: history)
         if let platform {
             record.architecture = platform.architecture
             record.os = platform.os
             record.variant = platform.variant
         }
-        // An image made here is named as docker names every image: by its
-        // config's digest, the config kept as it is pushed and saved.
-        let made = given == nil ? JSON.encode(configFile(record)) : nil
-        let id = given ?? SHA256.hash(made!).hex
+        let kept = document ?? JSON.encode(configFile(record))
+        let id = SHA256.hash(kept).hex
         record.id = id
         if Sys.exists(imagePath(id)) {
             let existing = try image(id: id)
@@ -409,8 +408,13 @@ public struct ImageStore: Sendable {
         }
         record.size = layers.reduce(Int64(0)) { $0 + Self.treeSize(layerPath($1)) }
         try performing("record image \(tag?.description ?? String(id.prefix(12)))") { () throws(SystemCallError) in
-            if let made { try Sys.writeFileAtomic(configPath(id), made, mode: 0o600) }
-            try Sys.writeFileAtomic(imagePath(id), record.jsonBytes)
+            try Sys.writeFileAtomic(configPath(id), kept, mode: 0o600)
+            do throws(SystemCallError) {
+                try Sys.writeFileAtomic(imagePath(id), record.jsonBytes)
+            } catch {
+                _ = unlink(configPath(id))
+                throw error
+            }
         }
         if let tag { try setTag(tag, to: id) }
         return record

@@ -100,8 +100,7 @@ public struct Puller {
     }
 
     private func pull(_ ref: RegistryReference, from client: RegistryClient) throws(GockerError) -> (image: ImageRecord, digest: String) {
-        let found = try client.manifest(ref.reference, shown: ref.description)
-        var (bytes, type, digest) = found
+        var (bytes, type, digest) = try client.manifest(ref.reference, shown: ref.description)
         // What the name resolved to, as docker shows it (an index's digest
         // where there is one).
         let named = digest
@@ -274,7 +273,8 @@ public struct Puller {
         let names = ref.digest == nil ? [ref.local] : []
         let existed = (try? store.lookup(ref.local.description))?.0
         let had = (try? store.image(id: String(manifest.config.digest.dropFirst(7)))) != nil
-        let image = try store.storePulled(config, bytes: configBytes, digest: manifest.config.digest, layers: manifest.layers,
+        // The config's digest was checked as it came (client.blob).
+        let image = try store.storePulled(config, bytes: configBytes, layers: manifest.layers,
                                           names: names, staging: staging, feed: feed)
         stopDownloads()
         try store.addRepoDigest(ref.local.name + "@" + named, to: image.id)
