@@ -16,7 +16,8 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-# Debian packages: busybox-static is the built-in image's source; libcgroup-dev
+# Debian packages: busybox-static is the built-in image's source; uidmap's
+# newuidmap and newgidmap map a rootless user's ranges (csrc/rootless.c); libcgroup-dev
 # the cgroup backend's library; libseccomp-dev compiles seccomp profiles
 # (linked statically); libssl-dev for its libcrypto, the SHA-256 of image
 # and layer digests, and its libssl, TLS to registries (both linked
@@ -32,7 +33,7 @@ cd "$(dirname "$0")"
 # (the distribution registry) is the registry the tests start on loopback,
 # skopeo puts images into it that gocker did not write, and openssl makes
 # the tests' own CA and certificates.
-PACKAGES=(busybox-static libcgroup-dev libseccomp-dev libssl-dev pkg-config zlib1g-dev liblzma-dev libdeflate-dev procps qemu-system-x86 cpio containerd strace gcc libc6-dev nftables iproute2 podman docker-registry skopeo openssl)
+PACKAGES=(busybox-static uidmap libcgroup-dev libseccomp-dev libssl-dev pkg-config zlib1g-dev liblzma-dev libdeflate-dev procps qemu-system-x86 cpio containerd strace gcc libc6-dev nftables iproute2 podman docker-registry skopeo openssl)
 
 deps() {
     local missing=()

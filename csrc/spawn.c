@@ -15,6 +15,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <net/if.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -174,7 +175,7 @@ static void make_devices(int sync, const struct gk_spawn *s, int root)
         const struct gk_device *d = &s->devices[i];
         if ((r = gk_make_target(root, d->path, GK_TARGET_PARENT, &dir, &where)) < 0)
             child_fail_at(sync, GK_STAGE_DEVICES, -r, "create directory for", d->path, NULL, &where);
-        if (s->flags & GK_SPAWN_USERNS) {
+        if (s->flags & (GK_SPAWN_USERNS | GK_SPAWN_BIND_DEVICES)) {
             /* An empty file to bind on (a regular file needs no CAP_MKNOD). */
             if (mknodat(dir, name, S_IFREG | 0666, 0) < 0 && errno != EEXIST)
                 child_fail(sync, GK_STAGE_DEVICES, errno, "create", d->path, GK_EXIT_SETUP);
@@ -713,9 +714,10 @@ static int private_root(const struct gk_spawn *s, int sync)
 
     /* In a user namespace device nodes cannot be made: the host's are
      * cloned now, while its /dev is visible, and bound in place later. */
-    if ((s->flags & GK_SPAWN_USERNS) && s->ndevices > GK_MAX_DEVICES)
+    int bind_devices = (s->flags & (GK_SPAWN_USERNS | GK_SPAWN_BIND_DEVICES)) != 0;
+    if (bind_devices && s->ndevices > GK_MAX_DEVICES)
         child_fail(sync, GK_STAGE_DEVICES, E2BIG, "too many devices", NULL, GK_EXIT_SETUP);
-    for (size_t i = 0; (s->flags & GK_SPAWN_USERNS) && i < s->ndevices; i++) {
+    for (size_t i = 0; bind_devices && i < s->ndevices; i++) {
         const struct gk_device *d = &s->devices[i];
         dev_tree[i] = (int)syscall(SYS_open_tree, AT_FDCWD, d->path, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_SYMLINK_NOFOLLOW);
         if (dev_tree[i] < 0)
@@ -938,6 +940,12 @@ static int parent_hooks(const struct gk_spawn *spec, int sync, pid_t pid)
     return gk_send_all(sync, &m, sizeof m);
 }
 
+/* Set in a thread that parked_launch made for one launch. */
+static __thread int launch_parked;
+static int launch_maybe_parked(const struct gk_spawn *spec, unsigned long flags, child_fn child, int pid_ns_fd,
+                               int want_ready, gk_before_go_fn before_go, void *ctx, pid_t *pid_out,
+                               int *terminal_fd, struct gk_msg *err);
+
 /*
  * The parent side of gk_spawn and gk_exec: clones `child` with `flags` (in
  * the PID namespace `pid_ns_fd` when >= 0), lets before_go place it, sends
@@ -992,8 +1000,9 @@ static int launch(const struct gk_spawn *spec, unsigned long flags, child_fn chi
     }
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (own_pid_ns >= 0) {
-        /* Every later child of this thread would land in the container. */
-        if (setns(own_pid_ns, CLONE_NEWPID) < 0)
+        /* Every later child of this thread would land in the container.
+         * (A parked thread, see parked_launch, makes no other child.) */
+        if (setns(own_pid_ns, CLONE_NEWPID) < 0 && !launch_parked)
             abort();
         close(own_pid_ns);
     }
@@ -1098,7 +1107,7 @@ int gk_spawn(const struct gk_spawn *spec, gk_before_go_fn before_go, void *ctx,
              pid_t *pid_out, int *terminal_fd, struct gk_msg *err)
 {
     int pid_ns = (spec->flags & GK_SPAWN_JOIN_PID) ? spec->pid_ns_fd : -1;
-    return launch(spec, spec->clone_flags, child_main, pid_ns, 1, before_go, ctx, pid_out, terminal_fd, err);
+    return launch_maybe_parked(spec, spec->clone_flags, child_main, pid_ns, 1, before_go, ctx, pid_out, terminal_fd, err);
 }
 
 int gk_send_saved(int sync)
@@ -1144,8 +1153,74 @@ static void __attribute__((noreturn)) exec_child(const struct gk_spawn *s, int s
     exec_command(sync, s, slave);
 }
 
+/* One launch on a thread of its own, which then stays, parked, until the
+ * process ends. Rootless gocker (see rootless.c) may join a container's
+ * PID namespace, owned by its user namespace, but not go back to its own,
+ * the host's: the clone is made on a thread whose pid_for_children may
+ * stay in the container, and which lives on, because the child's
+ * parent-death signal follows the thread that cloned it. */
+struct parked_job {
+    const struct gk_spawn *spec;
+    unsigned long flags;
+    child_fn child;
+    int pid_ns_fd, want_ready;
+    gk_before_go_fn before_go;
+    void *ctx;
+    pid_t *pid_out;
+    int *terminal_fd;
+    struct gk_msg *err;
+    int ret;
+    pthread_mutex_t lock;
+    pthread_cond_t done;
+    int finished;
+};
+
+static void *parked_thread(void *arg)
+{
+    struct parked_job *j = arg;
+    launch_parked = 1;
+    int r = launch(j->spec, j->flags, j->child, j->pid_ns_fd, j->want_ready, j->before_go, j->ctx, j->pid_out,
+                   j->terminal_fd, j->err);
+    pthread_mutex_lock(&j->lock);
+    j->ret = r;
+    j->finished = 1;
+    pthread_cond_signal(&j->done);
+    pthread_mutex_unlock(&j->lock);
+    for (;;)
+        pause();
+    return NULL;
+}
+
+static int launch_maybe_parked(const struct gk_spawn *spec, unsigned long flags, child_fn child, int pid_ns_fd,
+                               int want_ready, gk_before_go_fn before_go, void *ctx, pid_t *pid_out,
+                               int *terminal_fd, struct gk_msg *err)
+{
+    if (pid_ns_fd < 0 || !getenv("GOCKER_ROOTLESS_UID"))
+        return launch(spec, flags, child, pid_ns_fd, want_ready, before_go, ctx, pid_out, terminal_fd, err);
+    struct parked_job j = {spec, flags, child, pid_ns_fd, want_ready, before_go, ctx, pid_out, terminal_fd, err,
+                           0, PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0};
+    /* The parked thread takes no signal. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    pthread_t t;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    int e = pthread_create(&t, &attr, parked_thread, &j);
+    pthread_attr_destroy(&attr);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (e != 0)
+        return -e;
+    pthread_mutex_lock(&j.lock);
+    while (!j.finished)
+        pthread_cond_wait(&j.done, &j.lock);
+    pthread_mutex_unlock(&j.lock);
+    return j.ret;
+}
+
 int gk_exec(const struct gk_spawn *spec, int pid_ns_fd, gk_before_go_fn before_go, void *ctx,
             pid_t *pid_out, int *terminal_fd, struct gk_msg *err)
 {
-    return launch(spec, 0, exec_child, pid_ns_fd, 0, before_go, ctx, pid_out, terminal_fd, err);
+    return launch_maybe_parked(spec, 0, exec_child, pid_ns_fd, 0, before_go, ctx, pid_out, terminal_fd, err);
 }

@@ -315,3 +315,37 @@ enum CgroupFiles {
         }
     }
 }
+
+/// No groups at all: a rootless gocker on a host that has delegated no
+/// cgroups to its user (any cgroup v1 host, and v2 without a subtree of
+/// the user's own). Its containers run without limits, and a limit is
+/// refused with `refusal`, never dropped.
+public struct NoCgroupBackend: CgroupBackend {
+    public let name = "none"
+    public let version: CgroupVersion
+    /// Why there are no groups, for the refusal of a limit.
+    public let refusal: String
+
+    public init(version: CgroupVersion, refusal: String) {
+        self.version = version
+        self.refusal = refusal
+    }
+
+    public func offers(_ controller: String) -> Bool { false }
+    public func exists(_ controller: String, path: String) -> Bool { false }
+    public func create(_ controller: String, path: String, settings: [CgroupSetting]) throws(GockerError) {
+        throw GockerError(.invalidConfig, refusal)
+    }
+    public func read(_ controller: String, path: String, file: String) throws(GockerError) -> String {
+        throw GockerError(.invalidConfig, refusal)
+    }
+    public func hasFile(_ controller: String, path: String, file: String) -> Bool { false }
+    public func write(_ controller: String, path: String, settings: [CgroupSetting]) throws(GockerError) {
+        throw GockerError(.invalidConfig, refusal)
+    }
+    public func attach(_ controller: String, path: String, pid: Int32) throws(GockerError) {
+        throw GockerError(.invalidConfig, refusal)
+    }
+    public func processes(_ controller: String, path: String) -> [Int32] { [] }
+    public func destroy(_ controller: String, path: String, waiting: Bool) throws(GockerError) {}
+}

@@ -27,9 +27,17 @@ public struct CgroupDriver: Sendable {
         case "libcgroup": return try LibcgroupBackend(version: version)
         case "cgroupfs":
             return version == .v2 ? CgroupfsV2Backend() : CgroupfsV1Backend(mounts: CgroupfsV1Backend.hostMounts())
+        case "none": return NoCgroupBackend(version: version, refusal: rootlessRefusal(version))
         default:
             throw GockerError(.invalidArgument, "invalid cgroup backend \"\(name)\": expected libcgroup or cgroupfs")
         }
+    }
+
+    /// Why a rootless gocker has no groups here.
+    public static func rootlessRefusal(_ version: CgroupVersion) -> String {
+        version == .v1
+            ? "a rootless container has no cgroups on this host (cgroup v1 delegates none to a user), so it runs without limits"
+            : "a rootless container has no cgroups here (no cgroup2 subtree of this user's own with controllers enabled), so it runs without limits"
     }
 
     /// A cgroup path from a config: relative to each hierarchy's root,
@@ -62,6 +70,9 @@ public struct CgroupDriver: Sendable {
             let requested = c.isRequested(by: resources)
             guard requested || c.alwaysGrouped else { continue }
             guard backend.offers(c.backendName(backend.version)) else {
+                if requested, let none = backend as? NoCgroupBackend {
+                    throw GockerError(.invalidArgument, "\(c.request(in: resources)): \(none.refusal)")
+                }
                 if requested {
                     let why = backend.version == .v1 ? "it is not mounted as a cgroup v1 hierarchy on this host"
                         : "the cgroup2 root does not list it in cgroup.controllers"

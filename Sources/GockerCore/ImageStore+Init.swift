@@ -67,7 +67,7 @@ extension ImageStore {
         var start = 0
         for i in 0..<n where names[i] == 0 {
             let name = names[start..<i].withUnsafeBufferPointer { String(decoding: UnsafeRawBufferPointer($0), as: UTF8.self) }
-            if !name.hasPrefix("trusted.overlay.") { return true }
+            if !name.hasPrefix(Rootless.overlayAttributePrefix) { return true }
             start = i + 1
         }
         return false

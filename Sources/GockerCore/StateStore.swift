@@ -63,7 +63,7 @@ public struct StateStore: Sendable {
 
     public init(root: String) { self.root = root }
 
-    public static var defaultRoot: String { Sys.env("GOCKER_STATE_ROOT") ?? "/run/gocker" }
+    public static var defaultRoot: String { Sys.env("GOCKER_STATE_ROOT") ?? Rootless.defaultStateRoot }
 
     public func directory(_ id: String) -> String { "\(root)/\(id)" }
     public func statePath(_ id: String) -> String { "\(root)/\(id)/state.json" }

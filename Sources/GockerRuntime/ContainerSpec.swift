@@ -346,6 +346,8 @@ public enum ContainerSpec {
         // whether it ran or failed to start: not one created to be started
         // later (`create --rm`, `run -d --rm`), which a failed start keeps.
         if volatileUpper { overlay += ",volatile" }
+        // Rootless: overlayfs's own attributes in user.overlay.*.
+        if Rootless.active { overlay += ",userxattr" }
         let imageUser = image.config.User.flatMap { $0.isEmpty ? nil : $0 }
         return LaunchExtras(overlay: overlay, user: request.user ?? imageUser ?? "0",
                             groupAdd: request.groupAdd.isEmpty ? nil : request.groupAdd,

@@ -108,7 +108,7 @@ public struct Engine: Sendable {
         }
     }
 
-    public static var defaultDataRoot: String { Sys.env("GOCKER_DATA_ROOT") ?? "/var/lib/gocker" }
+    public static var defaultDataRoot: String { Sys.env("GOCKER_DATA_ROOT") ?? Rootless.defaultDataRoot }
 
     public func containerDir(_ id: String) -> String { "\(dataRoot)/containers/\(id)" }
     func namePath(_ name: String) -> String { "\(dataRoot)/names/\(name)" }

@@ -202,7 +202,7 @@ public struct LaunchPlan: Sendable {
             guard destination.hasPrefix("/") else {
                 throw GockerError(.invalidConfig, "mount destination \"\(destination)\" is not absolute")
             }
-            let options = MountOptions(type: m.type, options: m.options ?? [])
+            let options = MountOptions(type: m.type, options: Rootless.mappedOptions(m.options ?? []))
             var source = m.source ?? ""
             if options.isBind {
                 guard !source.isEmpty else {
@@ -214,6 +214,14 @@ public struct LaunchPlan: Sendable {
             }
             if let why = Self.refusal(destination: destination, type: m.type ?? "bind", isBind: options.isBind, source: source) {
                 throw GockerError(.invalidConfig, "mount \(destination): \(why)")
+            }
+            // Rootless, sysfs can be mounted only in a network namespace
+            // of gocker's user namespace: with the host's (or another's
+            // joined), the host's /sys is bound instead, as runc does.
+            if Rootless.active && m.type == "sysfs" && cloneFlags & GK_CLONE_NEWNET == 0 {
+                mounts.append(PlannedMount(destination: destination, type: "bind", source: "/sys",
+                                           options: MountOptions(type: "bind", options: (m.options ?? []) + ["rbind"])))
+                continue
             }
             mounts.append(PlannedMount(destination: destination, type: m.type ?? "bind", source: source, options: options))
         }

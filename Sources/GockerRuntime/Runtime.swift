@@ -22,7 +22,7 @@ public struct Runtime: Sendable {
 
     public init(stateRoot: String, cgroupBackend: String? = nil, cgroupParent: String? = nil, dataRoot: String? = nil) {
         self.store = StateStore(root: Paths.absolute(stateRoot))
-        self.seccompCache = Paths.absolute(dataRoot ?? Sys.env("GOCKER_DATA_ROOT") ?? "/var/lib/gocker") + "/seccomp"
+        self.seccompCache = Paths.absolute(dataRoot ?? Engine.defaultDataRoot) + "/seccomp"
         self.cgroupBackend = cgroupBackend ?? Sys.env("GOCKER_CGROUP_BACKEND") ?? "libcgroup"
         self.cgroupParent = cgroupParent ?? Sys.env("GOCKER_CGROUP_PARENT") ?? "gocker"
     }
@@ -38,6 +38,10 @@ public struct Runtime: Sendable {
     static func newDriver(backend cgroupBackend: String) throws(GockerError) -> CgroupDriver {
         try Self.validateBackend(cgroupBackend)
         let version = CgroupDriver.detectVersion()
+        if Rootless.active {
+            return CgroupDriver(backend: NoCgroupBackend(version: version, refusal: CgroupDriver.rootlessRefusal(version)),
+                                registry: BuiltinControllers.registry)
+        }
         let backend: any CgroupBackend
         do {
             backend = try CgroupDriver.hostBackend(named: cgroupBackend, version: version)
@@ -152,7 +156,11 @@ public struct Runtime: Sendable {
         }
         gk_mark(GK_MARK_CONFIG)
         try Self.validateBackend(cgroupBackend)
-        let resources = Self.keepingDefaultDevices(spec.linux?.resources ?? Spec.Resources())
+        var resources = Self.keepingDefaultDevices(spec.linux?.resources ?? Spec.Resources())
+        // Rootless, device rules have nothing to enforce: a container in a
+        // user namespace can make no device node, and opens only the nodes
+        // bound into it, as the user may (see Rootless).
+        if Rootless.active { resources.devices = nil }
         // Whether the child mounts its root filesystem and binds while its
         // groups are made, after the clone (see StartChoices).
         let choices = StartChoices.choose(
@@ -470,6 +478,7 @@ public struct Runtime: Sendable {
             // then owns them (the PID namespace is never new here).
             spec.flags |= UInt32(GK_SPAWN_USERNS)
         }
+        if Rootless.active { spec.flags |= UInt32(GK_SPAWN_BIND_DEVICES) }
         spec.sysctl_paths = arena.stringArray(plan.sysctls.map(\.path))
         spec.sysctl_values = arena.stringArray(plan.sysctls.map(\.value))
         spec.nsysctl = plan.sysctls.count

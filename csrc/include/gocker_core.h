@@ -274,6 +274,9 @@ struct gk_ns_join {
 #define GK_SPAWN_ROOTFS_TREE 0x8000
 /* Stop before pivot_root for the runtime's hooks (see 4. above). */
 #define GK_SPAWN_HOOKS 0x10000
+/* gocker itself runs in a user namespace (rootless, see rootless.c):
+ * device nodes are the host's, bound, as with GK_SPAWN_USERNS. */
+#define GK_SPAWN_BIND_DEVICES 0x20000
 
 /* One OCI hook the child runs (createContainer, startContainer). */
 struct gk_hook {

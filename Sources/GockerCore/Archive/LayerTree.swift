@@ -266,7 +266,7 @@ public enum LayerTree {
 
     static func isOpaque(_ dirFD: Int32) -> Bool {
         var value = [UInt8](repeating: 0, count: 4)
-        let n = gk_fgetxattr(dirFD, "trusted.overlay.opaque", &value, value.count)
+        let n = gk_fgetxattr(dirFD, Rootless.overlayAttributePrefix + "opaque", &value, value.count)
         return n == 1 && value[0] == UInt8(ascii: "y")
     }
 

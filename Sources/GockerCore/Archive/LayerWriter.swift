@@ -42,6 +42,9 @@ public final class LayerWriter {
 
     private let rootFD: Int32
     private let isRoot: Bool
+    /// Device nodes can be made: as the host's root only (not in a user
+    /// namespace, rootless).
+    private let makesDevices: Bool
     private let whiteouts: Whiteouts
     /// Directories' final metadata, by path, applied by `finish()`.
     private var directories: [String: TarEntry] = [:]
@@ -62,6 +65,7 @@ public final class LayerWriter {
             try Sys.open(directory, O_RDONLY | O_DIRECTORY | O_NOFOLLOW)
         }
         isRoot = asRoot
+        makesDevices = asRoot && !Rootless.active
     }
 
     deinit {
@@ -106,6 +110,7 @@ public final class LayerWriter {
     /// Writes one entry; a regular file's content comes from `reader`.
     public func write(_ entry: TarEntry, from reader: TarReader) throws(GockerError) {
         let path = try Self.components(of: entry.name)
+        if isRoot, let why = Rootless.unmappedOwner(uid: entry.uid, gid: entry.gid) { throw Self.refusal(entry.name, why) }
         guard let last = path.last else {
             // "." or "./": the layer's root itself.
             guard entry.kind == .directory else { throw Self.refusal(entry.name, "the root must be a directory") }
@@ -128,7 +133,7 @@ public final class LayerWriter {
         if entry.kind == .symlink {
             if entry.linkName.isEmpty { throw Self.refusal(entry.name, "symlink with an empty target") }
         }
-        if (entry.kind == .characterDevice || entry.kind == .blockDevice) && !isRoot { return }
+        if (entry.kind == .characterDevice || entry.kind == .blockDevice) && !makesDevices { return }
 
         let parent = try parentDirectory(Array(path.dropLast()), entry: entry.name)
         defer {
@@ -176,7 +181,7 @@ public final class LayerWriter {
         defer { Sys.close(parent) }
         if last == ".wh..wh..opq" {
             _ = try system(entry.name, "mark the directory opaque") { () throws(SystemCallError) in
-                try Sys.check("setxattr", path: entry.name) { gk_fsetxattr(parent, "trusted.overlay.opaque", "y", 1, 0) }
+                try Sys.check("setxattr", path: entry.name) { gk_fsetxattr(parent, Rootless.overlayAttributePrefix + "opaque", "y", 1, 0) }
             }
             return
         }

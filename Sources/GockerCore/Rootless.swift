@@ -1,0 +1,91 @@
+import Glibc
+
+/// gocker started by an ordinary user (see csrc/rootless.c): it runs as
+/// root of a user namespace of that user's own, and keeps its images,
+/// containers and state in the user's directories.
+public enum Rootless {
+    /// The host user and group gocker runs for, and the user's runtime
+    /// directory; nil when gocker runs as the host's root.
+    public struct User: Sendable {
+        public let uid: UInt32
+        public let gid: UInt32
+        /// $XDG_RUNTIME_DIR/gocker, or /tmp/gocker-UID.
+        public let runtimeDirectory: String
+    }
+
+    public static let user: User? = {
+        guard let uid = Sys.env("GOCKER_ROOTLESS_UID").flatMap({ UInt32($0) }),
+              let gid = Sys.env("GOCKER_ROOTLESS_GID").flatMap({ UInt32($0) }),
+              let dir = Sys.env("GOCKER_ROOTLESS_DIR"), dir.hasPrefix("/") else { return nil }
+        return User(uid: uid, gid: gid, runtimeDirectory: dir)
+    }()
+
+    public static var active: Bool { user != nil }
+
+    /// Images, containers' layers, logs and volumes: /var/lib/gocker for
+    /// root; `$XDG_DATA_HOME/gocker` (default `~/.local/share/gocker`) for a
+    /// user.
+    public static var defaultDataRoot: String {
+        guard let user else { return "/var/lib/gocker" }
+        if let xdg = Sys.env("XDG_DATA_HOME"), xdg.hasPrefix("/") { return xdg + "/gocker" }
+        if let home = Sys.env("HOME"), home.hasPrefix("/"), home != "/" { return home + "/.local/share/gocker" }
+        return user.runtimeDirectory + "/data"
+    }
+
+    /// Live containers' state: /run/gocker for root, the runtime directory
+    /// for a user.
+    public static var defaultStateRoot: String { user?.runtimeDirectory ?? "/run/gocker" }
+
+    /// Where overlayfs keeps its own attributes (opaque directories):
+    /// trusted.overlay.* for root; user.overlay.* in a user namespace,
+    /// where trusted.* is out of reach (mounted with "userxattr").
+    public static var overlayAttributePrefix: String { active ? "user.overlay." : "trusted.overlay." }
+
+    /// The ids the user namespace maps (inside ones, from /proc/self/uid_map
+    /// and gid_map): ranges of (first, count).
+    public static let mappedIDs: (uids: [(UInt32, UInt32)], gids: [(UInt32, UInt32)]) = {
+        func read(_ file: String) -> [(UInt32, UInt32)] {
+            guard let bytes = try? Sys.readFile(file) else { return [] }
+            return String(decoding: bytes, as: UTF8.self).split(separator: "\n").compactMap { line in
+                let f = line.split(separator: " ", omittingEmptySubsequences: true)
+                guard f.count == 3, let first = UInt32(f[0]), let count = UInt32(f[2]) else { return nil }
+                return (first, count)
+            }
+        }
+        return (read("/proc/self/uid_map"), read("/proc/self/gid_map"))
+    }()
+
+    static func covers(_ ranges: [(UInt32, UInt32)], _ id: UInt32) -> Bool {
+        ranges.contains { id >= $0.0 && UInt64(id) < UInt64($0.0) + UInt64($0.1) }
+    }
+
+    /// A filesystem's "uid=N" and "gid=N" options whose ids the namespace
+    /// does not map left out (devpts's gid=5 for a user without a range),
+    /// as runc's rootless config leaves them: the kernel refuses them.
+    public static func mappedOptions(_ options: [String]) -> [String] {
+        guard active else { return options }
+        return options.filter { o in
+            for (key, ranges) in [("uid=", mappedIDs.uids), ("gid=", mappedIDs.gids)] where o.hasPrefix(key) {
+                if let id = UInt32(o.dropFirst(key.count)) { return covers(ranges, id) }
+            }
+            return true
+        }
+    }
+
+    /// Why a file owned by `uid`:`gid` cannot be stored here, or nil when it
+    /// can (always as the host's root).
+    public static func unmappedOwner(uid: UInt32, gid: UInt32) -> String? {
+        guard active else { return nil }
+        let ids = mappedIDs
+        guard !covers(ids.uids, uid) || !covers(ids.gids, gid) else { return nil }
+        let total = ids.uids.reduce(UInt64(0)) { $0 + UInt64($1.1) }
+        let mapped = total <= 1 ? "only id 0, the user itself" : "ids 0 to \(total - 1)"
+        return "owned by \(uid):\(gid), which this user's namespace cannot hold (it maps \(mapped)): "
+            + "give the user a range in /etc/subuid and /etc/subgid (usermod --add-subuids, --add-subgids)"
+    }
+
+    /// The refusal of something only the host's root may do.
+    public static func refusal(_ what: String, _ why: String) -> GockerError {
+        GockerError(.invalidArgument, "\(what) is not available to a rootless container: \(why)")
+    }
+}

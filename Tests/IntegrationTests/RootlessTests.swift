@@ -1,0 +1,262 @@
+import Foundation
+import Testing
+
+/// An ordinary user of the host, made for one test (useradd, with a fixed
+/// name and, when asked, a subordinate id range of its own) and removed
+/// after it with its processes and files. Its home and runtime directory
+/// are in a directory of its own under /tmp, with a copy of the gocker
+/// binary it runs.
+final class RootlessUser {
+    static let name = "gockerrl"
+    /// The range given in /etc/subuid and /etc/subgid.
+    static let rangeStart: UInt32 = 300_000
+    static let rangeCount: UInt32 = 65_536
+
+    let dir: String
+    let home: String
+    let runtimeDir: String
+    let binary: String
+    let uid: UInt32
+    let gid: UInt32
+    let ranged: Bool
+
+    init(ranges: Bool = true) throws {
+        Self.remove()
+        var template = Array("/tmp/gocker-rl-XXXXXX".utf8CString)
+        guard let p = mkdtemp(&template) else { throw POSIXError(.EIO) }
+        dir = String(cString: p)
+        home = dir + "/home"
+        runtimeDir = dir + "/run"
+        binary = dir + "/bin/gocker"
+        ranged = ranges
+        // No ranges from useradd's defaults: only those given here.
+        let made = try sh("useradd -K SUB_UID_COUNT=0 -K SUB_GID_COUNT=0 -M -d \(home) -s /bin/sh \(Self.name)")
+        guard made == 0 else { throw POSIXError(.EPERM) }
+        if ranges {
+            let last = Self.rangeStart + Self.rangeCount - 1
+            _ = try sh("usermod --add-subuids \(Self.rangeStart)-\(last) --add-subgids \(Self.rangeStart)-\(last) \(Self.name)")
+        }
+        guard let pw = getpwnam(Self.name) else { throw POSIXError(.ENOENT) }
+        uid = pw.pointee.pw_uid
+        gid = pw.pointee.pw_gid
+        try FileManager.default.createDirectory(atPath: dir + "/bin", withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: Sandbox.binary, toPath: binary)
+        for d in [home, runtimeDir] {
+            try FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
+            chown(d, uid, gid)
+            chmod(d, 0o700)
+        }
+        chmod(dir, 0o755)
+        chmod(dir + "/bin", 0o755)
+        chmod(binary, 0o755)
+    }
+
+    /// Kills the user's processes (its containers and their namespaces'
+    /// holder among them) and removes it; a user left by an earlier run goes
+    /// the same way.
+    static func remove() {
+        _ = try? sh("pkill -KILL -u \(name) 2>/dev/null; for i in $(seq 50); do pgrep -u \(name) >/dev/null || break; sleep 0.1; done; "
+            + "userdel \(name) 2>/dev/null; true")
+    }
+
+    deinit {
+        Self.remove()
+        try? FileManager.default.removeItem(atPath: dir)
+    }
+
+    /// gocker run as the user, with only HOME, PATH and XDG_RUNTIME_DIR
+    /// (unless `runtimeDirectory` is false) in its environment.
+    @discardableResult
+    func gocker(_ args: [String], input: String? = nil, runtimeDirectory: Bool = true) throws -> Sandbox.Result {
+        var env = ["HOME=\(home)", "PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin", "GOCKER_PULL=never"]
+        if runtimeDirectory { env.append("XDG_RUNTIME_DIR=\(runtimeDir)") }
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
+        p.arguments = ["--reuid=\(uid)", "--regid=\(gid)", "--init-groups", "/usr/bin/env", "-i"] + env + [binary] + args
+        p.currentDirectoryURL = URL(fileURLWithPath: dir)
+        let base = dir + "/out-\(UUID().uuidString)"
+        _ = FileManager.default.createFile(atPath: base + ".out", contents: nil)
+        _ = FileManager.default.createFile(atPath: base + ".err", contents: nil)
+        p.standardOutput = FileHandle(forWritingAtPath: base + ".out")
+        p.standardError = FileHandle(forWritingAtPath: base + ".err")
+        if let input {
+            _ = FileManager.default.createFile(atPath: base + ".in", contents: Data(input.utf8))
+            p.standardInput = FileHandle(forReadingAtPath: base + ".in")
+        } else {
+            p.standardInput = FileHandle.nullDevice
+        }
+        try p.run()
+        p.waitUntilExit()
+        defer { for s in [".out", ".err", ".in"] { try? FileManager.default.removeItem(atPath: base + s) } }
+        let out = FileManager.default.contents(atPath: base + ".out") ?? Data()
+        let err = FileManager.default.contents(atPath: base + ".err") ?? Data()
+        return Sandbox.Result(status: p.terminationStatus, stdout: String(decoding: out, as: UTF8.self),
+                              stderr: String(decoding: err, as: UTF8.self))
+    }
+
+    /// The host's owner of `path`.
+    func owner(_ path: String) -> (uid: UInt32, gid: UInt32)? {
+        var st = stat()
+        guard lstat(path, &st) == 0 else { return nil }
+        return (st.st_uid, st.st_gid)
+    }
+
+    /// Files owned by the user or its range outside its own directory, in
+    /// the host's places a gocker might write to.
+    func filesOutside() throws -> [String] {
+        let out = dir + "/outside.txt"
+        let last = Self.rangeStart + Self.rangeCount
+        _ = try sh("find /etc /var /run /tmp /root /home /opt /srv /usr -xdev -path \(dir) -prune -o "
+            + "\\( -uid \(uid) -o \\( -uid +\(Self.rangeStart - 1) -uid -\(last) \\) \\) -print > \(out) 2>/dev/null; true")
+        let text = (try? String(contentsOfFile: out, encoding: .utf8)) ?? ""
+        try? FileManager.default.removeItem(atPath: out)
+        return text.split(separator: "\n").map(String.init)
+    }
+}
+
+/// gocker run by an ordinary user: a user namespace of the user's own
+/// (its ranges through newuidmap and newgidmap, or the user alone), its
+/// storage in the user's directories, no cgroups where none are delegated.
+@Suite(.serialized, .enabled(if: canRunContainers, "makes users and starts real containers: needs root"))
+struct RootlessTests {
+    static func lines(_ text: String) -> [String] {
+        text.split(separator: "\n").map { $0.split(separator: " ", omittingEmptySubsequences: true).joined(separator: " ") }
+    }
+
+    @Test func aUserRunsContainersAsRootOfItsOwnRange() throws {
+        let user = try RootlessUser()
+        let uid = user.uid, start = RootlessUser.rangeStart, count = RootlessUser.rangeCount
+        let map = ["0 \(uid) 1", "1 \(start) \(count)"]
+
+        // In the foreground: root inside, the user and its range outside.
+        var r = try user.gocker(["run", "--rm", "--network", "none", "busybox", "sh", "-c",
+                                 "id -u; cat /proc/self/uid_map; cat /proc/self/gid_map"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(Self.lines(r.stdout) == ["0", map[0], map[1], "0 \(user.gid) 1", "1 \(start) \(count)"], "\(r.stdout)")
+        #expect(!r.stderr.contains("note:"), "a user with ranges gets no note: \(r.stderr)")
+
+        // Detached, with a volume of the user's: who owns what it writes.
+        let volume = user.dir + "/volume"
+        try FileManager.default.createDirectory(atPath: volume, withIntermediateDirectories: true)
+        chown(volume, user.uid, user.gid)
+        r = try user.gocker(["run", "-d", "--name", "rl1", "--network", "none", "-v", "\(volume):/data", "busybox", "sh", "-c",
+                             "echo hello; touch /data/mine; touch /data/theirs; chown 1000:1000 /data/theirs; touch /data/done; sleep 60"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(Sandbox.wait(10) { FileManager.default.fileExists(atPath: volume + "/done") })
+        #expect(user.owner(volume + "/mine").map { [$0.uid, $0.gid] } == [uid, user.gid], "the container's root is the user")
+        #expect(user.owner(volume + "/theirs").map { [$0.uid, $0.gid] } == [start + 999, start + 999],
+                "its id 1000 is the range's 1000th")
+        // The container's process, seen from the host.
+        r = try user.gocker(["inspect", "rl1"])
+        let inspected = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [[String: Any]]
+        let pid = try #require((inspected?.first?["State"] as? [String: Any])?["Pid"] as? Int32, "\(r.stdout) \(r.stderr)")
+        let hostMap = try String(contentsOfFile: "/proc/\(pid)/uid_map", encoding: .utf8)
+        #expect(Self.lines(hostMap) == map, "\(hostMap)")
+        let status = try String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)
+        #expect(status.contains("Uid:\t\(uid)\t\(uid)\t\(uid)\t\(uid)"), "\(status)")
+
+        r = try user.gocker(["exec", "rl1", "sh", "-c", "id -u; hostname; ps -o pid,comm | grep -c sleep"])
+        #expect(r.status == 0 && Self.lines(r.stdout).first == "0" && Self.lines(r.stdout).last == "1", "\(r.stdout) \(r.stderr)")
+        r = try user.gocker(["logs", "rl1"])
+        #expect(r.stdout == "hello\n", "\(r.stdout) \(r.stderr)")
+        r = try user.gocker(["ps", "--format", "{{.Names}}"])
+        #expect(r.stdout == "rl1\n", "\(r.stdout) \(r.stderr)")
+        r = try user.gocker(["rm", "-f", "rl1"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(Sandbox.wait(5) { kill(pid, 0) != 0 }, "the container is gone")
+        r = try user.gocker(["ps", "-a", "-q"])
+        #expect(r.status == 0 && r.stdout.isEmpty, "\(r.stdout) \(r.stderr)")
+
+        // Its storage is the user's: the default data root in its home.
+        let dataRoot = user.home + "/.local/share/gocker"
+        #expect(user.owner(dataRoot)?.uid == uid)
+        #expect((try? FileManager.default.contentsOfDirectory(atPath: dataRoot + "/containers")) == [])
+        #expect(FileManager.default.fileExists(atPath: user.runtimeDir + "/gocker/pause.pid"))
+        #expect(try user.filesOutside() == [], "nothing of the user's outside its directories")
+    }
+
+    @Test func aLimitIsRefusedWhereNoCgroupIsDelegated() throws {
+        let user = try RootlessUser()
+        for flags in [["-m", "64m"], ["--cpus", "1"], ["--pids-limit", "10"]] {
+            let r = try user.gocker(["run", "--rm", "--network", "none"] + flags + ["busybox", "true"])
+            #expect(r.status == 125, "\(flags): \(r.stderr)")
+            #expect(r.stderr.hasPrefix("gocker: error: ") && r.stderr.contains("rootless container has no cgroups")
+                    && r.stderr.split(separator: "\n").count == 1, "\(flags): \(r.stderr)")
+        }
+        let r = try user.gocker(["ps", "-a", "-q"])
+        #expect(r.status == 0 && r.stdout.isEmpty, "nothing left: \(r.stdout) \(r.stderr)")
+        let containers = user.home + "/.local/share/gocker/containers"
+        #expect(((try? FileManager.default.contentsOfDirectory(atPath: containers)) ?? []) == [])
+        #expect((try? FileManager.default.contentsOfDirectory(atPath: user.runtimeDir + "/gocker"))?.sorted() == ["pause.lock", "pause.pid"])
+    }
+
+    @Test func theHostNetworkAndItsSys() throws {
+        let user = try RootlessUser()
+        let r = try user.gocker(["run", "--rm", "--network", "host", "busybox", "sh", "-c",
+                                 "ls /sys/class/net | grep -c '^lo$'; touch /sys/x 2>&1 || echo read-only"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(Self.lines(r.stdout).first == "1" && r.stdout.contains("read-only"), "\(r.stdout)")
+    }
+
+    @Test func withoutARangeOnlyTheUserIsMapped() throws {
+        let user = try RootlessUser(ranges: false)
+        var r = try user.gocker(["run", "--rm", "--network", "none", "busybox", "sh", "-c",
+                                 "cat /proc/self/uid_map; chown 1 /tmp 2>/dev/null || echo refused"],
+                                runtimeDirectory: false)
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(Self.lines(r.stdout) == ["0 \(user.uid) 1", "refused"], "\(r.stdout)")
+        #expect(r.stderr.contains("note: \(RootlessUser.name) has no range in /etc/subuid"), "\(r.stderr)")
+        // Without XDG_RUNTIME_DIR: a private directory in /tmp.
+        let fallback = "/tmp/gocker-\(user.uid)"
+        defer { try? FileManager.default.removeItem(atPath: fallback) }
+        var st = stat()
+        #expect(lstat(fallback, &st) == 0 && st.st_uid == user.uid && st.st_mode & 0o777 == 0o700)
+        // The note comes once, with the namespace.
+        r = try user.gocker(["images", "-q"], runtimeDirectory: false)
+        #expect(r.status == 0 && !r.stderr.contains("note:"), "\(r.stderr)")
+    }
+
+    @Test func imagesKeepTheirOwnersInTheRange() throws {
+        let user = try RootlessUser()
+        // A layer with a file of id 1000 and a setuid one of root's.
+        let tree = user.dir + "/tree"
+        _ = try sh("mkdir -p \(tree)/etc \(tree)/bin && cp /bin/busybox \(tree)/bin/ && echo x > \(tree)/etc/theirs && "
+            + "chown 1000:1000 \(tree)/etc/theirs && tar -C \(tree) -cf \(user.dir)/layer.tar . && chmod 644 \(user.dir)/layer.tar")
+        var r = try user.gocker(["import", user.dir + "/layer.tar", "owned"])
+        #expect(r.status == 0, "\(r.stderr)")
+        r = try user.gocker(["run", "--rm", "--network", "none", "owned", "/bin/busybox", "stat", "-c", "%u:%g", "/etc/theirs"])
+        #expect(r.stdout == "1000:1000\n", "\(r.stdout) \(r.stderr)")
+        // On the host, the layer's file belongs to the range.
+        let found = user.dir + "/found.txt"
+        _ = try sh("find \(user.home)/.local/share/gocker/image -name theirs -printf '%U:%G\\n' > \(found)")
+        let start = RootlessUser.rangeStart
+        #expect((try? String(contentsOfFile: found, encoding: .utf8)) == "\(start + 999):\(start + 999)\n")
+        // commit, save and load keep them.
+        r = try user.gocker(["run", "--name", "c1", "--network", "none", "owned", "/bin/busybox", "sh", "-c", "echo y > /etc/more && chown 7:7 /etc/more"])
+        #expect(r.status == 0, "\(r.stderr)")
+        r = try user.gocker(["commit", "c1", "committed"])
+        #expect(r.status == 0, "\(r.stderr)")
+        r = try user.gocker(["save", "-o", user.home + "/saved.tar", "committed"])
+        #expect(r.status == 0, "\(r.stderr)")
+        r = try user.gocker(["rm", "c1"])
+        r = try user.gocker(["rmi", "committed", "owned"])
+        #expect(r.status == 0, "\(r.stderr)")
+        r = try user.gocker(["load", "-i", user.home + "/saved.tar"])
+        #expect(r.status == 0, "\(r.stderr)")
+        r = try user.gocker(["run", "--rm", "--network", "none", "committed", "/bin/busybox", "stat", "-c", "%u:%g", "/etc/theirs", "/etc/more"])
+        #expect(r.stdout == "1000:1000\n7:7\n", "\(r.stdout) \(r.stderr)")
+    }
+
+    @Test func aFileOfAnIdOutsideTheMapsIsNamed() throws {
+        let user = try RootlessUser(ranges: false)
+        let tree = user.dir + "/tree"
+        _ = try sh("mkdir -p \(tree)/etc && echo x > \(tree)/etc/theirs && chown 1000:1000 \(tree)/etc/theirs && "
+            + "tar -C \(tree) -cf \(user.dir)/layer.tar . && chmod 644 \(user.dir)/layer.tar")
+        let r = try user.gocker(["import", user.dir + "/layer.tar", "owned"], runtimeDirectory: false)
+        defer { try? FileManager.default.removeItem(atPath: "/tmp/gocker-\(user.uid)") }
+        #expect(r.status == 125, "\(r.stderr)")
+        #expect(r.stderr.contains("etc/theirs") && r.stderr.contains("1000") && r.stderr.contains("/etc/subuid"), "\(r.stderr)")
+        let images = try user.gocker(["images", "-q"], runtimeDirectory: false)
+        #expect(images.stdout.isEmpty, "no image left: \(images.stdout)")
+    }
+}
