@@ -17,7 +17,8 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 # Debian packages: busybox-static is the built-in image's source; uidmap's
-# newuidmap and newgidmap map a rootless user's ranges (csrc/rootless.c); libcgroup-dev
+# newuidmap and newgidmap map a rootless user's ranges (csrc/rootless.c) and
+# slirp4netns is a rootless container's default network; libcgroup-dev
 # the cgroup backend's library; libseccomp-dev compiles seccomp profiles
 # (linked statically); libssl-dev for its libcrypto, the SHA-256 of image
 # and layer digests, and its libssl, TLS to registries (both linked
@@ -33,7 +34,7 @@ cd "$(dirname "$0")"
 # (the distribution registry) is the registry the tests start on loopback,
 # skopeo puts images into it that gocker did not write, and openssl makes
 # the tests' own CA and certificates.
-PACKAGES=(busybox-static uidmap libcgroup-dev libseccomp-dev libssl-dev pkg-config zlib1g-dev liblzma-dev libdeflate-dev procps qemu-system-x86 cpio containerd strace gcc libc6-dev nftables iproute2 podman docker-registry skopeo openssl)
+PACKAGES=(busybox-static uidmap slirp4netns libcgroup-dev libseccomp-dev libssl-dev pkg-config zlib1g-dev liblzma-dev libdeflate-dev procps qemu-system-x86 cpio containerd strace gcc libc6-dev nftables iproute2 podman docker-registry skopeo openssl)
 
 deps() {
     local missing=()
@@ -49,6 +50,12 @@ deps() {
         if [ -d /run/systemd/system ] && printf '%s\n' "${missing[@]}" | grep -qx docker-registry; then
             systemctl disable --now docker-registry >/dev/null 2>&1 || true
         fi
+    fi
+    # A rootless container's network (slirp4netns) opens /dev/net/tun as
+    # its user: udev leaves it 0666 on Debian; a host without udev has the
+    # kernel's 0600.
+    if [ -c /dev/net/tun ] && [ "$(stat -c %a /dev/net/tun)" != 666 ]; then
+        chmod 0666 /dev/net/tun
     fi
 }
 

@@ -6,7 +6,7 @@
  * constructor takes over before any Swift code runs, so the monitor costs
  * only what this file touches. Its command line:
  *
- *   gocker-monitor LOG MAX_BYTES REPORT_FD TERMINAL --start ARGV... --exited ARGV...
+ *   gocker-monitor LOG MAX_BYTES REPORT_FD TERMINAL [--state FILE] --start ARGV... --exited ARGV...
  *
  * It becomes a session leader and a child subreaper, then runs the start
  * command (gocker itself, which creates and starts the container and exits:
@@ -21,7 +21,9 @@
  * MAX_BYTES by rotating it to LOG.1. When the container ends it runs the
  * exited command with the wait status appended; that command records the
  * exit and answers with its exit status: GK_MONITOR_RESTART to start again,
- * anything else to stop monitoring.
+ * anything else to stop monitoring. With `--state FILE` (the container's
+ * runtime state) the container is the process FILE names once the start
+ * succeeded, and any other child left to the monitor is only reaped.
  */
 #include "gocker_core.h"
 #include "internal.h"
@@ -70,6 +72,28 @@ static int wait_for(pid_t pid)
     return status;
 }
 
+/* The container's pid from its state file (`"pid":N`), or 0. */
+static pid_t state_pid(const char *path)
+{
+    char buf[8192];
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return 0;
+    buf[n] = '\0';
+    const char *p = strstr(buf, "\"pid\"");
+    if (!p)
+        return 0;
+    p += 5;
+    while (*p == ' ' || *p == ':')
+        p++;
+    long v = strtol(p, NULL, 10);
+    return v > 0 ? (pid_t)v : 0;
+}
+
 static int monitor_main(int argc, char **argv)
 {
     if (argc < 8)
@@ -78,9 +102,12 @@ static int monitor_main(int argc, char **argv)
     int report = atoi(argv[3]);
     int terminal = strcmp(argv[4], "tty") == 0;
     char **start = NULL, **exited = NULL;
+    const char *state = NULL;
     int start_at = -1, exited_at = -1;
     for (int i = 5; i < argc; i++) {
-        if (strcmp(argv[i], "--start") == 0) {
+        if (start_at < 0 && strcmp(argv[i], "--state") == 0 && i + 1 < argc) {
+            state = argv[++i];
+        } else if (strcmp(argv[i], "--start") == 0) {
             start = &argv[i + 1];
             start_at = i;
         } else if (strcmp(argv[i], "--exited") == 0) {
@@ -152,6 +179,14 @@ static int monitor_main(int argc, char **argv)
                                      {.fd = -1, .name = "stdout", .copy_to = -1}};
         int open_streams = 2, start_status = -1, container_status = -1;
         int starter_done = 0, container_done = 0;
+        /* With --state, the container is the process its state names once
+         * the start has succeeded: another child (a network helper such as
+         * slirp4netns, left to this subreaper by the start command) is
+         * reaped and passed over. Children reaped before that are kept to
+         * be matched then. */
+        pid_t container = 0;
+        pid_t others[16];
+        int other_status[16], nothers = 0;
         while (!(starter_done && (container_done || start_status != 0) && open_streams == 0)) {
             struct pollfd p[4] = {{.fd = s[0].fd, .events = POLLIN}, {.fd = s[1].fd, .events = POLLIN},
                                   {.fd = s[2].fd, .events = POLLIN}, {.fd = s[2].fd < 0 ? console[0] : -1, .events = POLLIN}};
@@ -178,10 +213,25 @@ static int monitor_main(int argc, char **argv)
                 if (w == starter) {
                     starter_done = 1;
                     start_status = status;
-                } else {
+                    if (state && status == 0 && (container = state_pid(state)) > 0) {
+                        for (int i = 0; i < nothers; i++) {
+                            if (others[i] == container) {
+                                container_done = 1;
+                                container_status = other_status[i];
+                            }
+                        }
+                    }
+                } else if (!state || container == w || (starter_done && container == 0)) {
                     container_done = 1;
                     container_status = status;
+                } else if (!starter_done && nothers < 16) {
+                    others[nothers] = w;
+                    other_status[nothers++] = status;
                 }
+            }
+            if (starter_done && !container_done && start_status == 0 && container > 0 && kill(container, 0) < 0 &&
+                errno == ESRCH) {
+                container_done = 1; /* reaped by another: its status cannot be known */
             }
             if (w < 0 && errno == ECHILD && starter_done && !container_done && start_status == 0) {
                 container_done = 1; /* it ended before we could see it: nothing to reap */

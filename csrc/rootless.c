@@ -273,9 +273,11 @@ static pid_t make_pause(uid_t uid, gid_t gid)
         char go;
         if (read(down[0], &go, 1) != 1 || go != 'g')
             _exit(1);
-        /* Root of the namespace now: its own mount namespace, owned by it. */
+        /* Root of the namespace now: its own mount namespace, owned by it.
+         * Named before it says so: the name is what later gockers check. */
         if (unshare(CLONE_NEWNS) < 0)
             err = errno;
+        prctl(PR_SET_NAME, "gocker-pause", 0, 0, 0);
         (void)!write(up[1], &err, sizeof err);
         if (err)
             _exit(1);

@@ -45,7 +45,9 @@ struct OCISpec: OCIVerb {
             throw GockerError(.invalidArgument, "bundle \"\(bundle)\": not a directory")
         }
         let path = bundle + "/config.json"
-        let spec = DefaultSpec.make(rootless: rootless, uid: geteuid(), gid: getegid())
+        // A rootless gocker's user and group are the host's (not its
+        // namespace's root), as runc writes them.
+        let spec = DefaultSpec.make(rootless: rootless, uid: Rootless.user?.uid ?? geteuid(), gid: Rootless.user?.gid ?? getegid())
         let bytes = JSONText.pretty(spec.jsonBytes) + [UInt8(ascii: "\n")]
         // O_EXCL: an existing file (or one another gocker writes meanwhile)
         // is never replaced.

@@ -41,19 +41,48 @@ public enum Rootless {
     /// where trusted.* is out of reach (mounted with "userxattr").
     public static var overlayAttributePrefix: String { active ? "user.overlay." : "trusted.overlay." }
 
-    /// The ids the user namespace maps (inside ones, from /proc/self/uid_map
-    /// and gid_map): ranges of (first, count).
-    public static let mappedIDs: (uids: [(UInt32, UInt32)], gids: [(UInt32, UInt32)]) = {
-        func read(_ file: String) -> [(UInt32, UInt32)] {
+    /// The user namespace's maps (/proc/self/uid_map and gid_map as
+    /// seen inside): each line's first id inside, first id on the host,
+    /// and count.
+    public struct MapLine: Sendable {
+        public let inside: UInt32, outside: UInt32, count: UInt32
+    }
+
+    public static let maps: (uids: [MapLine], gids: [MapLine]) = {
+        func read(_ file: String) -> [MapLine] {
             guard let bytes = try? Sys.readFile(file) else { return [] }
             return String(decoding: bytes, as: UTF8.self).split(separator: "\n").compactMap { line in
                 let f = line.split(separator: " ", omittingEmptySubsequences: true)
-                guard f.count == 3, let first = UInt32(f[0]), let count = UInt32(f[2]) else { return nil }
-                return (first, count)
+                guard f.count == 3, let a = UInt32(f[0]), let b = UInt32(f[1]), let n = UInt32(f[2]) else { return nil }
+                return MapLine(inside: a, outside: b, count: n)
             }
         }
         return (read("/proc/self/uid_map"), read("/proc/self/gid_map"))
     }()
+
+    /// The ids the user namespace maps (inside ones): ranges of (first, count).
+    public static var mappedIDs: (uids: [(UInt32, UInt32)], gids: [(UInt32, UInt32)]) {
+        (maps.uids.map { ($0.inside, $0.count) }, maps.gids.map { ($0.inside, $0.count) })
+    }
+
+    /// An OCI config's id maps, whose hostIDs are the host's (as runc's
+    /// rootless configs name the user's own id), as ids of gocker's
+    /// namespace, which is the host a container's namespace is made in
+    /// here. A range the user cannot map is refused.
+    public static func inside(_ mappings: [Spec.IDMapping], gids: Bool) throws(GockerError) -> [Spec.IDMapping] {
+        guard active else { return mappings }
+        let lines = gids ? maps.gids : maps.uids
+        return try mappings.map { m throws(GockerError) in
+            let first = UInt64(m.hostID), end = UInt64(m.hostID) + UInt64(m.size)
+            guard let l = lines.first(where: { UInt64($0.outside) <= first && end <= UInt64($0.outside) + UInt64($0.count) }) else {
+                let have = lines.map { "\($0.outside)-\(UInt64($0.outside) + UInt64($0.count) - 1)" }.joined(separator: ", ")
+                throw GockerError(.invalidConfig, "linux.\(gids ? "gidMappings" : "uidMappings"): host ids \(m.hostID)-\(end - 1) are not this user's to map (its ids: \(have); see /etc/subuid and /etc/subgid)")
+            }
+            var out = m
+            out.hostID = l.inside + (m.hostID - l.outside)
+            return out
+        }
+    }
 
     static func covers(_ ranges: [(UInt32, UInt32)], _ id: UInt32) -> Bool {
         ranges.contains { id >= $0.0 && UInt64(id) < UInt64($0.0) + UInt64($0.1) }

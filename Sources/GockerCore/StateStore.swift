@@ -1,3 +1,4 @@
+import CGockerCore
 import Glibc
 
 /// What gocker keeps about a live container under the state root
@@ -126,12 +127,41 @@ public struct StateStore: Sendable {
 
     /// Removes the container's directory and everything in it.
     public func remove(_ id: String) throws(GockerError) {
+        stopCompanions(id)
         // What it usually holds, directly; anything else the long way.
         _ = unlink(statePath(id))
         _ = unlink(fifoPath(id))
         if rmdir(directory(id)) == 0 || errno == ENOENT { return }
         do { try Sys.removeAll(directory(id)) } catch {
             throw GockerError(.system, "remove state of \(id)", cause: error)
+        }
+    }
+
+    /// A process that serves the container for as long as its state
+    /// exists (its slirp4netns): kept as a "PID START-TIME" line in the
+    /// state directory's `companions`, and stopped when the state goes.
+    public func keepCompanion(_ id: String, pid: pid_t) throws(GockerError) {
+        let line = Array("\(pid) \(gk_process_start_time(pid))\n".utf8)
+        let path = directory(id) + "/companions"
+        try performing("record the companion process of \(id)") { () throws(SystemCallError) in
+            let fd = try Sys.open(path, O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW, 0o600)
+            defer { Sys.close(fd) }
+            _ = try Sys.check("write", path: path) { line.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) } }
+        }
+    }
+
+    /// SIGKILL to each companion still running (the same process: its
+    /// start time too), reaped when it is this process's child (a
+    /// foreground `run`'s; a detached container's monitor reaps its own).
+    func stopCompanions(_ id: String) {
+        guard let bytes = try? Sys.readFile(directory(id) + "/companions") else { return }
+        for line in String(decoding: bytes, as: UTF8.self).split(separator: "\n") {
+            let f = line.split(separator: " ")
+            guard f.count == 2, let pid = pid_t(f[0]), pid > 0, let start = UInt64(f[1]),
+                  UInt64(gk_process_start_time(pid)) == start else { continue }
+            kill(pid, SIGKILL)
+            var status: Int32 = 0
+            while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
         }
     }
 

@@ -14,9 +14,20 @@ struct PlannedNetwork {
     var sharedFiles: (hosts: [UInt8], resolv: [UInt8])?
     /// `-p`, read.
     var ports: [PortRequest] = []
+    /// slirp4netns: whether the host's loopback is reachable.
+    var slirp: Bool?
 }
 
 extension Engine {
+    /// The network a container gets: rootless, the default is
+    /// slirp4netns, and a bridge network (made on the host, with its
+    /// veths and rules) is refused.
+    static func effectiveNetwork(_ mode: NetworkMode) throws(GockerError) -> NetworkMode {
+        guard Rootless.active, case .bridge(let name) = mode else { return mode }
+        if name == NetworkRecord.defaultName { return .slirp4netns(allowHostLoopback: false) }
+        throw Rootless.refusal("network \(name)", "a bridge network is the host root's; use slirp4netns (the default), none or host")
+    }
+
     /// Checks `--network` and the options that go with it.
     func planNetwork(_ request: RunRequest) throws(GockerError) -> PlannedNetwork {
         for d in request.dns where !Self.isIPAddress(d) {
@@ -48,6 +59,7 @@ extension Engine {
         if !plan.ports.isEmpty {
             switch request.network {
             case .bridge: break
+            case .slirp4netns: try SlirpNetwork.checkPorts(plan.ports)
             default:
                 throw GockerError(.invalidArgument, "conflicting options: -p needs a bridge network, not --network \(request.network.name)")
             }
@@ -75,6 +87,11 @@ extension Engine {
             plan.hostname = other.hostname
             let dir = containerDir(other.id)
             plan.sharedFiles = ((try? Sys.readFile(dir + "/hosts")) ?? [], (try? Sys.readFile(dir + "/resolv.conf")) ?? [])
+        case .slirp4netns(let allow):
+            if ip != nil || request.macAddress != nil || !request.networkAliases.isEmpty {
+                throw GockerError(.invalidArgument, "conflicting options: --ip, --mac-address and --network-alias need a bridge network, not slirp4netns")
+            }
+            plan.slirp = allow
         case .bridge(let name):
             let r: NetworkRecord
             do { r = try network(name) } catch where error.code == .notFound {
@@ -277,7 +294,8 @@ extension Engine {
     /// The /etc/hosts of a new container: localhost, `--add-host`'s, and
     /// its own address under its hostname (the host's file on the host's
     /// network).
-    static func hostsFile(request: RunRequest, hostname: String, attachment: NetworkAttachment?) -> [UInt8] {
+    static func hostsFile(request: RunRequest, hostname: String, attachment: NetworkAttachment?,
+                          address: String? = nil) -> [UInt8] {
         var text: String
         if request.network == .host, let h = try? Sys.readText("/etc/hosts") {
             text = h
@@ -295,10 +313,10 @@ extension Engine {
         }
         for h in request.addHosts {
             let parts = h.split(separator: ":", maxSplits: 1).map(String.init)
-            let ip = parts[1] == "host-gateway" ? (attachment?.gateway ?? "127.0.0.1") : parts[1]
+            let ip = parts[1] == "host-gateway" ? (attachment?.gateway ?? (address != nil ? SlirpNetwork.gateway : "127.0.0.1")) : parts[1]
             text += "\(ip)\t\(parts[0])\n"
         }
-        if let a = attachment { text += "\(a.address)\t\(hostname)\n" }
+        if let a = attachment { text += "\(a.address)\t\(hostname)\n" } else if let address { text += "\(address)\t\(hostname)\n" }
         return Array(text.utf8)
     }
 
@@ -325,6 +343,8 @@ extension Engine {
             default: continue
             }
         }
+        // slirp4netns forwards DNS at its own address, to the host's resolver.
+        if case .slirp4netns = request.network { servers = [SlirpNetwork.nameserver] }
         if !request.dns.isEmpty { servers = request.dns }
         if !request.dnsSearch.isEmpty { search = request.dnsSearch == ["."] ? [] : request.dnsSearch }
         if !request.dnsOptions.isEmpty { options = request.dnsOptions }
@@ -426,7 +446,7 @@ extension Engine {
     /// lists them.
     public func ports(_ ref: String, only: String? = nil) throws(GockerError) -> [PublishedPort] {
         let r = try lookup(ref)
-        var ports = r.launch?.network?.ports ?? []
+        var ports = r.launch?.network?.ports ?? r.launch?.slirp?.ports ?? []
         if let only {
             let parts = only.split(separator: "/", maxSplits: 1).map(String.init)
             guard let port = UInt16(parts[0]), port > 0, parts.count == 1 || PortProtocol(rawValue: parts[1].lowercased()) != nil else {

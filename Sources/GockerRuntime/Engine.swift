@@ -169,8 +169,10 @@ public struct Engine: Sendable {
     /// container starts now in this process, which the record names as its
     /// owner from the first write.
     /// `attached`: told of the container's network once it has its address.
-    func createWithSpec(_ request: RunRequest, ownedHere: Bool = false, starting: Bool = false,
+    func createWithSpec(_ given: RunRequest, ownedHere: Bool = false, starting: Bool = false,
                         attached: (NetworkAttachment) -> Void = { _ in }) throws(GockerError) -> (record: ContainerRecord, spec: Spec) {
+        var request = given
+        request.network = try Self.effectiveNetwork(given.network)
         // Everything that can be refused is refused before anything is made.
         try ContainerSpec.validateWorkdir(request.workdir)
         if let name = request.name { try Identifier.validateName(name) }
@@ -197,7 +199,7 @@ public struct Engine: Sendable {
 
         if request.publishAll {
             // -P: each port the image exposes, on an ephemeral host port.
-            guard net.record != nil else {
+            guard net.record != nil || net.slirp != nil else {
                 throw GockerError(.invalidArgument, "conflicting options: -P needs a bridge network, not --network \(request.network.name)")
             }
             for key in (image.config.ExposedPorts ?? [:]).keys.sorted() {
@@ -244,6 +246,9 @@ public struct Engine: Sendable {
             logMaxSize: request.logMaxSize, mounts: points)
         record.seccompProfile = seccompChoice.shown(privileged: request.privileged)
         record.launch = launch
+        if let allow = net.slirp {
+            record.launch?.slirp = SlirpNetwork(allowHostLoopback: allow, ports: try settlePorts(net.ports))
+        }
         if ownedHere || starting {
             record.ownerPid = getpid()
             record.ownerStart = UInt64(gk_process_start_time(getpid()))
@@ -328,7 +333,8 @@ public struct Engine: Sendable {
                 }
                 try Sys.writeFileExclusive("\(new)/hostname", Array("\(hostname)\n".utf8))
                 let hosts = sharedFiles?.hosts
-                    ?? Self.hostsFile(request: request, hostname: hostname, attachment: record.launch?.network)
+                    ?? Self.hostsFile(request: request, hostname: hostname, attachment: record.launch?.network,
+                                      address: record.launch?.slirp != nil ? SlirpNetwork.address : nil)
                 try Sys.writeFileExclusive("\(new)/hosts", hosts)
                 if let a = record.launch?.network, a.network != NetworkRecord.defaultName {
                     // What `syncHosts` adds the network's other containers to.

@@ -276,7 +276,10 @@ public struct LaunchPlan: Sendable {
     /// (root needs no newuidmap).
     static func userMaps(spec: Spec, userNamespace: UserNamespace, cloneFlags: Int32, process: ProcessPlan,
                          mountNamespace: MountNamespace, joinsOthers: Bool) throws(GockerError) -> (uids: [Spec.IDMapping], gids: [Spec.IDMapping]) {
-        let uids = spec.linux?.uidMappings ?? [], gids = spec.linux?.gidMappings ?? []
+        // Rootless, the config's host ids are read as ids of gocker's own
+        // namespace (see Rootless.inside).
+        let uids = try Rootless.inside(spec.linux?.uidMappings ?? [], gids: false)
+        let gids = try Rootless.inside(spec.linux?.gidMappings ?? [], gids: true)
         switch userNamespace {
         case .none:
             if !uids.isEmpty || !gids.isEmpty {
@@ -415,6 +418,8 @@ public struct LaunchExtras: JSONShape, Sendable, Equatable {
     public var network: NetworkAttachment?
     /// The networks `network connect` added, in the order it did.
     public var moreNetworks: [NetworkAttachment]?
+    /// `--network slirp4netns` (a rootless container's default).
+    public var slirp: SlirpNetwork?
 
     /// Every network it is on, the first one first.
     public var attachments: [NetworkAttachment] {
@@ -444,6 +449,7 @@ public struct LaunchExtras: JSONShape, Sendable, Equatable {
         try v.field("seccompDefault", &seccompDefault)
         try v.field("network", &network)
         try v.field("moreNetworks", &moreNetworks)
+        try v.field("slirp", &slirp)
     }
 }
 

@@ -59,7 +59,7 @@ extension Engine {
         let spec = try? Spec.decodeFile(path: containerDir(record.id) + "/config.json")
         let terminal = spec?.process?.terminal == true ? "tty" : "-"
         let argv = ["gocker-monitor", logPath(record.id), "\(record.logMaxSize ?? 0)", "\(writeEnd)", terminal,
-                    "--start", "gocker", "__start"] + roots + ["--report-fd", "\(writeEnd)", record.id]
+                    "--state", runtime.store.statePath(record.id), "--start", "gocker", "__start"] + roots + ["--report-fd", "\(writeEnd)", record.id]
             + ["--exited", "gocker", "__exited"] + roots + [record.id]
         // This process owns the container until the monitor does: from
         // this write on, prune and rmi -f see it starting, not stopped.

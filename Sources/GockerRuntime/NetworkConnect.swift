@@ -13,6 +13,9 @@ extension Engine {
     /// the default route.
     public func connect(network ref: String, container cref: String, ip text: String?,
                         aliases: [String]) throws(GockerError) {
+        if Rootless.active {
+            throw Rootless.refusal("network connect", "a bridge network is the host root's")
+        }
         var ip: IPv4?
         if let text {
             guard let v = IPv4(text) else { throw GockerError(.invalidArgument, "invalid --ip \"\(text)\": expected an IPv4 address") }

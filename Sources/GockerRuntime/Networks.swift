@@ -173,6 +173,8 @@ public enum NetworkMode: Sendable, Equatable {
     case none, host
     case bridge(String)
     case container(String)
+    /// slirp4netns (see SlirpNetwork): the default of a rootless container.
+    case slirp4netns(allowHostLoopback: Bool)
 
     public static let `default` = NetworkMode.bridge(NetworkRecord.defaultName)
 
@@ -182,8 +184,21 @@ public enum NetworkMode: Sendable, Equatable {
         case "none": self = .none
         case "host": self = .host
         case "", "default": self = .default
+        case "slirp4netns": self = .slirp4netns(allowHostLoopback: false)
         default:
-            if text.hasPrefix("container:") {
+            if text.hasPrefix("slirp4netns:") {
+                // podman's form: slirp4netns:OPTION=VALUE[,...]
+                var allow = false
+                for option in text.dropFirst("slirp4netns:".count).split(separator: ",", omittingEmptySubsequences: false) {
+                    switch option {
+                    case "allow_host_loopback=true": allow = true
+                    case "allow_host_loopback=false": allow = false
+                    default:
+                        throw GockerError(.invalidArgument, "invalid network \"\(text)\": unsupported slirp4netns option \"\(option)\" (only allow_host_loopback=true|false)")
+                    }
+                }
+                self = .slirp4netns(allowHostLoopback: allow)
+            } else if text.hasPrefix("container:") {
                 let name = String(text.dropFirst("container:".count))
                 guard !name.isEmpty else {
                     throw GockerError(.invalidArgument, "invalid network \"\(text)\": container:NAME needs a container")
@@ -202,13 +217,14 @@ public enum NetworkMode: Sendable, Equatable {
         case .host: return "host"
         case .bridge(let n): return n
         case .container(let c): return "container:" + c
+        case .slirp4netns(let allow): return allow ? "slirp4netns:allow_host_loopback=true" : "slirp4netns"
         }
     }
 
     /// The container has a network namespace of its own.
     public var ownNamespace: Bool {
         switch self {
-        case .none, .bridge: return true
+        case .none, .bridge, .slirp4netns: return true
         case .host, .container: return false
         }
     }
@@ -300,6 +316,9 @@ extension Engine {
     public func createNetwork(name: String, driver: String = "bridge", subnet: String?, gateway: String?, ipRange: String?,
                               isInternal: Bool, labels: [String: String], options: [String: String]) throws(GockerError) -> NetworkRecord {
         try Self.validateNetworkName(name)
+        if Rootless.active {
+            throw Rootless.refusal("network create", "a bridge network is the host root's; rootless containers use slirp4netns (the default), none or host")
+        }
         guard driver == "bridge" else {
             throw GockerError(.notFound, "plugin \"\(driver)\" not found: gocker has only the bridge driver")
         }

@@ -117,7 +117,7 @@ public struct Runtime: Sendable {
                 pidFile: String?, allowTerminal: Bool, consoleSocket: String? = nil, stdio: [Int32] = [-1, -1, -1],
                 ahead: StartAhead? = nil) throws(GockerError) -> (RuntimeState, terminal: Int32?, ownPIDNamespace: Bool) {
         let networks = extras?.attachments ?? []
-        var ahead = ahead ?? StartAhead(backend: cgroupBackend, networkNamespace: !networks.isEmpty)
+        var ahead = ahead ?? StartAhead(backend: cgroupBackend, networkNamespace: !networks.isEmpty || extras?.slirp != nil)
         // (`run` connected it once the address was known.)
         if ahead.attachments.isEmpty { ahead.connect(networks) }
         // A network namespace made ahead is joined by the child, and closed
@@ -244,6 +244,17 @@ public struct Runtime: Sendable {
             defer { Sys.close(fifoFD) }
             if let program = plan.seccomp {
                 try program.keep(in: store.directory(id), profile: spec.linux?.seccomp)
+            }
+            // slirp4netns serves the namespace made ahead, which the child
+            // joins, for as long as the state exists.
+            if let slirp = extras?.slirp {
+                guard let netns = ahead.madeNetworkNamespace else {
+                    throw GockerError(.system, "create the network namespace of \(id)",
+                                      cause: SystemCallError("unshare", errno: ahead.networkFailure ?? EINVAL))
+                }
+                try slirp.start(netns: netns, directory: store.directory(id)) { pid throws(GockerError) in
+                    try store.keepCompanion(id, pid: pid)
+                }
             }
             (pid, terminal, sync) = try spawn(id: id, plan: plan, fifoFD: fifoFD, stdio: stdio, choices: choices,
                                               ahead: ahead, bundle: bundle, annotations: spec.annotations,

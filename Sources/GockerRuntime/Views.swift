@@ -176,7 +176,7 @@ extension Engine {
             rows.append(ContainerRow(
                 ID: r.id, Image: r.image, Command: r.command, CreatedAt: r.created,
                 RunningFor: since(r.created, now: now), Status: statusText(r, state, now: now), State: state.rawValue,
-                Ports: (r.launch?.network?.ports ?? []).map { "\($0.hostIP ?? "0.0.0.0"):\($0.hostPort)->\($0.containerPort)/\($0.proto)" }
+                Ports: (r.launch?.network?.ports ?? r.launch?.slirp?.ports ?? []).map { "\($0.hostIP ?? "0.0.0.0"):\($0.hostPort)->\($0.containerPort)/\($0.proto)" }
                     .joined(separator: ", "),
                 Names: r.name))
         }
