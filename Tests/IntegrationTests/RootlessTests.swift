@@ -216,6 +216,44 @@ struct RootlessTests {
         #expect(r.status == 0 && !r.stderr.contains("note:"), "\(r.stderr)")
     }
 
+    /// `gocker oci spec --rootless` writes runc's rootless config (the
+    /// user's own host id mapped to root), and `gocker oci` runs it as the
+    /// user: the host sees the container's root as the user.
+    @Test func theOCIFrontDoorRunsARootlessConfig() throws {
+        let user = try RootlessUser()
+        let bundle = user.home + "/bundle"
+        _ = try sh("mkdir -p \(bundle)/rootfs/bin \(bundle)/rootfs/proc \(bundle)/rootfs/dev \(bundle)/rootfs/sys && "
+            + "cp /bin/busybox \(bundle)/rootfs/bin/ && for a in sh cat id sleep; do ln -s busybox \(bundle)/rootfs/bin/$a; done && "
+            + "chown -R \(user.uid):\(user.gid) \(bundle)")
+        var r = try user.gocker(["oci", "spec", "--rootless", "--bundle", bundle])
+        #expect(r.status == 0, "\(r.stderr)")
+        let configPath = bundle + "/config.json"
+        var config = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: configPath))) as? [String: Any])
+        let linux = try #require(config["linux"] as? [String: Any])
+        let uidMap = (linux["uidMappings"] as? [[String: Any]])?.first
+        #expect(uidMap?["hostID"] as? Int == Int(user.uid) && uidMap?["containerID"] as? Int == 0, "runc's: the user's own id")
+        var process = try #require(config["process"] as? [String: Any])
+        process["terminal"] = false
+        process["args"] = ["sh", "-c", "id -u; echo ready; sleep 30"]
+        config["process"] = process
+        try JSONSerialization.data(withJSONObject: config).write(to: URL(fileURLWithPath: configPath))
+        chown(configPath, user.uid, user.gid)
+
+        r = try user.gocker(["oci", "create", "--bundle", bundle, "rl-oci"])
+        #expect(r.status == 0, "\(r.stderr)")
+        r = try user.gocker(["oci", "state", "rl-oci"])
+        let state = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any]
+        let pid = try #require(state?["pid"] as? Int, "\(r.stdout) \(r.stderr)")
+        let hostMap = try String(contentsOfFile: "/proc/\(pid)/uid_map", encoding: .utf8)
+        #expect(Self.lines(hostMap) == ["0 \(user.uid) 1"], "\(hostMap)")
+        r = try user.gocker(["oci", "start", "rl-oci"])
+        #expect(r.status == 0, "\(r.stderr)")
+        r = try user.gocker(["oci", "delete", "-f", "rl-oci"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(Sandbox.wait(5) { kill(pid_t(pid), 0) != 0 })
+        #expect((try? FileManager.default.contentsOfDirectory(atPath: user.runtimeDir + "/gocker"))?.sorted() == ["pause.lock", "pause.pid"])
+    }
+
     @Test func imagesKeepTheirOwnersInTheRange() throws {
         let user = try RootlessUser()
         // A layer with a file of id 1000 and a setuid one of root's.
