@@ -22,7 +22,15 @@ public struct Bench: Sendable {
         /// `gocker-floor ROOTFS` (csrc/floor/floor.c): clone with five
         /// namespaces, pivot_root, /proc, exec `true`, wait. The floor.
         case floor
+        /// As the user of `--rootless`: `gocker run --rm FLAGS busybox true`
+        /// ("gocker") or `podman --runtime runc run --rm FLAGS IMAGE true`
+        /// ("podman"), through setpriv.
+        case rootless(tool: String, flags: [String])
     }
+
+    /// The image the podman rootless rows import into the user's store
+    /// (and remove at the end).
+    static let podmanImage = "localhost/gocker-bench-busybox"
 
     public struct Row: Sendable, Equatable {
         public var runtime: String
@@ -50,7 +58,8 @@ public struct Bench: Sendable {
     /// profile), `gocker oci run` and each runtime;
     /// with `matrix` also the cgroupfs backend, limits, and the host network.
     /// Then, for each `--bundle`, `gocker oci run` and each runtime on it.
-    public static func rows(runtimes: [String], matrix: Bool, bundles: [UserBundle] = []) -> [Row] {
+    public static func rows(runtimes: [String], matrix: Bool, bundles: [UserBundle] = [],
+                            rootless: Bool = false, podman: Bool = false) -> [Row] {
         var rows = [Row(runtime: "gocker", name: "gocker run --rm", target: .run(flags: []), limits: false),
                     // What docker's seccomp profile costs a start: the same without it.
                     Row(runtime: "gocker", name: "gocker run --rm seccomp=unconfined",
@@ -83,6 +92,16 @@ public struct Bench: Sendable {
                 rows.append(Row(runtime: runtime, name: "\(runtime) run [\(b.name)]", target: target, limits: false, bundle: b.path))
             }
         }
+        if rootless {
+            // Rootless, the default network is slirp4netns, as podman's.
+            var tools = [("gocker", "gocker")]
+            if podman { tools.append(("podman", "podman (runc)")) }
+            for (tool, shown) in tools {
+                rows.append(Row(runtime: tool, name: "\(shown) run --rm rootless", target: .rootless(tool: tool, flags: []), limits: false))
+                rows.append(Row(runtime: tool, name: "\(shown) run --rm rootless --network none",
+                                target: .rootless(tool: tool, flags: ["--network", "none"]), limits: false))
+            }
+        }
         rows.append(Row(runtime: "C floor", name: "C floor: clone, pivot_root, exec", target: .floor, limits: false))
         return rows
     }
@@ -96,6 +115,8 @@ public struct Bench: Sendable {
         public var matrix = false
         /// OCI bundles to time every runtime on (`--bundle`), as given.
         public var bundles: [String] = []
+        /// `--rootless USER`: rows run as that user (see Target.rootless).
+        public var rootlessUser: String?
         public var dataRoot: String
         public var stateRoot: String
         /// The gocker binary under test (default: this one).
@@ -134,6 +155,8 @@ public struct Bench: Sendable {
         var runtimeRoot: String?
         /// The floor's root directory.
         var rootfs: String?
+        /// A rootless row's setpriv and env words before its command.
+        var prefix: [String] = []
         var env: [String] = []
         var samples: [BenchSample] = []
         var measured = 0
@@ -153,6 +176,7 @@ public struct Bench: Sendable {
             switch row.target {
             case .run, .oci: return true
             case .runtime, .floor: return false
+            case .rootless(let tool, _): return tool == "gocker"
             }
         }
 
@@ -163,6 +187,9 @@ public struct Bench: Sendable {
             case .oci: return [gocker, "oci", "run", "--bundle", bundles[slot], id]
             case .runtime(let name): return [name, "--root", runtimeRoot!, "run", "--bundle", bundles[slot], id]
             case .floor: return ["gocker-floor", rootfs!]
+            case .rootless(let tool, let flags):
+                if tool == "podman" { return prefix + ["podman", "--runtime", "runc", "run", "--rm"] + flags + [Bench.podmanImage, "true"] }
+                return prefix + ["\(Timings.fileVariable)=/dev/fd/3", gocker, "run", "--rm"] + flags + ["busybox", "true"]
             }
         }
 
@@ -173,6 +200,7 @@ public struct Bench: Sendable {
             case .oci: return [gocker, "oci", "delete", "--force", id]
             case .runtime(let name): return [name, "--root", runtimeRoot!, "delete", "--force", id]
             case .floor: return nil  // nothing outlives its namespaces
+            case .rootless: return nil  // `run --rm`, both
             }
         }
     }
@@ -214,10 +242,31 @@ public struct Bench: Sendable {
         } + ["GOCKER_DATA_ROOT=\(options.dataRoot)", "GOCKER_STATE_ROOT=\(options.stateRoot)"]
         let cgroupParent = try CgroupDriver.validatePath(Runtime(stateRoot: options.stateRoot).cgroupParent)
 
-        for (i, row) in Self.rows(runtimes: options.runtimes, matrix: options.matrix, bundles: userBundles).enumerated() {
+        // Rootless rows: the user's words for setpriv, and podman's image
+        // in the user's store (when podman is installed).
+        let user = try options.rootlessUser.map { name throws(GockerError) in try Self.rootlessPrefix(name) }
+        var podmanSetup: String?? = nil
+        if let user, BenchProcess.lookup("podman") != nil {
+            podmanSetup = .some(importForPodman(prefix: user, rootfs: scratch + "/rootfs", scratch: scratch))
+        }
+        defer {
+            if let user, podmanSetup != nil {
+                BenchProcess.runQuietly(path: "/usr/bin/setpriv", argv: ["setpriv"] + user.dropFirst()
+                                        + ["podman", "rmi", "-f", Self.podmanImage], env: [])
+            }
+        }
+        let rows = Self.rows(runtimes: options.runtimes, matrix: options.matrix, bundles: userBundles,
+                             rootless: user != nil, podman: podmanSetup != nil)
+        for (i, row) in rows.enumerated() {
             let r = RowRun(row: row, index: i)
             runs.append(r)
             r.env = baseEnv
+            if case .rootless(let tool, _) = row.target, let user {
+                r.path = user[0]
+                r.prefix = user
+                if tool == "podman", let failure = podmanSetup ?? nil { r.setupError = failure }
+                continue
+            }
             switch row.target {
             case .run, .oci:
                 r.path = options.gocker
@@ -231,9 +280,10 @@ public struct Bench: Sendable {
                 try performing("create \(r.runtimeRoot!)") { () throws(SystemCallError) in
                     try Sys.mkdirAll(r.runtimeRoot!, mode: 0o700)
                 }
+            case .rootless: continue
             }
             switch row.target {
-            case .run, .floor: continue
+            case .run, .floor, .rootless: continue
             case .oci, .runtime: break
             }
             // A user's bundle is used as it is, by every slot: each start
@@ -451,6 +501,43 @@ public struct Bench: Sendable {
     /// Removes what the bench made: containers a failed start may have left
     /// (their runtimes' `delete --force`, already run after each failure),
     /// any group left at the bundles' cgroupsPaths, and the scratch directory.
+    /// setpriv to the user `name` (from /etc/passwd: a static binary has no
+    /// NSS) with its groups, then `env -i` with its HOME and a PATH: the
+    /// words before a rootless row's command (the first is setpriv's path).
+    static func rootlessPrefix(_ name: String) throws(GockerError) -> [String] {
+        let text = String(decoding: (try? Sys.readFile("/etc/passwd")) ?? [], as: UTF8.self)
+        for line in text.split(separator: "\n") {
+            let f = line.split(separator: ":", omittingEmptySubsequences: false)
+            guard f.count >= 6, f[0] == name, let uid = UInt32(f[2]), let gid = UInt32(f[3]) else { continue }
+            guard uid != 0 else { throw GockerError(.invalidArgument, "--rootless \(name): the user must not be root") }
+            guard let setpriv = BenchProcess.lookup("setpriv") else {
+                throw GockerError(.invalidArgument, "--rootless: setpriv (util-linux) is not installed")
+            }
+            return [setpriv, "--reuid=\(uid)", "--regid=\(gid)", "--init-groups", "/usr/bin/env", "-i",
+                    "HOME=\(f[5])", "PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"]
+        }
+        throw GockerError(.notFound, "--rootless \(name): no such user in /etc/passwd")
+    }
+
+    /// The bench's busybox root imported into the user's podman store as
+    /// `podmanImage`: nil, or why it failed.
+    func importForPodman(prefix: [String], rootfs: String, scratch: String) -> String? {
+        // A tarball the user can read, for as long as the import takes.
+        var template = Array("/tmp/gocker-bench-busybox-XXXXXX".utf8CString)
+        let fd = mkstemp(&template)
+        guard fd >= 0 else { return "podman: a tarball for its import: \(errnoText(errno))" }
+        let tar = String(decoding: template.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        Sys.close(fd)
+        defer { unlink(tar) }
+        chmod(tar, 0o644)
+        BenchProcess.runQuietly(path: "/bin/tar", argv: ["tar", "-C", rootfs, "-cf", tar, "."], env: [])
+        let err = scratch + "/podman-import.err"
+        let t = BenchProcess.runTimed(path: prefix[0], argv: ["setpriv"] + prefix.dropFirst() + ["podman", "import", tar, Self.podmanImage],
+                                      env: [], stderrPath: err)
+        if t.ok { return nil }
+        return "podman import: " + (BenchProcess.firstLine(of: err) ?? "status \(t.status)")
+    }
+
     func cleanUp(scratch: String, runs: [RowRun]) {
         let hierarchies = (try? Sys.listDirectory("/sys/fs/cgroup")) ?? []
         for r in runs {

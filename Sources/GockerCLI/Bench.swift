@@ -84,6 +84,11 @@ struct Bench: ParsableCommand {
     @Option(help: ArgumentHelp("With --pull: the image's layers (default 4).", valueName: "n"))
     var layers: Int?
 
+    @Option(help: ArgumentHelp(
+        "Also time rootless starts as this user (gocker, and podman with runc when installed); its own stores are used.",
+        valueName: "user"))
+    var rootless: String?
+
     @Option(help: ArgumentHelp("Write every sample and the summary as JSON to this file.", valueName: "file"))
     var json: String?
 
@@ -101,6 +106,7 @@ struct Bench: ParsableCommand {
         if images || pull {
             let mode = images ? "--images" : "--pull"
             for (given, name) in [(!runtime.isEmpty, "--runtime"), (matrix, "--matrix"), (!bundle.isEmpty, "--bundle"),
+                                  (rootless != nil, "--rootless"),
                                   (parallel != 1, "--parallel"), (svg != nil, "--svg"), (writeBundle != nil, "--write-bundle")] where given {
                 throw ValidationError("\(name) does not go with \(mode)")
             }
@@ -114,6 +120,7 @@ struct Bench: ParsableCommand {
         guard warmup >= 0 else { throw ValidationError("--warmup must not be negative") }
         guard (1...64).contains(parallel) else { throw ValidationError("--parallel must be between 1 and 64") }
         for r in runtime where r.isEmpty { throw ValidationError("--runtime needs a name or a path") }
+        if rootless?.isEmpty == true { throw ValidationError("--rootless needs a user") }
     }
 
     func run() throws {
@@ -130,6 +137,7 @@ struct Bench: ParsableCommand {
         options.parallel = parallel
         options.runtimes = runtime
         options.matrix = matrix
+        options.rootlessUser = rootless
         let result = try GockerBench.Bench(options).run(progress: Self.progress)
         print(result.table(), terminator: "")
         if let json {
