@@ -32,6 +32,11 @@ int gk_recv_msg(int fd, struct gk_msg *m);
  * saying why, and *err its errno (0: the text says it all). */
 int gk_run_hooks(const struct gk_hook_set *set, pid_t host_pid, char *text, size_t size, int *err);
 
+/* A small file read whole into `buf` (at most size-1 bytes), NUL-terminated:
+ * its length, 0 for a missing file, -EFBIG when it does not fit, or -errno
+ * (user.c). */
+long gk_read_file(const char *path, char *buf, size_t size);
+
 /* ---- the container's user (user.c) ---- */
 
 #include <sys/types.h>

@@ -57,37 +57,11 @@ static void die(const char *fmt, ...)
     _exit(exit_status);
 }
 
-/* Reads a small file whole (at most size-1 bytes), NUL-terminated: its
- * length or -errno. */
-static ssize_t read_small(const char *path, char *buf, size_t size)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -errno;
-    size_t n = 0;
-    while (n + 1 < size) {
-        ssize_t r = read(fd, buf + n, size - 1 - n);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0) {
-            int e = errno;
-            close(fd);
-            return -e;
-        }
-        if (r == 0)
-            break;
-        n += (size_t)r;
-    }
-    close(fd);
-    buf[n] = '\0';
-    return (ssize_t)n;
-}
-
 /* The name of user `uid` in /etc/passwd (a static binary has no NSS). */
 static int user_name(uid_t uid, char *name, size_t size)
 {
-    static char text[1 << 16];
-    if (read_small("/etc/passwd", text, sizeof text) < 0)
+    static char text[1 << 17];
+    if (gk_read_file("/etc/passwd", text, sizeof text) < 0)
         return -1;
     for (char *line = text, *next; line && *line; line = next) {
         next = strchr(line, '\n');
@@ -120,7 +94,7 @@ static int sub_ranges(const char *file, const char *name, unsigned long id, stru
     static char text[1 << 16];
     char idtext[24];
     snprintf(idtext, sizeof idtext, "%lu", id);
-    if (read_small(file, text, sizeof text) < 0)
+    if (gk_read_file(file, text, sizeof text) < 0)
         return 0;
     int n = 0;
     for (char *line = text, *next; line && *line && n < GK_MAX_RANGES; line = next) {
@@ -350,7 +324,7 @@ static int open_pause(pid_t pid, uid_t uid, int *user, int *mnt)
     if (stat(path, &st) < 0 || st.st_uid != uid)
         return -1;
     snprintf(path, sizeof path, "/proc/%d/comm", (int)pid);
-    if (read_small(path, comm, sizeof comm) < 0 || strcmp(comm, "gocker-pause\n") != 0)
+    if (gk_read_file(path, comm, sizeof comm) < 0 || strcmp(comm, "gocker-pause\n") != 0)
         return -1;
     snprintf(path, sizeof path, "/proc/%d/ns/user", (int)pid);
     *user = open(path, O_RDONLY | O_CLOEXEC);
@@ -415,7 +389,7 @@ __attribute__((constructor)) static void gk_rootless_enter(int argc, char **argv
     char text[32];
     snprintf(path, sizeof path, "%s/pause.pid", dir);
     long pid = 0;
-    if (read_small(path, text, sizeof text) > 0)
+    if (gk_read_file(path, text, sizeof text) > 0)
         pid = strtol(text, NULL, 10);
     if (pid <= 0 || open_pause((pid_t)pid, uid, &user, &mnt) < 0) {
         pid = make_pause(uid, gid);

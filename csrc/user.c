@@ -12,7 +12,7 @@ static char passwd_buf[1 << 17];
 static char group_buf[1 << 17];
 
 /* Reads a whole small file; 0 if it is missing (no entries), or -errno. */
-static long read_file(const char *path, char *buf, size_t size)
+long gk_read_file(const char *path, char *buf, size_t size)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
     if (fd < 0)
@@ -215,8 +215,8 @@ static void set_home(struct gk_user *u, const char *home, size_t len)
 int gk_resolve_user(const char *spec, const char *const *group_add, size_t ngroup_add,
                     struct gk_user *u, char *err, size_t errsize)
 {
-    long pl = read_file("/etc/passwd", passwd_buf, sizeof passwd_buf);
-    long gl = read_file("/etc/group", group_buf, sizeof group_buf);
+    long pl = gk_read_file("/etc/passwd", passwd_buf, sizeof passwd_buf);
+    long gl = gk_read_file("/etc/group", group_buf, sizeof group_buf);
     if (pl < 0 || gl < 0) {
         gk_strlcat(err, 0, errsize, pl < 0 ? "read /etc/passwd" : "read /etc/group");
         return pl < 0 ? (int)pl : (int)gl;

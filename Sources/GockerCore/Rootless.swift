@@ -113,6 +113,21 @@ public enum Rootless {
             + "give the user a range in /etc/subuid and /etc/subgid (usermod --add-subuids, --add-subgids)"
     }
 
+    /// overlayfs mounts in a user namespace from kernel 5.11 on: before
+    /// that, a rootless container cannot have its image as its root
+    /// (fuse-overlayfs is not used).
+    public static func checkOverlay() throws(GockerError) {
+        guard active else { return }
+        var u = utsname()
+        guard uname(&u) == 0 else { return }
+        let release = withUnsafeBytes(of: &u.release) { raw in
+            String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+        }
+        let parts = release.split(separator: ".").prefix(2).map { Int($0.prefix { $0.isNumber }) ?? 0 }
+        guard parts.count == 2, parts[0] < 5 || (parts[0] == 5 && parts[1] < 11) else { return }
+        throw refusal("an image's root filesystem", "overlayfs mounts in a user namespace from Linux 5.11 on, and this kernel is \(release)")
+    }
+
     /// The refusal of something only the host's root may do.
     public static func refusal(_ what: String, _ why: String) -> GockerError {
         GockerError(.invalidArgument, "\(what) is not available to a rootless container: \(why)")

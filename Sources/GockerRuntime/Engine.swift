@@ -173,6 +173,7 @@ public struct Engine: Sendable {
                         attached: (NetworkAttachment) -> Void = { _ in }) throws(GockerError) -> (record: ContainerRecord, spec: Spec) {
         var request = given
         request.network = try Self.effectiveNetwork(given.network)
+        try Rootless.checkOverlay()
         // Everything that can be refused is refused before anything is made.
         try ContainerSpec.validateWorkdir(request.workdir)
         if let name = request.name { try Identifier.validateName(name) }

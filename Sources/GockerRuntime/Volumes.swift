@@ -242,6 +242,14 @@ extension Engine {
                 throw GockerError(.invalidArgument,
                     "invalid mount config for type \"bind\": bind source path does not exist: \(r.source)")
             }
+            // Rootless, the container reaches the host's files as the user
+            // does: a source the user cannot read is refused now, not left
+            // for the container to find unreadable.
+            if Rootless.active && exists
+                && access(r.source, R_OK | (st.st_mode & S_IFMT == S_IFDIR ? X_OK : 0)) != 0 {
+                throw GockerError(.invalidArgument,
+                    "bind source \(r.source): \(errnoText(errno)): a rootless container reaches the host's files as its user does")
+            }
             let point = MountPoint(type: "bind", Name: nil, Source: r.source, Destination: r.destination, Driver: nil,
                                    Mode: r.readOnly ? "ro" : "", RW: !r.readOnly, Propagation: r.propagation ?? "rprivate")
             return PlannedUserMount(point: point, oci: r.ociMount(hostSource: r.source),

@@ -104,12 +104,22 @@ final class Sandbox {
     @discardableResult
     func gocker(_ args: [String], binary: String = Sandbox.binary, input: String? = nil,
                 environment extra: [String: String] = [:]) throws -> Result {
+        try Self.run(binary, args, environment: environment.merging(extra) { $1 }, filesIn: dir, input: input)
+    }
+
+    /// Runs a program to completion, with `input` (or nothing) on its
+    /// stdin. Its output goes to files in `dir` (no pipe can fill up and
+    /// stall the child), removed once read. `environment` nil: this
+    /// process's.
+    static func run(_ executable: String, _ args: [String], environment: [String: String]?, filesIn dir: String,
+                    input: String? = nil, workingDirectory: String? = nil) throws -> Result {
         let p = Process()
-        p.executableURL = URL(fileURLWithPath: binary)
+        p.executableURL = URL(fileURLWithPath: executable)
         p.arguments = args
-        p.environment = environment.merging(extra) { $1 }
-        // Output goes to files: no pipe can fill up and stall the child.
+        if let environment { p.environment = environment }
+        if let workingDirectory { p.currentDirectoryURL = URL(fileURLWithPath: workingDirectory) }
         let base = dir + "/run-\(UUID().uuidString)"
+        defer { for s in [".out", ".err", ".in"] { try? FileManager.default.removeItem(atPath: base + s) } }
         _ = FileManager.default.createFile(atPath: base + ".out", contents: nil)
         _ = FileManager.default.createFile(atPath: base + ".err", contents: nil)
         p.standardOutput = FileHandle(forWritingAtPath: base + ".out")

@@ -70,28 +70,9 @@ final class RootlessUser {
     func gocker(_ args: [String], input: String? = nil, runtimeDirectory: Bool = true) throws -> Sandbox.Result {
         var env = ["HOME=\(home)", "PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin", "GOCKER_PULL=never"]
         if runtimeDirectory { env.append("XDG_RUNTIME_DIR=\(runtimeDir)") }
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
-        p.arguments = ["--reuid=\(uid)", "--regid=\(gid)", "--init-groups", "/usr/bin/env", "-i"] + env + [binary] + args
-        p.currentDirectoryURL = URL(fileURLWithPath: dir)
-        let base = dir + "/out-\(UUID().uuidString)"
-        _ = FileManager.default.createFile(atPath: base + ".out", contents: nil)
-        _ = FileManager.default.createFile(atPath: base + ".err", contents: nil)
-        p.standardOutput = FileHandle(forWritingAtPath: base + ".out")
-        p.standardError = FileHandle(forWritingAtPath: base + ".err")
-        if let input {
-            _ = FileManager.default.createFile(atPath: base + ".in", contents: Data(input.utf8))
-            p.standardInput = FileHandle(forReadingAtPath: base + ".in")
-        } else {
-            p.standardInput = FileHandle.nullDevice
-        }
-        try p.run()
-        p.waitUntilExit()
-        defer { for s in [".out", ".err", ".in"] { try? FileManager.default.removeItem(atPath: base + s) } }
-        let out = FileManager.default.contents(atPath: base + ".out") ?? Data()
-        let err = FileManager.default.contents(atPath: base + ".err") ?? Data()
-        return Sandbox.Result(status: p.terminationStatus, stdout: String(decoding: out, as: UTF8.self),
-                              stderr: String(decoding: err, as: UTF8.self))
+        return try Sandbox.run("/usr/bin/setpriv",
+                               ["--reuid=\(uid)", "--regid=\(gid)", "--init-groups", "/usr/bin/env", "-i"] + env + [binary] + args,
+                               environment: nil, filesIn: dir, input: input, workingDirectory: dir)
     }
 
     /// The host's owner of `path`.
@@ -398,6 +379,7 @@ extension RootlessTests {
             (["run", "--rm", "--network", "mynet", "busybox", "true"], "network mynet is not available to a rootless container"),
             (["run", "--rm", "--network", "slirp4netns:mtu=1500", "busybox", "true"], "unsupported slirp4netns option"),
             (["network", "create", "mynet"], "network create is not available to a rootless container"),
+            (["run", "--rm", "--network", "none", "-v", "/root:/data", "busybox", "true"], "/root: permission denied"),
         ]
         for (args, message) in cases {
             let r = try user.gocker(args)
