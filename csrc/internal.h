@@ -63,7 +63,7 @@ int gk_resolve_user(const char *spec, const char *const *group_add, size_t ngrou
  * needs: bounding set and keep-caps as root, then set*id, then capset. */
 int gk_apply_rlimits(const struct gk_spawn *s, char *what, size_t size);
 int gk_drop_bounding(const struct gk_spawn *s);
-int gk_set_credentials(const struct gk_user *u, char *what, size_t size);
+int gk_set_credentials(const struct gk_user *u, int keep_groups, char *what, size_t size);
 int gk_set_caps(const struct gk_spawn *s);
 
 /* Masks and read-only paths, resolved inside the container's root `root`;

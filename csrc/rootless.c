@@ -34,6 +34,7 @@
 #include <sys/file.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -91,10 +92,13 @@ static int user_name(uid_t uid, char *name, size_t size)
  * /etc/subgid: how many (0: none, or no such file). */
 static int sub_ranges(const char *file, const char *name, unsigned long id, struct range *out)
 {
-    static char text[1 << 16];
+    static char text[1 << 20];
     char idtext[24];
     snprintf(idtext, sizeof idtext, "%lu", id);
-    if (gk_read_file(file, text, sizeof text) < 0)
+    long r = gk_read_file(file, text, sizeof text);
+    if (r == -EFBIG)
+        die("%s is larger than %zu bytes", file, sizeof text - 1);
+    if (r <= 0)
         return 0;
     int n = 0;
     for (char *line = text, *next; line && *line && n < GK_MAX_RANGES; line = next) {
@@ -200,8 +204,7 @@ static void be_pause(void)
     int null = open("/dev/null", O_RDWR | O_CLOEXEC);
     for (int fd = 0; fd < 3; fd++)
         dup2(null, fd);
-    for (int fd = 3; fd < 1024; fd++)
-        close(fd);
+    syscall(SYS_close_range, 3, ~0U, 0);
     prctl(PR_SET_NAME, "gocker-pause", 0, 0, 0);
     sigset_t all;
     sigfillset(&all);
@@ -314,30 +317,28 @@ static pid_t make_pause(uid_t uid, gid_t gid)
     return pid;
 }
 
-/* Opens the namespaces of the pause process `pid` if it is one of this
- * user's: 0, or -1 (not one, or gone). */
-static int open_pause(pid_t pid, uid_t uid, int *user, int *mnt)
+/* A pidfd of the pause process `pid` started at `start` (its start time in
+ * /proc/PID/stat) if it is one of this user's, or -1 (not that process, or
+ * gone). The pidfd is taken first and the process checked after: a pid
+ * used again before is caught by its start time, a process gone after
+ * makes the join fail. */
+static int open_pause(pid_t pid, unsigned long long start, uid_t uid)
 {
     char path[64], comm[32];
     struct stat st;
+    int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+    if (pidfd < 0)
+        return -1;
     snprintf(path, sizeof path, "/proc/%d", (int)pid);
-    if (stat(path, &st) < 0 || st.st_uid != uid)
-        return -1;
+    int ok = stat(path, &st) == 0 && st.st_uid == uid;
     snprintf(path, sizeof path, "/proc/%d/comm", (int)pid);
-    if (gk_read_file(path, comm, sizeof comm) < 0 || strcmp(comm, "gocker-pause\n") != 0)
-        return -1;
-    snprintf(path, sizeof path, "/proc/%d/ns/user", (int)pid);
-    *user = open(path, O_RDONLY | O_CLOEXEC);
-    snprintf(path, sizeof path, "/proc/%d/ns/mnt", (int)pid);
-    *mnt = open(path, O_RDONLY | O_CLOEXEC);
-    if (*user < 0 || *mnt < 0) {
-        if (*user >= 0)
-            close(*user);
-        if (*mnt >= 0)
-            close(*mnt);
+    ok = ok && gk_read_file(path, comm, sizeof comm) > 0 && strcmp(comm, "gocker-pause\n") == 0;
+    ok = ok && start != 0 && gk_process_start_time(pid) == start;
+    if (!ok) {
+        close(pidfd);
         return -1;
     }
-    return 0;
+    return pidfd;
 }
 
 /* The user's runtime directory for gocker, made 0700 when missing, and
@@ -362,8 +363,20 @@ static void runtime_dir(uid_t uid, char *dir, size_t size)
 __attribute__((constructor)) static void gk_rootless_enter(int argc, char **argv)
 {
     uid_t uid = getuid();
-    if (uid == 0)
+    if (uid == 0) {
+        /* The host's root given a rootless gocker's environment (sudo -E):
+         * not in any namespace of a user's, it is root as ever. */
+        char map[64];
+        if (getenv("GOCKER_ROOTLESS_UID") && gk_read_file("/proc/self/uid_map", map, sizeof map) > 0) {
+            unsigned long a = 1, b = 1, n = 0;
+            if (sscanf(map, "%lu %lu %lu", &a, &b, &n) == 3 && a == 0 && b == 0 && n == 4294967295UL) {
+                unsetenv("GOCKER_ROOTLESS_UID");
+                unsetenv("GOCKER_ROOTLESS_GID");
+                unsetenv("GOCKER_ROOTLESS_DIR");
+            }
+        }
         return;
+    }
     const char *self = argc > 0 && argv[0] ? strrchr(argv[0], '/') : NULL;
     self = self ? self + 1 : (argc > 0 && argv[0] ? argv[0] : "");
     /* Through the OCI front door, failures exit 1 as runc's. */
@@ -372,6 +385,10 @@ __attribute__((constructor)) static void gk_rootless_enter(int argc, char **argv
     /* Not in the test runner, which links this code too. */
     size_t len = strlen(self);
     if (len > 7 && strcmp(self + len - 7, ".xctest") == 0)
+        return;
+    /* The version needs no namespace (and is told where user namespaces
+     * are off). Help goes on: it shows the user's default roots. */
+    if (argc == 2 && strcmp(argv[1], "--version") == 0)
         return;
     gid_t gid = getgid();
     char dir[PATH_MAX - 32], path[PATH_MAX];
@@ -385,35 +402,39 @@ __attribute__((constructor)) static void gk_rootless_enter(int argc, char **argv
         if (errno != EINTR)
             die("lock %s: %s", path, strerror(errno));
 
-    int user = -1, mnt = -1;
-    char text[32];
+    /* pause.pid: "PID START-TIME". */
+    char text[64];
     snprintf(path, sizeof path, "%s/pause.pid", dir);
     long pid = 0;
-    if (gk_read_file(path, text, sizeof text) > 0)
-        pid = strtol(text, NULL, 10);
-    if (pid <= 0 || open_pause((pid_t)pid, uid, &user, &mnt) < 0) {
+    unsigned long long start = 0;
+    if (gk_read_file(path, text, sizeof text) > 0) {
+        char *end;
+        pid = strtol(text, &end, 10);
+        start = strtoull(end, NULL, 10);
+    }
+    int pidfd = pid > 0 ? open_pause((pid_t)pid, start, uid) : -1;
+    if (pidfd < 0) {
         pid = make_pause(uid, gid);
+        start = gk_process_start_time((pid_t)pid);
         char tmp[PATH_MAX];
         snprintf(tmp, sizeof tmp, "%s/pause.pid.tmp", dir);
         int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
         if (fd < 0)
             die("open %s: %s", tmp, strerror(errno));
-        dprintf(fd, "%ld\n", pid);
+        dprintf(fd, "%ld %llu\n", pid, start);
         if (fsync(fd) < 0 || close(fd) < 0 || rename(tmp, path) < 0)
             die("write %s: %s", path, strerror(errno));
-        if (open_pause((pid_t)pid, uid, &user, &mnt) < 0)
+        if ((pidfd = open_pause((pid_t)pid, start, uid)) < 0)
             die("the namespace's process %ld went away", pid);
     }
     close(lock);
 
     char cwd[PATH_MAX];
     int have_cwd = getcwd(cwd, sizeof cwd) != NULL;
-    if (setns(user, CLONE_NEWUSER) < 0)
-        die("join the user namespace of process %ld: %s", pid, strerror(errno));
-    if (setns(mnt, CLONE_NEWNS) < 0)
-        die("join the mount namespace of process %ld: %s", pid, strerror(errno));
-    close(user);
-    close(mnt);
+    /* Both at once, through the pidfd (Linux 5.8): the process checked. */
+    if (setns(pidfd, CLONE_NEWUSER | CLONE_NEWNS) < 0)
+        die("join the namespaces of process %ld: %s", pid, strerror(errno));
+    close(pidfd);
     /* Joining a mount namespace moves to its root: back to where we were. */
     if (have_cwd && chdir(cwd) < 0)
         die("chdir %s: %s", cwd, strerror(errno));

@@ -73,25 +73,11 @@ int gk_drop_bounding(const struct gk_spawn *s)
     return 0;
 }
 
-/* Whether setgroups(2) is denied in this user namespace (one whose gid_map
- * was written without a helper: rootless gocker for a user without a
- * range in /etc/subgid). */
-static int setgroups_denied(void)
+int gk_set_credentials(const struct gk_user *u, int keep_groups, char *what, size_t size)
 {
-    char buf[8] = {0};
-    int fd = open("/proc/self/setgroups", O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return 0;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    return n >= 4 && strncmp(buf, "deny", 4) == 0;
-}
-
-int gk_set_credentials(const struct gk_user *u, char *what, size_t size)
-{
-    /* Where setgroups is denied the process keeps the groups it has (the
-     * user's own, unmapped), as runc's rootless containers do. */
-    if (syscall(SYS_setgroups, u->ngroups, u->groups) < 0 && !(errno == EPERM && setgroups_denied())) {
+    /* keep_groups: setgroups is denied; the process keeps the groups it has
+     * (the user's own, unmapped), as runc's rootless containers do. */
+    if (!keep_groups && syscall(SYS_setgroups, u->ngroups, u->groups) < 0) {
         gk_strlcat(what, 0, size, "setgroups");
         return -errno;
     }

@@ -329,7 +329,7 @@ static void become_process(int sync, const struct gk_spawn *s, int slave)
         child_fail(sync, GK_STAGE_RLIMITS, -r, what, NULL, GK_EXIT_SETUP);
     if ((r = gk_drop_bounding(s)) < 0)
         child_fail(sync, GK_STAGE_CAPABILITIES, -r, "drop capabilities from the bounding set", NULL, GK_EXIT_SETUP);
-    if ((r = gk_set_credentials(&user, what, sizeof what)) < 0)
+    if ((r = gk_set_credentials(&user, (s->flags & GK_SPAWN_KEEP_GROUPS) != 0, what, sizeof what)) < 0)
         child_fail(sync, GK_STAGE_CREDENTIALS, -r, what, NULL, GK_EXIT_SETUP);
     if ((r = gk_set_caps(s)) < 0)
         child_fail(sync, GK_STAGE_CAPABILITIES, -r, "set capabilities", NULL, GK_EXIT_SETUP);

@@ -3,6 +3,8 @@
 
 #include <errno.h>
 #include <sched.h>
+#include <signal.h>
+#include <sys/syscall.h>
 #include <sys/ioctl.h>
 #include <fcntl.h>
 #include <string.h>
@@ -193,6 +195,46 @@ int gk_remove_tree(const char *path, const char **call, char *failed, size_t n)
     if (r == 0)
         failed[0] = '\0';
     return r;
+}
+
+int gk_pipe_cloexec(int fds[2])
+{
+    return pipe2(fds, O_CLOEXEC) < 0 ? -errno : 0;
+}
+
+int gk_spawn_helper(const char *path, char *const argv[], const int *fds, int nfds, const char *log_path)
+{
+    if (nfds < 0 || nfds > 8)
+        return -EINVAL;
+    pid_t pid = fork();
+    if (pid < 0)
+        return -errno;
+    if (pid > 0)
+        return pid;
+    /* The child: async-signal-safe calls only, up to execv. */
+    int high[8];
+    for (int i = 0; i < nfds; i++)
+        if ((high[i] = fcntl(fds[i], F_DUPFD, 3 + nfds)) < 0)
+            _exit(127);
+    for (int i = 0; i < nfds; i++)
+        if (dup2(high[i], 3 + i) < 0)
+            _exit(127);
+    int null = open("/dev/null", O_RDWR);
+    int log = open(log_path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW, 0600);
+    if (null < 0 || log < 0 || dup2(null, 0) < 0 || dup2(null, 1) < 0 || dup2(log, 2) < 0)
+        _exit(127);
+    syscall(SYS_close_range, 3 + nfds, ~0U, 0);
+    struct sigaction dfl;
+    memset(&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL;
+    for (int sig = 1; sig < NSIG; sig++)
+        (void)sigaction(sig, &dfl, NULL);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    setsid();
+    execv(path, argv);
+    _exit(127);
 }
 
 int gk_connect_unix(const char *path)

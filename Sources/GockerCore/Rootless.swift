@@ -128,6 +128,13 @@ public enum Rootless {
         throw refusal("an image's root filesystem", "overlayfs mounts in a user namespace from Linux 5.11 on, and this kernel is \(release)")
     }
 
+    /// setgroups(2) is denied in the namespace (a user with no range in
+    /// /etc/subgid: its gid_map was written without newgidmap).
+    public static let setgroupsDenied: Bool = {
+        guard active, let bytes = try? Sys.readFile("/proc/self/setgroups") else { return false }
+        return String(decoding: bytes, as: UTF8.self).hasPrefix("deny")
+    }()
+
     /// The refusal of something only the host's root may do.
     public static func refusal(_ what: String, _ why: String) -> GockerError {
         GockerError(.invalidArgument, "\(what) is not available to a rootless container: \(why)")

@@ -89,6 +89,7 @@ extension Runtime {
         if let listener = try seccomp?.attach(to: &spec, arena: arena) { fds.append(listener) }
         spec.joins = arena.array(joins)
         spec.njoins = joins.count
+        if Rootless.setgroupsDenied { spec.flags |= UInt32(GK_SPAWN_KEEP_GROUPS) }
         if chrootFD >= 0 {
             spec.flags |= UInt32(GK_SPAWN_CHROOT)
             spec.rootfs_tree = chrootFD

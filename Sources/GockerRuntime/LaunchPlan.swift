@@ -152,6 +152,12 @@ public struct LaunchPlan: Sendable {
         gidMappings = maps.gids
         if let hooks = spec.hooks, !hooks.isEmpty {
             try HookRunner.validate(hooks)
+            // Rootless, a PID namespace joined by path is entered on a
+            // thread that never comes back to the host's (see spawn.c's
+            // parked launch): hooks started from it would run inside.
+            if Rootless.active && pidNamespacePath != nil {
+                throw Rootless.refusal("hooks with a PID namespace joined by path", "they would start inside that namespace")
+            }
             self.hooks = hooks
         }
         /// Whether the container's namespace of type `flag` is its own:

@@ -490,6 +490,7 @@ public struct Runtime: Sendable {
             spec.flags |= UInt32(GK_SPAWN_USERNS)
         }
         if Rootless.active { spec.flags |= UInt32(GK_SPAWN_BIND_DEVICES) }
+        if Rootless.setgroupsDenied { spec.flags |= UInt32(GK_SPAWN_KEEP_GROUPS) }
         spec.sysctl_paths = arena.stringArray(plan.sysctls.map(\.path))
         spec.sysctl_values = arena.stringArray(plan.sysctls.map(\.value))
         spec.nsysctl = plan.sysctls.count

@@ -35,9 +35,6 @@ public struct SlirpNetwork: JSONShape, Sendable, Equatable {
         try v.field("ports", &ports)
     }
 
-    /// glibc's POSIX_SPAWN_SETSID, which Swift's Glibc module leaves out.
-    static let spawnSetsid: Int32 = 0x80
-
     public static let address = "10.0.2.100"
     public static let gateway = "10.0.2.2"
     public static let nameserver = "10.0.2.3"
@@ -94,59 +91,32 @@ public struct SlirpNetwork: JSONShape, Sendable, Equatable {
         defer { Sys.close(dirFD) }
         let logPath = directory + "/slirp4netns.log"
         var ready: [Int32] = [0, 0]
-        guard pipe(&ready) == 0 else {
-            throw GockerError(.system, "start slirp4netns", cause: SystemCallError("pipe", errno: errno))
+        let made = gk_pipe_cloexec(&ready)
+        guard made == 0 else {
+            throw GockerError(.system, "start slirp4netns", cause: SystemCallError("pipe", errno: -made))
         }
-        for fd in ready { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
         defer { Sys.close(ready[0]) }
         var argv = [path, "--configure", "--mtu=65520", "--enable-sandbox", "--enable-seccomp",
                     "--ready-fd=3", "--api-socket", "/proc/self/fd/5/slirp4netns.sock", "--netns-type=path"]
         if allowHostLoopback != true { argv.append("--disable-host-loopback") }
         argv += ["/proc/self/fd/4", "tap0"]
-
-        var attr = posix_spawnattr_t()
-        posix_spawnattr_init(&attr)
-        defer { posix_spawnattr_destroy(&attr) }
-        // A session of its own: a Ctrl-C at the terminal is the container's, not its network's.
-        posix_spawnattr_setflags(&attr, Int16(Self.spawnSetsid | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
-        var none = sigset_t(), all = sigset_t()
-        sigemptyset(&none)
-        sigfillset(&all)
-        posix_spawnattr_setsigmask(&attr, &none)
-        posix_spawnattr_setsigdefault(&attr, &all)
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 2, logPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
-        // Above 3 and 4 first, so that neither dup2 overwrites the other's source.
-        let readyHigh = fcntl(ready[1], F_DUPFD_CLOEXEC, 10), netnsHigh = fcntl(netns, F_DUPFD_CLOEXEC, 10)
-        let dirHigh = fcntl(dirFD, F_DUPFD_CLOEXEC, 10)
-        Sys.close(ready[1])
-        // Only slirp4netns may hold the pipe's write end once it runs: its
-        // end is how a failure shows.
-        func closeCopies() {
-            if readyHigh >= 0 { Sys.close(readyHigh) }
-            if netnsHigh >= 0 { Sys.close(netnsHigh) }
-            if dirHigh >= 0 { Sys.close(dirHigh) }
-        }
-        guard readyHigh >= 0, netnsHigh >= 0, dirHigh >= 0 else {
-            closeCopies()
-            throw GockerError(.system, "start slirp4netns", cause: SystemCallError("fcntl", errno: errno))
-        }
-        posix_spawn_file_actions_adddup2(&actions, readyHigh, 3)
-        posix_spawn_file_actions_adddup2(&actions, netnsHigh, 4)
-        posix_spawn_file_actions_adddup2(&actions, dirHigh, 5)
+        // Its descriptors 3, 4 and 5, and nothing else of this process's.
         var cargs: [UnsafeMutablePointer<CChar>?] = argv.map { strdup($0) } + [nil]
         defer { for p in cargs { free(p) } }
-        var pid: pid_t = 0
-        let r = posix_spawn(&pid, path, &actions, &attr, &cargs, environ)
-        closeCopies()
-        guard r == 0 else {
-            throw GockerError(.system, "start slirp4netns", cause: SystemCallError("posix_spawn", path: path, errno: r))
+        let fds: [Int32] = [ready[1], netns, dirFD]
+        let pid = gk_spawn_helper(path, &cargs, fds, Int32(fds.count), logPath)
+        // Only slirp4netns holds the pipe's write end now: its end is how a
+        // failure shows.
+        Sys.close(ready[1])
+        guard pid > 0 else {
+            throw GockerError(.system, "start slirp4netns", cause: SystemCallError("fork", path: path, errno: -pid))
         }
-        try keep(pid)
+        do { try keep(pid) } catch {
+            kill(pid, SIGKILL)
+            var status: Int32 = 0
+            _ = waitpid(pid, &status, 0)
+            throw error
+        }
         // "1" once tap0 is configured; the end of the pipe if it failed.
         var byte: UInt8 = 0
         var n: Int
@@ -184,19 +154,8 @@ public struct SlirpNetwork: JSONShape, Sendable, Equatable {
 
     /// One request on the API socket and its whole answer.
     static func ask(_ path: String, _ request: String) throws(SystemCallError) -> String {
-        let fd = try Sys.check("socket", path: path) { socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0) }
-        defer { Sys.close(fd) }
-        var addr = sockaddr_un()
-        addr.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        guard bytes.count < MemoryLayout.size(ofValue: addr.sun_path) else { throw SystemCallError("connect", path: path, errno: ENAMETOOLONG) }
-        withUnsafeMutableBytes(of: &addr.sun_path) { raw in
-            for (i, b) in bytes.enumerated() { raw[i] = b }
-        }
-        let len = socklen_t(MemoryLayout<sockaddr_un>.size)
-        _ = try Sys.check("connect", path: path) {
-            withUnsafePointer(to: &addr) { p in p.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, len) } }
-        }
+        let fd = gk_connect_unix(path)
+        guard fd >= 0 else { throw SystemCallError("connect", path: path, errno: -fd) }
         let out = Array(request.utf8)
         var off = 0
         while off < out.count {

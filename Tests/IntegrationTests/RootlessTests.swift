@@ -8,6 +8,9 @@ import Testing
 /// binary it runs.
 final class RootlessUser {
     static let name = "gockerrl"
+    /// A fixed id no other test gives its files (they use 1000 and 1001,
+    /// the ids a first user gets), so that what this user owns is its own.
+    static let fixedID: UInt32 = 64_213
     /// The range given in /etc/subuid and /etc/subgid.
     static let rangeStart: UInt32 = 300_000
     static let rangeCount: UInt32 = 65_536
@@ -30,7 +33,8 @@ final class RootlessUser {
         binary = dir + "/bin/gocker"
         ranged = ranges
         // No ranges from useradd's defaults: only those given here.
-        let made = try sh("useradd -K SUB_UID_COUNT=0 -K SUB_GID_COUNT=0 -M -d \(home) -s /bin/sh \(Self.name)")
+        _ = try sh("getent group \(Self.fixedID) >/dev/null || groupadd -g \(Self.fixedID) \(Self.name)")
+        let made = try sh("useradd -K SUB_UID_COUNT=0 -K SUB_GID_COUNT=0 -M -u \(Self.fixedID) -g \(Self.fixedID) -d \(home) -s /bin/sh \(Self.name)")
         guard made == 0 else { throw POSIXError(.EPERM) }
         if ranges {
             let last = Self.rangeStart + Self.rangeCount - 1
@@ -56,7 +60,7 @@ final class RootlessUser {
     /// the same way.
     static func remove() {
         _ = try? sh("pkill -KILL -u \(name) 2>/dev/null; for i in $(seq 50); do pgrep -u \(name) >/dev/null || break; sleep 0.1; done; "
-            + "userdel \(name) 2>/dev/null; true")
+            + "userdel \(name) 2>/dev/null; groupdel \(name) 2>/dev/null; true")
     }
 
     deinit {
@@ -82,16 +86,19 @@ final class RootlessUser {
         return (st.st_uid, st.st_gid)
     }
 
-    /// Files owned by the user or its range outside its own directory, in
-    /// the host's places a gocker might write to.
+    /// Files owned by the user or its range outside its own directory.
+    /// Outside its namespace the user can make files only in directories
+    /// open to everyone (its namespace's root overrides no permission of
+    /// files owned by ids it does not map): /tmp, /var/tmp and /dev/shm,
+    /// looked at two levels down.
     func filesOutside() throws -> [String] {
         let out = dir + "/outside.txt"
         let last = Self.rangeStart + Self.rangeCount
-        _ = try sh("find /etc /var /run /tmp /root /home /srv -xdev -path \(dir) -prune -o "
+        _ = try sh("find /tmp /var/tmp /dev/shm -maxdepth 2 -path \(dir) -prune -o "
             + "\\( -uid \(uid) -o \\( -uid +\(Self.rangeStart - 1) -uid -\(last) \\) \\) -print > \(out) 2>/dev/null; true")
         let text = (try? String(contentsOfFile: out, encoding: .utf8)) ?? ""
         try? FileManager.default.removeItem(atPath: out)
-        return text.split(separator: "\n").map(String.init)
+        return text.split(separator: "\n").map(String.init).filter { $0 != out }
     }
 }
 
@@ -153,7 +160,43 @@ struct RootlessTests {
         #expect(user.owner(dataRoot)?.uid == uid)
         #expect((try? FileManager.default.contentsOfDirectory(atPath: dataRoot + "/containers")) == [])
         #expect(FileManager.default.fileExists(atPath: user.runtimeDir + "/gocker/pause.pid"))
-        #expect(try user.filesOutside() == [], "nothing of the user's outside its directories")
+        let outside = try user.filesOutside()
+        #expect(outside == [], "nothing of the user's outside its directories: \(outside)")
+    }
+
+    /// The holder of the namespaces is known by its pid and start time: a
+    /// process of the user's that took its pid (here: named as it is, and
+    /// put in its place in pause.pid) is not joined, and a new one is made.
+    @Test func aProcessInThePausesPlaceIsNotJoined() throws {
+        let user = try RootlessUser()
+        var r = try user.gocker(["images", "-q"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let pidFile = user.runtimeDir + "/gocker/pause.pid"
+        let recorded = try String(contentsOfFile: pidFile, encoding: .utf8).split(separator: " ").map(String.init)
+        #expect(recorded.count == 2, "PID START-TIME: \(recorded)")
+        let pause = try #require(Int32(recorded[0]))
+        kill(pause, SIGKILL)
+        #expect(Sandbox.wait(5) { kill(pause, 0) != 0 })
+        // A process of the user's named gocker-pause.
+        let impostor = user.dir + "/gocker-pause"
+        try FileManager.default.copyItem(atPath: "/bin/sleep", toPath: impostor)
+        chmod(impostor, 0o755)
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
+        p.arguments = ["--reuid=\(user.uid)", "--regid=\(user.gid)", "--init-groups", impostor, "60"]
+        try p.run()
+        defer {
+            kill(p.processIdentifier, SIGKILL)
+            p.waitUntilExit()
+        }
+        try "\(p.processIdentifier) \(recorded[1])".write(toFile: pidFile, atomically: false, encoding: .utf8)
+        r = try user.gocker(["run", "--rm", "--network", "none", "busybox", "true"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let now = try String(contentsOfFile: pidFile, encoding: .utf8).split(separator: " ").first.map(String.init)
+        #expect(now != nil && now != "\(p.processIdentifier)" && now != recorded[0], "a new holder: \(now ?? "")")
+        let joined = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(p.processIdentifier)/ns/mnt")
+        let holder = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(now ?? "0")/ns/mnt")
+        #expect(joined != nil && holder != nil && joined != holder)
     }
 
     @Test func aLimitIsRefusedWhereNoCgroupIsDelegated() throws {
@@ -389,6 +432,7 @@ extension RootlessTests {
         let r = try user.gocker(["ps", "-a", "-q"])
         #expect(r.status == 0 && r.stdout.isEmpty, "\(r.stdout)")
         #expect(try slirps(of: user) == 0)
-        #expect(try user.filesOutside() == [])
+        let outside = try user.filesOutside()
+        #expect(outside == [], "nothing of the user's outside its directories: \(outside)")
     }
 }

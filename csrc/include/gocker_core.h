@@ -277,6 +277,9 @@ struct gk_ns_join {
 /* gocker itself runs in a user namespace (rootless, see rootless.c):
  * device nodes are the host's, bound, as with GK_SPAWN_USERNS. */
 #define GK_SPAWN_BIND_DEVICES 0x20000
+/* setgroups is denied in gocker's user namespace (rootless, a user with no
+ * range in /etc/subgid): the process keeps the groups it has. */
+#define GK_SPAWN_KEEP_GROUPS 0x40000
 
 /* One OCI hook the child runs (createContainer, startContainer). */
 struct gk_hook {
@@ -485,6 +488,13 @@ const char *gk_seccomp_version(void);
 /* A SOCK_STREAM socket connected to the unix socket `path` (close-on-exec),
  * or -errno: a seccomp listener's, a console socket. */
 int gk_connect_unix(const char *path);
+/* A pipe, both ends close-on-exec: 0 or -errno. */
+int gk_pipe_cloexec(int fds[2]);
+/* Starts a helper program (slirp4netns) in a session of its own: stdin and
+ * stdout /dev/null, stderr appended to nothing but `log_path` (made 0600),
+ * `fds[i]` as its descriptor 3 + i (at most 8), no other descriptor, every
+ * signal's disposition and mask at their defaults. Its pid, or -errno. */
+int gk_spawn_helper(const char *path, char *const argv[], const int *fds, int nfds, const char *log_path);
 
 /*
  * Clones the container's first process and lets it run up to READY.
