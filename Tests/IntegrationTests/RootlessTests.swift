@@ -21,7 +21,6 @@ final class RootlessUser {
     let binary: String
     let uid: UInt32
     let gid: UInt32
-    let ranged: Bool
 
     init(ranges: Bool = true) throws {
         Self.remove()
@@ -31,7 +30,6 @@ final class RootlessUser {
         home = dir + "/home"
         runtimeDir = dir + "/run"
         binary = dir + "/bin/gocker"
-        ranged = ranges
         // No ranges from useradd's defaults: only those given here.
         _ = try sh("getent group \(Self.fixedID) >/dev/null || groupadd -g \(Self.fixedID) \(Self.name)")
         let made = try sh("useradd -K SUB_UID_COUNT=0 -K SUB_GID_COUNT=0 -M -u \(Self.fixedID) -g \(Self.fixedID) -d \(home) -s /bin/sh \(Self.name)")
