@@ -45,6 +45,9 @@ struct range {
 };
 
 static int exit_status = 125;
+/* What this process joined (-1: nothing): see gk_rootless_export. */
+static long joined_uid = -1, joined_gid = -1;
+static char joined_dir[PATH_MAX];
 
 static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 static void die(const char *fmt, ...)
@@ -439,9 +442,32 @@ __attribute__((constructor)) static void gk_rootless_enter(int argc, char **argv
     if (have_cwd && chdir(cwd) < 0)
         die("chdir %s: %s", cwd, strerror(errno));
 
-    snprintf(text, sizeof text, "%lu", (unsigned long)uid);
+    /* Kept here, and put in the environment only from main
+     * (gk_rootless_export): a static Swift binary finds its arguments
+     * through the environment's original place, which setenv moves. */
+    joined_uid = (long)uid;
+    joined_gid = (long)gid;
+    snprintf(joined_dir, sizeof joined_dir, "%s", dir);
+}
+
+int gk_rootless_state(unsigned int *uid, unsigned int *gid, const char **dir)
+{
+    if (joined_uid < 0)
+        return 0;
+    *uid = (unsigned int)joined_uid;
+    *gid = (unsigned int)joined_gid;
+    *dir = joined_dir;
+    return 1;
+}
+
+void gk_rootless_export(void)
+{
+    char text[32];
+    if (joined_uid < 0)
+        return;
+    snprintf(text, sizeof text, "%ld", joined_uid);
     setenv("GOCKER_ROOTLESS_UID", text, 1);
-    snprintf(text, sizeof text, "%lu", (unsigned long)gid);
+    snprintf(text, sizeof text, "%ld", joined_gid);
     setenv("GOCKER_ROOTLESS_GID", text, 1);
-    setenv("GOCKER_ROOTLESS_DIR", dir, 1);
+    setenv("GOCKER_ROOTLESS_DIR", joined_dir, 1);
 }

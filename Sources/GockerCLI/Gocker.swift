@@ -1,4 +1,5 @@
 import ArgumentParser
+import CGockerCore
 import Glibc
 import GockerCore
 import GockerRuntime
@@ -10,6 +11,7 @@ public enum GockerMain {
     public static func main() -> Never {
         Timings.begin()
         var args = Array(CommandLine.arguments.dropFirst())
+        gk_rootless_export()
         let invokedAs = CommandLine.arguments.first.map { $0.split(separator: "/").last.map(String.init) ?? $0 } ?? ""
         if invokedAs == "gocker-oci" { args.insert("oci", at: 0) }
         let status = run(args)

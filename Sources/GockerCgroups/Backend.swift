@@ -166,15 +166,22 @@ public struct CgroupfsV2Backend: CgroupBackend {
     public let name = "cgroupfs"
     public let version = CgroupVersion.v2
     public let root: String
+    /// The group whose cgroup.controllers says what is offered (the root;
+    /// rootless, the subtree delegated to the user).
+    public let offering: String
 
-    public init(root: String = "/sys/fs/cgroup") { self.root = root }
+    public init(root: String = "/sys/fs/cgroup", offering: String? = nil) {
+        self.root = root
+        self.offering = offering ?? root
+    }
 
     func dir(_ path: String) -> String { path.isEmpty ? root : "\(root)/\(path)" }
 
-    /// "" (the group alone) always; a controller when the root lists it.
+    /// "" (the group alone) always; a controller when the offering group
+    /// lists it.
     public func offers(_ controller: String) -> Bool {
         if controller.isEmpty { return true }
-        let available = ((try? Sys.readText(root + "/cgroup.controllers")) ?? "").split(whereSeparator: { $0 == " " || $0 == "\n" })
+        let available = ((try? Sys.readText(offering + "/cgroup.controllers")) ?? "").split(whereSeparator: { $0 == " " || $0 == "\n" })
         return available.contains { $0 == controller }
     }
 

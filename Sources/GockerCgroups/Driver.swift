@@ -74,7 +74,9 @@ public struct CgroupDriver: Sendable {
                     throw GockerError(.invalidArgument, "\(c.request(in: resources)): \(none.refusal)")
                 }
                 if requested {
+                    let delegated = (backend as? CgroupfsV2Backend).map { $0.offering != $0.root } ?? false
                     let why = backend.version == .v1 ? "it is not mounted as a cgroup v1 hierarchy on this host"
+                        : delegated ? "the cgroup2 subtree delegated to this user does not list it in cgroup.controllers"
                         : "the cgroup2 root does not list it in cgroup.controllers"
                     throw GockerError(.invalidConfig, "\(c.request(in: resources)): the host offers no \(c.name) cgroup controller (\(why))")
                 }

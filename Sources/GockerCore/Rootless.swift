@@ -1,3 +1,4 @@
+import CGockerCore
 import Glibc
 
 /// gocker started by an ordinary user (see csrc/rootless.c): it runs as
@@ -14,6 +15,12 @@ public enum Rootless {
     }
 
     public static let user: User? = {
+        var uid: UInt32 = 0, gid: UInt32 = 0
+        var dir: UnsafePointer<CChar>?
+        if gk_rootless_state(&uid, &gid, &dir) != 0, let dir {
+            return User(uid: uid, gid: gid, runtimeDirectory: String(cString: dir))
+        }
+        // A gocker started by one that joined (the monitor, hooks).
         guard let uid = Sys.env("GOCKER_ROOTLESS_UID").flatMap({ UInt32($0) }),
               let gid = Sys.env("GOCKER_ROOTLESS_GID").flatMap({ UInt32($0) }),
               let dir = Sys.env("GOCKER_ROOTLESS_DIR"), dir.hasPrefix("/") else { return nil }
@@ -133,6 +140,31 @@ public enum Rootless {
     public static let setgroupsDenied: Bool = {
         guard active, let bytes = try? Sys.readFile("/proc/self/setgroups") else { return false }
         return String(decoding: bytes, as: UTF8.self).hasPrefix("deny")
+    }()
+
+    /// The cgroup2 subtree delegated to the user, as a path from the
+    /// hierarchy's root ("/user/1000"), or nil: on a pure cgroup2 host,
+    /// the highest ancestor of gocker's own group whose cgroup.procs and
+    /// cgroup.subtree_control the user may write, above the group gocker
+    /// runs in (a group with processes of its own cannot hand controllers
+    /// down).
+    public static let delegatedCgroup: String? = {
+        guard active, let bytes = try? Sys.readFile("/proc/self/cgroup") else { return nil }
+        let lines = String(decoding: bytes, as: UTF8.self).split(separator: "\n")
+        guard lines.count == 1, lines[0].hasPrefix("0::/") else { return nil }  // v1 or hybrid
+        let own = String(lines[0].dropFirst(3))
+        var parts = own.split(separator: "/").map(String.init)
+        guard !parts.isEmpty else { return nil }
+        parts.removeLast()
+        var found: String?
+        while !parts.isEmpty {
+            let path = "/" + parts.joined(separator: "/")
+            let dir = "/sys/fs/cgroup" + path
+            guard access(dir + "/cgroup.procs", W_OK) == 0, access(dir + "/cgroup.subtree_control", W_OK) == 0 else { break }
+            found = path
+            parts.removeLast()
+        }
+        return found
     }()
 
     /// The refusal of something only the host's root may do.

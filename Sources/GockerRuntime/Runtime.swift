@@ -24,7 +24,10 @@ public struct Runtime: Sendable {
         self.store = StateStore(root: Paths.absolute(stateRoot))
         self.seccompCache = Paths.absolute(dataRoot ?? Engine.defaultDataRoot) + "/seccomp"
         self.cgroupBackend = cgroupBackend ?? Sys.env("GOCKER_CGROUP_BACKEND") ?? "libcgroup"
-        self.cgroupParent = cgroupParent ?? Sys.env("GOCKER_CGROUP_PARENT") ?? "gocker"
+        // Rootless, containers' groups go under the subtree delegated to
+        // the user, when there is one.
+        self.cgroupParent = cgroupParent ?? Sys.env("GOCKER_CGROUP_PARENT")
+            ?? Rootless.delegatedCgroup.map { String($0.dropFirst()) + "/gocker" } ?? "gocker"
     }
 
     public static func validateBackend(_ name: String) throws(GockerError) {
@@ -39,6 +42,12 @@ public struct Runtime: Sendable {
         try Self.validateBackend(cgroupBackend)
         let version = CgroupDriver.detectVersion()
         if Rootless.active {
+            // A cgroup2 subtree delegated to the user: its groups, by files
+            // (libcgroup writes from the hierarchy's root down).
+            if version == .v2, let delegated = Rootless.delegatedCgroup {
+                return CgroupDriver(backend: CgroupfsV2Backend(offering: "/sys/fs/cgroup" + delegated),
+                                    registry: BuiltinControllers.registry)
+            }
             return CgroupDriver(backend: NoCgroupBackend(version: version, refusal: CgroupDriver.rootlessRefusal(version)),
                                 registry: BuiltinControllers.registry)
         }

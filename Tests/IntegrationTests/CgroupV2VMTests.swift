@@ -39,6 +39,16 @@ struct CgroupV2VMTests {
         #expect(values["host fstype"] == "63677270", "cgroup2 at /sys/fs/cgroup")
         #expect(values["host controllers"]?.contains("memory") == true)
 
+        // Rootless, in a subtree delegated to the user (memory and pids
+        // handed down): the limits land in the container's group there; a
+        // controller not handed down is refused; nothing is left.
+        func r(_ key: String) -> String { values["rootless \(key)"] ?? "<none>" }
+        #expect(r("run").hasPrefix("0 gocker: note: rl has no range in /etc/subuid"), "rootless run: \(r("run"))")
+        #expect(r("limits").split(separator: " ").map(String.init) == ["0", "1000", "1", "67108864", "20"],
+                "the user alone mapped, and its limits: \(r("limits"))")
+        #expect(r("refused").hasPrefix("125 gocker: error: ") && r("refused").contains("cpu"), "\(r("refused"))")
+        #expect(r("leftover") == "", "rootless groups left: \(r("leftover"))")
+
         for b in ["libcgroup", "cgroupfs"] {
             func v(_ key: String) -> String { values["\(b) \(key)"] ?? "<none>" }
             #expect(v("run-d") == "0", "\(b): run -d: \(v("run-d"))")

@@ -488,6 +488,12 @@ const char *gk_seccomp_version(void);
 /* A SOCK_STREAM socket connected to the unix socket `path` (close-on-exec),
  * or -errno: a seccomp listener's, a console socket. */
 int gk_connect_unix(const char *path);
+/* Rootless (rootless.c): whether the constructor joined the user's
+ * namespaces, with the user, its group and its runtime directory; and
+ * those put in the environment (GOCKER_ROOTLESS_*) for the gockers this
+ * one starts, once main has its arguments. */
+int gk_rootless_state(unsigned int *uid, unsigned int *gid, const char **dir);
+void gk_rootless_export(void);
 /* A pipe, both ends close-on-exec: 0 or -errno. */
 int gk_pipe_cloexec(int fds[2]);
 /* Starts a helper program (slirp4netns) in a session of its own: stdin and
