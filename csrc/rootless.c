@@ -126,13 +126,22 @@ static int sub_ranges(const char *file, const char *name, unsigned long id, stru
     return n;
 }
 
+/* `name` in $PATH (absolute entries only; unset: /usr/bin:/bin), as a
+ * shell finds it. */
 static const char *find_helper(const char *name, char *path, size_t size)
 {
-    static const char *const dirs[] = {"/usr/bin", "/bin", "/usr/sbin", "/sbin", "/usr/local/bin"};
-    for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++) {
-        snprintf(path, size, "%s/%s", dirs[i], name);
-        if (access(path, X_OK) == 0)
-            return path;
+    const char *list = getenv("PATH");
+    if (!list)
+        list = "/usr/bin:/bin";
+    while (*list) {
+        const char *end = strchr(list, ':');
+        size_t n = end ? (size_t)(end - list) : strlen(list);
+        if (n > 0 && list[0] == '/' && n + strlen(name) + 2 <= size) {
+            snprintf(path, size, "%.*s/%s", (int)n, list, name);
+            if (access(path, X_OK) == 0)
+                return path;
+        }
+        list += n + (end ? 1 : 0);
     }
     return NULL;
 }

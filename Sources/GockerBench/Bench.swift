@@ -386,14 +386,25 @@ public struct Bench: Sendable {
         }
         if !warmup { r.wallNs += waveEnd - waveStart }
 
-        for (flight, ms, ok, error) in done.sorted(by: { $0.0.slot < $1.0.slot }) {
+        for (flight, ms, succeeded, failure) in done.sorted(by: { $0.0.slot < $1.0.slot }) {
+            var ok = succeeded, error = failure
+            // gocker writes its phases only once it started a container: a
+            // start that exited 0 without them ran none (it printed its
+            // help, say), and is no sample of a start.
+            if ok, r.isGocker, let pipe = pipes[flight.slot] {
+                if let line = try? JSON.decode(Timings.Line.self, from: BenchProcess.drain(pipe.read), what: "timings") {
+                    if !warmup {
+                        for p in line.phases { r.phaseSums[p.name, default: 0] += p.ms }
+                        r.timedStarts += 1
+                    }
+                } else {
+                    ok = false
+                    error = BenchProcess.firstLine(of: "\(scratch)/stderr-\(flight.slot)")
+                        ?? "it exited 0 but started no container (no phases reported)"
+                }
+            }
             r.samples.append(BenchSample(runtime: r.row.runtime, row: r.row.name, index: flight.index,
                                          warmup: flight.warmup, ms: ms, ok: ok, error: error))
-            if ok && !warmup, let pipe = pipes[flight.slot],
-               let line = try? JSON.decode(Timings.Line.self, from: BenchProcess.drain(pipe.read), what: "timings") {
-                for p in line.phases { r.phaseSums[p.name, default: 0] += p.ms }
-                r.timedStarts += 1
-            }
             if !ok, let cleanup = r.cleanupCommand(gocker: options.gocker, id: flight.id), let path = r.path {
                 BenchProcess.runQuietly(path: path, argv: cleanup, env: r.env)
             }

@@ -69,8 +69,9 @@ final class RootlessUser {
     /// gocker run as the user, with only HOME, PATH and XDG_RUNTIME_DIR
     /// (unless `runtimeDirectory` is false) in its environment.
     @discardableResult
-    func gocker(_ args: [String], input: String? = nil, runtimeDirectory: Bool = true) throws -> Sandbox.Result {
-        var env = ["HOME=\(home)", "PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin", "GOCKER_PULL=never"]
+    func gocker(_ args: [String], input: String? = nil, runtimeDirectory: Bool = true,
+                path: String = "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin") throws -> Sandbox.Result {
+        var env = ["HOME=\(home)", "PATH=\(path)", "GOCKER_PULL=never"]
         if runtimeDirectory { env.append("XDG_RUNTIME_DIR=\(runtimeDir)") }
         return try Sandbox.run("/usr/bin/setpriv",
                                ["--reuid=\(uid)", "--regid=\(gid)", "--init-groups", "/usr/bin/env", "-i"] + env + [binary] + args,
@@ -195,6 +196,35 @@ struct RootlessTests {
         let joined = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(p.processIdentifier)/ns/mnt")
         let holder = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(now ?? "0")/ns/mnt")
         #expect(joined != nil && holder != nil && joined != holder)
+    }
+
+    /// newuidmap and newgidmap are looked for in $PATH, as a shell would:
+    /// without them a user with a range gets one line, and no namespace.
+    @Test func withoutNewuidmapAUserWithARangeIsToldSo() throws {
+        let user = try RootlessUser()
+        let r = try user.gocker(["images"], path: "/nonexistent")
+        #expect(r.status == 125, "\(r.stderr)")
+        #expect(r.stderr == "gocker: error: rootless: \(RootlessUser.name) has ranges in /etc/subuid and /etc/subgid, but newuidmap and newgidmap are not installed (Debian's uidmap package)\n", "\(r.stderr)")
+        let holders = user.dir + "/holders.txt"
+        _ = try sh("pgrep -u \(user.uid) -x gocker-pause > \(holders); true")
+        #expect((try? String(contentsOfFile: holders, encoding: .utf8)) == "", "no namespace holder left")
+        #expect(!FileManager.default.fileExists(atPath: user.runtimeDir + "/gocker/pause.pid"))
+    }
+
+    /// A pull into the user's store, from a registry of the test's own on
+    /// loopback, and a run of what it pulled.
+    @Test func aUserPullsAndRunsAnImage() throws {
+        let box = try Sandbox()
+        let registry = try PrivateRegistry(in: box)
+        try registry.push(ociArchive: try PrivateRegistry.busyboxArchive(box), as: "test/busybox:1")
+        let user = try RootlessUser()
+        let name = registry.host + "/test/busybox:1"
+        var r = try user.gocker(["pull", "-q", name])
+        #expect(r.status == 0 && r.stdout == name + "\n", "\(r.stdout) \(r.stderr)")
+        r = try user.gocker(["run", "--rm", "--network", "none", name, "sh", "-c", "id -u; ls /bin/busybox"])
+        #expect(r.status == 0 && r.stdout == "0\n/bin/busybox\n", "\(r.stdout) \(r.stderr)")
+        let layers = user.home + "/.local/share/gocker/image/layers"
+        #expect(((try? FileManager.default.contentsOfDirectory(atPath: layers)) ?? []).count == 1, "the layer is in the user's store")
     }
 
     @Test func aLimitIsRefusedWhereNoCgroupIsDelegated() throws {
