@@ -67,11 +67,6 @@ public enum Rootless {
         return (read("/proc/self/uid_map"), read("/proc/self/gid_map"))
     }()
 
-    /// The ids the user namespace maps (inside ones): ranges of (first, count).
-    public static var mappedIDs: (uids: [(UInt32, UInt32)], gids: [(UInt32, UInt32)]) {
-        (maps.uids.map { ($0.inside, $0.count) }, maps.gids.map { ($0.inside, $0.count) })
-    }
-
     /// An OCI config's id maps, whose hostIDs are the host's (as runc's
     /// rootless configs name the user's own id), as ids of gocker's
     /// namespace, which is the host a container's namespace is made in
@@ -91,8 +86,9 @@ public enum Rootless {
         }
     }
 
-    static func covers(_ ranges: [(UInt32, UInt32)], _ id: UInt32) -> Bool {
-        ranges.contains { id >= $0.0 && UInt64(id) < UInt64($0.0) + UInt64($0.1) }
+    /// Whether `lines` map the inside id `id`.
+    static func covers(_ lines: [MapLine], _ id: UInt32) -> Bool {
+        lines.contains { id >= $0.inside && UInt64(id) < UInt64($0.inside) + UInt64($0.count) }
     }
 
     /// A filesystem's "uid=N" and "gid=N" options whose ids the namespace
@@ -101,8 +97,8 @@ public enum Rootless {
     public static func mappedOptions(_ options: [String]) -> [String] {
         guard active else { return options }
         return options.filter { o in
-            for (key, ranges) in [("uid=", mappedIDs.uids), ("gid=", mappedIDs.gids)] where o.hasPrefix(key) {
-                if let id = UInt32(o.dropFirst(key.count)) { return covers(ranges, id) }
+            for (key, lines) in [("uid=", maps.uids), ("gid=", maps.gids)] where o.hasPrefix(key) {
+                if let id = UInt32(o.dropFirst(key.count)) { return covers(lines, id) }
             }
             return true
         }
@@ -112,9 +108,8 @@ public enum Rootless {
     /// can (always as the host's root).
     public static func unmappedOwner(uid: UInt32, gid: UInt32) -> String? {
         guard active else { return nil }
-        let ids = mappedIDs
-        guard !covers(ids.uids, uid) || !covers(ids.gids, gid) else { return nil }
-        let total = ids.uids.reduce(UInt64(0)) { $0 + UInt64($1.1) }
+        guard !covers(maps.uids, uid) || !covers(maps.gids, gid) else { return nil }
+        let total = maps.uids.reduce(UInt64(0)) { $0 + UInt64($1.count) }
         let mapped = total <= 1 ? "only id 0, the user itself" : "ids 0 to \(total - 1)"
         return "owned by \(uid):\(gid), which this user's namespace cannot hold (it maps \(mapped)): "
             + "give the user a range in /etc/subuid and /etc/subgid (usermod --add-subuids, --add-subgids)"
