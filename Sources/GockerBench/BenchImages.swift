@@ -81,6 +81,7 @@ public struct ImagesBench: Sendable {
             }
             try? Sys.removeAll(scratch)
             _ = rmdir(options.dataRoot + "/tmp")  // only when empty
+            ImagesBench.writeOutRemoval()
         }
         var result = ImagesResult(machine: BenchResult.machineNow(), gocker: options.gocker, size: options.size,
                                   seed: options.seed, tree: BenchTree.Stats(), tarBytes: 0, gzipBytes: 0,
@@ -157,6 +158,17 @@ public struct ImagesBench: Sendable {
     }
 
     /// Why a command failed: its stderr's first line, or how it ended.
+    /// After the scratch directory's removal: writes it out. ext4 without a
+    /// journal passes over inodes freed in the last 60 seconds when it
+    /// allocates new ones, and in the last 360 while the freed inodes'
+    /// table block is not yet written, each new file scanning past them: a
+    /// bench's gigabytes removed and left unwritten would slow every file
+    /// creation on that filesystem (the next bench's, a container's state)
+    /// for six minutes.
+    static func writeOutRemoval() {
+        sync()
+    }
+
     static func failure(_ t: BenchProcess.Timed, stderr: String) -> String {
         if t.spawnErrno != 0 { return "exec: \(errnoText(t.spawnErrno))" }
         if let line = BenchProcess.firstLine(of: stderr) { return line }

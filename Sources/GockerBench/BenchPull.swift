@@ -44,6 +44,7 @@ public struct PullBench: Sendable {
             }
             try? Sys.removeAll(scratch)
             _ = rmdir(options.dataRoot + "/tmp")  // only when empty
+            ImagesBench.writeOutRemoval()
         }
         let baseEnv = BenchProcess.environment().filter { e in
             !["GOCKER_DATA_ROOT=", "GOCKER_STATE_ROOT=", "GOCKER_PULL=", "REGISTRY_", Timings.fileVariable + "="]

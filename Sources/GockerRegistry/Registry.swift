@@ -543,7 +543,18 @@ public final class RegistryClient {
         // A 5xx or a 429 may pass (.system: tried again); another 4xx will not.
         let code: GockerError.Code = response.status == 404 ? .notFound
             : isTransient(response.status) ? .system : .invalidArgument
+        if code == .system, let asked = response.header("Retry-After"), let wait = RetryAfter(asked, now: time(nil)) {
+            return GockerError(wait.seconds > RetryAfter.longest ? .invalidArgument : .system, "\(what): \(said)", cause: wait)
+        }
         return GockerError(code, "\(what): \(said)")
+    }
+
+    /// How long to wait before the next try: what the registry asked for
+    /// (`Retry-After`), else 0.25 s doubled at each try.
+    static func pause(before attempt: Int, after error: GockerError) -> UInt32 {
+        let backoff = UInt32(250_000) << UInt32(attempt - 1)
+        guard let asked = error.cause as? RetryAfter else { return backoff }
+        return max(backoff, UInt32(asked.seconds) * 1_000_000)
     }
 
     /// Whether an answer may be different a moment later: a 5xx, or 429
@@ -551,7 +562,8 @@ public final class RegistryClient {
     static func isTransient(_ status: Int) -> Bool { status >= 500 || status == 429 }
 
     /// `body`, tried again on a broken connection, a 5xx or a 429 answer (four
-    /// times in all, waiting longer each time).
+    /// times in all, waiting longer each time, or as long as the registry
+    /// asked).
     static func retrying<T>(_ body: () throws(GockerError) -> T) throws(GockerError) -> T {
         var attempt = 0
         while true {
@@ -560,7 +572,7 @@ public final class RegistryClient {
             } catch {
                 attempt += 1
                 guard error.code == .system, attempt < 4 else { throw error }
-                usleep(UInt32(250_000) << UInt32(attempt - 1))
+                usleep(pause(before: attempt, after: error))
             }
         }
     }
@@ -637,12 +649,61 @@ public final class RegistryClient {
             } catch {
                 attempt += 1
                 guard !sinkFailed, error.code == .system, attempt < 4 else { throw error }
-                usleep(UInt32(250_000) << UInt32(attempt - 1))
+                usleep(Self.pause(before: attempt, after: error))
             }
         }
         let digest = "sha256:" + hash.finalize().hex
         guard size == d.size, digest == d.digest else {
             throw GockerError(.invalidArgument, "blob \(d.digest): digest mismatch: \(size) bytes whose digest is \(digest)")
         }
+    }
+}
+
+/// A 429's or 503's `Retry-After` (RFC 9110): delay-seconds, or an HTTP
+/// date (IMF-fixdate). A wait longer than `longest` is not waited for: the
+/// pull fails at once and says how long the registry asked to wait.
+public struct RetryAfter: Error, CustomStringConvertible, Sendable {
+    public static let longest = 60
+    public var seconds: Int
+
+    public init?(_ value: String, now: time_t) {
+        let v = value.trimmed(" ")
+        if !v.isEmpty, v.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) {
+            seconds = v.count > 9 ? Int.max : Int(v)!
+            return
+        }
+        guard let at = Self.imfFixdate(v) else { return nil }
+        seconds = at > now ? Int(at - now) : 0
+    }
+
+    /// "Sun, 06 Nov 1994 08:49:37 GMT", the one date form RFC 9110 has
+    /// senders write, as seconds since the epoch.
+    static func imfFixdate(_ s: String) -> time_t? {
+        let b = Array(s.utf8)
+        let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+        let days = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"]
+        func text(_ i: Int, _ n: Int) -> String { String(decoding: b[i..<i + n], as: UTF8.self) }
+        func number(_ i: Int, _ n: Int) -> Int32? {
+            let digits = b[i..<i + n]
+            guard digits.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else { return nil }
+            return digits.reduce(0) { $0 * 10 + Int32($1 - 0x30) }
+        }
+        guard b.count == 29, days.contains(text(0, 3)), text(3, 2) == ", ", b[7] == 0x20, b[11] == 0x20, b[16] == 0x20,
+              b[19] == 0x3a, b[22] == 0x3a, text(25, 4) == " GMT",
+              let day = number(5, 2), let month = months.firstIndex(of: text(8, 3)), let year = number(12, 4),
+              let hour = number(17, 2), let minute = number(20, 2), let second = number(23, 2),
+              (1...31).contains(day), hour < 24, minute < 60, second < 61 else { return nil }
+        var tm = Glibc.tm()
+        tm.tm_year = year - 1900
+        tm.tm_mon = Int32(month)
+        tm.tm_mday = day
+        tm.tm_hour = hour
+        tm.tm_min = minute
+        tm.tm_sec = second
+        return timegm(&tm)
+    }
+
+    public var description: String {
+        seconds > Self.longest ? "the registry asks to try again in \(seconds) s" : "tried again after the \(seconds) s the registry asked for"
     }
 }

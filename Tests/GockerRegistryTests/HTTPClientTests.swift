@@ -181,6 +181,41 @@ struct BlobResumeTests {
         #expect(busy.requests.count == 6)
     }
 
+    /// A 429's Retry-After is waited for; one longer than a minute is not,
+    /// and the pull says how long the registry asked for.
+    @Test func retryAfterIsHonoured() throws {
+        let script = try Script(Self.ping + [
+            ["HTTP/1.1 429 Too Many Requests\r\nRetry-After: 2\r\nContent-Length: 0\r\n\r\n"],
+            ["HTTP/1.1 200 OK\r\nContent-Length: 16\r\n\r\n", Self.content],
+        ])
+        var restarts = -1
+        var start = timespec(), end = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &start)
+        #expect(try fetch(script, restarts: &restarts) == Self.content)
+        clock_gettime(CLOCK_MONOTONIC, &end)
+        // Without the header the next try comes after 0.25 s.
+        #expect(end.tv_sec - start.tv_sec >= 2 || (end.tv_sec - start.tv_sec == 1 && end.tv_nsec >= start.tv_nsec),
+                "\(end.tv_sec - start.tv_sec) s")
+        #expect(script.requests.count == 4)
+
+        let long = try Script(Self.ping + [["HTTP/1.1 429 Too Many Requests\r\nRetry-After: 3600\r\nContent-Length: 0\r\n\r\n"]])
+        #expect(performing: { _ = try fetch(long, restarts: &restarts) },
+                throws: { "\($0)".hasSuffix("429 Too Many Requests: the registry asks to try again in 3600 s") })
+        #expect(long.requests.count == 3)
+    }
+
+    @Test func retryAfterReadsSecondsAndDates() {
+        let now: time_t = 784_111_777  // Sun, 06 Nov 1994 08:49:37 GMT
+        #expect(RetryAfter("120", now: now)?.seconds == 120)
+        #expect(RetryAfter(" 0 ", now: now)?.seconds == 0)
+        #expect(RetryAfter("99999999999", now: now)?.seconds == Int.max)
+        #expect(RetryAfter("Sun, 06 Nov 1994 08:50:07 GMT", now: now)?.seconds == 30)
+        #expect(RetryAfter("Sun, 06 Nov 1994 08:40:00 GMT", now: now)?.seconds == 0)
+        #expect(RetryAfter("Sun, 06 Nov 1994 08:50:07 GMT trailing", now: now) == nil)
+        #expect(RetryAfter("-5", now: now) == nil)
+        #expect(RetryAfter("soon", now: now) == nil)
+    }
+
     @Test func aWrongBlobIsRefusedNotRetried() throws {
         let script = try Script(Self.ping + [["HTTP/1.1 200 OK\r\nContent-Length: 16\r\n\r\n", "0123456789abcdeX"]])
         var restarts = 0
