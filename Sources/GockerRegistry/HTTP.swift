@@ -1,6 +1,7 @@
 import CGockerCore
 import Glibc
 import GockerCore
+import Synchronization
 
 // The HTTP/1.1 client registries are spoken to with. TLS is OpenSSL's
 // (csrc/tls.c); what is written here is HTTP/1.1's message framing, the
@@ -127,9 +128,43 @@ public struct HTTPResponse: Sendable {
 
 }
 
+/// A way to stop requests in flight from another thread: `stop()` shuts
+/// down the socket of every connection made through it (a read blocked on
+/// a registry that stalls returns at once), and refuses new ones.
+public final class HTTPStop: Sendable {
+    private let state = Mutex<(stopped: Bool, sockets: Set<Int32>)>((false, []))
+
+    public init() {}
+
+    public func stop() {
+        state.withLock { s in
+            s.stopped = true
+            for fd in s.sockets { _ = shutdown(fd, Int32(SHUT_RDWR)) }
+        }
+    }
+
+    /// Whether the socket may be used; false once stopped. A socket is
+    /// forgotten (`forget`) before it is closed, so `stop` never shuts down
+    /// a descriptor number reused by another file meanwhile.
+    func track(_ fd: Int32) -> Bool {
+        state.withLock { s in
+            guard !s.stopped else { return false }
+            s.sockets.insert(fd)
+            return true
+        }
+    }
+
+    func forget(_ fd: Int32) { _ = state.withLock { $0.sockets.remove(fd) } }
+
+    public var isStopped: Bool { state.withLock { $0.stopped } }
+
+    static let stoppedError = GockerError(.system, "stopped")
+}
+
 /// One connection: TCP, with TLS over it for https; reads buffered.
 final class HTTPConnection {
     private let fd: Int32
+    private let stopper: HTTPStop?
     private var tls: OpaquePointer?
     private var buffer = [UInt8](repeating: 0, count: 64 * 1024)
     private var start = 0
@@ -138,13 +173,20 @@ final class HTTPConnection {
 
     /// Connects within `timeout` seconds, which every later read and write
     /// keeps as its own limit.
-    init(to url: HTTPURL, timeout: Int, caFile: String?) throws(GockerError) {
+    init(to url: HTTPURL, timeout: Int, caFile: String?, stopper: HTTPStop? = nil) throws(GockerError) {
         self.url = url
+        if stopper?.isStopped == true { throw HTTPStop.stoppedError }
         fd = try Self.connect(url, timeout: timeout)
+        self.stopper = stopper
+        if let stopper, !stopper.track(fd) {
+            Glibc.close(fd)
+            throw HTTPStop.stoppedError
+        }
         if url.secure {
             var err = [CChar](repeating: 0, count: 512)
             var session: OpaquePointer?
             guard gk_tls_open(fd, url.host, caFile, &session, &err, err.count) == 0 else {
+                stopper?.forget(fd)
                 Glibc.close(fd)
                 let said = Sys.string(err)
                 // A certificate that fails verification fails again: not a
@@ -157,6 +199,7 @@ final class HTTPConnection {
 
     deinit {
         if let tls { gk_tls_close(tls) }
+        stopper?.forget(fd)
         Glibc.close(fd)
     }
 
@@ -392,10 +435,13 @@ public struct HTTPClient: Sendable {
     /// The CA file a host's TLS certificate may also chain to (docker's
     /// certs.d/HOST/ca.crt), by the URL's authority.
     public var caFile: @Sendable (HTTPURL) -> String?
+    /// What stops this client's requests from another thread, if anything.
+    public var stopper: HTTPStop?
 
-    public init(timeout: Int = 60, caFile: @escaping @Sendable (HTTPURL) -> String? = { _ in nil }) {
+    public init(timeout: Int = 60, caFile: @escaping @Sendable (HTTPURL) -> String? = { _ in nil }, stopper: HTTPStop? = nil) {
         self.timeout = timeout
         self.caFile = caFile
+        self.stopper = stopper
     }
 
     /// Sends a request and reads the status line and headers; the body is
@@ -422,7 +468,7 @@ public struct HTTPClient: Sendable {
 
     private func once(_ method: String, _ url: HTTPURL, headers: [(String, String)], body: [UInt8]?,
                       file: (path: String, size: Int64)?) throws(GockerError) -> (HTTPResponse, HTTPBody) {
-        let connection = try HTTPConnection(to: url, timeout: timeout, caFile: caFile(url))
+        let connection = try HTTPConnection(to: url, timeout: timeout, caFile: caFile(url), stopper: stopper)
         // Nothing a registry sent (a redirect's target, a token) may break
         // the request's lines.
         guard !url.target.utf8.contains(where: { $0 <= 0x20 || $0 == 0x7F }),

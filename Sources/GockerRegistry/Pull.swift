@@ -247,18 +247,21 @@ public struct Puller {
         // Up to three blobs at a time (docker's default), each on a
         // connection of its own, while the layers already here are
         // extracted.
+        let stopper = HTTPStop()
         let helpers = (0..<min(3, fetch.count)).map { _ in
-            let own = client.sibling()
+            let own = client.sibling(stopper: stopper)
             return Background { download(own) }
         }
         /// Downloads still going stop (a failure elsewhere, or blobs no
         /// layer waited for: a layer stored meanwhile by another command),
-        /// and their threads end: nothing of them is said after.
+        /// and their threads end: nothing of them is said after. One
+        /// waiting on a registry that stalls is cut off at once.
         var joined = false
         func stopDownloads() {
             guard !joined else { return }
             joined = true
             shared.withLock { if $0.failure == nil { $0.failure = GockerError(.system, "pull: stopped") } }
+            stopper.stop()
             for h in helpers { h.value() }
         }
         defer { stopDownloads() }

@@ -302,7 +302,7 @@ public struct Challenge: Sendable, Equatable {
 public final class RegistryClient {
     public let registry: String
     public let repository: String
-    let http: HTTPClient
+    var http: HTTPClient
     let credentials: Credentials?
     private var base: HTTPURL?
     private var authorization: String?
@@ -353,9 +353,10 @@ public final class RegistryClient {
 
     /// Another client of the same repository, with the endpoint and the
     /// authorisation this one found: a connection of its own for a
-    /// download beside this one's.
-    public func sibling() -> RegistryClient {
+    /// download beside this one's, which `stopper` can stop.
+    public func sibling(stopper: HTTPStop? = nil) -> RegistryClient {
         let other = RegistryClient(registry: registry, repository: repository, credentials: credentials, timeout: http.timeout)
+        other.http.stopper = stopper
         other.base = base
         other.authorization = authorization
         other.actions = actions
@@ -648,7 +649,7 @@ public final class RegistryClient {
                 break
             } catch {
                 attempt += 1
-                guard !sinkFailed, error.code == .system, attempt < 4 else { throw error }
+                guard !sinkFailed, error.code == .system, attempt < 4, http.stopper?.isStopped != true else { throw error }
                 usleep(Self.pause(before: attempt, after: error))
             }
         }

@@ -72,6 +72,38 @@ struct HTTPClientTests {
         }
     }
 
+    /// A read blocked on a server that stalls mid-body ends as soon as
+    /// the request is stopped from another thread, long before the
+    /// client's timeout; a request after that is refused.
+    @Test func aStoppedRequestEndsAStalledRead() throws {
+        let (server, port) = try listenOnLoopback()
+        Thread {
+            let c = accept(server, nil, nil)
+            close(server)
+            guard c >= 0 else { return }
+            var request = [UInt8](repeating: 0, count: 4096)
+            _ = read(c, &request, request.count)
+            let head = "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nsome"
+            _ = head.withCString { write(c, $0, strlen($0)) }
+            // Stalls until the client goes (at most 20 s).
+            var p = pollfd(fd: c, events: Int16(POLLIN), revents: 0)
+            _ = poll(&p, 1, 20_000)
+            close(c)
+        }.start()
+        let stopper = HTTPStop()
+        let client = HTTPClient(timeout: 60, stopper: stopper)
+        let url = HTTPURL(secure: false, host: "127.0.0.1", port: Int(port), target: "/v2/")
+        let (response, body, _) = try client.send("GET", url)
+        #expect(response.status == 200)
+        Thread {
+            usleep(200_000)
+            stopper.stop()
+        }.start()
+        #expect(performing: { _ = try body.bytes(limit: 1 << 20) }, throws: { "\($0)".contains("before the body's end") })
+        #expect(stopper.isStopped)
+        #expect(performing: { _ = try client.send("GET", url) }, throws: { "\($0)" == "stopped" })
+    }
+
     @Test func aSilentServerTimesOut() throws {
         let port = try serve(["", ""])
         let url = HTTPURL(secure: false, host: "127.0.0.1", port: Int(port), target: "/")
