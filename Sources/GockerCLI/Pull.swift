@@ -45,8 +45,7 @@ struct PullArguments: ParsableArguments {
         if line.pull == "always" { try pull() }
         do {
             try body()
-        } catch let error as GockerError where line.pull == "missing" && error.code == .notFound
-                    && error.message.hasPrefix("unable to find image ") {
+        } catch let error as GockerError where line.pull == "missing" && error.code == .imageNotFound {
             let said = "Unable to find image '\(line.request.image)' locally\n"
             _ = said.withCString { write(2, $0, strlen($0)) }
             try pull()

@@ -10,6 +10,9 @@ public struct GockerError: Error, CustomStringConvertible, Sendable {
 
         public static let invalidArgument = Code("invalid argument")
         public static let notFound = Code("not found")
+        /// No image by that name or id in the store (`run --pull missing`
+        /// pulls it then).
+        public static let imageNotFound = Code("image not found")
         public static let alreadyExists = Code("already exists")
         public static let invalidState = Code("invalid state")
         public static let system = Code("system")

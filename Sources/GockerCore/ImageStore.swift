@@ -314,12 +314,12 @@ public struct ImageStore: Sendable {
     /// `busybox:latest` is made on first use.
     public func resolve(_ text: String) throws(GockerError) -> (ImageRecord, ImageReference?) {
         if let found = try lookup(text) { return found }
-        if text.contains("@sha256:") { throw GockerError(.notFound, "unable to find image '\(text)' locally") }
+        if text.contains("@sha256:") { throw GockerError(.imageNotFound, "unable to find image '\(text)' locally") }
         let ref = try ImageReference(parsing: text)
         if ref == BuiltinBusybox.reference {
             return (try BuiltinBusybox.ensure(in: self), ref)
         }
-        throw GockerError(.notFound, "unable to find image '\(ref)' locally")
+        throw GockerError(.imageNotFound, "unable to find image '\(ref)' locally")
     }
 
     /// An image by tag (returned with it) or by id prefix, or nil.
