@@ -338,6 +338,38 @@ extension ImageStore {
 
     // MARK: - load
 
+    /// A new staging directory for a load, `.tmp-load-RANDOM`, held locked
+    /// (flock on its descriptor, returned) until the load ends; those a
+    /// killed load left (no one holds them) go first. Both under
+    /// `load.lock`, so that no directory is ever seen between its mkdir
+    /// and its lock.
+    func loadStaging() throws(GockerError) -> (path: String, held: Int32) {
+        let guardLock = try performing("load: lock \(root)/load.lock") { () throws(SystemCallError) in
+            try Sys.mkdirAll(root, mode: 0o700)
+            return try Sys.lock(root + "/load.lock")
+        }
+        defer { Sys.close(guardLock) }
+        for name in (try? Sys.listDirectory(root)) ?? [] where name.hasPrefix(".tmp-load-") {
+            let fd = Glibc.open(root + "/" + name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+            guard fd >= 0 else { continue }
+            if flock(fd, LOCK_EX | LOCK_NB) == 0 { try? Sys.removeAll(root + "/" + name) }
+            Sys.close(fd)
+        }
+        let staging = root + "/.tmp-load-\(Sys.randomBytes(8).hex)"
+        let held = try performing("load: create \(staging)") { () throws(SystemCallError) in
+            try Sys.check("mkdir", path: staging) { mkdir(staging, 0o700) }
+            let fd = try Sys.open(staging, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+            guard flock(fd, LOCK_EX) == 0 else {
+                let e = errno
+                Sys.close(fd)
+                rmdir(staging)
+                throw SystemCallError("flock", path: staging, errno: e)
+            }
+            return fd
+        }
+        return (staging, held)
+    }
+
     /// `gocker load`: every image of an OCI image layout or a `docker save`
     /// tarball (plain, gzip or xz). The tarball is unpacked with the same
     /// safe extraction as `import` into a directory of its own, which goes
@@ -347,13 +379,10 @@ extension ImageStore {
     /// failure no layer or image of the failed image is left.
     @discardableResult
     public func load(from input: FileSource, output: (String) -> Void) throws(GockerError) -> [ImageRecord] {
-        let staging = root + "/.tmp-load-\(Sys.randomBytes(8).hex)"
-        try performing("load: create \(staging)") { () throws(SystemCallError) in
-            try Sys.mkdirAll(root, mode: 0o700)
-            try Sys.check("mkdir", path: staging) { mkdir(staging, 0o700) }
-        }
+        let (staging, held) = try loadStaging()
         defer {
             try? Sys.removeAll(staging)
+            Sys.close(held)
             InflatedSource.drainPool()
         }
         do throws(GockerError) {

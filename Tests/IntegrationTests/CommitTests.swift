@@ -246,9 +246,17 @@ struct CommitTests {
         // Saved again, the archive is the same, byte for byte.
         #expect(try box.gocker(["save", "-o", box.dir + "/again.tar", "web:v2"]).status == 0)
         #expect(try shell("cmp '\(archive)' '\(box.dir)/again.tar'").status == 0)
-        // Loading again changes nothing.
+        // Loading again changes nothing. What a killed load left goes; the
+        // staging of a load still running (its directory locked) stays.
+        let stale = box.dataRoot + "/image/.tmp-load-stale", running = box.dataRoot + "/image/.tmp-load-running"
+        #expect(try shell("mkdir -p '\(stale)/blobs' '\(running)' && echo x > '\(stale)/blobs/x'").status == 0)
+        let holder = open(running, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        try #require(holder >= 0 && flock(holder, LOCK_EX) == 0)
         #expect(try box.gocker(["load", "-q", "-i", archive]).stdout == "")
         #expect(box.list(box.dataRoot + "/image/layers").count == 2)
+        #expect(box.list(box.dataRoot + "/image").filter { $0.hasPrefix(".tmp-load-") } == [".tmp-load-running"])
+        // Its holder gone, the next load removes it (checked below).
+        close(holder)
 
         // docker's format: the same blobs through manifest.json alone.
         let dockerDir = box.dir + "/docker"
