@@ -20,14 +20,38 @@ public struct Runtime: Sendable {
     /// for none: `<data-root>/seccomp`.
     public var seccompCache: String?
 
+    /// What was asked for, where anything was (the flag's or the
+    /// environment's words, and which): a rootless gocker refuses them.
+    let askedBackend: (value: String, by: String)?
+    let askedParent: (value: String, by: String)?
+
     public init(stateRoot: String, cgroupBackend: String? = nil, cgroupParent: String? = nil, dataRoot: String? = nil) {
         self.store = StateStore(root: Paths.absolute(stateRoot))
         self.seccompCache = Paths.absolute(dataRoot ?? Engine.defaultDataRoot) + "/seccomp"
-        self.cgroupBackend = cgroupBackend ?? Sys.env("GOCKER_CGROUP_BACKEND") ?? "libcgroup"
+        askedBackend = cgroupBackend.map { ($0, "--cgroup-backend") } ?? Sys.env("GOCKER_CGROUP_BACKEND").map { ($0, "GOCKER_CGROUP_BACKEND") }
+        askedParent = cgroupParent.map { ($0, "--cgroup-parent") } ?? Sys.env("GOCKER_CGROUP_PARENT").map { ($0, "GOCKER_CGROUP_PARENT") }
+        self.cgroupBackend = askedBackend?.value ?? "libcgroup"
         // Rootless, containers' groups go under the subtree delegated to
         // the user, when there is one.
-        self.cgroupParent = cgroupParent ?? Sys.env("GOCKER_CGROUP_PARENT")
+        self.cgroupParent = askedParent?.value
             ?? Rootless.delegatedCgroup.map { String($0.dropFirst()) + "/gocker" } ?? "gocker"
+    }
+
+    /// Rootless, the groups are made by files in the cgroup2 subtree
+    /// delegated to the user, or there are none: no backend can be chosen,
+    /// and without a subtree no parent either. Asking is an error, not a
+    /// choice ignored.
+    func refuseRootlessChoices() throws(GockerError) {
+        guard Rootless.active else { return }
+        let delegated = CgroupDriver.detectVersion() == .v2 ? Rootless.delegatedCgroup : nil
+        if let (value, by) = askedBackend {
+            throw GockerError(.invalidArgument, "\(by) \(value): a rootless gocker has no choice of cgroup backend: "
+                + (delegated.map { "it writes the groups' files in the subtree delegated to the user (\($0))" }
+                   ?? CgroupDriver.rootlessRefusal(CgroupDriver.detectVersion())))
+        }
+        if let (value, by) = askedParent, delegated == nil {
+            throw GockerError(.invalidArgument, "\(by) \(value): \(CgroupDriver.rootlessRefusal(CgroupDriver.detectVersion()))")
+        }
     }
 
     public static func validateBackend(_ name: String) throws(GockerError) {
@@ -165,6 +189,7 @@ public struct Runtime: Sendable {
         }
         gk_mark(GK_MARK_CONFIG)
         try Self.validateBackend(cgroupBackend)
+        try refuseRootlessChoices()
         var resources = Self.keepingDefaultDevices(spec.linux?.resources ?? Spec.Resources())
         // Rootless, device rules have nothing to enforce: a container in a
         // user namespace can make no device node, and opens only the nodes

@@ -70,8 +70,8 @@ final class RootlessUser {
     /// (unless `runtimeDirectory` is false) in its environment.
     @discardableResult
     func gocker(_ args: [String], input: String? = nil, runtimeDirectory: Bool = true,
-                path: String = "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin") throws -> Sandbox.Result {
-        var env = ["HOME=\(home)", "PATH=\(path)", "GOCKER_PULL=never"]
+                path: String = "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin", environment: [String] = []) throws -> Sandbox.Result {
+        var env = ["HOME=\(home)", "PATH=\(path)", "GOCKER_PULL=never"] + environment
         if runtimeDirectory { env.append("XDG_RUNTIME_DIR=\(runtimeDir)") }
         return try Sandbox.run("/usr/bin/setpriv",
                                ["--reuid=\(uid)", "--regid=\(gid)", "--init-groups", "/usr/bin/env", "-i"] + env + [binary] + args,
@@ -227,12 +227,22 @@ struct RootlessTests {
         #expect(((try? FileManager.default.contentsOfDirectory(atPath: layers)) ?? []).count == 1, "the layer is in the user's store")
     }
 
+    /// Limits, and a backend or parent for groups there are none of: each
+    /// one line naming what was asked, and nothing left.
     @Test func aLimitIsRefusedWhereNoCgroupIsDelegated() throws {
         let user = try RootlessUser()
-        for flags in [["-m", "64m"], ["--cpus", "1"], ["--pids-limit", "10"]] {
-            let r = try user.gocker(["run", "--rm", "--network", "none"] + flags + ["busybox", "true"])
+        let cases: [([String], [String], String)] = [
+            (["-m", "64m"], [], "rootless container has no cgroups"),
+            (["--cpus", "1"], [], "rootless container has no cgroups"),
+            (["--pids-limit", "10"], [], "rootless container has no cgroups"),
+            (["--cgroup-backend", "cgroupfs"], [], "--cgroup-backend cgroupfs: a rootless gocker has no choice of cgroup backend: a rootless container has no cgroups"),
+            ([], ["GOCKER_CGROUP_BACKEND=libcgroup"], "GOCKER_CGROUP_BACKEND libcgroup: a rootless gocker has no choice of cgroup backend"),
+            (["--cgroup-parent", "mine"], [], "--cgroup-parent mine: a rootless container has no cgroups"),
+        ]
+        for (flags, environment, said) in cases {
+            let r = try user.gocker(["run", "--rm", "--network", "none"] + flags + ["busybox", "true"], environment: environment)
             #expect(r.status == 125, "\(flags): \(r.stderr)")
-            #expect(r.stderr.hasPrefix("gocker: error: ") && r.stderr.contains("rootless container has no cgroups")
+            #expect(r.stderr.hasPrefix("gocker: error: ") && r.stderr.contains(said)
                     && r.stderr.split(separator: "\n").count == 1, "\(flags): \(r.stderr)")
         }
         let r = try user.gocker(["ps", "-a", "-q"])
@@ -290,6 +300,12 @@ struct RootlessTests {
         config["process"] = process
         try JSONSerialization.data(withJSONObject: config).write(to: URL(fileURLWithPath: configPath))
         chown(configPath, user.uid, user.gid)
+
+        // A backend asked for is refused, and leaves no state.
+        r = try user.gocker(["oci", "--cgroup-backend", "cgroupfs", "create", "--bundle", bundle, "rl-refused"])
+        #expect(r.status != 0 && r.stderr.contains("--cgroup-backend cgroupfs: a rootless gocker has no choice of cgroup backend")
+                && r.stderr.split(separator: "\n").count == 1, "\(r.stderr)")
+        #expect(try user.gocker(["oci", "state", "rl-refused"]).status != 0)
 
         r = try user.gocker(["oci", "create", "--bundle", bundle, "rl-oci"])
         #expect(r.status == 0, "\(r.stderr)")
