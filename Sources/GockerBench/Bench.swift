@@ -550,10 +550,10 @@ public struct Bench: Sendable {
     }
 
     func cleanUp(scratch: String, runs: [RowRun]) {
-        let hierarchies = (try? Sys.listDirectory("/sys/fs/cgroup")) ?? []
+        let hierarchies = (try? Sys.listDirectory(Paths.cgroupRoot)) ?? []
         for r in runs {
             for path in r.cgroupPaths {
-                for h in hierarchies { _ = rmdir("/sys/fs/cgroup/\(h)\(path)") }
+                for h in hierarchies { _ = rmdir("\(Paths.cgroupRoot)/\(h)\(path)") }
             }
         }
         try? Sys.removeAll(scratch)

@@ -170,7 +170,7 @@ public struct CgroupfsV2Backend: CgroupBackend {
     /// rootless, the subtree delegated to the user).
     public let offering: String
 
-    public init(root: String = "/sys/fs/cgroup", offering: String? = nil) {
+    public init(root: String = Paths.cgroupRoot, offering: String? = nil) {
         self.root = root
         self.offering = offering ?? root
     }

@@ -17,7 +17,7 @@ public struct CgroupDriver: Sendable {
 
     /// statfs of the cgroup root: the cgroup2 magic means v2, anything else
     /// (hybrid included) v1.
-    public static func detectVersion(root: String = "/sys/fs/cgroup") -> CgroupVersion {
+    public static func detectVersion(root: String = Paths.cgroupRoot) -> CgroupVersion {
         gk_fs_type(root) == 0x6367_7270 ? .v2 : .v1
     }
 

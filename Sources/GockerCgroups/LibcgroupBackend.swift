@@ -34,7 +34,7 @@ public final class LibcgroupBackend: CgroupBackend, @unchecked Sendable {
     public let v2Root: String
 
     /// Fails when libcgroup cannot initialise (no cgroup mounts it understands).
-    public init(version: CgroupVersion, v2Root: String = "/sys/fs/cgroup") throws(GockerError) {
+    public init(version: CgroupVersion, v2Root: String = Paths.cgroupRoot) throws(GockerError) {
         self.version = version
         self.v2Root = v2Root
         let r = Self.initialised

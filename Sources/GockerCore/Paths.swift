@@ -1,6 +1,10 @@
 import Glibc
 
 public enum Paths {
+    /// Where the host's cgroup hierarchies are mounted (v1: one directory
+    /// per hierarchy; v2: the unified hierarchy itself).
+    public static let cgroupRoot = "/sys/fs/cgroup"
+
     /// `path` made absolute against the working directory and cleaned
     /// ("." and ".." components and repeated slashes resolved by name, as
     /// Go's filepath.Abs does for docker's --data-root). gocker's roots are

@@ -154,7 +154,7 @@ public enum Rootless {
         var found: String?
         while !parts.isEmpty {
             let path = "/" + parts.joined(separator: "/")
-            let dir = "/sys/fs/cgroup" + path
+            let dir = Paths.cgroupRoot + path
             guard access(dir + "/cgroup.procs", W_OK) == 0, access(dir + "/cgroup.subtree_control", W_OK) == 0 else { break }
             found = path
             parts.removeLast()

@@ -369,7 +369,7 @@ final class OOMWatch {
             Sys.close(ec)
             fd = efd
         case .v2:
-            let dir = record.path.isEmpty ? "/sys/fs/cgroup" : "/sys/fs/cgroup/" + record.path
+            let dir = record.path.isEmpty ? Paths.cgroupRoot : Paths.cgroupRoot + "/" + record.path
             let ifd = inotify_init1(Int32(IN_CLOEXEC))
             guard ifd >= 0 else { return }
             guard inotify_add_watch(ifd, dir + "/memory.events", UInt32(IN_MODIFY)) >= 0 else {

@@ -467,7 +467,7 @@ extension LaunchPlan {
     /// there. (Mounting "cgroup" itself fails on v1: its hierarchies are
     /// mounted already.) `v1Mounts`: controller to the hierarchy's mount.
     public mutating func placeCgroupMounts(record: CgroupRecord, v1Mounts: () -> [String: String],
-                                           v2Root: String = "/sys/fs/cgroup") {
+                                           v2Root: String = Paths.cgroupRoot) {
         guard mounts.contains(where: { $0.type == "cgroup" && !$0.options.isBind }) else { return }
         var placed: [PlannedMount] = []
         for m in mounts {

@@ -69,7 +69,7 @@ public struct Runtime: Sendable {
             // A cgroup2 subtree delegated to the user: its groups, by files
             // (libcgroup writes from the hierarchy's root down).
             if version == .v2, let delegated = Rootless.delegatedCgroup {
-                return CgroupDriver(backend: CgroupfsV2Backend(offering: "/sys/fs/cgroup" + delegated),
+                return CgroupDriver(backend: CgroupfsV2Backend(offering: Paths.cgroupRoot + delegated),
                                     registry: BuiltinControllers.registry)
             }
             return CgroupDriver(backend: NoCgroupBackend(version: version, refusal: CgroupDriver.rootlessRefusal(version)),
