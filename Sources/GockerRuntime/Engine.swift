@@ -182,8 +182,10 @@ public struct Engine: Sendable {
         try Ulimits.checkAgainstHost(try request.ulimits.map { u throws(GockerError) in try Ulimits.parse(u) })
         if let backend = request.cgroupBackend { try Runtime.validateBackend(backend) }
         if let parent = request.cgroupParent { _ = try CgroupDriver.validatePath(parent) }
-        try Runtime(stateRoot: runtime.store.root, cgroupBackend: request.cgroupBackend, cgroupParent: request.cgroupParent)
-            .refuseRootlessChoices()
+        if Rootless.active {
+            try Runtime(stateRoot: runtime.store.root, cgroupBackend: request.cgroupBackend, cgroupParent: request.cgroupParent)
+                .refuseRootlessChoices()
+        }
         if let u = request.user, u.isEmpty || u.hasPrefix(":") || u.hasSuffix(":") || u.contains(",") {
             throw GockerError(.invalidArgument, "invalid user \"\(u)\": expected user[:group]")
         }
