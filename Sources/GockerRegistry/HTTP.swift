@@ -178,16 +178,14 @@ final class HTTPConnection {
         if stopper?.isStopped == true { throw HTTPStop.stoppedError }
         fd = try Self.connect(url, timeout: timeout)
         self.stopper = stopper
-        if let stopper, !stopper.track(fd) {
-            Glibc.close(fd)
-            throw HTTPStop.stoppedError
-        }
+        // From here on every member is set: a throw runs deinit, which
+        // closes the socket (closing it here too would close it twice, and
+        // perhaps another thread's file of the same number).
+        if let stopper, !stopper.track(fd) { throw HTTPStop.stoppedError }
         if url.secure {
             var err = [CChar](repeating: 0, count: 512)
             var session: OpaquePointer?
             guard gk_tls_open(fd, url.host, caFile, &session, &err, err.count) == 0 else {
-                stopper?.forget(fd)
-                Glibc.close(fd)
                 let said = Sys.string(err)
                 // A certificate that fails verification fails again: not a
                 // failure to try again.
