@@ -272,8 +272,8 @@ final class GzipSource: ByteSource {
         self.inner = inner
         input = .allocate(byteCount: 1 << 18, alignment: 64)
         // 15 + 32: the largest window, and a gzip header expected.
+        // (Every member is set: a throw runs deinit, which frees `input`.)
         guard inflateInit2_(&stream, 15 + 32, zlibVersion(), Int32(MemoryLayout<z_stream>.size)) == Z_OK else {
-            input.deallocate()
             throw GockerError(.system, "import: initialise zlib")
         }
     }
@@ -328,8 +328,8 @@ final class XZSource: ByteSource {
         input = .allocate(byteCount: 1 << 18, alignment: 64)
         // LZMA_CONCATENATED (0x08; its UINT32_C() definition does not reach Swift).
         let concatenated: UInt32 = 0x08
+        // (Every member is set: a throw runs deinit, which frees `input`.)
         guard lzma_stream_decoder(&stream, UInt64.max, concatenated) == LZMA_OK else {
-            input.deallocate()
             throw GockerError(.system, "import: initialise liblzma")
         }
     }
