@@ -23,8 +23,9 @@ func listenOnLoopback() throws -> (Int32, UInt16) {
 /// must read the same as in one piece.
 struct HTTPClientTests {
     /// Serves one connection: reads the request, sends `pieces` with a
-    /// pause after each, closes. The port.
-    func serve(_ pieces: [String]) throws -> UInt16 {
+    /// pause after each, closes (with `stall`, once the client has gone, or
+    /// after 20 s). The port.
+    func serve(_ pieces: [String], stall: Bool = false) throws -> UInt16 {
         let (server, port) = try listenOnLoopback()
         Thread {
             let c = accept(server, nil, nil)
@@ -35,6 +36,10 @@ struct HTTPClientTests {
             for piece in pieces {
                 _ = piece.withCString { write(c, $0, strlen($0)) }
                 usleep(20_000)
+            }
+            if stall {
+                var p = pollfd(fd: c, events: Int16(POLLIN), revents: 0)
+                _ = poll(&p, 1, 20_000)
             }
             close(c)
         }.start()
@@ -76,20 +81,7 @@ struct HTTPClientTests {
     /// the request is stopped from another thread, long before the
     /// client's timeout; a request after that is refused.
     @Test func aStoppedRequestEndsAStalledRead() throws {
-        let (server, port) = try listenOnLoopback()
-        Thread {
-            let c = accept(server, nil, nil)
-            close(server)
-            guard c >= 0 else { return }
-            var request = [UInt8](repeating: 0, count: 4096)
-            _ = read(c, &request, request.count)
-            let head = "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nsome"
-            _ = head.withCString { write(c, $0, strlen($0)) }
-            // Stalls until the client goes (at most 20 s).
-            var p = pollfd(fd: c, events: Int16(POLLIN), revents: 0)
-            _ = poll(&p, 1, 20_000)
-            close(c)
-        }.start()
+        let port = try serve(["HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nsome"], stall: true)
         let stopper = HTTPStop()
         let client = HTTPClient(timeout: 60, stopper: stopper)
         let url = HTTPURL(secure: false, host: "127.0.0.1", port: Int(port), target: "/v2/")
