@@ -157,7 +157,6 @@ public struct ImagesBench: Sendable {
         return result
     }
 
-    /// Why a command failed: its stderr's first line, or how it ended.
     /// After the scratch directory's removal: writes it out. ext4 without a
     /// journal passes over inodes freed in the last 60 seconds when it
     /// allocates new ones, and in the last 360 while the freed inodes'
@@ -169,6 +168,7 @@ public struct ImagesBench: Sendable {
         sync()
     }
 
+    /// Why a command failed: its stderr's first line, or how it ended.
     static func failure(_ t: BenchProcess.Timed, stderr: String) -> String {
         if t.spawnErrno != 0 { return "exec: \(errnoText(t.spawnErrno))" }
         if let line = BenchProcess.firstLine(of: stderr) { return line }

@@ -485,6 +485,7 @@ struct OCIUpdate: OCIVerb {
 /// What the OCI verbs do, whichever parser read their command line.
 enum OCIVerbs {
     static func create(_ runtime: Runtime, bundle: String, pidFile: String?, consoleSocket: String?, id: String) throws {
+        try runtime.refuseRootlessChoices()
         try runtime.create(id: id, bundle: bundle, pidFile: pidFile, consoleSocket: consoleSocket)
     }
 
@@ -524,7 +525,8 @@ enum OCIVerbs {
 
     static func run(_ runtime: Runtime, bundle: String, pidFile: String?, detach: Bool, consoleSocket: String?, id: String) throws {
         if detach {
-            try runtime.create(id: id, bundle: bundle, pidFile: pidFile, consoleSocket: consoleSocket)
+            try runtime.refuseRootlessChoices()
+        try runtime.create(id: id, bundle: bundle, pidFile: pidFile, consoleSocket: consoleSocket)
             do { try runtime.start(id: id) } catch {
                 try? runtime.delete(id: id, force: true)
                 throw error

@@ -132,15 +132,45 @@ public struct HTTPResponse: Sendable {
 /// down the socket of every connection made through it (a read blocked on
 /// a registry that stalls returns at once), and refuses new ones.
 public final class HTTPStop: Sendable {
-    private let state = Mutex<(stopped: Bool, sockets: Set<Int32>)>((false, []))
+    /// Whether stopped, the sockets in use, and the write end of a pipe
+    /// that `stop` closes.
+    private let state: Mutex<(stopped: Bool, sockets: Set<Int32>, wake: Int32)>
+    /// The pipe's read end, readable (at its end) once stopped: what
+    /// `wait` sleeps on.
+    private let woken: Int32
 
-    public init() {}
+    public init() {
+        var fds: [Int32] = [-1, -1]
+        if gk_pipe_cloexec(&fds) != 0 { fds = [-1, -1] }
+        woken = fds[0]
+        state = Mutex((false, [], fds[1]))
+    }
+
+    deinit {
+        if woken >= 0 { Glibc.close(woken) }
+        state.withLock { if $0.wake >= 0 { Glibc.close($0.wake) } }
+    }
 
     public func stop() {
         state.withLock { s in
             s.stopped = true
             for fd in s.sockets { _ = shutdown(fd, Int32(SHUT_RDWR)) }
+            if s.wake >= 0 { Glibc.close(s.wake) }
+            s.wake = -1
         }
+    }
+
+    /// Sleeps up to `microseconds`, less if `stop` comes: whether the
+    /// whole wait passed without it.
+    public func wait(microseconds: UInt32) -> Bool {
+        guard woken >= 0 else {
+            usleep(microseconds)
+            return !isStopped
+        }
+        var p = pollfd(fd: woken, events: Int16(POLLIN), revents: 0)
+        let ms = Int32((UInt64(microseconds) + 999) / 1000)
+        while poll(&p, 1, ms) < 0 && errno == EINTR {}
+        return !isStopped
     }
 
     /// Whether the socket may be used; false once stopped. A socket is

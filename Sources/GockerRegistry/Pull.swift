@@ -217,6 +217,10 @@ public struct Puller {
         let gates = pending
         let fetch = wanted
         let shared = Mutex<(next: Int, failure: GockerError?)>((0, nil))
+        // Stops every download at once: the first failure stops the others
+        // (a read stalled on the registry included), so that the pull ends
+        // with it instead of waiting for a layer that will never come.
+        let stopper = HTTPStop()
         /// Each download's thread: the next blob left, until none is or
         /// one failed (then every gate left opens with that failure).
         func download(_ client: RegistryClient) {
@@ -239,15 +243,21 @@ public struct Puller {
                     tell(short[i], .downloaded)
                     gates[layer.digest]!.open()
                 } catch {
-                    shared.withLock { if $0.failure == nil { $0.failure = error } }
-                    gates[layer.digest]!.open(error)
+                    // A download cut off by another's failure reports that
+                    // failure, the pull's cause, not its own broken read.
+                    let (cause, first) = shared.withLock { s -> (GockerError, Bool) in
+                        if let earlier = s.failure { return (earlier, false) }
+                        s.failure = error
+                        return (error, true)
+                    }
+                    if first { stopper.stop() }
+                    gates[layer.digest]!.open(cause)
                 }
             }
         }
         // Up to three blobs at a time (docker's default), each on a
         // connection of its own, while the layers already here are
         // extracted.
-        let stopper = HTTPStop()
         let helpers = (0..<min(3, fetch.count)).map { _ in
             let own = client.sibling(stopper: stopper)
             return Background { download(own) }

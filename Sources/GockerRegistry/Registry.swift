@@ -555,7 +555,7 @@ public final class RegistryClient {
     static func pause(before attempt: Int, after error: GockerError) -> UInt32 {
         let backoff = UInt32(250_000) << UInt32(attempt - 1)
         guard let asked = error.cause as? RetryAfter else { return backoff }
-        return max(backoff, UInt32(asked.seconds) * 1_000_000)
+        return max(backoff, UInt32(min(asked.seconds, RetryAfter.longest)) * 1_000_000)
     }
 
     /// Whether an answer may be different a moment later: a 5xx, or 429
@@ -650,7 +650,13 @@ public final class RegistryClient {
             } catch {
                 attempt += 1
                 guard !sinkFailed, error.code == .system, attempt < 4, http.stopper?.isStopped != true else { throw error }
-                usleep(Self.pause(before: attempt, after: error))
+                if let stopper = http.stopper {
+                    // A wait that `stop` cuts short: a registry's Retry-After
+                    // may ask for a minute.
+                    guard stopper.wait(microseconds: Self.pause(before: attempt, after: error)) else { throw error }
+                } else {
+                    usleep(Self.pause(before: attempt, after: error))
+                }
             }
         }
         let digest = "sha256:" + hash.finalize().hex
@@ -670,7 +676,8 @@ public struct RetryAfter: Error, CustomStringConvertible, Sendable {
     public init?(_ value: String, now: time_t) {
         let v = value.trimmed(" ")
         if !v.isEmpty, v.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) {
-            seconds = v.count > 9 ? Int.max : Int(v)!
+            let digits = v.drop { $0 == "0" }
+            seconds = digits.count > 9 ? Int.max : Int(digits) ?? 0
             return
         }
         guard let at = Self.imfFixdate(v) else { return nil }
@@ -705,6 +712,6 @@ public struct RetryAfter: Error, CustomStringConvertible, Sendable {
     }
 
     public var description: String {
-        seconds > Self.longest ? "the registry asks to try again in \(seconds) s" : "tried again after the \(seconds) s the registry asked for"
+        seconds > Self.longest ? "the registry asks to try again in \(seconds) s" : "the registry asked to wait \(seconds) s between tries"
     }
 }

@@ -40,8 +40,9 @@ public struct Runtime: Sendable {
     /// Rootless, the groups are made by files in the cgroup2 subtree
     /// delegated to the user, or there are none: no backend can be chosen,
     /// and without a subtree no parent either. Asking is an error, not a
-    /// choice ignored.
-    func refuseRootlessChoices() throws(GockerError) {
+    /// choice ignored (checked where a container is made, not where an
+    /// existing one starts again).
+    public func refuseRootlessChoices() throws(GockerError) {
         guard Rootless.active else { return }
         let delegated = CgroupDriver.detectVersion() == .v2 ? Rootless.delegatedCgroup : nil
         if let (value, by) = askedBackend {
@@ -189,7 +190,6 @@ public struct Runtime: Sendable {
         }
         gk_mark(GK_MARK_CONFIG)
         try Self.validateBackend(cgroupBackend)
-        try refuseRootlessChoices()
         var resources = Self.keepingDefaultDevices(spec.linux?.resources ?? Spec.Resources())
         // Rootless, device rules have nothing to enforce: a container in a
         // user namespace can make no device node, and opens only the nodes

@@ -1,6 +1,7 @@
 import Foundation
 import GockerCore
 import GockerRegistry
+import Synchronization
 import Testing
 
 /// A TCP socket listening on a free port of 127.0.0.1: it and the port.
@@ -82,8 +83,11 @@ struct HTTPClientTests {
     /// client's timeout; a request after that is refused.
     @Test func aStoppedRequestEndsAStalledRead() throws {
         let port = try serve(["HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nsome"], stall: true)
+        // The server holds the connection longer than the client waits for
+        // a read: without a working stop the read times out, with another
+        // error than the one expected below.
         let stopper = HTTPStop()
-        let client = HTTPClient(timeout: 60, stopper: stopper)
+        let client = HTTPClient(timeout: 10, stopper: stopper)
         let url = HTTPURL(secure: false, host: "127.0.0.1", port: Int(port), target: "/v2/")
         let (response, body, _) = try client.send("GET", url)
         #expect(response.status == 200)
@@ -94,6 +98,28 @@ struct HTTPClientTests {
         #expect(performing: { _ = try body.bytes(limit: 1 << 20) }, throws: { "\($0)".contains("before the body's end") })
         #expect(stopper.isStopped)
         #expect(performing: { _ = try client.send("GET", url) }, throws: { "\($0)" == "stopped" })
+    }
+
+    /// A wait between tries (a Retry-After may ask for a minute) ends when
+    /// the downloads are stopped: here a 20 s wait, stopped after 0.2 s,
+    /// has ended well within 10 s.
+    @Test func aStopEndsAWaitBetweenTries() throws {
+        let stopper = HTTPStop()
+        let result = Mutex<Bool?>(nil)
+        Thread {
+            let whole = stopper.wait(microseconds: 20_000_000)
+            result.withLock { $0 = whole }
+        }.start()
+        usleep(200_000)
+        stopper.stop()
+        var waited = 0
+        while result.withLock({ $0 == nil }) && waited < 100 {
+            usleep(100_000)
+            waited += 1
+        }
+        #expect(result.withLock { $0 } == false, "the wait did not end when stopped")
+        // Not stopped, a short wait passes whole.
+        #expect(HTTPStop().wait(microseconds: 10_000))
     }
 
     @Test func aSilentServerTimesOut() throws {
