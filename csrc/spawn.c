@@ -422,6 +422,7 @@ static void wait_go(const struct gk_spawn *s, int sync)
         child_fail(sync, GK_STAGE_CGROUP, EMSGSIZE, "receive the cgroup files", NULL, GK_EXIT_SETUP);
     if (n < 0 || m.type != GK_MSG_GO)
         _exit(GK_EXIT_SETUP);
+    (void)prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
     host_pid = m.pad;
     /* GO comes after the parent moved this process (see clone_spread).
      * Where the set cannot be taken back, the groups' CPUs still apply. */
@@ -490,7 +491,12 @@ static void child_prologue(const struct gk_spawn *s, int sync, int extra_fd)
 {
     reset_signals();
     (void)prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
-    (void)prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+    /* Where the parent writes this process's /proc files (its uid_map and
+     * gid_map, its oom_score_adj) it stays dumpable until GO: the files of
+     * a process that is not are the host root's, which a rootless parent
+     * cannot open. */
+    if (!s->uid_map && !(s->flags & GK_SPAWN_OOM_SCORE_ADJ))
+        (void)prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
     if (s->njoins > 64)
         child_fail(sync, GK_STAGE_SETNS, E2BIG, "too many namespaces to join", NULL, GK_EXIT_SETUP);
     int keep[7 + s->njoins];

@@ -524,9 +524,9 @@ enum OCIVerbs {
     }
 
     static func run(_ runtime: Runtime, bundle: String, pidFile: String?, detach: Bool, consoleSocket: String?, id: String) throws {
+        try runtime.refuseRootlessChoices()
         if detach {
-            try runtime.refuseRootlessChoices()
-        try runtime.create(id: id, bundle: bundle, pidFile: pidFile, consoleSocket: consoleSocket)
+            try runtime.create(id: id, bundle: bundle, pidFile: pidFile, consoleSocket: consoleSocket)
             do { try runtime.start(id: id) } catch {
                 try? runtime.delete(id: id, force: true)
                 throw error

@@ -61,9 +61,10 @@ struct OCIVerbsTests {
     @Test func statsAreTheContainers() throws {
         let box = try Sandbox()
         defer { box.expectNothingLeft() }
-        // sh and two sleeps: three processes.
+        // sh and two sleeps: three processes. (The shell makes the file
+        // itself: a `touch` would be a fourth process while it runs.)
         let bundle = try specBundle(box) { c in
-            setProcess(&c, args: ["sh", "-c", "sleep 100 & sleep 100 & touch /tmp/ready; wait"])
+            setProcess(&c, args: ["sh", "-c", "sleep 100 & sleep 100 & : > /tmp/ready; wait"])
             c["root"] = ["path": "rootfs", "readonly": false]
         }
         defer { _ = try? box.gocker(["oci", "delete", "--force", "e1"]) }

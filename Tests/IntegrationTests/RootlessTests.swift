@@ -306,6 +306,10 @@ struct RootlessTests {
         #expect(r.status != 0 && r.stderr.contains("--cgroup-backend cgroupfs: a rootless gocker has no choice of cgroup backend")
                 && r.stderr.split(separator: "\n").count == 1, "\(r.stderr)")
         #expect(try user.gocker(["oci", "state", "rl-refused"]).status != 0)
+        r = try user.gocker(["oci", "--cgroup-backend", "libcgroup", "run", "--bundle", bundle, "rl-refused"])
+        #expect(r.status != 0 && r.stderr.contains("--cgroup-backend libcgroup: a rootless gocker has no choice of cgroup backend")
+                && r.stderr.split(separator: "\n").count == 1, "\(r.stderr)")
+        #expect(try user.gocker(["oci", "state", "rl-refused"]).status != 0)
 
         r = try user.gocker(["oci", "create", "--bundle", bundle, "rl-oci"])
         #expect(r.status == 0, "\(r.stderr)")
