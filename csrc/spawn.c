@@ -483,7 +483,8 @@ static void write_sysctls(const struct gk_spawn *s, int sync)
 
 /* What every child does first: signals reset, parent-death signal, no
  * core dumps or ptrace from the container until execve (whose /proc/PID/exe
- * is still gocker's binary), nothing of the parent's descriptors but those
+ * is still gocker's binary; from GO on where the parent writes this
+ * process's /proc files first), nothing of the parent's descriptors but those
  * it needs; then wait for GO (unless later, GK_SPAWN_LATE_GO), join the
  * namespaces, in order, and with GK_SPAWN_UNSHARE_NET make a network
  * namespace of its own. */

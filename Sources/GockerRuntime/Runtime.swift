@@ -44,14 +44,15 @@ public struct Runtime: Sendable {
     /// existing one starts again).
     public func refuseRootlessChoices() throws(GockerError) {
         guard Rootless.active else { return }
-        let delegated = CgroupDriver.detectVersion() == .v2 ? Rootless.delegatedCgroup : nil
+        // (A delegated subtree is found on a pure cgroup2 host only.)
+        let delegated = Rootless.delegatedCgroup
+        let none = CgroupDriver.rootlessRefusal(CgroupDriver.detectVersion())
         if let (value, by) = askedBackend {
             throw GockerError(.invalidArgument, "\(by) \(value): a rootless gocker has no choice of cgroup backend: "
-                + (delegated.map { "it writes the groups' files in the subtree delegated to the user (\($0))" }
-                   ?? CgroupDriver.rootlessRefusal(CgroupDriver.detectVersion())))
+                + (delegated.map { "it writes the groups' files in the subtree delegated to the user (\($0))" } ?? none))
         }
         if let (value, by) = askedParent, delegated == nil {
-            throw GockerError(.invalidArgument, "\(by) \(value): \(CgroupDriver.rootlessRefusal(CgroupDriver.detectVersion()))")
+            throw GockerError(.invalidArgument, "\(by) \(value): \(none)")
         }
     }
 
