@@ -268,6 +268,9 @@ static int try_exec(const char *path, const struct gk_spawn *s)
     return errno;
 }
 
+/* Where exec_check found the command (empty: not asked, or not found). */
+static char found_path[PATH_MAX];
+
 /* 0 when `path` is a file this process may execute, else the errno an
  * execve would most likely give. */
 static int can_exec(const char *path, const struct gk_spawn *s)
@@ -278,12 +281,21 @@ static int can_exec(const char *path, const struct gk_spawn *s)
         return errno;
     if (!S_ISREG(st.st_mode))
         return EACCES;
-    return access(path, X_OK) < 0 ? errno : 0;
+    if (access(path, X_OK) < 0)
+        return errno;
+    gk_strlcat(found_path, 0, sizeof found_path, path);
+    return 0;
 }
 
 /* Execs `argv[0]` as execvp would; returns the errno of the most telling
- * failure. */
-static int exec_lookup(const struct gk_spawn *s) { return walk_path(s, try_exec); }
+ * failure. Where exec_check found it, there first: the entries of PATH
+ * before it held nothing then (a failure there walks PATH again). */
+static int exec_lookup(const struct gk_spawn *s)
+{
+    if (found_path[0])
+        (void)try_exec(found_path, s);
+    return walk_path(s, try_exec);
+}
 
 /* Whether exec_lookup would find `argv[0]`: 0, or ENOENT (not there, not
  * in PATH) or EACCES. Asked before READY, as runc does, so that `create`

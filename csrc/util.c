@@ -272,6 +272,30 @@ void gk_attr_spread(pthread_attr_t *attr)
         (void)pthread_attr_setaffinity_np(attr, sizeof set, &set);
 }
 
+int gk_rename_noreplace(const char *from, const char *to)
+{
+    return (int)syscall(SYS_renameat2, AT_FDCWD, from, AT_FDCWD, to, 1 /* RENAME_NOREPLACE */);
+}
+
+int gk_directory_empty(int fd)
+{
+    /* getdents64's records: d_ino, d_off, d_reclen, d_type, d_name. */
+    char buf[1024] __attribute__((aligned(8)));
+    for (;;) {
+        long n = syscall(SYS_getdents64, fd, buf, sizeof buf);
+        if (n <= 0)
+            return n < 0 ? -1 : 1;
+        for (long at = 0; at < n;) {
+            unsigned short reclen;
+            memcpy(&reclen, buf + at + 16, sizeof reclen);
+            const char *name = buf + at + 19;
+            if (!(name[0] == '.' && (name[1] == '\0' || (name[1] == '.' && name[2] == '\0'))))
+                return 0;
+            at += reclen;
+        }
+    }
+}
+
 int gk_ns_type(int fd)
 {
     /* NS_GET_NSTYPE of <linux/nsfs.h>: _IO(0xb7, 0x3). */

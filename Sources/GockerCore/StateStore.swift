@@ -70,13 +70,29 @@ public struct StateStore: Sendable {
     public func statePath(_ id: String) -> String { "\(root)/\(id)/state.json" }
     public func fifoPath(_ id: String) -> String { "\(root)/\(id)/exec.fifo" }
 
-    /// Makes the container's directory, refusing an id in use, and returns
-    /// it locked.
+    /// Where the empty directories of removed containers wait to be taken
+    /// by the next `reserve`: `@` is in no container id. A directory
+    /// freed and made again costs more than a rename on some file systems
+    /// (an ext4 without a journal passes over inodes freed in the last
+    /// minute each time it makes one; mounted with `discard`, a freed
+    /// block waits for the device).
+    public var spareRoot: String { "\(root)/@spare" }
+    /// The files a container's directory holds besides the state: the exec
+    /// FIFO, its companions, its seccomp program (see SeccompProgram).
+    static let usualFiles = ["state.json", "exec.fifo", "companions", "seccomp.bpf", "seccomp.json"]
+    /// How many are kept; a removal beyond them removes the directory.
+    static let spareSlots = 2
+    private func spare(_ slot: Int) -> String { "\(spareRoot)/\(slot)" }
+
+    /// Makes the container's directory (a spare one taken, else a new
+    /// one), refusing an id in use, and returns it locked.
     public func reserve(_ id: String) throws(GockerError) -> Lock {
         try Identifier.validateContainerID(id)
         do {
             try Sys.mkdirAll(root, mode: 0o711)
-            try Sys.check("mkdir", path: directory(id)) { mkdir(directory(id), 0o711) }
+            if try !takeSpare(as: directory(id)) {
+                try Sys.check("mkdir", path: directory(id)) { mkdir(directory(id), 0o711) }
+            }
         } catch {
             if error.errno == EEXIST {
                 throw GockerError(.alreadyExists, "container with id \"\(id)\" already exists")
@@ -86,26 +102,45 @@ public struct StateStore: Sendable {
         return try lock(id)
     }
 
-    /// Locks an existing container's directory.
+    /// Renames a spare directory to `path`: whether one was taken. Throws
+    /// EEXIST when `path` is there already.
+    private func takeSpare(as path: String) throws(SystemCallError) -> Bool {
+        for slot in 0..<Self.spareSlots {
+            if gk_rename_noreplace(spare(slot), path) == 0 { return true }
+            if errno == EEXIST { throw SystemCallError("rename", path: path, errno: EEXIST) }
+            // ENOENT: the slot is empty (or the spare root not made yet).
+        }
+        return false
+    }
+
+    /// Locks an existing container's directory: the one its name gives
+    /// once the lock is held.
     public func lock(_ id: String) throws(GockerError) -> Lock {
         try Identifier.validateContainerID(id)
-        let fd = Glibc.open(directory(id), O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        if fd < 0 {
-            if errno == ENOENT { throw GockerError(.notFound, "container \"\(id)\" does not exist") }
-            throw GockerError(.system, "open", cause: SystemCallError("open", path: directory(id), errno: errno))
-        }
-        do {
-            try Sys.check("flock", path: directory(id)) { flock(fd, LOCK_EX) }
-        } catch {
+        while true {
+            let fd = Glibc.open(directory(id), O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+            if fd < 0 {
+                if errno == ENOENT { throw GockerError(.notFound, "container \"\(id)\" does not exist") }
+                throw GockerError(.system, "open", cause: SystemCallError("open", path: directory(id), errno: errno))
+            }
+            do {
+                try Sys.check("flock", path: directory(id)) { flock(fd, LOCK_EX) }
+            } catch {
+                Sys.close(fd)
+                throw GockerError(.system, "lock container \(id)", cause: error)
+            }
+            // Removed while we waited for the lock (the directory made a
+            // spare, or the name given to a new one)?
+            var held = stat(), named = stat()
+            if fstat(fd, &held) == 0 && stat(directory(id), &named) == 0
+                && held.st_dev == named.st_dev && held.st_ino == named.st_ino {
+                return Lock(fd: fd)
+            }
             Sys.close(fd)
-            throw GockerError(.system, "lock container \(id)", cause: error)
+            if !Sys.exists(directory(id)) {
+                throw GockerError(.notFound, "container \"\(id)\" does not exist")
+            }
         }
-        // Deleted while we waited for the lock?
-        if !Sys.exists(directory(id)) {
-            Sys.close(fd)
-            throw GockerError(.notFound, "container \"\(id)\" does not exist")
-        }
-        return Lock(fd: fd)
     }
 
     public func load(_ id: String) throws(GockerError) -> RuntimeState {
@@ -125,16 +160,36 @@ public struct StateStore: Sendable {
         }
     }
 
-    /// Removes the container's directory and everything in it.
+    /// Removes the container's directory and everything in it: emptied,
+    /// it becomes a spare (see `spareRoot`) while a slot is free.
     public func remove(_ id: String) throws(GockerError) {
         stopCompanions(id)
         // What it usually holds, directly; anything else the long way.
-        _ = unlink(statePath(id))
-        _ = unlink(fifoPath(id))
+        for name in Self.usualFiles { _ = unlink(directory(id) + "/" + name) }
+        if keepAsSpare(directory(id)) { return }
         if rmdir(directory(id)) == 0 || errno == ENOENT { return }
         do { try Sys.removeAll(directory(id)) } catch {
             throw GockerError(.system, "remove state of \(id)", cause: error)
         }
+    }
+
+    /// Moves the directory at `path`, when empty, to a free spare slot:
+    /// whether it went.
+    private func keepAsSpare(_ path: String) -> Bool {
+        let fd = Glibc.open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        guard fd >= 0 else { return false }
+        let empty = gk_directory_empty(fd) == 1
+        Sys.close(fd)
+        guard empty else { return false }
+        for slot in 0..<Self.spareSlots {
+            if gk_rename_noreplace(path, spare(slot)) == 0 { return true }
+            if errno == ENOENT && slot == 0 {
+                // The spare root, made on the first removal.
+                guard mkdir(spareRoot, 0o700) == 0 || errno == EEXIST else { return false }
+                if gk_rename_noreplace(path, spare(slot)) == 0 { return true }
+            }
+        }
+        return false
     }
 
     /// A process that serves the container for as long as its state
@@ -167,7 +222,7 @@ public struct StateStore: Sendable {
 
     /// Ids of every container with a state directory.
     public func ids() -> [String] {
-        ((try? Sys.listDirectory(root)) ?? []).filter { Sys.isDirectory(directory($0)) }.sorted()
+        ((try? Sys.listDirectory(root)) ?? []).filter { $0 != "@spare" && Sys.isDirectory(directory($0)) }.sorted()
     }
 
     /// An flock held until `release()` or the end of the process.

@@ -197,6 +197,96 @@ struct StateStoreTests {
         #expect(throws: GockerError.self) { try store.load("c1") }
     }
 
+    func inode(_ path: String) -> ino_t? {
+        var st = stat()
+        return stat(path, &st) == 0 ? st.st_ino : nil
+    }
+
+    /// A removed container's emptied directory is kept as a spare, taken
+    /// by the next reserve (the same inode) and never listed; two at most.
+    @Test func sparesAreTakenAndBounded() throws {
+        let root = tempDir()
+        defer { try? Sys.removeAll(root) }
+        let store = StateStore(root: root + "/state")
+        let first = try store.reserve("a")
+        try Sys.writeFileExclusive(store.directory("a") + "/seccomp.bpf", Array("p".utf8))
+        let made = inode(store.directory("a"))
+        try store.remove("a")
+        first.release()
+        #expect(inode(store.spareRoot + "/0") == made)
+        #expect(store.ids() == [])
+        let second = try store.reserve("b")
+        #expect(inode(store.directory("b")) == made)
+        #expect(try Sys.listDirectory(store.directory("b")) == [])
+        #expect(try Sys.listDirectory(store.spareRoot) == [])
+        second.release()
+
+        // Three removed: two kept, the third removed.
+        let locks = try ["c", "d", "e"].map { id throws(GockerError) in try store.reserve(id) }
+        for id in ["b", "c", "d", "e"] { try store.remove(id) }
+        locks.forEach { $0.release() }
+        #expect(try Sys.listDirectory(store.spareRoot).sorted() == ["0", "1"])
+        #expect(try Sys.listDirectory(store.root) == ["@spare"])
+        #expect(store.ids() == [])
+    }
+
+    /// An id in use is refused even with a spare at hand, and the spare
+    /// stays; a directory holding something unknown is removed, not kept.
+    @Test func sparesRefuseTakenIDsAndStayEmpty() throws {
+        let root = tempDir()
+        defer { try? Sys.removeAll(root) }
+        let store = StateStore(root: root + "/state")
+        let held = try store.reserve("x")
+        try store.reserve("spare-me").release()
+        try store.remove("spare-me")
+        #expect(throws: GockerError.self) { try store.reserve("x") }
+        #expect(try Sys.listDirectory(store.spareRoot) == ["0"])
+        try Sys.writeFileExclusive(store.directory("x") + "/unknown", Array("u".utf8))
+        try store.remove("x")
+        held.release()
+        #expect(!Sys.exists(store.directory("x")))
+        #expect(try Sys.listDirectory(store.spareRoot) == ["0"])
+        #expect(try Sys.listDirectory(store.spareRoot + "/0") == [])
+    }
+
+    /// The flock lines of /proc/locks on inode `ino`: (blocked, held).
+    func flocks(on ino: ino_t) -> (waiting: Int, held: Int) {
+        let text = (try? Sys.readFile("/proc/locks")).map { String(decoding: $0, as: UTF8.self) } ?? ""
+        var waiting = 0, held = 0
+        for line in text.split(separator: "\n") where line.contains("FLOCK") && line.contains(":\(ino) ") {
+            if line.contains("->") { waiting += 1 } else { held += 1 }
+        }
+        return (waiting, held)
+    }
+
+    /// A lock waited for on a directory whose name meanwhile went to
+    /// another one ends on the directory the name gives now.
+    @Test func lockFollowsTheName() throws {
+        let root = tempDir()
+        defer { try? Sys.removeAll(root) }
+        let store = StateStore(root: root + "/state")
+        let first = try store.reserve("c1")
+        let old = try #require(inode(store.directory("c1")))
+        let waiter = Background { () -> Result<StateStore.Lock, GockerError> in
+            Result { () throws(GockerError) in try store.lock("c1") }
+        }
+        // Until the waiter is blocked on the first directory's lock.
+        var blocked = false
+        for _ in 0..<500 where !blocked {
+            blocked = flocks(on: old).waiting == 1
+            if !blocked { usleep(10_000) }
+        }
+        #expect(blocked)
+        #expect(rename(store.directory("c1"), root + "/moved") == 0)
+        #expect(mkdir(store.directory("c1"), 0o711) == 0)
+        let now = try #require(inode(store.directory("c1")))
+        first.release()
+        let lock = try waiter.value().get()
+        #expect(flocks(on: now).held == 1)
+        #expect(flocks(on: old).held == 0)
+        lock.release()
+    }
+
     @Test func refusesIDsThatWouldEscape() {
         let store = StateStore(root: "/nonexistent")
         #expect(throws: GockerError.self) { try store.reserve("../etc") }

@@ -57,7 +57,7 @@ struct CrashSafetyTests {
         let listed = Set(rows.compactMap { $0["ID"] })
         let dirs = Set(box.list(box.dataRoot + "/containers").filter { !$0.hasPrefix(".") })
         #expect(listed == dirs, "containers ps -a does not show: \(dirs.subtracting(listed))")
-        for id in box.list(box.stateRoot) {
+        for id in box.stateLeft() {
             #expect(dirs.contains(id), "runtime state of a container without a record: \(id)")
         }
         // Every one of them goes with rm -f (by name where it has one).

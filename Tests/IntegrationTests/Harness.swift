@@ -185,7 +185,7 @@ final class Sandbox {
     /// started: its state file written with its process (not the state
     /// written ahead, with none yet) and its exec FIFO gone.
     func runningState() -> [String: Any]? {
-        guard let id = list(stateRoot).first,
+        guard let id = stateLeft().first,
               !FileManager.default.fileExists(atPath: "\(stateRoot)/\(id)/exec.fifo"),
               let data = FileManager.default.contents(atPath: "\(stateRoot)/\(id)/state.json"),
               let obj = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
@@ -216,6 +216,14 @@ final class Sandbox {
         ((try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []).sorted()
     }
 
+    /// The state root's containers: every entry but the spare directories
+    /// gocker keeps for the next container (StateStore.spareRoot), and
+    /// those too, by name, when one is not empty.
+    func stateLeft() -> [String] {
+        let spares = list(stateRoot + "/@spare").filter { !list("\(stateRoot)/@spare/\($0)").isEmpty }
+        return list(stateRoot).filter { $0 != "@spare" } + spares.map { "@spare/\($0)" }
+    }
+
     /// Host processes whose root directory lies under this sandbox: the
     /// mount at "/" in their own mount table is an overlay of this sandbox's
     /// layers or a bind of a directory in it. (/proc/PID/root cannot tell:
@@ -241,7 +249,7 @@ final class Sandbox {
     func expectNothingLeft(sourceLocation: SourceLocation = #_sourceLocation) {
         #expect(list(dataRoot + "/containers") == [], "container directories left", sourceLocation: sourceLocation)
         #expect(list(dataRoot + "/names") == [], "names left", sourceLocation: sourceLocation)
-        #expect(list(stateRoot) == [], "runtime state left", sourceLocation: sourceLocation)
+        #expect(stateLeft() == [], "runtime state left", sourceLocation: sourceLocation)
         #expect(hostMountsHere() == [], "mounts left", sourceLocation: sourceLocation)
         #expect(processesRootedHere() == [], "processes left", sourceLocation: sourceLocation)
         #expect(cgroupsLeft() == [], "cgroups left", sourceLocation: sourceLocation)

@@ -188,7 +188,7 @@ struct HooksTests {
             #expect(lines.count == 1, "\(r.stderr)")
             let path = hook["path"] as! String
             #expect(r.stderr.contains("\(kind) hook \(path)") && r.stderr.contains(why), "\(r.stderr)")
-            #expect(box.list(box.stateRoot) == [], "\(kind): state left")
+            #expect(box.stateLeft() == [], "\(kind): state left")
             #expect(box.cgroupsLeft() == [], "\(kind): cgroups left")
             #expect(box.processesRootedHere() == [], "\(kind): processes left")
             let ran = order(box, out)
@@ -219,7 +219,7 @@ struct HooksTests {
             #expect(took >= 1 && took < 8, "\(kind): create took \(took) s")
             let pid = try #require(Int32(line(box, "\(out)/\(kind).pid")))
             #expect(box.waitFor(5) { kill(pid, 0) != 0 }, "\(kind): what the hook started still runs")
-            #expect(box.list(box.stateRoot) == [] && box.cgroupsLeft() == [])
+            #expect(box.stateLeft() == [] && box.cgroupsLeft() == [])
         }
     }
 
@@ -252,7 +252,7 @@ struct HooksTests {
         let deleted = try box.gocker(["oci", "delete", "--force", "hk6"])
         #expect(deleted.status == 0, "\(deleted.stderr)")
         #expect(deleted.stderr.contains("warning") && deleted.stderr.contains("poststop hook /bin/sh: exited with status 7"), "\(deleted.stderr)")
-        #expect(box.list(box.stateRoot) == [])
+        #expect(box.stateLeft() == [])
     }
 
     /// `oci run` (create, start, wait and delete in one process) runs all

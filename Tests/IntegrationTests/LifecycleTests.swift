@@ -115,7 +115,7 @@ struct LifecycleTests {
     @Test func detachedRmLeavesNothingAfterExit() throws {
         let box = try Sandbox()
         #expect(try box.gocker(["run", "-d", "--rm", "busybox", "sh", "-c", "sleep 0.3"]).status == 0)
-        #expect(box.waitFor { box.list(box.dataRoot + "/containers").isEmpty && box.list(box.stateRoot).isEmpty })
+        #expect(box.waitFor { box.list(box.dataRoot + "/containers").isEmpty && box.stateLeft().isEmpty })
         #expect(box.waitFor { box.processesRootedHere().isEmpty })
         box.expectNothingLeft()
     }

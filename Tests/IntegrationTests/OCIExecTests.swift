@@ -178,7 +178,7 @@ struct OCIExecTests {
 
         let refused = try box.gocker(["oci", "create", "--bundle", bundle, "t1"])
         #expect(refused.status == 1 && refused.stderr.contains("--console-socket"), "\(refused.stderr)")
-        #expect(box.list(box.stateRoot) == [] && box.cgroupsLeft() == [])
+        #expect(box.stateLeft() == [] && box.cgroupsLeft() == [])
 
         let console = try ConsoleSocket(path: box.dir + "/console.sock")
         let c = try box.gocker(["oci", "create", "--bundle", bundle, "--console-socket", console.path, "t1"])

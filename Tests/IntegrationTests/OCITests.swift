@@ -237,7 +237,7 @@ struct OCITests {
         let r = try box.gocker(["run", "--bundle", bundle, "fg"], binary: link)
         #expect(r.stdout == "hello from ocibox\n")
         #expect(r.status == 5)
-        #expect(box.list(box.stateRoot) == [])
+        #expect(box.stateLeft() == [])
         let dup1 = try box.gocker(["oci", "create", "--bundle", bundle, "dup"])
         #expect(dup1.status == 0)
         let dup2 = try box.gocker(["oci", "create", "--bundle", bundle, "dup"])

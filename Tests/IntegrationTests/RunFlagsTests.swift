@@ -274,7 +274,7 @@ struct OCICreateAnswerTests {
         let r = try box.gocker(["oci", "create", "--bundle", bundle, "--pid-file", box.dir + "/no/such/dir/pid", "f1"])
         #expect(r.status == 1 && r.stderr.contains("write pid file") && r.stderr.split(separator: "\n").count == 1,
                 "\(r.stderr)")
-        #expect(box.list(box.stateRoot) == [])
+        #expect(box.stateLeft() == [])
         #expect(box.cgroupsLeft() == [])
 
         let tty = box.dir + "/tty"
@@ -289,7 +289,7 @@ struct OCICreateAnswerTests {
         #expect(c.status == 1 && c.stderr.contains("send the terminal of f2") && c.stderr.split(separator: "\n").count == 1,
                 "\(c.stderr)")
         #expect(!FileManager.default.fileExists(atPath: pidFile), "no pid file for a container that is not there")
-        #expect(box.list(box.stateRoot) == [])
+        #expect(box.stateLeft() == [])
         #expect(box.cgroupsLeft() == [])
         try? FileManager.default.removeItem(atPath: bundle + "/rootfs")
     }
@@ -317,7 +317,7 @@ struct OCICreateAnswerTests {
         let k = try box.gocker(["oci", "kill", "d1", "9"])
         #expect(k.status == 1 && k.stderr.contains("container not running"), "\(k.stderr)")
         #expect(try box.gocker(["oci", "delete", "d1"]).status == 0)
-        #expect(box.list(box.stateRoot) == [])
+        #expect(box.stateLeft() == [])
         #expect(box.cgroupsLeft() == [])
         try? FileManager.default.removeItem(atPath: bundle + "/rootfs")
     }

@@ -188,7 +188,7 @@ struct RunTests {
         #expect(r.stdout.contains("upperdir=") && !r.stdout.contains("volatile"),
                 "a container that stays keeps a durable upper layer: \(r.stdout)")
         #expect(box.list(box.dataRoot + "/containers").count == 1)
-        #expect(box.list(box.stateRoot) == [], "the runtime state goes when the container ends")
+        #expect(box.stateLeft() == [], "the runtime state goes when the container ends")
         let again = try box.gocker(["run", "--rm", "--name", "keeper", "busybox", "true"])
         #expect(again.status == 125 && again.stderr.contains("already in use"))
         let rm = try box.gocker(["rm", "keeper"])
@@ -226,7 +226,7 @@ struct HarnessTests {
         let (p, out) = try box.start(["run", "--rm", "busybox", "sh", "-c", "echo ready; sleep 100"])
         #expect(box.waitFor { box.contents(out).contains("ready") })
         #expect(!box.processesRootedHere().isEmpty)
-        #expect(!box.list(box.stateRoot).isEmpty)
+        #expect(!box.stateLeft().isEmpty)
         #expect(!box.list(box.dataRoot + "/containers").isEmpty)
         kill(p.processIdentifier, SIGKILL)  // gocker itself: the container lives on
         box.finish(p)

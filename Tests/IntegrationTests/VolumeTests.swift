@@ -225,7 +225,7 @@ struct VolumeTests {
         #expect(!FileManager.default.fileExists(atPath: "/tmp/in-\(tag)"))
         #expect(FileManager.default.fileExists(atPath: bundle + "/rootfs/tmp/in-\(tag)"))
         #expect(box.hostMountsHere() == [])
-        #expect(box.list(box.stateRoot) == [])
+        #expect(box.stateLeft() == [])
     }
 
     @Test func badMountsAreRefusedBeforeAnythingIsMade() throws {

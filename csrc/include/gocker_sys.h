@@ -25,4 +25,12 @@ int gk_reserve(int fd, long long len);
  * tasks onto few CPUs would queue it behind. Nothing changes otherwise. */
 void gk_attr_spread(pthread_attr_t *attr);
 
+/* Renames `from` to `to` unless `to` exists (renameat2 with
+ * RENAME_NOREPLACE): 0 or -1 with errno set (EEXIST: `to` is there). */
+int gk_rename_noreplace(const char *from, const char *to);
+
+/* Whether the directory open as `fd` holds nothing: 1, 0, or -1 with
+ * errno set. Reads from the descriptor's current position. */
+int gk_directory_empty(int fd);
+
 #endif
