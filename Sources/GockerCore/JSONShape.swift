@@ -31,6 +31,17 @@ public protocol JSONShape: JSONField {
 public protocol JSONField {
     init(json: JSONValue) throws(JSONError)
     func write(to out: inout JSONText)
+    /// The value as a tree, as its text would read.
+    var jsonValue: JSONValue { get }
+}
+
+extension JSONField {
+    /// Through the text (the types below make their tree directly).
+    @inlinable public var jsonValue: JSONValue {
+        var out = JSONText()
+        write(to: &out)
+        return (try? JSONValue.parse(out.bytes)) ?? .null
+    }
 }
 
 /// A JSON value as read; numbers keep their text.
@@ -147,6 +158,15 @@ extension JSONShape {
         swap(&writer.text, &out)
     }
 
+    /// The members `fields` gives and the unmodeled ones, as a tree.
+    @inlinable public var jsonValue: JSONValue {
+        var maker = JSONFields(.tree)
+        var copy = self
+        try? copy.fields(&maker)
+        for (k, v) in unmodeled { maker.tree[k] = v }
+        return .object(maker.tree)
+    }
+
     /// The document's text: compact, members in `fields`' order, absent
     /// optionals left out.
     @inlinable public var jsonBytes: [UInt8] {
@@ -169,7 +189,7 @@ extension JSONShape {
 /// shape's `fields` is not generic and is compiled once. It reads the
 /// members of one object, writes them, or lists them.
 public struct JSONFields {
-    @usableFromInline enum Mode { case read, write, list }
+    @usableFromInline enum Mode { case read, write, list, tree }
     @usableFromInline let mode: Mode
     /// Reading: the object's members, and how many `fields` found.
     @usableFromInline let members: [String: JSONValue]
@@ -179,6 +199,8 @@ public struct JSONFields {
     @usableFromInline var first = true
     /// Listing: each member, in `fields`' order.
     public var listed: [JSONMember] = []
+    /// Making the tree: each member given.
+    @usableFromInline var tree: [String: JSONValue] = [:]
 
     @inlinable init(_ mode: Mode, members: [String: JSONValue] = [:]) {
         self.mode = mode
@@ -213,6 +235,7 @@ public struct JSONFields {
         switch mode {
         case .read: value = try read(key, required: true) { v throws(JSONError) in try T(json: v) }!
         case .write: self.key(key); value.write(to: &text)
+        case .tree: tree[key] = value.jsonValue
         case .list: listed.append(JSONMember(key: key, required: true, container: .one, type: T.self))
         }
     }
@@ -221,6 +244,7 @@ public struct JSONFields {
         switch mode {
         case .read: value = try read(key, required: false) { v throws(JSONError) in try T(json: v) }
         case .write: if let v = value { self.key(key); v.write(to: &text) }
+        case .tree: if let v = value { tree[key] = v.jsonValue }
         case .list: listed.append(JSONMember(key: key, required: false, container: .one, type: T.self))
         }
     }
@@ -229,6 +253,7 @@ public struct JSONFields {
         switch mode {
         case .read: value = try read(key, required: true) { v throws(JSONError) in try Self.array(v) }!
         case .write: self.key(key); text.array(value)
+        case .tree: tree[key] = .array(value.map(\.jsonValue))
         case .list: listed.append(JSONMember(key: key, required: true, container: .array, type: T.self))
         }
     }
@@ -237,6 +262,7 @@ public struct JSONFields {
         switch mode {
         case .read: value = try read(key, required: false) { v throws(JSONError) in try Self.array(v) }
         case .write: if let v = value { self.key(key); text.array(v) }
+        case .tree: if let v = value { tree[key] = .array(v.map(\.jsonValue)) }
         case .list: listed.append(JSONMember(key: key, required: false, container: .array, type: T.self))
         }
     }
@@ -245,6 +271,7 @@ public struct JSONFields {
         switch mode {
         case .read: value = try read(key, required: true) { v throws(JSONError) in try Self.map(v) }!
         case .write: self.key(key); text.map(value)
+        case .tree: tree[key] = .object(value.mapValues(\.jsonValue))
         case .list: listed.append(JSONMember(key: key, required: true, container: .map, type: T.self))
         }
     }
@@ -253,6 +280,7 @@ public struct JSONFields {
         switch mode {
         case .read: value = try read(key, required: false) { v throws(JSONError) in try Self.map(v) }
         case .write: if let v = value { self.key(key); text.map(v) }
+        case .tree: if let v = value { tree[key] = .object(v.mapValues(\.jsonValue)) }
         case .list: listed.append(JSONMember(key: key, required: false, container: .map, type: T.self))
         }
     }
@@ -303,6 +331,7 @@ extension String: JSONField {
         self = s
     }
     @inlinable public func write(to out: inout JSONText) { out.string(self) }
+    @inlinable public var jsonValue: JSONValue { .string(self) }
 }
 
 extension Bool: JSONField {
@@ -311,10 +340,16 @@ extension Bool: JSONField {
         self = b
     }
     @inlinable public func write(to out: inout JSONText) { out.raw(self ? "true" : "false") }
+    @inlinable public var jsonValue: JSONValue { .bool(self) }
 }
 
 extension JSONValue: JSONField {
     @inlinable public init(json: JSONValue) { self = json }
+    /// Itself; text written before, read.
+    @inlinable public var jsonValue: JSONValue {
+        guard case .text(let t) = self else { return self }
+        return (try? JSONValue.parse(t)) ?? .null
+    }
 
     @inlinable public func write(to out: inout JSONText) {
         switch self {
@@ -332,7 +367,7 @@ extension JSONValue: JSONField {
 extension JSONValue {
     /// A shape's value as a tree, as its text would read.
     @inlinable public init<S: JSONShape>(shape: S) {
-        self = (try? JSONValue.parse(shape.jsonBytes)) ?? .null
+        self = shape.jsonValue
     }
 
     /// An integer member: a plain JSON integer that fits `I`.
@@ -350,6 +385,11 @@ extension JSONValue {
 extension JSONField where Self: FixedWidthInteger {
     @inlinable public init(json: JSONValue) throws(JSONError) { self = try JSONValue.integer(json) }
     @inlinable public func write(to out: inout JSONText) { out.integer(self) }
+    @inlinable public var jsonValue: JSONValue {
+        var out = JSONText()
+        out.integer(self)
+        return .number(String(decoding: out.bytes, as: UTF8.self))
+    }
 }
 
 extension Int: JSONField {}
@@ -367,6 +407,7 @@ extension JSONField where Self: RawRepresentable, RawValue == String {
         self = v
     }
     @inlinable public func write(to out: inout JSONText) { out.string(rawValue) }
+    @inlinable public var jsonValue: JSONValue { .string(rawValue) }
 }
 
 // MARK: the text
@@ -380,7 +421,30 @@ public struct JSONText {
 
     @inlinable public mutating func raw(_ s: String) { bytes.append(contentsOf: s.utf8) }
 
-    @inlinable public mutating func integer<I: BinaryInteger>(_ v: I) { raw(String(v)) }
+    /// Decimal digits written here: the standard library's text of an
+    /// integer goes through its generic, unspecialized path.
+    @inlinable public mutating func integer<I: BinaryInteger>(_ v: I) {
+        guard let n = Int64(exactly: v) else {
+            if let u = UInt64(exactly: v) { digits(u) } else { raw(String(v)) }
+            return
+        }
+        if n < 0 { bytes.append(UInt8(ascii: "-")) }
+        digits(n.magnitude)
+    }
+
+    @inlinable mutating func digits(_ u: UInt64) {
+        var v = u
+        var tmp: (UInt64, UInt64, UInt64) = (0, 0, 0) // 24 bytes: 20 digits at most
+        withUnsafeMutableBytes(of: &tmp) { buf in
+            var i = buf.count
+            repeat {
+                i -= 1
+                buf[i] = UInt8(ascii: "0") + UInt8(truncatingIfNeeded: v % 10)
+                v /= 10
+            } while v > 0
+            bytes.append(contentsOf: buf[i...])
+        }
+    }
 
     @inlinable public mutating func string(_ s: String) {
         bytes.append(UInt8(ascii: "\""))
@@ -616,14 +680,18 @@ struct JSONParser {
         guard i < b.count, b[i] == UInt8(ascii: "\"") else { throw error("expected a string") }
         i += 1
         let start = i
+        var ascii = true
         while i < b.count, b[i] != UInt8(ascii: "\""), b[i] != UInt8(ascii: "\\") {
             guard b[i] >= 0x20 else { throw error("control character in a string") }
+            if b[i] >= 0x80 { ascii = false }
             i += 1
         }
         guard i < b.count else { throw error("unterminated string") }
         if b[i] == UInt8(ascii: "\"") {
             let raw = UnsafeBufferPointer(rebasing: b[start..<i])
             i += 1
+            // ASCII is UTF-8 as it is: no validation to run.
+            if ascii { return String(decoding: raw, as: UTF8.self) }
             guard let s = String(validating: raw, as: UTF8.self) else { throw error("a string that is not UTF-8") }
             return s
         }

@@ -32,6 +32,31 @@ struct JSONShapeTests {
         }
     }
 
+    /// Integers are written as their decimal text, at every width and
+    /// at both ends of their range.
+    @Test func integersAreWrittenInDecimal() {
+        func text<I: BinaryInteger>(_ v: I) -> String {
+            var t = JSONText()
+            t.integer(v)
+            return String(decoding: t.bytes, as: UTF8.self)
+        }
+        for v: Int64 in [0, 7, 9, 10, 99, 100, -1, -10, 1_234_567_890, .max, .min] { #expect(text(v) == "\(v)") }
+        for v: UInt64 in [0, 10, UInt64(Int64.max) + 1, .max] { #expect(text(v) == "\(v)") }
+        for v: Int32 in [.min, -5, .max] { #expect(text(v) == "\(v)") }
+        #expect(text(UInt16.max) == "65535" && text(Int.min) == "-9223372036854775808")
+    }
+
+    /// Strings of raw UTF-8 are read as they are (ASCII or not, with or
+    /// without escapes); bytes that are not UTF-8 are refused either way.
+    @Test func rawUTF8IsCheckedWhereItIsNotASCII() throws {
+        #expect(try JSONValue.parse(Array(#"["plain","café","caf\u00e9 é","\"q\""]"#.utf8))
+                == .array([.string("plain"), .string("café"), .string("café é"), .string("\"q\"")]))
+        for bad: [UInt8] in [[0xFF], [0xC3], [0xC3, 0x28], [0x5C, 0x6E, 0xFF], [0xED, 0xA0, 0x80]] {
+            let text: [UInt8] = Array(#"{"hostname":"a"#.utf8) + bad + Array(#""}"#.utf8)
+            #expect(throws: GockerError.self) { try JSON.read(Spec.self, from: text, what: "config.json") }
+        }
+    }
+
     @Test func escapesAreReadAndWritten() throws {
         let spec = try read(#"{"ociVersion":"1","hostname":"caf\u00e9 \ud83d\ude00 \"q\" \\ \/ \b\f\n\r\t\u0001"}"#)
         #expect(spec.hostname == "café 😀 \"q\" \\ / \u{8}\u{c}\n\r\t\u{1}")

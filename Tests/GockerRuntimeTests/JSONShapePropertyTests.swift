@@ -34,6 +34,12 @@ struct JSONShapePropertyTests {
         let value = try S(jsonBytes: text.bytes)
         #expect(try JSONValue.parse(value.jsonBytes) == document, "\(S.self): \(String(decoding: text.bytes, as: UTF8.self))")
         #expect(value.unmodeled.isEmpty)
+        // Its tree, made without the text, is the one its text reads as;
+        // members it does not model are kept in it too.
+        #expect(value.jsonValue == document, "\(S.self)")
+        var extended = value
+        extended.unmodeled["x-unmodeled"] = .array([.number("-12"), .string("é"), .null])
+        #expect(try JSONValue.parse(extended.jsonBytes) == extended.jsonValue, "\(S.self) with an unmodeled member")
     }
 
     @Test(arguments: 0..<shapes.count)
