@@ -20,7 +20,10 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/futex.h>
+#include <stdatomic.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -457,6 +460,16 @@ static void wait_go(const struct gk_spawn *s, int sync)
 
 /* The host's /proc, open O_PATH (see child_prologue), or -1. */
 static int host_proc = -1;
+
+/* A child's statics as a new process must find them: a child that shared
+ * the parent's memory (see vm_launch) may have left its own in them. */
+static void child_reset(void)
+{
+    go_done = 0;
+    host_pid = 0;
+    host_proc = -1;
+    found_path[0] = '\0';
+}
 
 /* The AppArmor profile or SELinux label execve gives the command, written
  * through the host's /proc (the container may have none) once the
@@ -946,6 +959,162 @@ static long clone_child(const struct gk_spawn *spec, unsigned long flags)
 
 typedef void (*child_fn)(const struct gk_spawn *, int);
 
+/* ---- a first process that shares the parent's memory until execve ------ */
+
+/*
+ * A clone copies the parent's page tables and write-protects its pages
+ * (which every other CPU running one of its threads must hear of), and
+ * then each page either process writes is copied on the fault. gocker is a
+ * large process for the few pages the child needs; the copy and its faults
+ * were a tenth of a start. So, where nothing stands in the way, the first
+ * process is cloned with CLONE_VM | CLONE_VFORK, as posix_spawn does, from
+ * a thread made for it: that thread sleeps until the child's execve (or
+ * exit) and then lets go of its stack and of the caller's description (the
+ * `release` the caller gave). The child runs in that thread's TLS (its
+ * errno) and on a stack of its own; everything it writes outside them
+ * (this file's statics, the description's copy) is its own until then, as
+ * only one such child is in flight at a time: another launch meanwhile
+ * takes a copy. Its statics are set afresh first (child_reset).
+ *
+ * Not for a user namespace (setns into one refuses a process that shares
+ * its memory, and a rootless parent must write the maps of a dumpable
+ * child), hooks or --init (which fork in the child), a PID namespace to
+ * join (its pid_for_children is the thread's), clone3 into a cgroup (the
+ * thread could not return from it on the child's stack), or exec.
+ */
+struct vm_launch {
+    struct gk_spawn spec; /* the child's copy of the description */
+    child_fn child;
+    int sync, other;      /* the child's end of the socket, the parent's */
+    unsigned long flags;
+    int spread;
+    cpu_set_t cpus;
+    void *stack;
+    size_t stack_size;
+    pid_t tid;            /* CLONE_PARENT_SETTID: the child's pid, -1 on failure (atomic) */
+    int clone_errno;
+    int refs;             /* the caller's and the thread's (atomic) */
+};
+
+/* Set by launch where the description's release went with the child:
+ * gk_spawn calls it otherwise. */
+static __thread int release_taken;
+
+/* 1 while a child shares the memory (see above). */
+static _Atomic int vm_in_flight;
+
+static void vm_done(void) { atomic_store(&vm_in_flight, 0); }
+
+#define VM_STACK_SIZE ((size_t)1 << 20)
+
+static int vm_may_share(const struct gk_spawn *s, unsigned long flags, child_fn child, int pid_ns_fd)
+{
+    if (!s->release || child != child_main || pid_ns_fd >= 0 || s->cgroup_joined || s->uid_map ||
+        (flags & CLONE_NEWUSER) || (s->flags & (GK_SPAWN_USERNS | GK_SPAWN_HOOKS | GK_SPAWN_INIT)) ||
+        s->create_hooks.nhooks || s->start_hooks.nhooks || geteuid() != 0 || getenv("GOCKER_ROOTLESS_UID"))
+        return 0;
+    for (size_t i = 0; i < s->njoins; i++)
+        if (s->joins[i].nstype == CLONE_NEWUSER)
+            return 0;
+    int idle = 0;
+    return atomic_compare_exchange_strong(&vm_in_flight, &idle, 1);
+}
+
+static void vm_put(struct vm_launch *l)
+{
+    if (__atomic_sub_fetch(&l->refs, 1, __ATOMIC_ACQ_REL) != 0)
+        return;
+    munmap(l->stack, l->stack_size);
+    if (l->spec.release)
+        l->spec.release(l->spec.release_ctx);
+    free(l);
+}
+
+static int vm_child_entry(void *arg)
+{
+    struct vm_launch *l = arg;
+    /* The caller waits for the pid, stored before this runs. */
+    syscall(SYS_futex, &l->tid, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+    gk_mark(GK_MARK_CHILD);
+    close(l->other);
+    child_reset();
+    l->child(&l->spec, l->sync);
+    _exit(GK_EXIT_SETUP);
+}
+
+static void *vm_thread(void *arg)
+{
+    struct vm_launch *l = arg;
+    clone_spread = l->spread;
+    clone_cpus = l->cpus;
+    int pid = clone(vm_child_entry, (char *)l->stack + l->stack_size,
+                    (int)(l->flags | CLONE_VM | CLONE_VFORK | CLONE_PARENT_SETTID | SIGCHLD), l, &l->tid);
+    /* Here once the child has exec'd or exited (or was never made). */
+    if (pid < 0) {
+        l->clone_errno = errno;
+        __atomic_store_n(&l->tid, -1, __ATOMIC_RELEASE);
+        syscall(SYS_futex, &l->tid, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+    } else {
+        vm_done();
+    }
+    vm_put(l);
+    return NULL;
+}
+
+/* Clones the child as above: its pid, or -1 with errno set (the caller
+ * then clones a copy, and the description's release is still the
+ * caller's). Called with every signal blocked. */
+static long vm_clone(const struct gk_spawn *spec, unsigned long flags, child_fn child, const int sv[2])
+{
+    struct vm_launch *l = calloc(1, sizeof *l);
+    if (!l)
+        return -1;
+    l->spec = *spec;
+    l->child = child;
+    l->sync = sv[1];
+    l->other = sv[0];
+    l->flags = flags;
+    l->spread = clone_spread;
+    l->cpus = clone_cpus;
+    l->stack_size = VM_STACK_SIZE;
+    l->stack = mmap(NULL, l->stack_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK | MAP_NORESERVE,
+                    -1, 0);
+    if (l->stack == MAP_FAILED) {
+        free(l);
+        return -1;
+    }
+    /* A guard page below it. */
+    (void)mprotect(l->stack, 4096, PROT_NONE);
+    __atomic_store_n(&l->refs, 2, __ATOMIC_RELEASE);
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_attr_setstacksize(&attr, 256 * 1024);
+    pthread_t t;
+    int e = pthread_create(&t, &attr, vm_thread, l);
+    pthread_attr_destroy(&attr);
+    if (e != 0) {
+        munmap(l->stack, l->stack_size);
+        free(l);
+        errno = e;
+        return -1;
+    }
+    int pid;
+    while ((pid = __atomic_load_n(&l->tid, __ATOMIC_ACQUIRE)) == 0)
+        syscall(SYS_futex, &l->tid, FUTEX_WAIT_PRIVATE, 0, NULL, NULL, 0);
+    if (pid < 0) {
+        /* The thread is done with it, and so is the release: not called
+         * (the caller's copy path calls it). */
+        int err = l->clone_errno;
+        l->spec.release = NULL;
+        vm_put(l);
+        errno = err;
+        return -1;
+    }
+    vm_put(l);
+    return pid;
+}
+
 /* The parent's side of GK_MSG_HOOKS: the runtime's hooks, then the answer
  * that lets the child go on. 0, or what failed (the caller kills it). */
 static int parent_hooks(const struct gk_spawn *spec, int sync, pid_t pid)
@@ -1001,13 +1170,24 @@ static int launch(const struct gk_spawn *spec, unsigned long flags, child_fn chi
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
     gk_mark(GK_MARK_CLONE);
-    long pid = clone_child(spec, flags);
+    int shared = vm_may_share(spec, flags, child, pid_ns_fd);
+    long pid = shared ? vm_clone(spec, flags, child, sv) : -1;
+    if (pid < 0 && shared) {
+        /* No thread to clone from (or clone failed there): a copy then. */
+        vm_done();
+        shared = 0;
+    }
+    if (!shared)
+        pid = clone_child(spec, flags);
     if (pid == 0) {
         gk_mark(GK_MARK_CHILD);
         close(sv[0]);
+        child_reset();
         child(spec, sv[1]);
     }
     int clone_errno = errno;
+    if (shared)
+        release_taken = 1;
     if (pid > 0 && clone_spread) {
         /* Best effort: where it fails, the child runs where it is. */
         cpu_set_t others = clone_cpus;
@@ -1126,7 +1306,14 @@ int gk_spawn(const struct gk_spawn *spec, gk_before_go_fn before_go, void *ctx,
              pid_t *pid_out, int *terminal_fd, struct gk_msg *err)
 {
     int pid_ns = (spec->flags & GK_SPAWN_JOIN_PID) ? spec->pid_ns_fd : -1;
-    return launch_maybe_parked(spec, spec->clone_flags, child_main, pid_ns, 1, before_go, ctx, pid_out, terminal_fd, err);
+    release_taken = 0;
+    int r = launch_maybe_parked(spec, spec->clone_flags, child_main, pid_ns, 1, before_go, ctx, pid_out, terminal_fd,
+                                err);
+    /* A child with a copy of the memory, or none made: the caller's
+     * description is read no more. */
+    if (!release_taken && spec->release)
+        spec->release(spec->release_ctx);
+    return r;
 }
 
 int gk_send_saved(int sync)

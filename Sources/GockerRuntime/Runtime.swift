@@ -589,6 +589,10 @@ public struct Runtime: Sendable {
             // Its hooks fork and exec before the filter: never loaded early.
             if !hooks["startContainer"].isEmpty { spec.seccomp_early = 0 }
         }
+        // The child may read the arena until its execve, past this
+        // function (see gk_spawn's `release`): it holds it until then.
+        spec.release = { ctx in Unmanaged<CArena>.fromOpaque(ctx!).release() }
+        spec.release_ctx = Unmanaged.passRetained(arena).toOpaque()
         var pid: pid_t = 0
         var terminal: Int32 = -1
         var msg = gk_msg()

@@ -114,7 +114,7 @@ struct BadInputTests {
         #expect(try gocker("rm -f \(id)").status == 0)
         #expect(box.list(work).sorted() == ["rel-data", "rel-state"], "\(box.list(work))")
         #expect(box.list(work + "/rel-data/containers") == [])
-        #expect(box.list(work + "/rel-state") == [])
+        #expect(box.stateLeft(in: work + "/rel-state") == [])
         #expect(box.list(work + "/rel-data/image/images").filter { $0.hasSuffix(".json") }.count == 1)
         box.expectNothingLeft()
     }

@@ -219,9 +219,14 @@ final class Sandbox {
     /// The state root's containers: every entry but the spare directories
     /// gocker keeps for the next container (StateStore.spareRoot), and
     /// those too, by name, when one is not empty.
-    func stateLeft() -> [String] {
-        let spares = list(stateRoot + "/@spare").filter { !list("\(stateRoot)/@spare/\($0)").isEmpty }
-        return list(stateRoot).filter { $0 != "@spare" } + spares.map { "@spare/\($0)" }
+    func stateLeft(in root: String? = nil) -> [String] { Self.stateLeft(in: root ?? stateRoot) }
+
+    static func stateLeft(in root: String) -> [String] {
+        func list(_ path: String) -> [String] {
+            ((try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []).sorted()
+        }
+        let spares = list(root + "/@spare").filter { !list("\(root)/@spare/\($0)").isEmpty }
+        return list(root).filter { $0 != "@spare" } + spares.map { "@spare/\($0)" }
     }
 
     /// Host processes whose root directory lies under this sandbox: the

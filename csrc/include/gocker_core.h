@@ -415,6 +415,15 @@ struct gk_spawn {
     void *hooks_ctx;
     struct gk_hook_set create_hooks; /* createContainer */
     struct gk_hook_set start_hooks;  /* startContainer */
+
+    /* Non-NULL: the memory this description points to may be kept for the
+     * child past gk_spawn's return, and `release(release_ctx)` is called
+     * exactly once when the child reads it no more (from another thread,
+     * possibly after gk_spawn returned). The first process may then share
+     * the parent's memory until its execve instead of getting a copy of
+     * it: see launch in spawn.c. */
+    void (*release)(void *ctx);
+    void *release_ctx;
 };
 
 #define GK_SECCOMP_PID_WIDTH 10
