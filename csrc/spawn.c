@@ -8,6 +8,7 @@
  * sequence is documented in include/gocker_core.h.
  */
 #include "gocker_core.h"
+#include "gocker_sys.h"
 #include "gocker_timings.h"
 #include "internal.h"
 
@@ -974,7 +975,10 @@ typedef void (*child_fn)(const struct gk_spawn *, int);
  * errno) and on a stack of its own; everything it writes outside them
  * (this file's statics, the description's copy) is its own until then, as
  * only one such child is in flight at a time: another launch meanwhile
- * takes a copy. Its statics are set afresh first (child_reset).
+ * takes a copy. Its statics are set afresh first (child_reset). What the
+ * kernel keeps per memory and not per process: dumpable (the child clears
+ * it, the thread puts it back after the execve); a v1 cpuset with other
+ * memory nodes rebinds gocker's memory policy too while it shares it.
  *
  * Not for a user namespace (setns into one refuses a process that shares
  * its memory, and a rootless parent must write the maps of a dumpable
@@ -993,6 +997,7 @@ struct vm_launch {
     size_t stack_size;
     pid_t tid;            /* CLONE_PARENT_SETTID: the child's pid, -1 on failure (atomic) */
     int clone_errno;
+    int dumpable;         /* the memory's before the child (PR_GET_DUMPABLE) */
     int refs;             /* the caller's and the thread's (atomic) */
 };
 
@@ -1053,10 +1058,16 @@ static void *vm_thread(void *arg)
     if (pid < 0) {
         l->clone_errno = errno;
         __atomic_store_n(&l->tid, -1, __ATOMIC_RELEASE);
-        syscall(SYS_futex, &l->tid, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
     } else {
+        /* Dumpable is the memory's: the child made it not (and so does a
+         * change of its credentials) for itself, and so for gocker. */
+        if (l->dumpable == 1)
+            (void)prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
         vm_done();
     }
+    /* The caller waits for the pid: a child that died before waking it
+     * (killed at once) must not leave it waiting. */
+    syscall(SYS_futex, &l->tid, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
     vm_put(l);
     return NULL;
 }
@@ -1076,6 +1087,7 @@ static long vm_clone(const struct gk_spawn *spec, unsigned long flags, child_fn 
     l->flags = flags;
     l->spread = clone_spread;
     l->cpus = clone_cpus;
+    l->dumpable = prctl(PR_GET_DUMPABLE, 0, 0, 0, 0);
     l->stack_size = VM_STACK_SIZE;
     l->stack = mmap(NULL, l->stack_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK | MAP_NORESERVE,
                     -1, 0);
@@ -1090,6 +1102,12 @@ static long vm_clone(const struct gk_spawn *spec, unsigned long flags, child_fn 
     pthread_attr_init(&attr);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
     pthread_attr_setstacksize(&attr, 256 * 1024);
+    /* The thread, and the child it clones with its CPU set, away from this
+     * thread's CPU: the child's wake-up of this thread must not wait for
+     * the child to leave it (see clone_spread, which the child takes back
+     * at GO). */
+    if (l->spread)
+        gk_attr_spread(&attr);
     pthread_t t;
     int e = pthread_create(&t, &attr, vm_thread, l);
     pthread_attr_destroy(&attr);

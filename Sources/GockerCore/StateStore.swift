@@ -90,9 +90,8 @@ public struct StateStore: Sendable {
         try Identifier.validateContainerID(id)
         do {
             try Sys.mkdirAll(root, mode: 0o711)
-            if try !takeSpare(as: directory(id)) {
-                try Sys.check("mkdir", path: directory(id)) { mkdir(directory(id), 0o711) }
-            }
+            if let lock = try takeSpare(as: directory(id)) { return lock }
+            try Sys.check("mkdir", path: directory(id)) { mkdir(directory(id), 0o711) }
         } catch {
             if error.errno == EEXIST {
                 throw GockerError(.alreadyExists, "container with id \"\(id)\" already exists")
@@ -102,15 +101,37 @@ public struct StateStore: Sendable {
         return try lock(id)
     }
 
-    /// Renames a spare directory to `path`: whether one was taken. Throws
-    /// EEXIST when `path` is there already.
-    private func takeSpare(as path: String) throws(SystemCallError) -> Bool {
+    /// Renames a spare directory to `path` and returns it locked, or nil
+    /// where none was free. A spare still locked (its container's removal
+    /// not finished: poststop hooks run under the lock) is passed over; a
+    /// spare that holds anything, or is not this user's 0711 directory, is
+    /// removed instead of used. Throws EEXIST when `path` is there already.
+    private func takeSpare(as path: String) throws(SystemCallError) -> Lock? {
         for slot in 0..<Self.spareSlots {
-            if gk_rename_noreplace(spare(slot), path) == 0 { return true }
-            if errno == EEXIST { throw SystemCallError("rename", path: path, errno: EEXIST) }
-            // ENOENT: the slot is empty (or the spare root not made yet).
+            let fd = Glibc.open(spare(slot), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+            guard fd >= 0 else { continue }
+            var held = stat(), named = stat()
+            // Locked, and still the one the slot names (taken and given
+            // back meanwhile: another one).
+            guard flock(fd, LOCK_EX | LOCK_NB) == 0, fstat(fd, &held) == 0, stat(spare(slot), &named) == 0,
+                  held.st_dev == named.st_dev, held.st_ino == named.st_ino else {
+                Sys.close(fd)
+                continue
+            }
+            guard gk_rename_noreplace(spare(slot), path) == 0 else {
+                let e = errno
+                Sys.close(fd)
+                if e == EEXIST { throw SystemCallError("rename", path: path, errno: EEXIST) }
+                continue
+            }
+            if held.st_uid == geteuid() && held.st_mode & 0o7777 == 0o711 && gk_directory_empty(fd) == 1 {
+                return Lock(fd: fd)
+            }
+            Sys.close(fd)
+            try Sys.removeAll(path)
+            return nil
         }
-        return false
+        return nil
     }
 
     /// Locks an existing container's directory: the one its name gives

@@ -249,6 +249,34 @@ struct StateStoreTests {
         #expect(try Sys.listDirectory(store.spareRoot + "/0") == [])
     }
 
+    /// A spare whose removal still holds its lock (poststop hooks run under
+    /// it) is passed over, not waited for; a spare that holds something is
+    /// removed, and a new directory made.
+    @Test func busyOrUncleanSparesAreNotUsed() throws {
+        let root = tempDir()
+        defer { try? Sys.removeAll(root) }
+        let store = StateStore(root: root + "/state")
+        let removing = try store.reserve("old")
+        let kept = try #require(inode(store.directory("old")))
+        try store.remove("old")
+        #expect(inode(store.spareRoot + "/0") == kept)
+        // Still locked by its removal: a new directory, at once.
+        let fresh = try store.reserve("new")
+        #expect(inode(store.directory("new")) != kept)
+        #expect(inode(store.spareRoot + "/0") == kept)
+        fresh.release()
+        removing.release()
+        try store.remove("new")
+
+        // Something left in a spare: not used, and gone.
+        try Sys.writeFileExclusive(store.spareRoot + "/0/exec.fifo", [])
+        let next = try store.reserve("next")
+        #expect(try Sys.listDirectory(store.directory("next")) == [])
+        #expect(try Sys.listDirectory(store.spareRoot) == ["1"])
+        next.release()
+        #expect(store.ids() == ["next"])
+    }
+
     /// The flock lines of /proc/locks on inode `ino`: (blocked, held).
     func flocks(on ino: ino_t) -> (waiting: Int, held: Int) {
         let text = (try? Sys.readFile("/proc/locks")).map { String(decoding: $0, as: UTF8.self) } ?? ""
