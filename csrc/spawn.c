@@ -1035,16 +1035,23 @@ static void vm_put(struct vm_launch *l)
     free(l);
 }
 
+/* The child's first steps, whichever way it was cloned: its mark, the
+ * parent's end of the socket closed, its statics afresh, then `child`. */
+static void __attribute__((noreturn)) child_begin(const struct gk_spawn *s, child_fn child, int sync, int other)
+{
+    gk_mark(GK_MARK_CHILD);
+    close(other);
+    child_reset();
+    child(s, sync);
+    _exit(GK_EXIT_SETUP);
+}
+
 static int vm_child_entry(void *arg)
 {
     struct vm_launch *l = arg;
     /* The caller waits for the pid, stored before this runs. */
     syscall(SYS_futex, &l->tid, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
-    gk_mark(GK_MARK_CHILD);
-    close(l->other);
-    child_reset();
-    l->child(&l->spec, l->sync);
-    _exit(GK_EXIT_SETUP);
+    child_begin(&l->spec, l->child, l->sync, l->other);
 }
 
 static void *vm_thread(void *arg)
@@ -1197,16 +1204,13 @@ static int launch(const struct gk_spawn *spec, unsigned long flags, child_fn chi
     }
     if (!shared)
         pid = clone_child(spec, flags);
-    if (pid == 0) {
-        gk_mark(GK_MARK_CHILD);
-        close(sv[0]);
-        child_reset();
-        child(spec, sv[1]);
-    }
+    if (pid == 0)
+        child_begin(spec, child, sv[1], sv[0]);
     int clone_errno = errno;
     if (shared)
         release_taken = 1;
-    if (pid > 0 && clone_spread) {
+    /* (A shared child starts with its cloning thread's CPUs: these.) */
+    if (pid > 0 && clone_spread && !shared) {
         /* Best effort: where it fails, the child runs where it is. */
         cpu_set_t others = clone_cpus;
         int cpu = sched_getcpu();

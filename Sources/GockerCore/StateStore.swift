@@ -66,9 +66,16 @@ public struct StateStore: Sendable {
 
     public static var defaultRoot: String { Sys.env("GOCKER_STATE_ROOT") ?? Rootless.defaultStateRoot }
 
+    /// The files a container's directory holds: its state, the exec FIFO,
+    /// its companions (see keepCompanion), its seccomp program or profile
+    /// (see SeccompProgram).
+    static let stateFile = "state.json", fifoFile = "exec.fifo", companionsFile = "companions"
+    public static let seccompProgramFile = "seccomp.bpf", seccompProfileFile = "seccomp.json"
+    static let usualFiles = [stateFile, fifoFile, companionsFile, seccompProgramFile, seccompProfileFile]
+
     public func directory(_ id: String) -> String { "\(root)/\(id)" }
-    public func statePath(_ id: String) -> String { "\(root)/\(id)/state.json" }
-    public func fifoPath(_ id: String) -> String { "\(root)/\(id)/exec.fifo" }
+    public func statePath(_ id: String) -> String { "\(root)/\(id)/\(Self.stateFile)" }
+    public func fifoPath(_ id: String) -> String { "\(root)/\(id)/\(Self.fifoFile)" }
 
     /// Where the empty directories of removed containers wait to be taken
     /// by the next `reserve`: `@` is in no container id. A directory
@@ -77,9 +84,6 @@ public struct StateStore: Sendable {
     /// minute each time it makes one; mounted with `discard`, a freed
     /// block waits for the device).
     public var spareRoot: String { "\(root)/@spare" }
-    /// The files a container's directory holds besides the state: the exec
-    /// FIFO, its companions, its seccomp program (see SeccompProgram).
-    static let usualFiles = ["state.json", "exec.fifo", "companions", "seccomp.bpf", "seccomp.json"]
     /// How many are kept; a removal beyond them removes the directory.
     static let spareSlots = 2
     private func spare(_ slot: Int) -> String { "\(spareRoot)/\(slot)" }
@@ -110,11 +114,9 @@ public struct StateStore: Sendable {
         for slot in 0..<Self.spareSlots {
             let fd = Glibc.open(spare(slot), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
             guard fd >= 0 else { continue }
-            var held = stat(), named = stat()
             // Locked, and still the one the slot names (taken and given
             // back meanwhile: another one).
-            guard flock(fd, LOCK_EX | LOCK_NB) == 0, fstat(fd, &held) == 0, stat(spare(slot), &named) == 0,
-                  held.st_dev == named.st_dev, held.st_ino == named.st_ino else {
+            guard flock(fd, LOCK_EX | LOCK_NB) == 0, let held = Self.named(fd, spare(slot)) else {
                 Sys.close(fd)
                 continue
             }
@@ -132,6 +134,15 @@ public struct StateStore: Sendable {
             return nil
         }
         return nil
+    }
+
+    /// The status of the file open as `fd` when `path` names that same
+    /// file, else nil.
+    private static func named(_ fd: Int32, _ path: String) -> stat? {
+        var held = stat(), named = stat()
+        guard fstat(fd, &held) == 0, stat(path, &named) == 0,
+              held.st_dev == named.st_dev, held.st_ino == named.st_ino else { return nil }
+        return held
     }
 
     /// Locks an existing container's directory: the one its name gives
@@ -152,11 +163,7 @@ public struct StateStore: Sendable {
             }
             // Removed while we waited for the lock (the directory made a
             // spare, or the name given to a new one)?
-            var held = stat(), named = stat()
-            if fstat(fd, &held) == 0 && stat(directory(id), &named) == 0
-                && held.st_dev == named.st_dev && held.st_ino == named.st_ino {
-                return Lock(fd: fd)
-            }
+            if Self.named(fd, directory(id)) != nil { return Lock(fd: fd) }
             Sys.close(fd)
             if !Sys.exists(directory(id)) {
                 throw GockerError(.notFound, "container \"\(id)\" does not exist")
@@ -218,7 +225,7 @@ public struct StateStore: Sendable {
     /// state directory's `companions`, and stopped when the state goes.
     public func keepCompanion(_ id: String, pid: pid_t) throws(GockerError) {
         let line = Array("\(pid) \(gk_process_start_time(pid))\n".utf8)
-        let path = directory(id) + "/companions"
+        let path = directory(id) + "/" + Self.companionsFile
         try performing("record the companion process of \(id)") { () throws(SystemCallError) in
             let fd = try Sys.open(path, O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW, 0o600)
             defer { Sys.close(fd) }
@@ -230,7 +237,7 @@ public struct StateStore: Sendable {
     /// start time too), reaped when it is this process's child (a
     /// foreground `run`'s; a detached container's monitor reaps its own).
     func stopCompanions(_ id: String) {
-        guard let bytes = try? Sys.readFile(directory(id) + "/companions") else { return }
+        guard let bytes = try? Sys.readFile(directory(id) + "/" + Self.companionsFile) else { return }
         for line in String(decoding: bytes, as: UTF8.self).split(separator: "\n") {
             let f = line.split(separator: " ")
             guard f.count == 2, let pid = pid_t(f[0]), pid > 0, let start = UInt64(f[1]),

@@ -245,8 +245,8 @@ public struct SeccompProgram: Sendable {
 
     /// The names under a container's state directory of what `exec` loads:
     /// the program (no listener), or the profile (with one).
-    static let programFile = "seccomp.bpf"
-    static let profileFile = "seccomp.json"
+    static let programFile = StateStore.seccompProgramFile
+    static let profileFile = StateStore.seccompProfileFile
 
     /// Keeps the container's filter in its state directory `dir` for
     /// `exec`, which must not take a later edit of the bundle's config: a
