@@ -277,6 +277,11 @@ int gk_rename_noreplace(const char *from, const char *to)
     return (int)syscall(SYS_renameat2, AT_FDCWD, from, AT_FDCWD, to, 1 /* RENAME_NOREPLACE */);
 }
 
+int gk_rename_exchange(const char *from, const char *to)
+{
+    return (int)syscall(SYS_renameat2, AT_FDCWD, from, AT_FDCWD, to, 2 /* RENAME_EXCHANGE */);
+}
+
 int gk_directory_empty(int fd)
 {
     /* getdents64's records: d_ino, d_off, d_reclen, d_type, d_name. */

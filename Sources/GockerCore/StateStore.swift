@@ -182,7 +182,7 @@ public struct StateStore: Sendable {
 
     public func save(_ state: RuntimeState) throws(GockerError) {
         do {
-            try Sys.writeFileAtomic(statePath(state.id), state.jsonBytes, mode: 0o600)
+            try Sys.writeFileAtomic(statePath(state.id), state.jsonBytes, mode: 0o600, exchange: true)
         } catch {
             throw GockerError(.system, "save state of \(state.id)", cause: error)
         }

@@ -83,7 +83,16 @@ public enum Sys {
 
     /// Writes a file whole: to a temporary name beside it, then rename(2), so
     /// that a reader sees the old content or the new, never a part.
-    public static func writeFileAtomic(_ path: String, _ bytes: some Collection<UInt8>, mode: mode_t = 0o644) throws(SystemCallError) {
+    ///
+    /// - exchange: an existing file is swapped with the new one
+    ///   (renameat2's RENAME_EXCHANGE) and then unlinked, instead of renamed
+    ///   over. ext4 writes a file renamed over another out at once
+    ///   (auto_da_alloc), which makes the rename and a later unlink of the
+    ///   file wait for the disk: this skips that, and with it the promise
+    ///   that the new content survives a power loss. For files that do not
+    ///   outlive the machine's uptime anyway (a container's state).
+    public static func writeFileAtomic(_ path: String, _ bytes: some Collection<UInt8>, mode: mode_t = 0o644,
+                                       exchange: Bool = false) throws(SystemCallError) {
         let tmp = "\(path).tmp-\(getpid())"
         var fd = try open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW, mode)
         do {
@@ -91,6 +100,11 @@ public enum Sys {
             close(fd)
             // Closed once only: another thread may have the number by now.
             fd = -1
+            // (No file to swap with, or a file system that cannot: renamed.)
+            if exchange && gk_rename_exchange(tmp, path) == 0 {
+                _ = unlink(tmp)
+                return
+            }
             try check("rename", path: path) { Glibc.rename(tmp, path) }
         } catch {
             if fd >= 0 { close(fd) }

@@ -197,6 +197,33 @@ struct StateStoreTests {
         #expect(throws: GockerError.self) { try store.load("c1") }
     }
 
+    /// A state saved over another is swapped in whole (RENAME_EXCHANGE,
+    /// then the old file unlinked): a reader that opened the old one still
+    /// reads it all, the name gives the new one, and nothing else is left.
+    @Test func savingOverAStateSwapsItIn() throws {
+        let root = tempDir()
+        defer { try? Sys.removeAll(root) }
+        let store = StateStore(root: root + "/state")
+        let lock = try store.reserve("c1")
+        defer { lock.release() }
+        var s = RuntimeState(id: "c1", pid: 0, pidStartTime: 0, bundle: "/b", rootfs: "/b/rootfs",
+                             created: Timestamp.now(), annotations: nil)
+        try store.save(s)
+        let oldInode = try #require(inode(store.statePath("c1")))
+        let reader = try Sys.open(store.statePath("c1"), O_RDONLY)
+        defer { Sys.close(reader) }
+        s.pid = 42
+        try store.save(s)
+        #expect(try store.load("c1").pid == 42)
+        #expect(inode(store.statePath("c1")) != oldInode)
+        var st = stat()
+        #expect(fstat(reader, &st) == 0 && st.st_nlink == 0 && st.st_mode & 0o777 == 0o600)
+        let old = try JSON.read(RuntimeState.self, from: Sys.readAll(reader, path: "old state"), what: "old state")
+        #expect(old.pid == 0)
+        #expect(try Sys.listDirectory(store.directory("c1")) == ["state.json"])
+        #expect(stat(store.statePath("c1"), &st) == 0 && st.st_mode & 0o777 == 0o600)
+    }
+
     func inode(_ path: String) -> ino_t? {
         var st = stat()
         return stat(path, &st) == 0 ? st.st_ino : nil

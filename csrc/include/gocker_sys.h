@@ -29,6 +29,11 @@ void gk_attr_spread(pthread_attr_t *attr);
  * RENAME_NOREPLACE): 0 or -1 with errno set (EEXIST: `to` is there). */
 int gk_rename_noreplace(const char *from, const char *to);
 
+/* Swaps `from` and `to`, both of which must exist (renameat2 with
+ * RENAME_EXCHANGE): 0 or -1 with errno set (ENOENT: one is missing;
+ * EINVAL: the file system cannot). */
+int gk_rename_exchange(const char *from, const char *to);
+
 /* Whether the directory open as `fd` holds nothing: 1, 0, or -1 with
  * errno set. Reads from the descriptor's current position. */
 int gk_directory_empty(int fd);
