@@ -1283,6 +1283,8 @@ static int launch(const struct gk_spawn *spec, unsigned long flags, child_fn chi
         }
         goto kill_child;
     }
+    if (spec->after_go && (ret = spec->after_go((pid_t)pid, spec->after_go_ctx)) != 0)
+        goto kill_child;
 
     int fd = -1;
     ret = gk_recv_fd(sv[0], &m, &fd);

@@ -58,6 +58,9 @@ public struct CgroupDriver: Sendable {
         /// is made: nil until then.
         public var settings: [CgroupSetting]?
         public var devicePolicy: [DeviceRule]?
+        /// What the controller's `prepare` gave for the group, once done
+        /// ahead (`prepare(_:path:)`): nil, `create` asks it then.
+        public var prepared: [CgroupSetting]? = nil
     }
 
     /// Each controller that gets a group (always-grouped ones the host
@@ -119,13 +122,26 @@ public struct CgroupDriver: Sendable {
         try create(path: path, resources: resources, planned: try plan(for: resources))
     }
 
+    /// `planned` with each controller's work before its group is made done
+    /// now, for a group at `path` (cpuset on v1 reads its parent's CPUs and
+    /// memory nodes, and fills missing ancestors): a start does it before
+    /// the clone, so that `create` after it only makes the groups.
+    public func prepare(_ planned: [Plan], path: String) throws(GockerError) -> [Plan] {
+        var out = planned
+        for i in out.indices where out[i].prepared == nil {
+            out[i].prepared = try out[i].controller.prepare(path: path, backend: backend)
+        }
+        return out
+    }
+
     /// `create` with the plan made already for `resources` (`plan(for:)`).
     public func create(path: String, resources: Spec.Resources, planned: [Plan]) throws(GockerError) -> CgroupRecord {
         var made: [String] = []
         do throws(GockerError) {
             for p in planned {
                 let c = p.controller
-                var all = try c.prepare(path: path, backend: backend)
+                var all: [CgroupSetting]
+                if let prepared = p.prepared { all = prepared } else { all = try c.prepare(path: path, backend: backend) }
                 made.append(c.name)
                 let key = c.backendName(backend.version)
                 if let settings = p.settings {

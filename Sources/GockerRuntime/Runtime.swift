@@ -237,21 +237,30 @@ public struct Runtime: Sendable {
         // `delete`, also when only some were made. Only once the id is
         // ours: the path may be that of a live container's groups until
         // then.
-        // With a late GO the groups are made once the child is cloned, by
-        // the hook that sends GO, while the child sets itself up: the one
-        // state file, written first, names the child's pid too. Otherwise
-        // they exist before the clone: made on the driver's thread after a
-        // state with no process yet, which is written again with the pid
-        // once the child is READY. (ext4 flushes a file renamed over
-        // another at once, and removing it later waits for that write.)
-        let groupsAhead = lateGo ? nil : planning.then { planned -> Result<(CgroupDriver, CgroupRecord), GockerError> in
+        // On the driver's thread, while this one goes on to the clone: what
+        // comes before the groups (`prepare`: cpuset's values from its
+        // parent), then a state with no process yet. The groups come after
+        // it: with a late GO once the child is cloned, by the hook that
+        // sends GO, while the child sets itself up; otherwise before the
+        // clone, on the driver's thread too. The state is written again
+        // with the child's pid once GO is sent, while the child goes on
+        // (swapped in: see StateStore.save).
+        let readied = planning.then { planned -> Result<Planned, GockerError> in
             Result { () throws(GockerError) in
-                let p = try planned.get()
+                var p = try planned.get()
+                p.groups = try p.driver.prepare(p.groups, path: cgroupPath)
                 try store.save(stateRecord(pid: 0, cgroups: p.record))
+                return p
+            }
+        }
+        let groupsAhead = lateGo ? nil : readied.then { readied -> Result<(CgroupDriver, CgroupRecord), GockerError> in
+            Result { () throws(GockerError) in
+                let p = try readied.get()
                 return (p.driver, try p.driver.create(path: cgroupPath, resources: resources, planned: p.groups))
             }
         }
-        var madeLate: (driver: CgroupDriver, record: CgroupRecord, state: RuntimeState)?
+        var madeLate: (driver: CgroupDriver, record: CgroupRecord)?
+        var saved: RuntimeState?
         var pid: pid_t = 0
         var terminal: Int32 = -1
         var sync: Int32 = -1
@@ -298,21 +307,20 @@ public struct Runtime: Sendable {
                     let (driver, record) = try groupsAhead.value().get()
                     return try GoHook.join(driver, record, pid: pid)
                 }
-                let p = try planning.value().get()
-                let saved = stateRecord(pid: pid, cgroups: p.record)
-                try store.save(saved)
+                let p = try readied.value().get()
                 let made = try p.driver.create(path: cgroupPath, resources: resources, planned: p.groups)
-                madeLate = (p.driver, made, saved)
+                madeLate = (p.driver, made)
                 return try GoHook.join(p.driver, made, pid: pid)
-            }
-            let state: RuntimeState
-            if let madeLate {
-                state = madeLate.state
-            } else if let groupsAhead {
-                state = stateRecord(pid: pid, cgroups: try groupsAhead.value().get().1)
+            } afterGo: { pid throws(GockerError) in
+                guard let record = madeLate?.record ?? groupsAhead.flatMap({ try? $0.value().get().1 }) else {
+                    throw GockerError(.system, "create container \(id): its groups were not made before GO")
+                }
+                let state = stateRecord(pid: pid, cgroups: record)
                 try store.save(state)
-            } else {
-                throw GockerError(.system, "create container \(id): its groups were not made before GO")
+                saved = state
+            }
+            guard let state = saved else {
+                throw GockerError(.system, "create container \(id): its state was not saved")
             }
             // Named by the state now: the child may outlive this process.
             let r = gk_send_saved(sync)
@@ -347,6 +355,8 @@ public struct Runtime: Sendable {
             } else if let madeLate {
                 try? madeLate.driver.destroy(madeLate.record)
             }
+            // Not before the state with no process yet is written.
+            _ = readied.value()
             try? store.remove(id)
             throw error
         }
@@ -356,7 +366,7 @@ public struct Runtime: Sendable {
     /// them, and the record that names them.
     struct Planned {
         let driver: CgroupDriver
-        let groups: [CgroupDriver.Plan]
+        var groups: [CgroupDriver.Plan]
         let record: CgroupRecord
     }
 
@@ -368,13 +378,18 @@ public struct Runtime: Sendable {
         /// through which it joins its groups itself; the C core sends them
         /// with GO and closes them.
         let body: (pid_t) throws(GockerError) -> [Int32]
+        /// Run once GO is sent, while the child goes on (see gk_spawn's
+        /// `after_go`).
+        let after: ((pid_t) throws(GockerError) -> Void)?
         var error: GockerError?
         /// Set by the C core when the child was cloned straight into its
         /// cgroup v2 group (clone3 with CLONE_INTO_CGROUP): then it is in its
         /// group already, and `body`, which places it there, is skipped.
         let joined = UnsafeMutablePointer<Int32>.allocate(capacity: 1)
-        init(_ body: @escaping (pid_t) throws(GockerError) -> [Int32]) {
+        init(_ body: @escaping (pid_t) throws(GockerError) -> [Int32],
+             after: ((pid_t) throws(GockerError) -> Void)? = nil) {
             self.body = body
+            self.after = after
             joined.initialize(to: 0)
         }
         deinit { joined.deallocate() }
@@ -389,6 +404,18 @@ public struct Runtime: Sendable {
                 precondition(files.count <= Int(GK_MAX_GO_FDS))
                 for (i, fd) in files.enumerated() { fds![i] = fd }
                 count!.pointee = files.count
+            } catch {
+                hook.error = error
+                return -EIO
+            }
+            return 0
+        }
+
+        /// The C callback after GO; `ctx` is an unretained GoHook.
+        static let callAfter: @convention(c) (pid_t, UnsafeMutableRawPointer?) -> Int32 = { pid, ctx in
+            let hook = Unmanaged<GoHook>.fromOpaque(ctx!).takeUnretainedValue()
+            do throws(GockerError) {
+                try hook.after?(pid)
             } catch {
                 hook.error = error
                 return -EIO
@@ -426,10 +453,11 @@ public struct Runtime: Sendable {
     /// `ahead`: its network namespace is closed by the caller.
     private func spawn(id: String, plan: LaunchPlan, fifoFD: Int32, stdio: [Int32], choices: StartChoices,
                        ahead: StartAhead, bundle: String, annotations: [String: String]?, cgroupDirectory: String?,
-                       beforeGo: @escaping (pid_t) throws(GockerError) -> [Int32]) throws(GockerError) -> (pid_t, terminal: Int32, sync: Int32) {
+                       beforeGo: @escaping (pid_t) throws(GockerError) -> [Int32],
+                       afterGo: @escaping (pid_t) throws(GockerError) -> Void) throws(GockerError) -> (pid_t, terminal: Int32, sync: Int32) {
         let cgroupFD = cgroupDirectory.map { Glibc.open($0, O_RDONLY | O_DIRECTORY | O_CLOEXEC) } ?? -1
         defer { if cgroupFD >= 0 { Sys.close(cgroupFD) } }
-        let hook = GoHook(beforeGo)
+        let hook = GoHook(beforeGo, after: afterGo)
         let arena = CArena()
         var heldFDs: [Int32] = []
         defer { for fd in heldFDs { Sys.close(fd) } }
@@ -597,6 +625,8 @@ public struct Runtime: Sendable {
         var terminal: Int32 = -1
         var msg = gk_msg()
         let ctx = Unmanaged.passRetained(hook)
+        spec.after_go = GoHook.callAfter
+        spec.after_go_ctx = ctx.toOpaque()
         let r = gk_spawn(&spec, GoHook.call, ctx.toOpaque(), &pid, &terminal, &msg)
         ctx.release()
         let hooksError = hooksCtx?.takeRetainedValue().error

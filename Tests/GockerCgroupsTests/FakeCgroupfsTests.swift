@@ -46,6 +46,36 @@ struct FakeCgroupfsTests {
         memory: .init(limit: 67_108_864, swap: 134_217_728), cpu: .init(shares: 512, quota: 50_000, period: 100_000, cpus: "1"),
         pids: .init(limit: 50))
 
+    /// `prepare` done ahead (as a start does before its clone) reads the
+    /// cpuset parent's values then and fills a missing ancestor; `create`
+    /// later writes those values and reads the parent no more, while a plan
+    /// not prepared reads them at `create`.
+    @Test func v1CpusetPreparedAheadIsWhatCreateWrites() throws {
+        let fs = try FakeCgroupfs()
+        let mounts = ["cpuset": fs.root + "/cpuset"]
+        try fs.write("cpuset/cpuset.cpus", "0-3\n")
+        try fs.write("cpuset/cpuset.mems", "0\n")
+        for level in ["gocker", "gocker/a", "gocker/b"] {
+            for f in ["cpuset.cpus", "cpuset.mems"] { try fs.write("cpuset/\(level)/\(f)", "") }
+        }
+        let registry = try ControllerRegistry([CpusetController()])
+        let driver = CgroupDriver(backend: CgroupfsV1Backend(mounts: mounts), registry: registry)
+        let plan = try driver.plan(for: Spec.Resources())
+        #expect(plan.map(\.controller.name) == ["cpuset"] && plan[0].prepared == nil)
+        let prepared = try driver.prepare(plan, path: "gocker/a")
+        #expect(prepared[0].prepared == [CgroupSetting("cpuset.cpus", "0-3"), CgroupSetting("cpuset.mems", "0")])
+        // The ancestor was filled from the root then.
+        #expect(fs.read("cpuset/gocker/cpuset.cpus") == "0-3")
+        // The parent changes between the two: the prepared values are kept.
+        try fs.write("cpuset/gocker/cpuset.cpus", "1\n")
+        _ = try driver.create(path: "gocker/a", resources: Spec.Resources(), planned: prepared)
+        #expect(fs.read("cpuset/gocker/a/cpuset.cpus") == "0-3")
+        #expect(fs.read("cpuset/gocker/a/cpuset.mems") == "0")
+        // Not prepared: read at create.
+        _ = try driver.create(path: "gocker/b", resources: Spec.Resources(), planned: plan)
+        #expect(fs.read("cpuset/gocker/b/cpuset.cpus") == "1")
+    }
+
     /// mkdir on a real cgroupfs makes the control files; here the fake
     /// makes them by being written to (the backend opens with O_TRUNC, not
     /// O_CREAT, so make the files a group gets before creating it).

@@ -424,6 +424,13 @@ struct gk_spawn {
      * it: see launch in spawn.c. */
     void (*release)(void *ctx);
     void *release_ctx;
+
+    /* Non-NULL: called in the parent as `after_go(pid, after_go_ctx)` once
+     * GO is sent, while the child goes on to READY (gocker writes the state
+     * naming the pid there); a non-zero return kills the child and is
+     * returned as gk_spawn's result. */
+    int (*after_go)(pid_t pid, void *ctx);
+    void *after_go_ctx;
 };
 
 #define GK_SECCOMP_PID_WIDTH 10
@@ -520,8 +527,8 @@ int gk_spawn_helper(const char *path, char *const argv[], const int *fds, int nf
  * (err->type == GK_MSG_ERROR) and the child has been reaped.
  *
  * Before GO is sent, `before_go(pid, ctx, go_fds, &n)` is called in the
- * parent if not NULL (gocker writes the state naming the pid there, and
- * with GK_SPAWN_LATE_GO makes the groups); a non-zero return kills the
+ * parent if not NULL (with GK_SPAWN_LATE_GO gocker makes the groups
+ * there; the spec's `after_go` follows GO); a non-zero return kills the
  * child and is returned as the result. It may store up to GK_MAX_GO_FDS descriptors in go_fds (and
  * their count in n): each is a cgroup v1 `tasks` file, sent with GO, which
  * the child joins by writing 0 to it (moving itself, its only thread,
