@@ -1274,17 +1274,15 @@ static int launch(const struct gk_spawn *spec, unsigned long flags, child_fn chi
     ret = gk_send_fds(sv[0], &m, go_fds, ngo);
     for (size_t i = 0; i < ngo; i++)
         close(go_fds[i]);
-    if (ret < 0) {
-        /* A child that sets itself up before GO may have failed already:
-         * its record is waiting. */
+    /* A child that sets itself up before GO may have failed already: its
+     * record, waiting, is the better cause of a failure here. */
+    if (ret < 0 || (spec->go_sent && (ret = spec->go_sent((pid_t)pid, spec->go_sent_ctx)) != 0)) {
         if (recv(sv[0], &m, sizeof m, MSG_DONTWAIT) == (ssize_t)sizeof m && m.type == GK_MSG_ERROR) {
             *err = m;
             ret = -(m.err ? m.err : EIO);
         }
         goto kill_child;
     }
-    if (spec->after_go && (ret = spec->after_go((pid_t)pid, spec->after_go_ctx)) != 0)
-        goto kill_child;
 
     int fd = -1;
     ret = gk_recv_fd(sv[0], &m, &fd);

@@ -232,11 +232,12 @@ public struct Runtime: Sendable {
             if pid > 0 { s.hooks = plan.hooks?.afterCreate }
             return s
         }
-        // Write-ahead: the state names the groups before any is made, so
-        // that a gocker killed while it makes them leaves them to
+        // Write-ahead: the state names the container's groups before any is
+        // made, so that a gocker killed while it makes them leaves them to
         // `delete`, also when only some were made. Only once the id is
         // ours: the path may be that of a live container's groups until
-        // then.
+        // then. (A missing cpuset ancestor that `prepare` fills is shared,
+        // not the container's, and stays, as runc leaves it.)
         // On the driver's thread, while this one goes on to the clone: what
         // comes before the groups (`prepare`: cpuset's values from its
         // parent), then a state with no process yet. The groups come after
@@ -372,14 +373,15 @@ public struct Runtime: Sendable {
 
     /// Runs `beforeGo` in the parent once the child exists, before GO: it
     /// puts the child in its cgroups, or hands it the files to join them
-    /// (with a late GO, once it has written the state and made them).
+    /// (with a late GO, once it has made them); then `after` once GO is
+    /// sent.
     final class GoHook {
         /// Places the child, or returns the `tasks` files (open for writing)
         /// through which it joins its groups itself; the C core sends them
         /// with GO and closes them.
         let body: (pid_t) throws(GockerError) -> [Int32]
         /// Run once GO is sent, while the child goes on (see gk_spawn's
-        /// `after_go`).
+        /// `go_sent`).
         let after: ((pid_t) throws(GockerError) -> Void)?
         var error: GockerError?
         /// Set by the C core when the child was cloned straight into its
@@ -412,7 +414,7 @@ public struct Runtime: Sendable {
         }
 
         /// The C callback after GO; `ctx` is an unretained GoHook.
-        static let callAfter: @convention(c) (pid_t, UnsafeMutableRawPointer?) -> Int32 = { pid, ctx in
+        static let callGoSent: @convention(c) (pid_t, UnsafeMutableRawPointer?) -> Int32 = { pid, ctx in
             let hook = Unmanaged<GoHook>.fromOpaque(ctx!).takeUnretainedValue()
             do throws(GockerError) {
                 try hook.after?(pid)
@@ -625,16 +627,20 @@ public struct Runtime: Sendable {
         var terminal: Int32 = -1
         var msg = gk_msg()
         let ctx = Unmanaged.passRetained(hook)
-        spec.after_go = GoHook.callAfter
-        spec.after_go_ctx = ctx.toOpaque()
+        spec.go_sent = GoHook.callGoSent
+        spec.go_sent_ctx = ctx.toOpaque()
         let r = gk_spawn(&spec, GoHook.call, ctx.toOpaque(), &pid, &terminal, &msg)
         ctx.release()
         let hooksError = hooksCtx?.takeRetainedValue().error
         withExtendedLifetime(arena) {}
+        // The child's own failure first: a hook's after GO may have failed
+        // after it (gk_spawn fills `msg` only with a record the child sent).
+        if r < 0 && msg.type == Int32(GK_MSG_ERROR.rawValue) && hooksError == nil {
+            throw Self.childFailure(msg, doing: "create container \(id)")
+        }
         if let error = hook.error { throw error }
         if let hooksError { throw GockerError(hooksError.code, "create container \(id): \(hooksError.message)") }
         if r < 0 {
-            if msg.type == Int32(GK_MSG_ERROR.rawValue) { throw Self.childFailure(msg, doing: "create container \(id)") }
             throw GockerError(.system, "create container \(id)", cause: SystemCallError("clone", errno: -r))
         }
         return (pid, terminal, sync.pointee)

@@ -81,10 +81,11 @@ extension Runtime {
     /// was made ahead: nothing here looks at the host.
     struct StartChoices: Equatable {
         /// GO is sent after the child mounted its root and binds
-        /// (GK_SPAWN_LATE_GO): its groups are made meanwhile, once the state
-        /// names its pid, by the hook that sends GO, and it waits for them
-        /// only before its device nodes (or its "cgroup" mount's binds).
-        /// Otherwise the groups exist before the clone.
+        /// (GK_SPAWN_LATE_GO): its groups are made meanwhile by the hook that
+        /// sends GO (the state naming them was written before the clone),
+        /// and it waits for them only before its device nodes (or its
+        /// "cgroup" mount's binds). Otherwise the groups exist before the
+        /// clone.
         var lateGo: Bool
 
         enum Network: Equatable {

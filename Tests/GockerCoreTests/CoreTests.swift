@@ -197,9 +197,46 @@ struct StateStoreTests {
         #expect(throws: GockerError.self) { try store.load("c1") }
     }
 
+    /// gk_rename_exchange swaps two names' files, and refuses a missing one.
+    @Test func renameExchangeSwaps() throws {
+        let root = tempDir()
+        defer { try? Sys.removeAll(root) }
+        try Sys.writeFileExclusive(root + "/a", Array("first".utf8))
+        try Sys.writeFileExclusive(root + "/b", Array("second".utf8))
+        #expect(gk_rename_exchange(root + "/a", root + "/b") == 0)
+        #expect(try Sys.readText(root + "/a") == "second")
+        #expect(try Sys.readText(root + "/b") == "first")
+        #expect(gk_rename_exchange(root + "/a", root + "/none") == -1 && errno == ENOENT)
+        #expect(try Sys.readText(root + "/a") == "second")
+    }
+
+    /// The names unlinked in directory `watch` while `body` runs
+    /// (inotify's IN_DELETE).
+    func deletions(in directory: String, during body: () throws -> Void) throws -> [String] {
+        let fd = inotify_init1(Int32(IN_NONBLOCK | IN_CLOEXEC))
+        try #require(fd >= 0)
+        defer { Sys.close(fd) }
+        try #require(inotify_add_watch(fd, directory, UInt32(IN_DELETE)) >= 0)
+        try body()
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        var names: [String] = []
+        var at = 0
+        // struct inotify_event: wd, mask, cookie, len (4 bytes each), name[len].
+        while n > 0 && at + 16 <= n {
+            let len = buffer[(at + 12)..<(at + 16)].reversed().reduce(0) { $0 << 8 | Int($1) }
+            let name = buffer[(at + 16)..<(at + 16 + len)].prefix { $0 != 0 }
+            names.append(String(decoding: name, as: UTF8.self))
+            at += 16 + len
+        }
+        return names
+    }
+
     /// A state saved over another is swapped in whole (RENAME_EXCHANGE,
-    /// then the old file unlinked): a reader that opened the old one still
-    /// reads it all, the name gives the new one, and nothing else is left.
+    /// then the old file, under the temporary name, unlinked): a reader
+    /// that opened the old one still reads it all, the name gives the new
+    /// one, and nothing else is left. (A rename over it would unlink
+    /// nothing by name.)
     @Test func savingOverAStateSwapsItIn() throws {
         let root = tempDir()
         defer { try? Sys.removeAll(root) }
@@ -208,12 +245,12 @@ struct StateStoreTests {
         defer { lock.release() }
         var s = RuntimeState(id: "c1", pid: 0, pidStartTime: 0, bundle: "/b", rootfs: "/b/rootfs",
                              created: Timestamp.now(), annotations: nil)
-        try store.save(s)
+        #expect(try deletions(in: store.directory("c1")) { try store.save(s) } == [])
         let oldInode = try #require(inode(store.statePath("c1")))
         let reader = try Sys.open(store.statePath("c1"), O_RDONLY)
         defer { Sys.close(reader) }
         s.pid = 42
-        try store.save(s)
+        #expect(try deletions(in: store.directory("c1")) { try store.save(s) } == ["state.json.tmp-\(getpid())"])
         #expect(try store.load("c1").pid == 42)
         #expect(inode(store.statePath("c1")) != oldInode)
         var st = stat()

@@ -30,6 +30,8 @@
  *                                            GO is awaited earlier, among the
  *                                            mounts, by the first that binds
  *                                            one of the container's groups)
+ *      (`go_sent`: saves the container's
+ *      state, naming the child's pid)
  *                 <------------------------- GK_MSG_TERMINAL with the pty master
  *                                            as SCM_RIGHTS (only with a terminal)
  *                 <------------------------- GK_MSG_ERROR {stage, errno, text}
@@ -39,8 +41,6 @@
  *                                            capabilities and rlimits are set
  *                                            before READY, so that a failure
  *                                            there is still reported here.
- *      (saves the container's state,
- *      naming the child's pid)
  *      GK_MSG_SAVED -----------------------> only with `saved_sync` set: the
  *                                            child keeps its parent-death
  *                                            signal until this arrives (end of
@@ -425,12 +425,12 @@ struct gk_spawn {
     void (*release)(void *ctx);
     void *release_ctx;
 
-    /* Non-NULL: called in the parent as `after_go(pid, after_go_ctx)` once
+    /* Non-NULL: called in the parent as `go_sent(pid, go_sent_ctx)` once
      * GO is sent, while the child goes on to READY (gocker writes the state
      * naming the pid there); a non-zero return kills the child and is
      * returned as gk_spawn's result. */
-    int (*after_go)(pid_t pid, void *ctx);
-    void *after_go_ctx;
+    int (*go_sent)(pid_t pid, void *ctx);
+    void *go_sent_ctx;
 };
 
 #define GK_SECCOMP_PID_WIDTH 10
@@ -528,7 +528,7 @@ int gk_spawn_helper(const char *path, char *const argv[], const int *fds, int nf
  *
  * Before GO is sent, `before_go(pid, ctx, go_fds, &n)` is called in the
  * parent if not NULL (with GK_SPAWN_LATE_GO gocker makes the groups
- * there; the spec's `after_go` follows GO); a non-zero return kills the
+ * there; the spec's `go_sent` follows GO); a non-zero return kills the
  * child and is returned as the result. It may store up to GK_MAX_GO_FDS descriptors in go_fds (and
  * their count in n): each is a cgroup v1 `tasks` file, sent with GO, which
  * the child joins by writing 0 to it (moving itself, its only thread,
