@@ -42,7 +42,10 @@ final class RootlessUser {
         uid = pw.pointee.pw_uid
         gid = pw.pointee.pw_gid
         try FileManager.default.createDirectory(atPath: dir + "/bin", withIntermediateDirectories: true)
-        try FileManager.default.copyItem(atPath: Sandbox.binary, toPath: binary)
+        // Copied by cp: a descriptor this process held open for writing
+        // would be inherited by whatever another test spawns meanwhile, and
+        // the copy's execs fail (ETXTBSY) for as long as that runs.
+        guard try sh("cp '\(Sandbox.binary)' '\(binary)'") == 0 else { throw POSIXError(.EIO) }
         for d in [home, runtimeDir] {
             try FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
             chown(d, uid, gid)
@@ -178,7 +181,7 @@ struct RootlessTests {
         #expect(Sandbox.wait(5) { kill(pause, 0) != 0 })
         // A process of the user's named gocker-pause.
         let impostor = user.dir + "/gocker-pause"
-        try FileManager.default.copyItem(atPath: "/bin/sleep", toPath: impostor)
+        #expect(try sh("cp /bin/sleep '\(impostor)'") == 0, "copied by cp: see RootlessUser")
         chmod(impostor, 0o755)
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
