@@ -301,6 +301,9 @@ public struct Runtime: Sendable {
                     try store.keepCompanion(id, pid: pid)
                 }
             }
+            // Done before the clone: the driver's thread, busy on the CPU
+            // the child is cloned on (see clone_spread), would hold it up.
+            _ = readied.value()
             (pid, terminal, sync) = try spawn(id: id, plan: plan, fifoFD: fifoFD, stdio: stdio, choices: choices,
                                               ahead: ahead, bundle: bundle, annotations: spec.annotations,
                                               cgroupDirectory: cloneDirectory) { pid throws(GockerError) in
