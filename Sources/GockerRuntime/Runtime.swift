@@ -301,9 +301,10 @@ public struct Runtime: Sendable {
                     try store.keepCompanion(id, pid: pid)
                 }
             }
-            // Done before the clone: the driver's thread, busy on the CPU
-            // the child is cloned on (see clone_spread), would hold it up.
-            _ = readied.value()
+            // Done before the clone (and a failure there found before it):
+            // the driver's thread, busy on the CPU the child is cloned on
+            // (see clone_spread), would hold it up.
+            _ = try readied.value().get()
             (pid, terminal, sync) = try spawn(id: id, plan: plan, fifoFD: fifoFD, stdio: stdio, choices: choices,
                                               ahead: ahead, bundle: bundle, annotations: spec.annotations,
                                               cgroupDirectory: cloneDirectory) { pid throws(GockerError) in
