@@ -210,7 +210,7 @@ struct StateStoreTests {
         #expect(try Sys.readText(root + "/a") == "second")
     }
 
-    /// The names unlinked in directory `watch` while `body` runs
+    /// The names unlinked in `directory` while `body` runs
     /// (inotify's IN_DELETE).
     func deletions(in directory: String, during body: () throws -> Void) throws -> [String] {
         let fd = inotify_init1(Int32(IN_NONBLOCK | IN_CLOEXEC))
