@@ -898,8 +898,10 @@ static void __attribute__((noreturn)) child_main(const struct gk_spawn *s, int s
     }
     (void)prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0);
     /* The parent waits for this before it may exit: had it exited before
-     * the signal was cleared, the signal would have killed this process. */
-    if (s->saved_sync && gk_send_all(sync, &m, sizeof m) < 0)
+     * the signal was cleared, the signal would have killed this process.
+     * (Not when SAVED came early: that parent outlives this process.) */
+    const int saved_early = (s->flags & GK_SPAWN_SAVED_EARLY) && !(s->flags & GK_SPAWN_HOOKS);
+    if (s->saved_sync && !saved_early && gk_send_all(sync, &m, sizeof m) < 0)
         _exit(GK_EXIT_SETUP);
 
     /* Wait for `start`: opening the FIFO for writing blocks until a reader
@@ -1153,6 +1155,15 @@ static int parent_hooks(const struct gk_spawn *spec, int sync, pid_t pid)
     return gk_send_all(sync, &m, sizeof m);
 }
 
+/* GK_MSG_SAVED on the sync socket: the state names the child now. */
+static int send_saved(int sync)
+{
+    struct gk_msg m;
+    memset(&m, 0, sizeof m);
+    m.type = GK_MSG_SAVED;
+    return gk_send_all(sync, &m, sizeof m);
+}
+
 /* Set in a thread that parked_launch made for one launch. */
 static __thread int launch_parked;
 static int launch_maybe_parked(const struct gk_spawn *spec, unsigned long flags, child_fn child, int pid_ns_fd,
@@ -1276,7 +1287,9 @@ static int launch(const struct gk_spawn *spec, unsigned long flags, child_fn chi
         close(go_fds[i]);
     /* A child that sets itself up before GO may have failed already: its
      * record, waiting, is the better cause of a failure here. */
-    if (ret < 0 || (spec->go_sent && (ret = spec->go_sent((pid_t)pid, spec->go_sent_ctx)) != 0)) {
+    if (ret < 0 || (spec->go_sent && (ret = spec->go_sent((pid_t)pid, spec->go_sent_ctx)) != 0) ||
+        (want_ready && spec->saved_sync && (spec->flags & GK_SPAWN_SAVED_EARLY) && !(spec->flags & GK_SPAWN_HOOKS) &&
+         (ret = send_saved(sv[0])) < 0)) {
         if (recv(sv[0], &m, sizeof m, MSG_DONTWAIT) == (ssize_t)sizeof m && m.type == GK_MSG_ERROR) {
             *err = m;
             ret = -(m.err ? m.err : EIO);
@@ -1341,9 +1354,7 @@ int gk_spawn(const struct gk_spawn *spec, gk_before_go_fn before_go, void *ctx,
 int gk_send_saved(int sync)
 {
     struct gk_msg m;
-    memset(&m, 0, sizeof m);
-    m.type = GK_MSG_SAVED;
-    int r = gk_send_all(sync, &m, sizeof m);
+    int r = send_saved(sync);
     if (r < 0)
         return r;
     /* The child's answer: it has cleared its parent-death signal. */

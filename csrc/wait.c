@@ -67,6 +67,12 @@ int gk_start_wait(const char *fifo_path, pid_t pid, struct gk_msg *err)
     int fd = open(fifo_path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0)
         return -errno;
+    return gk_start_wait_fd(fd, pid, err);
+}
+
+int gk_start_wait_fd(int fd, pid_t pid, struct gk_msg *err)
+{
+    memset(err, 0, sizeof *err);
     int ret;
     for (;;) {
         struct pollfd p = {.fd = fd, .events = POLLIN};

@@ -144,13 +144,15 @@ public struct Runtime: Sendable {
     /// nil: the driver comes up now.
     /// `consoleSocket`: the pty master is sent there (and not returned);
     /// the config must ask for a terminal.
+    /// `early`: the caller starts the container once this returns and
+    /// outlives it (a foreground `run`): see EarlyStart.
     /// What engines read once create has answered is there before it
     /// returns, in this order: the state, the terminal on the console
     /// socket, then the pid file, written whole (rename). A failure on the
     /// way removes the container, its groups and its state.
     func create(id: String, bundle: String, spec given: Spec? = nil, extras: LaunchExtras? = nil,
                 pidFile: String?, allowTerminal: Bool, consoleSocket: String? = nil, stdio: [Int32] = [-1, -1, -1],
-                ahead: StartAhead? = nil) throws(GockerError) -> (RuntimeState, terminal: Int32?, ownPIDNamespace: Bool) {
+                ahead: StartAhead? = nil, early: EarlyStart? = nil) throws(GockerError) -> (RuntimeState, terminal: Int32?, ownPIDNamespace: Bool) {
         let networks = extras?.attachments ?? []
         var ahead = ahead ?? StartAhead(backend: cgroupBackend, networkNamespace: !networks.isEmpty || extras?.slirp != nil)
         // (`run` connected it once the address was known.)
@@ -179,6 +181,8 @@ public struct Runtime: Sendable {
         if consoleSocket != nil && !plan.process.terminal {
             throw GockerError(.invalidConfig, "--console-socket was given but the config's process.terminal is false")
         }
+        // A terminal is relayed once started, as before.
+        let early = plan.process.terminal ? nil : early
         guard Sys.isDirectory(plan.rootfs) else {
             throw GockerError(.invalidConfig, "root filesystem \(plan.rootfs) is not a directory")
         }
@@ -287,6 +291,11 @@ public struct Runtime: Sendable {
                 return try Sys.open(fifo, GK_O_PATH)
             }
             defer { Sys.close(fifoFD) }
+            if let early {
+                early.fifo = try performing("open exec fifo of \(id)") { () throws(SystemCallError) in
+                    try Sys.open(fifo, O_RDONLY | O_NONBLOCK)
+                }
+            }
             if let program = plan.seccomp {
                 try program.keep(in: store.directory(id), profile: spec.linux?.seccomp)
             }
@@ -305,9 +314,11 @@ public struct Runtime: Sendable {
             // the driver's thread, busy on the CPU the child is cloned on
             // (see clone_spread), would hold it up.
             _ = try readied.value().get()
+            // (GK_SPAWN_HOOKS's answer would come after it: not then.)
+            let savedEarly = early != nil && plan.hooks?.runtimeHooks != true
             (pid, terminal, sync) = try spawn(id: id, plan: plan, fifoFD: fifoFD, stdio: stdio, choices: choices,
                                               ahead: ahead, bundle: bundle, annotations: spec.annotations,
-                                              cgroupDirectory: cloneDirectory) { pid throws(GockerError) in
+                                              cgroupDirectory: cloneDirectory, savedEarly: savedEarly) { pid throws(GockerError) in
                 if let groupsAhead {
                     let (driver, record) = try groupsAhead.value().get()
                     return try GoHook.join(driver, record, pid: pid)
@@ -328,7 +339,8 @@ public struct Runtime: Sendable {
                 throw GockerError(.system, "create container \(id): its state was not saved")
             }
             // Named by the state now: the child may outlive this process.
-            let r = gk_send_saved(sync)
+            // (Sent with GO already when early.)
+            let r = savedEarly ? 0 : gk_send_saved(sync)
             if r < 0 {
                 throw GockerError(.system, "create container \(id)", cause: SystemCallError("send", errno: -r))
             }
@@ -349,6 +361,10 @@ public struct Runtime: Sendable {
             return (state, terminal >= 0 ? terminal : nil, plan.cloneFlags & GK_CLONE_NEWPID != 0)
         } catch {
             if terminal >= 0 { Sys.close(terminal) }
+            if let early, early.fifo >= 0 {
+                Sys.close(early.fifo)
+                early.fifo = -1
+            }
             if pid > 0 {
                 Glibc.kill(pid, SIGKILL)
                 var status: Int32 = 0
@@ -457,8 +473,11 @@ public struct Runtime: Sendable {
     /// once the state names the child (until then the child dies with this
     /// process), and which it closes.
     /// `ahead`: its network namespace is closed by the caller.
+    /// `savedEarly`: GK_MSG_SAVED goes right after GO (GK_SPAWN_SAVED_EARLY),
+    /// and the caller sends it no more.
     private func spawn(id: String, plan: LaunchPlan, fifoFD: Int32, stdio: [Int32], choices: StartChoices,
                        ahead: StartAhead, bundle: String, annotations: [String: String]?, cgroupDirectory: String?,
+                       savedEarly: Bool,
                        beforeGo: @escaping (pid_t) throws(GockerError) -> [Int32],
                        afterGo: @escaping (pid_t) throws(GockerError) -> Void) throws(GockerError) -> (pid_t, terminal: Int32, sync: Int32) {
         let cgroupFD = cgroupDirectory.map { Glibc.open($0, O_RDONLY | O_DIRECTORY | O_CLOEXEC) } ?? -1
@@ -603,6 +622,7 @@ public struct Runtime: Sendable {
         sync.initialize(to: -1)
         defer { sync.deallocate() }
         spec.saved_sync = sync
+        if savedEarly { spec.flags |= UInt32(GK_SPAWN_SAVED_EARLY) }
         // Hooks: the runtime's at GK_MSG_HOOKS, the container's own in the
         // child (see HookRunner).
         var hooksCtx: Unmanaged<HookRunner.Parent>?
@@ -761,11 +781,13 @@ public struct Runtime: Sendable {
     /// caller) and waits for its exec. The FIFO is gone afterwards, which
     /// is what makes the container "running" from then on (`status(of:)`):
     /// its state file is not written again.
-    private func begin(_ state: RuntimeState) throws(GockerError) {
+    /// `opened`: the FIFO's read end, opened already (see EarlyStart),
+    /// which this closes.
+    private func begin(_ state: RuntimeState, opened: Int32 = -1) throws(GockerError) {
         let id = state.id
         let fifo = store.fifoPath(id)
         var msg = gk_msg()
-        let r = gk_start_wait(fifo, state.pid, &msg)
+        let r = opened >= 0 ? gk_start_wait_fd(opened, state.pid, &msg) : gk_start_wait(fifo, state.pid, &msg)
         _ = unlink(fifo)
         if r == -EIO { throw Self.childFailure(msg, doing: "start container \(id)") }
         if r == -ESRCH {
@@ -990,6 +1012,20 @@ public struct Runtime: Sendable {
         }
     }
 
+    /// A start that follows its create at once, in a process that outlives
+    /// the container (a foreground `run` with no terminal, no console socket
+    /// and no pid file):
+    /// `create` opens the exec FIFO's read end before the clone, so that the
+    /// child's open of the write end does not wait for `start`, and sends
+    /// GK_MSG_SAVED with GO (GK_SPAWN_SAVED_EARLY), so that the child finds
+    /// it at READY: from READY the child goes on to its execve at once, while
+    /// this process takes the container's lock and waits on the FIFO.
+    final class EarlyStart {
+        /// The FIFO's read end, once `create` opened it; `begin` closes it.
+        var fifo: Int32 = -1
+        deinit { if fifo >= 0 { Sys.close(fifo) } }
+    }
+
     /// How a foreground container ended.
     public struct Exit: Sendable, Equatable {
         /// As a shell reports it: the exit code, or 128+N for signal N.
@@ -1026,9 +1062,13 @@ public struct Runtime: Sendable {
         }
         let stdio: [Int32] = pipes.isEmpty ? [-1, -1, -1] : [-1, pipes[1], pipes[3]]
         let created: (RuntimeState, terminal: Int32?, ownPIDNamespace: Bool)
+        // (A pid file is written after READY, and the terminal sent to a
+        // console socket then: both before the start, as before.)
+        let early = pidFile == nil && io?.consoleSocket == nil ? EarlyStart() : nil
         do {
             created = try create(id: id, bundle: bundle, spec: spec, extras: extras, pidFile: pidFile,
-                                 allowTerminal: io != nil, consoleSocket: io?.consoleSocket, stdio: stdio, ahead: ahead)
+                                 allowTerminal: io != nil, consoleSocket: io?.consoleSocket, stdio: stdio, ahead: ahead,
+                                 early: early)
         } catch {
             for fd in pipes { Sys.close(fd) }
             throw error
@@ -1043,7 +1083,9 @@ public struct Runtime: Sendable {
             // The state just made is started as it is, not read back.
             let lock = try store.lock(id)
             defer { lock.release() }
-            try begin(state)
+            let opened = early?.fifo ?? -1
+            early?.fifo = -1
+            try begin(state, opened: opened)
         } catch {
             if !pipes.isEmpty {
                 Sys.close(pipes[0])

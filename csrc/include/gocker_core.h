@@ -41,7 +41,9 @@
  *                                            capabilities and rlimits are set
  *                                            before READY, so that a failure
  *                                            there is still reported here.
- *      GK_MSG_SAVED -----------------------> only with `saved_sync` set: the
+ *      GK_MSG_SAVED -----------------------> only with `saved_sync` set
+ *      (with GK_SPAWN_SAVED_EARLY: sent        (the child reads it after READY): the
+ *      after `go_sent`, before READY)
  *                                            child keeps its parent-death
  *                                            signal until this arrives (end of
  *                                            file instead: it exits), so that
@@ -280,6 +282,15 @@ struct gk_ns_join {
 /* setgroups is denied in gocker's user namespace (rootless, a user with no
  * range in /etc/subgid): the process keeps the groups it has. */
 #define GK_SPAWN_KEEP_GROUPS 0x40000
+/* With `saved_sync`: GK_MSG_SAVED is sent right after `go_sent` (which has
+ * saved the state naming the child), before READY, so that the child finds
+ * it waiting at READY and goes on to the exec FIFO without a round trip
+ * (a foreground `run`, whose start follows at once). Ignored with
+ * GK_SPAWN_HOOKS, whose answer the child reads first. The child gives no
+ * answer to it: the caller neither sends it again nor may exit before the
+ * child does (only then would the parent-death signal, cleared once it is
+ * read, matter). */
+#define GK_SPAWN_SAVED_EARLY 0x80000
 
 /* One OCI hook the child runs (createContainer, startContainer). */
 struct gk_hook {
@@ -575,6 +586,12 @@ int gk_exec(const struct gk_spawn *spec, int pid_ns_fd, gk_before_go_fn before_g
  * a failure (returns -EIO with *err filled in), or died (returns -ESRCH).
  */
 int gk_start_wait(const char *fifo_path, pid_t pid, struct gk_msg *err);
+
+/* gk_start_wait on the FIFO's read end opened already (O_RDONLY |
+ * O_NONBLOCK), which it closes. Opened before the child reaches its open of
+ * the write end, it lets the child go on to execve without waiting for
+ * `start` (a foreground `run` starts what it created at once). */
+int gk_start_wait_fd(int fd, pid_t pid, struct gk_msg *err);
 
 /*
  * Signals forwarded to a foreground container's PID 1 by gk_wait_forward.
