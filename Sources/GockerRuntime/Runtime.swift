@@ -1034,8 +1034,9 @@ public struct Runtime: Sendable {
         /// The container's own mount namespace, held from GO (-1: none):
         /// its first process's exit then leaves the namespace's teardown
         /// (its mounts unmounted, an RCU grace period waited for) to the
-        /// close of this, on another thread while the groups and the state
-        /// are removed, instead of the wait for that exit.
+        /// close of this, on another thread (the early driver's, where there
+        /// is one) while the groups and the state are removed, instead of
+        /// the wait for that exit.
         var mountNamespace: Int32 = -1
         deinit {
             if fifo >= 0 { Sys.close(fifo) }
@@ -1125,7 +1126,7 @@ public struct Runtime: Sendable {
             guard e.mountNamespace >= 0 else { return nil }
             let fd = e.mountNamespace
             e.mountNamespace = -1
-            return Background { Sys.close(fd) }
+            return StartAhead.onEarlyThread { Sys.close(fd) }
         }
         let oom = checkOOM
             && state.cgroups.map { (driver(for: $0).stat($0, controller: "memory", "memory.oom_kill") ?? 0) > 0 } ?? false

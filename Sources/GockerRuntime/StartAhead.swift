@@ -57,6 +57,14 @@ extension Runtime {
             })
         }
 
+        /// `body` on the thread the driver was begun on early, once its work
+        /// is done (that thread waits for more for as long as the process
+        /// lives); on a new thread where there is none.
+        static func onEarlyThread(_ body: @escaping () -> Void) -> Background<Void> {
+            guard let e = early else { return Background(body) }
+            return e.job.then { _ in body() }
+        }
+
         /// Whether the driver begun early was taken (for tests).
         static var earlyTaken: Bool { early?.taken ?? false }
 
