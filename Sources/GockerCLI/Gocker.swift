@@ -14,29 +14,9 @@ public enum GockerMain {
         gk_rootless_export()
         let invokedAs = CommandLine.arguments.first.map { $0.split(separator: "/").last.map(String.init) ?? $0 } ?? ""
         if invokedAs == "gocker-oci" { args.insert("oci", at: 0) }
-        if mayStartContainer(args) { Runtime.StartAhead.beginEarly(backend: backendWord(args)) }
         let status = run(args)
         Timings.finish()
         exit(status)
-    }
-
-    /// Whether the line may start a container (`run`, `create`, and the OCI
-    /// verbs of those names), told by its words alone: its cgroup driver
-    /// then comes up while the line is read. A word taken wrongly (a
-    /// container named "run") costs that work on another CPU, no more.
-    static func mayStartContainer(_ args: [String]) -> Bool {
-        guard let first = args.first else { return false }
-        if first == "run" || first == "create" { return !args.contains("--help") && !args.contains("-h") }
-        return first == "oci" && (args.contains("run") || args.contains("create"))
-    }
-
-    /// The value of `--cgroup-backend` on the line, where it is given.
-    static func backendWord(_ args: [String]) -> String? {
-        for (i, a) in args.enumerated() {
-            if a == "--cgroup-backend" { return i + 1 < args.count ? args[i + 1] : nil }
-            if a.hasPrefix("--cgroup-backend=") { return String(a.dropFirst("--cgroup-backend=".count)) }
-        }
-        return nil
     }
 
     /// Parses and runs one command line; returns the exit status.

@@ -30,7 +30,7 @@ public struct Runtime: Sendable {
         self.seccompCache = Paths.absolute(dataRoot ?? Engine.defaultDataRoot) + "/seccomp"
         askedBackend = cgroupBackend.map { ($0, "--cgroup-backend") } ?? Sys.env("GOCKER_CGROUP_BACKEND").map { ($0, "GOCKER_CGROUP_BACKEND") }
         askedParent = cgroupParent.map { ($0, "--cgroup-parent") } ?? Sys.env("GOCKER_CGROUP_PARENT").map { ($0, "GOCKER_CGROUP_PARENT") }
-        self.cgroupBackend = askedBackend?.value ?? Self.defaultCgroupBackend
+        self.cgroupBackend = askedBackend?.value ?? "libcgroup"
         // Rootless, containers' groups go under the subtree delegated to
         // the user, when there is one.
         self.cgroupParent = askedParent?.value
@@ -56,10 +56,6 @@ public struct Runtime: Sendable {
         }
     }
 
-    /// The backend when no flag names one: GOCKER_CGROUP_BACKEND's, else
-    /// libcgroup.
-    public static var defaultCgroupBackend: String { Sys.env("GOCKER_CGROUP_BACKEND") ?? "libcgroup" }
-
     public static func validateBackend(_ name: String) throws(GockerError) {
         guard name == "libcgroup" || name == "cgroupfs" else {
             throw GockerError(.invalidArgument, "invalid cgroup backend \"\(name)\": expected libcgroup or cgroupfs")
@@ -67,9 +63,8 @@ public struct Runtime: Sendable {
     }
 
     /// The driver for new containers. When libcgroup cannot initialise, the
-    /// whole container falls back to cgroupfs, and says so (through `warn`).
-    static func newDriver(backend cgroupBackend: String,
-                          warn: (String) -> Void = { Runtime.warn($0) }) throws(GockerError) -> CgroupDriver {
+    /// whole container falls back to cgroupfs, and says so.
+    static func newDriver(backend cgroupBackend: String) throws(GockerError) -> CgroupDriver {
         try Self.validateBackend(cgroupBackend)
         let version = CgroupDriver.detectVersion()
         if Rootless.active {
@@ -86,7 +81,7 @@ public struct Runtime: Sendable {
         do {
             backend = try CgroupDriver.hostBackend(named: cgroupBackend, version: version)
         } catch where cgroupBackend == "libcgroup" {
-            warn("\(error.description); using the cgroupfs backend")
+            Self.warn("\(error.description); using the cgroupfs backend")
             backend = try CgroupDriver.hostBackend(named: "cgroupfs", version: version)
         }
         return CgroupDriver(backend: backend, registry: BuiltinControllers.registry)
@@ -339,9 +334,6 @@ public struct Runtime: Sendable {
                 let state = stateRecord(pid: pid, cgroups: record)
                 try store.save(state)
                 saved = state
-                if let early, plan.cloneFlags & GK_CLONE_NEWNS != 0 {
-                    early.mountNamespace = Glibc.open("/proc/\(pid)/ns/mnt", O_RDONLY | O_CLOEXEC)
-                }
             }
             guard let state = saved else {
                 throw GockerError(.system, "create container \(id): its state was not saved")
@@ -1031,17 +1023,7 @@ public struct Runtime: Sendable {
     final class EarlyStart {
         /// The FIFO's read end, once `create` opened it; `begin` closes it.
         var fifo: Int32 = -1
-        /// The container's own mount namespace, held from GO (-1: none):
-        /// its first process's exit then leaves the namespace's teardown
-        /// (its mounts unmounted, an RCU grace period waited for) to the
-        /// close of this, on another thread (the early driver's, where there
-        /// is one) while the groups and the state are removed, instead of
-        /// the wait for that exit.
-        var mountNamespace: Int32 = -1
-        deinit {
-            if fifo >= 0 { Sys.close(fifo) }
-            if mountNamespace >= 0 { Sys.close(mountNamespace) }
-        }
+        deinit { if fifo >= 0 { Sys.close(fifo) } }
     }
 
     /// How a foreground container ended.
@@ -1122,18 +1104,11 @@ public struct Runtime: Sendable {
             status = Self.waitAttached(pid: state.pid, terminal: terminal, io: io, log: log)
         }
         gk_mark(GK_MARK_EXITED)
-        let unmounting = early.flatMap { e -> Background<Void>? in
-            guard e.mountNamespace >= 0 else { return nil }
-            let fd = e.mountNamespace
-            e.mountNamespace = -1
-            return StartAhead.onEarlyThread { Sys.close(fd) }
-        }
         let oom = checkOOM
             && state.cgroups.map { (driver(for: $0).stat($0, controller: "memory", "memory.oom_kill") ?? 0) > 0 } ?? false
         // Reaped, the first process of a PID namespace of its own has taken
         // every other process of the container with it.
         try? remove(state, emptied: ownPIDNamespace && status >= 0)
-        unmounting?.value()
         if status < 0 {
             throw GockerError(.system, "wait for container \(id)", cause: SystemCallError("waitpid", errno: -status))
         }

@@ -25,57 +25,11 @@ extension Runtime {
         var attachments: [NetworkAttachment] = []
 
         /// `backend` nil: the default (GOCKER_CGROUP_BACKEND, else libcgroup).
-        /// The driver begun early for the same backend is taken where there
-        /// is one (see `beginEarly`).
         public init(backend: String?, networkNamespace: Bool = false) {
-            let name = backend ?? Runtime.defaultCgroupBackend
+            let name = backend ?? Runtime(stateRoot: "").cgroupBackend
             self.backend = name
-            self.driver = Self.takeEarly(backend: name)
-                ?? DriverJob { Result { () throws(GockerError) in try Runtime.newDriver(backend: name) } }
+            self.driver = DriverJob { Result { () throws(GockerError) in try Runtime.newDriver(backend: name) } }
             self.networkNamespace = networkNamespace ? Background { gk_new_netns() } : nil
-        }
-
-        /// A driver coming up from the top of main, for the first start of
-        /// the process to take (kept here, never dropped: dropping a
-        /// Background waits for its work). What making it would have said
-        /// (libcgroup failing, cgroupfs used instead) is kept until then.
-        private nonisolated(unsafe) static var early: (backend: String, taken: Bool,
-                                                        job: Background<(Result<CgroupDriver, GockerError>, said: String?)>)?
-
-        /// Begins making the driver for `backend` (nil: the default) on a
-        /// thread of its own, before the command line is read, for a
-        /// command that may start a container: libcgroup reads the host's
-        /// mounts meanwhile. A command that starts none, or with another
-        /// backend, leaves it unused. Main thread only.
-        public static func beginEarly(backend: String?) {
-            guard early == nil else { return }
-            let name = backend ?? Runtime.defaultCgroupBackend
-            early = (name, false, Background {
-                var said: String?
-                let made = Result { () throws(GockerError) in try Runtime.newDriver(backend: name) { said = $0 } }
-                return (made, said)
-            })
-        }
-
-        /// `body` on the thread the driver was begun on early, once its work
-        /// is done (that thread waits for more for as long as the process
-        /// lives); on a new thread where there is none.
-        static func onEarlyThread(_ body: @escaping () -> Void) -> Background<Void> {
-            guard let e = early else { return Background(body) }
-            return e.job.then { _ in body() }
-        }
-
-        /// Whether the driver begun early was taken (for tests).
-        static var earlyTaken: Bool { early?.taken ?? false }
-
-        /// The driver begun early for `backend`, once.
-        private static func takeEarly(backend: String) -> DriverJob? {
-            guard let e = early, e.backend == backend, !e.taken else { return nil }
-            early?.taken = true
-            return e.job.then { made in
-                if let line = made.said { Runtime.warn(line) }
-                return made.0
-            }
         }
 
         /// The network namespace made ahead, if making it worked (it is

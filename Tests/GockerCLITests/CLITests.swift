@@ -19,22 +19,6 @@ struct RunArgumentTests {
         #expect(r.command == ["sh", "-c", "echo -e $A", "--rm"])
     }
 
-    /// The words that have the cgroup driver begun before the line is read.
-    @Test func linesThatMayStartAContainer() {
-        #expect(GockerMain.mayStartContainer(["oci", "run", "--bundle", "b", "c1"]))
-        #expect(GockerMain.mayStartContainer(["oci", "--root", "/r", "create", "c1"]))
-        #expect(GockerMain.mayStartContainer(["run", "--rm", "busybox", "true"]))
-        #expect(GockerMain.mayStartContainer(["create", "busybox"]))
-        #expect(!GockerMain.mayStartContainer(["run", "--help"]))
-        #expect(!GockerMain.mayStartContainer(["oci", "state", "c1"]))
-        #expect(!GockerMain.mayStartContainer(["ps", "-a"]))
-        #expect(!GockerMain.mayStartContainer([]))
-        #expect(GockerMain.backendWord(["oci", "--cgroup-backend", "cgroupfs", "run", "c"]) == "cgroupfs")
-        #expect(GockerMain.backendWord(["run", "--cgroup-backend=libcgroup", "busybox"]) == "libcgroup")
-        #expect(GockerMain.backendWord(["run", "busybox"]) == nil)
-        #expect(GockerMain.backendWord(["run", "--cgroup-backend"]) == nil)
-    }
-
     @Test func defaults() throws {
         let r = try #require(try RunLine.parse(["busybox"])).request
         #expect(!r.autoRemove && r.command == [] && r.network == .bridge("bridge") && r.entrypoint == nil)

@@ -49,14 +49,9 @@ struct EarlyStartTests {
         return nil
     }
 
-    /// The device and inode of a namespace file or descriptor.
-    func identity(_ st: stat) -> [UInt64] { [UInt64(st.st_dev), UInt64(st.st_ino)] }
-
     /// Creates a container with an early start and returns how its command
-    /// ended, never starting it; and whether the mount namespace held from
-    /// GO was the child's (compared while it lived).
-    func runWithoutStart(script: String, hook: String? = nil, in dir: String)
-        throws -> (status: Int32?, fifoOpened: Bool, heldItsMountNamespace: Bool) {
+    /// ended, never starting it.
+    func runWithoutStart(script: String, hook: String? = nil, in dir: String) throws -> (status: Int32?, fifoOpened: Bool) {
         let runtime = Runtime(stateRoot: dir + "/state")
         let id = "early-\(getpid())"
         defer { _ = try? runtime.delete(id: id, force: true) }
@@ -64,37 +59,18 @@ struct EarlyStartTests {
         let (state, _, _) = try runtime.create(id: id, bundle: try bundle(in: dir, script: script, hook: hook),
                                                pidFile: nil, allowTerminal: false, early: early)
         let opened = early.fifo >= 0
-        // (The child runs on meanwhile: compared only if it is still there.)
-        var held = stat(), its = stat(), own = stat()
-        let heldIts = fstat(early.mountNamespace, &held) == 0 && stat("/proc/self/ns/mnt", &own) == 0
-            && identity(held) != identity(own)
-            && (stat("/proc/\(state.pid)/ns/mnt", &its) != 0 || identity(held) == identity(its))
         // (The read end stays open while the child runs on.)
         let status = withExtendedLifetime(early) { exitStatus(state.pid) }
-        return (status, opened, heldIts)
+        return (status, opened)
     }
 
     @Test func theChildRunsOnFromReadyWithoutStart() throws {
         var t = Array("/tmp/gocker-unit-XXXXXX".utf8CString)
         let dir = String(cString: mkdtemp(&t)!)
         defer { try? Sys.removeAll(dir) }
-        let (status, opened, held) = try runWithoutStart(script: "exit 5", in: dir)
+        let (status, opened) = try runWithoutStart(script: "exit 5", in: dir)
         #expect(opened)
         #expect(status == 5)
-        #expect(held)
-    }
-
-    /// The cgroup driver begun before the command line is read is taken by
-    /// the first start for its backend, and by no other.
-    @Test func theEarlyDriverIsTakenOnceForItsBackend() throws {
-        Runtime.StartAhead.beginEarly(backend: "cgroupfs")
-        let other = Runtime.StartAhead(backend: "libcgroup")
-        #expect(!Runtime.StartAhead.earlyTaken)
-        let ahead = Runtime.StartAhead(backend: "cgroupfs")
-        #expect(Runtime.StartAhead.earlyTaken)
-        let driver = try ahead.driver.value().get()
-        #expect(driver.backend.name == "cgroupfs")
-        _ = try other.driver.value().get()
     }
 
     /// With a runtime hook, whose answer the child reads after GO, SAVED
@@ -105,7 +81,7 @@ struct EarlyStartTests {
         let dir = String(cString: mkdtemp(&t)!)
         defer { try? Sys.removeAll(dir) }
         let mark = dir + "/hook-ran"
-        let (status, opened, _) = try runWithoutStart(script: "exit 6", hook: "touch \(mark)", in: dir)
+        let (status, opened) = try runWithoutStart(script: "exit 6", hook: "touch \(mark)", in: dir)
         #expect(opened)
         #expect(status == 6)
         #expect(Sys.exists(mark))
