@@ -41,11 +41,10 @@
  *                                            capabilities and rlimits are set
  *                                            before READY, so that a failure
  *                                            there is still reported here.
- *      GK_MSG_SAVED -----------------------> only with `saved_sync` set
- *      (with GK_SPAWN_SAVED_EARLY: sent        (the child reads it after READY): the
- *      after `go_sent`, before READY)
- *                                            child keeps its parent-death
- *                                            signal until this arrives (end of
+ *      GK_MSG_SAVED -----------------------> only with `saved_sync` set (read
+ *      (GK_SPAWN_SAVED_EARLY: sent right     by the child after READY): the
+ *      after `go_sent`, before READY; then   child keeps its parent-death
+ *      no answer comes back)                 signal until this arrives (end of
  *                                            file instead: it exits), so that
  *                                            a parent killed before the state
  *                                            names the child takes it along;
