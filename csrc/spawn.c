@@ -822,6 +822,14 @@ static int shared_root(const struct gk_spawn *s, int sync)
     return root;
 }
 
+/* Whether GK_MSG_SAVED goes right after GO (GK_SPAWN_SAVED_EARLY), as both
+ * sides of the sync socket must agree: never with GK_SPAWN_HOOKS, whose
+ * answer the child reads first. */
+static int saved_early(const struct gk_spawn *s)
+{
+    return (s->flags & GK_SPAWN_SAVED_EARLY) && !(s->flags & GK_SPAWN_HOOKS);
+}
+
 static void __attribute__((noreturn)) child_main(const struct gk_spawn *s, int sync)
 {
     struct gk_msg m;
@@ -900,8 +908,7 @@ static void __attribute__((noreturn)) child_main(const struct gk_spawn *s, int s
     /* The parent waits for this before it may exit: had it exited before
      * the signal was cleared, the signal would have killed this process.
      * (Not when SAVED came early: that parent outlives this process.) */
-    const int saved_early = (s->flags & GK_SPAWN_SAVED_EARLY) && !(s->flags & GK_SPAWN_HOOKS);
-    if (s->saved_sync && !saved_early && gk_send_all(sync, &m, sizeof m) < 0)
+    if (s->saved_sync && !saved_early(s) && gk_send_all(sync, &m, sizeof m) < 0)
         _exit(GK_EXIT_SETUP);
 
     /* Wait for `start`: opening the FIFO for writing blocks until a reader
@@ -1288,8 +1295,7 @@ static int launch(const struct gk_spawn *spec, unsigned long flags, child_fn chi
     /* A child that sets itself up before GO may have failed already: its
      * record, waiting, is the better cause of a failure here. */
     if (ret < 0 || (spec->go_sent && (ret = spec->go_sent((pid_t)pid, spec->go_sent_ctx)) != 0) ||
-        (want_ready && spec->saved_sync && (spec->flags & GK_SPAWN_SAVED_EARLY) && !(spec->flags & GK_SPAWN_HOOKS) &&
-         (ret = send_saved(sv[0])) < 0)) {
+        (want_ready && spec->saved_sync && saved_early(spec) && (ret = send_saved(sv[0])) < 0)) {
         if (recv(sv[0], &m, sizeof m, MSG_DONTWAIT) == (ssize_t)sizeof m && m.type == GK_MSG_ERROR) {
             *err = m;
             ret = -(m.err ? m.err : EIO);

@@ -361,10 +361,7 @@ public struct Runtime: Sendable {
             return (state, terminal >= 0 ? terminal : nil, plan.cloneFlags & GK_CLONE_NEWPID != 0)
         } catch {
             if terminal >= 0 { Sys.close(terminal) }
-            if let early, early.fifo >= 0 {
-                Sys.close(early.fifo)
-                early.fifo = -1
-            }
+            if let fd = early?.takeFifo() { Sys.close(fd) }
             if pid > 0 {
                 Glibc.kill(pid, SIGKILL)
                 var status: Int32 = 0
@@ -1024,6 +1021,12 @@ public struct Runtime: Sendable {
         /// The FIFO's read end, once `create` opened it; `begin` closes it.
         var fifo: Int32 = -1
         deinit { if fifo >= 0 { Sys.close(fifo) } }
+
+        /// The read end, now the taker's to close (nil: not opened).
+        func takeFifo() -> Int32? {
+            defer { fifo = -1 }
+            return fifo >= 0 ? fifo : nil
+        }
     }
 
     /// How a foreground container ended.
@@ -1083,9 +1086,7 @@ public struct Runtime: Sendable {
             // The state just made is started as it is, not read back.
             let lock = try store.lock(id)
             defer { lock.release() }
-            let opened = early?.fifo ?? -1
-            early?.fifo = -1
-            try begin(state, opened: opened)
+            try begin(state, opened: early?.takeFifo() ?? -1)
         } catch {
             if !pipes.isEmpty {
                 Sys.close(pipes[0])
