@@ -1134,8 +1134,10 @@ static long vm_clone(const struct gk_spawn *spec, unsigned long flags, child_fn 
         return -1;
     }
     int pid;
+    struct gk_spinner spin = {0};
     while ((pid = __atomic_load_n(&l->tid, __ATOMIC_ACQUIRE)) == 0)
-        syscall(SYS_futex, &l->tid, FUTEX_WAIT_PRIVATE, 0, NULL, NULL, 0);
+        if (!gk_spin(&spin))
+            syscall(SYS_futex, &l->tid, FUTEX_WAIT_PRIVATE, 0, NULL, NULL, 0);
     if (pid < 0) {
         /* The thread is done with it, and so is the release: not called
          * (the caller's copy path calls it). */

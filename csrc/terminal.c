@@ -3,6 +3,7 @@
  * terminal. */
 #include "gocker_core.h"
 #include "internal.h"
+#include "gocker_sys.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -121,10 +122,20 @@ int gk_recv_fds(int sock, struct gk_msg *m, int *fds, size_t max)
     struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof u.buf};
     ssize_t n;
     /* ECONNRESET: the peer closed with our record unread (a child that
-     * failed before reading GO); what it sent is still queued behind it. */
-    while ((n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC)) < 0)
+     * failed before reading GO); what it sent is still queued behind it.
+     * The record is due soon: spun for first (see gk_spin). */
+    struct gk_spinner spin = {0};
+    int flags = MSG_CMSG_CLOEXEC | MSG_DONTWAIT;
+    while ((n = recvmsg(sock, &msg, flags)) < 0) {
+        if (errno == EAGAIN && (flags & MSG_DONTWAIT)) {
+            if (!gk_spin(&spin))
+                flags &= ~MSG_DONTWAIT;
+            msg.msg_controllen = sizeof u.buf;
+            continue;
+        }
         if (errno != EINTR && errno != ECONNRESET)
             return -errno;
+    }
     size_t got = 0;
     for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
         if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)

@@ -7,7 +7,9 @@
 #include <sys/syscall.h>
 #include <sys/ioctl.h>
 #include <fcntl.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -270,6 +272,60 @@ void gk_attr_spread(pthread_attr_t *attr)
     CPU_CLR(cpu, &set);
     if (CPU_COUNT(&set) > 0)
         (void)pthread_attr_setaffinity_np(attr, sizeof set, &set);
+}
+
+/* How long a wait spins (GOCKER_SPIN_NS overrides it; 0 turns spinning
+ * off): a start's waits on another thread or process (the cgroup plan, GO,
+ * the exec, the exit) each last a few tenths of a millisecond. Read once;
+ * -1: not yet. */
+#define GK_SPIN_WINDOW_NS 1000000LL
+static long long spin_window = -1;
+
+static long long spin_window_ns(void)
+{
+    long long w = __atomic_load_n(&spin_window, __ATOMIC_RELAXED);
+    if (w >= 0)
+        return w;
+    cpu_set_t set;
+    w = sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 1 ? GK_SPIN_WINDOW_NS : 0;
+    const char *e = getenv("GOCKER_SPIN_NS");
+    if (e && *e)
+        w = atoll(e);
+    __atomic_store_n(&spin_window, w, __ATOMIC_RELAXED);
+    return w;
+}
+
+static unsigned long long monotonic_ns(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (unsigned long long)t.tv_sec * 1000000000ULL + (unsigned long long)t.tv_nsec;
+}
+
+int gk_spin(struct gk_spinner *s)
+{
+    if (s->n == 0) {
+        s->n = 1;
+        long long w = spin_window_ns();
+        s->until = w > 0 ? monotonic_ns() + (unsigned long long)w : 0;
+        return s->until != 0;
+    }
+    if (s->until == 0)
+        return 0;
+    if ((++s->n & 15) == 0) {
+        if (monotonic_ns() >= s->until) {
+            s->until = 0;
+            return 0;
+        }
+        sched_yield();
+    } else {
+#if defined(__x86_64__) || defined(__i386__)
+        __builtin_ia32_pause();
+#elif defined(__aarch64__)
+        __asm__ __volatile__("yield");
+#endif
+    }
+    return 1;
 }
 
 int gk_rename_noreplace(const char *from, const char *to)

@@ -2,6 +2,7 @@
  * a foreground container while forwarding signals, and process identity. */
 #include "gocker_core.h"
 #include "internal.h"
+#include "gocker_sys.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -74,9 +75,15 @@ int gk_start_wait_fd(int fd, pid_t pid, struct gk_msg *err)
 {
     memset(err, 0, sizeof *err);
     int ret;
+    struct gk_spinner spin = {0};
     for (;;) {
         struct pollfd p = {.fd = fd, .events = POLLIN};
-        int r = poll(&p, 1, 50);
+        /* The exec is due soon: spun for first (see gk_spin). */
+        int r = poll(&p, 1, 0);
+        if (r == 0)
+            r = gk_spin(&spin) ? 1 : poll(&p, 1, 50);
+        if (r == 1 && p.revents == 0)
+            continue;
         if (r < 0 && errno != EINTR) {
             ret = -errno;
             break;
@@ -129,6 +136,8 @@ int gk_wait_forward(pid_t pid)
 {
     sigset_t set;
     forward_set(&set);
+    struct gk_spinner spin = {0};
+    const struct timespec now = {0, 0};
     for (;;) {
         int status;
         pid_t w = waitpid(pid, &status, WNOHANG);
@@ -137,7 +146,12 @@ int gk_wait_forward(pid_t pid)
         if (w < 0 && errno != EINTR)
             return -errno;
         siginfo_t info;
-        int sig = sigwaitinfo(&set, &info);
+        /* A short-lived process's exit: spun for first (see gk_spin),
+         * forwarding what comes meanwhile. */
+        int spinning = gk_spin(&spin);
+        int sig = spinning ? sigtimedwait(&set, &info, &now) : sigwaitinfo(&set, &info);
+        if (sig < 0 && spinning && errno == EAGAIN)
+            continue;
         if (sig < 0) {
             if (errno == EINTR)
                 continue;

@@ -62,6 +62,8 @@ final class BackgroundThread: @unchecked Sendable {
     private var queue: [() -> Void] = []
     private var submitted = 0
     private var finished = 0
+    /// `finished`, readable without the lock (see `wait`).
+    private let done = Atomic<Int>(0)
     /// Backgrounds alive on this thread: while one is, more work may come.
     private var holders = 0
     /// False where no thread could be made: work runs in the caller.
@@ -98,6 +100,12 @@ final class BackgroundThread: @unchecked Sendable {
     }
 
     func wait(for ticket: Int) {
+        // The work is most often due soon: spun for first (see gk_spin).
+        var spin = gk_spinner()
+        while done.load(ordering: .acquiring) < ticket {
+            if gk_spin(&spin) == 0 { break }
+        }
+        if done.load(ordering: .acquiring) >= ticket { return }
         pthread_mutex_lock(lock)
         while finished < ticket { pthread_cond_wait(changed, lock) }
         pthread_mutex_unlock(lock)
@@ -156,6 +164,7 @@ final class BackgroundThread: @unchecked Sendable {
         work()
         pthread_mutex_lock(lock)
         finished += 1
+        done.store(finished, ordering: .releasing)
         pthread_cond_broadcast(changed)
     }
 }

@@ -1,3 +1,4 @@
+import CGockerCore
 import Glibc
 import Synchronization
 import Testing
@@ -60,6 +61,29 @@ struct BackgroundTests {
         for sig in signals {
             #expect(mask & (1 << UInt64(sig - 1)) != 0, "signal \(sig)")
         }
+    }
+
+    /// A wait spins for a bounded time and then says to sleep, and keeps
+    /// saying so (every wait of a start relies on it to fall back).
+    @Test func aSpinnerGivesUpAndStaysGivenUp() {
+        var spin = gk_spinner()
+        var start = timespec(), now = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &start)
+        var calls = 0
+        while gk_spin(&spin) != 0 {
+            calls += 1
+            #expect(calls < 100_000_000, "still spinning")
+            if calls >= 100_000_000 { break }
+        }
+        clock_gettime(CLOCK_MONOTONIC, &now)
+        let elapsed = (now.tv_sec - start.tv_sec) * 1_000_000_000 + (now.tv_nsec - start.tv_nsec)
+        // With more than one CPU (the tests' machines) it spun for its
+        // window first: 1 ms unless GOCKER_SPIN_NS says otherwise.
+        if sysconf(Int32(_SC_NPROCESSORS_ONLN)) > 1, Sys.env("GOCKER_SPIN_NS") == nil {
+            #expect(calls > 0)
+            #expect(elapsed >= 1_000_000)
+        }
+        for _ in 0..<1000 { #expect(gk_spin(&spin) == 0) }
     }
 
     /// Dropped without `value()`, a Background still waits for its work.

@@ -25,6 +25,25 @@ int gk_reserve(int fd, long long len);
  * tasks onto few CPUs would queue it behind. Nothing changes otherwise. */
 void gk_attr_spread(pthread_attr_t *attr);
 
+/* A wait that spins a little before it sleeps. In a virtual machine a
+ * CPU with nothing to run is halted, and waking it again (an interrupt
+ * through the hypervisor) cost more than the short waits of a start took
+ * in all: so a thread that expects its event within a fraction of a
+ * millisecond checks for it on its own CPU first, giving way to any other
+ * task there, and sleeps only after gk_spin says so (1 ms at most, or
+ * GOCKER_SPIN_NS nanoseconds). With a single CPU it never spins.
+ * Zero-initialise one per wait:
+ *     struct gk_spinner s = {0};
+ *     while (!ready())
+ *         if (!gk_spin(&s)) { sleep until ready; break; }
+ * Usable in a container's first process (no lock, no allocation). */
+struct gk_spinner {
+    unsigned long long until; /* CLOCK_MONOTONIC ns; set on the first call */
+    unsigned n;
+};
+/* 1: check again (after a pause); 0: the window is over, sleep. */
+int gk_spin(struct gk_spinner *s);
+
 /* Renames `from` to `to` unless `to` exists (renameat2 with
  * RENAME_NOREPLACE): 0 or -1 with errno set (EEXIST: `to` is there). */
 int gk_rename_noreplace(const char *from, const char *to);
