@@ -444,9 +444,17 @@ static void wait_go(const struct gk_spawn *s, int sync)
      * Where the set cannot be taken back, the groups' CPUs still apply. */
     if (clone_spread)
         (void)sched_setaffinity(0, sizeof clone_cpus, &clone_cpus);
-    /* GO says how many files came with it: every one must be joined. */
-    if (n != m.err)
+    /* GO says how many files came with it: every one must be joined; with
+     * GK_SPAWN_NET_AT_GO the network namespace comes after them. */
+    int net_at_go = (s->flags & GK_SPAWN_NET_AT_GO) != 0;
+    if (n != m.err + net_at_go || m.err < 0)
         child_fail(sync, GK_STAGE_CGROUP, EMSGSIZE, "receive the cgroup files", NULL, GK_EXIT_SETUP);
+    if (net_at_go) {
+        if (setns(fds[n - 1], CLONE_NEWNET) < 0)
+            child_fail(sync, GK_STAGE_SETNS, errno, "join the network namespace", NULL, GK_EXIT_SETUP);
+        close(fds[n - 1]);
+        n--;
+    }
     /* Each descriptor is a v1 group's `tasks` file: 0 there moves this
      * thread, the child's only one, and with it the process. */
     for (int i = 0; i < n; i++) {
@@ -646,6 +654,10 @@ static void apply_mounts(const struct gk_spawn *s, int sync, int root, int *bind
     for (size_t i = 0; i < s->nmounts; i++) {
         const struct gk_mount *mt = &s->mounts[i];
         int target;
+        /* A sysfs shows the network namespace it is mounted in. */
+        if ((s->flags & GK_SPAWN_NET_AT_GO) && !go_done && mt->kind == GK_MOUNT_FS && mt->fstype &&
+            strcmp(mt->fstype, "sysfs") == 0)
+            wait_go(s, sync);
         if (mt->kind == GK_MOUNT_BIND && bind_fd[i] < 0) {
             /* One of the container's groups (after_go): made by now. */
             if (!go_done)
@@ -841,6 +853,8 @@ static void __attribute__((noreturn)) child_main(const struct gk_spawn *s, int s
         child_fail(sync, GK_STAGE_HOSTNAME, errno, "sethostname", s->hostname, GK_EXIT_SETUP);
 
     int root = (s->flags & (GK_SPAWN_CHROOT | GK_SPAWN_JOINED_ROOT)) ? shared_root(s, sync) : private_root(s, sync);
+    if ((s->flags & GK_SPAWN_NET_AT_GO) && !go_done && s->nsysctl)
+        wait_go(s, sync);
     write_sysctls(s, sync);
     write_label(s, sync);
     char what[GK_MSG_TEXT];
@@ -1088,14 +1102,16 @@ static void *vm_thread(void *arg)
     return NULL;
 }
 
-/* Clones the child as above: its pid, or -1 with errno set (the caller
- * then clones a copy, and the description's release is still the
- * caller's). Called with every signal blocked. */
-static long vm_clone(const struct gk_spawn *spec, unsigned long flags, child_fn child, const int sv[2])
+/* Starts the thread that clones the child as above: the launch to wait
+ * for (vm_clone_wait), or NULL with errno set (the caller then clones a
+ * copy, and the description's release is still the caller's). Called with
+ * every signal blocked. */
+static struct vm_launch *vm_clone_start(const struct gk_spawn *spec, unsigned long flags, child_fn child,
+                                        const int sv[2])
 {
     struct vm_launch *l = calloc(1, sizeof *l);
     if (!l)
-        return -1;
+        return NULL;
     l->spec = *spec;
     l->child = child;
     l->sync = sv[1];
@@ -1109,7 +1125,7 @@ static long vm_clone(const struct gk_spawn *spec, unsigned long flags, child_fn 
                     -1, 0);
     if (l->stack == MAP_FAILED) {
         free(l);
-        return -1;
+        return NULL;
     }
     /* A guard page below it. */
     (void)mprotect(l->stack, 4096, PROT_NONE);
@@ -1131,8 +1147,15 @@ static long vm_clone(const struct gk_spawn *spec, unsigned long flags, child_fn 
         munmap(l->stack, l->stack_size);
         free(l);
         errno = e;
-        return -1;
+        return NULL;
     }
+    return l;
+}
+
+/* The child's pid once the thread has cloned it, or -1 with errno set (as
+ * vm_clone_start's NULL). */
+static long vm_clone_wait(struct vm_launch *l)
+{
     int pid;
     struct gk_spinner spin = {0};
     while ((pid = __atomic_load_n(&l->tid, __ATOMIC_ACQUIRE)) == 0)
@@ -1216,11 +1239,25 @@ static int launch(const struct gk_spawn *spec, unsigned long flags, child_fn chi
     pthread_sigmask(SIG_SETMASK, &all, &old);
     gk_mark(GK_MARK_CLONE);
     int shared = vm_may_share(spec, flags, child, pid_ns_fd);
-    long pid = shared ? vm_clone(spec, flags, child, sv) : -1;
+    struct vm_launch *vl = shared ? vm_clone_start(spec, flags, child, sv) : NULL;
+    int go_fds[GK_MAX_GO_FDS];
+    size_t ngo = 0;
+    /* With GK_SPAWN_NET_AT_GO the groups (and the network namespace) are
+     * made while that thread clones the child, not after: the child joins
+     * them through the files that come with GO, and needs no pid of it. */
+    int before_go_done = vl && (spec->flags & GK_SPAWN_NET_AT_GO) && before_go;
+    int before_go_ret = 0;
+    if (before_go_done) {
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        before_go_ret = before_go(0, ctx, go_fds, &ngo);
+    }
+    long pid = vl ? vm_clone_wait(vl) : -1;
     if (pid < 0 && shared) {
         /* No thread to clone from (or clone failed there): a copy then. */
         vm_done();
         shared = 0;
+        if (before_go_done)
+            pthread_sigmask(SIG_SETMASK, &all, NULL);
     }
     if (!shared)
         pid = clone_child(spec, flags);
@@ -1250,13 +1287,13 @@ static int launch(const struct gk_spawn *spec, unsigned long flags, child_fn chi
     close(sv[1]);
     if (pid < 0) {
         close(sv[0]);
+        for (size_t i = 0; i < ngo; i++)
+            close(go_fds[i]);
         /* A PID namespace whose init has gone takes no new members. */
         return clone_errno == ENOMEM && pid_ns_fd >= 0 ? -ESRCH : -clone_errno;
     }
 
     int ret = 0;
-    int go_fds[GK_MAX_GO_FDS];
-    size_t ngo = 0;
     if (spec->uid_map) {
         /* The child's new user namespace gets its maps before it goes on. */
         const char *call = "";
@@ -1284,16 +1321,24 @@ static int launch(const struct gk_spawn *spec, unsigned long flags, child_fn chi
             goto kill_child;
         }
     }
-    if (before_go && (ret = before_go((pid_t)pid, ctx, go_fds, &ngo)) != 0)
+    if (before_go_done ? (ret = before_go_ret) != 0
+                       : before_go && (ret = before_go((pid_t)pid, ctx, go_fds, &ngo)) != 0)
         goto kill_child;
+    /* The network namespace, last, is not one of the files to join. */
+    size_t net_at_go = (spec->flags & GK_SPAWN_NET_AT_GO) ? 1 : 0;
+    if (ngo < net_at_go) {
+        ret = -EPROTO;
+        goto kill_child;
+    }
     struct gk_msg m;
     memset(&m, 0, sizeof m);
     m.type = GK_MSG_GO;
-    m.err = (int32_t)ngo; /* how many files the child must join */
-    m.pad = (int32_t)pid; /* the child's pid as the host sees it */
+    m.err = (int32_t)(ngo - net_at_go); /* how many files the child must join */
+    m.pad = (int32_t)pid;               /* the child's pid as the host sees it */
     ret = gk_send_fds(sv[0], &m, go_fds, ngo);
     for (size_t i = 0; i < ngo; i++)
         close(go_fds[i]);
+    ngo = 0;
     /* A child that sets itself up before GO may have failed already: its
      * record, waiting, is the better cause of a failure here. */
     if (ret < 0 || (spec->go_sent && (ret = spec->go_sent((pid_t)pid, spec->go_sent_ctx)) != 0) ||
@@ -1334,6 +1379,8 @@ static int launch(const struct gk_spawn *spec, unsigned long flags, child_fn chi
     }
 
 kill_child:
+    for (size_t i = 0; i < ngo; i++)
+        close(go_fds[i]);
     close(sv[0]);
     if (*terminal_fd >= 0) {
         close(*terminal_fd);

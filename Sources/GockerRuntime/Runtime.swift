@@ -258,6 +258,12 @@ public struct Runtime: Sendable {
                 return p
             }
         }
+        // The network namespace sent with GO (StartChoices.Network.madeForGo),
+        // made on the driver's thread after the state; closed here unless
+        // the hook handed it over (the C core closes what it sends).
+        let netnsForGo = choices.network == .madeForGo ? readied.then { _ in gk_new_netns() } : nil
+        var netnsHanded = false
+        defer { if !netnsHanded, let fd = netnsForGo?.value(), fd >= 0 { Sys.close(fd) } }
         let groupsAhead = lateGo ? nil : readied.then { readied -> Result<(CgroupDriver, CgroupRecord), GockerError> in
             Result { () throws(GockerError) in
                 let p = try readied.get()
@@ -326,7 +332,16 @@ public struct Runtime: Sendable {
                 let p = try readied.value().get()
                 let made = try p.driver.create(path: cgroupPath, resources: resources, planned: p.groups)
                 madeLate = (p.driver, made)
-                return try GoHook.join(p.driver, made, pid: pid)
+                let files = try GoHook.join(p.driver, made, pid: pid)
+                guard let netnsForGo else { return files }
+                let fd = netnsForGo.value()
+                guard fd >= 0 else {
+                    for f in files { Sys.close(f) }
+                    throw GockerError(.system, "create the network namespace of \(id)",
+                                      cause: SystemCallError("unshare", errno: -fd))
+                }
+                netnsHanded = true
+                return files + [fd]
             } afterGo: { pid throws(GockerError) in
                 guard let record = madeLate?.record ?? groupsAhead.flatMap({ try? $0.value().get().1 }) else {
                     throw GockerError(.system, "create container \(id): its groups were not made before GO")
@@ -447,6 +462,11 @@ public struct Runtime: Sendable {
         /// files) `pid` placed by the driver, and none.
         static func join(_ driver: CgroupDriver, _ record: CgroupRecord, pid: pid_t) throws(GockerError) -> [Int32] {
             guard let files = driver.taskFiles(record) else {
+                // (pid 0: GK_SPAWN_NET_AT_GO's early call, for groups that
+                // are joined through their files only.)
+                guard pid > 0 else {
+                    throw GockerError(.system, "join cgroup: \(driver.backend.name) gives no tasks files to join through")
+                }
                 try driver.attach(record, pid: pid)
                 return []
             }
@@ -547,6 +567,8 @@ public struct Runtime: Sendable {
             }
         case .childUnshares:
             spec.flags |= UInt32(GK_SPAWN_UNSHARE_NET | GK_SPAWN_LOOPBACK_UP)
+        case .madeForGo:
+            spec.flags |= UInt32(GK_SPAWN_NET_AT_GO)
         }
         if plan.devSymlinks { spec.flags |= UInt32(GK_SPAWN_DEV_SYMLINKS) }
         switch plan.mountNamespace {

@@ -99,6 +99,13 @@ extension Runtime {
             /// makes the groups: not made by clone, whose set-up of it (half
             /// a millisecond and more) would hold up the parent.
             case childUnshares
+            /// With a late GO: made (lo up) on the driver's thread once the
+            /// state is written, while the child is cloned and mounts its
+            /// root, and sent with GO, which the child waits for before its
+            /// sysfs and sysctls (GK_SPAWN_NET_AT_GO). The child's half
+            /// millisecond of making it leaves its path, and the parent
+            /// makes the groups while the child is cloned.
+            case madeForGo
         }
         var network: Network
 
@@ -128,7 +135,8 @@ extension Runtime {
                 && !mounts.contains { m in
                     m.options.copyUp || (!m.options.isBind && m.type != "cgroup" && m.source.hasPrefix("/"))
                 }
-            let network: Network = !newNetwork ? .none : (networkMadeAhead ? .joinMadeAhead : .childUnshares)
+            let network: Network = !newNetwork ? .none
+                : networkMadeAhead ? .joinMadeAhead : lateGo ? .madeForGo : .childUnshares
             return StartChoices(lateGo: lateGo, network: network, reuseDriver: driverMadeFor == backend)
         }
     }

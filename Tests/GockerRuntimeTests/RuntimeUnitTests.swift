@@ -290,7 +290,12 @@ struct StartChoicesTests {
         // One made ahead but not asked for is not joined.
         #expect(choose(newNetwork: false, ahead: true).network == .none)
         #expect(choose(newNetwork: true, ahead: true).network == .joinMadeAhead)
-        #expect(choose(newNetwork: true, ahead: false).network == .childUnshares)
+        // With a late GO it comes with GO; otherwise the child makes it.
+        #expect(choose(.v1, newNetwork: true, ahead: false).network == .madeForGo)
+        #expect(choose(.v2, newNetwork: true, ahead: false).network == .childUnshares)
+        #expect(choose(.v1, mounts: [mount("ext4", "/dev/sdb1")], newNetwork: true, ahead: false).network == .childUnshares)
+        #expect(Choices.choose(cgroupVersion: .v1, mounts: [], newNetwork: true, networkMadeAhead: false,
+                               driverMadeFor: "libcgroup", backend: "libcgroup", goFirst: true).network == .childUnshares)
     }
 
     @Test func driverOfTheSameBackendOnly() {

@@ -246,14 +246,19 @@ struct OCITests {
         box.expectNothingLeft()
     }
 
+    /// (On cgroup v1 the parent makes the namespace while the child sets
+    /// itself up, and sends it with GO: the child's sysfs, mounted after
+    /// it joined, shows the namespace's devices, not the host's.)
     @Test func aBundlesContainerMakesItsOwnNetworkNamespaceWithLoUp() throws {
         let box = try Sandbox()
         let bundle = try makeBundle(box, args: ["sh", "-c",
-            "readlink /proc/self/ns/net; tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' '; ip -o link show lo; ping -c 1 -W 1 127.0.0.1 >/dev/null && echo reached"])
+            "readlink /proc/self/ns/net; tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' '; ip -o link show lo; ping -c 1 -W 1 127.0.0.1 >/dev/null && echo reached; ls /sys/class/net | tr '\\n' ' '"],
+            extraMounts: #", {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]}"#)
         let r = try box.gocker(["oci", "run", "--bundle", bundle, "net"])
         #expect(r.status == 0, "\(r.stderr)")
         let lines = r.stdout.split(separator: "\n").map(String.init)
-        try #require(lines.count == 4, "\(r.stdout)")
+        try #require(lines.count == 5, "\(r.stdout)")
+        #expect(lines[4] == "lo ", "the sysfs of its own namespace: \(lines[4])")
         let host = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/ns/net")
         #expect(lines[0].hasPrefix("net:[") && lines[0] != host, "a namespace of its own: \(lines[0]) vs \(host)")
         #expect(lines[1] == "lo", "only lo: \(r.stdout)")

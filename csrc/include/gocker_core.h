@@ -19,6 +19,9 @@
  *      where it can: see cgroup_fd)
  *      (puts the child in its cgroups,
  *      or on v1 opens their `tasks` files)
+ *      (GK_SPAWN_NET_AT_GO: makes the
+ *      groups while the child is cloned,
+ *      and its network namespace)
  *      GK_MSG_GO (+ those files) ----------> joins the groups (writes 0 to each
  *                                            file), cgroup namespace, setns,
  *                                            hostname, root filesystem,
@@ -29,7 +32,10 @@
  *                                            namespace, devices and the rest;
  *                                            GO is awaited earlier, among the
  *                                            mounts, by the first that binds
- *                                            one of the container's groups)
+ *                                            one of the container's groups;
+ *                                            GK_SPAWN_NET_AT_GO: also by its
+ *                                            sysfs and sysctls, and the
+ *                                            network namespace is joined then)
  *      (`go_sent`: saves the container's
  *      state, naming the child's pid)
  *                 <------------------------- GK_MSG_TERMINAL with the pty master
@@ -290,6 +296,14 @@ struct gk_ns_join {
  * child does (only then would the parent-death signal, cleared once it is
  * read, matter). */
 #define GK_SPAWN_SAVED_EARLY 0x80000
+/* With GK_SPAWN_LATE_GO: the network namespace (lo up) is made by the
+ * parent while the child sets itself up, and comes with GO, after the
+ * `tasks` files; the child joins it then. So the child waits for GO before
+ * its first sysfs mount and before its sysctls, which name the namespace
+ * they are made in. The parent also makes the groups while the child is
+ * cloned, not after: `before_go` is then called with pid 0 (the child joins
+ * its groups itself, through the files). */
+#define GK_SPAWN_NET_AT_GO 0x100000
 
 /* One OCI hook the child runs (createContainer, startContainer). */
 struct gk_hook {
