@@ -162,6 +162,22 @@ int gk_new_netns(void)
     return fd < 0 ? -errno : fd;
 }
 
+int gk_new_netns_aside(void)
+{
+    int own = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+    if (own < 0)
+        return -errno;
+    int fd = gk_new_netns();
+    /* Back where the thread was, whatever happened. */
+    if (setns(own, CLONE_NEWNET) < 0 && fd >= 0) {
+        int e = errno;
+        close(fd);
+        fd = -e;
+    }
+    close(own);
+    return fd;
+}
+
 /* The most devices a container in a user namespace may have bound. */
 #define GK_MAX_DEVICES 256
 /* With GK_SPAWN_USERNS, the host's device nodes cloned before pivot_root. */

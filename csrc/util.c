@@ -281,18 +281,23 @@ void gk_attr_spread(pthread_attr_t *attr)
 #define GK_SPIN_WINDOW_NS 1000000LL
 static long long spin_window = -1;
 
-static long long spin_window_ns(void)
+/* From the CPUs the process may use, read at its start on its first
+ * thread: a thread or child that gocker pinned to one CPU of two (see
+ * gk_attr_spread) would otherwise decide for everyone. */
+__attribute__((constructor)) static void spin_window_init(void)
 {
-    long long w = __atomic_load_n(&spin_window, __ATOMIC_RELAXED);
-    if (w >= 0)
-        return w;
     cpu_set_t set;
-    w = sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 1 ? GK_SPIN_WINDOW_NS : 0;
+    long long w = sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 1 ? GK_SPIN_WINDOW_NS : 0;
     const char *e = getenv("GOCKER_SPIN_NS");
     if (e && *e)
-        w = atoll(e);
+        w = atoll(e) > 0 ? atoll(e) : 0;
     __atomic_store_n(&spin_window, w, __ATOMIC_RELAXED);
-    return w;
+}
+
+long long gk_spin_window(void)
+{
+    long long w = __atomic_load_n(&spin_window, __ATOMIC_RELAXED);
+    return w > 0 ? w : 0;
 }
 
 static unsigned long long monotonic_ns(void)
@@ -306,7 +311,7 @@ int gk_spin(struct gk_spinner *s)
 {
     if (s->n == 0) {
         s->n = 1;
-        long long w = spin_window_ns();
+        long long w = gk_spin_window();
         s->until = w > 0 ? monotonic_ns() + (unsigned long long)w : 0;
         return s->until != 0;
     }

@@ -261,7 +261,7 @@ public struct Runtime: Sendable {
         // The network namespace sent with GO (StartChoices.Network.madeForGo),
         // made on the driver's thread after the state; closed here unless
         // the hook handed it over (the C core closes what it sends).
-        let netnsForGo = choices.network == .madeForGo ? readied.then { _ in gk_new_netns() } : nil
+        let netnsForGo = choices.network == .madeForGo ? readied.then { _ in gk_new_netns_aside() } : nil
         var netnsHanded = false
         defer { if !netnsHanded, let fd = netnsForGo?.value(), fd >= 0 { Sys.close(fd) } }
         let groupsAhead = lateGo ? nil : readied.then { readied -> Result<(CgroupDriver, CgroupRecord), GockerError> in
@@ -403,14 +403,15 @@ public struct Runtime: Sendable {
         let record: CgroupRecord
     }
 
-    /// Runs `beforeGo` in the parent once the child exists, before GO: it
-    /// puts the child in its cgroups, or hands it the files to join them
-    /// (with a late GO, once it has made them); then `after` once GO is
-    /// sent.
+    /// Runs `beforeGo` in the parent before GO, once the child exists (with
+    /// GK_SPAWN_NET_AT_GO, while it is being cloned: pid 0): it puts the
+    /// child in its cgroups, or hands it the files to join them (with a late
+    /// GO, once it has made them); then `after` once GO is sent.
     final class GoHook {
         /// Places the child, or returns the `tasks` files (open for writing)
-        /// through which it joins its groups itself; the C core sends them
-        /// with GO and closes them.
+        /// through which it joins its groups itself, and with
+        /// GK_SPAWN_NET_AT_GO the network namespace last; the C core sends
+        /// them with GO and closes them.
         let body: (pid_t) throws(GockerError) -> [Int32]
         /// Run once GO is sent, while the child goes on (see gk_spawn's
         /// `go_sent`).

@@ -181,6 +181,24 @@ struct NetlinkTests {
         #expect(Self.eventually(10) { !Self.exists("/sys/class/net/\(host)") }, "host end still there")
     }
 
+    /// Made aside, for a thread that goes on with other work: the thread
+    /// is back in its own namespace, and the one returned is new, with lo
+    /// up.
+    @Test func aNamespaceMadeAsideLeavesTheThreadWhereItWas() throws {
+        let (fd, before, after) = Background { () -> (Int32, String, String) in
+            let before = Self.threadNamespace()
+            let fd = gk_new_netns_aside()
+            return (fd, before, Self.threadNamespace())
+        }.value()
+        try #require(fd >= 0, "gk_new_netns_aside: \(fd)")
+        defer { close(fd) }
+        #expect(after == before)
+        var made = stat(), mine = stat()
+        #expect(fstat(fd, &made) == 0 && stat("/proc/thread-self/ns/net", &mine) == 0)
+        #expect(made.st_ino != mine.st_ino, "a namespace of its own")
+        #expect(Self.inside(fd, "ip -o link show lo").out.contains(",UP"))
+    }
+
     @Test func attachWorksFromAThreadInAnotherNamespace() throws {
         let br = Self.name("b"), host = Self.name("w")
         defer {

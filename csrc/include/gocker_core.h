@@ -301,8 +301,10 @@ struct gk_ns_join {
  * `tasks` files; the child joins it then. So the child waits for GO before
  * its first sysfs mount and before its sysctls, which name the namespace
  * they are made in. The parent also makes the groups while the child is
- * cloned, not after: `before_go` is then called with pid 0 (the child joins
- * its groups itself, through the files). */
+ * cloned, not after, where it is cloned sharing gocker's memory (see
+ * spawn.c's vm_clone_start): `before_go` is then called with pid 0 (the
+ * child joins its groups itself, through the files); otherwise after the
+ * clone, with the pid, as usual. */
 #define GK_SPAWN_NET_AT_GO 0x100000
 
 /* One OCI hook the child runs (createContainer, startContainer). */
@@ -557,7 +559,9 @@ int gk_spawn_helper(const char *path, char *const argv[], const int *fds, int nf
  * their count in n): each is a cgroup v1 `tasks` file, sent with GO, which
  * the child joins by writing 0 to it (moving itself, its only thread,
  * without the global lock that moving another process takes, and its RCU
- * grace period). They are closed in the parent once sent.
+ * grace period); with GK_SPAWN_NET_AT_GO the last one is the network
+ * namespace the child joins. They are closed in the parent once sent. With
+ * GK_SPAWN_NET_AT_GO `pid` may be 0 (see there): the child is being cloned.
  */
 typedef int (*gk_before_go_fn)(pid_t pid, void *ctx, int *go_fds, size_t *ngo_fds);
 int gk_spawn(const struct gk_spawn *spec, gk_before_go_fn before_go, void *ctx,
@@ -685,6 +689,11 @@ long gk_fs_type(const char *path);
  * the namespace (a join of type CLONE_NEWNET) instead of having clone make
  * one, so that the kernel's work to make it overlaps the rest of the start. */
 int gk_new_netns(void);
+
+/* The same, for a thread that goes on with other work (the driver's, for
+ * GK_SPAWN_NET_AT_GO): the thread is back in its own namespace when this
+ * returns (a failure to get back closes the new one and is returned). */
+int gk_new_netns_aside(void);
 
 /* Removes `path` and everything under it (rm -rf), never following a
  * symlink: every directory is opened beside its name with O_NOFOLLOW, and a

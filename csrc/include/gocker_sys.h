@@ -43,6 +43,9 @@ struct gk_spinner {
 };
 /* 1: check again (after a pause); 0: the window is over, sleep. */
 int gk_spin(struct gk_spinner *s);
+/* The window in nanoseconds: 0 where it never spins (decided once, when
+ * the process starts). */
+long long gk_spin_window(void);
 
 /* Renames `from` to `to` unless `to` exists (renameat2 with
  * RENAME_NOREPLACE): 0 or -1 with errno set (EEXIST: `to` is there). */
