@@ -209,7 +209,8 @@ public struct Runtime: Sendable {
             // A user namespace's maps come with GO; hooks before pivot_root
             // need the child's host pid, and one record at a time on the
             // socket.
-            goFirst: plan.userNamespace != .none || plan.hooks?.createHooks == true)
+            goFirst: plan.userNamespace != .none || plan.hooks?.createHooks == true,
+            parentMakesNetwork: !Rootless.active)
         let driverJob = choices.reuseDriver ? ahead.driver : StartAhead(backend: cgroupBackend).driver
         let lateGo = choices.lateGo
 
@@ -338,7 +339,7 @@ public struct Runtime: Sendable {
                 guard fd >= 0 else {
                     for f in files { Sys.close(f) }
                     throw GockerError(.system, "create the network namespace of \(id)",
-                                      cause: SystemCallError("unshare", errno: -fd))
+                                      cause: SystemCallError("netns", errno: -fd))
                 }
                 netnsHanded = true
                 return files + [fd]

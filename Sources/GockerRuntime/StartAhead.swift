@@ -120,9 +120,12 @@ extension Runtime {
         /// - driverMadeFor: the backend of the driver made ahead.
         /// - goFirst: the child must have GO before anything else (a user
         ///   namespace's maps come with it).
+        /// - parentMakesNetwork: the parent may make the namespace for GO
+        ///   (not rootless, where gocker's threads may not make one: the
+        ///   child does).
         static func choose(cgroupVersion: CgroupVersion, mounts: [LaunchPlan.PlannedMount], newNetwork: Bool,
                            networkMadeAhead: Bool, driverMadeFor: String, backend: String,
-                           goFirst: Bool = false) -> StartChoices {
+                           goFirst: Bool = false, parentMakesNetwork: Bool = true) -> StartChoices {
             // The child waits for its groups first where they must exist
             // before the clone (v2: cloned straight into them), where its
             // mounts depend on them (opening a block device to mount its
@@ -136,7 +139,7 @@ extension Runtime {
                     m.options.copyUp || (!m.options.isBind && m.type != "cgroup" && m.source.hasPrefix("/"))
                 }
             let network: Network = !newNetwork ? .none
-                : networkMadeAhead ? .joinMadeAhead : lateGo ? .madeForGo : .childUnshares
+                : networkMadeAhead ? .joinMadeAhead : lateGo && parentMakesNetwork ? .madeForGo : .childUnshares
             return StartChoices(lateGo: lateGo, network: network, reuseDriver: driverMadeFor == backend)
         }
     }

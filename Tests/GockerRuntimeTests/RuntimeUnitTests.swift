@@ -296,6 +296,10 @@ struct StartChoicesTests {
         #expect(choose(.v1, mounts: [mount("ext4", "/dev/sdb1")], newNetwork: true, ahead: false).network == .childUnshares)
         #expect(Choices.choose(cgroupVersion: .v1, mounts: [], newNetwork: true, networkMadeAhead: false,
                                driverMadeFor: "libcgroup", backend: "libcgroup", goFirst: true).network == .childUnshares)
+        // Rootless, the child makes it.
+        #expect(Choices.choose(cgroupVersion: .v1, mounts: [], newNetwork: true, networkMadeAhead: false,
+                               driverMadeFor: "libcgroup", backend: "libcgroup",
+                               parentMakesNetwork: false).network == .childUnshares)
     }
 
     @Test func driverOfTheSameBackendOnly() {
