@@ -80,10 +80,10 @@ int gk_start_wait_fd(int fd, pid_t pid, struct gk_msg *err)
         struct pollfd p = {.fd = fd, .events = POLLIN};
         /* The exec is due soon: spun for first (see gk_spin). */
         int r = poll(&p, 1, 0);
-        if (r == 0)
-            r = gk_spin(&spin) ? 1 : poll(&p, 1, 50);
-        if (r == 1 && p.revents == 0)
+        if (r == 0 && gk_spin(&spin))
             continue;
+        if (r == 0)
+            r = poll(&p, 1, 50);
         if (r < 0 && errno != EINTR) {
             ret = -errno;
             break;

@@ -692,7 +692,9 @@ int gk_new_netns(void);
 
 /* The same, for a thread that goes on with other work (the driver's, for
  * GK_SPAWN_NET_AT_GO): the thread is back in its own namespace when this
- * returns (a failure to get back closes the new one and is returned). */
+ * returns a descriptor (a failure to get back closes the new one and is
+ * returned). After any failure the thread may be in neither: it should do
+ * no network work again. */
 int gk_new_netns_aside(void);
 
 /* Removes `path` and everything under it (rm -rf), never following a
