@@ -8,6 +8,7 @@ import GockerRuntime
 
 struct Commit: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "commit",
         abstract: "Create a new image from a container's changes.",
         usage: "gocker commit [OPTIONS] CONTAINER [REPOSITORY[:TAG]]",
         discussion: """
@@ -89,6 +90,7 @@ struct ArchiveOutput {
 
 struct Export: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "export",
         abstract: "Export a container's root filesystem as a tar archive.",
         discussion: "The container's layers as it sees them, merged. `gocker import` reads it back.")
 
@@ -114,6 +116,7 @@ struct Export: ParsableCommand {
 
 struct Diff: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "diff",
         abstract: "List the files a container added (A), changed (C) and deleted (D).")
 
     @OptionGroup var global: GlobalOptions
@@ -153,6 +156,7 @@ struct SaveArguments: ParsableArguments {
 
 struct Save: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "save",
         abstract: "Save images to a tar archive (OCI image layout).",
         discussion: """
             The archive is an OCI image layout (index.json, blobs/sha256, gzip layers) with \
@@ -203,6 +207,7 @@ struct LoadArguments: ParsableArguments {
 
 struct Load: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "load",
         abstract: "Load images from a tar archive (OCI image layout or docker save).",
         discussion: """
             Reads what `gocker save` and `docker save` write (plain, gzip or xz). Every blob's \
@@ -243,7 +248,7 @@ struct HistoryArguments: ParsableArguments {
 }
 
 struct History: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Show the history of an image.")
+    static let configuration = CommandConfiguration(commandName: "history", abstract: "Show the history of an image.")
     @OptionGroup var arguments: HistoryArguments
     func run() throws { try arguments.run() }
 }

@@ -34,6 +34,7 @@ struct Remove: ParsableCommand {
 
 struct Stats: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "stats",
         abstract: "Show running containers' resource usage, from their cgroups.")
 
     @OptionGroup var global: GlobalOptions

@@ -6,6 +6,7 @@ import GockerRuntime
 
 struct Exec: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "exec",
         abstract: "Run a command in a running container.",
         usage: "gocker exec [OPTIONS] CONTAINER COMMAND [ARG...]",
         discussion: """
@@ -50,6 +51,7 @@ struct Exec: ParsableCommand {
 
 struct Top: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "top",
         abstract: "Show the processes of a running container.",
         usage: "gocker top CONTAINER [ps OPTIONS]",
         discussion: """

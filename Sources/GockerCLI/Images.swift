@@ -38,7 +38,7 @@ struct ListImagesArguments: ParsableArguments {
 }
 
 struct Images: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "List images.")
+    static let configuration = CommandConfiguration(commandName: "images", abstract: "List images.")
     @OptionGroup var arguments: ListImagesArguments
     func run() throws { try arguments.run() }
 }
@@ -99,7 +99,7 @@ struct TagArguments: ParsableArguments {
 }
 
 struct Tag: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Create a tag TARGET that refers to SOURCE.")
+    static let configuration = CommandConfiguration(commandName: "tag", abstract: "Create a tag TARGET that refers to SOURCE.")
     @OptionGroup var arguments: TagArguments
     func run() throws { try arguments.run() }
 }
@@ -149,6 +149,7 @@ struct ImportArguments: ParsableArguments {
 
 struct Import: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "import",
         abstract: "Import a root filesystem tarball to create an image.",
         usage: "gocker import [OPTIONS] FILE|- [REPOSITORY[:TAG]]",
         discussion: """

@@ -5,6 +5,7 @@ import GockerRuntime
 
 struct Create: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "create",
         abstract: "Create a new container without starting it (`run`'s options).",
         usage: "gocker create [OPTIONS] IMAGE [COMMAND] [ARG...]", helpNames: [])
 
@@ -23,7 +24,7 @@ struct Create: ParsableCommand {
 }
 
 struct Start: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Start one or more stopped containers.")
+    static let configuration = CommandConfiguration(commandName: "start", abstract: "Start one or more stopped containers.")
 
     @OptionGroup var global: GlobalOptions
 
@@ -66,6 +67,7 @@ struct StopArguments: ParsableArguments {
 
 struct Stop: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "stop",
         abstract: "Stop running containers: SIGTERM, then SIGKILL after a grace period.")
 
     @OptionGroup var arguments: StopArguments
@@ -79,7 +81,7 @@ struct Stop: ParsableCommand {
 }
 
 struct Restart: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Restart one or more containers.")
+    static let configuration = CommandConfiguration(commandName: "restart", abstract: "Restart one or more containers.")
 
     @OptionGroup var arguments: StopArguments
 
@@ -94,7 +96,7 @@ struct Restart: ParsableCommand {
 }
 
 struct Kill: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Send a signal (default KILL) to running containers.")
+    static let configuration = CommandConfiguration(commandName: "kill", abstract: "Send a signal (default KILL) to running containers.")
 
     @OptionGroup var global: GlobalOptions
 
@@ -111,7 +113,7 @@ struct Kill: ParsableCommand {
 }
 
 struct Wait: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Block until containers stop, then print their exit codes.")
+    static let configuration = CommandConfiguration(commandName: "wait", abstract: "Block until containers stop, then print their exit codes.")
 
     @OptionGroup var global: GlobalOptions
 
@@ -194,7 +196,7 @@ struct PS: ParsableCommand {
 }
 
 struct Logs: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Show a container's output.")
+    static let configuration = CommandConfiguration(commandName: "logs", abstract: "Show a container's output.")
 
     @OptionGroup var global: GlobalOptions
 
@@ -235,7 +237,7 @@ struct Logs: ParsableCommand {
 }
 
 struct Inspect: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Show containers in detail, as JSON.")
+    static let configuration = CommandConfiguration(commandName: "inspect", abstract: "Show containers in detail, as JSON.")
 
     @OptionGroup var global: GlobalOptions
 
@@ -254,7 +256,7 @@ struct ContainerCommand: ParsableCommand {
         subcommands: [Prune.self])
 
     struct Prune: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Remove all stopped containers.")
+        static let configuration = CommandConfiguration(commandName: "prune", abstract: "Remove all stopped containers.")
 
         @OptionGroup var global: GlobalOptions
 
@@ -324,6 +326,7 @@ struct PauseArguments: ParsableArguments {
 
 struct Pause: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "pause",
         abstract: "Freeze every process of one or more containers (their freezer cgroup).")
 
     @OptionGroup var arguments: PauseArguments
@@ -332,7 +335,7 @@ struct Pause: ParsableCommand {
 }
 
 struct Unpause: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Thaw the processes of one or more paused containers.")
+    static let configuration = CommandConfiguration(commandName: "unpause", abstract: "Thaw the processes of one or more paused containers.")
 
     @OptionGroup var arguments: PauseArguments
 

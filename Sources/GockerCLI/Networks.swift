@@ -19,7 +19,7 @@ struct NetworkCommand: ParsableCommand {
         subcommands: [Create.self, List.self, Inspect.self, Remove.self, Prune.self, Connect.self, Disconnect.self])
 
     struct Create: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Create a bridge network.")
+        static let configuration = CommandConfiguration(commandName: "create", abstract: "Create a bridge network.")
 
         @OptionGroup var global: GlobalOptions
 
@@ -115,7 +115,7 @@ struct NetworkCommand: ParsableCommand {
     }
 
     struct Inspect: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Display detailed information on one or more networks, as a JSON array.")
+        static let configuration = CommandConfiguration(commandName: "inspect", abstract: "Display detailed information on one or more networks, as a JSON array.")
 
         @OptionGroup var global: GlobalOptions
 
@@ -157,6 +157,7 @@ struct NetworkCommand: ParsableCommand {
 
     struct Connect: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "connect",
             abstract: "Connect a container to a network.",
             discussion: """
                 A running container gets the network's interface at once (eth1, eth2, ...: the lowest \
@@ -186,6 +187,7 @@ struct NetworkCommand: ParsableCommand {
 
     struct Disconnect: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "disconnect",
             abstract: "Disconnect a container from a network.",
             discussion: """
                 Its address goes back and, while it runs, its interface on the network goes. Leaving \
@@ -212,6 +214,7 @@ struct NetworkCommand: ParsableCommand {
 
     struct Prune: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "prune",
             abstract: "Remove the networks no container is on (the default one too: it is made again on next use).")
 
         @OptionGroup var global: GlobalOptions
@@ -231,6 +234,7 @@ struct NetworkCommand: ParsableCommand {
 
 struct Port: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "port",
         abstract: "List a container's published ports, or the host address of one of them.")
 
     @OptionGroup var global: GlobalOptions

@@ -62,6 +62,7 @@ struct PullArguments: ParsableArguments {
 
 struct Pull: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "pull",
         abstract: "Download an image from a registry.",
         discussion: """
             A name without a registry is docker.io's ("alpine" is docker.io/library/alpine:latest). \
@@ -87,6 +88,7 @@ struct ImagePull: ParsableCommand {
 
 struct Login: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "login",
         abstract: "Log in to a registry.",
         discussion: """
             The credentials are checked against the registry (GET /v2/, through its token server if it \
@@ -156,7 +158,7 @@ struct Login: ParsableCommand {
 }
 
 struct Logout: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Log out from a registry (forget its credentials).")
+    static let configuration = CommandConfiguration(commandName: "logout", abstract: "Log out from a registry (forget its credentials).")
 
     @Argument(help: ArgumentHelp("The registry: host[:port] (default docker.io).", valueName: "server"))
     var server: String = "docker.io"
@@ -190,6 +192,7 @@ struct PushArguments: ParsableArguments {
 
 struct Push: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "push",
         abstract: "Upload an image to a registry.",
         discussion: """
             The image's name says where it goes (gocker tag gives it one): its layers, config and an OCI \

@@ -169,6 +169,7 @@ struct RunLine: Equatable {
 
 struct Run: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "run",
         abstract: "Create and run a new container from an image.",
         usage: "gocker run [OPTIONS] IMAGE [COMMAND] [ARG...]",
         discussion: """

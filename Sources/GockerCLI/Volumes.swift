@@ -16,7 +16,7 @@ struct VolumeCommand: ParsableCommand {
         subcommands: [Create.self, List.self, Inspect.self, Remove.self, Prune.self])
 
     struct Create: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Create a volume (a random name when none is given).")
+        static let configuration = CommandConfiguration(commandName: "create", abstract: "Create a volume (a random name when none is given).")
 
         @OptionGroup var global: GlobalOptions
 
@@ -97,7 +97,7 @@ struct VolumeCommand: ParsableCommand {
     }
 
     struct Inspect: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Display detailed information on one or more volumes, as a JSON array.")
+        static let configuration = CommandConfiguration(commandName: "inspect", abstract: "Display detailed information on one or more volumes, as a JSON array.")
 
         @OptionGroup var global: GlobalOptions
 
@@ -138,6 +138,7 @@ struct VolumeCommand: ParsableCommand {
 
     struct Prune: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "prune",
             abstract: "Remove the anonymous volumes no container uses (all unused ones with --all).")
 
         @OptionGroup var global: GlobalOptions
