@@ -1275,8 +1275,10 @@ static int launch(const struct gk_spawn *spec, unsigned long flags, child_fn chi
         if (before_go_done)
             pthread_sigmask(SIG_SETMASK, &all, NULL);
     }
-    if (!shared)
+    if (!shared) {
+        (void)gk_timings_before_copy();
         pid = clone_child(spec, flags);
+    }
     if (pid == 0)
         child_begin(spec, child, sv[1], sv[0]);
     int clone_errno = errno;

@@ -17,9 +17,18 @@ void gk_mark(enum gk_timing_mark mark)
     marks[mark] = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+/* Whether the container's first process is to report its marks. */
+static int share_wanted;
+
 int gk_timings_share(void)
 {
-    if (marks != local_marks)
+    share_wanted = 1;
+    return 0;
+}
+
+int gk_timings_before_copy(void)
+{
+    if (!share_wanted || marks != local_marks)
         return 0;
     void *page = mmap(NULL, sizeof local_marks, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (page == MAP_FAILED)

@@ -61,4 +61,46 @@ struct TimingsTests {
         #expect(sum >= r.ms / 2, "phases \(sum) ms cover most of the process' \(r.ms) ms")
         box.expectNothingLeft()
     }
+
+    /// The container's first process reports its own phases whichever way
+    /// it is cloned: sharing gocker's memory (a plain bundle), or as a copy
+    /// of gocker (a bundle with a createRuntime hook, which needs the
+    /// child's pid before it goes on), for which its marks go through a
+    /// page shared with it.
+    @Test func theFirstProcessReportsItsPhasesWhicheverWayItIsCloned() throws {
+        let box = try Sandbox()
+        let oci = OCITests()
+        let bundle = try oci.makeBundle(box, args: ["true"])
+        defer {
+            try? FileManager.default.removeItem(atPath: bundle + "/rootfs")
+            box.expectNothingLeft()
+        }
+        let childPhases = ["clone and namespaces", "rootfs and pivot_root", "mounts, devices, user", "exec"]
+        for hooked in [false, true] {
+            if hooked {
+                try oci.editConfig(bundle) { $0["hooks"] = ["createRuntime": [["path": "/bin/true"]]] }
+            }
+            let file = box.dir + "/timings-\(hooked).json"
+            let r = try box.gocker(["oci", "run", "--bundle", bundle, "timed-\(hooked)"],
+                                   environment: ["GOCKER_TIMINGS_FILE": file])
+            #expect(r.status == 0, "\(r.stderr)")
+            let data = try #require(FileManager.default.contents(atPath: file), "no timings written")
+            let line = try JSONDecoder().decode(TimingsLine.self, from: data)
+            let names = line.phases.map(\.name)
+            for name in childPhases {
+                #expect(names.contains(name), "hooked \(hooked): \(name) missing from \(names)")
+            }
+            for p in line.phases { #expect(p.ms > 0, "hooked \(hooked): \(p.name)") }
+        }
+    }
+}
+
+/// One line of GOCKER_TIMINGS_FILE.
+private struct TimingsLine: Decodable {
+    struct Phase: Decodable {
+        var name: String
+        var ms: Double
+    }
+    var phases: [Phase]
+    var total: Double
 }

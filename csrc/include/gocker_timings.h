@@ -7,12 +7,14 @@
  * always on, at the cost of a clock read each.
  *
  * The container's first process leaves some marks too (GK_MARK_CHILD to
- * GK_MARK_EXEC). It runs in a copy of the parent's memory, so before clone
- * gk_timings_share() moves the marks to one page mapped
- * MAP_SHARED|MAP_ANONYMOUS, which the child inherits; the child then only
- * calls clock_gettime (async-signal-safe) and stores into that page. Without
- * gk_timings_share() (timings off) the child's marks land in its own copy
- * and are lost, which costs it the clock reads alone. execve drops the page.
+ * GK_MARK_EXEC); it only calls clock_gettime (async-signal-safe) and stores
+ * the time. Cloned sharing gocker's memory (see gk_spawn), it stores into
+ * gocker's own marks. Cloned as a copy, it would store into its copy: with
+ * gk_timings_share() called, gk_timings_before_copy() moves the marks to
+ * one page mapped MAP_SHARED|MAP_ANONYMOUS first, which the copy inherits
+ * (execve drops it). Without gk_timings_share() (timings off) a copy's
+ * marks are lost, which costs it the clock reads alone. (Mapping that page
+ * at every timed start cost a twentieth of a millisecond of each.)
  *
  * The marks, in the order a foreground start passes them: a phase is the
  * time between one mark that was reached and the one reached next. GO comes
@@ -51,9 +53,14 @@ enum gk_timing_mark {
 /* Stores the monotonic clock in `mark`'s slot. Async-signal-safe. */
 void gk_mark(enum gk_timing_mark mark);
 
-/* Maps the shared page and moves the marks there, so that the container's
- * first process can report its own. Call before gk_spawn. 0 or -errno. */
+/* Asks for the container's first process's marks too. Call before
+ * gk_spawn. 0. */
 int gk_timings_share(void);
+
+/* Before a child is cloned as a copy of this process: maps the shared page
+ * and moves the marks there, when gk_timings_share() asked for them. 0 or
+ * -errno (the child's marks are then lost). */
+int gk_timings_before_copy(void);
 
 /* The mark in nanoseconds of CLOCK_MONOTONIC, or 0 if it was not reached. */
 uint64_t gk_mark_ns(enum gk_timing_mark mark);
