@@ -63,10 +63,11 @@ struct TimingsTests {
     }
 
     /// The container's first process reports its own phases whichever way
-    /// it is cloned: sharing gocker's memory (a plain bundle), or as a copy
-    /// of gocker (a bundle with a createRuntime hook, which needs the
-    /// child's pid before it goes on), for which its marks go through a
-    /// page shared with it.
+    /// it is cloned: sharing gocker's memory (a plain bundle, on cgroup v1;
+    /// on v2 it is cloned into its group, as a copy), or as a copy of
+    /// gocker (a bundle with a createRuntime hook, which needs the child's
+    /// pid before it goes on), for which its marks go through a page
+    /// shared with it.
     @Test func theFirstProcessReportsItsPhasesWhicheverWayItIsCloned() throws {
         let box = try Sandbox()
         let oci = OCITests()
