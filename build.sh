@@ -11,8 +11,8 @@
 #                      --matrix`) with runc and crun too when installed; writes the chart
 #                      to .ci/bench.svg and every sample to .build/bench.json
 #   ./build.sh vm      only fetch the pure cgroup v2 test kernel into .build/vm (see test)
-#   ./build.sh order   trace a start and write .ci/hot-functions.txt, the order in
-#                      which the release binary's code is laid out (minutes)
+#   ./build.sh order   trace a start and write .ci/hot-symbols.txt, the order in
+#                      which the release binary's code and data are laid out (minutes)
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -90,28 +90,46 @@ vmkernel() {
 WERROR=(-Xcc -Werror -Xcc -Wall -Xswiftc -warnings-as-errors)
 
 # The release binary: fully static, each function in a section of its own,
-# linked by lld in the order .ci/hot-functions.txt gives (`./build.sh
-# order` writes it): the code a start runs sits together, so that a start
-# faults in and maps a fraction of the binary's pages. Names the list has
-# and the binary has not are skipped. Concrete generic types' metadata is
-# reached through accessor functions, not mangled names the runtime
-# demangles on first use (a short-lived process pays every first use).
-# (swift build does not see a change of these flags or of the list: after
-# one, remove .build/release/gocker, or .build/*/release for the
-# compiler's flags.)
+# linked by lld in the order .ci/hot-symbols.txt gives (`./build.sh order`
+# writes it): the code a start runs sits together, and so do the data it
+# writes, so that a start faults in and maps a fraction of the binary's
+# pages. Names the list has and the binary has not are skipped. Concrete
+# generic types' metadata is reached through accessor functions, not
+# mangled names the runtime demangles on first use (a short-lived process
+# pays every first use).
+# Each segment starts on a 2 MB boundary, in the file as in memory, and the
+# binary is written out again in 2 MB writes: the kernel then keeps it in
+# its page cache in 2 MB folios (ext4 and the like, Linux 6.16 and later),
+# and maps a start's code with a handful of 2 MB entries instead of
+# faulting in and mapping each 4 KB page of it (about 900 for a start,
+# each one unmapped again at its exit). Where the page cache holds smaller
+# folios (another file system, or after it dropped them and a start read
+# the binary back in) the kernel maps 4 KB pages, as before.
+# (swift build relinks on every run, the binary it finds not being the one
+# it wrote: a change of the link flags or of the list takes effect at once.
+# It does not see a change of the compiler's flags: after one, remove
+# .build/*/release.)
 release() {
     swift build -c release "${WERROR[@]}" --static-swift-stdlib -Xswiftc -static-executable \
         -Xswiftc -Xfrontend -Xswiftc -function-sections -Xcc -ffunction-sections -Xswiftc -use-ld=lld \
         -Xswiftc -Xfrontend -Xswiftc -disable-concrete-type-metadata-mangled-name-accessors \
-        -Xlinker --symbol-ordering-file="$PWD/.ci/hot-functions.txt" -Xlinker --no-warn-symbol-ordering "$@"
+        -Xlinker --symbol-ordering-file="$PWD/.ci/hot-symbols.txt" -Xlinker --no-warn-symbol-ordering \
+        -Xlinker -z -Xlinker max-page-size=0x200000 -Xlinker -z -Xlinker separate-loadable-segments "$@"
+    local g
+    g=$(readlink -f .build/release/gocker)
+    dd if="$g" of="$g.2m" bs=2M status=none
+    chmod 0755 "$g.2m"
+    mv -f "$g.2m" "$g"
     ln -sf gocker .build/release/gocker-oci
 }
 
-# .ci/hot-functions.txt: the functions `gocker oci run` of a bundle and then
+# .ci/hot-symbols.txt: the functions `gocker oci run` of a bundle and then
 # `gocker run --rm busybox true` execute, in the order they first do
-# (.ci/first-touch.c single-steps them: minutes), less the names the binary
-# defines twice (local helpers each object has its own copy of, which would
-# drag whole sections along).
+# (.ci/first-touch.c single-steps them: minutes), then the data they write
+# (.ci/touched-data.c, on a link with each data section on a page of its
+# own), less the names the binary defines twice (local helpers and
+# variables each object has its own copy of, which would drag whole
+# sections along).
 order() {
     release
     local tmp g=.build/release/gocker
@@ -119,6 +137,7 @@ order() {
     # (EXIT: a failing step ends the script under set -e.)
     trap "rm -rf '$tmp'" EXIT
     clang -O2 -o "$tmp/first-touch" .ci/first-touch.c
+    clang -O2 -o "$tmp/touched-data" .ci/touched-data.c
     export GOCKER_DATA_ROOT="$tmp/data" GOCKER_STATE_ROOT="$tmp/state"
     # A plain bundle: the created container's config (its binds of
     # /etc/hostname and the like stay in its directory until rm) over its
@@ -129,28 +148,34 @@ order() {
     mkdir -p "$tmp/bundle/rootfs"
     "$g" export "$id" | tar -x -C "$tmp/bundle/rootfs"
     cp "$GOCKER_DATA_ROOT/containers/$id/config.json" "$tmp/bundle/"
-    # One start of each untraced first: the seccomp programs are then in
-    # the cache, as on every start but a machine's first (compiling one is
-    # millions of single steps under the tracer, and not the path to lay out).
-    "$g" oci run --bundle "$tmp/bundle" gocker-warm
-    "$g" run --rm busybox true
-    "$tmp/first-touch" "$g" -- "$g" oci run --bundle "$tmp/bundle" gocker-order >"$tmp/oci"
-    "$g" rm "$id" >/dev/null
     # The bundle every OCI user starts from (`runc spec`'s, with a
     # "cgroup" mount), as `./build.sh bench` makes it.
     mkdir "$tmp/runc-spec"
     if command -v runc >/dev/null; then runc spec --bundle "$tmp/runc-spec"; else rmdir "$tmp/runc-spec"; fi
     "$g" bench --write-bundle "$tmp/runc-spec"
-    "$g" oci run --bundle "$tmp/runc-spec" gocker-warm
+    # One start of each untraced first: the seccomp programs are then in
+    # the cache, as on every start but a machine's first (compiling one is
+    # millions of single steps under the tracer, and not the path to lay out).
+    warm() {
+        "$g" oci run --bundle "$tmp/bundle" gocker-warm
+        "$g" oci run --bundle "$tmp/runc-spec" gocker-warm
+        "$g" run --rm busybox true
+    }
+    warm
+    "$tmp/first-touch" "$g" -- "$g" oci run --bundle "$tmp/bundle" gocker-order >"$tmp/oci"
     "$tmp/first-touch" "$g" -- "$g" oci run --bundle "$tmp/runc-spec" gocker-order >"$tmp/spec"
     "$tmp/first-touch" "$g" -- "$g" run --rm busybox true >"$tmp/run"
+    release -Xlinker -T -Xlinker "$PWD/.ci/page-per-section.lds"
+    warm
+    "$tmp/touched-data" "$g" -- "$g" oci run --bundle "$tmp/bundle" gocker-order >"$tmp/data-oci"
+    "$tmp/touched-data" "$g" -- "$g" oci run --bundle "$tmp/runc-spec" gocker-order >"$tmp/data-spec"
+    "$tmp/touched-data" "$g" -- "$g" run --rm busybox true >"$tmp/data-run"
+    "$g" rm "$id" >/dev/null
     nm --defined-only "$g" | awk '{ print $3 }' | sort | uniq -d >"$tmp/twice"
-    awk 'FILENAME == ARGV[1] { twice[$0] = 1; next } !($0 in twice) && !seen[$0]++' "$tmp/twice" "$tmp/oci" "$tmp/spec" "$tmp/run" \
-        >.ci/hot-functions.txt
-    # The build does not know the list as an input: relink by hand.
-    rm -f "$g"
+    awk 'FILENAME == ARGV[1] { twice[$0] = 1; next } !($0 in twice) && !seen[$0]++' "$tmp/twice" \
+        "$tmp/oci" "$tmp/spec" "$tmp/run" "$tmp/data-oci" "$tmp/data-spec" "$tmp/data-run" >.ci/hot-symbols.txt
     release
-    echo "build.sh: $(wc -l <.ci/hot-functions.txt) functions in .ci/hot-functions.txt, the release binary relinked" >&2
+    echo "build.sh: $(wc -l <.ci/hot-symbols.txt) names in .ci/hot-symbols.txt, the release binary relinked" >&2
 }
 
 case "${1:-}" in

@@ -8,7 +8,7 @@
  *
  * BINARY's function symbols are read with `nm -n --defined-only BINARY`.
  * `./build.sh order` runs it on gocker's starts to write
- * .ci/hot-functions.txt, the order in which the release binary's linker lays
+ * .ci/hot-symbols.txt, the order in which the release binary's linker lays
  * out its code: what a start runs sits together, so a start faults in and
  * maps fewer pages of the binary (and its exit unmaps fewer).
  *

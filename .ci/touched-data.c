@@ -1,0 +1,153 @@
+/*
+ * touched-data: runs a command under ptrace and, as the command's process
+ * exits, prints the data symbols of BINARY that lie on the pages it touched
+ * (it, its threads and the children sharing its memory): every page of
+ * .bss it read or wrote, every page of .data it wrote. A page of .data that
+ * was only read is mapped from the file, as are its neighbours, and cannot
+ * be told apart from them. One symbol per touched page, the last one at or
+ * before the page's end, in address order, each name once, on stdout.
+ * Exits with the command's status.
+ *
+ *   touched-data BINARY -- COMMAND [ARGS...]
+ *
+ * Meant for a link of BINARY in which every data section starts a page of
+ * its own (.ci/page-per-section.lds): a touched page then names its
+ * section. `./build.sh order` runs it on gocker's starts to append the data
+ * to .ci/hot-symbols.txt: the sections a start writes then sit together in
+ * the release binary, on fewer pages, so that a start faults in fewer (two
+ * faults each for a page read, then written) and its exit frees fewer.
+ */
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ptrace.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+struct sym { uint64_t addr; char *name; int printed; };
+static struct sym *syms;
+static size_t nsyms;
+
+/* Names the linker defines at a section's bounds: no section of their own. */
+static int linker_made(const char *name)
+{
+    static const char *exact[] = {"_end", "end", "_edata", "edata", "_etext", "etext", "__bss_start", "__TMC_END__",
+                                  "__ehdr_start", "__executable_start", NULL};
+    static const char *prefix[] = {"__start_", "__stop_", "__init_array_", "__fini_array_", "__preinit_array_",
+                                   "__rela_iplt_", NULL};
+    for (int i = 0; exact[i]; i++)
+        if (strcmp(name, exact[i]) == 0) return 1;
+    for (int i = 0; prefix[i]; i++)
+        if (strncmp(name, prefix[i], strlen(prefix[i])) == 0) return 1;
+    return 0;
+}
+
+/* BINARY's data symbols (nm's b, B, d, D, v, V), in address order. */
+static int load_symbols(const char *binary)
+{
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "nm -n --defined-only '%s'", binary);
+    FILE *p = popen(cmd, "r");
+    if (!p) return -1;
+    size_t cap = 1 << 14;
+    syms = malloc(cap * sizeof *syms);
+    if (!syms) {
+        pclose(p);
+        return -1;
+    }
+    char line[8192];
+    while (fgets(line, sizeof line, p)) {
+        char type, name[8000];
+        unsigned long long addr;
+        if (sscanf(line, "%llx %c %7999s", &addr, &type, name) != 3) continue;
+        if (!strchr("bBdDvV", type) || linker_made(name)) continue;
+        if (nsyms == cap) {
+            struct sym *bigger = realloc(syms, 2 * cap * sizeof *syms);
+            if (!bigger) break;
+            syms = bigger;
+            cap *= 2;
+        }
+        syms[nsyms].addr = addr;
+        syms[nsyms].name = strdup(name);
+        syms[nsyms].printed = 0;
+        nsyms++;
+    }
+    return pclose(p) == 0 && nsyms > 0 ? 0 : -1;
+}
+
+/* Pagemap: bit 63 present, bit 61 a page of a file (or shared). A page of
+ * .bss read only is the zero page: present, not a file's. */
+#define PM_PRESENT (1ULL << 63)
+#define PM_FILE (1ULL << 61)
+
+static void print_touched(pid_t pid)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/pagemap", (int)pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        perror("touched-data: pagemap");
+        return;
+    }
+    uint64_t first = syms[0].addr & ~4095ULL, last = syms[nsyms - 1].addr & ~4095ULL;
+    size_t next = 0; /* the first symbol past the pages seen so far */
+    for (uint64_t page = first; page <= last; page += 4096) {
+        uint64_t entry = 0;
+        if (pread(fd, &entry, sizeof entry, (off_t)(page / 4096 * sizeof entry)) != (ssize_t)sizeof entry) break;
+        while (next < nsyms && syms[next].addr < page + 4096) next++;
+        if (!(entry & PM_PRESENT) || (entry & PM_FILE) || next == 0) continue;
+        struct sym *s = &syms[next - 1];
+        if (!s->printed) {
+            printf("%s\n", s->name);
+            s->printed = 1;
+        }
+    }
+    close(fd);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 4 || strcmp(argv[2], "--") != 0) {
+        fprintf(stderr, "usage: touched-data BINARY -- COMMAND [ARGS...]\n");
+        return 2;
+    }
+    if (load_symbols(argv[1]) < 0) {
+        fprintf(stderr, "touched-data: no data symbols read from %s\n", argv[1]);
+        return 2;
+    }
+    pid_t child = fork();
+    if (child < 0) {
+        perror("touched-data: fork");
+        return 2;
+    }
+    if (child == 0) {
+        ptrace(PTRACE_TRACEME, 0, 0, 0);
+        execvp(argv[3], argv + 3);
+        perror("touched-data: exec");
+        _exit(127);
+    }
+    int status;
+    /* Stopped at its exec: from here it is the command. */
+    if (waitpid(child, &status, 0) < 0 || !WIFSTOPPED(status)) return 2;
+    ptrace(PTRACE_SETOPTIONS, child, 0, PTRACE_O_TRACEEXIT | PTRACE_O_EXITKILL);
+    ptrace(PTRACE_CONT, child, 0, 0);
+    for (;;) {
+        if (waitpid(child, &status, 0) < 0) return 2;
+        if (WIFEXITED(status)) return WEXITSTATUS(status);
+        if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
+        if (!WIFSTOPPED(status)) continue;
+        int sig = WSTOPSIG(status), deliver = 0;
+        if (sig == SIGTRAP && (status >> 16) == PTRACE_EVENT_EXIT) {
+            /* Exiting, its memory still whole. */
+            print_touched(child);
+            fflush(stdout);
+        } else if (sig != SIGTRAP) {
+            deliver = sig;
+        }
+        ptrace(PTRACE_CONT, child, 0, deliver);
+    }
+}
