@@ -89,11 +89,11 @@ vmkernel() {
 # the C flags.)
 WERROR=(-Xcc -Werror -Xcc -Wall -Xswiftc -warnings-as-errors)
 
-# The release binary: fully static, each function in a section of its own,
-# linked by lld in the order .ci/hot-symbols.txt gives (`./build.sh order`
-# writes it): the code a start runs sits together, and so do the data it
-# writes, so that a start faults in and maps a fraction of the binary's
-# pages. Names the list has and the binary has not are skipped. Concrete
+# The release binary: fully static, each function (and each variable of
+# the C core) in a section of its own, linked by lld in the order
+# .ci/hot-symbols.txt gives (`./build.sh order` writes it): the code a
+# start runs sits together, and so do the data it writes, so that a start
+# faults in and maps a fraction of the binary's pages. Names the list has and the binary has not are skipped. Concrete
 # generic types' metadata is reached through accessor functions, not
 # mangled names the runtime demangles on first use (a short-lived process
 # pays every first use).
@@ -111,7 +111,7 @@ WERROR=(-Xcc -Werror -Xcc -Wall -Xswiftc -warnings-as-errors)
 # .build/*/release.)
 release() {
     swift build -c release "${WERROR[@]}" --static-swift-stdlib -Xswiftc -static-executable \
-        -Xswiftc -Xfrontend -Xswiftc -function-sections -Xcc -ffunction-sections -Xswiftc -use-ld=lld \
+        -Xswiftc -Xfrontend -Xswiftc -function-sections -Xcc -ffunction-sections -Xcc -fdata-sections -Xswiftc -use-ld=lld \
         -Xswiftc -Xfrontend -Xswiftc -disable-concrete-type-metadata-mangled-name-accessors \
         -Xlinker --symbol-ordering-file="$PWD/.ci/hot-symbols.txt" -Xlinker --no-warn-symbol-ordering \
         -Xlinker -z -Xlinker max-page-size=0x200000 -Xlinker -z -Xlinker separate-loadable-segments "$@"
@@ -172,8 +172,11 @@ order() {
     "$tmp/touched-data" "$g" -- "$g" run --rm busybox true >"$tmp/data-run"
     "$g" rm "$id" >/dev/null
     nm --defined-only "$g" | awk '{ print $3 }' | sort | uniq -d >"$tmp/twice"
+    # The data sections smallest first: a large one among them (a table of
+    # which a start touches a few pages) would keep the small ones apart.
+    cat "$tmp/data-oci" "$tmp/data-spec" "$tmp/data-run" | sort -s -n -k1,1 | awk '{ print $2 }' >"$tmp/hot-data"
     awk 'FILENAME == ARGV[1] { twice[$0] = 1; next } !($0 in twice) && !seen[$0]++' "$tmp/twice" \
-        "$tmp/oci" "$tmp/spec" "$tmp/run" "$tmp/data-oci" "$tmp/data-spec" "$tmp/data-run" >.ci/hot-symbols.txt
+        "$tmp/oci" "$tmp/spec" "$tmp/run" "$tmp/hot-data" >.ci/hot-symbols.txt
     release
     echo "build.sh: $(wc -l <.ci/hot-symbols.txt) names in .ci/hot-symbols.txt, the release binary relinked" >&2
 }

@@ -4,18 +4,22 @@
  * (it, its threads and the children sharing its memory): every page of
  * .bss it read or wrote, every page of .data it wrote. A page of .data that
  * was only read is mapped from the file, as are its neighbours, and cannot
- * be told apart from them. One symbol per touched page, the last one at or
- * before the page's end, in address order, each name once, on stdout.
- * Exits with the command's status.
+ * be told apart from them. One line per touched section on stdout, in
+ * address order: the section's size in pages, then a symbol in it (the
+ * last one at or before the touched page's end). Exits with the command's
+ * status.
  *
  *   touched-data BINARY -- COMMAND [ARGS...]
  *
  * Meant for a link of BINARY in which every data section starts a page of
  * its own (.ci/page-per-section.lds): a touched page then names its
- * section. `./build.sh order` runs it on gocker's starts to append the data
- * to .ci/hot-symbols.txt: the sections a start writes then sit together in
- * the release binary, on fewer pages, so that a start faults in fewer (two
- * faults each for a page read, then written) and its exit frees fewer.
+ * section, and a section's size is the distance from its first page to
+ * the next section's (the first symbol at a page's start past it).
+ * `./build.sh order` runs it on gocker's starts to append the data to
+ * .ci/hot-symbols.txt, smallest sections first: the sections a start
+ * writes then sit together in the release binary, on fewer pages, so that
+ * a start faults in fewer (two faults each for a page read, then written)
+ * and its exit frees fewer.
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
@@ -84,6 +88,19 @@ static int load_symbols(const char *binary)
 #define PM_PRESENT (1ULL << 63)
 #define PM_FILE (1ULL << 61)
 
+/* The size in pages of the section holding syms[i]: from the last symbol
+ * at a page's start at or before it to the first one after it (or the
+ * last symbol's page). */
+static uint64_t section_pages(size_t i)
+{
+    size_t lo = i, hi = i + 1;
+    while (lo > 0 && (syms[lo].addr & 4095)) lo--;
+    while (hi < nsyms && ((syms[hi].addr & 4095) || syms[hi].addr == syms[lo].addr)) hi++;
+    uint64_t end = hi < nsyms ? syms[hi].addr : (syms[nsyms - 1].addr & ~4095ULL) + 4096;
+    uint64_t start = syms[lo].addr & ~4095ULL;
+    return end > start ? (end - start + 4095) / 4096 : 1;
+}
+
 static void print_touched(pid_t pid)
 {
     char path[64];
@@ -102,7 +119,7 @@ static void print_touched(pid_t pid)
         if (!(entry & PM_PRESENT) || (entry & PM_FILE) || next == 0) continue;
         struct sym *s = &syms[next - 1];
         if (!s->printed) {
-            printf("%s\n", s->name);
+            printf("%llu %s\n", (unsigned long long)section_pages(next - 1), s->name);
             s->printed = 1;
         }
     }
