@@ -4,10 +4,12 @@
  * (it, its threads and the children sharing its memory): every page of
  * .bss it read or wrote, every page of .data it wrote. A page of .data that
  * was only read is mapped from the file, as are its neighbours, and cannot
- * be told apart from them. One line per touched section on stdout, in
- * address order: the section's size in pages, then a symbol in it (the
- * last one at or before the touched page's end). Exits with the command's
- * status.
+ * be told apart from them. One line per touched page whose symbol was not
+ * printed yet, on stdout, in address order: the size in pages of the
+ * section holding it, then that symbol (the last one at or before the
+ * page's end). Exits with the command's status. Transparent huge pages are
+ * turned off for the command (PR_SET_THP_DISABLE): a 2 MB page would make
+ * every section on it look touched.
  *
  *   touched-data BINARY -- COMMAND [ARGS...]
  *
@@ -28,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/ptrace.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -35,12 +38,14 @@
 struct sym { uint64_t addr; char *name; int printed; };
 static struct sym *syms;
 static size_t nsyms;
+/* _end: where the data end (the last section's end). */
+static uint64_t data_end;
 
 /* Names the linker defines at a section's bounds: no section of their own. */
 static int linker_made(const char *name)
 {
     static const char *exact[] = {"_end", "end", "_edata", "edata", "_etext", "etext", "__bss_start", "__TMC_END__",
-                                  "__ehdr_start", "__executable_start", NULL};
+                                  "__ehdr_start", "__executable_start", "_GLOBAL_OFFSET_TABLE_", NULL};
     static const char *prefix[] = {"__start_", "__stop_", "__init_array_", "__fini_array_", "__preinit_array_",
                                    "__rela_iplt_", NULL};
     for (int i = 0; exact[i]; i++)
@@ -68,7 +73,10 @@ static int load_symbols(const char *binary)
         char type, name[8000];
         unsigned long long addr;
         if (sscanf(line, "%llx %c %7999s", &addr, &type, name) != 3) continue;
-        if (!strchr("bBdDvV", type) || linker_made(name)) continue;
+        if (strcmp(name, "_end") == 0) data_end = addr;
+        /* Thread-local symbols are offsets in a thread's block, not
+         * addresses: they are the small values. */
+        if (!strchr("bBdDvV", type) || linker_made(name) || addr < 0x10000) continue;
         if (nsyms == cap) {
             struct sym *bigger = realloc(syms, 2 * cap * sizeof *syms);
             if (!bigger) break;
@@ -80,6 +88,7 @@ static int load_symbols(const char *binary)
         syms[nsyms].printed = 0;
         nsyms++;
     }
+    if (data_end <= (nsyms > 0 ? syms[nsyms - 1].addr : 0)) data_end = nsyms > 0 ? syms[nsyms - 1].addr + 1 : 0;
     return pclose(p) == 0 && nsyms > 0 ? 0 : -1;
 }
 
@@ -89,14 +98,13 @@ static int load_symbols(const char *binary)
 #define PM_FILE (1ULL << 61)
 
 /* The size in pages of the section holding syms[i]: from the last symbol
- * at a page's start at or before it to the first one after it (or the
- * last symbol's page). */
+ * at a page's start at or before it to the first one after it (or _end). */
 static uint64_t section_pages(size_t i)
 {
     size_t lo = i, hi = i + 1;
     while (lo > 0 && (syms[lo].addr & 4095)) lo--;
     while (hi < nsyms && ((syms[hi].addr & 4095) || syms[hi].addr == syms[lo].addr)) hi++;
-    uint64_t end = hi < nsyms ? syms[hi].addr : (syms[nsyms - 1].addr & ~4095ULL) + 4096;
+    uint64_t end = hi < nsyms ? syms[hi].addr : data_end;
     uint64_t start = syms[lo].addr & ~4095ULL;
     return end > start ? (end - start + 4095) / 4096 : 1;
 }
@@ -110,7 +118,7 @@ static void print_touched(pid_t pid)
         perror("touched-data: pagemap");
         return;
     }
-    uint64_t first = syms[0].addr & ~4095ULL, last = syms[nsyms - 1].addr & ~4095ULL;
+    uint64_t first = syms[0].addr & ~4095ULL, last = (data_end - 1) & ~4095ULL;
     size_t next = 0; /* the first symbol past the pages seen so far */
     for (uint64_t page = first; page <= last; page += 4096) {
         uint64_t entry = 0;
@@ -142,14 +150,18 @@ int main(int argc, char **argv)
         return 2;
     }
     if (child == 0) {
+        prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0);
         ptrace(PTRACE_TRACEME, 0, 0, 0);
         execvp(argv[3], argv + 3);
         perror("touched-data: exec");
         _exit(127);
     }
     int status;
-    /* Stopped at its exec: from here it is the command. */
-    if (waitpid(child, &status, 0) < 0 || !WIFSTOPPED(status)) return 2;
+    /* Stopped at its exec: from here it is the command. (Exited: the exec
+     * failed.) */
+    if (waitpid(child, &status, 0) < 0) return 2;
+    if (WIFEXITED(status)) return WEXITSTATUS(status);
+    if (!WIFSTOPPED(status)) return 2;
     ptrace(PTRACE_SETOPTIONS, child, 0, PTRACE_O_TRACEEXIT | PTRACE_O_EXITKILL);
     ptrace(PTRACE_CONT, child, 0, 0);
     for (;;) {

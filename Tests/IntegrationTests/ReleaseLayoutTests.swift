@@ -82,8 +82,8 @@ struct ReleaseLayoutTests {
     /// entry when it is read through a 2 MB-aligned mapping.
     static func kernelKeepsTwoMegabyteFolios(in dir: String) throws -> Bool {
         let path = dir + "/layout-probe-\(UUID().uuidString)"
-        try writeInTwoMegabyteWrites([UInt8](repeating: 0x5a, count: 2 * twoMB), to: path, mode: 0o600)
         defer { unlink(path) }
+        try writeInTwoMegabyteWrites([UInt8](repeating: 0x5a, count: 2 * twoMB), to: path, mode: 0o600)
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
         defer { close(fd) }
@@ -117,7 +117,9 @@ struct ReleaseLayoutTests {
         }
         let dir = (VM.binary as NSString).deletingLastPathComponent
         guard try Self.kernelKeepsTwoMegabyteFolios(in: dir) else {
-            // Nothing more to check where the kernel maps no file in 2 MB pages.
+            // Nothing more to check where the kernel maps no file in 2 MB
+            // pages; CI's machines do.
+            if VM.isCI { Issue.record("this kernel or file system keeps no 2 MB folios") }
             print("ReleaseLayoutTests: this kernel or file system keeps no 2 MB folios: not checked")
             return
         }
@@ -127,8 +129,8 @@ struct ReleaseLayoutTests {
             return String(cString: p)
         })
         let binary = realDir + "/gocker-layout-\(UUID().uuidString)"
-        try Self.writeInTwoMegabyteWrites(image, to: binary, mode: 0o755)
         defer { unlink(binary) }
+        try Self.writeInTwoMegabyteWrites(image, to: binary, mode: 0o755)
         let box = try Sandbox()
         let bundle = try OCITests().makeBundle(box, args: ["sleep", "1"])
         defer {
