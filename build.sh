@@ -93,32 +93,37 @@ WERROR=(-Xcc -Werror -Xcc -Wall -Xswiftc -warnings-as-errors)
 # the C core) in a section of its own, linked by lld in the order
 # .ci/hot-symbols.txt gives (`./build.sh order` writes it): the code a
 # start runs sits together, and so do the data it writes, so that a start
-# faults in and maps a fraction of the binary's pages. Names the list has and the binary has not are skipped. Concrete
-# generic types' metadata is reached through accessor functions, not
-# mangled names the runtime demangles on first use (a short-lived process
-# pays every first use).
-# Each segment starts on a 2 MB boundary, in the file as in memory, and the
-# binary is written out again in 2 MB writes: the kernel then keeps it in
-# its page cache in 2 MB folios (ext4 and the like, Linux 6.16 and later),
-# and maps a start's code with a handful of 2 MB entries instead of
-# faulting in and mapping each 4 KB page of it (about 900 for a start,
-# each one unmapped again at its exit). Where the page cache holds smaller
-# folios (another file system, or after it dropped them and a start read
-# the binary back in) the kernel maps 4 KB pages, as before.
+# faults in and maps a fraction of the binary's pages. Names the list has
+# and the binary has not are skipped. Concrete generic types' metadata is
+# reached through accessor functions, not mangled names the runtime
+# demangles on first use (a short-lived process pays every first use).
+# Each segment starts on a 2 MB boundary, in the file as in memory, with
+# .rodata read only in the first one (.ci/release.lds), and the binary is
+# written out again in 2 MB writes: the kernel then keeps it in its page
+# cache in 2 MB folios (file systems with large folios: ext4 from Linux
+# 6.16), and maps a start's code and constants with a handful of 2 MB
+# entries instead of faulting in and mapping each 4 KB page of them (about
+# 900 for a start, each one unmapped again at its exit). Where the page
+# cache holds smaller folios (another file system, or after it dropped
+# them and a start read the binary back in) the kernel maps 4 KB pages, as
+# before.
 # (swift build relinks on every run, the binary it finds not being the one
-# it wrote: a change of the link flags or of the list takes effect at once.
-# It does not see a change of the compiler's flags: after one, remove
-# .build/*/release.)
+# it wrote: a change of the link flags, the script or the list takes
+# effect at once. It does not see a change of the compiler's flags: after
+# one, remove .build/*/release.)
 release() {
     swift build -c release "${WERROR[@]}" --static-swift-stdlib -Xswiftc -static-executable \
         -Xswiftc -Xfrontend -Xswiftc -function-sections -Xcc -ffunction-sections -Xcc -fdata-sections -Xswiftc -use-ld=lld \
         -Xswiftc -Xfrontend -Xswiftc -disable-concrete-type-metadata-mangled-name-accessors \
         -Xlinker --symbol-ordering-file="$PWD/.ci/hot-symbols.txt" -Xlinker --no-warn-symbol-ordering \
-        -Xlinker -z -Xlinker max-page-size=0x200000 -Xlinker -z -Xlinker separate-loadable-segments "$@"
+        -Xlinker -z -Xlinker max-page-size=0x200000 -Xlinker -z -Xlinker separate-loadable-segments \
+        -Xlinker -T -Xlinker "$PWD/${LINK_SCRIPT:-.ci/release.lds}" "$@"
     local g
     g=$(readlink -f .build/release/gocker)
-    dd if="$g" of="$g.2m" bs=2M status=none
-    chmod 0755 "$g.2m"
+    if ! { dd if="$g" of="$g.2m" bs=2M status=none && chmod 0755 "$g.2m"; }; then
+        rm -f "$g.2m"
+        return 1
+    fi
     mv -f "$g.2m" "$g"
     ln -sf gocker .build/release/gocker-oci
 }
@@ -165,7 +170,7 @@ order() {
     "$tmp/first-touch" "$g" -- "$g" oci run --bundle "$tmp/bundle" gocker-order >"$tmp/oci"
     "$tmp/first-touch" "$g" -- "$g" oci run --bundle "$tmp/runc-spec" gocker-order >"$tmp/spec"
     "$tmp/first-touch" "$g" -- "$g" run --rm busybox true >"$tmp/run"
-    release -Xlinker -T -Xlinker "$PWD/.ci/page-per-section.lds"
+    LINK_SCRIPT=.ci/page-per-section.lds release
     warm
     "$tmp/touched-data" "$g" -- "$g" oci run --bundle "$tmp/bundle" gocker-order >"$tmp/data-oci"
     "$tmp/touched-data" "$g" -- "$g" oci run --bundle "$tmp/runc-spec" gocker-order >"$tmp/data-spec"
