@@ -35,9 +35,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-struct sym { uint64_t addr; char *name; int printed; };
-static struct sym *syms;
-static size_t nsyms;
+#include "nm-symbols.h"
+
 /* _end: where the data end (the last section's end). */
 static uint64_t data_end;
 
@@ -55,41 +54,13 @@ static int linker_made(const char *name)
     return 0;
 }
 
-/* BINARY's data symbols (nm's b, B, d, D, v, V), in address order. */
-static int load_symbols(const char *binary)
+/* Data symbols (nm's b, B, d, D, v, V) of their own; notes _end.
+ * Thread-local symbols are offsets in a thread's block, not addresses:
+ * they are the small values. */
+static int is_data(char type, const char *name, uint64_t addr)
 {
-    char cmd[4096];
-    snprintf(cmd, sizeof cmd, "nm -n --defined-only '%s'", binary);
-    FILE *p = popen(cmd, "r");
-    if (!p) return -1;
-    size_t cap = 1 << 14;
-    syms = malloc(cap * sizeof *syms);
-    if (!syms) {
-        pclose(p);
-        return -1;
-    }
-    char line[8192];
-    while (fgets(line, sizeof line, p)) {
-        char type, name[8000];
-        unsigned long long addr;
-        if (sscanf(line, "%llx %c %7999s", &addr, &type, name) != 3) continue;
-        if (strcmp(name, "_end") == 0) data_end = addr;
-        /* Thread-local symbols are offsets in a thread's block, not
-         * addresses: they are the small values. */
-        if (!strchr("bBdDvV", type) || linker_made(name) || addr < 0x10000) continue;
-        if (nsyms == cap) {
-            struct sym *bigger = realloc(syms, 2 * cap * sizeof *syms);
-            if (!bigger) break;
-            syms = bigger;
-            cap *= 2;
-        }
-        syms[nsyms].addr = addr;
-        syms[nsyms].name = strdup(name);
-        syms[nsyms].printed = 0;
-        nsyms++;
-    }
-    if (data_end <= (nsyms > 0 ? syms[nsyms - 1].addr : 0)) data_end = nsyms > 0 ? syms[nsyms - 1].addr + 1 : 0;
-    return pclose(p) == 0 && nsyms > 0 ? 0 : -1;
+    if (strcmp(name, "_end") == 0) data_end = addr;
+    return strchr("bBdDvV", type) && !linker_made(name) && addr >= 0x10000;
 }
 
 /* Pagemap: bit 63 present, bit 61 a page of a file (or shared). A page of
@@ -126,9 +97,9 @@ static void print_touched(pid_t pid)
         while (next < nsyms && syms[next].addr < page + 4096) next++;
         if (!(entry & PM_PRESENT) || (entry & PM_FILE) || next == 0) continue;
         struct sym *s = &syms[next - 1];
-        if (!s->printed) {
+        if (!s->mark) {
             printf("%llu %s\n", (unsigned long long)section_pages(next - 1), s->name);
-            s->printed = 1;
+            s->mark = 1;
         }
     }
     close(fd);
@@ -140,10 +111,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: touched-data BINARY -- COMMAND [ARGS...]\n");
         return 2;
     }
-    if (load_symbols(argv[1]) < 0) {
+    if (load_symbols(argv[1], is_data) < 0) {
         fprintf(stderr, "touched-data: no data symbols read from %s\n", argv[1]);
         return 2;
     }
+    if (data_end <= syms[nsyms - 1].addr) data_end = syms[nsyms - 1].addr + 1;
     pid_t child = fork();
     if (child < 0) {
         perror("touched-data: fork");
