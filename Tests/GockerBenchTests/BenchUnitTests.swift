@@ -139,6 +139,28 @@ final class TempDir {
 }
 
 struct BenchReportTests {
+    /// Whether the binary's code is in 2 MB pages, read from smaps: its
+    /// executable mapping's FilePmdMapped, not another file's, nor its data's.
+    @Test func codeIn2MBPagesFromSmaps() {
+        func smaps(code: Int, data: Int, path: String = "/opt/gocker bin/gocker") -> String {
+            """
+            00200000-007ac000 r--p 00000000 fe:00 12                                 \(path)
+            Rss:                4096 kB
+            FilePmdMapped:      \(data) kB
+            00800000-0183f000 r-xp 00400000 fe:00 12                                 \(path)
+            Rss:                8316 kB
+            FilePmdMapped:      \(code) kB
+            VmFlags: rd ex mr mw me
+            7f0000000000-7f0000200000 r-xp 00000000 fe:00 99                         /usr/lib/other.so
+            FilePmdMapped:      2048 kB
+            """
+        }
+        #expect(BenchResult.codeIn2MBPages(smaps: smaps(code: 8192, data: 0), binary: "/opt/gocker bin/gocker") == true)
+        #expect(BenchResult.codeIn2MBPages(smaps: smaps(code: 0, data: 4096), binary: "/opt/gocker bin/gocker") == false)
+        #expect(BenchResult.codeIn2MBPages(smaps: smaps(code: 8192, data: 0), binary: "/usr/bin/gocker") == nil)
+        #expect(BenchResult.codeIn2MBPages(smaps: "", binary: "/opt/gocker bin/gocker") == nil)
+    }
+
     func result() -> BenchResult {
         let ok = BenchStats([10, 11, 12, 30])!
         return BenchResult(
@@ -158,6 +180,12 @@ struct BenchReportTests {
     @Test func theTable() {
         let t = result().table()
         #expect(t.contains("Linux 6.1.0-test, 2 CPUs"))
+        #expect(!t.contains("gocker's code in"), "nothing said where smaps said nothing")
+        var huge = result()
+        huge.machine.codeIn2MBPages = true
+        #expect(huge.table().contains("2026-01-02T03:04:05Z; gocker's code in 2 MB pages\n"))
+        huge.machine.codeIn2MBPages = false
+        #expect(huge.table().contains("; gocker's code in 4 KB pages (./build.sh release writes it for 2 MB ones)\n"))
         let lines = t.split(separator: "\n")
         let header = try! #require(lines.first { $0.hasPrefix("runtime/row") })
         for column in ["n", "p50", "p90", "p99", "min", "max", "total", "starts/s", "ratio"] {

@@ -18,6 +18,10 @@ struct BenchTests {
         let doc = try #require(object as? [String: Any])
         let machine = try #require(doc["machine"] as? [String: Any])
         #expect(machine["kernel"] is String && machine["cpus"] is Int && machine["date"] is String)
+        // Read from its own smaps: the debug build's segments are not laid
+        // out for 2 MB pages (the release build's are: ReleaseLayoutTests).
+        #expect(machine["codeIn2MBPages"] as? Bool == false, "\(machine)")
+        #expect(r.stdout.contains("; gocker's code in 4 KB pages"), "\(r.stdout.prefix(300))")
         #expect(doc["count"] as? Int == 3)
         let samples = try #require(doc["samples"] as? [[String: Any]])
         for s in samples {
