@@ -171,8 +171,9 @@ public struct BenchResult: Codable, Sendable, Equatable {
         public var kernel: String
         public var cpus: Int
         public var date: String
-        /// Whether this gocker's code was mapped in 2 MB pages at the end
-        /// of the run, as the release binary's is while its page cache is
+        /// Whether this gocker's code was mapped in 2 MB pages when the
+        /// report was begun (at the end of a run of starts, at the start of
+        /// `--images`), as the release binary's is while its page cache is
         /// the one `./build.sh release` wrote (2 MB folios); after the
         /// kernel evicted it and read it back in, 4 KB pages (a start about
         /// 6 % slower here). nil where /proc/self/smaps could not say.
