@@ -482,10 +482,13 @@ public final class RegistryClient {
             }
             var query: [String] = []
             if let service = challenge.parameters["service"] { query.append("service=" + HTTPURL.escape(service)) }
-            if let scope = challenge.parameters["scope"] ?? scope { query.append("scope=" + HTTPURL.escape(scope)) }
-            if scope != nil {
-                for other in readable { query.append("scope=" + HTTPURL.escape("repository:\(other):pull")) }
-            }
+            // The challenge's scope is a space-separated list (a push that
+            // mounts asks for two repositories): each one a parameter of its
+            // own, as docker sends them.
+            var scopes = challenge.parameters["scope"].map { $0.split(separator: " ").map(String.init) } ?? scope.map { [$0] } ?? []
+            if scope != nil { scopes += readable.map { "repository:\($0):pull" } }
+            var asked = Set<String>()
+            for one in scopes where asked.insert(one).inserted { query.append("scope=" + HTTPURL.escape(one)) }
             if !query.isEmpty { realm.target += (realm.target.contains("?") ? "&" : "?") + query.joined(separator: "&") }
             let headers = credentials.map { [("Authorization", $0.basic)] } ?? []
             let (response, body, _) = try http.send("GET", realm, headers: headers)

@@ -4,7 +4,8 @@ import Testing
 /// A distribution registry of the test's own (Debian's docker-registry):
 /// listening on a free port of 127.0.0.1 only, its configuration, storage
 /// and log in the sandbox; with TLS (a certificate for 127.0.0.1 from a
-/// private CA) or basic authentication (htpasswd) when asked. Stopped on
+/// private CA), basic authentication (htpasswd) or bearer tokens from a
+/// TokenServer when asked. Stopped on
 /// deinit, so also when a test fails; the sandbox removes its files.
 final class PrivateRegistry {
     let box: Sandbox
@@ -42,11 +43,12 @@ final class PrivateRegistry {
     /// The registry's process id while it runs.
     var pid: pid_t { process?.processIdentifier ?? 0 }
 
-    init(in box: Sandbox, tls: Bool = false, htpasswd: (user: String, password: String)? = nil) throws {
+    init(in box: Sandbox, tls: Bool = false, htpasswd: (user: String, password: String)? = nil,
+         token: TokenServer? = nil) throws {
         let dir = box.dir + "/registry"
         self.box = box
         self.dir = dir
-        credentials = htpasswd
+        credentials = htpasswd ?? token?.credentials
         caFile = tls ? dir + "/ca.pem" : nil
         for sub in ["", "/storage", "/tmp", "/registries.d", "/certs", "/docker", "/config"] {
             try FileManager.default.createDirectory(atPath: dir + sub, withIntermediateDirectories: true)
@@ -67,6 +69,10 @@ final class PrivateRegistry {
             let hash = try Self.bcrypt(htpasswd.password, scratch: dir)
             try "\(htpasswd.user):\(hash)\n".write(toFile: dir + "/htpasswd", atomically: true, encoding: .utf8)
             settings += ["auth:", "  htpasswd:", "    realm: gocker-test", "    path: \"\(dir)/htpasswd\""]
+        }
+        if let token {
+            settings += ["auth:", "  token:", "    realm: \(token.realm)", "    service: \(token.service)",
+                         "    issuer: \(token.issuer)", "    rootcertbundle: \"\(token.certificate)\""]
         }
 
         // A port free a moment ago may be taken before the registry binds

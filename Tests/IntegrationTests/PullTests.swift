@@ -469,6 +469,51 @@ struct PullTests {
         expectRefused(try gocker(box, ["pull", name]), "no basic auth credentials")
     }
 
+    /// A registry that wants bearer tokens from a token server: an
+    /// anonymous token pulls but does not push; `login` goes through the
+    /// token server; with the credentials a push gets a token for both
+    /// repositories it needs (its own, and the one it mounts a layer from).
+    @Test func bearerTokensAnonymousAndWithCredentials() throws {
+        let box = try Sandbox()
+        defer { box.expectNothingLeft() }
+        let tokens = try TokenServer(in: box, user: "tester", password: "t0ken-pw")
+        let registry = try PrivateRegistry(in: box, token: tokens)
+        let name = try pushedBusybox(box, registry)
+        #expect(tokens.requests.contains { $0.user == "tester" && $0.actions["test/busybox"] == ["pull", "push"] },
+                "skopeo's push: \(tokens.requests)")
+
+        var before = tokens.requests.count
+        let pull = try gocker(box, ["pull", "-q", name])
+        #expect(pull.status == 0 && pull.stdout == name + "\n", "\(pull.stderr)")
+        #expect(Array(tokens.requests.dropFirst(before))
+                == [.init(user: "", service: tokens.service, scopes: ["repository:test/busybox:pull"])], "\(tokens.requests)")
+
+        let again = registry.host + "/test/again:1"
+        #expect(try gocker(box, ["tag", name, again]).status == 0)
+        expectRefused(try gocker(box, ["push", again]), "authentication required")
+
+        expectRefused(try gocker(box, ["login", "-u", "tester", "--password-stdin", registry.host], input: "wrong\n"),
+                      "wrong user name or password")
+        #expect(!FileManager.default.fileExists(atPath: box.dir + "/docker/config.json"))
+        before = tokens.requests.count
+        let login = try gocker(box, ["login", "-u", "tester", "--password-stdin", registry.host], input: "t0ken-pw\n")
+        #expect(login.status == 0 && login.stdout == "Login Succeeded\n", "\(login.stderr)")
+        #expect(Array(tokens.requests.dropFirst(before)) == [.init(user: "tester", service: tokens.service, scopes: [])],
+                "\(tokens.requests)")
+
+        before = tokens.requests.count
+        let push = try gocker(box, ["push", again])
+        #expect(push.status == 0 && push.stdout.contains("Mounted from test/busybox"), "\(push.stdout) \(push.stderr)")
+        #expect(tokens.requests.dropFirst(before).contains {
+            $0.user == "tester" && $0.actions == ["test/again": ["pull", "push"], "test/busybox": ["pull"]]
+        }, "\(tokens.requests)")
+        #expect(try registry.manifest("test/again", "1").status == 401, "the registry asks for a token")
+
+        #expect(try gocker(box, ["logout", registry.host]).status == 0)
+        #expect(try gocker(box, ["rmi", again]).status == 0)
+        #expect(try gocker(box, ["rmi", name]).status == 0)
+    }
+
     @Test func tlsIsVerifiedAgainstTheRegistrysOwnCA() throws {
         let box = try Sandbox()
         defer { box.expectNothingLeft() }
