@@ -182,8 +182,8 @@ struct BlobResumeTests {
         return try JSON.decode(OCI.Descriptor.self, from: Array(#"{"digest":"\#(digest)","size":16}"#.utf8), what: "descriptor")
     }
 
-    func fetch(_ script: Script, restarts: inout Int) throws -> String {
-        let client = RegistryClient(registry: "127.0.0.1:\(script.port)", repository: "t/b", credentials: nil, timeout: 5)
+    func fetch(_ script: Script, restarts: inout Int, credentials: Credentials? = nil) throws -> String {
+        let client = RegistryClient(registry: "127.0.0.1:\(script.port)", repository: "t/b", credentials: credentials, timeout: 5)
         var got: [UInt8] = []
         var count = 0
         try client.blob(try descriptor(), restart: { got = []; count += 1 }) { got += $0 }
@@ -203,6 +203,24 @@ struct BlobResumeTests {
         #expect(try fetch(script, restarts: &restarts) == Self.content)
         #expect(restarts == 0)
         #expect(script.requests.last?.contains("\r\nRange: bytes=8-\r\n") == true, "\(script.requests)")
+    }
+
+    /// A blob the registry sends to its storage's URL (as registries on
+    /// S3 do): followed, the registry's credentials kept from the storage.
+    @Test func aRedirectToBlobStorageIsFollowedWithoutTheCredentials() throws {
+        let storage = try Script([["HTTP/1.1 200 OK\r\nContent-Length: 16\r\n\r\n", Self.content]])
+        let script = try Script(Self.ping + [
+            ["HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"r\"\r\nContent-Length: 0\r\n\r\n"],
+            ["HTTP/1.1 307 Temporary Redirect\r\nLocation: http://127.0.0.1:\(storage.port)/store/b?sig=x%2By\r\nContent-Length: 0\r\n\r\n"],
+        ])
+        var restarts = -1
+        let got = try fetch(script, restarts: &restarts, credentials: Credentials(username: "u", password: "p"))
+        #expect(got == Self.content && restarts == 0)
+        let basic = "\r\nAuthorization: Basic " + Data("u:p".utf8).base64EncodedString() + "\r\n"
+        #expect(script.requests.last?.contains(basic) == true, "\(script.requests)")
+        let sent = storage.requests.first ?? ""
+        #expect(sent.hasPrefix("GET /store/b?sig=x%2By HTTP/1.1\r\n") && sent.contains("\r\nHost: 127.0.0.1:\(storage.port)\r\n"), "\(sent)")
+        #expect(!sent.lowercased().contains("authorization"), "\(sent)")
     }
 
     @Test func aRegistryWithoutRangesSendsItAllAgain() throws {
