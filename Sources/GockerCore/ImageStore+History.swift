@@ -17,7 +17,7 @@ extension ImageStore {
         for (i, step) in steps.enumerated() {
             var size: Int64 = 0
             if step.empty_layer != true, layerCount < image.layers.count {
-                size = Self.treeSize(layerPath(image.layers[layerCount]))
+                size = layerSize(image.layers[layerCount])
                 layerCount += 1
             }
             let prefix = Array(image.layers.prefix(layerCount))

@@ -406,7 +406,7 @@ public struct ImageStore: Sendable {
             if let tag { try setTag(tag, to: id) }
             return existing
         }
-        record.size = layers.reduce(Int64(0)) { $0 + Self.treeSize(layerPath($1)) }
+        record.size = layers.reduce(Int64(0)) { $0 + layerSize($1) }
         try performing("record image \(tag?.description ?? String(id.prefix(12)))") { () throws(SystemCallError) in
             try Sys.writeFileAtomic(configPath(id), kept, mode: 0o600)
             do throws(SystemCallError) {
@@ -545,6 +545,13 @@ public struct ImageStore: Sendable {
             }
             return removed.sorted()
         }
+    }
+
+    /// The bytes of a layer's files and symlinks: as counted when it was
+    /// extracted, else by a walk of it.
+    func layerSize(_ id: String) -> Int64 {
+        if let archive = try? layerArchive(id), let counted = archive.contentSize { return counted }
+        return Self.treeSize(layerPath(id))
     }
 
     /// The bytes of the files under `path` (each hard-linked file once),

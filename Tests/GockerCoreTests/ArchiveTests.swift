@@ -487,4 +487,32 @@ struct ImportTests {
         #expect(kept.digest == "sha256:" + id)
         #expect(kept.size == size)
     }
+
+    /// An image's size is counted while its layer is extracted, as a walk
+    /// of the layer counts it (files, symlinks by their length, a hard-linked
+    /// file once); an archive that replaces or removes a member of its own
+    /// is walked instead.
+    @Test(arguments: [
+        ([TarMaker.Entry](), true),
+        ([.init(name: "etc/small", data: "replaced, longer\n")], false),
+        ([.init(name: "etc/.wh.small", data: "")], false),
+        ([.init(name: "etc/.wh.nothing-here", data: "")], true),
+    ])
+    func theSizeCountedWhileExtractingIsTheWalks(more: [TarMaker.Entry], counted: Bool) throws {
+        let tmp = try TempDir()
+        let entries = Self.entries + [.init(name: "etc/hard", type: "link", linkname: "etc/big"),
+                                      .init(name: "lib/abs", type: "symlink", linkname: "/usr/lib/somewhere/else")] + more
+        let tarball = try TarMaker.make(entries, in: tmp.path, name: "in")
+        let store = ImageStore(dataRoot: tmp.path + "/data")
+        var layer = ""
+        try store.storeLayer(from: try FileSource(path: tarball), whiteouts: .overlay) { id throws(GockerError) in layer = id }
+        let walked = ImageStore.treeSize(store.layerPath(layer))
+        #expect(walked == Int64(try shell("find \(store.layerPath(layer)) \\( -type f -o -type l \\) -links 1 -printf '%s\\n' "
+                                          + "| awk '{s+=$1} END {print s+3200004}'").dropLast()))
+        #expect(try store.layerArchive(layer)?.contentSize == (counted ? walked : nil))
+        let image = try store.locked { () throws(GockerError) in
+            try store.add(layers: [layer], config: ImageConfig(), tag: nil)
+        }
+        #expect(image.size == walked)
+    }
 }

@@ -27,11 +27,18 @@ extension ImageStore {
         /// `OCI.layerGzipType`. Absent in the records of layers kept
         /// before plain archives were (all gzip).
         public var mediaType: String?
+        /// The bytes of the layer's files and symlinks as they were
+        /// extracted (what an image's size adds up, as a walk of the layer
+        /// would count them), counted while extracting. Absent where it was
+        /// not: a layer whose archive replaced or removed members of its
+        /// own, or one kept before sizes were.
+        public var contentSize: Int64?
 
-        public init(digest: String, size: Int64, mediaType: String? = nil) {
+        public init(digest: String, size: Int64, mediaType: String? = nil, contentSize: Int64? = nil) {
             self.digest = digest
             self.size = size
             self.mediaType = mediaType
+            self.contentSize = contentSize
         }
 
         /// An uncompressed layer tar.
@@ -122,7 +129,7 @@ extension ImageStore {
             try? Sys.removeAll(archiveTmp)
         }
         let layerID: String
-        let archive: LayerArchive
+        var archive: LayerArchive
         do throws(GockerError) {
             // The tar stream to extract, and how the archive's record is made
             // once the stream's digest is known.
@@ -177,6 +184,7 @@ extension ImageStore {
             try writer.finish()
             layerID = try reader.finish().hex
             archive = record(layerID)
+            archive.contentSize = writer.sizeIsExact ? writer.size : nil
         } catch {
             cleanUp()
             throw error

@@ -48,8 +48,12 @@ public final class LayerWriter {
     private let whiteouts: Whiteouts
     /// Directories' final metadata, by path, applied by `finish()`.
     private var directories: [String: TarEntry] = [:]
-    /// Bytes of regular-file content written (hard links not counted twice).
+    /// Bytes of regular-file content and symlink targets written (hard
+    /// links not counted twice): what a walk of the layer adds up.
     public private(set) var size: Int64 = 0
+    /// Whether `size` is what a walk would count: false once an entry
+    /// replaced or a whiteout removed something this layer wrote.
+    public private(set) var sizeIsExact = true
     /// The directory the last entry went into, kept open: an archive
     /// lists a directory's members together, and the walk from the root
     /// costs an fstatat and an openat per component. Dropped whenever
@@ -194,6 +198,7 @@ public final class LayerWriter {
         var st = stat()
         if fstatat(parent, hidden, &st, AT_SYMLINK_NOFOLLOW) == 0 {
             forgetParent()
+            sizeIsExact = false
             try system(entry.name, "replace") { () throws(SystemCallError) in
                 try Self.removeTree(parent, hidden, isDirectory: st.st_mode & S_IFMT == S_IFDIR)
             }
@@ -260,6 +265,7 @@ public final class LayerWriter {
             // A later member replaces an earlier one, as tar does. (The kept
             // directory, `parent` itself, is let go once this entry is made.)
             forgetParentAfterEntry = true
+            sizeIsExact = false
             try system(entry.name, "replace") { () throws(SystemCallError) in
                 try Self.removeTree(parent, name, isDirectory: st.st_mode & S_IFMT == S_IFDIR)
             }
@@ -279,6 +285,7 @@ public final class LayerWriter {
                 try Sys.check("symlink", path: entry.name) { symlinkat(entry.linkName, parent, name) }
                 try finishNode(entry, named: name, in: parent, chmod: false)
             }
+            size += Int64(entry.linkName.utf8.count)
         case .hardLink:
             let target = try Self.components(of: entry.linkName, entry: entry.name)
             let targetParent = try openDirectory(Array(target.dropLast()), entry: entry.name, create: false)
