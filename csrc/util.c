@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <sys/syscall.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
@@ -261,6 +262,12 @@ int gk_connect_unix(const char *path)
 int gk_reserve(int fd, long long len)
 {
     return fallocate(fd, FALLOC_FL_KEEP_SIZE, 0, (off_t)len);
+}
+
+void *gk_grow_mapping(void *addr, size_t old_size, size_t new_size)
+{
+    void *p = mremap(addr, old_size, new_size, MREMAP_MAYMOVE);
+    return p == MAP_FAILED ? NULL : p;
 }
 
 void gk_attr_spread(pthread_attr_t *attr)

@@ -169,6 +169,23 @@ struct TarReaderTests {
             #expect(out == content)
         }
 
+        // A larger one after it: the memory the first was inflated into is
+        // grown for it (unless a test beside this one took it first), and the
+        // content is whole.
+        let large = try TarMaker.make(Self.entries + [.init(name: "more", data: String(repeating: "m", count: 3 << 20))],
+                                      in: tmp.path, name: "large.tar", compression: "gz")
+        let largePlain = try TarMaker.make(Self.entries + [.init(name: "more", data: String(repeating: "m", count: 3 << 20))],
+                                           in: tmp.path, name: "largePlain.tar")
+        do {
+            let grown = try FileSource(path: large).decompressed()
+            #expect(grown is InflatedSource)
+            var out: [UInt8] = []
+            let chunk = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 16, alignment: 8)
+            defer { chunk.deallocate() }
+            while case let n = try grown.read(into: chunk), n > 0 { out += chunk[0..<n] }
+            #expect(out == (try Sys.readFile(largePlain)))
+        }
+
         // Two members (gzip a; gzip b; cat): zlib's stream reads both.
         let twice = tmp.path + "/two.gz"
         try Sys.writeFileAtomic(twice, try Sys.readFile(gz) + Sys.readFile(gz))

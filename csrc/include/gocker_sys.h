@@ -19,6 +19,12 @@ static inline ssize_t gk_getrandom(void *buf, size_t len) {
  * size (fallocate with FALLOC_FL_KEEP_SIZE): 0 or -1 with errno set. */
 int gk_reserve(int fd, long long len);
 
+/* Grows a private anonymous mapping of `old_size` bytes at `addr` to
+ * `new_size`, moving it where it must (mremap with MREMAP_MAYMOVE, which
+ * Swift cannot call: it is variadic): the pages written so far keep
+ * their content. Its new address, or NULL with errno set. */
+void *gk_grow_mapping(void *addr, size_t old_size, size_t new_size);
+
 /* Gives a thread about to be made with `attr` every CPU the calling thread
  * may run on but the one it runs on now, where that leaves any: work
  * handed to it then runs beside the caller's, where a scheduler that packs

@@ -1,3 +1,4 @@
+import CGockerCore
 import CDeflate
 import CLzma
 import CZlib
@@ -209,32 +210,38 @@ final class InflatedSource: ByteSource {
         if freed > 0 { budget.add(freed, ordering: .relaxed) }
     }
 
-    /// Memory for `length` bytes: a pooled mapping large enough, else a
-    /// new one (in huge pages where the system gives them) within the
-    /// budget, else nil.
+    /// Memory for `length` bytes: a pooled mapping large enough, else the
+    /// largest pooled one grown (its pages written once stay: only the
+    /// rest is new), else a new one (in huge pages where the system gives
+    /// them); within the budget, else nil.
     private static func take(_ length: Int) -> Mapping? {
-        if let pooled = pool.withLock({ free -> Mapping? in
-            guard let i = free.indices.filter({ free[$0].count >= length }).min(by: { free[$0].count < free[$1].count })
-            else { return nil }
-            return free.remove(at: i)
-        }) {
-            return pooled
-        }
         let mapped = max(2 << 20, (length + (2 << 20) - 1) / (2 << 20) * (2 << 20))
-        guard mapped <= capacity else { return nil }
-        var left = budget.load(ordering: .relaxed)
-        while true {
-            if left < mapped {
-                // What the pool holds goes, for room.
-                let empty = pool.withLock { $0.isEmpty }
-                guard !empty else { return nil }
-                drainPool()
-                left = budget.load(ordering: .relaxed)
-                continue
+        let pooled = pool.withLock { free -> Mapping? in
+            if let i = free.indices.filter({ free[$0].count >= length }).min(by: { free[$0].count < free[$1].count }) {
+                return free.remove(at: i)
             }
-            let (taken, now) = budget.compareExchange(expected: left, desired: left - mapped, ordering: .relaxed)
-            if taken { break }
-            left = now
+            guard let i = free.indices.max(by: { free[$0].count < free[$1].count }) else { return nil }
+            return free.remove(at: i)
+        }
+        if let pooled, pooled.count >= length { return pooled }
+        guard mapped <= capacity else {
+            if let pooled { give(pooled) }
+            return nil
+        }
+        // What is new: all of it, or what the pooled mapping grows by.
+        let needed = mapped - (pooled?.count ?? 0)
+        guard reserve(needed) else {
+            if let pooled { give(pooled) }
+            return nil
+        }
+        if let pooled {
+            guard let base = gk_grow_mapping(pooled.baseAddress, pooled.count, mapped) else {
+                budget.add(needed, ordering: .relaxed)
+                give(pooled)
+                return nil
+            }
+            madvise(base, mapped, MADV_HUGEPAGE)
+            return Mapping(start: base, count: mapped)
         }
         guard let base = mmap(nil, mapped, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0),
               base != MAP_FAILED else {
@@ -243,6 +250,25 @@ final class InflatedSource: ByteSource {
         }
         madvise(base, mapped, MADV_HUGEPAGE)
         return Mapping(start: base, count: mapped)
+    }
+
+    /// Takes `bytes` of the budget, unmapping what the pool holds for room
+    /// where that is needed; false if there is not that much.
+    private static func reserve(_ bytes: Int) -> Bool {
+        var left = budget.load(ordering: .relaxed)
+        while true {
+            if left < bytes {
+                // What the pool holds goes, for room.
+                let empty = pool.withLock { $0.isEmpty }
+                guard !empty else { return false }
+                drainPool()
+                left = budget.load(ordering: .relaxed)
+                continue
+            }
+            let (taken, now) = budget.compareExchange(expected: left, desired: left - bytes, ordering: .relaxed)
+            if taken { return true }
+            left = now
+        }
     }
 
     private static func give(_ memory: Mapping) {
