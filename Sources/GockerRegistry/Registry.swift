@@ -485,7 +485,8 @@ public final class RegistryClient {
             // The challenge's scope is a space-separated list (a push that
             // mounts asks for two repositories): each one a parameter of its
             // own, as docker sends them.
-            var scopes = challenge.parameters["scope"].map { $0.split(separator: " ").map(String.init) } ?? scope.map { [$0] } ?? []
+            let challenged = (challenge.parameters["scope"] ?? "").split(separator: " ").map(String.init)
+            var scopes = challenged.isEmpty ? scope.map { [$0] } ?? [] : challenged
             if scope != nil { scopes += readable.map { "repository:\($0):pull" } }
             var asked = Set<String>()
             for one in scopes where asked.insert(one).inserted { query.append("scope=" + HTTPURL.escape(one)) }

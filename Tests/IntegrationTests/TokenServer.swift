@@ -52,7 +52,11 @@ final class TokenServer {
         Thread {
             while true {
                 let c = accept(fd, nil, nil)
-                if c < 0 { break }
+                if c < 0 {
+                    // Shut down (EINVAL) ends it; a caller gone early does not.
+                    if errno == EINTR || errno == ECONNABORTED { continue }
+                    break
+                }
                 issuing.serve(c)
                 close(c)
             }

@@ -184,6 +184,8 @@ extension ImageStore {
             try writer.finish()
             layerID = try reader.finish().hex
             archive = record(layerID)
+            // What this extraction wrote; kept only with the layer it made
+            // (below), not for one already here.
             archive.contentSize = writer.sizeIsExact ? writer.size : nil
         } catch {
             cleanUp()
@@ -194,6 +196,7 @@ extension ImageStore {
             let isNew = !Sys.exists(final)
             // A layer kept before, with an archive of either kind, keeps it.
             let archiveIsNew = (try? layerArchive(layerID)) == nil
+            if !isNew { archive.contentSize = nil }
             do throws(GockerError) {
                 try performing("store layer \(layerID)") { () throws(SystemCallError) in
                     if isNew {
