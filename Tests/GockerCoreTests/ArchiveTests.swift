@@ -159,14 +159,19 @@ struct TarReaderTests {
         let gz = try TarMaker.make(Self.entries, in: tmp.path, name: "one.tar", compression: "gz")
         let plain = try TarMaker.make(Self.entries, in: tmp.path, name: "plain.tar")
         let content = try Sys.readFile(plain)
+        /// All of a source, read in pieces of `piece` bytes.
+        func drain(_ source: any ByteSource, piece: Int = 1 << 16) throws -> [UInt8] {
+            var out: [UInt8] = []
+            let chunk = UnsafeMutableRawBufferPointer.allocate(byteCount: piece, alignment: 8)
+            defer { chunk.deallocate() }
+            while case let n = try source.read(into: chunk), n > 0 { out += chunk[0..<n] }
+            return out
+        }
         do {
+            // Released at the end of the block: its memory goes back to the pool.
             let whole = try FileSource(path: gz).decompressed()
             #expect(whole is InflatedSource)
-            var out: [UInt8] = []
-            let chunk = UnsafeMutableRawBufferPointer.allocate(byteCount: 1000, alignment: 8)
-            defer { chunk.deallocate() }
-            while case let n = try whole.read(into: chunk), n > 0 { out += chunk[0..<n] }
-            #expect(out == content)
+            #expect(try drain(whole, piece: 1000) == content)
         }
 
         // A larger one after it: the memory the first was inflated into is
@@ -179,11 +184,7 @@ struct TarReaderTests {
         do {
             let grown = try FileSource(path: large).decompressed()
             #expect(grown is InflatedSource)
-            var out: [UInt8] = []
-            let chunk = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 16, alignment: 8)
-            defer { chunk.deallocate() }
-            while case let n = try grown.read(into: chunk), n > 0 { out += chunk[0..<n] }
-            #expect(out == (try Sys.readFile(largePlain)))
+            #expect(try drain(grown) == (try Sys.readFile(largePlain)))
         }
 
         // Two members (gzip a; gzip b; cat): zlib's stream reads both.
@@ -191,11 +192,7 @@ struct TarReaderTests {
         try Sys.writeFileAtomic(twice, try Sys.readFile(gz) + Sys.readFile(gz))
         let two = try FileSource(path: twice).decompressed()
         #expect(two is GzipSource)
-        var both: [UInt8] = []
-        let chunk = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 16, alignment: 8)
-        defer { chunk.deallocate() }
-        while case let n = try two.read(into: chunk), n > 0 { both += chunk[0..<n] }
-        #expect(both == content + content)
+        #expect(try drain(two) == content + content)
 
         // A damaged one: zlib's stream, and its error.
         var bad = try Sys.readFile(gz)
@@ -204,7 +201,7 @@ struct TarReaderTests {
         try Sys.writeFileAtomic(broken, bad)
         let damaged = try FileSource(path: broken).decompressed()
         #expect(damaged is GzipSource)
-        #expect(throws: GockerError.self) { while try damaged.read(into: chunk) > 0 {} }
+        #expect(throws: GockerError.self) { _ = try drain(damaged) }
     }
 
     @Test func digestIsTheSHA256OfTheUncompressedStream() throws {
