@@ -292,6 +292,25 @@ func sh(_ script: String) throws -> Int32 {
 /// Runs `executable` with `args` to its end, stdin from /dev/null, stdout
 /// and stderr together through a file in `scratch` (no pipe to fill up):
 /// its status and output.
+/// A TCP socket listening on a free port of 127.0.0.1: it and the port.
+func listenOnLoopback() throws -> (Int32, UInt16) {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
+    var addr = sockaddr_in()
+    addr.sin_family = sa_family_t(AF_INET)
+    addr.sin_addr.s_addr = UInt32(0x7f00_0001).bigEndian
+    var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let bound = withUnsafeMutablePointer(to: &addr) { p in
+        p.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) == 0 && getsockname(fd, $0, &len) == 0 }
+    }
+    guard bound, listen(fd, 16) == 0 else {
+        let e = errno
+        close(fd)
+        throw POSIXError(POSIXErrorCode(rawValue: e) ?? .EIO)
+    }
+    return (fd, UInt16(bigEndian: addr.sin_port))
+}
+
 func runTool(_ executable: String, _ args: [String], environment: [String: String]? = nil,
              scratch: String) throws -> (status: Int32, output: String) {
     let p = Process()

@@ -5,8 +5,8 @@ import Testing
 /// listening on a free port of 127.0.0.1 only, its configuration, storage
 /// and log in the sandbox; with TLS (a certificate for 127.0.0.1 from a
 /// private CA), basic authentication (htpasswd) or bearer tokens from a
-/// TokenServer when asked. Stopped on
-/// deinit, so also when a test fails; the sandbox removes its files.
+/// TokenServer when asked. Stopped on deinit, so also when a test fails;
+/// the sandbox removes its files.
 final class PrivateRegistry {
     let box: Sandbox
     let dir: String

@@ -534,18 +534,8 @@ struct PullTests {
         let box = try Sandbox()
         defer { box.expectNothingLeft() }
         for reply in ["", "hello there\r\n\r\n"] {
-            let server = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-            try #require(server >= 0)
+            let (server, port) = try listenOnLoopback()
             defer { close(server) }
-            var addr = sockaddr_in()
-            addr.sin_family = sa_family_t(AF_INET)
-            addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-            var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-            try #require(withUnsafeMutablePointer(to: &addr) { p in
-                p.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(server, $0, len) == 0 && getsockname(server, $0, &len) == 0 }
-            })
-            try #require(listen(server, 8) == 0)
-            let port = UInt16(bigEndian: addr.sin_port)
             // Each connection gets `reply` and is held open until the end.
             let done = DispatchSemaphore(value: 0)
             let thread = Thread {

@@ -12,7 +12,7 @@ import Testing
 /// on deinit, so also when a test fails.
 final class TokenServer {
     let issuing: TokenIssuer
-    private(set) var port: UInt16 = 0
+    let port: UInt16
     private let listener: Int32
     private let finished = DispatchSemaphore(value: 0)
 
@@ -32,20 +32,7 @@ final class TokenServer {
         guard made.status == 0 else { throw PrivateRegistry.RegistryError("openssl req for the token signer: \(made.output)") }
         issuing = TokenIssuer(dir: dir, credentials: (user, password))
 
-        listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard listener >= 0 else { throw POSIXError(.EIO) }
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_addr.s_addr = UInt32(0x7f00_0001).bigEndian
-        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &addr) { p in
-            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, len) == 0 && getsockname(listener, $0, &len) == 0 }
-        }
-        guard bound, listen(listener, 16) == 0 else {
-            close(listener)
-            throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO)
-        }
-        port = UInt16(bigEndian: addr.sin_port)
+        (listener, port) = try listenOnLoopback()
         // The thread holds what it uses, not the server: the server's
         // deinit ends it (accept fails once the socket is shut down).
         let (fd, issuing, done) = (listener, issuing, finished)

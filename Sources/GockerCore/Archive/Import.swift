@@ -130,6 +130,8 @@ extension ImageStore {
         }
         let layerID: String
         var archive: LayerArchive
+        /// The content's size as the writer counted it, where it could.
+        let counted: Int64?
         do throws(GockerError) {
             // The tar stream to extract, and how the archive's record is made
             // once the stream's digest is known.
@@ -184,9 +186,7 @@ extension ImageStore {
             try writer.finish()
             layerID = try reader.finish().hex
             archive = record(layerID)
-            // What this extraction wrote; kept only with the layer it made
-            // (below), not for one already here.
-            archive.contentSize = writer.sizeIsExact ? writer.size : nil
+            counted = writer.sizeIsExact ? writer.size : nil
         } catch {
             cleanUp()
             throw error
@@ -196,7 +196,8 @@ extension ImageStore {
             let isNew = !Sys.exists(final)
             // A layer kept before, with an archive of either kind, keeps it.
             let archiveIsNew = (try? layerArchive(layerID)) == nil
-            if !isNew { archive.contentSize = nil }
+            // What this extraction counted describes only a layer it made.
+            archive.contentSize = isNew ? counted : nil
             do throws(GockerError) {
                 try performing("store layer \(layerID)") { () throws(SystemCallError) in
                     if isNew {
